@@ -1,1 +1,23 @@
+//! Where cluster state lives. For now the `dir:` store: topologies as files under
+//! `<store>/topologies/NAME.toml`, watched by polling so that every member
+//! sharing the directory converges without a restart.
 #![forbid(unsafe_code)]
+
+mod dir;
+
+pub use dir::{DirStore, TopologyEvent, TopologyWatcher};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store {location}: {action} failed: {source}")]
+    Io {
+        location: String,
+        action: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid topology name {name:?}: {reason}")]
+    BadName { name: String, reason: String },
+    #[error("topology {0} does not exist")]
+    NotFound(String),
+}

@@ -1,1 +1,161 @@
+//! Portcullis configuration: the member's `portcullis.toml` and topology files.
+//!
+//! Text goes through three stages: raw serde types (`raw`, exactly the file, with
+//! unknown keys refused), validation (`validate`, every problem collected with its
+//! key path and line), and model types (`model`, what the rest of the system uses).
 #![forbid(unsafe_code)]
+
+mod error;
+mod locate;
+pub mod model;
+mod raw;
+mod validate;
+
+use std::path::Path;
+use std::time::Duration;
+
+pub use error::{ConfigError, ConfigErrors};
+pub use model::*;
+
+use crate::error::line_col;
+use crate::validate::Validator;
+
+/// Parses a member config. Relative paths resolve against `file`'s directory.
+pub fn parse_node_config(src: &str, file: &Path) -> Result<NodeConfig, ConfigErrors> {
+    let label = file.display().to_string();
+    let raw: raw::FileNodeConfig = deserialize(src, &label)?;
+    let base_dir = file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut validator = Validator::new(src, &label);
+    let config = validate::node_config(&mut validator, raw, base_dir);
+    match config {
+        Some(config) => validator.finish(config),
+        None => validator.finish(()).and_then(|()| {
+            // Validation reported nothing yet a value is missing: name the file.
+            Err(ConfigErrors(vec![ConfigError {
+                file: label.clone(),
+                path: String::new(),
+                line: None,
+                column: None,
+                message: "configuration is incomplete".to_string(),
+            }]))
+        }),
+    }
+}
+
+/// Reads and parses a member config file.
+pub fn load_node_config(path: &Path) -> Result<NodeConfig, ConfigErrors> {
+    let src = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            file: path.display().to_string(),
+            path: String::new(),
+            line: None,
+            column: None,
+            message: format!("cannot read the file: {e}"),
+        }])
+    })?;
+    parse_node_config(&src, path)
+}
+
+/// Parses and validates topology `name`; `file_label` names it in messages.
+pub fn parse_topology(name: &str, file_label: &str, src: &str) -> Result<Topology, ConfigErrors> {
+    if let Err(reason) = validate_topology_name(name) {
+        return Err(ConfigErrors(vec![ConfigError {
+            file: file_label.to_string(),
+            path: String::new(),
+            line: None,
+            column: None,
+            message: format!("invalid topology name {name:?}: {reason}"),
+        }]));
+    }
+    let raw: raw::FileTopology = deserialize(src, file_label)?;
+    let mut validator = Validator::new(src, file_label);
+    let topology = validate::topology(&mut validator, name, raw);
+    validator.finish(topology)
+}
+
+/// Topology names become URL segments and file names.
+pub fn validate_topology_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 64 {
+        return Err("expected 1 to 64 characters".to_string());
+    }
+    if name.starts_with('.') {
+        return Err("must not start with '.'".to_string());
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    {
+        return Err("expected letters, digits, '.', '_' or '-'".to_string());
+    }
+    Ok(())
+}
+
+/// Parses "250ms", "2s", "5m", "1h" (also "us" and "d"): a whole number and a unit.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let expected =
+        || format!("expected a duration such as \"250ms\", \"2s\" or \"5m\", found {text:?}");
+    let digits = text.bytes().take_while(u8::is_ascii_digit).count();
+    if digits == 0 {
+        return Err(expected());
+    }
+    let value: u64 = text[..digits].parse().map_err(|_| expected())?;
+    let unit_nanos: u64 = match &text[digits..] {
+        "us" => 1_000,
+        "ms" => 1_000_000,
+        "s" => 1_000_000_000,
+        "m" => 60_000_000_000,
+        "h" => 3_600_000_000_000,
+        "d" => 86_400_000_000_000,
+        _ => return Err(expected()),
+    };
+    value
+        .checked_mul(unit_nanos)
+        .map(Duration::from_nanos)
+        .ok_or_else(expected)
+}
+
+/// Deserializes with the key path of any error, and its line from the span.
+fn deserialize<T: serde::de::DeserializeOwned>(src: &str, file: &str) -> Result<T, ConfigErrors> {
+    let to_error = |path: String, err: &toml::de::Error| {
+        let position = err.span().map(|span| line_col(src, span.start));
+        let message = err.message().to_string();
+        // For an unknown key serde names the table; add the key itself.
+        let path = match message
+            .strip_prefix("unknown field `")
+            .and_then(|rest| rest.split('`').next())
+        {
+            Some(key) if path.is_empty() || path == "." => key.to_string(),
+            Some(key) if !path.ends_with(key) => format!("{path}.{key}"),
+            _ => path,
+        };
+        ConfigErrors(vec![ConfigError {
+            file: file.to_string(),
+            path,
+            line: position.map(|p| p.0),
+            column: position.map(|p| p.1),
+            message: explain(&message),
+        }])
+    };
+    let deserializer =
+        toml::de::Deserializer::parse(src).map_err(|e| to_error(String::new(), &e))?;
+    serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        let path = e.path().to_string();
+        to_error(if path == "." { String::new() } else { path }, e.inner())
+    })
+}
+
+/// serde's messages are close to what an operator needs; make "unknown field"
+/// read as a config error rather than a Rust one.
+fn explain(message: &str) -> String {
+    let message = message.trim();
+    match message.strip_prefix("unknown field") {
+        Some(rest) => format!("unknown key{rest}"),
+        None => message.replace("missing field", "missing key"),
+    }
+}
+
+#[cfg(test)]
+mod tests;

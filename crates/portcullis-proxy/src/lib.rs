@@ -1,1 +1,15 @@
+//! The Portcullis data plane: listeners, routing, forwarding with failover, and
+//! the bodies and errors they share. It knows nothing of stores or admin APIs;
+//! the binary feeds it typed config changes.
 #![forbid(unsafe_code)]
+
+pub mod body;
+pub mod client;
+pub mod error;
+pub mod http;
+pub mod listener;
+pub mod routing;
+
+pub use error::ProxyError;
+pub use listener::{serve, ListenerOptions};
+pub use routing::{backend_id, ConfigChange, Gateway};

@@ -1,1 +1,10 @@
+//! The `portcullis` binary's library: member wiring, CLI commands and the demo.
+//! The binary in main.rs is a thin layer over it, and end-to-end tests use it.
 #![forbid(unsafe_code)]
+
+pub mod app;
+pub mod cert;
+pub mod check;
+pub mod demo;
+pub mod demo_backend;
+pub mod signals;

@@ -1,1 +1,143 @@
-fn main() {}
+//! The `portcullis` command.
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(name = "portcullis", version, about = "A highly available API gateway")]
+struct Cli {
+    /// Log filter, e.g. "info" or "portcullis=debug" (RUST_LOG also works).
+    #[arg(long, global = true)]
+    log_level: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a gateway member.
+    Serve {
+        #[arg(short, long, default_value = "portcullis.toml")]
+        config: PathBuf,
+    },
+    /// Validate a member config and topology files; exits non-zero on any error.
+    Check {
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+        topologies: Vec<PathBuf>,
+    },
+    /// Run a local gateway with three demo backends on loopback.
+    Demo,
+    /// Certificate helpers.
+    Cert {
+        #[command(subcommand)]
+        command: CertCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum CertCommand {
+    /// Write a CA and a server certificate and key (PEM) for the given hosts.
+    Create {
+        #[arg(long = "host", required = true)]
+        hosts: Vec<String>,
+        #[arg(long, default_value = "tls")]
+        out: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_level.as_deref());
+    // One crypto provider for the whole process: ring, never aws-lc.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    match run(cli.command) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(level: Option<&str>) {
+    let filter = match level {
+        Some(level) => EnvFilter::try_new(level),
+        None => EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new("info")),
+    }
+    .unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Serve { config } => {
+            let config = portcullis_config::load_node_config(&config)
+                .map_err(|errors| anyhow::anyhow!("invalid configuration:\n{errors}"))?;
+            runtime()?.block_on(serve(config))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check { config, topologies } => {
+            let report = portcullis::check::run_check(config.as_deref(), &topologies);
+            for file in &report.checked {
+                println!("ok: {file}");
+            }
+            for error in &report.errors {
+                eprintln!("{error}");
+            }
+            Ok(if report.errors.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Demo => {
+            let runtime = runtime()?;
+            let result = runtime.block_on(portcullis::demo::run());
+            // The stdin reader sits in a blocking thread that only a new line
+            // would wake; do not let it hold the exit.
+            runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+            result?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Cert {
+            command: CertCommand::Create { hosts, out },
+        } => {
+            let created = portcullis::cert::create_certs(&hosts, &out)?;
+            println!("CA certificate:     {}", created.ca_cert.display());
+            println!("CA key:             {}", created.ca_key.display());
+            println!("server certificate: {}", created.server_cert.display());
+            println!("server key:         {}", created.server_key.display());
+            println!(
+                "use it with: [gateway] tls = {{ cert = \"{}\", key = \"{}\" }}",
+                created.server_cert.display(),
+                created.server_key.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn serve(config: portcullis_config::NodeConfig) -> anyhow::Result<()> {
+    let member = portcullis::app::Member::start(config).await?;
+    portcullis::signals::wait_for_shutdown().await;
+    tracing::info!("shutting down");
+    member.stop().await;
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,274 @@
+//! The `dir:` store.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+
+use crate::StoreError;
+
+/// A store kept in a directory, shared by members on one machine or on a
+/// shared file system.
+#[derive(Debug, Clone)]
+pub struct DirStore {
+    root: PathBuf,
+}
+
+impl DirStore {
+    pub fn new(root: impl Into<PathBuf>) -> DirStore {
+        DirStore { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn topologies_dir(&self) -> PathBuf {
+        self.root.join("topologies")
+    }
+
+    fn io(&self, action: impl Into<String>, source: std::io::Error) -> StoreError {
+        StoreError::Io {
+            location: self.root.display().to_string(),
+            action: action.into(),
+            source,
+        }
+    }
+
+    /// Creates the store layout when it is missing.
+    pub fn ensure_layout(&self) -> Result<(), StoreError> {
+        std::fs::create_dir_all(self.topologies_dir()).map_err(|e| self.io("create topologies/", e))
+    }
+
+    fn topology_path(&self, name: &str) -> Result<PathBuf, StoreError> {
+        portcullis_config::validate_topology_name(name).map_err(|reason| StoreError::BadName {
+            name: name.to_string(),
+            reason,
+        })?;
+        Ok(self.topologies_dir().join(format!("{name}.toml")))
+    }
+
+    /// Every topology file as (name -> text). A missing directory is an empty
+    /// store; an unreadable one is an error, so callers never mistake an outage
+    /// for "everything was deleted".
+    pub fn list_topologies(&self) -> Result<BTreeMap<String, String>, StoreError> {
+        let dir = self.topologies_dir();
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && self.root.is_dir() => {
+                return Ok(BTreeMap::new())
+            }
+            Err(e) => return Err(self.io("list topologies", e)),
+        };
+        let mut out = BTreeMap::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| self.io("list topologies", e))?;
+            let path = entry.path();
+            let Some(name) = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(".toml"))
+            else {
+                continue;
+            };
+            if portcullis_config::validate_topology_name(name).is_err() {
+                continue;
+            }
+            match std::fs::read_to_string(&path) {
+                Ok(text) => {
+                    out.insert(name.to_string(), text);
+                }
+                // Removed between listing and reading: it is simply gone.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(self.io(format!("read {}", path.display()), e)),
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn get_topology(&self, name: &str) -> Result<String, StoreError> {
+        let path = self.topology_path(name)?;
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Ok(text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(StoreError::NotFound(name.to_string()))
+            }
+            Err(e) => Err(self.io(format!("read {}", path.display()), e)),
+        }
+    }
+
+    /// Writes atomically (temp file + rename) so a watcher never reads half a file.
+    pub fn put_topology(&self, name: &str, text: &str) -> Result<(), StoreError> {
+        let path = self.topology_path(name)?;
+        self.ensure_layout()?;
+        let tmp = self
+            .topologies_dir()
+            .join(format!(".{name}.toml.{}.tmp", std::process::id()));
+        std::fs::write(&tmp, text).map_err(|e| self.io(format!("write {}", tmp.display()), e))?;
+        std::fs::rename(&tmp, &path)
+            .map_err(|e| self.io(format!("rename to {}", path.display()), e))
+    }
+
+    pub fn delete_topology(&self, name: &str) -> Result<(), StoreError> {
+        let path = self.topology_path(name)?;
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(StoreError::NotFound(name.to_string()))
+            }
+            Err(e) => Err(self.io(format!("delete {}", path.display()), e)),
+        }
+    }
+
+    /// Starts a task that reports topology changes. The first events describe
+    /// every topology present at start.
+    pub fn watch_topologies(&self, poll: Duration) -> TopologyWatcher {
+        let (tx, rx) = mpsc::channel(64);
+        let store = self.clone();
+        let task = tokio::spawn(async move { store.poll_loop(poll, tx).await });
+        TopologyWatcher { events: rx, task }
+    }
+
+    async fn poll_loop(self, poll: Duration, tx: mpsc::Sender<TopologyEvent>) {
+        let mut known: BTreeMap<String, [u8; 32]> = BTreeMap::new();
+        let mut failing = false;
+        loop {
+            let store = self.clone();
+            let listed = tokio::task::spawn_blocking(move || store.list_topologies()).await;
+            match listed {
+                Ok(Ok(current)) => {
+                    if failing {
+                        tracing::info!(store = %self.root.display(), "store readable again");
+                        failing = false;
+                    }
+                    for (name, text) in &current {
+                        let digest: [u8; 32] = Sha256::digest(text.as_bytes()).into();
+                        if known.get(name) != Some(&digest) {
+                            known.insert(name.clone(), digest);
+                            let event = TopologyEvent::Changed {
+                                name: name.clone(),
+                                text: text.clone(),
+                            };
+                            if tx.send(event).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    let removed: Vec<String> = known
+                        .keys()
+                        .filter(|name| !current.contains_key(*name))
+                        .cloned()
+                        .collect();
+                    for name in removed {
+                        known.remove(&name);
+                        if tx.send(TopologyEvent::Removed { name }).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                Ok(Err(err)) => {
+                    // Keep serving what we have: an unreadable store is an outage,
+                    // not a deletion.
+                    if !failing {
+                        tracing::error!(error = %err, "store unreadable; keeping the last good config");
+                        failing = true;
+                    }
+                }
+                Err(join) => tracing::error!(error = %join, "store poll task failed"),
+            }
+            tokio::time::sleep(poll).await;
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TopologyEvent {
+    Changed { name: String, text: String },
+    Removed { name: String },
+}
+
+pub struct TopologyWatcher {
+    pub events: mpsc::Receiver<TopologyEvent>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TopologyWatcher {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn next(w: &mut TopologyWatcher) -> TopologyEvent {
+        tokio::time::timeout(Duration::from_secs(5), w.events.recv())
+            .await
+            .expect("event in time")
+            .expect("watcher alive")
+    }
+
+    #[tokio::test]
+    async fn put_get_list_delete_and_watch() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DirStore::new(dir.path());
+        store.put_topology("sales", "a = 1").unwrap();
+        assert_eq!(store.get_topology("sales").unwrap(), "a = 1");
+        let mut watcher = store.watch_topologies(Duration::from_millis(20));
+        assert_eq!(
+            next(&mut watcher).await,
+            TopologyEvent::Changed {
+                name: "sales".into(),
+                text: "a = 1".into()
+            }
+        );
+        store.put_topology("sales", "a = 2").unwrap();
+        assert!(
+            matches!(next(&mut watcher).await, TopologyEvent::Changed { text, .. } if text == "a = 2")
+        );
+        store.delete_topology("sales").unwrap();
+        assert_eq!(
+            next(&mut watcher).await,
+            TopologyEvent::Removed {
+                name: "sales".into()
+            }
+        );
+        assert!(matches!(
+            store.get_topology("sales"),
+            Err(StoreError::NotFound(_))
+        ));
+        assert!(store.list_topologies().unwrap().is_empty());
+    }
+
+    #[test]
+    fn names_that_escape_the_directory_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DirStore::new(dir.path());
+        assert!(matches!(
+            store.put_topology("../x", "a"),
+            Err(StoreError::BadName { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_store_removes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("store");
+        let store = DirStore::new(&root);
+        store.put_topology("t", "x").unwrap();
+        let mut watcher = store.watch_topologies(Duration::from_millis(20));
+        assert!(matches!(
+            next(&mut watcher).await,
+            TopologyEvent::Changed { .. }
+        ));
+        std::fs::rename(&root, dir.path().join("moved")).unwrap();
+        let quiet = tokio::time::timeout(Duration::from_millis(300), watcher.events.recv()).await;
+        assert!(
+            quiet.is_err(),
+            "no event while the store is gone: {quiet:?}"
+        );
+    }
+}

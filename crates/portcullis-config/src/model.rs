@@ -1,0 +1,230 @@
+//! Validated configuration: what the rest of Portcullis works with. Every value
+//! here has passed the checks in `validate.rs`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeConfig {
+    pub node: NodeSection,
+    pub gateway: GatewaySection,
+    pub admin: Option<AdminSection>,
+    pub cluster: ClusterSection,
+    pub secrets: Option<SecretsSection>,
+    pub balancer: Option<BalancerSection>,
+    /// Directory of the config file; relative paths were resolved against it.
+    pub base_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeSection {
+    pub id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewaySection {
+    pub listen: SocketAddr,
+    /// URL prefix without slashes.
+    pub path: String,
+    pub public_url: url::Url,
+    pub tls: Option<TlsFiles>,
+    pub shutdown_grace: Duration,
+    pub max_connections: usize,
+    pub header_read_timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminSection {
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterSection {
+    pub name: String,
+    pub store: StoreLocation,
+    pub role: Role,
+    pub heartbeat: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreLocation {
+    Dir(PathBuf),
+    /// `host:port` endpoints.
+    Etcd(Vec<String>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    Manager,
+    Worker,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretsSection {
+    pub master: SecretSource,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    File(PathBuf),
+    Env(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BalancerSection {
+    pub listen: SocketAddr,
+    pub mode: BalancerMode,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BalancerMode {
+    Redirect,
+    Proxy,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topology {
+    pub name: String,
+    pub services: Vec<Service>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Service {
+    pub name: String,
+    pub urls: Vec<url::Url>,
+    pub backup_urls: Vec<url::Url>,
+    pub protocol: BackendProtocol,
+    pub preserve_host: bool,
+    /// A PEM file path (relative to the member's config directory) or inline PEM.
+    pub tls_ca: Option<String>,
+    pub tls_verify: bool,
+    pub ha: HaPolicy,
+    pub health: Option<HealthCheck>,
+    pub timeouts: Timeouts,
+    pub backend_auth: Option<BackendAuth>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+pub enum BackendProtocol {
+    #[serde(rename = "http1")]
+    Http1,
+    #[serde(rename = "h2")]
+    H2,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HaPolicy {
+    pub enabled: bool,
+    pub load_balancing: LoadBalancing,
+    pub max_failover_attempts: u32,
+    pub failover_sleep: Duration,
+    pub failover_non_idempotent: bool,
+    pub retry_on_status: Vec<u16>,
+    pub replay_buffer_bytes: usize,
+    pub sticky_session: bool,
+    pub sticky_session_cookie_name: String,
+    pub no_fallback: bool,
+    pub disable_load_balancing_for_user_agents: Vec<String>,
+    pub failback: bool,
+    pub slow_start: Duration,
+    pub eject_after: u32,
+    pub eject_for: Duration,
+}
+
+impl Default for HaPolicy {
+    fn default() -> Self {
+        HaPolicy {
+            enabled: true,
+            load_balancing: LoadBalancing::None,
+            max_failover_attempts: 3,
+            failover_sleep: Duration::ZERO,
+            failover_non_idempotent: false,
+            retry_on_status: vec![502, 503, 504],
+            replay_buffer_bytes: 65536,
+            sticky_session: false,
+            sticky_session_cookie_name: "KNOX_BACKEND".to_string(),
+            no_fallback: false,
+            disable_load_balancing_for_user_agents: Vec::new(),
+            failback: false,
+            slow_start: Duration::ZERO,
+            eject_after: 3,
+            eject_for: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LoadBalancing {
+    None,
+    RoundRobin,
+    LeastRequests,
+    Random,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheck {
+    pub path: String,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub rise: u32,
+    pub fall: u32,
+    pub expect_status: StatusRange,
+}
+
+impl Default for HealthCheck {
+    fn default() -> Self {
+        HealthCheck {
+            path: "/".to_string(),
+            interval: Duration::from_secs(2),
+            timeout: Duration::from_secs(1),
+            rise: 2,
+            fall: 3,
+            expect_status: StatusRange { min: 200, max: 399 },
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatusRange {
+    pub min: u16,
+    pub max: u16,
+}
+
+impl StatusRange {
+    pub fn contains(&self, status: u16) -> bool {
+        (self.min..=self.max).contains(&status)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub request: Duration,
+    pub idle: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: Duration::from_secs(3),
+            request: Duration::from_secs(60),
+            idle: Duration::from_secs(300),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendAuth {
+    pub user: String,
+    pub password_alias: String,
+}

@@ -1,0 +1,421 @@
+use std::path::Path;
+use std::time::Duration;
+
+use proptest::prelude::*;
+
+use super::*;
+
+const FULL_TOPOLOGY: &str = r#"[[service]]
+name = "webhdfs"
+urls = ["http://10.0.0.1:50070/webhdfs", "http://10.0.0.2:50070/webhdfs"]
+backup_urls = ["https://10.0.0.3:50470/webhdfs"]
+protocol = "h2"
+preserve_host = true
+tls_ca = "ca.pem"
+tls_verify = false
+
+[service.ha]
+enabled = false
+load_balancing = "least-requests"
+max_failover_attempts = 5
+failover_sleep = "250ms"
+failover_non_idempotent = true
+retry_on_status = [503]
+replay_buffer_bytes = 1024
+sticky_session = true
+sticky_session_cookie_name = "GW"
+no_fallback = true
+disable_load_balancing_for_user_agents = ["ClouderaODBCDriverforApacheHive"]
+failback = true
+slow_start = "30s"
+eject_after = 5
+eject_for = "20s"
+
+[service.health]
+path = "/ping"
+interval = "5s"
+timeout = "2s"
+rise = 3
+fall = 4
+expect_status = "200-299"
+
+[service.timeouts]
+connect = "1s"
+request = "2m"
+idle = "1h"
+
+[service.backend_auth]
+user = "svc"
+password_alias = "webhdfs.password"
+"#;
+
+fn topo(src: &str) -> Result<Topology, ConfigErrors> {
+    parse_topology("t", "t.toml", src)
+}
+
+fn first_error(src: &str) -> ConfigError {
+    topo(src).expect_err("must be rejected").0.remove(0)
+}
+
+#[test]
+fn every_topology_key_is_parsed() {
+    let t = topo(FULL_TOPOLOGY).unwrap();
+    let s = &t.services[0];
+    assert_eq!(s.name, "webhdfs");
+    assert_eq!(s.urls.len(), 2);
+    assert_eq!(s.backup_urls[0].as_str(), "https://10.0.0.3:50470/webhdfs");
+    assert_eq!(s.protocol, BackendProtocol::H2);
+    assert!(s.preserve_host);
+    assert_eq!(s.tls_ca.as_deref(), Some("ca.pem"));
+    assert!(!s.tls_verify);
+    let ha = &s.ha;
+    assert!(!ha.enabled);
+    assert_eq!(ha.load_balancing, LoadBalancing::LeastRequests);
+    assert_eq!(ha.max_failover_attempts, 5);
+    assert_eq!(ha.failover_sleep, Duration::from_millis(250));
+    assert!(ha.failover_non_idempotent);
+    assert_eq!(ha.retry_on_status, vec![503]);
+    assert_eq!(ha.replay_buffer_bytes, 1024);
+    assert!(ha.sticky_session);
+    assert_eq!(ha.sticky_session_cookie_name, "GW");
+    assert!(ha.no_fallback);
+    assert_eq!(
+        ha.disable_load_balancing_for_user_agents,
+        vec!["ClouderaODBCDriverforApacheHive"]
+    );
+    assert!(ha.failback);
+    assert_eq!(ha.slow_start, Duration::from_secs(30));
+    assert_eq!(ha.eject_after, 5);
+    assert_eq!(ha.eject_for, Duration::from_secs(20));
+    let h = s.health.as_ref().unwrap();
+    assert_eq!(
+        (h.path.as_str(), h.interval, h.timeout, h.rise, h.fall),
+        (
+            "/ping",
+            Duration::from_secs(5),
+            Duration::from_secs(2),
+            3,
+            4
+        )
+    );
+    assert_eq!(h.expect_status, StatusRange { min: 200, max: 299 });
+    assert!(h.expect_status.contains(204) && !h.expect_status.contains(301));
+    assert_eq!(
+        s.timeouts,
+        Timeouts {
+            connect: Duration::from_secs(1),
+            request: Duration::from_secs(120),
+            idle: Duration::from_secs(3600)
+        }
+    );
+    assert_eq!(
+        s.backend_auth,
+        Some(BackendAuth {
+            user: "svc".into(),
+            password_alias: "webhdfs.password".into()
+        })
+    );
+}
+
+#[test]
+fn a_minimal_topology_gets_the_defaults() {
+    let t = topo("[[service]]\nname = \"a\"\nurls = [\"http://127.0.0.1:1\"]\n").unwrap();
+    let s = &t.services[0];
+    assert_eq!(s.ha, HaPolicy::default());
+    assert_eq!(s.timeouts, Timeouts::default());
+    assert_eq!(s.health, None);
+    assert_eq!(s.protocol, BackendProtocol::Http1);
+    assert!(s.tls_verify && !s.preserve_host && s.backup_urls.is_empty());
+    let with_health =
+        topo("[[service]]\nname = \"a\"\nurls = [\"http://h\"]\n[service.health]\n").unwrap();
+    assert_eq!(with_health.services[0].health, Some(HealthCheck::default()));
+}
+
+#[test]
+fn inline_tables_work_too() {
+    let t = topo("service = [{ name = \"a\", urls = [\"http://h:1\"], ha = { max_failover_attempts = 1 } }]\n").unwrap();
+    assert_eq!(t.services[0].ha.max_failover_attempts, 1);
+}
+
+#[test]
+fn unknown_key_names_path_and_line() {
+    let e = first_error("[[service]]\nname = \"a\"\nurls = [\"http://h\"]\n\n[service.ha]\nmax_failover_attemps = 3\n");
+    assert_eq!(e.path, "service[0].ha.max_failover_attemps");
+    assert_eq!(e.line, Some(6));
+    assert!(
+        e.message.contains("unknown key") && e.message.contains("max_failover_attempts"),
+        "{}",
+        e.message
+    );
+    assert!(e.to_string().starts_with("t.toml:6:"), "{e}");
+}
+
+#[test]
+fn wrong_type_names_path_and_line() {
+    let e = first_error("[[service]]\nname = \"a\"\nurls = [\"http://h\"]\n[service.ha]\nsticky_session = \"yes\"\n");
+    assert_eq!(e.path, "service[0].ha.sticky_session");
+    assert_eq!(e.line, Some(5));
+    assert!(e.message.contains("bool"), "{}", e.message);
+}
+
+#[test]
+fn bad_enum_value_lists_the_choices() {
+    let e = first_error("[[service]]\nname = \"a\"\nurls = [\"http://h\"]\n[service.ha]\nload_balancing = \"fastest\"\n");
+    assert_eq!(e.path, "service[0].ha.load_balancing");
+    assert_eq!(e.line, Some(5));
+    assert!(e.message.contains("round-robin"), "{}", e.message);
+}
+
+#[test]
+fn bad_duration_names_path_and_line() {
+    let e = first_error("[[service]]\nname = \"a\"\nurls = [\"http://h\"]\n[service.timeouts]\nconnect = \"3 seconds\"\n");
+    assert_eq!(e.path, "service[0].timeouts.connect");
+    assert_eq!(e.line, Some(5));
+    assert!(e.message.contains("\"250ms\""), "{}", e.message);
+}
+
+#[test]
+fn out_of_range_names_path_line_and_bounds() {
+    let src = "[[service]]\nname = \"a\"\nurls = [\"http://h\"]\n\n[[service]]\nname = \"b\"\nurls = [\"http://h\"]\n[service.ha]\nmax_failover_attempts = 500\n";
+    let e = first_error(src);
+    assert_eq!(e.path, "service[1].ha.max_failover_attempts");
+    assert_eq!(e.line, Some(9));
+    assert_eq!(
+        e.message,
+        "expected an integer between 0 and 100, found 500"
+    );
+}
+
+#[test]
+fn empty_urls_are_rejected() {
+    let e = first_error("[[service]]\nname = \"a\"\nurls = []\n");
+    assert_eq!(e.path, "service[0].urls");
+    assert_eq!(e.line, Some(3));
+}
+
+#[test]
+fn duplicate_service_names_point_at_the_second() {
+    let e = first_error("[[service]]\nname = \"a\"\nurls = [\"http://h\"]\n[[service]]\nname = \"a\"\nurls = [\"http://h\"]\n");
+    assert_eq!(e.path, "service[1].name");
+    assert_eq!(e.line, Some(5));
+    assert!(e.message.contains("duplicate"));
+}
+
+#[test]
+fn bad_url_scheme_is_rejected() {
+    let e =
+        first_error("[[service]]\nname = \"a\"\nurls = [\n  \"http://ok\",\n  \"ftp://h/x\",\n]\n");
+    assert_eq!(e.path, "service[0].urls[1]");
+    assert_eq!(e.line, Some(5));
+    assert!(e.message.contains("ftp"), "{}", e.message);
+}
+
+#[test]
+fn bad_status_range_is_rejected() {
+    let e = first_error("[[service]]\nname = \"a\"\nurls = [\"http://h\"]\n[service.health]\nexpect_status = \"399-200\"\n");
+    assert_eq!(e.path, "service[0].health.expect_status");
+    assert_eq!(e.line, Some(5));
+}
+
+#[test]
+fn all_semantic_errors_are_reported() {
+    let errors = topo("[[service]]\nname = \"a b\"\nurls = []\n[service.ha]\neject_after = 0\n")
+        .unwrap_err();
+    let paths: Vec<&str> = errors.0.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        vec![
+            "service[0].name",
+            "service[0].urls",
+            "service[0].ha.eject_after"
+        ]
+    );
+}
+
+#[test]
+fn syntax_errors_have_a_line() {
+    let e = first_error("[[service]]\nname = \"a\nurls = []\n");
+    assert_eq!(e.line, Some(2));
+}
+
+const FULL_NODE: &str = r#"[node]
+id = "member-1"
+
+[gateway]
+listen = "0.0.0.0:8443"
+path = "gw"
+public_url = "https://member1.example.com:8443"
+tls = { cert = "tls/gateway.crt", key = "tls/gateway.key" }
+shutdown_grace = "5s"
+max_connections = 500
+header_read_timeout = "3s"
+
+[admin]
+listen = "127.0.0.1:9090"
+
+[cluster]
+name = "prod"
+store = "etcd://127.0.0.1:2379,127.0.0.2:2379"
+role = "worker"
+heartbeat = "2s"
+
+[secrets]
+master = "file:master.key"
+
+[balancer]
+listen = "0.0.0.0:8080"
+mode = "proxy"
+"#;
+
+#[test]
+fn every_node_key_is_parsed() {
+    let c = parse_node_config(FULL_NODE, Path::new("/etc/portcullis/portcullis.toml")).unwrap();
+    assert_eq!(c.node.id, "member-1");
+    assert_eq!(c.gateway.listen, "0.0.0.0:8443".parse().unwrap());
+    assert_eq!(c.gateway.path, "gw");
+    assert_eq!(
+        c.gateway.public_url.as_str(),
+        "https://member1.example.com:8443/"
+    );
+    assert_eq!(
+        c.gateway.tls,
+        Some(TlsFiles {
+            cert: "/etc/portcullis/tls/gateway.crt".into(),
+            key: "/etc/portcullis/tls/gateway.key".into()
+        })
+    );
+    assert_eq!(c.gateway.shutdown_grace, Duration::from_secs(5));
+    assert_eq!(c.gateway.max_connections, 500);
+    assert_eq!(c.gateway.header_read_timeout, Duration::from_secs(3));
+    assert_eq!(
+        c.admin,
+        Some(AdminSection {
+            listen: "127.0.0.1:9090".parse().unwrap()
+        })
+    );
+    assert_eq!(c.cluster.name, "prod");
+    assert_eq!(
+        c.cluster.store,
+        StoreLocation::Etcd(vec!["127.0.0.1:2379".into(), "127.0.0.2:2379".into()])
+    );
+    assert_eq!(c.cluster.role, Role::Worker);
+    assert_eq!(c.cluster.heartbeat, Duration::from_secs(2));
+    assert_eq!(
+        c.secrets,
+        Some(SecretsSection {
+            master: SecretSource::File("/etc/portcullis/master.key".into())
+        })
+    );
+    assert_eq!(
+        c.balancer,
+        Some(BalancerSection {
+            listen: "0.0.0.0:8080".parse().unwrap(),
+            mode: BalancerMode::Proxy
+        })
+    );
+}
+
+#[test]
+fn a_minimal_node_config_gets_the_defaults() {
+    let c = parse_node_config(
+        "[gateway]\nlisten = \"127.0.0.1:8443\"\n",
+        Path::new("dir/p.toml"),
+    )
+    .unwrap();
+    assert!(!c.node.id.is_empty());
+    assert_eq!(c.gateway.path, "gateway");
+    assert_eq!(c.gateway.public_url.as_str(), "http://127.0.0.1:8443/");
+    assert_eq!(c.gateway.shutdown_grace, Duration::from_secs(30));
+    assert_eq!(c.gateway.header_read_timeout, Duration::from_secs(10));
+    assert_eq!(c.cluster.store, StoreLocation::Dir("dir/./store".into()));
+    assert_eq!(c.cluster.role, Role::Manager);
+    assert_eq!(c.cluster.heartbeat, Duration::from_secs(1));
+    assert_eq!((c.admin, c.secrets, c.balancer), (None, None, None));
+}
+
+#[test]
+fn bad_node_values_name_key_and_line() {
+    let e = parse_node_config(
+        "[gateway]\nlisten = \"not an address\"\n",
+        Path::new("p.toml"),
+    )
+    .unwrap_err()
+    .0
+    .remove(0);
+    assert_eq!((e.path.as_str(), e.line), ("gateway.listen", Some(2)));
+    let e = parse_node_config(
+        "[gateway]\nlisten = \"127.0.0.1:1\"\n[cluster]\nstore = \"nfs:/x\"\n",
+        Path::new("p.toml"),
+    )
+    .unwrap_err()
+    .0
+    .remove(0);
+    assert_eq!((e.path.as_str(), e.line), ("cluster.store", Some(4)));
+    assert!(e.message.contains("dir:PATH"));
+    let e = parse_node_config(
+        "[gateway]\nlisten = \"127.0.0.1:1\"\n[secrets]\nmaster = \"vault:x\"\n",
+        Path::new("p.toml"),
+    )
+    .unwrap_err()
+    .0
+    .remove(0);
+    assert_eq!(e.path, "secrets.master");
+    let e = parse_node_config(
+        "[gateway]\nlisten = \"127.0.0.1:1\"\nlisten_port = 3\n",
+        Path::new("p.toml"),
+    )
+    .unwrap_err()
+    .0
+    .remove(0);
+    assert_eq!((e.path.as_str(), e.line), ("gateway.listen_port", Some(3)));
+    let e = parse_node_config("[node]\nid = \"x\"\n", Path::new("p.toml"))
+        .unwrap_err()
+        .0
+        .remove(0);
+    assert!(e.message.contains("gateway"), "{}", e.message);
+}
+
+#[test]
+fn durations() {
+    assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+    assert_eq!(parse_duration("0ms"), Ok(Duration::ZERO));
+    assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+    assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+    for bad in [
+        "",
+        "5",
+        "-1s",
+        "1.5s",
+        "1x",
+        "s",
+        " 1s",
+        "99999999999999999999s",
+    ] {
+        assert!(parse_duration(bad).is_err(), "{bad:?}");
+    }
+}
+
+#[test]
+fn topology_names() {
+    assert!(validate_topology_name("sales-2.eu_west").is_ok());
+    for bad in ["", ".hidden", "a/b", "../x", "a b", &"x".repeat(65)] {
+        assert!(validate_topology_name(bad).is_err(), "{bad:?}");
+    }
+}
+
+proptest! {
+    #[test]
+    fn durations_round_trip(n in 0u64..1_000_000, unit in prop::sample::select(vec![("ms", 1_000_000u64), ("s", 1_000_000_000), ("m", 60_000_000_000), ("h", 3_600_000_000_000)])) {
+        prop_assert_eq!(parse_duration(&format!("{n}{}", unit.0)), Ok(Duration::from_nanos(n * unit.1)));
+    }
+
+    #[test]
+    fn duration_parser_never_panics(s in "\\PC{0,12}") {
+        let _ = parse_duration(&s);
+    }
+
+    #[test]
+    fn topology_parser_never_panics(s in "[\\[\\]a-z_=\"{}.,0-9 \\n]{0,120}") {
+        let _ = topo(&s);
+    }
+}

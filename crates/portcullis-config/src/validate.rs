@@ -1,0 +1,606 @@
+//! Turning raw file types into model types, collecting every problem with its
+//! key path and line.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::error::{ConfigError, ConfigErrors};
+use crate::locate::locate;
+use crate::model::*;
+use crate::parse_duration;
+use crate::raw::*;
+
+pub(crate) struct Validator<'a> {
+    src: &'a str,
+    file: &'a str,
+    errors: Vec<ConfigError>,
+}
+
+impl<'a> Validator<'a> {
+    pub(crate) fn new(src: &'a str, file: &'a str) -> Self {
+        Self {
+            src,
+            file,
+            errors: Vec::new(),
+        }
+    }
+
+    pub(crate) fn error(&mut self, path: &str, message: impl Into<String>) {
+        let position = locate(self.src, path);
+        self.errors.push(ConfigError {
+            file: self.file.to_string(),
+            path: path.to_string(),
+            line: position.map(|p| p.0),
+            column: position.map(|p| p.1),
+            message: message.into(),
+        });
+    }
+
+    pub(crate) fn finish<T>(self, value: T) -> Result<T, ConfigErrors> {
+        if self.errors.is_empty() {
+            Ok(value)
+        } else {
+            Err(ConfigErrors(self.errors))
+        }
+    }
+
+    fn duration(
+        &mut self,
+        path: &str,
+        raw: Option<&String>,
+        default: Duration,
+        min: Duration,
+        max: Duration,
+    ) -> Duration {
+        let Some(text) = raw else { return default };
+        match parse_duration(text) {
+            Err(reason) => {
+                self.error(path, reason);
+                default
+            }
+            Ok(d) if d < min || d > max => {
+                self.error(
+                    path,
+                    format!(
+                        "expected a duration between {} and {}, found {text:?}",
+                        show(min),
+                        show(max)
+                    ),
+                );
+                default
+            }
+            Ok(d) => d,
+        }
+    }
+
+    fn int(&mut self, path: &str, raw: Option<i64>, default: i64, min: i64, max: i64) -> i64 {
+        match raw {
+            None => default,
+            Some(v) if v < min || v > max => {
+                self.error(
+                    path,
+                    format!("expected an integer between {min} and {max}, found {v}"),
+                );
+                default
+            }
+            Some(v) => v,
+        }
+    }
+
+    fn addr(&mut self, path: &str, raw: &str) -> Option<SocketAddr> {
+        match raw.parse() {
+            Ok(addr) => Some(addr),
+            Err(_) => {
+                self.error(path, format!("expected a socket address such as \"127.0.0.1:8443\" or \"[::1]:8443\", found {raw:?}"));
+                None
+            }
+        }
+    }
+
+    fn backend_url(&mut self, path: &str, raw: &str) -> Option<url::Url> {
+        let url = match url::Url::parse(raw) {
+            Ok(url) => url,
+            Err(e) => {
+                self.error(
+                    path,
+                    format!("expected an http:// or https:// URL, found {raw:?} ({e})"),
+                );
+                return None;
+            }
+        };
+        let problem = if !matches!(url.scheme(), "http" | "https") {
+            Some(format!(
+                "expected an http:// or https:// URL, found scheme {:?}",
+                url.scheme()
+            ))
+        } else if url.host_str().is_none_or(str::is_empty) {
+            Some("expected a URL with a host".to_string())
+        } else if url.query().is_some() || url.fragment().is_some() {
+            Some(
+                "a backend URL must not have a query or fragment; the client's query is forwarded"
+                    .to_string(),
+            )
+        } else if !url.username().is_empty() || url.password().is_some() {
+            Some("a backend URL must not carry credentials; use [service.backend_auth] with an alias".to_string())
+        } else {
+            None
+        };
+        match problem {
+            Some(message) => {
+                self.error(path, message);
+                None
+            }
+            None => Some(url),
+        }
+    }
+}
+
+fn show(d: Duration) -> String {
+    if d.as_millis().is_multiple_of(1000) {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
+const DAY: Duration = Duration::from_secs(86_400);
+const MS: Duration = Duration::from_millis(1);
+
+fn is_segment(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-~".contains(&b))
+}
+
+fn is_cookie_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+pub(crate) fn node_config(
+    v: &mut Validator<'_>,
+    raw: FileNodeConfig,
+    base_dir: &Path,
+) -> Option<NodeConfig> {
+    let resolve = |p: &str| -> PathBuf { base_dir.join(p) };
+    let id = match raw.node.id {
+        Some(id) if id.trim().is_empty() || id.chars().any(char::is_control) => {
+            v.error(
+                "node.id",
+                "expected a non-empty name without control characters",
+            );
+            String::new()
+        }
+        Some(id) => id,
+        None => default_node_id(),
+    };
+    let listen = v.addr("gateway.listen", &raw.gateway.listen);
+    let path = raw.gateway.path.unwrap_or_else(|| "gateway".to_string());
+    let path = path.trim_matches('/').to_string();
+    if !is_segment(&path) {
+        v.error("gateway.path", format!("expected one URL path segment of letters, digits, '.', '_', '-' or '~', found {path:?}"));
+    }
+    let tls = raw.gateway.tls.map(|t| TlsFiles {
+        cert: resolve(&t.cert),
+        key: resolve(&t.key),
+    });
+    let public_url = match (&raw.gateway.public_url, listen) {
+        (Some(text), _) => match url::Url::parse(text) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host_str().is_some() => {
+                Some(url)
+            }
+            _ => {
+                v.error(
+                    "gateway.public_url",
+                    format!("expected an http:// or https:// URL, found {text:?}"),
+                );
+                None
+            }
+        },
+        (None, Some(addr)) => {
+            let scheme = if tls.is_some() { "https" } else { "http" };
+            let host = if addr.ip().is_unspecified() {
+                "127.0.0.1".to_string()
+            } else if addr.is_ipv6() {
+                format!("[{}]", addr.ip())
+            } else {
+                addr.ip().to_string()
+            };
+            url::Url::parse(&format!("{scheme}://{host}:{}", addr.port())).ok()
+        }
+        (None, None) => None,
+    };
+    let shutdown_grace = v.duration(
+        "gateway.shutdown_grace",
+        raw.gateway.shutdown_grace.as_ref(),
+        Duration::from_secs(30),
+        Duration::ZERO,
+        DAY,
+    );
+    let max_connections = v.int(
+        "gateway.max_connections",
+        raw.gateway
+            .max_connections
+            .map(|n| n.min(i64::MAX as u64) as i64),
+        10_000,
+        1,
+        1_000_000,
+    ) as usize;
+    let header_read_timeout = v.duration(
+        "gateway.header_read_timeout",
+        raw.gateway.header_read_timeout.as_ref(),
+        Duration::from_secs(10),
+        MS,
+        Duration::from_secs(300),
+    );
+
+    let admin = raw
+        .admin
+        .and_then(|a| v.addr("admin.listen", &a.listen))
+        .map(|listen| AdminSection { listen });
+
+    let cluster_name = raw.cluster.name.unwrap_or_else(|| "default".to_string());
+    if !is_segment(&cluster_name) {
+        v.error(
+            "cluster.name",
+            format!("expected letters, digits, '.', '_', '-' or '~', found {cluster_name:?}"),
+        );
+    }
+    let store_text = raw
+        .cluster
+        .store
+        .unwrap_or_else(|| "dir:./store".to_string());
+    let store = if let Some(dir) = store_text.strip_prefix("dir:").filter(|d| !d.is_empty()) {
+        Some(StoreLocation::Dir(resolve(dir)))
+    } else if let Some(list) = store_text.strip_prefix("etcd://") {
+        let endpoints: Vec<String> = list.split(',').map(|e| e.trim().to_string()).collect();
+        if endpoints.iter().any(|e| {
+            e.rsplit_once(':')
+                .is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err())
+        }) {
+            v.error(
+                "cluster.store",
+                format!("expected \"etcd://HOST:PORT[,HOST:PORT...]\", found {store_text:?}"),
+            );
+            None
+        } else {
+            Some(StoreLocation::Etcd(endpoints))
+        }
+    } else {
+        v.error("cluster.store", format!("expected \"dir:PATH\" or \"etcd://HOST:PORT[,HOST:PORT...]\", found {store_text:?}"));
+        None
+    };
+    let heartbeat = v.duration(
+        "cluster.heartbeat",
+        raw.cluster.heartbeat.as_ref(),
+        Duration::from_secs(1),
+        Duration::from_millis(100),
+        Duration::from_secs(60),
+    );
+    let role = raw.cluster.role.unwrap_or(Role::Manager);
+
+    let secrets = raw.secrets.and_then(|s| {
+        if let Some(path) = s.master.strip_prefix("file:").filter(|p| !p.is_empty()) {
+            Some(SecretsSection {
+                master: SecretSource::File(resolve(path)),
+            })
+        } else if let Some(name) = s.master.strip_prefix("env:").filter(|n| !n.is_empty()) {
+            Some(SecretsSection {
+                master: SecretSource::Env(name.to_string()),
+            })
+        } else {
+            v.error(
+                "secrets.master",
+                format!(
+                    "expected \"file:PATH\" or \"env:NAME\", found {:?}",
+                    s.master
+                ),
+            );
+            None
+        }
+    });
+    let balancer = raw.balancer.and_then(|b| {
+        let listen = v.addr("balancer.listen", &b.listen)?;
+        Some(BalancerSection {
+            listen,
+            mode: b.mode.unwrap_or(BalancerMode::Redirect),
+        })
+    });
+
+    Some(NodeConfig {
+        node: NodeSection { id },
+        gateway: GatewaySection {
+            listen: listen?,
+            path,
+            public_url: public_url?,
+            tls,
+            shutdown_grace,
+            max_connections,
+            header_read_timeout,
+        },
+        admin,
+        cluster: ClusterSection {
+            name: cluster_name,
+            store: store?,
+            role,
+            heartbeat,
+        },
+        secrets,
+        balancer,
+        base_dir: base_dir.to_path_buf(),
+    })
+}
+
+fn default_node_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()))
+        .unwrap_or_else(|| "portcullis".to_string())
+}
+
+pub(crate) fn topology(v: &mut Validator<'_>, name: &str, raw: FileTopology) -> Topology {
+    if raw.service.is_empty() {
+        v.error("service", "expected at least one [[service]]");
+    }
+    let mut names = HashSet::new();
+    let mut services = Vec::new();
+    for (i, raw_service) in raw.service.into_iter().enumerate() {
+        let at = format!("service[{i}]");
+        if !names.insert(raw_service.name.clone()) {
+            v.error(
+                &format!("{at}.name"),
+                format!(
+                    "duplicate service name {:?}; each service of a topology needs its own name",
+                    raw_service.name
+                ),
+            );
+        }
+        services.push(service(v, &at, raw_service));
+    }
+    Topology {
+        name: name.to_string(),
+        services,
+    }
+}
+
+fn service(v: &mut Validator<'_>, at: &str, raw: FileService) -> Service {
+    if !is_segment(&raw.name) {
+        v.error(&format!("{at}.name"), format!("expected one URL path segment of letters, digits, '.', '_', '-' or '~', found {:?}", raw.name));
+    }
+    if raw.urls.is_empty() {
+        v.error(&format!("{at}.urls"), "expected at least one backend URL");
+    }
+    let mut seen = HashSet::new();
+    let mut parse_list = |v: &mut Validator<'_>, key: &str, list: &[String]| -> Vec<url::Url> {
+        let mut out = Vec::new();
+        for (j, text) in list.iter().enumerate() {
+            let path = format!("{at}.{key}[{j}]");
+            if let Some(url) = v.backend_url(&path, text) {
+                if !seen.insert(url.clone()) {
+                    v.error(
+                        &path,
+                        format!("{text:?} is listed twice in urls and backup_urls"),
+                    );
+                }
+                out.push(url);
+            }
+        }
+        out
+    };
+    let urls = parse_list(v, "urls", &raw.urls);
+    let backup_urls = parse_list(v, "backup_urls", &raw.backup_urls);
+    let health = raw.health.map(|h| health(v, &format!("{at}.health"), h));
+    let t = raw.timeouts;
+    let d = Timeouts::default();
+    let timeouts = Timeouts {
+        connect: v.duration(
+            &format!("{at}.timeouts.connect"),
+            t.connect.as_ref(),
+            d.connect,
+            MS,
+            Duration::from_secs(300),
+        ),
+        request: v.duration(
+            &format!("{at}.timeouts.request"),
+            t.request.as_ref(),
+            d.request,
+            MS,
+            DAY,
+        ),
+        idle: v.duration(
+            &format!("{at}.timeouts.idle"),
+            t.idle.as_ref(),
+            d.idle,
+            MS,
+            DAY,
+        ),
+    };
+    let backend_auth = raw.backend_auth.map(|a| {
+        if a.user.is_empty() || a.user.contains(':') {
+            v.error(
+                &format!("{at}.backend_auth.user"),
+                "expected a non-empty user name without ':'",
+            );
+        }
+        if a.password_alias.is_empty() {
+            v.error(
+                &format!("{at}.backend_auth.password_alias"),
+                "expected an alias name",
+            );
+        }
+        BackendAuth {
+            user: a.user,
+            password_alias: a.password_alias,
+        }
+    });
+    Service {
+        name: raw.name,
+        urls,
+        backup_urls,
+        protocol: raw.protocol.unwrap_or(BackendProtocol::Http1),
+        preserve_host: raw.preserve_host.unwrap_or(false),
+        tls_ca: raw.tls_ca,
+        tls_verify: raw.tls_verify.unwrap_or(true),
+        ha: ha(v, &format!("{at}.ha"), raw.ha),
+        health,
+        timeouts,
+        backend_auth,
+    }
+}
+
+fn ha(v: &mut Validator<'_>, at: &str, raw: FileHa) -> HaPolicy {
+    let d = HaPolicy::default();
+    let mut retry_on_status = Vec::new();
+    for (i, code) in raw
+        .retry_on_status
+        .unwrap_or(d.retry_on_status.iter().map(|c| *c as i64).collect())
+        .into_iter()
+        .enumerate()
+    {
+        if (100..=599).contains(&code) {
+            retry_on_status.push(code as u16);
+        } else {
+            v.error(
+                &format!("{at}.retry_on_status[{i}]"),
+                format!("expected an HTTP status between 100 and 599, found {code}"),
+            );
+        }
+    }
+    let cookie = raw
+        .sticky_session_cookie_name
+        .unwrap_or(d.sticky_session_cookie_name);
+    if !is_cookie_token(&cookie) {
+        v.error(
+            &format!("{at}.sticky_session_cookie_name"),
+            format!(
+                "expected a cookie name (letters, digits and !#$%&'*+-.^_`|~), found {cookie:?}"
+            ),
+        );
+    }
+    HaPolicy {
+        enabled: raw.enabled.unwrap_or(d.enabled),
+        load_balancing: raw.load_balancing.unwrap_or(d.load_balancing),
+        max_failover_attempts: v.int(
+            &format!("{at}.max_failover_attempts"),
+            raw.max_failover_attempts,
+            d.max_failover_attempts.into(),
+            0,
+            100,
+        ) as u32,
+        failover_sleep: v.duration(
+            &format!("{at}.failover_sleep"),
+            raw.failover_sleep.as_ref(),
+            d.failover_sleep,
+            Duration::ZERO,
+            Duration::from_secs(60),
+        ),
+        failover_non_idempotent: raw
+            .failover_non_idempotent
+            .unwrap_or(d.failover_non_idempotent),
+        retry_on_status,
+        replay_buffer_bytes: v.int(
+            &format!("{at}.replay_buffer_bytes"),
+            raw.replay_buffer_bytes,
+            d.replay_buffer_bytes as i64,
+            0,
+            64 << 20,
+        ) as usize,
+        sticky_session: raw.sticky_session.unwrap_or(d.sticky_session),
+        sticky_session_cookie_name: cookie,
+        no_fallback: raw.no_fallback.unwrap_or(d.no_fallback),
+        disable_load_balancing_for_user_agents: raw
+            .disable_load_balancing_for_user_agents
+            .unwrap_or_default(),
+        failback: raw.failback.unwrap_or(d.failback),
+        slow_start: v.duration(
+            &format!("{at}.slow_start"),
+            raw.slow_start.as_ref(),
+            d.slow_start,
+            Duration::ZERO,
+            Duration::from_secs(3600),
+        ),
+        eject_after: v.int(
+            &format!("{at}.eject_after"),
+            raw.eject_after,
+            d.eject_after.into(),
+            1,
+            1000,
+        ) as u32,
+        eject_for: v.duration(
+            &format!("{at}.eject_for"),
+            raw.eject_for.as_ref(),
+            d.eject_for,
+            Duration::from_secs(1),
+            Duration::from_secs(300),
+        ),
+    }
+}
+
+fn health(v: &mut Validator<'_>, at: &str, raw: FileHealth) -> HealthCheck {
+    let d = HealthCheck::default();
+    let path = raw.path.unwrap_or(d.path);
+    if !path.starts_with('/') {
+        v.error(
+            &format!("{at}.path"),
+            format!("expected a path starting with '/', found {path:?}"),
+        );
+    }
+    let interval = v.duration(
+        &format!("{at}.interval"),
+        raw.interval.as_ref(),
+        d.interval,
+        Duration::from_millis(10),
+        Duration::from_secs(3600),
+    );
+    let timeout = v.duration(
+        &format!("{at}.timeout"),
+        raw.timeout.as_ref(),
+        d.timeout.min(interval),
+        MS,
+        Duration::from_secs(3600),
+    );
+    if timeout > interval {
+        v.error(
+            &format!("{at}.timeout"),
+            format!(
+                "expected a timeout no longer than interval ({})",
+                show(interval)
+            ),
+        );
+    }
+    let expect_status = match raw.expect_status {
+        None => d.expect_status,
+        Some(text) => match parse_status_range(&text) {
+            Some(range) => range,
+            None => {
+                v.error(&format!("{at}.expect_status"), format!("expected a status or range such as \"200\" or \"200-399\" within 100-599, found {text:?}"));
+                d.expect_status
+            }
+        },
+    };
+    HealthCheck {
+        path,
+        interval,
+        timeout,
+        rise: v.int(&format!("{at}.rise"), raw.rise, d.rise.into(), 1, 100) as u32,
+        fall: v.int(&format!("{at}.fall"), raw.fall, d.fall.into(), 1, 100) as u32,
+        expect_status,
+    }
+}
+
+fn parse_status_range(text: &str) -> Option<StatusRange> {
+    let (min, max) = match text.split_once('-') {
+        Some((a, b)) => (a.trim().parse::<u16>().ok()?, b.trim().parse::<u16>().ok()?),
+        None => {
+            let one = text.trim().parse::<u16>().ok()?;
+            (one, one)
+        }
+    };
+    ((100..=599).contains(&min) && (100..=599).contains(&max) && min <= max)
+        .then_some(StatusRange { min, max })
+}

@@ -1,0 +1,165 @@
+//! Every error the data plane can answer with, and the one place that turns an
+//! error into a client response. Backend addresses never appear in a response.
+
+use http::{header, Response, StatusCode};
+
+use crate::body::{self, ProxyBody};
+
+/// Which side of the proxy an error came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Client,
+    Backend,
+    Gateway,
+}
+
+/// Why a request could not be proxied.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error("no route for this path")]
+    NoRoute,
+    #[error("unknown topology")]
+    UnknownTopology { topology: String },
+    #[error("unknown service")]
+    UnknownService { topology: String, service: String },
+    #[error("backend connection failed: {source}")]
+    Connect {
+        topology: String,
+        service: String,
+        #[source]
+        source: BoxError,
+    },
+    #[error("backend failed before answering: {source}")]
+    Backend {
+        topology: String,
+        service: String,
+        #[source]
+        source: BoxError,
+    },
+    #[error("backend did not answer within {timeout:?}")]
+    Timeout {
+        topology: String,
+        service: String,
+        timeout: std::time::Duration,
+    },
+    #[error("no backend could be tried")]
+    NoBackend { topology: String, service: String },
+    #[error("bad request: {reason}")]
+    BadRequest { reason: &'static str },
+}
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl ProxyError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ProxyError::NoRoute
+            | ProxyError::UnknownTopology { .. }
+            | ProxyError::UnknownService { .. } => StatusCode::NOT_FOUND,
+            ProxyError::Connect { .. } | ProxyError::Backend { .. } => StatusCode::BAD_GATEWAY,
+            ProxyError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::NoBackend { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// Which side failed, for logs and metrics.
+    pub fn side(&self) -> Side {
+        match self {
+            ProxyError::BadRequest { .. } => Side::Client,
+            ProxyError::Connect { .. }
+            | ProxyError::Backend { .. }
+            | ProxyError::Timeout { .. } => Side::Backend,
+            _ => Side::Gateway,
+        }
+    }
+
+    /// Whether another backend may be tried for this failure, before looking at
+    /// the method and body (the caller applies those rules).
+    pub fn retry_allowed(&self) -> bool {
+        matches!(
+            self,
+            ProxyError::Connect { .. } | ProxyError::Backend { .. } | ProxyError::Timeout { .. }
+        )
+    }
+
+    fn public_message(&self) -> &'static str {
+        match self {
+            ProxyError::NoRoute => "not found",
+            ProxyError::UnknownTopology { .. } => "unknown topology",
+            ProxyError::UnknownService { .. } => "unknown service",
+            ProxyError::Connect { .. } => "backend unavailable",
+            ProxyError::Backend { .. } => "backend failed",
+            ProxyError::Timeout { .. } => "backend timeout",
+            ProxyError::NoBackend { .. } => "no backend available",
+            ProxyError::BadRequest { reason } => reason,
+        }
+    }
+
+    fn names(&self) -> (Option<&str>, Option<&str>) {
+        match self {
+            ProxyError::NoRoute | ProxyError::BadRequest { .. } => (None, None),
+            ProxyError::UnknownTopology { topology } => (Some(topology), None),
+            ProxyError::UnknownService { topology, service }
+            | ProxyError::Connect {
+                topology, service, ..
+            }
+            | ProxyError::Backend {
+                topology, service, ..
+            }
+            | ProxyError::Timeout {
+                topology, service, ..
+            }
+            | ProxyError::NoBackend { topology, service } => (Some(topology), Some(service)),
+        }
+    }
+
+    /// The JSON response a client sees. Only names the client already sent are
+    /// echoed; the error's source (which may hold an address) is not.
+    pub fn into_response(&self) -> Response<ProxyBody> {
+        let (topology, service) = self.names();
+        let mut json = serde_json::json!({ "error": self.public_message() });
+        if let Some(topology) = topology {
+            json["topology"] = topology.into();
+        }
+        if let Some(service) = service {
+            json["service"] = service.into();
+        }
+        let mut response = Response::new(body::full(json.to_string()));
+        *response.status_mut() = self.status();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("application/json"),
+        );
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    #[tokio::test]
+    async fn error_bodies_do_not_leak_the_source() {
+        let err = ProxyError::Connect {
+            topology: "t".into(),
+            service: "s".into(),
+            source: "connect to 10.1.2.3:8080 refused".into(),
+        };
+        assert_eq!(err.status(), StatusCode::BAD_GATEWAY);
+        assert_eq!(err.side(), Side::Backend);
+        let body = err
+            .into_response()
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes();
+        let text = String::from_utf8(body.to_vec()).unwrap();
+        assert!(!text.contains("10.1.2.3"), "{text}");
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(json["service"], "s");
+        assert_eq!(json["topology"], "t");
+    }
+}

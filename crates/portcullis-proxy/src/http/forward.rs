@@ -1,0 +1,423 @@
+//! Forwarding one client request to a service's backends.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
+use http_body::Body as _;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+
+use super::headers::{self, ClientContext};
+use super::upgrade;
+use crate::body::{self, IdleTimeoutBody, ProxyBody, ReplayBody};
+use crate::error::ProxyError;
+use crate::routing::{match_path, Backend, Gateway, Lookup, ServiceRuntime};
+
+/// How one try ended, for the access log (and later metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TryOutcome {
+    Answered(u16),
+    ConnectFailed,
+    Failed,
+    TimedOut,
+}
+
+impl std::fmt::Display for TryOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TryOutcome::Answered(code) => write!(f, "{code}"),
+            TryOutcome::ConnectFailed => f.write_str("connect-failed"),
+            TryOutcome::Failed => f.write_str("failed"),
+            TryOutcome::TimedOut => f.write_str("timeout"),
+        }
+    }
+}
+
+struct TryRecord {
+    backend: Arc<Backend>,
+    outcome: TryOutcome,
+}
+
+/// Serves one request. Never fails: every error becomes a JSON response here.
+pub async fn handle(
+    gateway: Arc<Gateway>,
+    client: Arc<ClientContext>,
+    request: Request<Incoming>,
+) -> Result<Response<ProxyBody>, std::convert::Infallible> {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let mut tries = Vec::new();
+    let mut names = (String::new(), String::new());
+    let response = match route(&gateway, &path) {
+        Err(err) => {
+            if let Some((t, s)) = err_names(&err) {
+                names = (t, s);
+            }
+            err.into_response()
+        }
+        Ok((service, rest_start)) => {
+            names = (service.topology.clone(), service.config.name.clone());
+            let rest = path[rest_start..].to_string();
+            match forward(&gateway, &client, &service, request, &rest, &mut tries).await {
+                Ok(response) => response,
+                Err(err) => {
+                    tracing::debug!(error = %err, side = ?err.side(), "request failed");
+                    err.into_response()
+                }
+            }
+        }
+    };
+    access_log(&gateway, &method, &path, &names, &response, &tries, started);
+    Ok(response)
+}
+
+fn err_names(err: &ProxyError) -> Option<(String, String)> {
+    match err {
+        ProxyError::UnknownTopology { topology } => Some((topology.clone(), String::new())),
+        ProxyError::UnknownService { topology, service } => {
+            Some((topology.clone(), service.clone()))
+        }
+        _ => None,
+    }
+}
+
+/// Finds the service and where the backend-relative part of the path starts.
+fn route(gateway: &Gateway, path: &str) -> Result<(Arc<ServiceRuntime>, usize), ProxyError> {
+    let matched = match_path(&gateway.path_prefix, path).ok_or(ProxyError::NoRoute)?;
+    let rest_start = path.len() - matched.rest.len();
+    match gateway.service(matched.topology, matched.service) {
+        Lookup::Found(service) => Ok((service, rest_start)),
+        Lookup::NoTopology => Err(ProxyError::UnknownTopology {
+            topology: matched.topology.to_string(),
+        }),
+        Lookup::NoService => Err(ProxyError::UnknownService {
+            topology: matched.topology.to_string(),
+            service: matched.service.to_string(),
+        }),
+    }
+}
+
+/// A dot segment would let a client climb out of the backend's base path.
+fn has_dot_segment(rest: &str) -> bool {
+    rest.split('/').any(|segment| {
+        let lower = segment.to_ascii_lowercase().replace("%2e", ".");
+        lower == "." || lower == ".."
+    })
+}
+
+/// Methods that may be sent twice without changing the outcome (RFC 9110 §9.2.2).
+fn is_idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
+    )
+}
+
+/// Backends in the order this request tries them: the active one first, then the
+/// other primaries, then the backups.
+fn try_order(service: &ServiceRuntime) -> Vec<usize> {
+    let count = service.backends.len();
+    let active = service.active_index().min(count.saturating_sub(1));
+    let mut order: Vec<usize> = (0..count)
+        .map(|offset| (active + offset) % count)
+        .filter(|&i| !service.backends[i].backup)
+        .collect();
+    order.extend((0..count).filter(|&i| service.backends[i].backup));
+    if !service.config.ha.enabled {
+        order.truncate(1);
+    }
+    order.truncate(1 + service.config.ha.max_failover_attempts as usize);
+    order
+}
+
+async fn forward(
+    gateway: &Gateway,
+    client: &ClientContext,
+    service: &Arc<ServiceRuntime>,
+    mut request: Request<Incoming>,
+    rest: &str,
+    tries: &mut Vec<TryRecord>,
+) -> Result<Response<ProxyBody>, ProxyError> {
+    if has_dot_segment(rest) {
+        return Err(ProxyError::BadRequest {
+            reason: "path must not contain dot segments",
+        });
+    }
+    let is_upgrade =
+        request.version() == Version::HTTP_11 && headers::is_upgrade_request(request.headers());
+    let client_upgrade = is_upgrade.then(|| hyper::upgrade::on(&mut request));
+    let (mut parts, incoming) = request.into_parts();
+    let original_host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| parts.uri.authority().map(|a| a.to_string()));
+    let query = parts.uri.query().map(str::to_string);
+    let config = &service.config;
+
+    headers::strip_hop_by_hop(&mut parts.headers, is_upgrade);
+    headers::add_forwarded(
+        &mut parts.headers,
+        client,
+        original_host.as_deref(),
+        &gateway.member_id_header,
+        &service.context,
+    );
+    if config.preserve_host {
+        if let Some(host) = original_host
+            .as_deref()
+            .and_then(|h| HeaderValue::from_str(h).ok())
+        {
+            parts.headers.insert(header::HOST, host);
+        }
+    } else {
+        parts.headers.remove(header::HOST);
+    }
+    let version = match config.protocol {
+        portcullis_config::BackendProtocol::Http1 => Version::HTTP_11,
+        portcullis_config::BackendProtocol::H2 => Version::HTTP_2,
+    };
+
+    let mut replay = if incoming.is_end_stream() {
+        None
+    } else {
+        let idle = IdleTimeoutBody::new(incoming, config.timeouts.idle).boxed();
+        Some(ReplayBody::new(idle, config.ha.replay_buffer_bytes))
+    };
+
+    let order = try_order(service);
+    let mut last_error = None;
+    for (attempt, &index) in order.iter().enumerate() {
+        let backend = &service.backends[index];
+        if attempt > 0 && !config.ha.failover_sleep.is_zero() {
+            tokio::time::sleep(config.ha.failover_sleep).await;
+        }
+        let body = match &replay {
+            None => body::empty(),
+            Some(replay) => match replay.try_replay() {
+                Some(body) => body.boxed(),
+                None => break,
+            },
+        };
+        let uri = backend_uri(backend, rest, query.as_deref())?;
+        let mut backend_request = Request::new(body);
+        *backend_request.method_mut() = parts.method.clone();
+        *backend_request.uri_mut() = uri;
+        *backend_request.version_mut() = version;
+        *backend_request.headers_mut() = parts.headers.clone();
+
+        let sent = tokio::time::timeout(
+            config.timeouts.request,
+            service.client.request(backend_request),
+        )
+        .await;
+        let failure = match sent {
+            Ok(Ok(response)) => {
+                tries.push(TryRecord {
+                    backend: backend.clone(),
+                    outcome: TryOutcome::Answered(response.status().as_u16()),
+                });
+                if index != order[0] {
+                    service.promote(order[0], index);
+                }
+                return Ok(finish_response(
+                    response,
+                    service,
+                    client,
+                    original_host.as_deref(),
+                    client_upgrade,
+                ));
+            }
+            Ok(Err(err)) if err.is_connect() => {
+                tries.push(TryRecord {
+                    backend: backend.clone(),
+                    outcome: TryOutcome::ConnectFailed,
+                });
+                // Nothing reached the backend, so any method may go elsewhere.
+                last_error = Some(ProxyError::Connect {
+                    topology: service.topology.clone(),
+                    service: config.name.clone(),
+                    source: Box::new(err),
+                });
+                continue;
+            }
+            Ok(Err(err)) => {
+                tries.push(TryRecord {
+                    backend: backend.clone(),
+                    outcome: TryOutcome::Failed,
+                });
+                ProxyError::Backend {
+                    topology: service.topology.clone(),
+                    service: config.name.clone(),
+                    source: Box::new(err),
+                }
+            }
+            Err(_elapsed) => {
+                tries.push(TryRecord {
+                    backend: backend.clone(),
+                    outcome: TryOutcome::TimedOut,
+                });
+                ProxyError::Timeout {
+                    topology: service.topology.clone(),
+                    service: config.name.clone(),
+                    timeout: config.timeouts.request,
+                }
+            }
+        };
+        // The request may have reached the backend: only methods that are safe to
+        // repeat go elsewhere. Timeouts wait for the retry budget of the HA policy.
+        let may_repeat = is_idempotent(&parts.method) || config.ha.failover_non_idempotent;
+        let is_timeout = matches!(failure, ProxyError::Timeout { .. });
+        last_error = Some(failure);
+        if !may_repeat || is_timeout || is_upgrade {
+            break;
+        }
+    }
+    // Drop the replay state before answering so a large unread body is released.
+    replay.take();
+    // When no try got as far as a connection, no backend could be tried at all:
+    // that is 503, as HAProxy answers; a backend that failed mid-request is 502.
+    let nothing_connected = tries.iter().all(|t| t.outcome == TryOutcome::ConnectFailed);
+    match last_error {
+        Some(err) if !nothing_connected => Err(err),
+        _ => Err(ProxyError::NoBackend {
+            topology: service.topology.clone(),
+            service: config.name.clone(),
+        }),
+    }
+}
+
+fn backend_uri(backend: &Backend, rest: &str, query: Option<&str>) -> Result<Uri, ProxyError> {
+    let mut path_and_query = String::with_capacity(backend.base_path.len() + rest.len() + 16);
+    path_and_query.push_str(&backend.base_path);
+    path_and_query.push_str(rest);
+    if path_and_query.is_empty() {
+        path_and_query.push('/');
+    }
+    if let Some(query) = query {
+        let _ = write!(path_and_query, "?{query}");
+    }
+    Uri::builder()
+        .scheme(backend.scheme.clone())
+        .authority(backend.authority.clone())
+        .path_and_query(path_and_query)
+        .build()
+        .map_err(|_| ProxyError::BadRequest {
+            reason: "request path cannot be forwarded",
+        })
+}
+
+fn finish_response(
+    mut response: Response<Incoming>,
+    service: &ServiceRuntime,
+    client: &ClientContext,
+    original_host: Option<&str>,
+    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+) -> Response<ProxyBody> {
+    let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
+    if switching {
+        if let Some(client_upgrade) = client_upgrade {
+            let backend_upgrade = hyper::upgrade::on(&mut response);
+            upgrade::spawn_tunnel(
+                client_upgrade,
+                backend_upgrade,
+                service.config.timeouts.idle,
+            );
+        }
+    }
+    let (mut parts, incoming) = response.into_parts();
+    headers::strip_hop_by_hop(&mut parts.headers, switching);
+    let host = original_host.unwrap_or("localhost");
+    let scheme = if client.tls { "https" } else { "http" };
+    let gateway_base = format!(
+        "{scheme}://{host}{}/{}",
+        service.context.to_str().unwrap_or(""),
+        service.config.name
+    );
+    for name in [header::LOCATION, header::CONTENT_LOCATION] {
+        let rewritten = parts
+            .headers
+            .get(&name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| headers::rewrite_location(v, &service.location_bases, &gateway_base))
+            .and_then(|v| HeaderValue::from_str(&v).ok());
+        if let Some(value) = rewritten {
+            parts.headers.insert(name, value);
+        }
+    }
+    let body = if switching {
+        body::empty()
+    } else {
+        IdleTimeoutBody::new(incoming, service.config.timeouts.idle).boxed()
+    };
+    Response::from_parts(parts, body)
+}
+
+fn access_log(
+    gateway: &Gateway,
+    method: &Method,
+    path: &str,
+    (topology, service): &(String, String),
+    response: &Response<ProxyBody>,
+    tries: &[TryRecord],
+    started: Instant,
+) {
+    let mut tries_text = String::new();
+    for (i, record) in tries.iter().enumerate() {
+        if i > 0 {
+            tries_text.push(',');
+        }
+        let _ = write!(tries_text, "{}:{}", record.backend.id, record.outcome);
+    }
+    let backend = tries.last().map(|t| t.backend.id.as_str()).unwrap_or("-");
+    tracing::info!(
+        target: "portcullis::access",
+        member = %gateway.member_id,
+        %method,
+        path,
+        topology = topology.as_str(),
+        service = service.as_str(),
+        backend,
+        status = response.status().as_u16(),
+        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        tries = tries.len(),
+        outcomes = tries_text.as_str(),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dot_segments_are_refused() {
+        assert!(has_dot_segment("/a/../b"));
+        assert!(has_dot_segment("/%2E%2e/b"));
+        assert!(has_dot_segment("/."));
+        assert!(!has_dot_segment("/a/.b/c.."));
+        assert!(!has_dot_segment(""));
+    }
+
+    #[test]
+    fn backend_uri_joins_base_and_rest() {
+        let url = url::Url::parse("http://127.0.0.1:9/base/").unwrap();
+        let backend = Backend::new("t", "s", &url, false).unwrap();
+        assert_eq!(
+            backend_uri(&backend, "/x/y", Some("a=1"))
+                .unwrap()
+                .to_string(),
+            "http://127.0.0.1:9/base/x/y?a=1"
+        );
+        assert_eq!(
+            backend_uri(&backend, "", None).unwrap().to_string(),
+            "http://127.0.0.1:9/base"
+        );
+        let root = Backend::new("t", "s", &url::Url::parse("http://h:1").unwrap(), false).unwrap();
+        assert_eq!(backend_uri(&root, "", None).unwrap().path(), "/");
+    }
+}

@@ -1,0 +1,215 @@
+//! Header rules of a reverse proxy: hop-by-hop removal, the X-Forwarded-* set,
+//! and Location rewriting (what Apache calls ProxyPassReverse).
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+/// Headers that describe one connection and must not be forwarded (RFC 9110 §7.6.1).
+const HOP_BY_HOP: [HeaderName; 6] = [
+    header::CONNECTION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::PROXY_AUTHORIZATION,
+];
+
+/// Removes hop-by-hop headers. With `keep_upgrade`, `Connection: upgrade` and
+/// `Upgrade` survive so a WebSocket handshake can pass.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .filter(|name| !(keep_upgrade && name == header::UPGRADE))
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP.iter() {
+        if keep_upgrade && (name == header::UPGRADE || name == header::CONNECTION) {
+            continue;
+        }
+        headers.remove(name);
+    }
+    headers.remove("keep-alive");
+    let proxy_headers: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| name.as_str().starts_with("proxy-"))
+        .cloned()
+        .collect();
+    for name in proxy_headers {
+        headers.remove(name);
+    }
+    if keep_upgrade {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    }
+}
+
+/// True when the request asks for a protocol upgrade (WebSocket) over HTTP/1.1.
+pub fn is_upgrade_request(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE)
+        && headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|token| token.trim().eq_ignore_ascii_case("upgrade"))
+}
+
+/// What the gateway knows about the client side of a request.
+#[derive(Debug, Clone)]
+pub struct ClientContext {
+    pub peer_ip: std::net::IpAddr,
+    pub local_port: u16,
+    pub tls: bool,
+}
+
+/// Adds X-Forwarded-For (appended), -Proto, -Host, -Port, -Server and -Context.
+pub fn add_forwarded(
+    headers: &mut HeaderMap,
+    client: &ClientContext,
+    original_host: Option<&str>,
+    member_id: &HeaderValue,
+    context: &HeaderValue,
+) {
+    let peer = client.peer_ip.to_string();
+    let forwarded_for = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(existing) if !existing.trim().is_empty() => format!("{existing}, {peer}"),
+        _ => peer,
+    };
+    insert_str(headers, "x-forwarded-for", &forwarded_for);
+    headers.insert(
+        "x-forwarded-proto",
+        HeaderValue::from_static(if client.tls { "https" } else { "http" }),
+    );
+    let port = original_host
+        .and_then(port_of_host)
+        .unwrap_or(client.local_port);
+    if let Some(host) = original_host {
+        insert_str(headers, "x-forwarded-host", host);
+    }
+    insert_str(headers, "x-forwarded-port", &port.to_string());
+    headers.insert("x-forwarded-server", member_id.clone());
+    headers.insert("x-forwarded-context", context.clone());
+}
+
+fn insert_str(headers: &mut HeaderMap, name: &'static str, value: &str) {
+    if let Ok(value) = HeaderValue::from_str(value) {
+        headers.insert(name, value);
+    }
+}
+
+/// The port of a Host header value, handling bracketed IPv6 literals.
+fn port_of_host(host: &str) -> Option<u16> {
+    let after_bracket = match host.rfind(']') {
+        Some(i) => &host[i + 1..],
+        None => host,
+    };
+    after_bracket.rsplit_once(':')?.1.parse().ok()
+}
+
+/// Rewrites a Location-style value that points into one of the backend bases to
+/// the same place under the gateway. `bases` are (backend base without trailing
+/// slash) pairs; `gateway_base` has no trailing slash either.
+pub fn rewrite_location(value: &str, bases: &[String], gateway_base: &str) -> Option<String> {
+    for base in bases {
+        if let Some(rest) = strip_prefix_ignore_ascii_case(value, base) {
+            if rest.is_empty() || rest.starts_with('/') || rest.starts_with('?') {
+                return Some(format!("{gateway_base}{rest}"));
+            }
+        }
+    }
+    None
+}
+
+/// Scheme and host compare case-insensitively; the path part of a base rarely
+/// differs in case, so the whole prefix is compared that way.
+fn strip_prefix_ignore_ascii_case<'a>(value: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = value.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &value[prefix.len()..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_connection_named_and_fixed_hop_headers() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "connection",
+            HeaderValue::from_static("keep-alive, x-secret"),
+        );
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert("te", HeaderValue::from_static("trailers"));
+        h.insert("proxy-authorization", HeaderValue::from_static("x"));
+        h.insert("proxy-foo", HeaderValue::from_static("x"));
+        h.insert("upgrade", HeaderValue::from_static("websocket"));
+        h.insert("x-kept", HeaderValue::from_static("yes"));
+        strip_hop_by_hop(&mut h, false);
+        let names: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, vec!["x-kept"]);
+    }
+
+    #[test]
+    fn upgrade_survives_when_asked() {
+        let mut h = HeaderMap::new();
+        h.insert("connection", HeaderValue::from_static("Upgrade"));
+        h.insert("upgrade", HeaderValue::from_static("websocket"));
+        assert!(is_upgrade_request(&h));
+        strip_hop_by_hop(&mut h, true);
+        assert_eq!(h["upgrade"], "websocket");
+        assert_eq!(h["connection"], "upgrade");
+    }
+
+    #[test]
+    fn forwarded_headers_append_and_name_the_member() {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.9"));
+        let client = ClientContext {
+            peer_ip: "127.0.0.7".parse().unwrap(),
+            local_port: 8443,
+            tls: true,
+        };
+        add_forwarded(
+            &mut h,
+            &client,
+            Some("gw.example:9443"),
+            &HeaderValue::from_static("m1"),
+            &HeaderValue::from_static("/gateway/sales"),
+        );
+        assert_eq!(h["x-forwarded-for"], "10.0.0.9, 127.0.0.7");
+        assert_eq!(h["x-forwarded-proto"], "https");
+        assert_eq!(h["x-forwarded-host"], "gw.example:9443");
+        assert_eq!(h["x-forwarded-port"], "9443");
+        assert_eq!(h["x-forwarded-server"], "m1");
+        assert_eq!(h["x-forwarded-context"], "/gateway/sales");
+    }
+
+    #[test]
+    fn port_defaults_to_listener_port() {
+        assert_eq!(port_of_host("[::1]:81"), Some(81));
+        assert_eq!(port_of_host("[::1]"), None);
+        assert_eq!(port_of_host("host"), None);
+    }
+
+    #[test]
+    fn location_rewrite_only_for_backend_bases() {
+        let bases = vec!["http://10.0.0.1:50070/webhdfs".to_string()];
+        let gw = "https://gw:8443/gateway/t/webhdfs";
+        assert_eq!(
+            rewrite_location("http://10.0.0.1:50070/webhdfs/v1/x?op=OPEN", &bases, gw).as_deref(),
+            Some("https://gw:8443/gateway/t/webhdfs/v1/x?op=OPEN")
+        );
+        assert_eq!(
+            rewrite_location("http://10.0.0.1:50070/webhdfsX", &bases, gw),
+            None
+        );
+        assert_eq!(rewrite_location("http://other/webhdfs", &bases, gw), None);
+        assert_eq!(rewrite_location("/relative", &bases, gw), None);
+    }
+}

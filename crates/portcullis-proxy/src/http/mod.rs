@@ -1,0 +1,8 @@
+//! The request path: route, forward with failover, stream back, log.
+
+mod forward;
+pub mod headers;
+mod upgrade;
+
+pub use forward::handle;
+pub use headers::ClientContext;

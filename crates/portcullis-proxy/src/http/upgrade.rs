@@ -1,0 +1,103 @@
+//! Upgraded connections (WebSocket): once both sides have switched protocols the
+//! bytes are copied both ways until either side closes or nothing moves for the
+//! service's idle timeout.
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::Instant;
+
+pub fn spawn_tunnel(client: OnUpgrade, backend: OnUpgrade, idle: Duration) {
+    tokio::spawn(async move {
+        let (client, backend) = match tokio::try_join!(client, backend) {
+            Ok(pair) => pair,
+            Err(err) => {
+                tracing::debug!(error = %err, "upgrade did not complete");
+                return;
+            }
+        };
+        let epoch = Instant::now();
+        let last_activity = Arc::new(AtomicU64::new(0));
+        let mut client = Activity::new(TokioIo::new(client), last_activity.clone(), epoch);
+        let mut backend = Activity::new(TokioIo::new(backend), last_activity.clone(), epoch);
+        let copy = tokio::io::copy_bidirectional(&mut client, &mut backend);
+        tokio::pin!(copy);
+        loop {
+            let since_start = Duration::from_millis(last_activity.load(Ordering::Relaxed));
+            let deadline = epoch + since_start + idle;
+            tokio::select! {
+                result = &mut copy => {
+                    if let Err(err) = result {
+                        tracing::debug!(error = %err, "tunnel closed with an error");
+                    }
+                    return;
+                }
+                _ = tokio::time::sleep_until(deadline) => {
+                    let idle_for = Instant::now() - (epoch + Duration::from_millis(last_activity.load(Ordering::Relaxed)));
+                    if idle_for >= idle {
+                        tracing::debug!(?idle, "tunnel idle timeout");
+                        return;
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// Records the time of the last byte read on either side. A relaxed atomic is
+/// enough: the watchdog only needs an approximate time, never ordering.
+struct Activity<T> {
+    inner: T,
+    last: Arc<AtomicU64>,
+    epoch: Instant,
+}
+
+impl<T> Activity<T> {
+    fn new(inner: T, last: Arc<AtomicU64>, epoch: Instant) -> Self {
+        Self { inner, last, epoch }
+    }
+
+    fn touch(&self) {
+        let millis = self.epoch.elapsed().as_millis() as u64;
+        self.last.store(millis, Ordering::Relaxed);
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Activity<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let result = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.touch();
+        }
+        result
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Activity<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, data)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}

@@ -1,0 +1,176 @@
+//! The routing snapshot: topologies, their services and backends, swapped
+//! atomically on every config change. Requests hold an `Arc` of the service they
+//! started on, so a swap never disturbs them.
+
+mod state;
+
+pub use state::{ApplyError, ConfigChange, Gateway, Lookup};
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use http::uri::{Authority, Scheme};
+use http::HeaderValue;
+use portcullis_config::Service;
+use sha2::{Digest, Sha256};
+
+use crate::client::BackendClient;
+
+/// One immutable view of everything the gateway serves.
+#[derive(Default)]
+pub struct RoutingTable {
+    pub generation: u64,
+    pub topologies: HashMap<String, Arc<TopologyRuntime>>,
+}
+
+pub struct TopologyRuntime {
+    pub name: String,
+    pub source: portcullis_config::Topology,
+    pub services: HashMap<String, Arc<ServiceRuntime>>,
+}
+
+pub struct ServiceRuntime {
+    pub topology: String,
+    pub config: Service,
+    /// `urls` first, then `backup_urls`.
+    pub backends: Vec<Arc<Backend>>,
+    pub client: BackendClient,
+    /// `/gateway/TOPOLOGY`, sent as X-Forwarded-Context.
+    pub context: HeaderValue,
+    /// Backend bases that Location headers are rewritten from.
+    pub location_bases: Vec<String>,
+    /// Index into `backends` of the backend every client uses first (HA "none").
+    active: AtomicUsize,
+}
+
+impl ServiceRuntime {
+    pub fn active_index(&self) -> usize {
+        self.active.load(Ordering::Relaxed)
+    }
+
+    /// Records that `index` answered after the active backend failed, so every
+    /// later request starts there (Knox's "active URL").
+    pub fn promote(&self, failed: usize, index: usize) {
+        let _ = self
+            .active
+            .compare_exchange(failed, index, Ordering::Relaxed, Ordering::Relaxed);
+    }
+}
+
+/// One backend url of a service.
+pub struct Backend {
+    pub id: String,
+    pub url: url::Url,
+    pub scheme: Scheme,
+    pub authority: Authority,
+    /// Path of the url without its trailing slash ("" for the root).
+    pub base_path: String,
+    pub backup: bool,
+}
+
+/// Short stable id of (topology, service, url), used in the API, metrics and logs.
+pub fn backend_id(topology: &str, service: &str, url: &url::Url) -> String {
+    let mut hasher = Sha256::new();
+    for part in [topology, service, url.as_str()] {
+        hasher.update((part.len() as u64).to_be_bytes());
+        hasher.update(part.as_bytes());
+    }
+    hex::encode(&hasher.finalize()[..6])
+}
+
+impl Backend {
+    pub fn new(topology: &str, service: &str, url: &url::Url, backup: bool) -> Option<Backend> {
+        let scheme = Scheme::try_from(url.scheme()).ok()?;
+        let host = url.host_str()?;
+        let port = url.port_or_known_default()?;
+        let authority = if host.contains(':') && !host.starts_with('[') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        };
+        Some(Backend {
+            id: backend_id(topology, service, url),
+            url: url.clone(),
+            scheme,
+            authority: Authority::try_from(authority).ok()?,
+            base_path: url.path().trim_end_matches('/').to_string(),
+            backup,
+        })
+    }
+}
+
+/// The parts of a gateway path: `/{prefix}/{topology}/{service}{rest}`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct RouteMatch<'a> {
+    pub topology: &'a str,
+    pub service: &'a str,
+    /// Everything after the service segment, starting with '/' or empty.
+    pub rest: &'a str,
+}
+
+pub fn match_path<'a>(prefix: &str, path: &'a str) -> Option<RouteMatch<'a>> {
+    let after_prefix = path
+        .strip_prefix('/')?
+        .strip_prefix(prefix)?
+        .strip_prefix('/')?;
+    let (topology, after_topology) = after_prefix.split_once('/')?;
+    let (service, rest) = match after_topology.find('/') {
+        Some(i) => (&after_topology[..i], &after_topology[i..]),
+        None => (after_topology, ""),
+    };
+    if topology.is_empty() || service.is_empty() {
+        return None;
+    }
+    Some(RouteMatch {
+        topology,
+        service,
+        rest,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn matches_gateway_paths() {
+        assert_eq!(
+            match_path("gateway", "/gateway/sales/webhdfs/v1/x"),
+            Some(RouteMatch {
+                topology: "sales",
+                service: "webhdfs",
+                rest: "/v1/x"
+            })
+        );
+        assert_eq!(
+            match_path("gateway", "/gateway/sales/webhdfs").map(|m| m.rest),
+            Some("")
+        );
+        assert_eq!(match_path("gateway", "/gateway/sales/"), None);
+        assert_eq!(match_path("gateway", "/gateway/sales"), None);
+        assert_eq!(match_path("gateway", "/gatewayx/sales/s"), None);
+        assert_eq!(match_path("gateway", "/other/sales/s"), None);
+    }
+
+    #[test]
+    fn backend_ids_are_stable_and_distinct() {
+        let u1 = url::Url::parse("http://h1:80/a").unwrap();
+        let u10 = url::Url::parse("http://h10:80/a").unwrap();
+        assert_eq!(backend_id("t", "s", &u1), backend_id("t", "s", &u1));
+        assert_ne!(backend_id("t", "s", &u1), backend_id("t", "s", &u10));
+        assert_ne!(backend_id("t", "s", &u1), backend_id("t", "s2", &u1));
+        assert_eq!(backend_id("t", "s", &u1).len(), 12);
+    }
+
+    proptest! {
+        #[test]
+        fn matched_parts_reassemble_the_path(path in "[/a-z0-9.%-]{0,40}") {
+            if let Some(m) = match_path("gateway", &path) {
+                prop_assert_eq!(format!("/gateway/{}/{}{}", m.topology, m.service, m.rest), path.clone());
+                prop_assert!(!m.topology.contains('/') && !m.service.contains('/'));
+            }
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! Wiring of one member: config store -> validated topologies -> data plane, and
+//! the listener with its graceful shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use portcullis_cluster::{DirStore, TopologyEvent};
+use portcullis_config::{NodeConfig, StoreLocation};
+use portcullis_proxy::{ConfigChange, Gateway, ListenerOptions};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// How often the dir store is re-read. Changes apply within this plus parse time,
+/// well inside the 2 s promised for `dir:` stores.
+pub const DIR_POLL: Duration = Duration::from_millis(500);
+
+/// A running member.
+pub struct Member {
+    pub gateway: Arc<Gateway>,
+    pub gateway_addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    serve_task: JoinHandle<()>,
+    sync_task: JoinHandle<()>,
+}
+
+impl Member {
+    /// Loads the store, binds the gateway listener and starts serving.
+    pub async fn start(config: NodeConfig) -> anyhow::Result<Member> {
+        let store = match &config.cluster.store {
+            StoreLocation::Dir(path) => DirStore::new(path),
+            StoreLocation::Etcd(_) => {
+                bail!("cluster.store: the etcd store is not available in this build yet; use \"dir:PATH\"")
+            }
+        };
+        store
+            .ensure_layout()
+            .with_context(|| format!("cluster.store: cannot prepare {}", store.root().display()))?;
+        let gateway = Arc::new(Gateway::new(
+            &config.node.id,
+            &config.gateway.path,
+            config.base_dir.clone(),
+        ));
+        // Load once before listening so the first request already sees the config.
+        let initial = store.list_topologies()?;
+        for (name, text) in initial {
+            apply_topology(&gateway, &name, &text);
+        }
+        let mut watcher = store.watch_topologies(DIR_POLL);
+        let sync_gateway = gateway.clone();
+        let sync_task = tokio::spawn(async move {
+            while let Some(event) = watcher.events.recv().await {
+                match event {
+                    TopologyEvent::Changed { name, text } => {
+                        apply_topology(&sync_gateway, &name, &text)
+                    }
+                    TopologyEvent::Removed { name } => {
+                        if let Ok(generation) =
+                            sync_gateway.apply(ConfigChange::RemoveTopology(name.clone()))
+                        {
+                            tracing::info!(topology = %name, generation, "topology removed");
+                        }
+                    }
+                }
+            }
+        });
+
+        let tls = match &config.gateway.tls {
+            Some(files) => Some(
+                portcullis_proxy::listener::server_config(&files.cert, &files.key)
+                    .context("gateway.tls")?,
+            ),
+            None => None,
+        };
+        let listener = TcpListener::bind(config.gateway.listen)
+            .await
+            .with_context(|| {
+                format!("gateway.listen: cannot listen on {}", config.gateway.listen)
+            })?;
+        let gateway_addr = listener.local_addr()?;
+        let options = ListenerOptions {
+            tls,
+            max_connections: config.gateway.max_connections,
+            header_read_timeout: config.gateway.header_read_timeout,
+            shutdown_grace: config.gateway.shutdown_grace,
+        };
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let serve_task = tokio::spawn(portcullis_proxy::serve(
+            listener,
+            gateway.clone(),
+            options,
+            shutdown_rx,
+        ));
+        tracing::info!(member = %config.node.id, listen = %gateway_addr, "gateway listening");
+        Ok(Member {
+            gateway,
+            gateway_addr,
+            shutdown,
+            serve_task,
+            sync_task,
+        })
+    }
+
+    /// Stops accepting, finishes in-flight requests within the grace period.
+    pub async fn stop(self) {
+        self.sync_task.abort();
+        let _ = self.shutdown.send(true);
+        let _ = self.serve_task.await;
+    }
+}
+
+/// Validates and applies one topology. An invalid one is logged and the last
+/// good version keeps serving.
+pub fn apply_topology(gateway: &Gateway, name: &str, text: &str) {
+    let label = format!("topologies/{name}.toml");
+    match portcullis_config::parse_topology(name, &label, text) {
+        Err(errors) => {
+            for error in &errors.0 {
+                tracing::error!(topology = name, "{error}; keeping the last good version");
+            }
+        }
+        Ok(topology) => {
+            for service in &topology.services {
+                warn_unimplemented(name, service);
+            }
+            match gateway.apply(ConfigChange::UpsertTopology(topology)) {
+                Ok(generation) => tracing::info!(topology = name, generation, "topology applied"),
+                Err(err) => {
+                    tracing::error!(topology = name, error = %err, "topology not applied; keeping the last good version")
+                }
+            }
+        }
+    }
+}
+
+/// Keys that parse but whose behaviour is not in this build: say so instead of
+/// silently ignoring them (the very thing Knox users complain about).
+fn warn_unimplemented(topology: &str, service: &portcullis_config::Service) {
+    let ha = &service.ha;
+    let mut pending = Vec::new();
+    if ha.load_balancing != portcullis_config::LoadBalancing::None {
+        pending.push("ha.load_balancing (requests use the active backend)");
+    }
+    if ha.sticky_session {
+        pending.push("ha.sticky_session");
+    }
+    if service.health.is_some() {
+        pending.push("[service.health] active checks");
+    }
+    if service.backend_auth.is_some() {
+        pending.push("[service.backend_auth] (needs the alias store)");
+    }
+    if !pending.is_empty() {
+        tracing::warn!(
+            topology,
+            service = %service.name,
+            "not yet implemented in this build, ignored: {}",
+            pending.join(", ")
+        );
+    }
+}

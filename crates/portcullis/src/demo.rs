@@ -1,0 +1,144 @@
+//! `portcullis demo`: a gateway member and three demo backends on loopback, with
+//! no setup. Backends can be stopped and started from the terminal to watch
+//! failover happen.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use tokio::io::AsyncBufReadExt;
+
+use crate::app::Member;
+use crate::demo_backend::DemoBackend;
+
+const BACKEND_NAMES: [&str; 3] = ["alpha", "beta", "gamma"];
+/// Preferred ports, so the printed commands stay the same from run to run; any
+/// free port is used when one is taken.
+const PREFERRED_GATEWAY_PORT: u16 = 8443;
+const PREFERRED_BACKEND_PORTS: [u16; 3] = [9101, 9102, 9103];
+
+pub async fn run() -> anyhow::Result<()> {
+    let workdir = std::env::temp_dir().join(format!("portcullis-demo-{}", std::process::id()));
+    let result = run_in(&workdir).await;
+    let _ = std::fs::remove_dir_all(&workdir);
+    result
+}
+
+fn loopback_port(preferred: u16) -> u16 {
+    let addr = SocketAddr::from(([127, 0, 0, 1], preferred));
+    match std::net::TcpListener::bind(addr) {
+        Ok(_) => preferred,
+        Err(_) => 0,
+    }
+}
+
+async fn run_in(workdir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(workdir.join("store/topologies"))
+        .with_context(|| format!("cannot create {}", workdir.display()))?;
+    let mut backends = BTreeMap::new();
+    for (name, port) in BACKEND_NAMES.iter().zip(PREFERRED_BACKEND_PORTS) {
+        let addr = SocketAddr::from(([127, 0, 0, 1], loopback_port(port)));
+        let backend = DemoBackend::spawn(name, addr)
+            .await
+            .with_context(|| format!("cannot start demo backend {name}"))?;
+        backends.insert(name.to_string(), (backend.addr(), Some(backend)));
+    }
+    let urls: Vec<String> = backends
+        .values()
+        .map(|(addr, _)| format!("\"http://{addr}\""))
+        .collect();
+    std::fs::write(
+        workdir.join("store/topologies/demo.toml"),
+        format!(
+            "[[service]]\nname = \"echo\"\nurls = [{}]\n\n[service.ha]\nmax_failover_attempts = 2\n\n[service.timeouts]\nconnect = \"1s\"\nrequest = \"10s\"\n",
+            urls.join(", ")
+        ),
+    )?;
+    let config_path = write_member_config(workdir, loopback_port(PREFERRED_GATEWAY_PORT))?;
+    let config = portcullis_config::load_node_config(&config_path)
+        .map_err(|errors| anyhow::anyhow!("demo configuration is invalid:\n{errors}"))?;
+    let member = Member::start(config).await?;
+    print_banner(member.gateway_addr, &backends);
+
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    let mut stdin_open = true;
+    loop {
+        tokio::select! {
+            _ = crate::signals::wait_for_shutdown() => break,
+            line = lines.next_line(), if stdin_open => match line {
+                Ok(Some(line)) => control(&line, &mut backends).await,
+                _ => stdin_open = false,
+            },
+        }
+    }
+    println!("stopping the demo ...");
+    member.stop().await;
+    for (_, (_, backend)) in backends {
+        if let Some(backend) = backend {
+            backend.shutdown().await;
+        }
+    }
+    Ok(())
+}
+
+fn write_member_config(workdir: &Path, port: u16) -> anyhow::Result<PathBuf> {
+    let path = workdir.join("portcullis.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[node]\nid = \"demo-1\"\n\n[gateway]\nlisten = \"127.0.0.1:{port}\"\nshutdown_grace = \"5s\"\n\n[cluster]\nstore = \"dir:./store\"\n"
+        ),
+    )?;
+    Ok(path)
+}
+
+type Backends = BTreeMap<String, (SocketAddr, Option<DemoBackend>)>;
+
+fn print_banner(gateway: SocketAddr, backends: &Backends) {
+    let base = format!("http://{gateway}/gateway/demo/echo");
+    println!("Portcullis demo is running.");
+    println!();
+    println!("gateway: {base}/");
+    for (name, (addr, _)) in backends {
+        println!("backend {name}: http://{addr}");
+    }
+    println!();
+    println!("Try:");
+    println!("  curl -s {base}/hello            # JSON naming the backend that answered");
+    println!("  curl -s -d 'some body' {base}/echo");
+    println!("  curl -s {base}/bytes/1048576 | wc -c");
+    println!("  WebSocket echo: ws://{gateway}/gateway/demo/echo/ws");
+    println!();
+    println!("Type 'stop alpha' (or beta, gamma) and Enter to stop a backend, 'start alpha' to bring it back;");
+    println!("requests keep working while at least one backend is up. Ctrl-C stops everything.");
+}
+
+async fn control(line: &str, backends: &mut Backends) {
+    let mut words = line.split_whitespace();
+    let (Some(verb), Some(name)) = (words.next(), words.next()) else {
+        return;
+    };
+    let Some((addr, slot)) = backends.get_mut(name) else {
+        println!("no backend named {name}");
+        return;
+    };
+    match verb {
+        "stop" => match slot.take() {
+            Some(backend) => {
+                backend.shutdown().await;
+                println!("backend {name} stopped");
+            }
+            None => println!("backend {name} is already stopped"),
+        },
+        "start" if slot.is_none() => match DemoBackend::spawn(name, *addr).await {
+            Ok(backend) => {
+                *slot = Some(backend);
+                println!("backend {name} started on http://{addr}");
+            }
+            Err(err) => println!("cannot start {name} on {addr}: {err}"),
+        },
+        "start" => println!("backend {name} is already running"),
+        _ => println!("commands: stop NAME, start NAME"),
+    }
+}

@@ -1,0 +1,227 @@
+//! Fixtures for end-to-end tests: real members on loopback port 0, real demo
+//! backends, and a plain hyper client.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, StatusCode};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Empty, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use portcullis::app::Member;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub type TestBody = BoxBody<Bytes, BoxError>;
+
+pub fn init() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let _ = tracing_subscriber_init();
+}
+
+fn tracing_subscriber_init() -> Option<()> {
+    // Logs only when asked, so test output stays readable.
+    std::env::var("TEST_LOG").ok()?;
+    Some(())
+}
+
+/// A member with its own temporary store directory.
+pub struct TestMember {
+    pub member: Option<Member>,
+    pub dir: tempfile::TempDir,
+    pub addr: SocketAddr,
+}
+
+impl TestMember {
+    pub async fn start(topologies: &[(&str, &str)]) -> TestMember {
+        Self::start_with(topologies, "").await
+    }
+
+    /// `gateway_extra` is appended to the `[gateway]` table.
+    pub async fn start_with(topologies: &[(&str, &str)], gateway_extra: &str) -> TestMember {
+        init();
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join("store/topologies")).unwrap();
+        for (name, text) in topologies {
+            write_topology(dir.path(), name, text);
+        }
+        let config_path = dir.path().join("portcullis.toml");
+        let text = format!(
+            "[node]\nid = \"test-member\"\n[gateway]\nlisten = \"127.0.0.1:0\"\nshutdown_grace = \"5s\"\n{gateway_extra}\n[cluster]\nstore = \"dir:./store\"\n"
+        );
+        std::fs::write(&config_path, &text).unwrap();
+        let config =
+            portcullis_config::parse_node_config(&text, &config_path).expect("valid config");
+        let member = Member::start(config).await.expect("member starts");
+        let addr = member.gateway_addr;
+        TestMember {
+            member: Some(member),
+            dir,
+            addr,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn put_topology(&self, name: &str, text: &str) {
+        write_topology(self.dir.path(), name, text);
+    }
+
+    pub fn remove_topology(&self, name: &str) {
+        std::fs::remove_file(
+            self.dir
+                .path()
+                .join(format!("store/topologies/{name}.toml")),
+        )
+        .unwrap();
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(member) = self.member.take() {
+            member.stop().await;
+        }
+    }
+}
+
+pub fn write_topology(dir: &Path, name: &str, text: &str) {
+    let topologies = dir.join("store/topologies");
+    let tmp = topologies.join(format!(".{name}.tmp"));
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, topologies.join(format!("{name}.toml"))).unwrap();
+}
+
+/// A topology with one service `name` over `urls`.
+pub fn topology(service: &str, urls: &[String], extra: &str) -> String {
+    let urls: Vec<String> = urls.iter().map(|u| format!("{u:?}")).collect();
+    format!(
+        "[[service]]\nname = \"{service}\"\nurls = [{}]\n{extra}\n",
+        urls.join(", ")
+    )
+}
+
+pub fn client() -> Client<HttpConnector, TestBody> {
+    Client::builder(TokioExecutor::new()).build(HttpConnector::new())
+}
+
+pub fn h2c_client() -> Client<HttpConnector, TestBody> {
+    Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build(HttpConnector::new())
+}
+
+pub fn empty() -> TestBody {
+    Empty::new().map_err(|never| match never {}).boxed()
+}
+
+pub fn full(data: impl Into<Bytes>) -> TestBody {
+    Full::new(data.into())
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).to_string()
+    }
+}
+
+pub async fn send(client: &Client<HttpConnector, TestBody>, request: Request<TestBody>) -> Reply {
+    let response = tokio::time::timeout(Duration::from_secs(30), client.request(request))
+        .await
+        .expect("answer within 30 s")
+        .expect("request succeeds at the HTTP level");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+pub async fn get(url: &str) -> Reply {
+    let request = Request::get(url).body(empty()).unwrap();
+    send(&client(), request).await
+}
+
+/// Polls `url` until `check` accepts the reply or `timeout` passes.
+pub async fn eventually(url: &str, timeout: Duration, check: impl Fn(&Reply) -> bool) -> Reply {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let reply = get(url).await;
+        if check(&reply) || tokio::time::Instant::now() > deadline {
+            return reply;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Path of the built `portcullis` binary (cargo builds it for integration tests).
+pub fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_portcullis"))
+}
+
+/// Deterministic pseudo-random bytes, streamed in chunks, with their SHA-256.
+pub fn pattern_stream(total: u64, chunk: usize) -> (TestBody, String) {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    let mut produced = 0u64;
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    let mut chunks = Vec::new();
+    // Precompute the digest with the same generator the stream uses.
+    while produced < total {
+        let n = chunk.min((total - produced) as usize);
+        let block = next_block(&mut seed, n);
+        hasher.update(&block);
+        produced += n as u64;
+        chunks.push(n);
+    }
+    let digest = hex::encode(hasher.finalize());
+    let stream = futures_util::stream::unfold(
+        (0x9E37_79B9_7F4A_7C15u64, chunks.into_iter()),
+        |(mut seed, mut sizes)| async move {
+            let n = sizes.next()?;
+            let block = next_block(&mut seed, n);
+            Some((
+                Ok::<_, BoxError>(http_body::Frame::data(Bytes::from(block))),
+                (seed, sizes),
+            ))
+        },
+    );
+    (http_body_util::StreamBody::new(stream).boxed(), digest)
+}
+
+fn next_block(seed: &mut u64, n: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        *seed ^= *seed << 13;
+        *seed ^= *seed >> 7;
+        *seed ^= *seed << 17;
+        out.extend_from_slice(&seed.to_le_bytes());
+    }
+    out.truncate(n);
+    out
+}

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs the system packages that building and testing Portcullis need, only
+# when they are missing. Safe to run again. Needs root (or sudo) for apt-get.
+set -euo pipefail
+
+packages=()
+need() { command -v "$1" >/dev/null 2>&1 || packages+=("$2"); }
+need cc gcc
+need pkg-config pkg-config
+need curl curl
+
+if [ ${#packages[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  echo "installing: ${packages[*]}"
+  $sudo apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "${packages[@]}"
+fi

@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# The whole test suite: the command the README gives and CI runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+cargo test --workspace --all-targets
