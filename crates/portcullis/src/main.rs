@@ -71,8 +71,10 @@ fn init_logging(level: Option<&str>) {
         None => EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new("info")),
     }
     .unwrap_or_else(|_| EnvFilter::new("info"));
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
 }

@@ -29,6 +29,15 @@ fn signal(child: &Child, name: &str) {
 
 /// Starts `portcullis serve` on a free loopback port with one topology.
 fn spawn_serve(dir: &std::path::Path, topology_text: &str) -> (Child, u16) {
+    spawn_serve_logging(dir, topology_text, "warn", Stdio::null())
+}
+
+fn spawn_serve_logging(
+    dir: &std::path::Path,
+    topology_text: &str,
+    log: &str,
+    stderr: Stdio,
+) -> (Child, u16) {
     std::fs::create_dir_all(dir.join("store/topologies")).unwrap();
     write_topology(dir, "t", topology_text);
     let port = free_port();
@@ -40,9 +49,9 @@ fn spawn_serve(dir: &std::path::Path, topology_text: &str) -> (Child, u16) {
     let child = Command::new(binary())
         .args(["serve", "-c"])
         .arg(dir.join("portcullis.toml"))
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", log)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -280,4 +289,65 @@ async fn demo_serves_through_the_gateway_and_stops_on_ctrl_c() {
             .await
             .unwrap();
     assert!(status.success(), "{status:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_request_gets_one_access_log_line_with_its_tries() {
+    init();
+    let dead_addr = {
+        let dead = DemoBackend::spawn("dead", "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let addr = dead.addr();
+        dead.shutdown().await;
+        addr
+    };
+    let live = DemoBackend::spawn("live", "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("stderr.log");
+    let log_file = std::fs::File::create(&log_path).unwrap();
+    let (mut child, port) = spawn_serve_logging(
+        dir.path(),
+        &topology("svc", &[format!("http://{dead_addr}"), live.url()], ""),
+        "info",
+        Stdio::from(log_file),
+    );
+    let reply = get(&format!("http://127.0.0.1:{port}/gateway/t/svc/hello")).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let reply = get(&format!("http://127.0.0.1:{port}/gateway/t/nope/x")).await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    signal(&child, "TERM");
+    assert!(wait_exit(&mut child, Duration::from_secs(10)).success());
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let access: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("portcullis::access"))
+        .collect();
+    assert_eq!(access.len(), 2, "{log}");
+    let dead_id = portcullis_proxy::backend_id(
+        "t",
+        "svc",
+        &url::Url::parse(&format!("http://{dead_addr}")).unwrap(),
+    );
+    let live_id = portcullis_proxy::backend_id("t", "svc", &url::Url::parse(&live.url()).unwrap());
+    let first = access[0];
+    for expected in [
+        "member=proc".to_string(),
+        "topology=\"t\"".to_string(),
+        "service=\"svc\"".to_string(),
+        format!("backend=\"{live_id}\""),
+        "status=200".to_string(),
+        "tries=2".to_string(),
+        format!("{dead_id}:connect-failed,{live_id}:200"),
+        "duration_ms=".to_string(),
+    ] {
+        assert!(first.contains(&expected), "missing {expected} in {first}");
+    }
+    assert!(
+        access[1].contains("status=404") && access[1].contains("tries=0"),
+        "{}",
+        access[1]
+    );
 }

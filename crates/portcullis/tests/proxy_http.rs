@@ -402,3 +402,32 @@ async fn websocket_echo_through_the_gateway() {
     ws.close(None).await.unwrap();
     member.stop().await;
 }
+
+#[tokio::test]
+async fn the_connection_cap_holds_new_connections_until_a_slot_frees() {
+    let b = backend("solo").await;
+    let member = TestMember::start_with(
+        &[("t", &topology("svc", &[b.url()], ""))],
+        "max_connections = 2",
+    )
+    .await;
+    let first = tokio::net::TcpStream::connect(member.addr).await.unwrap();
+    let _second = tokio::net::TcpStream::connect(member.addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let waiting = tokio::spawn({
+        let url = member.url("/gateway/t/svc/x");
+        async move { get(&url).await }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !waiting.is_finished(),
+        "a third connection must wait while two are open"
+    );
+    drop(first);
+    let reply = tokio::time::timeout(Duration::from_secs(3), waiting)
+        .await
+        .expect("served once a slot frees")
+        .unwrap();
+    assert_eq!(reply.status, StatusCode::OK);
+    member.stop().await;
+}

@@ -332,22 +332,26 @@ fn finish_response(
     }
     let (mut parts, incoming) = response.into_parts();
     headers::strip_hop_by_hop(&mut parts.headers, switching);
-    let host = original_host.unwrap_or("localhost");
-    let scheme = if client.tls { "https" } else { "http" };
-    let gateway_base = format!(
-        "{scheme}://{host}{}/{}",
-        service.context.to_str().unwrap_or(""),
-        service.config.name
-    );
-    for name in [header::LOCATION, header::CONTENT_LOCATION] {
-        let rewritten = parts
-            .headers
-            .get(&name)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| headers::rewrite_location(v, &service.location_bases, &gateway_base))
-            .and_then(|v| HeaderValue::from_str(&v).ok());
-        if let Some(value) = rewritten {
-            parts.headers.insert(name, value);
+    if parts.headers.contains_key(header::LOCATION)
+        || parts.headers.contains_key(header::CONTENT_LOCATION)
+    {
+        let host = original_host.unwrap_or("localhost");
+        let scheme = if client.tls { "https" } else { "http" };
+        let gateway_base = format!(
+            "{scheme}://{host}{}/{}",
+            service.context.to_str().unwrap_or(""),
+            service.config.name
+        );
+        for name in [header::LOCATION, header::CONTENT_LOCATION] {
+            let rewritten = parts
+                .headers
+                .get(&name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| headers::rewrite_location(v, &service.location_bases, &gateway_base))
+                .and_then(|v| HeaderValue::from_str(&v).ok());
+            if let Some(value) = rewritten {
+                parts.headers.insert(name, value);
+            }
         }
     }
     let body = if switching {
@@ -367,6 +371,9 @@ fn access_log(
     tries: &[TryRecord],
     started: Instant,
 ) {
+    if !tracing::enabled!(target: "portcullis::access", tracing::Level::INFO) {
+        return;
+    }
     let mut tries_text = String::new();
     for (i, record) in tries.iter().enumerate() {
         if i > 0 {
