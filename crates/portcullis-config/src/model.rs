@@ -228,3 +228,35 @@ pub struct BackendAuth {
     pub user: String,
     pub password_alias: String,
 }
+
+/// Operator-set state of one backend, shared by every member through the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AdminState {
+    /// Normal traffic.
+    #[default]
+    Enabled,
+    /// No new clients; sticky clients stay.
+    Draining,
+    /// No traffic at all.
+    Disabled,
+}
+
+impl AdminState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AdminState::Enabled => "enabled",
+            AdminState::Draining => "draining",
+            AdminState::Disabled => "disabled",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<AdminState> {
+        match text.trim() {
+            "enabled" => Some(AdminState::Enabled),
+            "draining" => Some(AdminState::Draining),
+            "disabled" => Some(AdminState::Disabled),
+            _ => None,
+        }
+    }
+}

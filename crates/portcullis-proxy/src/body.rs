@@ -94,6 +94,42 @@ where
     }
 }
 
+pin_project_lite::pin_project! {
+    /// A body that keeps `guard` alive until the body is finished or dropped:
+    /// a request stays "in flight" on its backend until its response ends.
+    pub struct Guarded<B, G> {
+        #[pin]
+        inner: B,
+        guard: G,
+    }
+}
+
+impl<B, G> Guarded<B, G> {
+    pub fn new(inner: B, guard: G) -> Self {
+        Self { inner, guard }
+    }
+}
+
+impl<B: Body, G> Body for Guarded<B, G> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        self.project().inner.poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 /// State shared by every try of one request body.
 struct ReplayState {
     /// The client's body, held by whichever try is polling it, else parked here.
@@ -168,6 +204,11 @@ impl ReplayBody {
             size_hint: self.size_hint,
             end_of_stream_at_start: self.end_of_stream_at_start,
         })
+    }
+
+    /// Whether a later try could still send the whole body.
+    pub fn can_replay(&self) -> bool {
+        self.state.lock().map(|s| !s.overflowed).unwrap_or(false)
     }
 
     /// True once any byte of the body was read for a backend.

@@ -6,10 +6,12 @@
 pub mod body;
 pub mod client;
 pub mod error;
+pub mod ha;
 pub mod http;
 pub mod listener;
 pub mod routing;
 
 pub use error::ProxyError;
+pub use ha::CookieKey;
 pub use listener::{serve, ListenerOptions};
 pub use routing::{backend_id, ConfigChange, Gateway};

@@ -38,11 +38,18 @@ impl Member {
         store
             .ensure_layout()
             .with_context(|| format!("cluster.store: cannot prepare {}", store.root().display()))?;
+        // Until the alias store exists the key lives in the store directory,
+        // which every member of the cluster shares.
+        let cookie_key = store
+            .cookie_key()
+            .context("cluster.store: cannot read or create the cookie key")?;
         let gateway = Arc::new(Gateway::new(
             &config.node.id,
             &config.gateway.path,
             config.base_dir.clone(),
+            portcullis_proxy::CookieKey::new(cookie_key),
         ));
+        gateway.set_admin_states(store.backend_states()?.into_iter().collect());
         // Load once before listening so the first request already sees the config.
         let initial = store.list_topologies()?;
         for (name, text) in initial {
@@ -55,6 +62,9 @@ impl Member {
                 match event {
                     TopologyEvent::Changed { name, text } => {
                         apply_topology(&sync_gateway, &name, &text)
+                    }
+                    TopologyEvent::AdminStates(states) => {
+                        sync_gateway.set_admin_states(states.into_iter().collect())
                     }
                     TopologyEvent::Removed { name } => {
                         if let Ok(generation) =
@@ -138,26 +148,11 @@ pub fn apply_topology(gateway: &Gateway, name: &str, text: &str) {
 /// Keys that parse but whose behaviour is not in this build: say so instead of
 /// silently ignoring them (the very thing Knox users complain about).
 fn warn_unimplemented(topology: &str, service: &portcullis_config::Service) {
-    let ha = &service.ha;
-    let mut pending = Vec::new();
-    if ha.load_balancing != portcullis_config::LoadBalancing::None {
-        pending.push("ha.load_balancing (requests use the active backend)");
-    }
-    if ha.sticky_session {
-        pending.push("ha.sticky_session");
-    }
-    if service.health.is_some() {
-        pending.push("[service.health] active checks");
-    }
     if service.backend_auth.is_some() {
-        pending.push("[service.backend_auth] (needs the alias store)");
-    }
-    if !pending.is_empty() {
         tracing::warn!(
             topology,
             service = %service.name,
-            "not yet implemented in this build, ignored: {}",
-            pending.join(", ")
+            "[service.backend_auth] is not applied yet: it needs the alias store of a later release"
         );
     }
 }

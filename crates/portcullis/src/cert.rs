@@ -20,8 +20,16 @@ pub struct CreatedCerts {
     pub server_key: PathBuf,
 }
 
+/// 825 days is the longest validity Apple platforms accept for a TLS server
+/// certificate; the CA gets the same so neither outlives the other.
 const VALIDITY_DAYS: i64 = 825;
+/// Certificates start slightly in the past so a member whose clock runs a
+/// little behind the machine that ran `cert create` still accepts them.
+const BACKDATE: time::Duration = time::Duration::hours(1);
 
+/// Writes `ca.crt`, `ca.key`, `gateway.crt` (server certificate then CA, a full
+/// chain) and `gateway.key` into `out_dir`, creating it if needed. Refuses to
+/// overwrite any existing file.
 pub fn create_certs(hosts: &[String], out_dir: &Path) -> anyhow::Result<CreatedCerts> {
     if hosts.is_empty() {
         bail!("give at least one --host");
@@ -48,18 +56,25 @@ pub fn create_certs(hosts: &[String], out_dir: &Path) -> anyhow::Result<CreatedC
     std::fs::create_dir_all(out_dir)
         .with_context(|| format!("cannot create {}", out_dir.display()))?;
 
-    let now = time_now();
+    let sans = hosts
+        .iter()
+        .map(|host| san(host))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let not_before = time::OffsetDateTime::now_utc() - BACKDATE;
+    let not_after = not_before + time::Duration::days(VALIDITY_DAYS);
     let ca_key = KeyPair::generate().context("cannot generate the CA key")?;
     let mut ca_params = CertificateParams::default();
     ca_params.distinguished_name = name("Portcullis local CA");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    // Path length 0: this CA signs gateway certificates only, never another CA,
+    // so a leaked gateway key can never be used to mint certificates.
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     ca_params.key_usages = vec![
         KeyUsagePurpose::KeyCertSign,
         KeyUsagePurpose::CrlSign,
         KeyUsagePurpose::DigitalSignature,
     ];
-    ca_params.not_before = now;
-    ca_params.not_after = now + time::Duration::days(VALIDITY_DAYS);
+    ca_params.not_before = not_before;
+    ca_params.not_after = not_after;
     let ca_cert = ca_params
         .self_signed(&ca_key)
         .context("cannot sign the CA certificate")?;
@@ -67,39 +82,61 @@ pub fn create_certs(hosts: &[String], out_dir: &Path) -> anyhow::Result<CreatedC
     let server_key = KeyPair::generate().context("cannot generate the server key")?;
     let mut params = CertificateParams::default();
     params.distinguished_name = name(&hosts[0]);
-    params.subject_alt_names = hosts
-        .iter()
-        .map(|host| match host.parse::<std::net::IpAddr>() {
-            Ok(ip) => Ok(SanType::IpAddress(ip)),
-            Err(_) => host
-                .clone()
-                .try_into()
-                .map(SanType::DnsName)
-                .with_context(|| format!("--host {host:?} is not a valid DNS name or IP address")),
-        })
-        .collect::<anyhow::Result<_>>()?;
-    params.key_usages = vec![
-        KeyUsagePurpose::DigitalSignature,
-        KeyUsagePurpose::KeyEncipherment,
-    ];
+    params.subject_alt_names = sans;
+    // The keys are ECDSA, which only signs: KeyEncipherment would be wrong here.
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    params.not_before = now;
-    params.not_after = now + time::Duration::days(VALIDITY_DAYS);
+    // Lets OpenSSL-based clients (curl, Python) pick the issuer by key id.
+    params.use_authority_key_identifier_extension = true;
+    params.not_before = not_before;
+    params.not_after = not_after;
     let issuer = Issuer::new(ca_params, &ca_key);
     let server_cert = params
         .signed_by(&server_key, &issuer)
         .context("cannot sign the server certificate")?;
 
-    write_file(&created.ca_cert, ca_cert.pem().as_bytes(), 0o644)?;
-    write_file(&created.ca_key, ca_key.serialize_pem().as_bytes(), 0o600)?;
     let chain = format!("{}{}", server_cert.pem(), ca_cert.pem());
-    write_file(&created.server_cert, chain.as_bytes(), 0o644)?;
-    write_file(
-        &created.server_key,
-        server_key.serialize_pem().as_bytes(),
-        0o600,
-    )?;
+    let files = [
+        (&created.ca_cert, ca_cert.pem(), 0o644),
+        (&created.ca_key, ca_key.serialize_pem(), 0o600),
+        (&created.server_cert, chain, 0o644),
+        (&created.server_key, server_key.serialize_pem(), 0o600),
+    ];
+    for (done, (path, pem, mode)) in files.iter().enumerate() {
+        if let Err(e) = write_file(path, pem.as_bytes(), *mode) {
+            // Leave nothing half-made behind: a retry would otherwise stop at
+            // "already exists" on files from the failed attempt.
+            for (path, _, _) in &files[..done] {
+                let _ = std::fs::remove_file(path);
+            }
+            return Err(e);
+        }
+    }
     Ok(created)
+}
+
+/// A SAN for `host`: an IP address when it parses as one, else a DNS name
+/// (a leading `*.` wildcard allowed), so typos fail here and not at handshake.
+fn san(host: &str) -> anyhow::Result<SanType> {
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        return Ok(SanType::IpAddress(ip));
+    }
+    let name = host.strip_prefix("*.").unwrap_or(host);
+    let valid = !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    if !valid {
+        bail!("--host {host:?} is not a valid DNS name or IP address");
+    }
+    Ok(SanType::DnsName(host.to_string().try_into()?))
 }
 
 fn name(common_name: &str) -> DistinguishedName {
@@ -107,10 +144,6 @@ fn name(common_name: &str) -> DistinguishedName {
     name.push(DnType::CommonName, common_name);
     name.push(DnType::OrganizationName, "Portcullis");
     name
-}
-
-fn time_now() -> time::OffsetDateTime {
-    time::OffsetDateTime::now_utc()
 }
 
 /// Creates the file with its final mode from the start, so a key is never
@@ -212,8 +245,24 @@ mod tests {
     fn refuses_to_overwrite_and_to_run_without_hosts() {
         let dir = tempfile::tempdir().unwrap();
         assert!(create_certs(&[], dir.path()).is_err());
-        create_certs(&["localhost".into()], dir.path()).unwrap();
-        let err = create_certs(&["localhost".into()], dir.path()).unwrap_err();
+        for bad in ["", "bad host", "-x.example", "a..b"] {
+            let err = create_certs(&[bad.to_string()], dir.path()).unwrap_err();
+            assert!(err.to_string().contains("not a valid"), "{bad:?}: {err}");
+        }
+        let out = dir.path().join("nested/certs");
+        let certs = create_certs(&["localhost".into(), "*.example.com".into()], &out).unwrap();
+        let err = create_certs(&["localhost".into()], &out).unwrap_err();
         assert!(err.to_string().contains("ca.crt"), "{err}");
+        assert!(err.to_string().contains("already exists"), "{err}");
+        let chain = std::fs::read_to_string(&certs.server_cert).unwrap();
+        let ca = std::fs::read_to_string(&certs.ca_cert).unwrap();
+        assert!(chain.ends_with(&ca), "the chain ends with the CA");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&certs.ca_key), 0o600);
+            assert_eq!(mode(&certs.server_key), 0o600);
+        }
     }
 }

@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use base64::Engine;
+use portcullis_config::AdminState;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
@@ -122,6 +124,115 @@ impl DirStore {
         }
     }
 
+    fn admin_dir(&self) -> PathBuf {
+        self.root.join("admin").join("backends")
+    }
+
+    /// The cluster's sticky-cookie key, created on first use. Creation is
+    /// create-if-absent (a hard link cannot replace an existing file), so
+    /// members starting at the same moment all end up with the first key.
+    pub fn cookie_key(&self) -> Result<[u8; 32], StoreError> {
+        let dir = self.root.join("cluster");
+        let path = dir.join("cookie-key");
+        if let Some(key) = self.read_key(&path)? {
+            return Ok(key);
+        }
+        std::fs::create_dir_all(&dir).map_err(|e| self.io("create cluster/", e))?;
+        let key: [u8; 32] = rand::random();
+        let tmp = dir.join(format!(
+            ".cookie-key.{}.{}.tmp",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        let text = base64::engine::general_purpose::STANDARD.encode(key);
+        std::fs::write(&tmp, text).map_err(|e| self.io("write cookie key", e))?;
+        let linked = std::fs::hard_link(&tmp, &path);
+        let _ = std::fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => Ok(key),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => self
+                .read_key(&path)?
+                .ok_or_else(|| self.io("read cookie key", std::io::Error::other("empty key file"))),
+            Err(e) => Err(self.io("create cookie key", e)),
+        }
+    }
+
+    fn read_key(&self, path: &Path) -> Result<Option<[u8; 32]>, StoreError> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => {
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(text.trim())
+                    .map_err(|e| self.io("decode cookie key", std::io::Error::other(e)))?;
+                let key: [u8; 32] = bytes.try_into().map_err(|_| {
+                    self.io(
+                        "decode cookie key",
+                        std::io::Error::other("expected 32 bytes"),
+                    )
+                })?;
+                Ok(Some(key))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.io("read cookie key", e)),
+        }
+    }
+
+    /// Sets the admin state of a backend for every member. `Enabled` removes
+    /// the record, so the store only lists exceptions.
+    pub fn set_backend_state(&self, backend_id: &str, state: AdminState) -> Result<(), StoreError> {
+        if backend_id.is_empty() || !backend_id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(StoreError::BadName {
+                name: backend_id.to_string(),
+                reason: "a backend id is hexadecimal".to_string(),
+            });
+        }
+        let dir = self.admin_dir();
+        let path = dir.join(backend_id);
+        if state == AdminState::Enabled {
+            return match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(self.io("clear backend state", e))
+                }
+                _ => Ok(()),
+            };
+        }
+        std::fs::create_dir_all(&dir).map_err(|e| self.io("create admin/backends/", e))?;
+        let tmp = dir.join(format!(".{backend_id}.{}.tmp", std::process::id()));
+        std::fs::write(&tmp, state.as_str()).map_err(|e| self.io("write backend state", e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| self.io("write backend state", e))
+    }
+
+    /// Admin states that are not `enabled`, by backend id.
+    pub fn backend_states(&self) -> Result<BTreeMap<String, AdminState>, StoreError> {
+        let entries = match std::fs::read_dir(self.admin_dir()) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && self.root.is_dir() => {
+                return Ok(BTreeMap::new())
+            }
+            Err(e) => return Err(self.io("list backend states", e)),
+        };
+        let mut states = BTreeMap::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| self.io("list backend states", e))?;
+            let name = entry.file_name().to_string_lossy().to_string();
+            if name.starts_with('.') {
+                continue;
+            }
+            match std::fs::read_to_string(entry.path()) {
+                Ok(text) => match AdminState::parse(&text) {
+                    Some(state) => {
+                        states.insert(name, state);
+                    }
+                    None => {
+                        tracing::warn!(backend = %name, "ignoring unreadable admin state {text:?}")
+                    }
+                },
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(self.io("read backend state", e)),
+            }
+        }
+        Ok(states)
+    }
+
     /// Starts a task that reports topology changes. The first events describe
     /// every topology present at start.
     pub fn watch_topologies(&self, poll: Duration) -> TopologyWatcher {
@@ -133,12 +244,22 @@ impl DirStore {
 
     async fn poll_loop(self, poll: Duration, tx: mpsc::Sender<TopologyEvent>) {
         let mut known: BTreeMap<String, [u8; 32]> = BTreeMap::new();
+        let mut known_states: Option<BTreeMap<String, AdminState>> = None;
         let mut failing = false;
         loop {
             let store = self.clone();
-            let listed = tokio::task::spawn_blocking(move || store.list_topologies()).await;
+            let listed = tokio::task::spawn_blocking(move || {
+                Ok::<_, StoreError>((store.list_topologies()?, store.backend_states()?))
+            })
+            .await;
             match listed {
-                Ok(Ok(current)) => {
+                Ok(Ok((current, states))) => {
+                    if known_states.as_ref() != Some(&states) {
+                        known_states = Some(states.clone());
+                        if tx.send(TopologyEvent::AdminStates(states)).await.is_err() {
+                            return;
+                        }
+                    }
                     if failing {
                         tracing::info!(store = %self.root.display(), "store readable again");
                         failing = false;
@@ -185,8 +306,15 @@ impl DirStore {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TopologyEvent {
-    Changed { name: String, text: String },
-    Removed { name: String },
+    Changed {
+        name: String,
+        text: String,
+    },
+    Removed {
+        name: String,
+    },
+    /// Every backend admin state that is not `enabled`, whenever any changed.
+    AdminStates(BTreeMap<String, AdminState>),
 }
 
 pub struct TopologyWatcher {
@@ -220,6 +348,10 @@ mod tests {
         let mut watcher = store.watch_topologies(Duration::from_millis(20));
         assert_eq!(
             next(&mut watcher).await,
+            TopologyEvent::AdminStates(BTreeMap::new())
+        );
+        assert_eq!(
+            next(&mut watcher).await,
             TopologyEvent::Changed {
                 name: "sales".into(),
                 text: "a = 1".into()
@@ -243,6 +375,50 @@ mod tests {
         assert!(store.list_topologies().unwrap().is_empty());
     }
 
+    #[tokio::test]
+    async fn backend_states_are_stored_listed_and_watched() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DirStore::new(dir.path());
+        store.ensure_layout().unwrap();
+        let mut watcher = store.watch_topologies(Duration::from_millis(20));
+        assert_eq!(
+            next(&mut watcher).await,
+            TopologyEvent::AdminStates(BTreeMap::new())
+        );
+        store
+            .set_backend_state("abc123", AdminState::Draining)
+            .unwrap();
+        let expected = BTreeMap::from([("abc123".to_string(), AdminState::Draining)]);
+        assert_eq!(
+            next(&mut watcher).await,
+            TopologyEvent::AdminStates(expected.clone())
+        );
+        assert_eq!(store.backend_states().unwrap(), expected);
+        store
+            .set_backend_state("abc123", AdminState::Enabled)
+            .unwrap();
+        assert_eq!(
+            next(&mut watcher).await,
+            TopologyEvent::AdminStates(BTreeMap::new())
+        );
+        assert!(store
+            .set_backend_state("../x", AdminState::Disabled)
+            .is_err());
+    }
+
+    #[test]
+    fn concurrent_first_starts_agree_on_one_cookie_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys: Vec<[u8; 32]> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| scope.spawn(|| DirStore::new(dir.path()).cookie_key().unwrap()))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(keys.windows(2).all(|w| w[0] == w[1]));
+        assert_eq!(DirStore::new(dir.path()).cookie_key().unwrap(), keys[0]);
+    }
+
     #[test]
     fn names_that_escape_the_directory_are_refused() {
         let dir = tempfile::tempdir().unwrap();
@@ -260,6 +436,10 @@ mod tests {
         let store = DirStore::new(&root);
         store.put_topology("t", "x").unwrap();
         let mut watcher = store.watch_topologies(Duration::from_millis(20));
+        assert!(matches!(
+            next(&mut watcher).await,
+            TopologyEvent::AdminStates(_)
+        ));
         assert!(matches!(
             next(&mut watcher).await,
             TopologyEvent::Changed { .. }

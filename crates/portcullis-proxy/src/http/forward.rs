@@ -1,6 +1,7 @@
 //! Forwarding one client request to a service's backends.
 
 use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -9,11 +10,13 @@ use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body::Body as _;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
+use portcullis_config::{AdminState, LoadBalancing};
 
 use super::headers::{self, ClientContext};
 use super::upgrade;
-use crate::body::{self, IdleTimeoutBody, ProxyBody, ReplayBody};
+use crate::body::{self, Guarded, IdleTimeoutBody, ProxyBody, ReplayBody};
 use crate::error::ProxyError;
+use crate::ha::{sticky, InFlight, Tried};
 use crate::routing::{match_path, Backend, Gateway, Lookup, ServiceRuntime};
 
 /// How one try ended, for the access log (and later metrics).
@@ -117,21 +120,74 @@ fn is_idempotent(method: &Method) -> bool {
     )
 }
 
-/// Backends in the order this request tries them: the active one first, then the
-/// other primaries, then the backups.
-fn try_order(service: &ServiceRuntime) -> Vec<usize> {
-    let count = service.backends.len();
-    let active = service.active_index().min(count.saturating_sub(1));
-    let mut order: Vec<usize> = (0..count)
-        .map(|offset| (active + offset) % count)
-        .filter(|&i| !service.backends[i].backup)
-        .collect();
-    order.extend((0..count).filter(|&i| service.backends[i].backup));
-    if !service.config.ha.enabled {
-        order.truncate(1);
+/// How a try failed, which decides whether another backend may be tried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FailureKind {
+    /// Nothing reached the backend: any method may go elsewhere, unbudgeted.
+    Connect,
+    /// The backend took the request and failed before answering.
+    Reset,
+    Timeout,
+    /// The backend answered with a status in `retry_on_status`.
+    Status,
+}
+
+/// What sticky sessions mean for this request.
+struct Stickiness {
+    /// Cookies are in use for this request (sticky service, balanced client).
+    active: bool,
+    /// The backend a valid cookie names, whatever its state.
+    cookie_backend: Option<usize>,
+    /// `cookie_backend` when it may serve the request (up or draining).
+    honoured: Option<usize>,
+}
+
+fn stickiness(
+    service: &ServiceRuntime,
+    headers: &http::HeaderMap,
+    now: tokio::time::Instant,
+) -> (Stickiness, LoadBalancing) {
+    let ha = &service.config.ha;
+    let excluded = !ha.disable_load_balancing_for_user_agents.is_empty()
+        && headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ua| {
+                ha.disable_load_balancing_for_user_agents
+                    .iter()
+                    .any(|entry| ua.contains(entry.as_str()))
+            });
+    let policy = if excluded {
+        LoadBalancing::None
+    } else {
+        ha.load_balancing
+    };
+    let active = ha.enabled && ha.sticky_session && policy != LoadBalancing::None;
+    if !active {
+        return (
+            Stickiness {
+                active,
+                cookie_backend: None,
+                honoured: None,
+            },
+            policy,
+        );
     }
-    order.truncate(1 + service.config.ha.max_failover_attempts as usize);
-    order
+    let cookie_backend = sticky::request_cookie(headers, &service.sticky_cookie)
+        .into_iter()
+        .find_map(|tag| service.backend_for_tag(tag));
+    let honoured = cookie_backend.filter(|&i| {
+        let state = &service.backends[i].state;
+        state.admin() != AdminState::Disabled && state.is_up(now)
+    });
+    (
+        Stickiness {
+            active,
+            cookie_backend,
+            honoured,
+        },
+        policy,
+    )
 }
 
 async fn forward(
@@ -149,7 +205,7 @@ async fn forward(
     }
     let is_upgrade =
         request.version() == Version::HTTP_11 && headers::is_upgrade_request(request.headers());
-    let client_upgrade = is_upgrade.then(|| hyper::upgrade::on(&mut request));
+    let mut client_upgrade = is_upgrade.then(|| hyper::upgrade::on(&mut request));
     let (mut parts, incoming) = request.into_parts();
     let original_host = parts
         .headers
@@ -159,6 +215,21 @@ async fn forward(
         .or_else(|| parts.uri.authority().map(|a| a.to_string()));
     let query = parts.uri.query().map(str::to_string);
     let config = &service.config;
+    let ha = &config.ha;
+    let now = tokio::time::Instant::now();
+    service.budget.record_request(now);
+    let (sticky, policy) = stickiness(service, &parts.headers, now);
+    if sticky.active
+        && ha.no_fallback
+        && sticky.cookie_backend.is_some()
+        && sticky.honoured.is_none()
+    {
+        // The client's backend is gone and the service forbids moving it.
+        return Err(ProxyError::NoBackend {
+            topology: service.topology.clone(),
+            service: config.name.clone(),
+        });
+    }
 
     headers::strip_hop_by_hop(&mut parts.headers, is_upgrade);
     headers::add_forwarded(
@@ -182,20 +253,33 @@ async fn forward(
         portcullis_config::BackendProtocol::Http1 => Version::HTTP_11,
         portcullis_config::BackendProtocol::H2 => Version::HTTP_2,
     };
+    let may_repeat = is_idempotent(&parts.method) || ha.failover_non_idempotent;
 
     let mut replay = if incoming.is_end_stream() {
         None
     } else {
         let idle = IdleTimeoutBody::new(incoming, config.timeouts.idle).boxed();
-        Some(ReplayBody::new(idle, config.ha.replay_buffer_bytes))
+        Some(ReplayBody::new(idle, ha.replay_buffer_bytes))
     };
 
-    let order = try_order(service);
+    let max_tries = if ha.enabled {
+        1 + ha.max_failover_attempts as usize
+    } else {
+        1
+    };
+    let first = sticky.honoured.or_else(|| service.pick(now, 0, policy));
+    let active_at_start = service.active_index();
+    let mut next = first;
+    let mut tried: Tried = 0;
     let mut last_error = None;
-    for (attempt, &index) in order.iter().enumerate() {
+    while let Some(index) = next.take() {
         let backend = &service.backends[index];
-        if attempt > 0 && !config.ha.failover_sleep.is_zero() {
-            tokio::time::sleep(config.ha.failover_sleep).await;
+        tried |= 1u64 << index;
+        if !tries.is_empty() {
+            service.failovers.fetch_add(1, Ordering::Relaxed);
+            if !ha.failover_sleep.is_zero() {
+                tokio::time::sleep(ha.failover_sleep).await;
+            }
         }
         let body = match &replay {
             None => body::empty(),
@@ -211,26 +295,66 @@ async fn forward(
         *backend_request.version_mut() = version;
         *backend_request.headers_mut() = parts.headers.clone();
 
+        let in_flight = InFlight::start(backend.clone());
         let sent = tokio::time::timeout(
             config.timeouts.request,
             service.client.request(backend_request),
         )
         .await;
-        let failure = match sent {
+        let now = tokio::time::Instant::now();
+        let kind = match sent {
             Ok(Ok(response)) => {
-                tries.push(TryRecord {
-                    backend: backend.clone(),
-                    outcome: TryOutcome::Answered(response.status().as_u16()),
-                });
-                if index != order[0] {
-                    service.promote(order[0], index);
+                let status = response.status().as_u16();
+                if ha.retry_on_status.contains(&status) {
+                    record_failure(service, backend, now);
+                    let retry = retry_target(
+                        service,
+                        FailureKind::Status,
+                        tries.len() + 1,
+                        max_tries,
+                        may_repeat,
+                        replay.as_ref(),
+                        &sticky,
+                        tried,
+                        policy,
+                        now,
+                    );
+                    tries.push(TryRecord {
+                        backend: backend.clone(),
+                        outcome: TryOutcome::Answered(status),
+                    });
+                    if retry.is_some() {
+                        next = retry;
+                        continue;
+                    }
+                } else {
+                    backend.state.record_success();
+                    tries.push(TryRecord {
+                        backend: backend.clone(),
+                        outcome: TryOutcome::Answered(status),
+                    });
                 }
+                if policy == LoadBalancing::None && index != active_at_start {
+                    service.promote(active_at_start, index);
+                }
+                let cookie = (sticky.active && sticky.cookie_backend != Some(index))
+                    .then(|| {
+                        sticky::set_cookie(
+                            &service.sticky_cookie,
+                            &backend.sticky_tag,
+                            service.context.to_str().unwrap_or("/"),
+                            client.tls,
+                        )
+                    })
+                    .flatten();
                 return Ok(finish_response(
                     response,
                     service,
                     client,
                     original_host.as_deref(),
-                    client_upgrade,
+                    client_upgrade.take(),
+                    cookie,
+                    in_flight,
                 ));
             }
             Ok(Err(err)) if err.is_connect() => {
@@ -238,45 +362,52 @@ async fn forward(
                     backend: backend.clone(),
                     outcome: TryOutcome::ConnectFailed,
                 });
-                // Nothing reached the backend, so any method may go elsewhere.
                 last_error = Some(ProxyError::Connect {
                     topology: service.topology.clone(),
                     service: config.name.clone(),
                     source: Box::new(err),
                 });
-                continue;
+                FailureKind::Connect
             }
             Ok(Err(err)) => {
                 tries.push(TryRecord {
                     backend: backend.clone(),
                     outcome: TryOutcome::Failed,
                 });
-                ProxyError::Backend {
+                last_error = Some(ProxyError::Backend {
                     topology: service.topology.clone(),
                     service: config.name.clone(),
                     source: Box::new(err),
-                }
+                });
+                FailureKind::Reset
             }
             Err(_elapsed) => {
                 tries.push(TryRecord {
                     backend: backend.clone(),
                     outcome: TryOutcome::TimedOut,
                 });
-                ProxyError::Timeout {
+                last_error = Some(ProxyError::Timeout {
                     topology: service.topology.clone(),
                     service: config.name.clone(),
                     timeout: config.timeouts.request,
-                }
+                });
+                FailureKind::Timeout
             }
         };
-        // The request may have reached the backend: only methods that are safe to
-        // repeat go elsewhere. Timeouts wait for the retry budget of the HA policy.
-        let may_repeat = is_idempotent(&parts.method) || config.ha.failover_non_idempotent;
-        let is_timeout = matches!(failure, ProxyError::Timeout { .. });
-        last_error = Some(failure);
-        if !may_repeat || is_timeout || is_upgrade {
-            break;
-        }
+        drop(in_flight);
+        record_failure(service, backend, now);
+        next = retry_target(
+            service,
+            kind,
+            tries.len(),
+            max_tries,
+            may_repeat,
+            replay.as_ref(),
+            &sticky,
+            tried,
+            policy,
+            now,
+        );
     }
     // Drop the replay state before answering so a large unread body is released.
     replay.take();
@@ -290,6 +421,61 @@ async fn forward(
             service: config.name.clone(),
         }),
     }
+}
+
+fn record_failure(service: &ServiceRuntime, backend: &Backend, now: tokio::time::Instant) {
+    let ha = &service.config.ha;
+    if let Some(duration) = backend
+        .state
+        .record_failure(now, ha.eject_after, ha.eject_for)
+    {
+        tracing::warn!(
+            topology = %service.topology,
+            service = %service.config.name,
+            backend = %backend.id,
+            ?duration,
+            "backend ejected after {} failed tries in a row",
+            ha.eject_after
+        );
+    }
+}
+
+/// The backend for the next try after a failure, if the rules allow one:
+/// tries left, a method that may be repeated (unless nothing reached the
+/// backend), a body that can be replayed, no `no_fallback` pin, an untried
+/// candidate, and for timeouts and statuses, room in the retry budget.
+#[allow(clippy::too_many_arguments)]
+fn retry_target(
+    service: &ServiceRuntime,
+    kind: FailureKind,
+    tries_so_far: usize,
+    max_tries: usize,
+    may_repeat: bool,
+    replay: Option<&ReplayBody>,
+    sticky: &Stickiness,
+    tried: Tried,
+    policy: LoadBalancing,
+    now: tokio::time::Instant,
+) -> Option<usize> {
+    if tries_so_far >= max_tries {
+        return None;
+    }
+    if kind != FailureKind::Connect && !may_repeat {
+        return None;
+    }
+    if replay.is_some_and(|r| !r.can_replay()) {
+        return None;
+    }
+    if service.config.ha.no_fallback && sticky.honoured.is_some() {
+        return None;
+    }
+    let target = service.pick(now, tried, policy)?;
+    if matches!(kind, FailureKind::Timeout | FailureKind::Status) && !service.budget.try_retry(now)
+    {
+        tracing::debug!(topology = %service.topology, service = %service.config.name, "retry budget exhausted");
+        return None;
+    }
+    Some(target)
 }
 
 fn backend_uri(backend: &Backend, rest: &str, query: Option<&str>) -> Result<Uri, ProxyError> {
@@ -318,6 +504,8 @@ fn finish_response(
     client: &ClientContext,
     original_host: Option<&str>,
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    set_cookie: Option<HeaderValue>,
+    in_flight: InFlight,
 ) -> Response<ProxyBody> {
     let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
     if switching {
@@ -354,10 +542,17 @@ fn finish_response(
             }
         }
     }
+    if let Some(cookie) = set_cookie {
+        parts.headers.append(header::SET_COOKIE, cookie);
+    }
     let body = if switching {
         body::empty()
     } else {
-        IdleTimeoutBody::new(incoming, service.config.timeouts.idle).boxed()
+        Guarded::new(
+            IdleTimeoutBody::new(incoming, service.config.timeouts.idle),
+            in_flight,
+        )
+        .boxed()
     };
     Response::from_parts(parts, body)
 }
@@ -413,7 +608,7 @@ mod tests {
     #[test]
     fn backend_uri_joins_base_and_rest() {
         let url = url::Url::parse("http://127.0.0.1:9/base/").unwrap();
-        let backend = Backend::new("t", "s", &url, false).unwrap();
+        let backend = Backend::new("t", "s", &url, false, &crate::CookieKey::random()).unwrap();
         assert_eq!(
             backend_uri(&backend, "/x/y", Some("a=1"))
                 .unwrap()
@@ -424,7 +619,14 @@ mod tests {
             backend_uri(&backend, "", None).unwrap().to_string(),
             "http://127.0.0.1:9/base"
         );
-        let root = Backend::new("t", "s", &url::Url::parse("http://h:1").unwrap(), false).unwrap();
+        let root = Backend::new(
+            "t",
+            "s",
+            &url::Url::parse("http://h:1").unwrap(),
+            false,
+            &crate::CookieKey::random(),
+        )
+        .unwrap();
         assert_eq!(backend_uri(&root, "", None).unwrap().path(), "/");
     }
 }

@@ -7,8 +7,8 @@ mod state;
 pub use state::{ApplyError, ConfigChange, Gateway, Lookup};
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use http::uri::{Authority, Scheme};
 use http::HeaderValue;
@@ -16,6 +16,8 @@ use portcullis_config::Service;
 use sha2::{Digest, Sha256};
 
 use crate::client::BackendClient;
+use crate::ha::health::TaskGuard;
+use crate::ha::{sticky, BackendState, CookieKey, RetryBudget};
 
 /// One immutable view of everything the gateway serves.
 #[derive(Default)]
@@ -42,6 +44,15 @@ pub struct ServiceRuntime {
     pub location_bases: Vec<String>,
     /// Index into `backends` of the backend every client uses first (HA "none").
     active: AtomicUsize,
+    /// Current weights of smooth weighted round robin, by backend index.
+    pub(crate) round_robin: Mutex<Vec<i64>>,
+    pub budget: RetryBudget,
+    /// Tries after the first, for metrics.
+    pub failovers: AtomicU64,
+    /// Name of the sticky cookie, `<sticky_session_cookie_name>-<service>`.
+    pub sticky_cookie: String,
+    /// The active health checker; dropping the service stops it.
+    pub(crate) _checker: Option<TaskGuard>,
 }
 
 impl ServiceRuntime {
@@ -56,6 +67,15 @@ impl ServiceRuntime {
             .active
             .compare_exchange(failed, index, Ordering::Relaxed, Ordering::Relaxed);
     }
+
+    pub(crate) fn set_active(&self, index: usize) {
+        self.active.store(index, Ordering::Relaxed);
+    }
+
+    /// The backend a valid sticky cookie value names.
+    pub fn backend_for_tag(&self, tag: &str) -> Option<usize> {
+        self.backends.iter().position(|b| b.sticky_tag == tag)
+    }
 }
 
 /// One backend url of a service.
@@ -67,6 +87,11 @@ pub struct Backend {
     /// Path of the url without its trailing slash ("" for the root).
     pub base_path: String,
     pub backup: bool,
+    /// Sticky cookie value for this backend (a MAC of its id).
+    pub sticky_tag: String,
+    /// Health, ejection, admin state and counters; kept across reloads while
+    /// the url stays the same.
+    pub state: BackendState,
 }
 
 /// Short stable id of (topology, service, url), used in the API, metrics and logs.
@@ -80,7 +105,13 @@ pub fn backend_id(topology: &str, service: &str, url: &url::Url) -> String {
 }
 
 impl Backend {
-    pub fn new(topology: &str, service: &str, url: &url::Url, backup: bool) -> Option<Backend> {
+    pub fn new(
+        topology: &str,
+        service: &str,
+        url: &url::Url,
+        backup: bool,
+        key: &CookieKey,
+    ) -> Option<Backend> {
         let scheme = Scheme::try_from(url.scheme()).ok()?;
         let host = url.host_str()?;
         let port = url.port_or_known_default()?;
@@ -89,8 +120,11 @@ impl Backend {
         } else {
             format!("{host}:{port}")
         };
+        let id = backend_id(topology, service, url);
         Some(Backend {
-            id: backend_id(topology, service, url),
+            sticky_tag: sticky::backend_tag(key, &id),
+            state: BackendState::new(),
+            id,
             url: url.clone(),
             scheme,
             authority: Authority::try_from(authority).ok()?,

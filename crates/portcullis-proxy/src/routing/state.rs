@@ -8,10 +8,12 @@ use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 use http::HeaderValue;
-use portcullis_config::{Service, Topology};
+use portcullis_config::{AdminState, BackendProtocol, Service, Topology};
 
 use super::{Backend, RoutingTable, ServiceRuntime, TopologyRuntime};
 use crate::client::{build_client, ClientBuildError};
+use crate::ha::health::{spawn_checker, CheckTarget};
+use crate::ha::{CookieKey, MAX_BACKENDS};
 
 /// A change to what the gateway serves.
 #[derive(Debug, Clone)]
@@ -25,6 +27,8 @@ pub enum ConfigChange {
 pub enum ApplyError {
     #[error(transparent)]
     Client(#[from] ClientBuildError),
+    #[error("topology {topology}, service {service}: more than {MAX_BACKENDS} backends")]
+    TooManyBackends { topology: String, service: String },
     #[error("topology {topology}, service {service}: url {url} has no usable host")]
     BadUrl {
         topology: String,
@@ -44,10 +48,19 @@ pub struct Gateway {
     routes: ArcSwap<RoutingTable>,
     /// Serialises writers so two changes never build from the same old snapshot.
     apply_lock: Mutex<()>,
+    cookie_key: CookieKey,
+    /// Admin states by backend id, as last read from the store; applied to
+    /// backends built later too.
+    admin_states: Mutex<HashMap<String, AdminState>>,
 }
 
 impl Gateway {
-    pub fn new(member_id: &str, path_prefix: &str, base_dir: PathBuf) -> Gateway {
+    pub fn new(
+        member_id: &str,
+        path_prefix: &str,
+        base_dir: PathBuf,
+        cookie_key: CookieKey,
+    ) -> Gateway {
         Gateway {
             member_id: member_id.to_string(),
             member_id_header: HeaderValue::from_str(member_id)
@@ -56,7 +69,31 @@ impl Gateway {
             base_dir,
             routes: ArcSwap::from_pointee(RoutingTable::default()),
             apply_lock: Mutex::new(()),
+            cookie_key,
+            admin_states: Mutex::new(HashMap::new()),
         }
+    }
+
+    pub fn cookie_key(&self) -> &CookieKey {
+        &self.cookie_key
+    }
+
+    /// Replaces every admin state with `states` (backend id -> state); backends
+    /// not named are enabled. Takes effect at once on the live snapshot.
+    pub fn set_admin_states(&self, states: HashMap<String, AdminState>) {
+        let table = self.routes.load();
+        for topology in table.topologies.values() {
+            for service in topology.services.values() {
+                for backend in &service.backends {
+                    let state = states.get(&backend.id).copied().unwrap_or_default();
+                    if backend.state.admin() != state {
+                        tracing::info!(backend = %backend.id, topology = %topology.name, service = %service.config.name, state = state.as_str(), "backend admin state");
+                        backend.state.set_admin(state);
+                    }
+                }
+            }
+        }
+        *self.admin_states.lock().unwrap_or_else(|p| p.into_inner()) = states;
     }
 
     pub fn routes(&self) -> Arc<RoutingTable> {
@@ -151,17 +188,28 @@ impl Gateway {
             });
             let backend = match reused {
                 Some(b) => b,
-                None => Arc::new(
-                    Backend::new(topology, &service.name, url, backup).ok_or_else(|| {
-                        ApplyError::BadUrl {
-                            topology: topology.to_string(),
-                            service: service.name.clone(),
-                            url: url.to_string(),
-                        }
-                    })?,
-                ),
+                None => {
+                    let backend =
+                        Backend::new(topology, &service.name, url, backup, &self.cookie_key)
+                            .ok_or_else(|| ApplyError::BadUrl {
+                                topology: topology.to_string(),
+                                service: service.name.clone(),
+                                url: url.to_string(),
+                            })?;
+                    let admin = self.admin_states.lock().unwrap_or_else(|p| p.into_inner());
+                    backend
+                        .state
+                        .set_admin(admin.get(&backend.id).copied().unwrap_or_default());
+                    Arc::new(backend)
+                }
             };
             backends.push(backend);
+        }
+        if backends.len() > MAX_BACKENDS {
+            return Err(ApplyError::TooManyBackends {
+                topology: topology.to_string(),
+                service: service.name.clone(),
+            });
         }
         let client = build_client(service, &self.base_dir)?;
         let context = format!("/{}/{}", self.path_prefix, topology);
@@ -169,15 +217,35 @@ impl Gateway {
             .iter()
             .map(|b| b.url.as_str().trim_end_matches('/').to_string())
             .collect();
+        let checker = service.health.as_ref().and_then(|check| {
+            spawn_checker(CheckTarget {
+                topology: topology.to_string(),
+                service: service.name.clone(),
+                check: check.clone(),
+                backends: backends.clone(),
+                client: client.clone(),
+                protocol_h2: service.protocol == BackendProtocol::H2,
+            })
+        });
+        // Keep the active backend across a reload when its url is still there.
+        let active = previous
+            .and_then(|p| p.backends.get(p.active_index()))
+            .and_then(|b| backends.iter().position(|n| Arc::ptr_eq(n, b)))
+            .unwrap_or(0);
         Ok(ServiceRuntime {
             topology: topology.to_string(),
             config: service.clone(),
+            round_robin: Mutex::new(vec![0; backends.len()]),
             backends,
             client,
             context: HeaderValue::from_str(&context)
                 .unwrap_or_else(|_| HeaderValue::from_static("/")),
             location_bases,
-            active: AtomicUsize::new(0),
+            active: AtomicUsize::new(active),
+            budget: Default::default(),
+            failovers: Default::default(),
+            sticky_cookie: format!("{}-{}", service.ha.sticky_session_cookie_name, service.name),
+            _checker: checker,
         })
     }
 }

@@ -1,0 +1,14 @@
+//! High availability per service: backend state (health, ejection, slow start,
+//! admin state), backend choice, sticky cookies, the retry budget and active
+//! health checks.
+
+pub mod budget;
+pub mod health;
+pub mod select;
+pub mod state;
+pub mod sticky;
+
+pub use budget::RetryBudget;
+pub use select::{Tried, MAX_BACKENDS};
+pub use state::{BackendState, CheckRecord, Health, InFlight};
+pub use sticky::CookieKey;

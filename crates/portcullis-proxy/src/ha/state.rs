@@ -1,0 +1,304 @@
+//! Live state of one backend: admin state, active-check health, passive
+//! ejection, slow start and counters. Read on every request, so everything is
+//! an atomic; timestamps are milliseconds since the backend's own epoch (a
+//! tokio `Instant`, so tests can pause and advance the clock).
+
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use portcullis_config::AdminState;
+use tokio::time::Instant;
+
+/// Longest passive ejection, whatever the doubling reaches.
+pub const MAX_EJECTION: Duration = Duration::from_secs(300);
+/// A recovering backend never gets less than this share during slow start.
+const SLOW_START_FLOOR: f64 = 0.1;
+
+/// What health checks and passive ejection say about a backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    Up,
+    /// Marked down by `fall` failed active checks.
+    Down,
+    /// Taken out by `eject_after` failed tries, until the ejection ends.
+    Ejected,
+}
+
+/// The last active check of a backend, for the admin API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckRecord {
+    pub ok: bool,
+    pub detail: String,
+    pub at: std::time::SystemTime,
+}
+
+pub struct BackendState {
+    epoch: Instant,
+    admin: AtomicU8,
+    checked_down: AtomicBool,
+    /// End of the current ejection, as epoch millis + 1; 0 when never ejected.
+    ejected_until: AtomicU64,
+    /// When the backend last became available after being down, as epoch
+    /// millis + 1; 0 when it never was down (full weight from the start).
+    available_since: AtomicU64,
+    consecutive_failures: AtomicU32,
+    ejection_streak: AtomicU32,
+    pub in_flight: AtomicU64,
+    pub requests: AtomicU64,
+    pub failures: AtomicU64,
+    last_check: Mutex<Option<CheckRecord>>,
+}
+
+impl Default for BackendState {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl BackendState {
+    pub fn new() -> BackendState {
+        BackendState {
+            epoch: Instant::now(),
+            admin: AtomicU8::new(admin_code(AdminState::Enabled)),
+            checked_down: AtomicBool::new(false),
+            ejected_until: AtomicU64::new(0),
+            available_since: AtomicU64::new(0),
+            consecutive_failures: AtomicU32::new(0),
+            ejection_streak: AtomicU32::new(0),
+            in_flight: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            last_check: Mutex::new(None),
+        }
+    }
+
+    fn stamp(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.epoch).as_millis() as u64 + 1
+    }
+
+    pub fn admin(&self) -> AdminState {
+        match self.admin.load(Ordering::Relaxed) {
+            1 => AdminState::Draining,
+            2 => AdminState::Disabled,
+            _ => AdminState::Enabled,
+        }
+    }
+
+    pub fn set_admin(&self, state: AdminState) {
+        self.admin.store(admin_code(state), Ordering::Relaxed);
+    }
+
+    pub fn health(&self, now: Instant) -> Health {
+        if self.checked_down.load(Ordering::Relaxed) {
+            Health::Down
+        } else if self.ejected_until.load(Ordering::Relaxed) > self.stamp(now) {
+            Health::Ejected
+        } else {
+            Health::Up
+        }
+    }
+
+    pub fn is_up(&self, now: Instant) -> bool {
+        self.health(now) == Health::Up
+    }
+
+    /// A try on this backend succeeded: the failure run and the ejection
+    /// doubling start over.
+    pub fn record_success(&self) {
+        if self.consecutive_failures.load(Ordering::Relaxed) != 0 {
+            self.consecutive_failures.store(0, Ordering::Relaxed);
+        }
+        if self.ejection_streak.load(Ordering::Relaxed) != 0 {
+            self.ejection_streak.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// A try failed. Returns the ejection time when this failure ejected the
+    /// backend: `eject_for`, doubled for each ejection in a row, at most 300 s.
+    pub fn record_failure(
+        &self,
+        now: Instant,
+        eject_after: u32,
+        eject_for: Duration,
+    ) -> Option<Duration> {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        let run = self.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
+        if run < eject_after.max(1) {
+            return None;
+        }
+        // Only the failure that completes the run ejects; concurrent failures
+        // of the same run see a reset counter.
+        if self
+            .consecutive_failures
+            .compare_exchange(run, 0, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+        {
+            return None;
+        }
+        let streak = self.ejection_streak.fetch_add(1, Ordering::Relaxed).min(16);
+        let duration = eject_for.saturating_mul(1u32 << streak).min(MAX_EJECTION);
+        let until = self.stamp(now + duration);
+        self.ejected_until.store(until, Ordering::Relaxed);
+        Some(duration)
+    }
+
+    /// Result of an active check run that crossed `rise` or `fall`.
+    pub fn set_checked_up(&self, up: bool, now: Instant) {
+        let was_down = self.checked_down.swap(!up, Ordering::Relaxed);
+        if up && was_down {
+            self.available_since
+                .store(self.stamp(now), Ordering::Relaxed);
+        }
+    }
+
+    pub fn record_check(&self, record: CheckRecord) {
+        if let Ok(mut last) = self.last_check.lock() {
+            *last = Some(record);
+        }
+    }
+
+    pub fn last_check(&self) -> Option<CheckRecord> {
+        self.last_check.lock().ok().and_then(|l| l.clone())
+    }
+
+    /// Share of traffic during slow start, in (0, 1]. The ramp starts when the
+    /// backend last became available: after an ejection ended, or when active
+    /// checks marked it up again.
+    pub fn weight(&self, now: Instant, slow_start: Duration) -> f64 {
+        if slow_start.is_zero() {
+            return 1.0;
+        }
+        let since = self
+            .available_since
+            .load(Ordering::Relaxed)
+            .max(self.ejected_until.load(Ordering::Relaxed));
+        if since == 0 {
+            return 1.0;
+        }
+        let now = self.stamp(now);
+        if now <= since {
+            return SLOW_START_FLOOR;
+        }
+        let elapsed = Duration::from_millis(now - since);
+        (elapsed.as_secs_f64() / slow_start.as_secs_f64()).clamp(SLOW_START_FLOOR, 1.0)
+    }
+}
+
+fn admin_code(state: AdminState) -> u8 {
+    match state {
+        AdminState::Enabled => 0,
+        AdminState::Draining => 1,
+        AdminState::Disabled => 2,
+    }
+}
+
+/// Counts a request in flight on a backend until dropped (the response body
+/// carries it, so least-requests sees requests until they really end).
+pub struct InFlight {
+    backend: std::sync::Arc<crate::routing::Backend>,
+}
+
+impl InFlight {
+    pub fn start(backend: std::sync::Arc<crate::routing::Backend>) -> InFlight {
+        backend.state.in_flight.fetch_add(1, Ordering::Relaxed);
+        backend.state.requests.fetch_add(1, Ordering::Relaxed);
+        InFlight { backend }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.backend.state.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEC: Duration = Duration::from_secs(1);
+
+    #[tokio::test(start_paused = true)]
+    async fn ejection_doubles_in_a_row_and_caps_at_300s() {
+        let state = BackendState::new();
+        let mut expected = vec![10, 20, 40, 80, 160, 300, 300];
+        expected.reverse();
+        while let Some(seconds) = expected.pop() {
+            let now = Instant::now();
+            assert_eq!(state.record_failure(now, 3, 10 * SEC), None);
+            assert_eq!(state.record_failure(now, 3, 10 * SEC), None);
+            assert_eq!(state.record_failure(now, 3, 10 * SEC), Some(seconds * SEC));
+            assert_eq!(state.health(now), Health::Ejected);
+            tokio::time::advance(seconds * SEC - Duration::from_millis(5)).await;
+            assert_eq!(state.health(Instant::now()), Health::Ejected);
+            tokio::time::advance(Duration::from_millis(10)).await;
+            assert_eq!(state.health(Instant::now()), Health::Up);
+        }
+        // A success ends the run: the next ejection is back to eject_for.
+        state.record_success();
+        for _ in 0..2 {
+            state.record_failure(Instant::now(), 3, 10 * SEC);
+        }
+        assert_eq!(
+            state.record_failure(Instant::now(), 3, 10 * SEC),
+            Some(10 * SEC)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_success_breaks_the_failure_run() {
+        let state = BackendState::new();
+        let now = Instant::now();
+        state.record_failure(now, 3, SEC);
+        state.record_failure(now, 3, SEC);
+        state.record_success();
+        assert_eq!(state.record_failure(now, 3, SEC), None);
+        assert!(state.is_up(now));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn slow_start_ramps_after_an_ejection_ends() {
+        let state = BackendState::new();
+        let ramp = 10 * SEC;
+        assert_eq!(
+            state.weight(Instant::now(), ramp),
+            1.0,
+            "full weight from the start"
+        );
+        state.record_failure(Instant::now(), 1, 2 * SEC);
+        tokio::time::advance(2 * SEC).await;
+        assert!(state.is_up(Instant::now()));
+        assert!((state.weight(Instant::now(), ramp) - SLOW_START_FLOOR).abs() < 1e-9);
+        tokio::time::advance(5 * SEC).await;
+        assert!((state.weight(Instant::now(), ramp) - 0.5).abs() < 0.01);
+        tokio::time::advance(6 * SEC).await;
+        assert_eq!(state.weight(Instant::now(), ramp), 1.0);
+        assert_eq!(state.weight(Instant::now(), Duration::ZERO), 1.0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn checks_mark_down_and_up_with_a_ramp() {
+        let state = BackendState::new();
+        state.set_checked_up(false, Instant::now());
+        assert_eq!(state.health(Instant::now()), Health::Down);
+        tokio::time::advance(SEC).await;
+        state.set_checked_up(true, Instant::now());
+        assert!(state.is_up(Instant::now()));
+        tokio::time::advance(SEC).await;
+        assert!((state.weight(Instant::now(), 4 * SEC) - 0.25).abs() < 0.01);
+    }
+
+    #[test]
+    fn admin_state_round_trips() {
+        let state = BackendState::new();
+        for admin in [
+            AdminState::Draining,
+            AdminState::Disabled,
+            AdminState::Enabled,
+        ] {
+            state.set_admin(admin);
+            assert_eq!(state.admin(), admin);
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! Sticky-session cookies. The value is a keyed MAC of the backend id under the
+//! cluster's cookie key: every member computes the same value, a client cannot
+//! forge one for a backend it was never sent to, and the value says nothing
+//! about the backend's address (unlike Knox's unsalted SHA-256 of the url).
+
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use http::header::{HeaderMap, HeaderValue, COOKIE};
+use sha2::Sha256;
+
+/// 128 bits of the MAC, base64url: short, and still unguessable.
+const TAG_BYTES: usize = 16;
+
+/// The cluster's cookie key. Never logged.
+#[derive(Clone)]
+pub struct CookieKey([u8; 32]);
+
+impl CookieKey {
+    pub fn new(bytes: [u8; 32]) -> CookieKey {
+        CookieKey(bytes)
+    }
+
+    /// A key for one process only (tests, or before the store supplies one).
+    pub fn random() -> CookieKey {
+        CookieKey(rand::random())
+    }
+
+    /// The MAC of `label` under this key, as a cookie-safe string. `label`
+    /// separates uses of the key (backend stickiness, member affinity).
+    pub fn tag(&self, label: &str, id: &str) -> String {
+        // HMAC zero-pads keys shorter than the hash block, so the padded block
+        // is the same key, and this constructor cannot fail.
+        let mut block = [0u8; 64];
+        block[..32].copy_from_slice(&self.0);
+        let mut mac = <Hmac<Sha256> as hmac::digest::KeyInit>::new(&block.into());
+        mac.update(label.as_bytes());
+        mac.update(&[0]);
+        mac.update(id.as_bytes());
+        let digest = mac.finalize().into_bytes();
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..TAG_BYTES])
+    }
+}
+
+impl std::fmt::Debug for CookieKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CookieKey(..)")
+    }
+}
+
+/// The sticky cookie value for a backend.
+pub fn backend_tag(key: &CookieKey, backend_id: &str) -> String {
+    key.tag("portcullis-sticky", backend_id)
+}
+
+/// Every value of cookie `name` in the request (RFC 6265 syntax). A client may
+/// send several; a value counts only if its MAC matches a backend.
+pub fn request_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Vec<&'a str> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .filter(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim().trim_matches('"'))
+        .collect()
+}
+
+/// `Set-Cookie` for a sticky cookie: scoped to the topology's path, HttpOnly,
+/// SameSite=Lax, Secure on TLS connections. A session cookie: it lives as long
+/// as the client's session, like Knox's and HAProxy's.
+pub fn set_cookie(name: &str, value: &str, path: &str, secure: bool) -> Option<HeaderValue> {
+    let secure = if secure { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{name}={value}; Path={path}; HttpOnly; SameSite=Lax{secure}"
+    ))
+    .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_are_keyed_stable_and_distinct() {
+        let key = CookieKey::new([7; 32]);
+        let other = CookieKey::new([8; 32]);
+        assert_eq!(backend_tag(&key, "abc"), backend_tag(&key, "abc"));
+        assert_ne!(backend_tag(&key, "abc"), backend_tag(&key, "abd"));
+        assert_ne!(backend_tag(&key, "abc"), backend_tag(&other, "abc"));
+        assert_ne!(
+            key.tag("portcullis-sticky", "m"),
+            key.tag("portcullis-member", "m")
+        );
+        let tag = backend_tag(&key, "abc");
+        assert_eq!(tag.len(), 22);
+        assert!(tag
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+    }
+
+    #[test]
+    fn finds_cookies_among_others() {
+        let mut headers = HeaderMap::new();
+        headers.append(
+            COOKIE,
+            HeaderValue::from_static("a=1; KNOX_BACKEND-web=xyz; b=2"),
+        );
+        headers.append(COOKIE, HeaderValue::from_static("KNOX_BACKEND-web=\"q\""));
+        assert_eq!(
+            request_cookie(&headers, "KNOX_BACKEND-web"),
+            vec!["xyz", "q"]
+        );
+        assert!(request_cookie(&headers, "KNOX_BACKEND").is_empty());
+    }
+
+    #[test]
+    fn set_cookie_attributes() {
+        let v = set_cookie("K-s", "tag", "/gateway/t", true).unwrap();
+        assert_eq!(
+            v,
+            "K-s=tag; Path=/gateway/t; HttpOnly; SameSite=Lax; Secure"
+        );
+        let v = set_cookie("K-s", "tag", "/gateway/t", false).unwrap();
+        assert!(!v.to_str().unwrap().contains("Secure"));
+    }
+}
