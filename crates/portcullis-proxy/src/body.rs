@@ -163,6 +163,7 @@ pub struct ReplayBody {
     holds_source: Option<ProxyBody>,
     size_hint: SizeHint,
     end_of_stream_at_start: bool,
+    cap: usize,
 }
 
 impl ReplayBody {
@@ -186,6 +187,7 @@ impl ReplayBody {
             holds_source: None,
             size_hint,
             end_of_stream_at_start: end,
+            cap,
         }
     }
 
@@ -203,12 +205,22 @@ impl ReplayBody {
             holds_source: None,
             size_hint: self.size_hint,
             end_of_stream_at_start: self.end_of_stream_at_start,
+            cap: self.cap,
         })
     }
 
-    /// Whether a later try could still send the whole body.
+    /// Whether a later try may send the body again: never once part of it was
+    /// dropped from the buffer, nor once a body declared larger than the
+    /// buffer has started to go out.
     pub fn can_replay(&self) -> bool {
-        self.state.lock().map(|s| !s.overflowed).unwrap_or(false)
+        let declared_too_large = self
+            .size_hint
+            .upper()
+            .is_some_and(|upper| upper > self.cap as u64);
+        self.state
+            .lock()
+            .map(|s| !(s.overflowed || (s.started && declared_too_large)))
+            .unwrap_or(false)
     }
 
     /// True once any byte of the body was read for a backend.

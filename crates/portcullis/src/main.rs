@@ -33,6 +33,15 @@ enum Command {
     },
     /// Run a local gateway with three demo backends on loopback.
     Demo,
+    /// Run one demo backend (HTTP and WebSocket echo naming itself); used by
+    /// the tests and benchmarks as a separate process they can stop or freeze.
+    #[command(hide = true)]
+    DemoBackend {
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: std::net::SocketAddr,
+    },
     /// Certificate helpers.
     Cert {
         #[command(subcommand)]
@@ -115,6 +124,17 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             // would wake; do not let it hold the exit.
             runtime.shutdown_timeout(std::time::Duration::from_millis(200));
             result?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::DemoBackend { name, listen } => {
+            runtime()?.block_on(async move {
+                let backend = portcullis::demo_backend::DemoBackend::spawn(&name, listen).await?;
+                // Tests read this line to learn the port.
+                println!("listening on {}", backend.addr());
+                portcullis::signals::wait_for_shutdown().await;
+                backend.shutdown().await;
+                anyhow::Ok(())
+            })?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Cert {

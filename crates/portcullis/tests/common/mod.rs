@@ -49,9 +49,28 @@ impl TestMember {
         for (name, text) in topologies {
             write_topology(dir.path(), name, text);
         }
+        let store = dir.path().join("store");
+        Self::start_on_store(dir, &store, "test-member", gateway_extra).await
+    }
+
+    /// A member using an existing store directory (shared by several members);
+    /// `dir` holds its own config file.
+    pub async fn start_shared(store: &Path, id: &str) -> TestMember {
+        init();
+        let dir = tempfile::tempdir().expect("tempdir");
+        Self::start_on_store(dir, store, id, "").await
+    }
+
+    async fn start_on_store(
+        dir: tempfile::TempDir,
+        store: &Path,
+        id: &str,
+        gateway_extra: &str,
+    ) -> TestMember {
         let config_path = dir.path().join("portcullis.toml");
         let text = format!(
-            "[node]\nid = \"test-member\"\n[gateway]\nlisten = \"127.0.0.1:0\"\nshutdown_grace = \"5s\"\n{gateway_extra}\n[cluster]\nstore = \"dir:./store\"\n"
+            "[node]\nid = \"{id}\"\n[gateway]\nlisten = \"127.0.0.1:0\"\nshutdown_grace = \"5s\"\n{gateway_extra}\n[cluster]\nstore = \"dir:{}\"\n",
+            store.display()
         );
         std::fs::write(&config_path, &text).unwrap();
         let config =
@@ -71,6 +90,22 @@ impl TestMember {
 
     pub fn put_topology(&self, name: &str, text: &str) {
         write_topology(self.dir.path(), name, text);
+    }
+
+    pub fn gateway(&self) -> &portcullis_proxy::Gateway {
+        &self.member.as_ref().expect("running").gateway
+    }
+
+    /// The live runtime of one service, to look at backend state.
+    pub fn service(
+        &self,
+        topology: &str,
+        service: &str,
+    ) -> std::sync::Arc<portcullis_proxy::routing::ServiceRuntime> {
+        match self.gateway().service(topology, service) {
+            portcullis_proxy::routing::Lookup::Found(s) => s,
+            _ => panic!("no service {topology}/{service}"),
+        }
     }
 
     pub fn remove_topology(&self, name: &str) {
@@ -224,4 +259,79 @@ fn next_block(seed: &mut u64, n: usize) -> Vec<u8> {
     }
     out.truncate(n);
     out
+}
+
+/// A demo backend in its own process, so a test can kill it (SIGKILL) or
+/// freeze it (SIGSTOP) for real. Killed on drop.
+pub struct BackendProcess {
+    pub child: std::process::Child,
+    pub addr: SocketAddr,
+    pub name: String,
+}
+
+impl BackendProcess {
+    pub fn spawn(name: &str) -> BackendProcess {
+        Self::spawn_on(name, "127.0.0.1:0".parse().unwrap())
+    }
+
+    pub fn spawn_on(name: &str, addr: SocketAddr) -> BackendProcess {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(binary())
+            .args([
+                "demo-backend",
+                "--name",
+                name,
+                "--listen",
+                &addr.to_string(),
+            ])
+            .env("RUST_LOG", "error")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start backend process");
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected backend output {line:?}"))
+            .parse()
+            .unwrap();
+        BackendProcess {
+            child,
+            addr,
+            name: name.to_string(),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn signal(&self, name: &str) {
+        let status = std::process::Command::new("kill")
+            .args([format!("-{name}"), self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{name}");
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for BackendProcess {
+    fn drop(&mut self) {
+        // A frozen process must be resumed to die promptly on some kernels.
+        let _ = std::process::Command::new("kill")
+            .args(["-CONT".to_string(), self.child.id().to_string()])
+            .stderr(std::process::Stdio::null())
+            .status();
+        self.kill();
+    }
 }
