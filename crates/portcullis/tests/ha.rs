@@ -137,6 +137,24 @@ async fn killing_one_of_three_backends_costs_no_get() {
         Health::Ejected,
         "the dead backend is ejected"
     );
+    let dead = &svc.backends[1].state.outcomes;
+    let dead_failures =
+        dead.failed.load(Ordering::Relaxed) + dead.connect_failed.load(Ordering::Relaxed);
+    assert!(dead_failures > 0, "failed tries are counted");
+    assert!(
+        svc.failovers.load(Ordering::Relaxed) >= dead_failures,
+        "each failed try led to another try"
+    );
+    let answered: u64 = svc
+        .backends
+        .iter()
+        .map(|b| b.state.outcomes.answered.load(Ordering::Relaxed))
+        .sum();
+    assert!(
+        answered >= result.ok,
+        "answered {answered} >= ok {}",
+        result.ok
+    );
     member.stop().await;
 }
 

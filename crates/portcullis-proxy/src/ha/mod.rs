@@ -10,5 +10,5 @@ pub mod sticky;
 
 pub use budget::RetryBudget;
 pub use select::{Tried, MAX_BACKENDS};
-pub use state::{BackendState, CheckRecord, Health, InFlight};
+pub use state::{BackendState, CheckRecord, Health, InFlight, TryOutcome};
 pub use sticky::CookieKey;

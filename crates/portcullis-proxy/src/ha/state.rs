@@ -25,6 +25,35 @@ pub enum Health {
     Ejected,
 }
 
+/// How one try ended, for the access log and the counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TryOutcome {
+    Answered(u16),
+    ConnectFailed,
+    Failed,
+    TimedOut,
+}
+
+impl std::fmt::Display for TryOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TryOutcome::Answered(code) => write!(f, "{code}"),
+            TryOutcome::ConnectFailed => f.write_str("connect-failed"),
+            TryOutcome::Failed => f.write_str("failed"),
+            TryOutcome::TimedOut => f.write_str("timeout"),
+        }
+    }
+}
+
+/// Tries of a backend by outcome class.
+#[derive(Debug, Default)]
+pub struct OutcomeCounters {
+    pub answered: AtomicU64,
+    pub connect_failed: AtomicU64,
+    pub failed: AtomicU64,
+    pub timed_out: AtomicU64,
+}
+
 /// The last active check of a backend, for the admin API.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckRecord {
@@ -47,6 +76,7 @@ pub struct BackendState {
     pub in_flight: AtomicU64,
     pub requests: AtomicU64,
     pub failures: AtomicU64,
+    pub outcomes: OutcomeCounters,
     last_check: Mutex<Option<CheckRecord>>,
 }
 
@@ -69,12 +99,23 @@ impl BackendState {
             in_flight: AtomicU64::new(0),
             requests: AtomicU64::new(0),
             failures: AtomicU64::new(0),
+            outcomes: OutcomeCounters::default(),
             last_check: Mutex::new(None),
         }
     }
 
     fn stamp(&self, now: Instant) -> u64 {
         now.saturating_duration_since(self.epoch).as_millis() as u64 + 1
+    }
+
+    pub fn count_outcome(&self, outcome: TryOutcome) {
+        let counter = match outcome {
+            TryOutcome::Answered(_) => &self.outcomes.answered,
+            TryOutcome::ConnectFailed => &self.outcomes.connect_failed,
+            TryOutcome::Failed => &self.outcomes.failed,
+            TryOutcome::TimedOut => &self.outcomes.timed_out,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn admin(&self) -> AdminState {
@@ -123,6 +164,11 @@ impl BackendState {
         eject_for: Duration,
     ) -> Option<Duration> {
         self.failures.fetch_add(1, Ordering::Relaxed);
+        // Requests that were in flight when the backend was ejected fail
+        // together; they are no new evidence and must not eject it again.
+        if self.ejected_until.load(Ordering::Relaxed) > self.stamp(now) {
+            return None;
+        }
         let run = self.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
         if run < eject_after.max(1) {
             return None;
@@ -243,6 +289,22 @@ mod tests {
         assert_eq!(
             state.record_failure(Instant::now(), 3, 10 * SEC),
             Some(10 * SEC)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failures_during_an_ejection_do_not_extend_it() {
+        let state = BackendState::new();
+        let now = Instant::now();
+        assert_eq!(state.record_failure(now, 1, 10 * SEC), Some(10 * SEC));
+        for _ in 0..50 {
+            assert_eq!(state.record_failure(now, 1, 10 * SEC), None);
+        }
+        tokio::time::advance(10 * SEC).await;
+        assert_eq!(
+            state.record_failure(Instant::now(), 1, 10 * SEC),
+            Some(20 * SEC),
+            "next ejection in a row doubles once"
         );
     }
 

@@ -16,32 +16,22 @@ use super::headers::{self, ClientContext};
 use super::upgrade;
 use crate::body::{self, Guarded, IdleTimeoutBody, ProxyBody, ReplayBody};
 use crate::error::ProxyError;
-use crate::ha::{sticky, InFlight, Tried};
+use crate::ha::{sticky, InFlight, Tried, TryOutcome};
 use crate::routing::{match_path, Backend, Gateway, Lookup, ServiceRuntime};
-
-/// How one try ended, for the access log (and later metrics).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TryOutcome {
-    Answered(u16),
-    ConnectFailed,
-    Failed,
-    TimedOut,
-}
-
-impl std::fmt::Display for TryOutcome {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            TryOutcome::Answered(code) => write!(f, "{code}"),
-            TryOutcome::ConnectFailed => f.write_str("connect-failed"),
-            TryOutcome::Failed => f.write_str("failed"),
-            TryOutcome::TimedOut => f.write_str("timeout"),
-        }
-    }
-}
 
 struct TryRecord {
     backend: Arc<Backend>,
     outcome: TryOutcome,
+}
+
+/// Records a try in the request's list (for the access log) and in the
+/// backend's counters (for metrics).
+fn record_try(tries: &mut Vec<TryRecord>, backend: &Arc<Backend>, outcome: TryOutcome) {
+    backend.state.count_outcome(outcome);
+    tries.push(TryRecord {
+        backend: backend.clone(),
+        outcome,
+    });
 }
 
 /// Serves one request. Never fails: every error becomes a JSON response here.
@@ -319,20 +309,14 @@ async fn forward(
                         policy,
                         now,
                     );
-                    tries.push(TryRecord {
-                        backend: backend.clone(),
-                        outcome: TryOutcome::Answered(status),
-                    });
+                    record_try(tries, backend, TryOutcome::Answered(status));
                     if retry.is_some() {
                         next = retry;
                         continue;
                     }
                 } else {
                     backend.state.record_success();
-                    tries.push(TryRecord {
-                        backend: backend.clone(),
-                        outcome: TryOutcome::Answered(status),
-                    });
+                    record_try(tries, backend, TryOutcome::Answered(status));
                 }
                 if policy == LoadBalancing::None && index != active_at_start {
                     service.promote(active_at_start, index);
@@ -358,10 +342,7 @@ async fn forward(
                 ));
             }
             Ok(Err(err)) if err.is_connect() => {
-                tries.push(TryRecord {
-                    backend: backend.clone(),
-                    outcome: TryOutcome::ConnectFailed,
-                });
+                record_try(tries, backend, TryOutcome::ConnectFailed);
                 last_error = Some(ProxyError::Connect {
                     topology: service.topology.clone(),
                     service: config.name.clone(),
@@ -370,10 +351,7 @@ async fn forward(
                 FailureKind::Connect
             }
             Ok(Err(err)) => {
-                tries.push(TryRecord {
-                    backend: backend.clone(),
-                    outcome: TryOutcome::Failed,
-                });
+                record_try(tries, backend, TryOutcome::Failed);
                 last_error = Some(ProxyError::Backend {
                     topology: service.topology.clone(),
                     service: config.name.clone(),
@@ -382,10 +360,7 @@ async fn forward(
                 FailureKind::Reset
             }
             Err(_elapsed) => {
-                tries.push(TryRecord {
-                    backend: backend.clone(),
-                    outcome: TryOutcome::TimedOut,
-                });
+                record_try(tries, backend, TryOutcome::TimedOut);
                 last_error = Some(ProxyError::Timeout {
                     topology: service.topology.clone(),
                     service: config.name.clone(),
