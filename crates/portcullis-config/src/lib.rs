@@ -122,21 +122,25 @@ fn deserialize<T: serde::de::DeserializeOwned>(src: &str, file: &str) -> Result<
     let to_error = |path: String, err: &toml::de::Error| {
         let position = err.span().map(|span| line_col(src, span.start));
         let message = err.message().to_string();
-        // For an unknown key serde names the table; add the key itself.
-        let path = match message
-            .strip_prefix("unknown field `")
-            .and_then(|rest| rest.split('`').next())
-        {
-            Some(key) if path.is_empty() || path == "." => key.to_string(),
-            Some(key) if !path.ends_with(key) => format!("{path}.{key}"),
+        // For an unknown or missing key serde names the table; add the key itself.
+        let key = ["unknown field `", "missing field `"]
+            .iter()
+            .find_map(|prefix| message.strip_prefix(prefix))
+            .and_then(|rest| rest.split('`').next());
+        let path = match key {
+            Some(key) if path.is_empty() => key.to_string(),
+            Some(key) if path != key && !path.ends_with(&format!(".{key}")) => {
+                format!("{path}.{key}")
+            }
             _ => path,
         };
+        let message = hint(&path, explain(&message));
         ConfigErrors(vec![ConfigError {
             file: file.to_string(),
             path,
             line: position.map(|p| p.0),
             column: position.map(|p| p.1),
-            message: explain(&message),
+            message,
         }])
     };
     let deserializer =
@@ -147,14 +151,34 @@ fn deserialize<T: serde::de::DeserializeOwned>(src: &str, file: &str) -> Result<
     })
 }
 
-/// serde's messages are close to what an operator needs; make "unknown field"
-/// read as a config error rather than a Rust one.
-fn explain(message: &str) -> String {
-    let message = message.trim();
-    match message.strip_prefix("unknown field") {
-        Some(rest) => format!("unknown key{rest}"),
-        None => message.replace("missing field", "missing key"),
+/// `[service]` instead of `[[service]]` is the classic slip; say so.
+fn hint(path: &str, message: String) -> String {
+    if path == "service" && message.contains("invalid type: table, expected an array") {
+        format!("{message} (write [[service]] for each service, not [service])")
+    } else {
+        message
     }
+}
+
+/// serde's messages are close to what an operator needs, but speak Rust: say
+/// "key", "integer", "array" and "table" as the TOML documentation does.
+fn explain(message: &str) -> String {
+    const WORDS: [(&str, &str); 9] = [
+        ("unknown field", "unknown key"),
+        ("missing field", "missing key"),
+        ("expected i64", "expected an integer"),
+        ("expected u64", "expected a non-negative integer"),
+        ("expected a sequence", "expected an array"),
+        ("invalid type: sequence", "invalid type: array"),
+        ("expected a map", "expected a table"),
+        ("invalid type: map", "invalid type: table"),
+        ("floating point", "float"),
+    ];
+    let mut message = message.trim().to_string();
+    for (from, to) in WORDS {
+        message = message.replace(from, to);
+    }
+    message
 }
 
 #[cfg(test)]

@@ -31,53 +31,86 @@ fn segments(path: &str) -> Vec<Segment<'_>> {
     out
 }
 
-/// Line and column of the deepest part of `path` present in `src`. A key that is
-/// absent (a default) reports the table that should hold it.
-pub(crate) fn locate(src: &str, path: &str) -> Option<(usize, usize)> {
-    let root = DeTable::parse(src).ok()?;
-    let mut span = None;
-    let mut table = Some(root.get_ref());
-    let mut array: Option<&[toml::Spanned<DeValue<'_>>]> = None;
-    for segment in segments(path) {
-        let value = match segment {
-            Segment::Key(key) => {
-                let found = table.and_then(|t| {
-                    t.iter()
-                        .find(|(k, _)| k.get_ref().as_ref() == key)
-                        .map(|(k, v)| (k.span(), v))
-                });
-                match found {
-                    Some((key_span, value)) => {
-                        span = Some(key_span);
+/// The source parsed once with spans, so that reporting many errors does not
+/// re-parse the file for each of them.
+pub(crate) struct Locator<'a> {
+    src: &'a str,
+    root: Option<toml::Spanned<DeTable<'a>>>,
+}
+
+impl<'a> Locator<'a> {
+    pub(crate) fn new(src: &'a str) -> Self {
+        Locator {
+            src,
+            root: DeTable::parse(src).ok(),
+        }
+    }
+
+    /// Line and column of `path`: of its value when it is a plain value (where
+    /// the mistake is), of its header or key when it is a table. A key that is
+    /// absent (a default) reports the deepest part present, i.e. the table that
+    /// should hold it.
+    pub(crate) fn locate(&self, path: &str) -> Option<(usize, usize)> {
+        let root = self.root.as_ref()?;
+        let mut span = None;
+        let mut table = Some(root.get_ref());
+        let mut array: Option<&[toml::Spanned<DeValue<'_>>]> = None;
+        for segment in segments(path) {
+            let value = match segment {
+                Segment::Key(key) => {
+                    let found = table.and_then(|t| {
+                        t.iter()
+                            .find(|(k, _)| k.get_ref().as_ref() == key)
+                            .map(|(k, v)| (k.span(), v))
+                    });
+                    match found {
+                        Some((key_span, value)) => {
+                            span = Some(key_span);
+                            value
+                        }
+                        None => break,
+                    }
+                }
+                Segment::Index(i) => match array.and_then(|a| a.get(i)) {
+                    Some(value) => {
+                        span = Some(value.span());
                         value
                     }
                     None => break,
+                },
+            };
+            table = None;
+            array = None;
+            match value.get_ref() {
+                DeValue::Table(t) => {
+                    // A `[[service]]` header's table spans from its own header;
+                    // prefer it over the key of the array for better lines.
+                    if !value.span().is_empty() && matches!(segment, Segment::Index(_)) {
+                        span = Some(value.span());
+                    }
+                    table = Some(t);
+                }
+                DeValue::Array(a) => {
+                    if !value.span().is_empty() {
+                        span = Some(value.span());
+                    }
+                    array = Some(a);
+                }
+                _ => {
+                    if !value.span().is_empty() {
+                        span = Some(value.span());
+                    }
                 }
             }
-            Segment::Index(i) => match array.and_then(|a| a.get(i)) {
-                Some(value) => {
-                    span = Some(value.span());
-                    value
-                }
-                None => break,
-            },
-        };
-        table = None;
-        array = None;
-        match value.get_ref() {
-            DeValue::Table(t) => {
-                // A `[[service]]` header's table spans from its own header;
-                // prefer it over the key of the array for better lines.
-                if !value.span().is_empty() && matches!(segment, Segment::Index(_)) {
-                    span = Some(value.span());
-                }
-                table = Some(t);
-            }
-            DeValue::Array(a) => array = Some(a),
-            _ => {}
         }
+        span.map(|s| line_col(self.src, s.start))
     }
-    span.map(|s| line_col(src, s.start))
+}
+
+/// Line and column of `path` in `src`; see [`Locator::locate`].
+#[cfg(test)]
+fn locate(src: &str, path: &str) -> Option<(usize, usize)> {
+    Locator::new(src).locate(path)
 }
 
 #[cfg(test)]
@@ -103,7 +136,7 @@ mod tests {
         let src = "[[service]]\nname = \"a\"\n\n[[service]]\nname = \"b\"\n[service.ha]\nmax_failover_attempts = 500\n";
         assert_eq!(
             locate(src, "service[1].ha.max_failover_attempts"),
-            Some((7, 1))
+            Some((7, 25))
         );
         assert_eq!(locate(src, "service[1].name").map(|p| p.0), Some(5));
         // Absent key: the nearest present parent.

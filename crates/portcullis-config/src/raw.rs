@@ -2,6 +2,9 @@
 //! fields are defaults to be filled in; strings that need parsing (durations,
 //! urls, addresses) stay strings so their errors can name the key and line.
 
+use std::fmt;
+
+use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 
 use crate::model::{BackendProtocol, BalancerMode, LoadBalancing, Role};
@@ -32,9 +35,9 @@ pub struct FileGateway {
     pub path: Option<String>,
     pub public_url: Option<String>,
     pub tls: Option<FileTls>,
-    pub shutdown_grace: Option<String>,
-    pub max_connections: Option<u64>,
-    pub header_read_timeout: Option<String>,
+    pub shutdown_grace: Option<FileDuration>,
+    pub max_connections: Option<i64>,
+    pub header_read_timeout: Option<FileDuration>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -56,7 +59,7 @@ pub struct FileCluster {
     pub name: Option<String>,
     pub store: Option<String>,
     pub role: Option<Role>,
-    pub heartbeat: Option<String>,
+    pub heartbeat: Option<FileDuration>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -104,7 +107,7 @@ pub struct FileHa {
     pub enabled: Option<bool>,
     pub load_balancing: Option<LoadBalancing>,
     pub max_failover_attempts: Option<i64>,
-    pub failover_sleep: Option<String>,
+    pub failover_sleep: Option<FileDuration>,
     pub failover_non_idempotent: Option<bool>,
     pub retry_on_status: Option<Vec<i64>>,
     pub replay_buffer_bytes: Option<i64>,
@@ -113,28 +116,28 @@ pub struct FileHa {
     pub no_fallback: Option<bool>,
     pub disable_load_balancing_for_user_agents: Option<Vec<String>>,
     pub failback: Option<bool>,
-    pub slow_start: Option<String>,
+    pub slow_start: Option<FileDuration>,
     pub eject_after: Option<i64>,
-    pub eject_for: Option<String>,
+    pub eject_for: Option<FileDuration>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileHealth {
     pub path: Option<String>,
-    pub interval: Option<String>,
-    pub timeout: Option<String>,
+    pub interval: Option<FileDuration>,
+    pub timeout: Option<FileDuration>,
     pub rise: Option<i64>,
     pub fall: Option<i64>,
-    pub expect_status: Option<String>,
+    pub expect_status: Option<FileStatusRange>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileTimeouts {
-    pub connect: Option<String>,
-    pub request: Option<String>,
-    pub idle: Option<String>,
+    pub connect: Option<FileDuration>,
+    pub request: Option<FileDuration>,
+    pub idle: Option<FileDuration>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -142,4 +145,53 @@ pub struct FileTimeouts {
 pub struct FileBackendAuth {
     pub user: String,
     pub password_alias: String,
+}
+
+/// A duration as written. It stays text so that validation, which reports every
+/// problem rather than the first, can name the key; the custom `expecting` makes
+/// `heartbeat = 1` say a duration string was expected, not just "a string".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileDuration(pub String);
+
+impl<'de> Deserialize<'de> for FileDuration {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct DurationVisitor;
+        impl Visitor<'_> for DurationVisitor {
+            type Value = FileDuration;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration string such as \"250ms\", \"2s\" or \"5m\"")
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<FileDuration, E> {
+                Ok(FileDuration(text.to_string()))
+            }
+        }
+        deserializer.deserialize_str(DurationVisitor)
+    }
+}
+
+/// `expect_status` as written: "200-399", "200" or the bare integer 200, which
+/// operators write naturally and which means the same thing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileStatusRange(pub String);
+
+impl<'de> Deserialize<'de> for FileStatusRange {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct StatusVisitor;
+        impl Visitor<'_> for StatusVisitor {
+            type Value = FileStatusRange;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a status or range such as \"200\" or \"200-399\"")
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<FileStatusRange, E> {
+                Ok(FileStatusRange(text.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<FileStatusRange, E> {
+                Ok(FileStatusRange(n.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<FileStatusRange, E> {
+                Ok(FileStatusRange(n.to_string()))
+            }
+        }
+        deserializer.deserialize_any(StatusVisitor)
+    }
 }

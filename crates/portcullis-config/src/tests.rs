@@ -179,10 +179,10 @@ fn out_of_range_names_path_line_and_bounds() {
     let src = "[[service]]\nname = \"a\"\nurls = [\"http://h\"]\n\n[[service]]\nname = \"b\"\nurls = [\"http://h\"]\n[service.ha]\nmax_failover_attempts = 500\n";
     let e = first_error(src);
     assert_eq!(e.path, "service[1].ha.max_failover_attempts");
-    assert_eq!(e.line, Some(9));
+    assert_eq!((e.line, e.column), (Some(9), Some(25)));
     assert_eq!(
-        e.message,
-        "expected an integer between 0 and 100, found 500"
+        e.to_string(),
+        "t.toml:9:25: service[1].ha.max_failover_attempts: expected an integer between 0 and 100, found 500"
     );
 }
 
@@ -403,7 +403,214 @@ fn topology_names() {
     }
 }
 
+const ONE: &str = "[[service]]\nname = \"a\"\nurls = [\"http://h\"]\n";
+
+#[test]
+fn dotted_and_inline_subtables_are_located() {
+    let e = first_error(&format!("{ONE}ha.eject_after = 0\n"));
+    assert_eq!(
+        (e.path.as_str(), e.line),
+        ("service[0].ha.eject_after", Some(4))
+    );
+    let e = first_error(&format!(
+        "{ONE}ha = {{ enabled = true, eject_after = 0 }}\n"
+    ));
+    assert_eq!((e.line, e.column), (Some(4), Some(38)));
+    let t = topo(&format!("{ONE}timeouts.connect = \"5s\"\nhealth = {{}}\n")).unwrap();
+    assert_eq!(t.services[0].timeouts.connect, Duration::from_secs(5));
+    assert_eq!(t.services[0].health, Some(HealthCheck::default()));
+}
+
+#[test]
+fn a_duration_of_the_wrong_type_says_what_a_duration_looks_like() {
+    let e = first_error(&format!("{ONE}[service.ha]\nfailover_sleep = 5\n"));
+    assert_eq!(
+        (e.path.as_str(), e.line),
+        ("service[0].ha.failover_sleep", Some(5))
+    );
+    assert!(
+        e.message
+            .contains("expected a duration string such as \"250ms\""),
+        "{}",
+        e.message
+    );
+    let e = first_error(&format!("{ONE}[service.ha]\neject_after = 1.5\n"));
+    assert!(e.message.ends_with("expected an integer"), "{}", e.message);
+}
+
+#[test]
+fn expect_status_may_be_a_bare_integer() {
+    let t = topo(&format!("{ONE}[service.health]\nexpect_status = 204\n")).unwrap();
+    let range = t.services[0].health.as_ref().map(|h| h.expect_status);
+    assert_eq!(range, Some(StatusRange { min: 204, max: 204 }));
+    let e = first_error(&format!(
+        "{ONE}[service.health]\nexpect_status = \"200-600\"\n"
+    ));
+    assert_eq!(
+        (e.path.as_str(), e.line),
+        ("service[0].health.expect_status", Some(5))
+    );
+}
+
+#[test]
+fn backend_urls_without_query_fragment_or_credentials() {
+    let src = "[[service]]\nname = \"a\"\nurls = [\"http://u:p@h\", \"http://h/?x=1\", \"http://h/#f\"]\n";
+    let errors = topo(src).unwrap_err().0;
+    let found: Vec<(&str, Option<usize>)> =
+        errors.iter().map(|e| (e.path.as_str(), e.column)).collect();
+    assert_eq!(
+        found,
+        vec![
+            ("service[0].urls[0]", Some(9)),
+            ("service[0].urls[1]", Some(25)),
+            ("service[0].urls[2]", Some(42))
+        ]
+    );
+    assert!(errors[0].message.contains("backend_auth"));
+    assert!(errors[1].message.contains("query"));
+}
+
+#[test]
+fn a_url_listed_twice_is_rejected_where_it_repeats() {
+    let e = first_error(
+        "[[service]]\nname = \"a\"\nurls = [\"http://h:1\"]\nbackup_urls = [\"http://h:1/\"]\n",
+    );
+    assert_eq!(
+        (e.path.as_str(), e.line),
+        ("service[0].backup_urls[0]", Some(4))
+    );
+}
+
+#[test]
+fn other_semantic_checks_name_key_and_line() {
+    let cases = [
+        (
+            "[service.ha]\nsticky_session_cookie_name = \"a;b\"\n",
+            "service[0].ha.sticky_session_cookie_name",
+        ),
+        (
+            "[service.health]\ninterval = \"1s\"\ntimeout = \"2s\"\n",
+            "service[0].health.timeout",
+        ),
+        ("[service.health]\nrise = 0\n", "service[0].health.rise"),
+        (
+            "[service.ha]\neject_for = \"301s\"\n",
+            "service[0].ha.eject_for",
+        ),
+        (
+            "[service.ha]\nreplay_buffer_bytes = 67108865\n",
+            "service[0].ha.replay_buffer_bytes",
+        ),
+        (
+            "[service.ha]\nretry_on_status = [502, 99]\n",
+            "service[0].ha.retry_on_status[1]",
+        ),
+        (
+            "[service.timeouts]\nidle = \"0s\"\n",
+            "service[0].timeouts.idle",
+        ),
+    ];
+    for (tail, path) in cases {
+        let src = format!("{ONE}{tail}");
+        let e = first_error(&src);
+        let line = if tail.matches('\n').count() == 3 {
+            6
+        } else {
+            5
+        };
+        assert_eq!((e.path.as_str(), e.line), (path, Some(line)), "{src}");
+    }
+    let e = first_error("[[service]]\nname = \"..\"\nurls = [\"http://h\"]\n");
+    assert_eq!((e.path.as_str(), e.line), ("service[0].name", Some(2)));
+}
+
+#[test]
+fn missing_keys_and_single_tables_are_explained() {
+    let e = first_error("[[service]]\nname = \"a\"\n");
+    assert_eq!((e.path.as_str(), e.line), ("service[0].urls", Some(1)));
+    assert!(e.message.contains("missing key `urls`"), "{}", e.message);
+    let e = first_error("[service]\nname = \"a\"\nurls = [\"http://h\"]\n");
+    assert!(e.message.contains("[[service]]"), "{}", e.message);
+    let e = first_error("");
+    assert_eq!(e.path, "service");
+}
+
+#[test]
+fn every_error_is_one_line_of_the_display() {
+    let errors = topo("[[service]]\nname = \"a b\"\nurls = []\n").unwrap_err();
+    assert_eq!(
+        errors.to_string(),
+        "t.toml:2:8: service[0].name: expected one URL path segment of letters, digits, '.', '_' or '-', found \"a b\"\n\
+         t.toml:3:8: service[0].urls: expected at least one backend URL"
+    );
+}
+
+#[test]
+fn public_url_is_derived_or_checked() {
+    let node = |src: &str| parse_node_config(src, Path::new("p.toml"));
+    let c =
+        node("[gateway]\nlisten = \"[::1]:8443\"\ntls = { cert = \"c\", key = \"k\" }\n").unwrap();
+    assert_eq!(c.gateway.public_url.as_str(), "https://[::1]:8443/");
+    assert_eq!(c.base_dir, Path::new("."));
+    let c = node("[gateway]\nlisten = \"0.0.0.0:80\"\npath = \"/api/\"\n").unwrap();
+    assert_eq!(
+        (c.gateway.public_url.as_str(), c.gateway.path.as_str()),
+        ("http://127.0.0.1/", "api")
+    );
+    let e =
+        node("[gateway]\nlisten = \"0.0.0.0:80\"\npublic_url = \"https://x/?a=1\"\n").unwrap_err();
+    assert_eq!(
+        (e.0[0].path.as_str(), e.0[0].line),
+        ("gateway.public_url", Some(3))
+    );
+    let e =
+        node("[gateway]\nlisten = \"0.0.0.0:80\"\n[cluster]\nheartbeat = \"50ms\"\n").unwrap_err();
+    assert_eq!(
+        (e.0[0].path.as_str(), e.0[0].line),
+        ("cluster.heartbeat", Some(4))
+    );
+    assert!(
+        e.0[0].message.contains("between 100ms and 60s"),
+        "{}",
+        e.0[0].message
+    );
+}
+
+#[test]
+fn load_node_config_reads_files_and_reports_io_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("portcullis.toml");
+    std::fs::write(
+        &path,
+        "[gateway]\nlisten = \"127.0.0.1:1\"\n[secrets]\nmaster = \"env:K\"\n",
+    )
+    .unwrap();
+    let c = load_node_config(&path).unwrap();
+    assert_eq!(c.base_dir, dir.path());
+    assert_eq!(
+        c.cluster.store,
+        StoreLocation::Dir(dir.path().join("./store"))
+    );
+    assert_eq!(
+        c.secrets.map(|s| s.master),
+        Some(SecretSource::Env("K".into()))
+    );
+    let e = load_node_config(&dir.path().join("missing.toml")).unwrap_err();
+    assert_eq!((e.0[0].path.as_str(), e.0[0].line), ("", None));
+    assert!(
+        e.0[0].to_string().contains("missing.toml: cannot read"),
+        "{}",
+        e
+    );
+}
+
 proptest! {
+    #[test]
+    fn topology_parser_never_panics_on_any_text(s in "\\PC{0,200}") {
+        let _ = topo(&s);
+    }
+
+
     #[test]
     fn durations_round_trip(n in 0u64..1_000_000, unit in prop::sample::select(vec![("ms", 1_000_000u64), ("s", 1_000_000_000), ("m", 60_000_000_000), ("h", 3_600_000_000_000)])) {
         prop_assert_eq!(parse_duration(&format!("{n}{}", unit.0)), Ok(Duration::from_nanos(n * unit.1)));

@@ -7,13 +7,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::error::{ConfigError, ConfigErrors};
-use crate::locate::locate;
+use crate::locate::Locator;
 use crate::model::*;
 use crate::parse_duration;
 use crate::raw::*;
 
 pub(crate) struct Validator<'a> {
-    src: &'a str,
+    locator: Locator<'a>,
     file: &'a str,
     errors: Vec<ConfigError>,
 }
@@ -21,14 +21,14 @@ pub(crate) struct Validator<'a> {
 impl<'a> Validator<'a> {
     pub(crate) fn new(src: &'a str, file: &'a str) -> Self {
         Self {
-            src,
+            locator: Locator::new(src),
             file,
             errors: Vec::new(),
         }
     }
 
     pub(crate) fn error(&mut self, path: &str, message: impl Into<String>) {
-        let position = locate(self.src, path);
+        let position = self.locator.locate(path);
         self.errors.push(ConfigError {
             file: self.file.to_string(),
             path: path.to_string(),
@@ -49,12 +49,14 @@ impl<'a> Validator<'a> {
     fn duration(
         &mut self,
         path: &str,
-        raw: Option<&String>,
+        raw: Option<&FileDuration>,
         default: Duration,
         min: Duration,
         max: Duration,
     ) -> Duration {
-        let Some(text) = raw else { return default };
+        let Some(FileDuration(text)) = raw else {
+            return default;
+        };
         match parse_duration(text) {
             Err(reason) => {
                 self.error(path, reason);
@@ -148,10 +150,18 @@ fn show(d: Duration) -> String {
 const DAY: Duration = Duration::from_secs(86_400);
 const MS: Duration = Duration::from_millis(1);
 
+/// One URL path segment that survives path normalisation: "." and ".." would be
+/// collapsed by clients and proxies in front of us.
 fn is_segment(s: &str) -> bool {
-    !s.is_empty()
+    !matches!(s, "" | "." | "..")
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"._-~".contains(&b))
+}
+
+/// Service names also end up in cookie names and metric labels, so they get
+/// the narrower set without '~'.
+fn is_service_name(s: &str) -> bool {
+    is_segment(s) && !s.contains('~')
 }
 
 fn is_cookie_token(s: &str) -> bool {
@@ -189,13 +199,22 @@ pub(crate) fn node_config(
     });
     let public_url = match (&raw.gateway.public_url, listen) {
         (Some(text), _) => match url::Url::parse(text) {
-            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host_str().is_some() => {
+            // Other members and the balancer append paths to this URL, so a
+            // query, fragment or credentials would end up in every redirect.
+            Ok(url)
+                if matches!(url.scheme(), "http" | "https")
+                    && url.host_str().is_some_and(|h| !h.is_empty())
+                    && url.query().is_none()
+                    && url.fragment().is_none()
+                    && url.username().is_empty()
+                    && url.password().is_none() =>
+            {
                 Some(url)
             }
             _ => {
                 v.error(
                     "gateway.public_url",
-                    format!("expected an http:// or https:// URL, found {text:?}"),
+                    format!("expected an http:// or https:// URL without query, fragment or credentials, found {text:?}"),
                 );
                 None
             }
@@ -222,9 +241,7 @@ pub(crate) fn node_config(
     );
     let max_connections = v.int(
         "gateway.max_connections",
-        raw.gateway
-            .max_connections
-            .map(|n| n.min(i64::MAX as u64) as i64),
+        raw.gateway.max_connections,
         10_000,
         1,
         1_000_000,
@@ -369,8 +386,14 @@ pub(crate) fn topology(v: &mut Validator<'_>, name: &str, raw: FileTopology) -> 
 }
 
 fn service(v: &mut Validator<'_>, at: &str, raw: FileService) -> Service {
-    if !is_segment(&raw.name) {
-        v.error(&format!("{at}.name"), format!("expected one URL path segment of letters, digits, '.', '_', '-' or '~', found {:?}", raw.name));
+    if !is_service_name(&raw.name) {
+        v.error(
+            &format!("{at}.name"),
+            format!(
+                "expected one URL path segment of letters, digits, '.', '_' or '-', found {:?}",
+                raw.name
+            ),
+        );
     }
     if raw.urls.is_empty() {
         v.error(&format!("{at}.urls"), "expected at least one backend URL");
@@ -384,7 +407,7 @@ fn service(v: &mut Validator<'_>, at: &str, raw: FileService) -> Service {
                 if !seen.insert(url.clone()) {
                     v.error(
                         &path,
-                        format!("{text:?} is listed twice in urls and backup_urls"),
+                        format!("{text:?} appears more than once in urls and backup_urls; list each backend once"),
                     );
                 }
                 out.push(url);
@@ -575,7 +598,7 @@ fn health(v: &mut Validator<'_>, at: &str, raw: FileHealth) -> HealthCheck {
     }
     let expect_status = match raw.expect_status {
         None => d.expect_status,
-        Some(text) => match parse_status_range(&text) {
+        Some(FileStatusRange(text)) => match parse_status_range(&text) {
             Some(range) => range,
             None => {
                 v.error(&format!("{at}.expect_status"), format!("expected a status or range such as \"200\" or \"200-399\" within 100-599, found {text:?}"));
