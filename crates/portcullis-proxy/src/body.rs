@@ -39,13 +39,13 @@ pub fn full(bytes: impl Into<Bytes>) -> ProxyBody {
 pub struct IdleTimeout(pub Duration);
 
 pin_project_lite::pin_project! {
-    /// Fails the stream when no frame arrives within `idle`. The deadline is reset
-    /// on every frame, so long transfers that keep moving are never cut.
+    /// Fails the stream when no frame arrives within `idle`. The timer is armed
+    /// only when the inner body has to wait, so bodies that are already in
+    /// memory (most small responses) never touch the timer wheel.
     pub struct IdleTimeoutBody<B> {
         #[pin]
         inner: B,
-        #[pin]
-        deadline: Sleep,
+        deadline: Option<Pin<Box<Sleep>>>,
         idle: Duration,
     }
 }
@@ -54,7 +54,7 @@ impl<B> IdleTimeoutBody<B> {
     pub fn new(inner: B, idle: Duration) -> Self {
         Self {
             inner,
-            deadline: tokio::time::sleep(idle),
+            deadline: None,
             idle,
         }
     }
@@ -72,16 +72,24 @@ where
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
-        let mut this = self.project();
+        let this = self.project();
         match this.inner.poll_frame(cx) {
             Poll::Ready(frame) => {
-                this.deadline.as_mut().reset(Instant::now() + *this.idle);
+                if let Some(deadline) = this.deadline.as_mut() {
+                    deadline.as_mut().reset(Instant::now() + *this.idle);
+                }
                 Poll::Ready(frame.map(|f| f.map_err(Into::into)))
             }
-            Poll::Pending => match this.deadline.poll(cx) {
-                Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(IdleTimeout(*this.idle))))),
-                Poll::Pending => Poll::Pending,
-            },
+            Poll::Pending => {
+                let idle = *this.idle;
+                let deadline = this
+                    .deadline
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+                match deadline.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(IdleTimeout(idle))))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
         }
     }
 

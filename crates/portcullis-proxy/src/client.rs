@@ -60,7 +60,9 @@ pub fn build_client(service: &Service, base_dir: &Path) -> Result<BackendClient,
         BackendProtocol::H2 => builder.enable_http2().wrap_connector(http),
     };
     let mut client = Client::builder(TokioExecutor::new());
+    // The forwarder sets Host itself from a value built once per backend.
     client
+        .set_host(false)
         .pool_idle_timeout(POOL_IDLE)
         .pool_max_idle_per_host(1024)
         .pool_timer(TokioTimer::new())

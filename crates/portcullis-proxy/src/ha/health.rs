@@ -97,6 +97,10 @@ async fn check_one(target: &CheckTarget, backend: &Backend) -> (bool, String) {
     *request.uri_mut() = uri;
     if target.protocol_h2 {
         *request.version_mut() = http::Version::HTTP_2;
+    } else {
+        request
+            .headers_mut()
+            .insert(http::header::HOST, backend.host_header.clone());
     }
     request.headers_mut().insert(
         http::header::USER_AGENT,

@@ -41,21 +41,28 @@ pub async fn handle(
     request: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, std::convert::Infallible> {
     let started = Instant::now();
+    let logging = tracing::enabled!(target: "portcullis::access", tracing::Level::INFO);
     let method = request.method().clone();
-    let path = request.uri().path().to_string();
+    // A Uri clone shares its bytes; the path outlives the request this way.
+    let uri = request.uri().clone();
+    let path = uri.path();
     let mut tries = Vec::new();
     let mut names = (String::new(), String::new());
-    let response = match route(&gateway, &path) {
+    let response = match route(&gateway, path) {
         Err(err) => {
-            if let Some((t, s)) = err_names(&err) {
-                names = (t, s);
+            if logging {
+                if let Some((t, s)) = err_names(&err) {
+                    names = (t, s);
+                }
             }
             err.into_response()
         }
         Ok((service, rest_start)) => {
-            names = (service.topology.clone(), service.config.name.clone());
-            let rest = path[rest_start..].to_string();
-            match forward(&gateway, &client, &service, request, &rest, &mut tries).await {
+            if logging {
+                names = (service.topology.clone(), service.config.name.clone());
+            }
+            let rest = &path[rest_start..];
+            match forward(&gateway, &client, &service, request, rest, &mut tries).await {
                 Ok(response) => response,
                 Err(err) => {
                     tracing::debug!(error = %err, side = ?err.side(), "request failed");
@@ -64,7 +71,9 @@ pub async fn handle(
             }
         }
     };
-    access_log(&gateway, &method, &path, &names, &response, &tries, started);
+    if logging {
+        access_log(&gateway, &method, path, &names, &response, &tries, started);
+    }
     Ok(response)
 }
 
@@ -197,12 +206,13 @@ async fn forward(
         request.version() == Version::HTTP_11 && headers::is_upgrade_request(request.headers());
     let mut client_upgrade = is_upgrade.then(|| hyper::upgrade::on(&mut request));
     let (mut parts, incoming) = request.into_parts();
-    let original_host = parts
-        .headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_string)
-        .or_else(|| parts.uri.authority().map(|a| a.to_string()));
+    // A clone of the header value shares its bytes: no copy per request.
+    let original_host = parts.headers.get(header::HOST).cloned().or_else(|| {
+        parts
+            .uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    });
     let query = parts.uri.query().map(str::to_string);
     let config = &service.config;
     let ha = &config.ha;
@@ -225,18 +235,16 @@ async fn forward(
     headers::add_forwarded(
         &mut parts.headers,
         client,
-        original_host.as_deref(),
+        original_host.as_ref(),
         &gateway.member_id_header,
         &service.context,
     );
     if config.preserve_host {
-        if let Some(host) = original_host
-            .as_deref()
-            .and_then(|h| HeaderValue::from_str(h).ok())
-        {
-            parts.headers.insert(header::HOST, host);
+        if let Some(host) = &original_host {
+            parts.headers.insert(header::HOST, host.clone());
         }
     } else {
+        // Set per try to the chosen backend's authority.
         parts.headers.remove(header::HOST);
     }
     let version = match config.protocol {
@@ -284,6 +292,11 @@ async fn forward(
         *backend_request.uri_mut() = uri;
         *backend_request.version_mut() = version;
         *backend_request.headers_mut() = parts.headers.clone();
+        if !config.preserve_host && version == Version::HTTP_11 {
+            backend_request
+                .headers_mut()
+                .insert(header::HOST, backend.host_header.clone());
+        }
 
         let in_flight = InFlight::start(backend.clone());
         let sent = tokio::time::timeout(
@@ -335,7 +348,7 @@ async fn forward(
                     response,
                     service,
                     client,
-                    original_host.as_deref(),
+                    original_host.as_ref().and_then(|h| h.to_str().ok()),
                     client_upgrade.take(),
                     cookie,
                     in_flight,
@@ -541,9 +554,6 @@ fn access_log(
     tries: &[TryRecord],
     started: Instant,
 ) {
-    if !tracing::enabled!(target: "portcullis::access", tracing::Level::INFO) {
-        return;
-    }
     let mut tries_text = String::new();
     for (i, record) in tries.iter().enumerate() {
         if i > 0 {

@@ -58,39 +58,63 @@ pub fn is_upgrade_request(headers: &HeaderMap) -> bool {
             .any(|token| token.trim().eq_ignore_ascii_case("upgrade"))
 }
 
-/// What the gateway knows about the client side of a request.
+/// What the gateway knows about the client side of a request; the header
+/// values are built once per connection, not per request.
 #[derive(Debug, Clone)]
 pub struct ClientContext {
     pub peer_ip: std::net::IpAddr,
     pub local_port: u16,
     pub tls: bool,
+    peer_ip_header: HeaderValue,
+    local_port_header: HeaderValue,
+}
+
+impl ClientContext {
+    pub fn new(peer_ip: std::net::IpAddr, local_port: u16, tls: bool) -> ClientContext {
+        ClientContext {
+            peer_ip,
+            local_port,
+            tls,
+            peer_ip_header: HeaderValue::from_str(&peer_ip.to_string())
+                .unwrap_or_else(|_| HeaderValue::from_static("unknown")),
+            local_port_header: HeaderValue::from(local_port),
+        }
+    }
 }
 
 /// Adds X-Forwarded-For (appended), -Proto, -Host, -Port, -Server and -Context.
 pub fn add_forwarded(
     headers: &mut HeaderMap,
     client: &ClientContext,
-    original_host: Option<&str>,
+    original_host: Option<&HeaderValue>,
     member_id: &HeaderValue,
     context: &HeaderValue,
 ) {
-    let peer = client.peer_ip.to_string();
-    let forwarded_for = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-        Some(existing) if !existing.trim().is_empty() => format!("{existing}, {peer}"),
-        _ => peer,
-    };
-    insert_str(headers, "x-forwarded-for", &forwarded_for);
+    let appended = headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .filter(|existing| !existing.trim().is_empty())
+        .map(|existing| format!("{existing}, {}", client.peer_ip));
+    match appended {
+        Some(value) => insert_str(headers, "x-forwarded-for", &value),
+        None => {
+            headers.insert("x-forwarded-for", client.peer_ip_header.clone());
+        }
+    }
     headers.insert(
         "x-forwarded-proto",
         HeaderValue::from_static(if client.tls { "https" } else { "http" }),
     );
-    let port = original_host
-        .and_then(port_of_host)
-        .unwrap_or(client.local_port);
+    let host_port = original_host
+        .and_then(|h| h.to_str().ok())
+        .and_then(port_of_host);
+    match host_port {
+        Some(port) => headers.insert("x-forwarded-port", HeaderValue::from(port)),
+        None => headers.insert("x-forwarded-port", client.local_port_header.clone()),
+    };
     if let Some(host) = original_host {
-        insert_str(headers, "x-forwarded-host", host);
+        headers.insert("x-forwarded-host", host.clone());
     }
-    insert_str(headers, "x-forwarded-port", &port.to_string());
     headers.insert("x-forwarded-server", member_id.clone());
     headers.insert("x-forwarded-context", context.clone());
 }
@@ -170,15 +194,11 @@ mod tests {
     fn forwarded_headers_append_and_name_the_member() {
         let mut h = HeaderMap::new();
         h.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.9"));
-        let client = ClientContext {
-            peer_ip: "127.0.0.7".parse().unwrap(),
-            local_port: 8443,
-            tls: true,
-        };
+        let client = ClientContext::new("127.0.0.7".parse().unwrap(), 8443, true);
         add_forwarded(
             &mut h,
             &client,
-            Some("gw.example:9443"),
+            Some(&HeaderValue::from_static("gw.example:9443")),
             &HeaderValue::from_static("m1"),
             &HeaderValue::from_static("/gateway/sales"),
         );

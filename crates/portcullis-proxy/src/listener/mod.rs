@@ -78,11 +78,7 @@ pub async fn serve(
         };
         at_cap_logged.store(false, Ordering::Relaxed);
         let _ = stream.set_nodelay(true);
-        let client = Arc::new(ClientContext {
-            peer_ip: peer.ip(),
-            local_port,
-            tls: tls.is_some(),
-        });
+        let client = Arc::new(ClientContext::new(peer.ip(), local_port, tls.is_some()));
         let gateway = gateway.clone();
         let builder = builder.clone();
         let watcher = graceful.watcher();

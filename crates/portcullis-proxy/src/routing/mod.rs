@@ -87,6 +87,8 @@ pub struct Backend {
     /// Path of the url without its trailing slash ("" for the root).
     pub base_path: String,
     pub backup: bool,
+    /// `Host` sent to this backend (its authority, without a default port).
+    pub host_header: HeaderValue,
     /// Sticky cookie value for this backend (a MAC of its id).
     pub sticky_tag: String,
     /// Health, ejection, admin state and counters; kept across reloads while
@@ -121,7 +123,12 @@ impl Backend {
             format!("{host}:{port}")
         };
         let id = backend_id(topology, service, url);
+        let host_header = match url.port() {
+            Some(port) => format!("{}:{port}", url.host_str()?),
+            None => url.host_str()?.to_string(),
+        };
         Some(Backend {
+            host_header: HeaderValue::from_str(&host_header).ok()?,
             sticky_tag: sticky::backend_tag(key, &id),
             state: BackendState::new(),
             id,
