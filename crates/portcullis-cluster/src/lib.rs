@@ -4,8 +4,12 @@
 #![forbid(unsafe_code)]
 
 mod dir;
+pub mod members;
+pub mod roles;
 
 pub use dir::{DirStore, TopologyEvent, TopologyWatcher};
+pub use members::{MemberRecord, RoleName};
+pub use roles::{WriteError, Writer};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -18,6 +22,12 @@ pub enum StoreError {
     },
     #[error("invalid topology name {name:?}: {reason}")]
     BadName { name: String, reason: String },
-    #[error("topology {0} does not exist")]
+    #[error("{0} does not exist")]
     NotFound(String),
+    #[error("store {location}: unreadable record {what}: {reason}")]
+    BadRecord {
+        location: String,
+        what: String,
+        reason: String,
+    },
 }

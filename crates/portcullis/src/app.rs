@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use portcullis_cluster::{DirStore, TopologyEvent};
+use portcullis_cluster::{DirStore, MemberRecord, TopologyEvent};
 use portcullis_config::{NodeConfig, StoreLocation};
 use portcullis_proxy::{ConfigChange, Gateway, ListenerOptions};
 use tokio::net::TcpListener;
@@ -21,9 +21,11 @@ pub const DIR_POLL: Duration = Duration::from_millis(500);
 pub struct Member {
     pub gateway: Arc<Gateway>,
     pub gateway_addr: SocketAddr,
+    store: DirStore,
     shutdown: watch::Sender<bool>,
     serve_task: JoinHandle<()>,
     sync_task: JoinHandle<()>,
+    heartbeat_task: JoinHandle<()>,
 }
 
 impl Member {
@@ -96,6 +98,12 @@ impl Member {
             header_read_timeout: config.gateway.header_read_timeout,
             shutdown_grace: config.gateway.shutdown_grace,
         };
+        let heartbeat_task = tokio::spawn(heartbeat(
+            store.clone(),
+            gateway.clone(),
+            config.clone(),
+            gateway_addr,
+        ));
         let (shutdown, shutdown_rx) = watch::channel(false);
         let serve_task = tokio::spawn(portcullis_proxy::serve(
             listener,
@@ -107,17 +115,76 @@ impl Member {
         Ok(Member {
             gateway,
             gateway_addr,
+            store,
             shutdown,
             serve_task,
             sync_task,
+            heartbeat_task,
         })
     }
 
-    /// Stops accepting, finishes in-flight requests within the grace period.
+    /// Leaves the cluster first (so balancers stop sending clients here), then
+    /// stops accepting and finishes in-flight requests within the grace period.
     pub async fn stop(self) {
+        self.heartbeat_task.abort();
+        let _ = self.heartbeat_task.await;
+        if let Err(err) = self.store.remove_member(&self.gateway.member_id) {
+            tracing::warn!(error = %err, "could not remove this member's record");
+        }
         self.sync_task.abort();
         let _ = self.shutdown.send(true);
         let _ = self.serve_task.await;
+    }
+}
+
+/// Writes this member's record every heartbeat. Store errors are logged and
+/// retried at the next beat; they never stop the member.
+async fn heartbeat(
+    store: DirStore,
+    gateway: Arc<Gateway>,
+    config: NodeConfig,
+    gateway_addr: SocketAddr,
+) {
+    let public_url = if config.gateway.listen.port() == 0 {
+        // Port 0 was asked for: advertise the port actually bound.
+        let mut url = config.gateway.public_url.clone();
+        let _ = url.set_port(Some(gateway_addr.port()));
+        url
+    } else {
+        config.gateway.public_url.clone()
+    };
+    let mut ticker = tokio::time::interval(config.cluster.heartbeat);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing = false;
+    loop {
+        ticker.tick().await;
+        let record = MemberRecord {
+            id: config.node.id.clone(),
+            role: config.cluster.role.into(),
+            public_url: public_url.as_str().trim_end_matches('/').to_string(),
+            admin_url: config
+                .admin
+                .as_ref()
+                .map(|a| format!("http://{}", a.listen)),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            generation: gateway.generation(),
+            in_flight: gateway.in_flight(),
+            heartbeat_ms: config.cluster.heartbeat.as_millis() as u64,
+            updated_at_ms: portcullis_cluster::members::now_ms(),
+        };
+        let store = store.clone();
+        match tokio::task::spawn_blocking(move || store.put_member(&record)).await {
+            Ok(Ok(())) if failing => {
+                tracing::info!("member record written again");
+                failing = false;
+            }
+            Ok(Ok(())) => {}
+            Ok(Err(err)) if !failing => {
+                tracing::error!(error = %err, "cannot write this member's record; retrying every heartbeat");
+                failing = true;
+            }
+            _ => {}
+        }
     }
 }
 

@@ -8,3 +8,4 @@ pub mod check;
 pub mod demo;
 pub mod demo_backend;
 pub mod signals;
+pub mod store_cli;

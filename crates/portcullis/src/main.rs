@@ -42,11 +42,48 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:0")]
         listen: std::net::SocketAddr,
     },
+    /// Topologies in the cluster store.
+    Topology {
+        #[arg(short, long, default_value = "portcullis.toml", global = true)]
+        config: PathBuf,
+        #[command(subcommand)]
+        command: TopologyCommand,
+    },
+    /// The cluster as the store sees it.
+    Cluster {
+        #[arg(short, long, default_value = "portcullis.toml", global = true)]
+        config: PathBuf,
+        #[command(subcommand)]
+        command: ClusterCommand,
+    },
     /// Certificate helpers.
     Cert {
         #[command(subcommand)]
         command: CertCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum TopologyCommand {
+    /// Validate FILE and store it (every member applies it).
+    Put {
+        file: PathBuf,
+        /// Topology name; default: the file name without .toml.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Names of the stored topologies.
+    List,
+    /// Print a stored topology.
+    Get { name: String },
+    /// Remove a topology from every member.
+    Delete { name: String },
+}
+
+#[derive(Subcommand)]
+enum ClusterCommand {
+    /// Members: id, role, url, state, last seen, generation, in-flight.
+    Status,
 }
 
 #[derive(Subcommand)]
@@ -143,6 +180,35 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 backend.shutdown().await;
                 anyhow::Ok(())
             })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Topology { config, command } => {
+            let config = portcullis::store_cli::load_config(&config)?;
+            use portcullis::store_cli as cli;
+            match command {
+                TopologyCommand::Put { file, name } => {
+                    let name = cli::topology_put(&config, &file, name.as_deref())?;
+                    println!("stored topology {name}");
+                }
+                TopologyCommand::List => {
+                    for name in cli::topology_list(&config)? {
+                        println!("{name}");
+                    }
+                }
+                TopologyCommand::Get { name } => print!("{}", cli::topology_get(&config, &name)?),
+                TopologyCommand::Delete { name } => {
+                    cli::topology_delete(&config, &name)?;
+                    println!("deleted topology {name}");
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Cluster {
+            config,
+            command: ClusterCommand::Status,
+        } => {
+            let config = portcullis::store_cli::load_config(&config)?;
+            print!("{}", portcullis::store_cli::cluster_status(&config)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Cert {

@@ -9,6 +9,7 @@ use portcullis_config::AdminState;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
+use crate::members::MemberRecord;
 use crate::StoreError;
 
 /// A store kept in a directory, shared by members on one machine or on a
@@ -95,7 +96,7 @@ impl DirStore {
         match std::fs::read_to_string(&path) {
             Ok(text) => Ok(text),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                Err(StoreError::NotFound(name.to_string()))
+                Err(StoreError::NotFound(format!("topology {name}")))
             }
             Err(e) => Err(self.io(format!("read {}", path.display()), e)),
         }
@@ -118,7 +119,7 @@ impl DirStore {
         match std::fs::remove_file(&path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                Err(StoreError::NotFound(name.to_string()))
+                Err(StoreError::NotFound(format!("topology {name}")))
             }
             Err(e) => Err(self.io(format!("delete {}", path.display()), e)),
         }
@@ -231,6 +232,83 @@ impl DirStore {
             }
         }
         Ok(states)
+    }
+
+    fn members_dir(&self) -> PathBuf {
+        self.root.join("members")
+    }
+
+    fn member_path(&self, id: &str) -> Result<PathBuf, StoreError> {
+        if id.is_empty()
+            || id.starts_with('.')
+            || !id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        {
+            return Err(StoreError::BadName {
+                name: id.to_string(),
+                reason: "member ids use letters, digits, '.', '_' and '-'".to_string(),
+            });
+        }
+        Ok(self.members_dir().join(format!("{id}.json")))
+    }
+
+    /// Writes this member's record (a heartbeat), atomically.
+    pub fn put_member(&self, record: &MemberRecord) -> Result<(), StoreError> {
+        let path = self.member_path(&record.id)?;
+        std::fs::create_dir_all(self.members_dir()).map_err(|e| self.io("create members/", e))?;
+        let tmp = self
+            .members_dir()
+            .join(format!(".{}.{}.tmp", record.id, std::process::id()));
+        let text = serde_json::to_string_pretty(record)
+            .map_err(|e| self.io("encode member", std::io::Error::other(e)))?;
+        std::fs::write(&tmp, text).map_err(|e| self.io("write member record", e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| self.io("write member record", e))
+    }
+
+    /// Removes a member's record: it leaves the cluster at once.
+    pub fn remove_member(&self, id: &str) -> Result<(), StoreError> {
+        match std::fs::remove_file(self.member_path(id)?) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(self.io("remove member record", e))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Every member record, alive or not (callers decide with `is_alive`).
+    pub fn members(&self) -> Result<Vec<MemberRecord>, StoreError> {
+        let entries = match std::fs::read_dir(self.members_dir()) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && self.root.is_dir() => {
+                return Ok(Vec::new())
+            }
+            Err(e) => return Err(self.io("list members", e)),
+        };
+        let mut members = Vec::new();
+        for entry in entries {
+            let path = entry.map_err(|e| self.io("list members", e))?.path();
+            if path.extension().is_none_or(|e| e != "json")
+                || path
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+            {
+                continue;
+            }
+            let text = match std::fs::read_to_string(&path) {
+                Ok(text) => text,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(self.io("read member record", e)),
+            };
+            match serde_json::from_str(&text) {
+                Ok(record) => members.push(record),
+                Err(e) => {
+                    tracing::warn!(file = %path.display(), error = %e, "skipping an unreadable member record")
+                }
+            }
+        }
+        members.sort_by(|a: &MemberRecord, b| a.id.cmp(&b.id));
+        Ok(members)
     }
 
     /// Starts a task that reports topology changes. The first events describe
@@ -417,6 +495,36 @@ mod tests {
         });
         assert!(keys.windows(2).all(|w| w[0] == w[1]));
         assert_eq!(DirStore::new(dir.path()).cookie_key().unwrap(), keys[0]);
+    }
+
+    #[test]
+    fn member_records_are_written_listed_and_removed() {
+        use crate::members::{now_ms, RoleName};
+        let dir = tempfile::tempdir().unwrap();
+        let store = DirStore::new(dir.path());
+        let mut record = MemberRecord {
+            id: "m-1".into(),
+            role: RoleName::Worker,
+            public_url: "http://127.0.0.1:1".into(),
+            admin_url: None,
+            version: "0".into(),
+            generation: 1,
+            in_flight: 2,
+            heartbeat_ms: 1000,
+            updated_at_ms: now_ms(),
+        };
+        store.put_member(&record).unwrap();
+        record.generation = 2;
+        store.put_member(&record).unwrap();
+        assert_eq!(store.members().unwrap(), vec![record.clone()]);
+        store.remove_member("m-1").unwrap();
+        assert!(store.members().unwrap().is_empty());
+        assert!(store
+            .put_member(&MemberRecord {
+                id: "../x".into(),
+                ..record
+            })
+            .is_err());
     }
 
     #[test]

@@ -41,6 +41,7 @@ pub async fn handle(
     request: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, std::convert::Infallible> {
     let started = Instant::now();
+    let _counted = gateway.request_started();
     let logging = tracing::enabled!(target: "portcullis::access", tracing::Level::INFO);
     let method = request.method().clone();
     // A Uri clone shares its bytes; the path outlives the request this way.

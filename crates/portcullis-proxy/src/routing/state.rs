@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
@@ -52,6 +52,8 @@ pub struct Gateway {
     /// Admin states by backend id, as last read from the store; applied to
     /// backends built later too.
     admin_states: Mutex<HashMap<String, AdminState>>,
+    /// Requests being handled by this member, for its member record.
+    in_flight: AtomicU64,
 }
 
 impl Gateway {
@@ -71,7 +73,18 @@ impl Gateway {
             apply_lock: Mutex::new(()),
             cookie_key,
             admin_states: Mutex::new(HashMap::new()),
+            in_flight: AtomicU64::new(0),
         }
+    }
+
+    pub fn in_flight(&self) -> u64 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Counts a request until the returned guard drops.
+    pub fn request_started(&self) -> RequestGuard<'_> {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        RequestGuard(&self.in_flight)
     }
 
     pub fn cookie_key(&self) -> &CookieKey {
@@ -254,4 +267,12 @@ pub enum Lookup {
     Found(Arc<ServiceRuntime>),
     NoTopology,
     NoService,
+}
+
+pub struct RequestGuard<'a>(&'a AtomicU64);
+
+impl Drop for RequestGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }

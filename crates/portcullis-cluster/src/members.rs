@@ -1,0 +1,105 @@
+//! Member records: who is in the cluster, refreshed every heartbeat.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use portcullis_config::Role;
+use serde::{Deserialize, Serialize};
+
+/// A member misses this many heartbeats before it is gone.
+pub const MISSED_HEARTBEATS: u32 = 3;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberRecord {
+    pub id: String,
+    pub role: RoleName,
+    pub public_url: String,
+    /// Admin API base url, when the member has an `[admin]` listener.
+    pub admin_url: Option<String>,
+    pub version: String,
+    /// Routing generation: how many config changes the member applied.
+    pub generation: u64,
+    pub in_flight: u64,
+    pub heartbeat_ms: u64,
+    /// Wall-clock time of the last heartbeat, milliseconds since the Unix epoch.
+    pub updated_at_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RoleName {
+    Manager,
+    Worker,
+}
+
+impl From<Role> for RoleName {
+    fn from(role: Role) -> RoleName {
+        match role {
+            Role::Manager => RoleName::Manager,
+            Role::Worker => RoleName::Worker,
+        }
+    }
+}
+
+impl RoleName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RoleName::Manager => "manager",
+            RoleName::Worker => "worker",
+        }
+    }
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl MemberRecord {
+    /// Time since the last heartbeat, as seen at `now_ms`.
+    pub fn age(&self, now_ms: u64) -> Duration {
+        Duration::from_millis(now_ms.saturating_sub(self.updated_at_ms))
+    }
+
+    /// Alive until it has missed three heartbeats.
+    pub fn is_alive(&self, now_ms: u64) -> bool {
+        self.age(now_ms)
+            < Duration::from_millis(self.heartbeat_ms.max(1) * MISSED_HEARTBEATS as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(updated_at_ms: u64) -> MemberRecord {
+        MemberRecord {
+            id: "m1".into(),
+            role: RoleName::Manager,
+            public_url: "http://127.0.0.1:8443".into(),
+            admin_url: None,
+            version: "0.1.0".into(),
+            generation: 3,
+            in_flight: 0,
+            heartbeat_ms: 1000,
+            updated_at_ms,
+        }
+    }
+
+    #[test]
+    fn gone_after_three_missed_heartbeats() {
+        let r = record(10_000);
+        assert!(r.is_alive(10_000));
+        assert!(r.is_alive(12_999));
+        assert!(!r.is_alive(13_000));
+    }
+
+    #[test]
+    fn records_round_trip_as_json() {
+        let r = record(5);
+        let text = serde_json::to_string(&r).unwrap();
+        assert!(text.contains("\"role\":\"manager\""));
+        assert_eq!(serde_json::from_str::<MemberRecord>(&text).unwrap(), r);
+    }
+}

@@ -1,0 +1,122 @@
+//! Role enforcement for writes: topologies, aliases and admin state change only
+//! through managers. The admin API and the CLI both write through `Writer`, so
+//! a worker refuses in one place.
+
+use portcullis_config::{AdminState, Role};
+
+use crate::members::{now_ms, RoleName};
+use crate::{DirStore, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// 403 in the admin API: names where writes are accepted.
+    #[error("this member is a worker and only reads; send writes to a manager: {}", if managers.is_empty() { "no live manager found".to_string() } else { managers.join(", ") })]
+    WorkerRefused { managers: Vec<String> },
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Writes to the cluster store on behalf of a member with `role`.
+pub struct Writer<'a> {
+    store: &'a DirStore,
+    role: Role,
+}
+
+impl<'a> Writer<'a> {
+    pub fn new(store: &'a DirStore, role: Role) -> Writer<'a> {
+        Writer { store, role }
+    }
+
+    /// Admin URLs (or public URLs when a manager has no admin listener) of the
+    /// live managers.
+    pub fn managers(&self) -> Vec<String> {
+        let now = now_ms();
+        self.store
+            .members()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|m| m.role == RoleName::Manager && m.is_alive(now))
+            .map(|m| m.admin_url.unwrap_or(m.public_url))
+            .collect()
+    }
+
+    fn check(&self) -> Result<(), WriteError> {
+        match self.role {
+            Role::Manager => Ok(()),
+            Role::Worker => Err(WriteError::WorkerRefused {
+                managers: self.managers(),
+            }),
+        }
+    }
+
+    /// Validates and stores a topology; an invalid one is never stored.
+    pub fn put_topology(&self, name: &str, text: &str) -> Result<(), WriteError> {
+        self.check()?;
+        portcullis_config::parse_topology(name, &format!("topologies/{name}.toml"), text)
+            .map_err(|errors| WriteError::Invalid(errors.to_string()))?;
+        Ok(self.store.put_topology(name, text)?)
+    }
+
+    pub fn delete_topology(&self, name: &str) -> Result<(), WriteError> {
+        self.check()?;
+        Ok(self.store.delete_topology(name)?)
+    }
+
+    pub fn set_backend_state(&self, backend_id: &str, state: AdminState) -> Result<(), WriteError> {
+        self.check()?;
+        Ok(self.store.set_backend_state(backend_id, state)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::members::MemberRecord;
+
+    const GOOD: &str = "[[service]]\nname = \"a\"\nurls = [\"http://127.0.0.1:1\"]\n";
+
+    #[test]
+    fn workers_refuse_writes_and_name_the_managers() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DirStore::new(dir.path());
+        store
+            .put_member(&MemberRecord {
+                id: "boss".into(),
+                role: RoleName::Manager,
+                public_url: "http://127.0.0.1:8443".into(),
+                admin_url: Some("http://127.0.0.1:9090".into()),
+                version: "0".into(),
+                generation: 0,
+                in_flight: 0,
+                heartbeat_ms: 1000,
+                updated_at_ms: now_ms(),
+            })
+            .unwrap();
+        let worker = Writer::new(&store, Role::Worker);
+        let err = worker.put_topology("t", GOOD).unwrap_err();
+        assert!(
+            matches!(&err, WriteError::WorkerRefused { managers } if managers == &vec!["http://127.0.0.1:9090".to_string()])
+        );
+        assert!(err.to_string().contains("http://127.0.0.1:9090"));
+        assert!(store.get_topology("t").is_err(), "nothing was written");
+        assert!(matches!(
+            worker.set_backend_state("ab", AdminState::Disabled),
+            Err(WriteError::WorkerRefused { .. })
+        ));
+
+        let manager = Writer::new(&store, Role::Manager);
+        manager.put_topology("t", GOOD).unwrap();
+        assert_eq!(store.get_topology("t").unwrap(), GOOD);
+        let err = manager
+            .put_topology("t", "[[service]]\nname = \"a\"\nurls = []\n")
+            .unwrap_err();
+        assert!(err.to_string().contains("service[0].urls"), "{err}");
+        assert_eq!(
+            store.get_topology("t").unwrap(),
+            GOOD,
+            "an invalid topology is not stored"
+        );
+    }
+}

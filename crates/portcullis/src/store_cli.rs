@@ -1,0 +1,115 @@
+//! CLI commands that act on the cluster store named by a member config, so
+//! every member sees the change: `topology put/list/get/delete` and
+//! `cluster status`.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::{bail, Context};
+use portcullis_cluster::members::now_ms;
+use portcullis_cluster::{DirStore, MemberRecord, Writer};
+use portcullis_config::{NodeConfig, StoreLocation};
+
+pub fn load_config(path: &Path) -> anyhow::Result<NodeConfig> {
+    portcullis_config::load_node_config(path)
+        .map_err(|errors| anyhow::anyhow!("invalid configuration:\n{errors}"))
+}
+
+pub fn open_store(config: &NodeConfig) -> anyhow::Result<DirStore> {
+    match &config.cluster.store {
+        StoreLocation::Dir(path) => Ok(DirStore::new(path)),
+        StoreLocation::Etcd(_) => {
+            bail!("cluster.store: the etcd store is not available in this build yet; use \"dir:PATH\"")
+        }
+    }
+}
+
+/// `topology put FILE [--name N]`: validated, then stored; the name defaults
+/// to the file name without `.toml`.
+pub fn topology_put(
+    config: &NodeConfig,
+    file: &Path,
+    name: Option<&str>,
+) -> anyhow::Result<String> {
+    let name = match name {
+        Some(name) => name.to_string(),
+        None => file
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .context("cannot derive a topology name from the file name; give --name")?
+            .to_string(),
+    };
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let store = open_store(config)?;
+    Writer::new(&store, config.cluster.role).put_topology(&name, &text)?;
+    Ok(name)
+}
+
+pub fn topology_list(config: &NodeConfig) -> anyhow::Result<Vec<String>> {
+    Ok(open_store(config)?.list_topologies()?.into_keys().collect())
+}
+
+pub fn topology_get(config: &NodeConfig, name: &str) -> anyhow::Result<String> {
+    Ok(open_store(config)?.get_topology(name)?)
+}
+
+pub fn topology_delete(config: &NodeConfig, name: &str) -> anyhow::Result<()> {
+    let store = open_store(config)?;
+    Ok(Writer::new(&store, config.cluster.role).delete_topology(name)?)
+}
+
+/// `cluster status`: a table of the members in the store.
+pub fn cluster_status(config: &NodeConfig) -> anyhow::Result<String> {
+    let members = open_store(config)?.members()?;
+    Ok(render_members(&members, now_ms()))
+}
+
+pub fn render_members(members: &[MemberRecord], now_ms: u64) -> String {
+    let rows: Vec<[String; 7]> = members
+        .iter()
+        .map(|m| {
+            [
+                m.id.clone(),
+                m.role.as_str().to_string(),
+                m.public_url.clone(),
+                if m.is_alive(now_ms) { "alive" } else { "gone" }.to_string(),
+                format!("{:.1}s ago", m.age(now_ms).as_secs_f64()),
+                m.generation.to_string(),
+                m.in_flight.to_string(),
+            ]
+        })
+        .collect();
+    let header = [
+        "ID",
+        "ROLE",
+        "URL",
+        "STATE",
+        "LAST SEEN",
+        "GENERATION",
+        "IN-FLIGHT",
+    ];
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.len());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: &[&str]| {
+        let mut text = String::new();
+        for (cell, width) in cells.iter().zip(widths) {
+            let _ = write!(text, "{cell:<width$}  ");
+        }
+        out.push_str(text.trim_end());
+        out.push('\n');
+    };
+    line(&header);
+    for row in &rows {
+        line(&row.iter().map(String::as_str).collect::<Vec<_>>());
+    }
+    if rows.is_empty() {
+        out.push_str("(no members have written a record to this store)\n");
+    }
+    out
+}

@@ -1,0 +1,274 @@
+//! Several member processes sharing one `dir:` store: config propagation,
+//! membership, leaving, and role enforcement, through the real binary.
+
+mod common;
+
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use http::StatusCode;
+use portcullis::demo_backend::DemoBackend;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct MemberProcess {
+    child: Child,
+    port: u16,
+    config: std::path::PathBuf,
+}
+
+impl MemberProcess {
+    fn start(
+        dir: &std::path::Path,
+        store: &std::path::Path,
+        id: &str,
+        role: &str,
+    ) -> MemberProcess {
+        let port = free_port();
+        let config = dir.join(format!("{id}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "[node]\nid = \"{id}\"\n[gateway]\nlisten = \"127.0.0.1:{port}\"\nshutdown_grace = \"2s\"\n[admin]\nlisten = \"127.0.0.1:{}\"\n[cluster]\nstore = \"dir:{}\"\nrole = \"{role}\"\nheartbeat = \"200ms\"\n",
+                free_port(),
+                store.display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new(binary())
+            .args(["serve", "-c"])
+            .arg(&config)
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "member {id} did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        MemberProcess {
+            child,
+            port,
+            config,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn cli(&self, args: &[&str]) -> Output {
+        let mut command = Command::new(binary());
+        command
+            .args(&args[..1])
+            .arg("-c")
+            .arg(&self.config)
+            .args(&args[1..]);
+        command.output().unwrap()
+    }
+
+    fn signal(&self, name: &str) {
+        assert!(Command::new("kill")
+            .args([format!("-{name}"), self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success());
+    }
+}
+
+impl Drop for MemberProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn status_table(member: &MemberProcess) -> String {
+    let out = member.cli(&["cluster", "status"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn row<'a>(table: &'a str, id: &str) -> Option<&'a str> {
+    table.lines().find(|l| l.starts_with(&format!("{id} ")))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topology_put_on_one_member_serves_on_all_within_2s() {
+    init();
+    let backend = DemoBackend::spawn("b", "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let members: Vec<MemberProcess> = ["m1", "m2", "m3"]
+        .iter()
+        .map(|id| MemberProcess::start(dir.path(), &store, id, "manager"))
+        .collect();
+    let file = dir.path().join("sales.toml");
+    let mut times = Vec::new();
+    for round in 0..3 {
+        std::fs::write(
+            &file,
+            topology(&format!("svc{round}"), &[backend.url()], ""),
+        )
+        .unwrap();
+        let put_at = Instant::now();
+        let out = members[0].cli(&["topology", "put", file.to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for member in &members {
+            let reply = eventually(
+                &member.url(&format!("/gateway/sales/svc{round}/x")),
+                Duration::from_secs(3),
+                |r| r.status == StatusCode::OK,
+            )
+            .await;
+            assert_eq!(reply.status, StatusCode::OK);
+        }
+        times.push(put_at.elapsed());
+    }
+    assert!(
+        times.iter().all(|t| *t < Duration::from_secs(2)),
+        "propagation times {times:?}"
+    );
+
+    let out = members[1].cli(&["topology", "list"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "sales");
+    let out = members[2].cli(&["topology", "get", "sales"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("svc2"));
+
+    // An invalid topology is refused with its key path and line, and not stored.
+    std::fs::write(&file, "[[service]]\nname = \"x\"\nurls = []\n").unwrap();
+    let out = members[0].cli(&["topology", "put", file.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("service[0].urls") && stderr.contains(":3"),
+        "{stderr}"
+    );
+
+    let out = members[0].cli(&["topology", "delete", "sales"]);
+    assert!(out.status.success());
+    for member in &members {
+        let reply = eventually(
+            &member.url("/gateway/sales/svc2/x"),
+            Duration::from_secs(3),
+            |r| r.status == StatusCode::NOT_FOUND,
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_appear_leave_at_once_and_vanish_after_three_missed_heartbeats() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let a = MemberProcess::start(dir.path(), &store, "alpha", "manager");
+    let b = MemberProcess::start(dir.path(), &store, "beta", "worker");
+    let c = MemberProcess::start(dir.path(), &store, "gamma", "worker");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let table = status_table(&a);
+    for (id, role) in [
+        ("alpha", "manager"),
+        ("beta", "worker"),
+        ("gamma", "worker"),
+    ] {
+        let line = row(&table, id).unwrap_or_else(|| panic!("{id} missing:\n{table}"));
+        assert!(line.contains(role) && line.contains("alive"), "{line}");
+    }
+    assert!(table.starts_with("ID"), "{table}");
+
+    // SIGKILL: no goodbye; gone once three 200 ms heartbeats are missed.
+    b.signal("KILL");
+    let killed_at = Instant::now();
+    loop {
+        let table = status_table(&a);
+        if row(&table, "beta").is_some_and(|l| l.contains("gone")) {
+            break;
+        }
+        assert!(
+            killed_at.elapsed() < Duration::from_secs(3),
+            "beta still alive:\n{table}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let detected = killed_at.elapsed();
+    // Three 200 ms heartbeats, plus one status poll and the CLI start-up.
+    assert!(
+        detected <= Duration::from_millis(1500),
+        "detected after {detected:?}"
+    );
+
+    // SIGTERM: the member removes its record before it stops listening.
+    let mut c = c;
+    c.signal("TERM");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while c.child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        row(&status_table(&a), "gamma").is_none(),
+        "a member that left is not listed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_through_a_worker_are_refused_naming_the_managers() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let manager = MemberProcess::start(dir.path(), &store, "boss", "manager");
+    let worker = MemberProcess::start(dir.path(), &store, "hand", "worker");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let file = dir.path().join("t.toml");
+    std::fs::write(
+        &file,
+        topology("svc", &["http://127.0.0.1:9".to_string()], ""),
+    )
+    .unwrap();
+    let out = worker.cli(&["topology", "put", file.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let manager_config = std::fs::read_to_string(&manager.config).unwrap();
+    let admin_listen = manager_config
+        .lines()
+        .find(|l| l.starts_with("listen = \"127.0.0.1:") && !l.contains(&manager.port.to_string()))
+        .unwrap();
+    let admin_addr = admin_listen
+        .trim_start_matches("listen = \"")
+        .trim_end_matches('"');
+    assert!(
+        stderr.contains("worker") && stderr.contains(admin_addr),
+        "{stderr}"
+    );
+    assert!(
+        store.join("topologies/t.toml").metadata().is_err(),
+        "nothing stored"
+    );
+    let out = manager.cli(&["topology", "put", file.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
