@@ -8,6 +8,8 @@ need() { command -v "$1" >/dev/null 2>&1 || packages+=("$2"); }
 need cc gcc
 need pkg-config pkg-config
 need curl curl
+need protoc protobuf-compiler   # etcd-client's build
+need etcd etcd-server           # the etcd store's end-to-end tests
 
 if [ ${#packages[@]} -gt 0 ]; then
   sudo=""

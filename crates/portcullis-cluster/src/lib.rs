@@ -4,12 +4,16 @@
 #![forbid(unsafe_code)]
 
 mod dir;
+mod etcd;
 pub mod members;
 pub mod roles;
+mod store;
 
 pub use dir::{DirStore, TopologyEvent, TopologyWatcher};
+pub use etcd::EtcdStore;
 pub use members::{MemberRecord, RoleName};
 pub use roles::{WriteError, Writer};
+pub use store::{ClusterStore, DIR_POLL};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -5,7 +5,7 @@
 use portcullis_config::{AdminState, Role};
 
 use crate::members::{now_ms, RoleName};
-use crate::{DirStore, StoreError};
+use crate::{ClusterStore, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
@@ -20,21 +20,22 @@ pub enum WriteError {
 
 /// Writes to the cluster store on behalf of a member with `role`.
 pub struct Writer<'a> {
-    store: &'a DirStore,
+    store: &'a ClusterStore,
     role: Role,
 }
 
 impl<'a> Writer<'a> {
-    pub fn new(store: &'a DirStore, role: Role) -> Writer<'a> {
+    pub fn new(store: &'a ClusterStore, role: Role) -> Writer<'a> {
         Writer { store, role }
     }
 
     /// Admin URLs (or public URLs when a manager has no admin listener) of the
     /// live managers.
-    pub fn managers(&self) -> Vec<String> {
+    pub async fn managers(&self) -> Vec<String> {
         let now = now_ms();
         self.store
             .members()
+            .await
             .unwrap_or_default()
             .into_iter()
             .filter(|m| m.role == RoleName::Manager && m.is_alive(now))
@@ -42,31 +43,35 @@ impl<'a> Writer<'a> {
             .collect()
     }
 
-    fn check(&self) -> Result<(), WriteError> {
+    async fn check(&self) -> Result<(), WriteError> {
         match self.role {
             Role::Manager => Ok(()),
             Role::Worker => Err(WriteError::WorkerRefused {
-                managers: self.managers(),
+                managers: self.managers().await,
             }),
         }
     }
 
     /// Validates and stores a topology; an invalid one is never stored.
-    pub fn put_topology(&self, name: &str, text: &str) -> Result<(), WriteError> {
-        self.check()?;
+    pub async fn put_topology(&self, name: &str, text: &str) -> Result<(), WriteError> {
+        self.check().await?;
         portcullis_config::parse_topology(name, &format!("topologies/{name}.toml"), text)
             .map_err(|errors| WriteError::Invalid(errors.to_string()))?;
-        Ok(self.store.put_topology(name, text)?)
+        Ok(self.store.put_topology(name, text).await?)
     }
 
-    pub fn delete_topology(&self, name: &str) -> Result<(), WriteError> {
-        self.check()?;
-        Ok(self.store.delete_topology(name)?)
+    pub async fn delete_topology(&self, name: &str) -> Result<(), WriteError> {
+        self.check().await?;
+        Ok(self.store.delete_topology(name).await?)
     }
 
-    pub fn set_backend_state(&self, backend_id: &str, state: AdminState) -> Result<(), WriteError> {
-        self.check()?;
-        Ok(self.store.set_backend_state(backend_id, state)?)
+    pub async fn set_backend_state(
+        &self,
+        backend_id: &str,
+        state: AdminState,
+    ) -> Result<(), WriteError> {
+        self.check().await?;
+        Ok(self.store.set_backend_state(backend_id, state).await?)
     }
 }
 
@@ -77,10 +82,10 @@ mod tests {
 
     const GOOD: &str = "[[service]]\nname = \"a\"\nurls = [\"http://127.0.0.1:1\"]\n";
 
-    #[test]
-    fn workers_refuse_writes_and_name_the_managers() {
+    #[tokio::test]
+    async fn workers_refuse_writes_and_name_the_managers() {
         let dir = tempfile::tempdir().unwrap();
-        let store = DirStore::new(dir.path());
+        let store = crate::DirStore::new(dir.path());
         store
             .put_member(&MemberRecord {
                 id: "boss".into(),
@@ -94,23 +99,25 @@ mod tests {
                 updated_at_ms: now_ms(),
             })
             .unwrap();
-        let worker = Writer::new(&store, Role::Worker);
-        let err = worker.put_topology("t", GOOD).unwrap_err();
+        let cluster = ClusterStore::Dir(store.clone());
+        let worker = Writer::new(&cluster, Role::Worker);
+        let err = worker.put_topology("t", GOOD).await.unwrap_err();
         assert!(
             matches!(&err, WriteError::WorkerRefused { managers } if managers == &vec!["http://127.0.0.1:9090".to_string()])
         );
         assert!(err.to_string().contains("http://127.0.0.1:9090"));
         assert!(store.get_topology("t").is_err(), "nothing was written");
         assert!(matches!(
-            worker.set_backend_state("ab", AdminState::Disabled),
+            worker.set_backend_state("ab", AdminState::Disabled).await,
             Err(WriteError::WorkerRefused { .. })
         ));
 
-        let manager = Writer::new(&store, Role::Manager);
-        manager.put_topology("t", GOOD).unwrap();
+        let manager = Writer::new(&cluster, Role::Manager);
+        manager.put_topology("t", GOOD).await.unwrap();
         assert_eq!(store.get_topology("t").unwrap(), GOOD);
         let err = manager
             .put_topology("t", "[[service]]\nname = \"a\"\nurls = []\n")
+            .await
             .unwrap_err();
         assert!(err.to_string().contains("service[0].urls"), "{err}");
         assert_eq!(

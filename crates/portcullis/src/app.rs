@@ -5,23 +5,24 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
-use portcullis_cluster::{DirStore, MemberRecord, TopologyEvent};
-use portcullis_config::{NodeConfig, StoreLocation};
+use anyhow::Context;
+use portcullis_cluster::{ClusterStore, MemberRecord, StoreError, TopologyEvent};
+use portcullis_config::NodeConfig;
 use portcullis_proxy::{ConfigChange, Gateway, ListenerOptions};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-/// How often the dir store is re-read. Changes apply within this plus parse time,
-/// well inside the 2 s promised for `dir:` stores.
-pub const DIR_POLL: Duration = Duration::from_millis(500);
+/// How long a starting member waits for its store before giving up.
+const STARTUP_STORE_WAIT: Duration = Duration::from_secs(30);
 
 /// A running member.
 pub struct Member {
     pub gateway: Arc<Gateway>,
     pub gateway_addr: SocketAddr,
-    store: DirStore,
+    store: ClusterStore,
+    /// Whether the store was reachable at the last attempt.
+    pub store_connected: Arc<std::sync::atomic::AtomicBool>,
     shutdown: watch::Sender<bool>,
     serve_task: JoinHandle<()>,
     sync_task: JoinHandle<()>,
@@ -31,34 +32,27 @@ pub struct Member {
 impl Member {
     /// Loads the store, binds the gateway listener and starts serving.
     pub async fn start(config: NodeConfig) -> anyhow::Result<Member> {
-        let store = match &config.cluster.store {
-            StoreLocation::Dir(path) => DirStore::new(path),
-            StoreLocation::Etcd(_) => {
-                bail!("cluster.store: the etcd store is not available in this build yet; use \"dir:PATH\"")
-            }
-        };
-        store
-            .ensure_layout()
-            .with_context(|| format!("cluster.store: cannot prepare {}", store.root().display()))?;
-        // Until the alias store exists the key lives in the store directory,
-        // which every member of the cluster shares.
-        let cookie_key = store
-            .cookie_key()
-            .context("cluster.store: cannot read or create the cookie key")?;
+        let store = ClusterStore::open(&config.cluster.store, &config.cluster.name);
+        let (cookie_key, states, initial) = initial_read(&store)
+            .await
+            .with_context(|| format!("cluster.store: cannot read {}", store.describe()))?;
+        // Until the alias store exists the key lives in the store, which every
+        // member of the cluster shares.
         let gateway = Arc::new(Gateway::new(
             &config.node.id,
             &config.gateway.path,
             config.base_dir.clone(),
             portcullis_proxy::CookieKey::new(cookie_key),
         ));
-        gateway.set_admin_states(store.backend_states()?.into_iter().collect());
-        // Load once before listening so the first request already sees the config.
-        let initial = store.list_topologies()?;
+        gateway.set_admin_states(states.into_iter().collect());
+        // Applied before listening so the first request already sees the config.
         for (name, text) in initial {
             apply_topology(&gateway, &name, &text);
         }
-        let mut watcher = store.watch_topologies(DIR_POLL);
+        let store_connected = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let mut watcher = store.watch_topologies();
         let sync_gateway = gateway.clone();
+        let sync_connected = store_connected.clone();
         let sync_task = tokio::spawn(async move {
             while let Some(event) = watcher.events.recv().await {
                 match event {
@@ -67,6 +61,9 @@ impl Member {
                     }
                     TopologyEvent::AdminStates(states) => {
                         sync_gateway.set_admin_states(states.into_iter().collect())
+                    }
+                    TopologyEvent::Connection(up) => {
+                        sync_connected.store(up, std::sync::atomic::Ordering::Relaxed)
                     }
                     TopologyEvent::Removed { name } => {
                         if let Ok(generation) =
@@ -116,6 +113,7 @@ impl Member {
             gateway,
             gateway_addr,
             store,
+            store_connected,
             shutdown,
             serve_task,
             sync_task,
@@ -128,7 +126,11 @@ impl Member {
     pub async fn stop(self) {
         self.heartbeat_task.abort();
         let _ = self.heartbeat_task.await;
-        if let Err(err) = self.store.remove_member(&self.gateway.member_id) {
+        let leave = tokio::time::timeout(
+            Duration::from_secs(2),
+            self.store.remove_member(&self.gateway.member_id),
+        );
+        if let Ok(Err(err)) = leave.await {
             tracing::warn!(error = %err, "could not remove this member's record");
         }
         self.sync_task.abort();
@@ -137,10 +139,42 @@ impl Member {
     }
 }
 
+type InitialState = (
+    [u8; 32],
+    std::collections::BTreeMap<String, portcullis_config::AdminState>,
+    std::collections::BTreeMap<String, String>,
+);
+
+/// Reads what a member needs before it listens, retrying with backoff while the
+/// store is unreachable (up to `STARTUP_STORE_WAIT`).
+async fn initial_read(store: &ClusterStore) -> Result<InitialState, StoreError> {
+    let deadline = tokio::time::Instant::now() + STARTUP_STORE_WAIT;
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let attempt = async {
+            store.prepare().await?;
+            Ok::<_, StoreError>((
+                store.cookie_key().await?,
+                store.backend_states().await?,
+                store.list_topologies().await?,
+            ))
+        };
+        match attempt.await {
+            Ok(state) => return Ok(state),
+            Err(err) if tokio::time::Instant::now() + backoff < deadline => {
+                tracing::warn!(error = %err, "store not ready; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+            Err(err) => return Err(err),
+        }
+    }
+}
+
 /// Writes this member's record every heartbeat. Store errors are logged and
 /// retried at the next beat; they never stop the member.
 async fn heartbeat(
-    store: DirStore,
+    store: ClusterStore,
     gateway: Arc<Gateway>,
     config: NodeConfig,
     gateway_addr: SocketAddr,
@@ -172,18 +206,17 @@ async fn heartbeat(
             heartbeat_ms: config.cluster.heartbeat.as_millis() as u64,
             updated_at_ms: portcullis_cluster::members::now_ms(),
         };
-        let store = store.clone();
-        match tokio::task::spawn_blocking(move || store.put_member(&record)).await {
-            Ok(Ok(())) if failing => {
+        match store.put_member(&record).await {
+            Ok(()) if failing => {
                 tracing::info!("member record written again");
                 failing = false;
             }
-            Ok(Ok(())) => {}
-            Ok(Err(err)) if !failing => {
+            Ok(()) => {}
+            Err(err) if !failing => {
                 tracing::error!(error = %err, "cannot write this member's record; retrying every heartbeat");
                 failing = true;
             }
-            _ => {}
+            Err(_) => {}
         }
     }
 }

@@ -7,5 +7,6 @@ pub mod cert;
 pub mod check;
 pub mod demo;
 pub mod demo_backend;
+pub mod knox;
 pub mod signals;
 pub mod store_cli;

@@ -78,6 +78,9 @@ enum TopologyCommand {
     Get { name: String },
     /// Remove a topology from every member.
     Delete { name: String },
+    /// Print the TOML equivalent of an Apache Knox topology XML file; what
+    /// cannot be carried over is listed as warnings on stderr.
+    ImportKnox { file: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -182,25 +185,46 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             })?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Topology {
+            command: TopologyCommand::ImportKnox { file },
+            ..
+        } => {
+            let xml = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let converted =
+                portcullis::knox::convert_knox_topology_from(&xml, &file.display().to_string())
+                    .with_context(|| format!("{}", file.display()))?;
+            for warning in &converted.warnings {
+                eprintln!("warning: {warning}");
+            }
+            print!("{}", converted.toml);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Topology { config, command } => {
             let config = portcullis::store_cli::load_config(&config)?;
             use portcullis::store_cli as cli;
-            match command {
-                TopologyCommand::Put { file, name } => {
-                    let name = cli::topology_put(&config, &file, name.as_deref())?;
-                    println!("stored topology {name}");
-                }
-                TopologyCommand::List => {
-                    for name in cli::topology_list(&config)? {
-                        println!("{name}");
+            runtime()?.block_on(async {
+                match command {
+                    TopologyCommand::Put { file, name } => {
+                        let name = cli::topology_put(&config, &file, name.as_deref()).await?;
+                        println!("stored topology {name}");
                     }
+                    TopologyCommand::List => {
+                        for name in cli::topology_list(&config).await? {
+                            println!("{name}");
+                        }
+                    }
+                    TopologyCommand::Get { name } => {
+                        print!("{}", cli::topology_get(&config, &name).await?)
+                    }
+                    TopologyCommand::Delete { name } => {
+                        cli::topology_delete(&config, &name).await?;
+                        println!("deleted topology {name}");
+                    }
+                    TopologyCommand::ImportKnox { .. } => unreachable!("handled above"),
                 }
-                TopologyCommand::Get { name } => print!("{}", cli::topology_get(&config, &name)?),
-                TopologyCommand::Delete { name } => {
-                    cli::topology_delete(&config, &name)?;
-                    println!("deleted topology {name}");
-                }
-            }
+                anyhow::Ok(())
+            })?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Cluster {
@@ -208,7 +232,8 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             command: ClusterCommand::Status,
         } => {
             let config = portcullis::store_cli::load_config(&config)?;
-            print!("{}", portcullis::store_cli::cluster_status(&config)?);
+            let table = runtime()?.block_on(portcullis::store_cli::cluster_status(&config))?;
+            print!("{table}");
             Ok(ExitCode::SUCCESS)
         }
         Command::Cert {

@@ -5,28 +5,23 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use portcullis_cluster::members::now_ms;
-use portcullis_cluster::{DirStore, MemberRecord, Writer};
-use portcullis_config::{NodeConfig, StoreLocation};
+use portcullis_cluster::{ClusterStore, MemberRecord, Writer};
+use portcullis_config::NodeConfig;
 
 pub fn load_config(path: &Path) -> anyhow::Result<NodeConfig> {
     portcullis_config::load_node_config(path)
         .map_err(|errors| anyhow::anyhow!("invalid configuration:\n{errors}"))
 }
 
-pub fn open_store(config: &NodeConfig) -> anyhow::Result<DirStore> {
-    match &config.cluster.store {
-        StoreLocation::Dir(path) => Ok(DirStore::new(path)),
-        StoreLocation::Etcd(_) => {
-            bail!("cluster.store: the etcd store is not available in this build yet; use \"dir:PATH\"")
-        }
-    }
+pub fn open_store(config: &NodeConfig) -> ClusterStore {
+    ClusterStore::open(&config.cluster.store, &config.cluster.name)
 }
 
 /// `topology put FILE [--name N]`: validated, then stored; the name defaults
 /// to the file name without `.toml`.
-pub fn topology_put(
+pub async fn topology_put(
     config: &NodeConfig,
     file: &Path,
     name: Option<&str>,
@@ -41,27 +36,35 @@ pub fn topology_put(
     };
     let text =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let store = open_store(config)?;
-    Writer::new(&store, config.cluster.role).put_topology(&name, &text)?;
+    let store = open_store(config);
+    Writer::new(&store, config.cluster.role)
+        .put_topology(&name, &text)
+        .await?;
     Ok(name)
 }
 
-pub fn topology_list(config: &NodeConfig) -> anyhow::Result<Vec<String>> {
-    Ok(open_store(config)?.list_topologies()?.into_keys().collect())
+pub async fn topology_list(config: &NodeConfig) -> anyhow::Result<Vec<String>> {
+    Ok(open_store(config)
+        .list_topologies()
+        .await?
+        .into_keys()
+        .collect())
 }
 
-pub fn topology_get(config: &NodeConfig, name: &str) -> anyhow::Result<String> {
-    Ok(open_store(config)?.get_topology(name)?)
+pub async fn topology_get(config: &NodeConfig, name: &str) -> anyhow::Result<String> {
+    Ok(open_store(config).get_topology(name).await?)
 }
 
-pub fn topology_delete(config: &NodeConfig, name: &str) -> anyhow::Result<()> {
-    let store = open_store(config)?;
-    Ok(Writer::new(&store, config.cluster.role).delete_topology(name)?)
+pub async fn topology_delete(config: &NodeConfig, name: &str) -> anyhow::Result<()> {
+    let store = open_store(config);
+    Ok(Writer::new(&store, config.cluster.role)
+        .delete_topology(name)
+        .await?)
 }
 
 /// `cluster status`: a table of the members in the store.
-pub fn cluster_status(config: &NodeConfig) -> anyhow::Result<String> {
-    let members = open_store(config)?.members()?;
+pub async fn cluster_status(config: &NodeConfig) -> anyhow::Result<String> {
+    let members = open_store(config).members().await?;
     Ok(render_members(&members, now_ms()))
 }
 

@@ -341,6 +341,9 @@ impl DirStore {
                     if failing {
                         tracing::info!(store = %self.root.display(), "store readable again");
                         failing = false;
+                        if tx.send(TopologyEvent::Connection(true)).await.is_err() {
+                            return;
+                        }
                     }
                     for (name, text) in &current {
                         let digest: [u8; 32] = Sha256::digest(text.as_bytes()).into();
@@ -373,6 +376,9 @@ impl DirStore {
                     if !failing {
                         tracing::error!(error = %err, "store unreadable; keeping the last good config");
                         failing = true;
+                        if tx.send(TopologyEvent::Connection(false)).await.is_err() {
+                            return;
+                        }
                     }
                 }
                 Err(join) => tracing::error!(error = %join, "store poll task failed"),
@@ -393,11 +399,22 @@ pub enum TopologyEvent {
     },
     /// Every backend admin state that is not `enabled`, whenever any changed.
     AdminStates(BTreeMap<String, AdminState>),
+    /// The store became reachable (true) or unreachable (false).
+    Connection(bool),
 }
 
 pub struct TopologyWatcher {
     pub events: mpsc::Receiver<TopologyEvent>,
     task: tokio::task::JoinHandle<()>,
+}
+
+impl TopologyWatcher {
+    pub(crate) fn new(
+        events: mpsc::Receiver<TopologyEvent>,
+        task: tokio::task::JoinHandle<()>,
+    ) -> Self {
+        TopologyWatcher { events, task }
+    }
 }
 
 impl Drop for TopologyWatcher {
@@ -553,6 +570,7 @@ mod tests {
             TopologyEvent::Changed { .. }
         ));
         std::fs::rename(&root, dir.path().join("moved")).unwrap();
+        assert_eq!(next(&mut watcher).await, TopologyEvent::Connection(false));
         let quiet = tokio::time::timeout(Duration::from_millis(300), watcher.events.recv()).await;
         assert!(
             quiet.is_err(),

@@ -1,0 +1,148 @@
+//! `ClusterStore`: the one interface the binary uses, over the `dir:` and
+//! `etcd://` implementations, which behave the same way.
+
+use std::collections::BTreeMap;
+
+use portcullis_config::{AdminState, StoreLocation};
+
+use crate::members::MemberRecord;
+use crate::{DirStore, EtcdStore, StoreError, TopologyWatcher};
+
+/// How often a `dir:` store is re-read (etcd pushes changes instead).
+pub const DIR_POLL: std::time::Duration = std::time::Duration::from_millis(500);
+
+#[derive(Debug, Clone)]
+pub enum ClusterStore {
+    Dir(DirStore),
+    Etcd(EtcdStore),
+}
+
+/// Runs a blocking `dir:` operation off the async threads: a slow or hung
+/// shared file system must not stall request handling.
+async fn blocking<T: Send + 'static>(
+    store: &DirStore,
+    f: impl FnOnce(DirStore) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || f(store))
+        .await
+        .map_err(|e| StoreError::Io {
+            location: "dir".to_string(),
+            action: "blocking task".to_string(),
+            source: std::io::Error::other(e),
+        })?
+}
+
+impl ClusterStore {
+    pub fn open(location: &StoreLocation, cluster: &str) -> ClusterStore {
+        match location {
+            StoreLocation::Dir(path) => ClusterStore::Dir(DirStore::new(path)),
+            StoreLocation::Etcd(endpoints) => {
+                ClusterStore::Etcd(EtcdStore::new(endpoints.clone(), cluster))
+            }
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            ClusterStore::Dir(d) => format!("dir:{}", d.root().display()),
+            ClusterStore::Etcd(e) => format!("{e:?}"),
+        }
+    }
+
+    pub async fn prepare(&self) -> Result<(), StoreError> {
+        match self {
+            ClusterStore::Dir(d) => blocking(d, |d| d.ensure_layout()).await,
+            ClusterStore::Etcd(_) => Ok(()),
+        }
+    }
+
+    pub async fn list_topologies(&self) -> Result<BTreeMap<String, String>, StoreError> {
+        match self {
+            ClusterStore::Dir(d) => blocking(d, |d| d.list_topologies()).await,
+            ClusterStore::Etcd(e) => e.list_topologies().await,
+        }
+    }
+
+    pub async fn get_topology(&self, name: &str) -> Result<String, StoreError> {
+        let name = name.to_string();
+        match self {
+            ClusterStore::Dir(d) => blocking(d, move |d| d.get_topology(&name)).await,
+            ClusterStore::Etcd(e) => e.get_topology(&name).await,
+        }
+    }
+
+    pub async fn put_topology(&self, name: &str, text: &str) -> Result<(), StoreError> {
+        let (name, text) = (name.to_string(), text.to_string());
+        match self {
+            ClusterStore::Dir(d) => blocking(d, move |d| d.put_topology(&name, &text)).await,
+            ClusterStore::Etcd(e) => e.put_topology(&name, &text).await,
+        }
+    }
+
+    pub async fn delete_topology(&self, name: &str) -> Result<(), StoreError> {
+        let name = name.to_string();
+        match self {
+            ClusterStore::Dir(d) => blocking(d, move |d| d.delete_topology(&name)).await,
+            ClusterStore::Etcd(e) => e.delete_topology(&name).await,
+        }
+    }
+
+    pub async fn backend_states(&self) -> Result<BTreeMap<String, AdminState>, StoreError> {
+        match self {
+            ClusterStore::Dir(d) => blocking(d, |d| d.backend_states()).await,
+            ClusterStore::Etcd(e) => e.backend_states().await,
+        }
+    }
+
+    pub async fn set_backend_state(
+        &self,
+        backend_id: &str,
+        state: AdminState,
+    ) -> Result<(), StoreError> {
+        let id = backend_id.to_string();
+        match self {
+            ClusterStore::Dir(d) => blocking(d, move |d| d.set_backend_state(&id, state)).await,
+            ClusterStore::Etcd(e) => e.set_backend_state(&id, state).await,
+        }
+    }
+
+    pub async fn cookie_key(&self) -> Result<[u8; 32], StoreError> {
+        match self {
+            ClusterStore::Dir(d) => blocking(d, |d| d.cookie_key()).await,
+            ClusterStore::Etcd(e) => e.cookie_key().await,
+        }
+    }
+
+    pub async fn put_member(&self, record: &MemberRecord) -> Result<(), StoreError> {
+        match self {
+            ClusterStore::Dir(d) => {
+                let record = record.clone();
+                blocking(d, move |d| d.put_member(&record)).await
+            }
+            ClusterStore::Etcd(e) => e.put_member(record).await,
+        }
+    }
+
+    pub async fn remove_member(&self, id: &str) -> Result<(), StoreError> {
+        let id = id.to_string();
+        match self {
+            ClusterStore::Dir(d) => blocking(d, move |d| d.remove_member(&id)).await,
+            ClusterStore::Etcd(e) => e.remove_member(&id).await,
+        }
+    }
+
+    pub async fn members(&self) -> Result<Vec<MemberRecord>, StoreError> {
+        match self {
+            ClusterStore::Dir(d) => blocking(d, |d| d.members()).await,
+            ClusterStore::Etcd(e) => e.members().await,
+        }
+    }
+
+    pub fn watch_topologies(&self) -> TopologyWatcher {
+        match self {
+            ClusterStore::Dir(d) => d.watch_topologies(DIR_POLL),
+            ClusterStore::Etcd(e) => e.watch_topologies(),
+        }
+    }
+}

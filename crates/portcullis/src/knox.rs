@@ -1,0 +1,786 @@
+//! `portcullis topology import-knox`: turns an Apache Knox topology (XML) into a
+//! Portcullis topology (TOML) that behaves as the services did under Knox.
+//!
+//! Knox ignores what it does not understand; this converter says so instead. Every
+//! setting that cannot be carried over becomes a warning naming what and why.
+//! Where Knox's defaults differ from Portcullis's, the Knox value is written out
+//! with a `# Knox default` comment, so that importing changes no behaviour silently.
+
+use std::fmt::Write as _;
+
+use anyhow::{bail, Context};
+use roxmltree::Node;
+
+/// The converted topology text and what could not be carried over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnoxConversion {
+    pub toml: String,
+    pub warnings: Vec<String>,
+}
+
+/// Knox sleeps this long (ms) between failovers unless told otherwise; Portcullis 0.
+const KNOX_FAILOVER_SLEEP_MS: u64 = 1000;
+/// Knox never load-balances this client (it cannot follow a sticky cookie).
+const KNOX_NO_LB_AGENTS: &str = "ClouderaODBCDriverforApacheHive";
+/// portcullis-config's ranges; a value outside them would make the output invalid.
+const MAX_FAILOVER_SLEEP_MS: u64 = 60_000;
+const MAX_FAILOVER_ATTEMPTS: u32 = 100;
+
+/// Every key Knox's HaProvider reads, for the "did you mean" hint.
+const HA_KEYS: &str = "enabled maxFailoverAttempts failoverSleep enableLoadBalancing \
+    enableStickySession stickySessionCookieName noFallback disableLoadBalancingForUserAgents \
+    failoverNonIdempotentRequestEnabled zookeeperEnsemble zookeeperNamespace maxRetryAttempts \
+    retrySleep";
+
+/// Service-level params that Knox applies on top of the HaProvider's for a role.
+const SERVICE_HA_OVERRIDES: &str = "haEnabled failoverSleep maxFailoverAttempts retrySleep \
+    maxRetryAttempts zookeeperEnsemble zookeeperNamespace";
+
+/// Converts Knox topology XML; the header comment names no file.
+pub fn convert_knox_topology(xml: &str) -> anyhow::Result<KnoxConversion> {
+    convert_knox_topology_from(xml, "an Apache Knox topology")
+}
+
+/// Converts Knox topology XML; `source` (for example the file name) goes in the
+/// header comment.
+pub fn convert_knox_topology_from(xml: &str, source: &str) -> anyhow::Result<KnoxConversion> {
+    let doc = roxmltree::Document::parse(xml).context("invalid Knox topology XML")?;
+    let root = doc.root_element();
+    if root.tag_name().name() != "topology" {
+        bail!(
+            "not a Knox topology: the root element is <{}>, expected <topology>",
+            root.tag_name().name()
+        );
+    }
+    let mut warnings = Vec::new();
+    let mut services: Vec<KnoxService> = Vec::new();
+    let mut ha: Option<HaProvider> = None;
+    for child in elements(root) {
+        match child.tag_name().name() {
+            "gateway" => {
+                for provider in elements(child) {
+                    read_provider(provider, &mut ha, &mut warnings);
+                }
+            }
+            "service" => {
+                if let Some(service) = read_service(child, &services, &mut warnings) {
+                    services.push(service);
+                }
+            }
+            other => warnings.push(format!(
+                "element <{other}> is not carried over: it has no Portcullis equivalent"
+            )),
+        }
+    }
+    if services.is_empty() {
+        bail!("nothing to import: the Knox topology has no <service> with a <url>");
+    }
+    // No HaProvider: nothing is disabled, but no role is covered either.
+    let ha = ha.unwrap_or_default();
+    if let Some(why) = &ha.disabled_why {
+        warnings.push(format!(
+            "the HaProvider {why}, so HA is off for every role: imported with ha.enabled = false"
+        ));
+    }
+    for (role, _) in &ha.params {
+        if !services.iter().any(|s| &s.role == role) {
+            let hint = services
+                .iter()
+                .find(|s| s.role.eq_ignore_ascii_case(role))
+                .map(|s| format!(" (roles are case-sensitive; the service is {})", s.role))
+                .unwrap_or_default();
+            warnings.push(format!(
+                "HaProvider param {role} is not carried over: the topology has no service with role {role}{hint}"
+            ));
+        }
+    }
+
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# Imported from {} by `portcullis topology import-knox`.",
+        comment_safe(source)
+    );
+    out.push_str("# Check the warnings printed with it: they list what was not carried over.\n");
+    for service in &services {
+        let table = ha_table(service, &ha, &mut warnings);
+        write_service(&mut out, service, table);
+    }
+
+    // A conversion that Portcullis would refuse is a bug here, not the operator's.
+    if let Err(e) = portcullis_config::parse_topology("imported", "imported.toml", &out) {
+        bail!("internal error: the converted topology does not validate: {e}");
+    }
+    Ok(KnoxConversion {
+        toml: out,
+        warnings,
+    })
+}
+
+struct KnoxService {
+    role: String,
+    name: String,
+    urls: Vec<String>,
+    params: Vec<(String, String)>,
+}
+
+#[derive(Default)]
+struct HaProvider {
+    /// Why it is off; `None` when it is on.
+    disabled_why: Option<String>,
+    /// (role, "k=v;k=v") in document order.
+    params: Vec<(String, String)>,
+}
+
+/// What a role's HaProvider value said; `None` is "absent" (Knox default).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct HaSettings {
+    enabled: Option<bool>,
+    max_failover_attempts: Option<u32>,
+    failover_sleep_ms: Option<u64>,
+    load_balancing: Option<bool>,
+    sticky_session: Option<bool>,
+    cookie_name: Option<String>,
+    no_fallback: Option<bool>,
+    user_agents: Option<Vec<String>>,
+    failover_non_idempotent: Option<bool>,
+}
+
+fn elements<'a, 'i>(node: Node<'a, 'i>) -> impl Iterator<Item = Node<'a, 'i>> {
+    node.children().filter(Node::is_element)
+}
+
+/// Trimmed text of the first child element `tag`.
+fn text_of(node: Node<'_, '_>, tag: &str) -> Option<String> {
+    elements(node)
+        .find(|c| c.tag_name().name() == tag)
+        .map(|c| c.text().unwrap_or("").trim().to_string())
+}
+
+/// `<param><name>..</name><value>..</value></param>` children, in order.
+fn params_of(node: Node<'_, '_>) -> Vec<(String, String)> {
+    elements(node)
+        .filter(|c| c.tag_name().name() == "param")
+        .map(|p| {
+            let name = text_of(p, "name").unwrap_or_default();
+            (name, text_of(p, "value").unwrap_or_default())
+        })
+        .collect()
+}
+
+fn read_provider(node: Node<'_, '_>, ha: &mut Option<HaProvider>, warnings: &mut Vec<String>) {
+    if node.tag_name().name() != "provider" {
+        warnings.push(format!(
+            "element <{}> in <gateway> is not carried over: it has no Portcullis equivalent",
+            node.tag_name().name()
+        ));
+        return;
+    }
+    let role = text_of(node, "role").unwrap_or_default();
+    let name = text_of(node, "name").unwrap_or_default();
+    if role != "ha" {
+        warnings.push(format!(
+            "provider {role}/{name} is not carried over: {}",
+            provider_reason(&role)
+        ));
+        return;
+    }
+    if ha.is_some() {
+        warnings.push(format!(
+            "provider ha/{name} is not carried over: the topology already has an HA provider"
+        ));
+        return;
+    }
+    // Knox deploys a provider only when <enabled> reads as true; absent is false.
+    let disabled_why = match text_of(node, "enabled") {
+        Some(text) if text.eq_ignore_ascii_case("true") => None,
+        Some(text) => Some(format!("is disabled (<enabled>{text}</enabled>)")),
+        None => Some("has no <enabled>true</enabled> (Knox then does not deploy it)".to_string()),
+    };
+    let mut params: Vec<(String, String)> = Vec::new();
+    for (role, value) in params_of(node) {
+        // Knox keeps params in a map: a repeated role keeps the last value.
+        if params.iter().any(|(r, _)| *r == role) {
+            warnings.push(format!(
+                "HaProvider param {role} is given twice: the last one is used"
+            ));
+        }
+        params.retain(|(r, _)| *r != role);
+        params.push((role, value));
+    }
+    *ha = Some(HaProvider {
+        disabled_why,
+        params,
+    });
+}
+
+/// Why a Knox provider role has no counterpart, in terms an operator can act on.
+fn provider_reason(role: &str) -> &'static str {
+    match role {
+        "authentication" | "federation" => {
+            "Portcullis does not authenticate clients; keep authentication in the backends or in front of Portcullis"
+        }
+        "identity-assertion" => {
+            "Portcullis does not assert identities to backends; requests are forwarded as the client sent them"
+        }
+        "authorization" => "Portcullis has no access control lists; enforce them in the backends",
+        "webappsec" => "Portcullis adds no CSRF, CORS or security headers; configure them in the backends",
+        "hostmap" => "Portcullis has no host mapping; write the urls with the addresses Portcullis should use",
+        _ => "Portcullis has no equivalent",
+    }
+}
+
+fn read_service(
+    node: Node<'_, '_>,
+    seen: &[KnoxService],
+    warnings: &mut Vec<String>,
+) -> Option<KnoxService> {
+    let Some(role) = text_of(node, "role").filter(|r| !r.is_empty()) else {
+        warnings.push("a <service> without a <role> is skipped".to_string());
+        return None;
+    };
+    let name = role.to_ascii_lowercase();
+    if seen.iter().any(|s| s.name == name) {
+        warnings.push(format!(
+            "service {role} is skipped: the topology already has a service {name:?} and each needs its own name"
+        ));
+        return None;
+    }
+    let mut urls: Vec<String> = Vec::new();
+    for url in elements(node).filter(|c| c.tag_name().name() == "url") {
+        urls.push(url.text().unwrap_or("").trim().to_string());
+        if let Err(why) = probe("probe", &urls) {
+            let url = urls.pop().unwrap_or_default();
+            warnings.push(format!(
+                "service {role}: url {url:?} is not carried over: {why}"
+            ));
+        }
+    }
+    if urls.is_empty() {
+        warnings.push(format!(
+            "service {role} is skipped: it has no usable <url> to proxy to"
+        ));
+        return None;
+    }
+    if let Err(why) = probe(&name, &urls) {
+        warnings.push(format!("service {role} is skipped: {why}"));
+        return None;
+    }
+    Some(KnoxService {
+        role,
+        name,
+        urls,
+        params: params_of(node),
+    })
+}
+
+/// Asks portcullis-config itself whether one service with this name and these
+/// urls loads, so the converter never disagrees with the loader (URL schemes,
+/// duplicates after normalisation, service name characters).
+fn probe(name: &str, urls: &[String]) -> Result<(), String> {
+    let urls: Vec<String> = urls.iter().map(|u| toml_string(u)).collect();
+    let (name, urls) = (toml_string(name), urls.join(", "));
+    let src = format!("[[service]]\nname = {name}\nurls = [{urls}]\n");
+    portcullis_config::parse_topology("probe", "probe.toml", &src)
+        .map(drop)
+        .map_err(|e| {
+            e.first()
+                .map_or_else(|| e.to_string(), |e| e.message.clone())
+        })
+}
+
+/// The `[service.ha]` table for one service, if any; warns about what is dropped.
+fn ha_table(service: &KnoxService, ha: &HaProvider, warnings: &mut Vec<String>) -> Option<String> {
+    let role = &service.role;
+    let Some((_, value)) = ha.params.iter().find(|(r, _)| r == role) else {
+        for (name, _) in &service.params {
+            warnings.push(format!(
+                "service {role}: param {name} is not carried over: {}",
+                service_param_reason(name)
+            ));
+        }
+        if service.urls.len() < 2 {
+            return None; // Nothing to fail over to, nothing to write.
+        }
+        if ha.disabled_why.is_none() {
+            warnings.push(format!(
+                "service {role} lists {} urls but no HaProvider param covers {role}: Knox used only the first url, so it is imported with ha.enabled = false",
+                service.urls.len()
+            ));
+            return Some(
+                "enabled = false  # Knox had no HA for this role: first url only\n".into(),
+            );
+        }
+        return Some("enabled = false  # the Knox HaProvider is disabled\n".into());
+    };
+    let mut settings = HaSettings::default();
+    let at = format!("HaProvider param {role}");
+    let mut seen_keys: Vec<&str> = Vec::new();
+    for pair in value.split(';') {
+        if pair.trim().is_empty() {
+            continue; // "a=1;" — Java's split drops the empty tail too.
+        }
+        let tokens: Vec<&str> = pair.split('=').collect();
+        let (key, val) = match tokens.as_slice() {
+            [k, v] if !k.trim().is_empty() && !v.trim().is_empty() => (k.trim(), v.trim()),
+            _ => {
+                warnings.push(format!(
+                    "{at}: {:?} is not a key=value pair with a value; Knox ignores it",
+                    pair.trim()
+                ));
+                continue;
+            }
+        };
+        if seen_keys.contains(&key) {
+            warnings.push(format!(
+                "{at}: {key} is given twice: the last value is used"
+            ));
+        }
+        seen_keys.push(key);
+        apply_key(&mut settings, &at, key, val, warnings);
+    }
+    // Knox lets a service's own params override a few HaProvider keys for its role.
+    for (name, val) in &service.params {
+        if listed(SERVICE_HA_OVERRIDES, name) && !val.trim().is_empty() {
+            let key = if name == "haEnabled" { "enabled" } else { name };
+            let at = format!("service {role} param");
+            apply_key(&mut settings, &at, key, val.trim(), warnings);
+        } else {
+            warnings.push(format!(
+                "service {role}: param {name} is not carried over: {}",
+                service_param_reason(name)
+            ));
+        }
+    }
+    if settings.sticky_session == Some(true) && settings.load_balancing != Some(true) {
+        warnings.push(format!(
+            "{at}: enableStickySession=true is not carried over: Knox ignores it without enableLoadBalancing=true"
+        ));
+        settings.sticky_session = None;
+    }
+    Some(ha_text(&settings, ha.disabled_why.is_none()))
+}
+
+fn service_param_reason(name: &str) -> &'static str {
+    match name {
+        "httpclient.connectionTimeout" => "set [service.timeouts] connect instead",
+        "httpclient.socketTimeout" => "set [service.timeouts] idle instead",
+        "replayBufferSize" => "set ha.replay_buffer_bytes instead (in bytes)",
+        n if listed(SERVICE_HA_OVERRIDES, n) => {
+            "Knox applies it only to a role with a HaProvider param"
+        }
+        _ => "Knox service params have no Portcullis equivalent",
+    }
+}
+
+/// Applies one HaProvider key. Keys compare case-sensitively, as in Knox.
+fn apply_key(s: &mut HaSettings, at: &str, key: &str, value: &str, warnings: &mut Vec<String>) {
+    let mut warn = |why: &str| warnings.push(format!("{at}: {key}={value} {why}"));
+    // Knox reads booleans with Boolean.parseBoolean: anything but "true" is false.
+    let boolean = |warn: &mut dyn FnMut(&str)| {
+        let on = value.eq_ignore_ascii_case("true");
+        if !on && !value.eq_ignore_ascii_case("false") {
+            warn("is not true or false; imported as false, which is how Knox reads it");
+        }
+        Some(on)
+    };
+    match key {
+        "enabled" => s.enabled = boolean(&mut warn),
+        "enableLoadBalancing" => s.load_balancing = boolean(&mut warn),
+        "enableStickySession" => s.sticky_session = boolean(&mut warn),
+        "noFallback" => s.no_fallback = boolean(&mut warn),
+        "failoverNonIdempotentRequestEnabled" => s.failover_non_idempotent = boolean(&mut warn),
+        "maxFailoverAttempts" => match value.parse::<u32>() {
+            Ok(n) if n <= MAX_FAILOVER_ATTEMPTS => s.max_failover_attempts = Some(n),
+            _ => warn(&format!(
+                "is not a whole number from 0 to {MAX_FAILOVER_ATTEMPTS}; skipped"
+            )),
+        },
+        "failoverSleep" => match value.parse::<u64>() {
+            Ok(ms) if ms <= MAX_FAILOVER_SLEEP_MS => s.failover_sleep_ms = Some(ms),
+            _ => warn(&format!(
+                "is not a whole number of milliseconds from 0 to {MAX_FAILOVER_SLEEP_MS}; skipped"
+            )),
+        },
+        "stickySessionCookieName" => {
+            if is_cookie_token(value) {
+                s.cookie_name = Some(value.to_string());
+            } else {
+                warn("is not a valid cookie name; skipped");
+            }
+        }
+        "disableLoadBalancingForUserAgents" => {
+            let agents = value.split(',').map(str::trim).filter(|a| !a.is_empty());
+            s.user_agents = Some(agents.map(str::to_string).collect());
+        }
+        "zookeeperEnsemble" | "zookeeperNamespace" => warn(
+            "is not carried over: ZooKeeper discovery is not supported; list the backend urls in the service instead",
+        ),
+        "maxRetryAttempts" | "retrySleep" => warn(
+            "is not carried over: Portcullis does not retry the same url; a failed try goes to the next url (max_failover_attempts, failover_sleep)",
+        ),
+        _ => {
+            let hint = HA_KEYS
+                .split_whitespace()
+                .find(|k| k.eq_ignore_ascii_case(key))
+                .map(|k| format!(" (keys are case-sensitive: did you mean {k}?)"))
+                .unwrap_or_default();
+            warn(&format!(
+                "is not carried over: not a Knox HaProvider key, so Knox ignored it{hint}"
+            ));
+        }
+    }
+}
+
+/// Whether `key` is one of the space-separated words of `list`.
+fn listed(list: &str, key: &str) -> bool {
+    list.split_whitespace().any(|k| k == key)
+}
+
+/// RFC 6265 token, the same rule portcullis-config applies to cookie names.
+fn is_cookie_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+fn write_service(out: &mut String, service: &KnoxService, ha: Option<String>) {
+    out.push_str("\n[[service]]\n");
+    let _ = writeln!(out, "name = {}", toml_string(&service.name));
+    if service.urls.len() == 1 {
+        let _ = writeln!(out, "urls = [{}]", toml_string(&service.urls[0]));
+    } else {
+        out.push_str("urls = [\n");
+        for url in &service.urls {
+            let _ = writeln!(out, "  {},", toml_string(url));
+        }
+        out.push_str("]\n");
+    }
+    if let Some(table) = ha {
+        out.push_str("\n[service.ha]\n");
+        out.push_str(&table);
+    }
+}
+
+/// The `[service.ha]` keys in the model's order, Knox defaults made explicit.
+fn ha_text(s: &HaSettings, provider_enabled: bool) -> String {
+    let mut out = String::new();
+    let mut put = |key: &str, value: String, comment: Option<&str>| {
+        let comment = comment.map(|c| format!("  # {c}")).unwrap_or_default();
+        let _ = writeln!(out, "{key} = {value}{comment}");
+    };
+    if !provider_enabled {
+        put(
+            "enabled",
+            "false".into(),
+            Some("the Knox HaProvider is disabled"),
+        );
+    } else if let Some(on) = s.enabled {
+        put("enabled", on.to_string(), None);
+    }
+    if let Some(lb) = s.load_balancing {
+        let mode = if lb { "round-robin" } else { "none" };
+        put("load_balancing", toml_string(mode), None);
+    }
+    if let Some(n) = s.max_failover_attempts {
+        put("max_failover_attempts", n.to_string(), None);
+    }
+    match s.failover_sleep_ms {
+        Some(ms) => put("failover_sleep", format!("\"{ms}ms\""), None),
+        None => put(
+            "failover_sleep",
+            format!("\"{KNOX_FAILOVER_SLEEP_MS}ms\""),
+            Some("Knox default"),
+        ),
+    }
+    if let Some(on) = s.failover_non_idempotent {
+        put("failover_non_idempotent", on.to_string(), None);
+    }
+    put(
+        "retry_on_status",
+        "[]".into(),
+        Some("Knox never fails over on a status; Portcullis default is [502, 503, 504]"),
+    );
+    if let Some(on) = s.sticky_session {
+        put("sticky_session", on.to_string(), None);
+    }
+    if let Some(name) = &s.cookie_name {
+        put("sticky_session_cookie_name", toml_string(name), None);
+    }
+    if let Some(on) = s.no_fallback {
+        put("no_fallback", on.to_string(), None);
+    }
+    let default_agents = [KNOX_NO_LB_AGENTS.to_string()];
+    let (agents, comment) = match &s.user_agents {
+        Some(list) => (list.as_slice(), None),
+        None => (&default_agents[..], Some("Knox default")),
+    };
+    let agents: Vec<String> = agents.iter().map(|a| toml_string(a)).collect();
+    let key = "disable_load_balancing_for_user_agents";
+    put(key, format!("[{}]", agents.join(", ")), comment);
+    out
+}
+
+/// A TOML basic string: quotes, backslashes and control characters escaped.
+fn toml_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{:04X}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A comment runs to the end of the line and may not hold control characters.
+fn comment_safe(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use portcullis_config::{parse_topology, HaPolicy, LoadBalancing as Lb, Topology};
+    use std::time::Duration;
+
+    const ON: &str = "<enabled>true</enabled>";
+    const TWO: &[&str] = &["http://a.example.com:1/x", "http://b.example.com:1/x"];
+
+    fn svc(role: &str, urls: &[&str], extra: &str) -> String {
+        let urls: String = urls.iter().map(|u| format!("<url>{u}</url>")).collect();
+        format!("<service><role>{role}</role>{urls}{extra}</service>")
+    }
+
+    /// A topology: other providers, an HaProvider (`enabled` is its <enabled>
+    /// element) with `params`, then `services`.
+    fn topo(others: &str, enabled: &str, params: &[(&str, &str)], services: &str) -> String {
+        let params: String = params
+            .iter()
+            .map(|(n, v)| format!("<param><name>{n}</name><value>{v}</value></param>"))
+            .collect();
+        let ha =
+            format!("<provider><role>ha</role><name>HaProvider</name>{enabled}{params}</provider>");
+        format!("<topology><gateway>{others}{ha}</gateway>{services}</topology>")
+    }
+
+    /// One role, HaProvider enabled, two urls.
+    fn one(role: &str, value: &str) -> String {
+        topo("", ON, &[(role, value)], &svc(role, TWO, ""))
+    }
+
+    /// Converts, then loads the output the way a member would.
+    fn convert(xml: &str) -> (Topology, Vec<String>, String) {
+        let c = convert_knox_topology(xml).expect("converts");
+        let topology = parse_topology("imported", "imported.toml", &c.toml)
+            .unwrap_or_else(|e| panic!("{e}\n{}", c.toml));
+        (topology, c.warnings, c.toml)
+    }
+
+    fn ha<'a>(t: &'a Topology, name: &str) -> &'a HaPolicy {
+        &t.services.iter().find(|s| s.name == name).expect(name).ha
+    }
+
+    /// Asserts a warning holds every '|'-separated part of `needles`.
+    fn assert_warned(warnings: &[String], needles: &str) {
+        let found = warnings
+            .iter()
+            .any(|w| needles.split('|').all(|n| w.contains(n)));
+        assert!(found, "no warning with {needles:?} in {warnings:#?}");
+    }
+
+    #[test]
+    fn every_mapped_key_reaches_the_model() {
+        let value = " enabled = true ;maxFailoverAttempts=7;failoverSleep=250;\
+            enableLoadBalancing=true;enableStickySession=true;stickySessionCookieName=HS2;\
+            noFallback=true;disableLoadBalancingForUserAgents=curl , Beeline;\
+            failoverNonIdempotentRequestEnabled=true";
+        let (t, warnings, _) = convert(&one("HIVE", value));
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(t.services[0].name, "hive");
+        let urls: Vec<&str> = t.services[0].urls.iter().map(|u| u.as_str()).collect();
+        assert_eq!(urls, TWO);
+        let ha = ha(&t, "hive");
+        assert_eq!((ha.enabled, ha.max_failover_attempts), (true, 7));
+        assert_eq!(ha.failover_sleep, Duration::from_millis(250));
+        assert_eq!(ha.load_balancing, Lb::RoundRobin);
+        assert!(ha.sticky_session && ha.no_fallback && ha.failover_non_idempotent);
+        assert_eq!(ha.sticky_session_cookie_name, "HS2");
+        let agents = &ha.disable_load_balancing_for_user_agents;
+        assert_eq!(agents, &["curl", "Beeline"]);
+        assert!(ha.retry_on_status.is_empty());
+    }
+
+    #[test]
+    fn knox_defaults_are_written_when_a_key_is_absent() {
+        let (t, _, text) = convert(&one("WEBHDFS", "enabled=true"));
+        let ha = ha(&t, "webhdfs");
+        assert_eq!(ha.failover_sleep, Duration::from_millis(1000));
+        let agents = &ha.disable_load_balancing_for_user_agents;
+        assert_eq!(agents, &[KNOX_NO_LB_AGENTS]);
+        assert!(ha.retry_on_status.is_empty());
+        assert_eq!((ha.max_failover_attempts, ha.load_balancing), (3, Lb::None));
+        assert!(text.contains("failover_sleep = \"1000ms\"  # Knox default"));
+        assert!(text.contains("retry_on_status = []  # Knox never fails over on a status"));
+    }
+
+    #[test]
+    fn disabled_or_missing_ha_turns_ha_off() {
+        for enabled in ["<enabled>false</enabled>", ""] {
+            let services = svc("WEBHDFS", TWO, "") + &svc("OOZIE", TWO, "");
+            let params = [("WEBHDFS", "enabled=true;maxFailoverAttempts=4")];
+            let (t, warnings, _) = convert(&topo("", enabled, &params, &services));
+            assert!(!ha(&t, "webhdfs").enabled && !ha(&t, "oozie").enabled);
+            assert_eq!(ha(&t, "webhdfs").max_failover_attempts, 4);
+            assert_warned(&warnings, "the HaProvider |HA is off for every role");
+        }
+        // No HaProvider at all: Knox used the first of several urls only.
+        let services = svc("HIVE", TWO, "") + &svc("UI", &TWO[..1], "");
+        let (t, warnings, _) = convert(&format!("<topology>{services}</topology>"));
+        assert!(!ha(&t, "hive").enabled);
+        assert!(ha(&t, "ui").enabled, "one url: nothing to turn off");
+        assert_warned(&warnings, "service HIVE lists 2 urls|first url");
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+    }
+
+    #[test]
+    fn what_cannot_be_carried_over_is_warned_about() {
+        let rm = "zookeeperEnsemble=zk:1;zookeeperNamespace=rm;maxRetryAttempts=2;retrySleep=9";
+        let hive = "maxfailoverattempts=6;bogus=1;enableStickySession=true;novalue=;a=b=c";
+        let params = [("RM", rm), ("HIVE", hive), ("OOZIE", "on"), ("webhdfs", "")];
+        let timeout = "<param><name>httpclient.socketTimeout</name><value>5m</value></param>";
+        let services = svc("RM", TWO, "<version>2.7.0</version>")
+            + &svc("HIVE", TWO, timeout)
+            + &svc("WEBHDFS", TWO, "")
+            + "<service><role>KNOX</role></service>";
+        let others = "<provider><role>authentication</role><name>ShiroProvider</name></provider>\
+            <provider><role>identity-assertion</role><name>Default</name></provider>";
+        let (t, w, _) = convert(&topo(others, ON, &params, &services));
+        for needles in [
+            "RM: zookeeperEnsemble=zk:1 is not carried over: ZooKeeper discovery is not supported",
+            "RM: zookeeperNamespace=rm|ZooKeeper",
+            "RM: maxRetryAttempts=2|does not retry the same url",
+            "RM: retrySleep=9|not carried over",
+            "HIVE: maxfailoverattempts=6|did you mean maxFailoverAttempts?",
+            "HIVE: bogus=1|not a Knox HaProvider key",
+            "HIVE: enableStickySession=true|without enableLoadBalancing=true",
+            "HIVE: \"novalue=\"|Knox ignores it",
+            "HIVE: \"a=b=c\"",
+            "service HIVE: param httpclient.socketTimeout|timeouts",
+            "HaProvider param OOZIE|no service with role OOZIE",
+            "HaProvider param webhdfs|case-sensitive|WEBHDFS",
+            "service KNOX is skipped|<url>",
+            "provider authentication/ShiroProvider is not carried over: ",
+            "provider identity-assertion/Default is not carried over: ",
+        ] {
+            assert_warned(&w, needles);
+        }
+        assert!(
+            !w.iter().any(|w| w.contains("version")),
+            "<version> is silent"
+        );
+        let hive = ha(&t, "hive");
+        assert!(
+            !hive.sticky_session,
+            "Knox ignores it without load balancing"
+        );
+        assert_eq!(hive.load_balancing, Lb::None);
+        let names: Vec<&str> = t.services.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["rm", "hive", "webhdfs"], "order as in the XML");
+    }
+
+    #[test]
+    fn bad_values_are_skipped_with_a_warning() {
+        let value = "maxFailoverAttempts=abc;failoverSleep=120000;\
+            stickySessionCookieName=a b;enabled=yes;failoverSleep=5;failoverSleep=6";
+        let (t, w, _) = convert(&one("HIVE", value));
+        let ha = ha(&t, "hive");
+        assert_eq!(ha.max_failover_attempts, 3);
+        assert_eq!(
+            ha.failover_sleep,
+            Duration::from_millis(6),
+            "the last one wins"
+        );
+        assert_eq!(ha.sticky_session_cookie_name, "KNOX_BACKEND");
+        assert!(!ha.enabled, "Knox reads anything but true as false");
+        assert_warned(&w, "HaProvider param HIVE: maxFailoverAttempts=abc|skipped");
+        assert_warned(&w, "failoverSleep=120000|skipped");
+        assert_warned(&w, "stickySessionCookieName=a b|skipped");
+        assert_warned(&w, "enabled=yes|imported as false");
+        assert_warned(&w, "failoverSleep is given twice");
+    }
+
+    #[test]
+    fn service_params_override_the_provider_and_bad_urls_are_dropped() {
+        let extra = "<url>ftp://c.example.com/</url><url>http://A.example.com:1/x</url>\
+            <param><name>haEnabled</name><value>false</value></param>\
+            <param><name>maxFailoverAttempts</name><value>1</value></param>";
+        let services = svc("HIVE", TWO, extra) + &svc("HIVE", TWO, "");
+        let params = [("HIVE", "maxFailoverAttempts=5")];
+        let (t, w, _) = convert(&topo("", ON, &params, &services));
+        assert_eq!(t.services.len(), 1);
+        assert_eq!(t.services[0].urls.len(), 2);
+        let hive = ha(&t, "hive");
+        assert_eq!((hive.enabled, hive.max_failover_attempts), (false, 1));
+        assert_warned(
+            &w,
+            "service HIVE: url \"ftp://c.example.com/\" is not carried over",
+        );
+        assert_warned(
+            &w,
+            "service HIVE: url \"http://A.example.com:1/x\"|more than once",
+        );
+        assert_warned(&w, "service HIVE is skipped|already has a service");
+    }
+
+    #[test]
+    fn strings_are_escaped() {
+        let agents = r#"a "quoted" \ agent,tab&#9;here"#;
+        let value = format!("disableLoadBalancingForUserAgents={agents}");
+        let (t, _, _) = convert(&one("HIVE", &value));
+        let agents = &ha(&t, "hive").disable_load_balancing_for_user_agents;
+        assert_eq!(agents, &[r#"a "quoted" \ agent"#, "tab\there"]);
+        assert_eq!(toml_string("\u{7f}\n"), "\"\\u007F\\n\"");
+    }
+
+    #[test]
+    fn unusable_input_is_an_error() {
+        for (xml, expected) in [
+            ("<topology><service>", "invalid Knox topology XML"),
+            ("<gateway/>", "not a Knox topology"),
+            (
+                "<topology><service><role>K</role></service></topology>",
+                "nothing to import",
+            ),
+        ] {
+            let err = format!("{:#}", convert_knox_topology(xml).expect_err(xml));
+            assert!(err.contains(expected), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_samples_convert_and_validate() {
+        let (t, w, _) = convert(include_str!("../tests/knox_samples/sandbox-ha.xml"));
+        let hive = ha(&t, "hive");
+        assert!(hive.sticky_session && hive.no_fallback);
+        assert_eq!(hive.load_balancing, Lb::RoundRobin);
+        assert_eq!(hive.sticky_session_cookie_name, "HIVE_BACKEND");
+        assert_eq!(ha(&t, "resourcemanager").max_failover_attempts, 5);
+        assert_warned(&w, "RESOURCEMANAGER: zookeeperEnsemble");
+        let (t, _, _) = convert(include_str!("../tests/knox_samples/ha-disabled.xml"));
+        let multi = t.services.iter().filter(|s| s.urls.len() > 1);
+        assert!(multi.clone().count() == 2 && multi.clone().all(|s| !s.ha.enabled));
+        convert(include_str!("../tests/knox_samples/webhdfs-lb.xml"));
+    }
+}
