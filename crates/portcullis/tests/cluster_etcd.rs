@@ -1,0 +1,394 @@
+//! Members on a real etcd (Debian's etcd-server, started here on free loopback
+//! ports with its data in a temp dir): propagation, an etcd outage under load,
+//! member leases, and first-start agreement on the cookie key.
+
+mod common;
+
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use http::StatusCode;
+use portcullis::demo_backend::DemoBackend;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_port(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not start listening on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+struct Etcd {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    client_port: u16,
+    peer_port: u16,
+}
+
+impl Etcd {
+    fn start() -> Etcd {
+        let etcd = Etcd {
+            child: None,
+            dir: tempfile::tempdir().unwrap(),
+            client_port: free_port(),
+            peer_port: free_port(),
+        };
+        etcd.spawn()
+    }
+
+    fn spawn(mut self) -> Etcd {
+        let client = format!("http://127.0.0.1:{}", self.client_port);
+        let peer = format!("http://127.0.0.1:{}", self.peer_port);
+        let child = Command::new("etcd")
+            .args(["--name", "test", "--data-dir"])
+            .arg(self.dir.path().join("data"))
+            .args([
+                "--listen-client-urls",
+                &client,
+                "--advertise-client-urls",
+                &client,
+            ])
+            .args([
+                "--listen-peer-urls",
+                &peer,
+                "--initial-advertise-peer-urls",
+                &peer,
+            ])
+            .args(["--initial-cluster", &format!("test={peer}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("etcd is installed (scripts/setup.sh installs etcd-server)");
+        self.child = Some(child);
+        wait_port(self.client_port, "etcd");
+        self
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn restart(mut self) -> Etcd {
+        self.stop();
+        self.spawn()
+    }
+
+    fn store(&self) -> String {
+        format!("etcd://127.0.0.1:{}", self.client_port)
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+struct MemberProcess {
+    child: Child,
+    port: u16,
+    config: std::path::PathBuf,
+}
+
+impl MemberProcess {
+    fn spawn(dir: &std::path::Path, store: &str, id: &str) -> MemberProcess {
+        let port = free_port();
+        let config = dir.join(format!("{id}.toml"));
+        std::fs::write(
+            &config,
+            format!("[node]\nid = \"{id}\"\n[gateway]\nlisten = \"127.0.0.1:{port}\"\nshutdown_grace = \"2s\"\n[cluster]\nname = \"t{}\"\nstore = \"{store}\"\nheartbeat = \"200ms\"\n", std::process::id()),
+        )
+        .unwrap();
+        let child = Command::new(binary())
+            .args(["serve", "-c"])
+            .arg(&config)
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        MemberProcess {
+            child,
+            port,
+            config,
+        }
+    }
+
+    fn start(dir: &std::path::Path, store: &str, id: &str) -> MemberProcess {
+        let member = Self::spawn(dir, store, id);
+        wait_port(member.port, id);
+        member
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn cli(&self, args: &[&str]) -> Output {
+        cli(&self.config, args)
+    }
+}
+
+impl Drop for MemberProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs a CLI command against the store of the member config `config`.
+fn cli(config: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(binary())
+        .args(&args[..1])
+        .arg("-c")
+        .arg(config)
+        .args(&args[1..])
+        .output()
+        .unwrap()
+}
+
+fn put(member: &MemberProcess, file: &std::path::Path, name: &str) {
+    let out = member.cli(&["topology", "put", file.to_str().unwrap(), "--name", name]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topology_changes_reach_every_member_within_1s() {
+    init();
+    let etcd = Etcd::start();
+    let a = DemoBackend::spawn("a", "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let b = DemoBackend::spawn("b", "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let members = [
+        MemberProcess::start(dir.path(), &etcd.store(), "m1"),
+        MemberProcess::start(dir.path(), &etcd.store(), "m2"),
+    ];
+    let file = dir.path().join("t.toml");
+    let mut times = Vec::new();
+    for change in 0..20 {
+        let (url, name) = if change % 2 == 0 {
+            (a.url(), "a")
+        } else {
+            (b.url(), "b")
+        };
+        std::fs::write(&file, topology("svc", &[url], "")).unwrap();
+        let started = Instant::now();
+        put(&members[0], &file, "t");
+        for member in &members {
+            let reply = eventually(
+                &member.url("/gateway/t/svc/x"),
+                Duration::from_secs(3),
+                |r| r.status == StatusCode::OK && r.json()["backend"] == name,
+            )
+            .await;
+            assert_eq!(reply.json()["backend"], name, "change {change}");
+        }
+        times.push(started.elapsed());
+    }
+    times.sort();
+    eprintln!("etcd propagation over 20 changes (put command start to served on both members): median {:?}, max {:?}", times[10], times[19]);
+    assert!(
+        times[19] < Duration::from_secs(1) + Duration::from_millis(300),
+        "max {:?} (the put command itself starts a process)",
+        times[19]
+    );
+    let out = members[1].cli(&["cluster", "status"]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("m1") && table.contains("m2") && table.matches("alive").count() == 2,
+        "{table}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_etcd_under_load_costs_no_request_and_members_resync() {
+    init();
+    let etcd = Etcd::start();
+    let a = DemoBackend::spawn("a", "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let b = DemoBackend::spawn("b", "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let member = MemberProcess::start(dir.path(), &etcd.store(), "m1");
+    let file = dir.path().join("t.toml");
+    std::fs::write(&file, topology("svc", &[a.url()], "")).unwrap();
+    put(&member, &file, "t");
+    eventually(
+        &member.url("/gateway/t/svc/x"),
+        Duration::from_secs(3),
+        |r| r.status == StatusCode::OK,
+    )
+    .await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let ok = Arc::new(AtomicU64::new(0));
+    let loop_task = {
+        let (stop, ok, url) = (stop.clone(), ok.clone(), member.url("/gateway/t/svc/x"));
+        tokio::spawn(async move {
+            let client = client();
+            let mut failures = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let request = http::Request::get(&url).body(empty()).unwrap();
+                match client.request(request).await {
+                    Ok(r) if r.status() == StatusCode::OK => {
+                        use http_body_util::BodyExt;
+                        let _ = r.into_body().collect().await;
+                        ok.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(r) => failures.push(format!("status {}", r.status())),
+                    Err(e) => failures.push(e.to_string()),
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            failures
+        })
+    };
+    let mut etcd = etcd;
+    etcd.stop();
+    // 30 s without the store, serving the last good config.
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let during_outage = ok.load(Ordering::Relaxed);
+    let etcd = etcd.restart();
+    // A change made after the store returns reaches the member: it resynced.
+    std::fs::write(&file, topology("svc", &[b.url()], "")).unwrap();
+    put(&member, &file, "t");
+    let reply = eventually(
+        &member.url("/gateway/t/svc/x"),
+        Duration::from_secs(10),
+        |r| r.json()["backend"] == "b",
+    )
+    .await;
+    assert_eq!(
+        reply.json()["backend"],
+        "b",
+        "the member resynced after the outage"
+    );
+    stop.store(true, Ordering::Relaxed);
+    let failures = loop_task.await.unwrap();
+    assert!(
+        failures.is_empty(),
+        "failed requests: {:?}",
+        &failures[..failures.len().min(5)]
+    );
+    assert!(
+        during_outage > 500,
+        "requests kept flowing during the outage: {during_outage}"
+    );
+    drop(etcd);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_first_starts_share_one_cookie_key_and_dead_members_expire() {
+    init();
+    let etcd = Etcd::start();
+    let backends = [
+        DemoBackend::spawn("a", "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap(),
+        DemoBackend::spawn("b", "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap(),
+        DemoBackend::spawn("c", "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap(),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    // Three members started at the same moment on an empty store.
+    let members: Vec<MemberProcess> = ["m1", "m2", "m3"]
+        .iter()
+        .map(|id| MemberProcess::spawn(dir.path(), &etcd.store(), id))
+        .collect();
+    for member in &members {
+        wait_port(member.port, "member");
+    }
+    let file = dir.path().join("t.toml");
+    let urls: Vec<String> = backends.iter().map(|b| b.url()).collect();
+    std::fs::write(
+        &file,
+        topology(
+            "svc",
+            &urls,
+            "[service.ha]\nload_balancing = \"round-robin\"\nsticky_session = true",
+        ),
+    )
+    .unwrap();
+    put(&members[0], &file, "t");
+    for member in &members {
+        eventually(
+            &member.url("/gateway/t/svc/x"),
+            Duration::from_secs(3),
+            |r| r.status == StatusCode::OK,
+        )
+        .await;
+    }
+    for _ in 0..3 {
+        let first = get(&members[0].url("/gateway/t/svc/x")).await;
+        let cookie = first.headers["set-cookie"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string();
+        let backend = first.json()["backend"].clone();
+        for member in &members[1..] {
+            let mut request = http::Request::get(member.url("/gateway/t/svc/x"));
+            request = request.header("cookie", &cookie);
+            let reply = send(&client(), request.body(empty()).unwrap()).await;
+            assert_eq!(
+                reply.json()["backend"],
+                backend,
+                "a cookie from m1 is honoured by every member"
+            );
+            assert!(reply.headers.get("set-cookie").is_none());
+        }
+    }
+    // SIGKILL one member: its lease lapses and it leaves the member list.
+    let mut members = members;
+    let killed = members.remove(2);
+    drop(killed);
+    let killed_at = Instant::now();
+    loop {
+        let out = members[0].cli(&["cluster", "status"]);
+        let table = String::from_utf8_lossy(&out.stdout).to_string();
+        if !table.contains("m3") {
+            break;
+        }
+        assert!(
+            killed_at.elapsed() < Duration::from_secs(4),
+            "m3 still listed:\n{table}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "etcd: a SIGKILLed member left the member list after {:?}",
+        killed_at.elapsed()
+    );
+}
