@@ -201,6 +201,66 @@ impl EtcdStore {
             .ok_or_else(|| self.err("read cookie key", "not 32 base64 bytes"))
     }
 
+    pub async fn aliases(&self) -> Result<BTreeMap<String, String>, StoreError> {
+        let (all, _) = self.get_prefix("aliases/").await?;
+        Ok(aliases(&all))
+    }
+
+    pub async fn put_alias(&self, name: &str, sealed: &str) -> Result<(), StoreError> {
+        crate::validate_record_name(name)?;
+        let mut client = self.client().await?;
+        client
+            .put(self.key(&format!("aliases/{name}")), sealed, None)
+            .await
+            .map_err(|e| self.err("write alias", e))?;
+        Ok(())
+    }
+
+    pub async fn delete_alias(&self, name: &str) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let response = client
+            .delete(self.key(&format!("aliases/{name}")), None)
+            .await
+            .map_err(|e| self.err("delete alias", e))?;
+        if response.deleted() == 0 {
+            return Err(StoreError::NotFound(format!("alias {name}")));
+        }
+        Ok(())
+    }
+
+    /// Create-if-absent in one transaction; returns the value stored afterwards.
+    pub async fn create_alias_if_absent(
+        &self,
+        name: &str,
+        sealed: &str,
+    ) -> Result<String, StoreError> {
+        crate::validate_record_name(name)?;
+        let key = self.key(&format!("aliases/{name}"));
+        let txn = Txn::new()
+            .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
+            .and_then([TxnOp::put(key.clone(), sealed, None)])
+            .or_else([TxnOp::get(key, None)]);
+        let mut client = self.client().await?;
+        let response = client
+            .txn(txn)
+            .await
+            .map_err(|e| self.err("create alias", e))?;
+        if response.succeeded() {
+            return Ok(sealed.to_string());
+        }
+        response
+            .op_responses()
+            .into_iter()
+            .find_map(|op| match op {
+                TxnOpResponse::Get(get) => get
+                    .kvs()
+                    .first()
+                    .and_then(|kv| kv.value_str().ok().map(str::to_string)),
+                _ => None,
+            })
+            .ok_or_else(|| self.err("read alias", "missing after create-if-absent"))
+    }
+
     /// Writes the member record under a lease of three heartbeats, renewing it
     /// (or taking a new one after an outage) on every call.
     pub async fn put_member(&self, record: &MemberRecord) -> Result<(), StoreError> {
@@ -278,13 +338,16 @@ impl EtcdStore {
     async fn watch_loop(self, tx: mpsc::Sender<TopologyEvent>) {
         let mut known: BTreeMap<String, String> = BTreeMap::new();
         let mut known_states: Option<BTreeMap<String, AdminState>> = None;
+        let mut known_aliases: Option<BTreeMap<String, String>> = None;
         let mut backoff = Duration::from_millis(100);
         let mut connected: Option<bool> = None;
         loop {
-            match self
-                .watch_once(&tx, &mut known, &mut known_states, &mut connected)
-                .await
-            {
+            let mut seen = Seen {
+                topologies: &mut known,
+                states: &mut known_states,
+                aliases: &mut known_aliases,
+            };
+            match self.watch_once(&tx, &mut seen, &mut connected).await {
                 Ok(()) => return, // receiver gone
                 Err(err) => {
                     if connected != Some(false) {
@@ -306,8 +369,7 @@ impl EtcdStore {
     async fn watch_once(
         &self,
         tx: &mpsc::Sender<TopologyEvent>,
-        known: &mut BTreeMap<String, String>,
-        known_states: &mut Option<BTreeMap<String, AdminState>>,
+        seen: &mut Seen<'_>,
         connected: &mut Option<bool>,
     ) -> Result<(), StoreError> {
         let (snapshot, revision) = self.get_prefix("").await?;
@@ -322,10 +384,7 @@ impl EtcdStore {
             .into_iter()
             .filter(|(k, _)| !k.starts_with("members/"))
             .collect();
-        if !self
-            .emit_differences(tx, known, &current, known_states)
-            .await
-        {
+        if !emit_differences(tx, seen, &current).await {
             return Ok(());
         }
         let mut client = self.client().await?;
@@ -368,67 +427,83 @@ impl EtcdStore {
                     }
                 }
             }
-            if !self
-                .emit_differences(tx, known, &current, known_states)
-                .await
-            {
+            if !emit_differences(tx, seen, &current).await {
                 return Ok(());
             }
         }
     }
+}
 
-    /// Sends what changed between `known` and `current`; false when the
-    /// receiver is gone.
-    async fn emit_differences(
-        &self,
-        tx: &mpsc::Sender<TopologyEvent>,
-        known: &mut BTreeMap<String, String>,
-        current: &BTreeMap<String, String>,
-        known_states: &mut Option<BTreeMap<String, AdminState>>,
-    ) -> bool {
-        let states = admin_states(current);
-        if known_states.as_ref() != Some(&states) {
-            *known_states = Some(states.clone());
-            if tx.send(TopologyEvent::AdminStates(states)).await.is_err() {
+/// What the watcher has reported so far.
+struct Seen<'a> {
+    topologies: &'a mut BTreeMap<String, String>,
+    states: &'a mut Option<BTreeMap<String, AdminState>>,
+    aliases: &'a mut Option<BTreeMap<String, String>>,
+}
+
+/// Sends what changed between what was reported and `current`; false when
+/// the receiver is gone.
+async fn emit_differences(
+    tx: &mpsc::Sender<TopologyEvent>,
+    seen: &mut Seen<'_>,
+    current: &BTreeMap<String, String>,
+) -> bool {
+    let states = admin_states(current);
+    if seen.states.as_ref() != Some(&states) {
+        *seen.states = Some(states.clone());
+        if tx.send(TopologyEvent::AdminStates(states)).await.is_err() {
+            return false;
+        }
+    }
+    let sealed = aliases(current);
+    if seen.aliases.as_ref() != Some(&sealed) {
+        *seen.aliases = Some(sealed.clone());
+        if tx.send(TopologyEvent::Aliases(sealed)).await.is_err() {
+            return false;
+        }
+    }
+    for (key, text) in current {
+        let Some(name) = key.strip_prefix("topologies/") else {
+            continue;
+        };
+        if seen.topologies.get(key) != Some(text) {
+            seen.topologies.insert(key.clone(), text.clone());
+            let event = TopologyEvent::Changed {
+                name: name.to_string(),
+                text: text.clone(),
+            };
+            if tx.send(event).await.is_err() {
                 return false;
             }
         }
-        for (key, text) in current {
-            let Some(name) = key.strip_prefix("topologies/") else {
-                continue;
-            };
-            if known.get(key) != Some(text) {
-                known.insert(key.clone(), text.clone());
-                let event = TopologyEvent::Changed {
-                    name: name.to_string(),
-                    text: text.clone(),
-                };
-                if tx.send(event).await.is_err() {
-                    return false;
-                }
-            }
-        }
-        let removed: Vec<String> = known
-            .keys()
-            .filter(|k| !current.contains_key(*k))
-            .cloned()
-            .collect();
-        for key in removed {
-            known.remove(&key);
-            if let Some(name) = key.strip_prefix("topologies/") {
-                if tx
-                    .send(TopologyEvent::Removed {
-                        name: name.to_string(),
-                    })
-                    .await
-                    .is_err()
-                {
-                    return false;
-                }
-            }
-        }
-        true
     }
+    let removed: Vec<String> = seen
+        .topologies
+        .keys()
+        .filter(|k| !current.contains_key(*k))
+        .cloned()
+        .collect();
+    for key in removed {
+        seen.topologies.remove(&key);
+        if let Some(name) = key.strip_prefix("topologies/") {
+            if tx
+                .send(TopologyEvent::Removed {
+                    name: name.to_string(),
+                })
+                .await
+                .is_err()
+            {
+                return false;
+            }
+        }
+    }
+    true
+}
+
+fn aliases(all: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    all.iter()
+        .filter_map(|(k, v)| Some((k.strip_prefix("aliases/")?.to_string(), v.clone())))
+        .collect()
 }
 
 fn admin_states(all: &BTreeMap<String, String>) -> BTreeMap<String, AdminState> {

@@ -35,3 +35,21 @@ pub enum StoreError {
         reason: String,
     },
 }
+
+/// Names of records that become file names or key suffixes: aliases, members.
+pub(crate) fn validate_record_name(name: &str) -> Result<(), StoreError> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::BadName {
+            name: name.to_string(),
+            reason: "use 1-128 letters, digits, '.', '_' or '-', not starting with '.'".to_string(),
+        })
+    }
+}

@@ -65,6 +65,17 @@ impl<'a> Writer<'a> {
         Ok(self.store.delete_topology(name).await?)
     }
 
+    /// Stores an alias value that the caller already sealed.
+    pub async fn put_alias(&self, name: &str, sealed: &str) -> Result<(), WriteError> {
+        self.check().await?;
+        Ok(self.store.put_alias(name, sealed).await?)
+    }
+
+    pub async fn delete_alias(&self, name: &str) -> Result<(), WriteError> {
+        self.check().await?;
+        Ok(self.store.delete_alias(name).await?)
+    }
+
     pub async fn set_backend_state(
         &self,
         backend_id: &str,

@@ -114,6 +114,43 @@ impl ClusterStore {
         }
     }
 
+    pub async fn aliases(&self) -> Result<BTreeMap<String, String>, StoreError> {
+        match self {
+            ClusterStore::Dir(d) => blocking(d, |d| d.aliases()).await,
+            ClusterStore::Etcd(e) => e.aliases().await,
+        }
+    }
+
+    pub async fn put_alias(&self, name: &str, sealed: &str) -> Result<(), StoreError> {
+        let (name, sealed) = (name.to_string(), sealed.to_string());
+        match self {
+            ClusterStore::Dir(d) => blocking(d, move |d| d.put_alias(&name, &sealed)).await,
+            ClusterStore::Etcd(e) => e.put_alias(&name, &sealed).await,
+        }
+    }
+
+    pub async fn delete_alias(&self, name: &str) -> Result<(), StoreError> {
+        let name = name.to_string();
+        match self {
+            ClusterStore::Dir(d) => blocking(d, move |d| d.delete_alias(&name)).await,
+            ClusterStore::Etcd(e) => e.delete_alias(&name).await,
+        }
+    }
+
+    pub async fn create_alias_if_absent(
+        &self,
+        name: &str,
+        sealed: &str,
+    ) -> Result<String, StoreError> {
+        let (name, sealed) = (name.to_string(), sealed.to_string());
+        match self {
+            ClusterStore::Dir(d) => {
+                blocking(d, move |d| d.create_alias_if_absent(&name, &sealed)).await
+            }
+            ClusterStore::Etcd(e) => e.create_alias_if_absent(&name, &sealed).await,
+        }
+    }
+
     pub async fn put_member(&self, record: &MemberRecord) -> Result<(), StoreError> {
         match self {
             ClusterStore::Dir(d) => {

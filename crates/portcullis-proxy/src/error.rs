@@ -44,6 +44,8 @@ pub enum ProxyError {
     },
     #[error("no backend could be tried")]
     NoBackend { topology: String, service: String },
+    #[error("the alias for backend credentials is missing or cannot be opened")]
+    MissingCredentials { topology: String, service: String },
     #[error("bad request: {reason}")]
     BadRequest { reason: &'static str },
 }
@@ -58,7 +60,9 @@ impl ProxyError {
             | ProxyError::UnknownService { .. } => StatusCode::NOT_FOUND,
             ProxyError::Connect { .. } | ProxyError::Backend { .. } => StatusCode::BAD_GATEWAY,
             ProxyError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
-            ProxyError::NoBackend { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::NoBackend { .. } | ProxyError::MissingCredentials { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ProxyError::BadRequest { .. } => StatusCode::BAD_REQUEST,
         }
     }
@@ -92,6 +96,7 @@ impl ProxyError {
             ProxyError::Backend { .. } => "backend failed",
             ProxyError::Timeout { .. } => "backend timeout",
             ProxyError::NoBackend { .. } => "no backend available",
+            ProxyError::MissingCredentials { .. } => "backend credentials unavailable",
             ProxyError::BadRequest { reason } => reason,
         }
     }
@@ -110,7 +115,10 @@ impl ProxyError {
             | ProxyError::Timeout {
                 topology, service, ..
             }
-            | ProxyError::NoBackend { topology, service } => (Some(topology), Some(service)),
+            | ProxyError::NoBackend { topology, service }
+            | ProxyError::MissingCredentials { topology, service } => {
+                (Some(topology), Some(service))
+            }
         }
     }
 

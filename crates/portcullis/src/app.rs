@@ -33,11 +33,14 @@ impl Member {
     /// Loads the store, binds the gateway listener and starts serving.
     pub async fn start(config: NodeConfig) -> anyhow::Result<Member> {
         let store = ClusterStore::open(&config.cluster.store, &config.cluster.name);
-        let (cookie_key, states, initial) = initial_read(&store)
+        let sealer = crate::secrets::sealer(&config)?;
+        let (states, initial, sealed) = initial_read(&store)
             .await
             .with_context(|| format!("cluster.store: cannot read {}", store.describe()))?;
-        // Until the alias store exists the key lives in the store, which every
-        // member of the cluster shares.
+        let cookie_key = crate::secrets::cookie_key(&store, sealer.as_ref()).await?;
+        if let Some(sealer) = &sealer {
+            crate::secrets::admin_token(&store, sealer).await?;
+        }
         let gateway = Arc::new(Gateway::new(
             &config.node.id,
             &config.gateway.path,
@@ -45,6 +48,7 @@ impl Member {
             portcullis_proxy::CookieKey::new(cookie_key),
         ));
         gateway.set_admin_states(states.into_iter().collect());
+        gateway.set_credentials(crate::secrets::open_all(sealer.as_ref(), &sealed));
         // Applied before listening so the first request already sees the config.
         for (name, text) in initial {
             apply_topology(&gateway, &name, &text);
@@ -53,6 +57,7 @@ impl Member {
         let mut watcher = store.watch_topologies();
         let sync_gateway = gateway.clone();
         let sync_connected = store_connected.clone();
+        let sync_sealer = sealer;
         let sync_task = tokio::spawn(async move {
             while let Some(event) = watcher.events.recv().await {
                 match event {
@@ -62,6 +67,8 @@ impl Member {
                     TopologyEvent::AdminStates(states) => {
                         sync_gateway.set_admin_states(states.into_iter().collect())
                     }
+                    TopologyEvent::Aliases(sealed) => sync_gateway
+                        .set_credentials(crate::secrets::open_all(sync_sealer.as_ref(), &sealed)),
                     TopologyEvent::Connection(up) => {
                         sync_connected.store(up, std::sync::atomic::Ordering::Relaxed)
                     }
@@ -139,9 +146,10 @@ impl Member {
     }
 }
 
+/// Admin states, topologies and sealed aliases, as first read.
 type InitialState = (
-    [u8; 32],
     std::collections::BTreeMap<String, portcullis_config::AdminState>,
+    std::collections::BTreeMap<String, String>,
     std::collections::BTreeMap<String, String>,
 );
 
@@ -154,9 +162,9 @@ async fn initial_read(store: &ClusterStore) -> Result<InitialState, StoreError> 
         let attempt = async {
             store.prepare().await?;
             Ok::<_, StoreError>((
-                store.cookie_key().await?,
                 store.backend_states().await?,
                 store.list_topologies().await?,
+                store.aliases().await?,
             ))
         };
         match attempt.await {
@@ -231,28 +239,11 @@ pub fn apply_topology(gateway: &Gateway, name: &str, text: &str) {
                 tracing::error!(topology = name, "{error}; keeping the last good version");
             }
         }
-        Ok(topology) => {
-            for service in &topology.services {
-                warn_unimplemented(name, service);
+        Ok(topology) => match gateway.apply(ConfigChange::UpsertTopology(topology)) {
+            Ok(generation) => tracing::info!(topology = name, generation, "topology applied"),
+            Err(err) => {
+                tracing::error!(topology = name, error = %err, "topology not applied; keeping the last good version")
             }
-            match gateway.apply(ConfigChange::UpsertTopology(topology)) {
-                Ok(generation) => tracing::info!(topology = name, generation, "topology applied"),
-                Err(err) => {
-                    tracing::error!(topology = name, error = %err, "topology not applied; keeping the last good version")
-                }
-            }
-        }
-    }
-}
-
-/// Keys that parse but whose behaviour is not in this build: say so instead of
-/// silently ignoring them (the very thing Knox users complain about).
-fn warn_unimplemented(topology: &str, service: &portcullis_config::Service) {
-    if service.backend_auth.is_some() {
-        tracing::warn!(
-            topology,
-            service = %service.name,
-            "[service.backend_auth] is not applied yet: it needs the alias store of a later release"
-        );
+        },
     }
 }

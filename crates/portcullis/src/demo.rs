@@ -34,6 +34,7 @@ fn loopback_port(preferred: u16) -> u16 {
 }
 
 async fn run_in(workdir: &Path) -> anyhow::Result<()> {
+    let mut shutdown = crate::signals::Shutdown::listen();
     std::fs::create_dir_all(workdir.join("store/topologies"))
         .with_context(|| format!("cannot create {}", workdir.display()))?;
     let mut backends = BTreeMap::new();
@@ -65,7 +66,7 @@ async fn run_in(workdir: &Path) -> anyhow::Result<()> {
     let mut stdin_open = true;
     loop {
         tokio::select! {
-            _ = crate::signals::wait_for_shutdown() => break,
+            _ = shutdown.wait() => break,
             line = lines.next_line(), if stdin_open => match line {
                 Ok(Some(line)) => control(&line, &mut backends).await,
                 _ => stdin_open = false,

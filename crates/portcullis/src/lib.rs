@@ -8,5 +8,6 @@ pub mod check;
 pub mod demo;
 pub mod demo_backend;
 pub mod knox;
+pub mod secrets;
 pub mod signals;
 pub mod store_cli;

@@ -56,6 +56,18 @@ enum Command {
         #[command(subcommand)]
         command: ClusterCommand,
     },
+    /// The cluster master secret.
+    Master {
+        #[command(subcommand)]
+        command: MasterCommand,
+    },
+    /// Named secrets, sealed with the master secret, shared by every member.
+    Alias {
+        #[arg(short, long, default_value = "portcullis.toml", global = true)]
+        config: PathBuf,
+        #[command(subcommand)]
+        command: AliasCommand,
+    },
     /// Certificate helpers.
     Cert {
         #[command(subcommand)]
@@ -87,6 +99,34 @@ enum TopologyCommand {
 enum ClusterCommand {
     /// Members: id, role, url, state, last seen, generation, in-flight.
     Status,
+}
+
+#[derive(Subcommand)]
+enum MasterCommand {
+    /// Write a new random 32-byte master secret (base64, mode 0600).
+    Create {
+        #[arg(long, default_value = "master.key")]
+        file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum AliasCommand {
+    /// Store a secret; the value is read from stdin unless --value is given.
+    Create {
+        name: String,
+        #[arg(long)]
+        value: Option<String>,
+    },
+    /// Alias names (never values).
+    List,
+    /// Print an alias value (needs the master secret).
+    Show {
+        name: String,
+    },
+    Delete {
+        name: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -176,10 +216,11 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::DemoBackend { name, listen } => {
             runtime()?.block_on(async move {
+                let mut shutdown = portcullis::signals::Shutdown::listen();
                 let backend = portcullis::demo_backend::DemoBackend::spawn(&name, listen).await?;
                 // Tests read this line to learn the port.
                 println!("listening on {}", backend.addr());
-                portcullis::signals::wait_for_shutdown().await;
+                shutdown.wait().await;
                 backend.shutdown().await;
                 anyhow::Ok(())
             })?;
@@ -236,6 +277,62 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             print!("{table}");
             Ok(ExitCode::SUCCESS)
         }
+        Command::Master {
+            command: MasterCommand::Create { file },
+        } => {
+            let master = portcullis_secrets::MasterSecret::generate();
+            master.write_new_file(&file)?;
+            println!(
+                "wrote {} (fingerprint {})",
+                file.display(),
+                master.fingerprint()
+            );
+            println!(
+                "give every member the same file, like a TLS key: [secrets] master = \"file:{}\"",
+                file.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Alias { config, command } => {
+            let config = portcullis::store_cli::load_config(&config)?;
+            use portcullis::store_cli as cli;
+            runtime()?.block_on(async {
+                match command {
+                    AliasCommand::Create { name, value } => {
+                        let value = match value {
+                            Some(value) => value.into_bytes(),
+                            None => {
+                                use std::io::Read;
+                                let mut buf = Vec::new();
+                                std::io::stdin().read_to_end(&mut buf)?;
+                                // A value typed or piped with a final newline means the line.
+                                if buf.ends_with(b"\n") {
+                                    buf.pop();
+                                }
+                                buf
+                            }
+                        };
+                        cli::alias_create(&config, &name, &value).await?;
+                        println!("stored alias {name}");
+                    }
+                    AliasCommand::List => {
+                        for name in cli::alias_list(&config).await? {
+                            println!("{name}");
+                        }
+                    }
+                    AliasCommand::Show { name } => {
+                        let value = cli::alias_show(&config, &name).await?;
+                        println!("{}", String::from_utf8_lossy(&value));
+                    }
+                    AliasCommand::Delete { name } => {
+                        cli::alias_delete(&config, &name).await?;
+                        println!("deleted alias {name}");
+                    }
+                }
+                anyhow::Ok(())
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Cert {
             command: CertCommand::Create { hosts, out },
         } => {
@@ -255,8 +352,9 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
 }
 
 async fn serve(config: portcullis_config::NodeConfig) -> anyhow::Result<()> {
+    let mut shutdown = portcullis::signals::Shutdown::listen();
     let member = portcullis::app::Member::start(config).await?;
-    portcullis::signals::wait_for_shutdown().await;
+    shutdown.wait().await;
     tracing::info!("shutting down");
     member.stop().await;
     tracing::info!("stopped");

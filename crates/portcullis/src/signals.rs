@@ -1,24 +1,46 @@
 //! Waiting for SIGTERM or SIGINT.
 
-pub async fn wait_for_shutdown() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
+use tokio::signal::unix::{signal, Signal, SignalKind};
+
+/// Signal handlers registered at creation, so a signal that arrives before
+/// anyone waits is still caught (instead of killing the process).
+pub struct Shutdown {
+    terminate: Option<Signal>,
+    interrupt: Option<Signal>,
+}
+
+impl Shutdown {
+    pub fn listen() -> Shutdown {
+        let register = |kind| match signal(kind) {
+            Ok(signal) => Some(signal),
             Err(err) => {
-                tracing::warn!(error = %err, "cannot watch SIGTERM; only Ctrl-C stops this process");
-                let _ = tokio::signal::ctrl_c().await;
+                tracing::warn!(error = %err, "cannot watch a shutdown signal");
+                None
             }
+        };
+        Shutdown {
+            terminate: register(SignalKind::terminate()),
+            interrupt: register(SignalKind::interrupt()),
         }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    pub async fn wait(&mut self) {
+        async fn next(signal: &mut Option<Signal>) {
+            match signal {
+                Some(signal) => {
+                    signal.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        }
+        tokio::select! {
+            _ = next(&mut self.terminate) => {}
+            _ = next(&mut self.interrupt) => {}
+        }
     }
+}
+
+/// Registers the handlers and waits; prefer `Shutdown::listen` early in main.
+pub async fn wait_for_shutdown() {
+    Shutdown::listen().wait().await
 }

@@ -116,3 +116,42 @@ pub fn render_members(members: &[MemberRecord], now_ms: u64) -> String {
     }
     out
 }
+
+fn require_sealer(config: &NodeConfig) -> anyhow::Result<portcullis_secrets::AliasSealer> {
+    crate::secrets::sealer(config)?.context(
+        "aliases need the cluster master secret: add [secrets] master = \"file:master.key\" to the config (portcullis master create writes one)",
+    )
+}
+
+/// `alias create NAME`: seals the value with the master secret and stores it.
+pub async fn alias_create(config: &NodeConfig, name: &str, value: &[u8]) -> anyhow::Result<()> {
+    portcullis_secrets::validate_alias_name(name)?;
+    let sealer = require_sealer(config)?;
+    let store = open_store(config);
+    Writer::new(&store, config.cluster.role)
+        .put_alias(name, &sealer.seal(name, value))
+        .await?;
+    Ok(())
+}
+
+pub async fn alias_list(config: &NodeConfig) -> anyhow::Result<Vec<String>> {
+    Ok(open_store(config).aliases().await?.into_keys().collect())
+}
+
+/// `alias show NAME`: for the operator who holds the master secret.
+pub async fn alias_show(config: &NodeConfig, name: &str) -> anyhow::Result<Vec<u8>> {
+    let sealer = require_sealer(config)?;
+    let sealed = open_store(config)
+        .aliases()
+        .await?
+        .remove(name)
+        .with_context(|| format!("alias {name} does not exist"))?;
+    Ok(sealer.open(name, &sealed)?)
+}
+
+pub async fn alias_delete(config: &NodeConfig, name: &str) -> anyhow::Result<()> {
+    let store = open_store(config);
+    Ok(Writer::new(&store, config.cluster.role)
+        .delete_alias(name)
+        .await?)
+}

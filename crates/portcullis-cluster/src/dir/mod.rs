@@ -234,6 +234,86 @@ impl DirStore {
         Ok(states)
     }
 
+    fn aliases_dir(&self) -> PathBuf {
+        self.root.join("aliases")
+    }
+
+    fn alias_path(&self, name: &str) -> Result<PathBuf, StoreError> {
+        crate::validate_record_name(name)?;
+        Ok(self.aliases_dir().join(name))
+    }
+
+    /// Sealed alias values by name (the store never sees plaintext).
+    pub fn aliases(&self) -> Result<BTreeMap<String, String>, StoreError> {
+        let entries = match std::fs::read_dir(self.aliases_dir()) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && self.root.is_dir() => {
+                return Ok(BTreeMap::new())
+            }
+            Err(e) => return Err(self.io("list aliases", e)),
+        };
+        let mut out = BTreeMap::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| self.io("list aliases", e))?;
+            let name = entry.file_name().to_string_lossy().to_string();
+            if name.starts_with('.') {
+                continue;
+            }
+            match std::fs::read_to_string(entry.path()) {
+                Ok(text) => {
+                    out.insert(name, text.trim().to_string());
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(self.io("read alias", e)),
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn put_alias(&self, name: &str, sealed: &str) -> Result<(), StoreError> {
+        let path = self.alias_path(name)?;
+        std::fs::create_dir_all(self.aliases_dir()).map_err(|e| self.io("create aliases/", e))?;
+        let tmp = self
+            .aliases_dir()
+            .join(format!(".{name}.{}.tmp", std::process::id()));
+        std::fs::write(&tmp, sealed).map_err(|e| self.io("write alias", e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| self.io("write alias", e))
+    }
+
+    pub fn delete_alias(&self, name: &str) -> Result<(), StoreError> {
+        match std::fs::remove_file(self.alias_path(name)?) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(StoreError::NotFound(format!("alias {name}")))
+            }
+            Err(e) => Err(self.io("delete alias", e)),
+        }
+    }
+
+    /// Stores `sealed` under `name` unless the alias exists; returns the value
+    /// that is stored afterwards (ours or the first writer's).
+    pub fn create_alias_if_absent(&self, name: &str, sealed: &str) -> Result<String, StoreError> {
+        let path = self.alias_path(name)?;
+        std::fs::create_dir_all(self.aliases_dir()).map_err(|e| self.io("create aliases/", e))?;
+        let tmp = self.aliases_dir().join(format!(
+            ".{name}.{}.{}.tmp",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        std::fs::write(&tmp, sealed).map_err(|e| self.io("write alias", e))?;
+        let linked = std::fs::hard_link(&tmp, &path);
+        let _ = std::fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => Ok(sealed.to_string()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                std::fs::read_to_string(&path)
+                    .map(|t| t.trim().to_string())
+                    .map_err(|e| self.io("read alias", e))
+            }
+            Err(e) => Err(self.io("create alias", e)),
+        }
+    }
+
     fn members_dir(&self) -> PathBuf {
         self.root.join("members")
     }
@@ -323,15 +403,26 @@ impl DirStore {
     async fn poll_loop(self, poll: Duration, tx: mpsc::Sender<TopologyEvent>) {
         let mut known: BTreeMap<String, [u8; 32]> = BTreeMap::new();
         let mut known_states: Option<BTreeMap<String, AdminState>> = None;
+        let mut known_aliases: Option<BTreeMap<String, String>> = None;
         let mut failing = false;
         loop {
             let store = self.clone();
             let listed = tokio::task::spawn_blocking(move || {
-                Ok::<_, StoreError>((store.list_topologies()?, store.backend_states()?))
+                Ok::<_, StoreError>((
+                    store.list_topologies()?,
+                    store.backend_states()?,
+                    store.aliases()?,
+                ))
             })
             .await;
             match listed {
-                Ok(Ok((current, states))) => {
+                Ok(Ok((current, states, aliases))) => {
+                    if known_aliases.as_ref() != Some(&aliases) {
+                        known_aliases = Some(aliases.clone());
+                        if tx.send(TopologyEvent::Aliases(aliases)).await.is_err() {
+                            return;
+                        }
+                    }
                     if known_states.as_ref() != Some(&states) {
                         known_states = Some(states.clone());
                         if tx.send(TopologyEvent::AdminStates(states)).await.is_err() {
@@ -401,6 +492,8 @@ pub enum TopologyEvent {
     AdminStates(BTreeMap<String, AdminState>),
     /// The store became reachable (true) or unreachable (false).
     Connection(bool),
+    /// Every sealed alias value by name, whenever any changed.
+    Aliases(BTreeMap<String, String>),
 }
 
 pub struct TopologyWatcher {
@@ -427,11 +520,17 @@ impl Drop for TopologyWatcher {
 mod tests {
     use super::*;
 
+    /// The next event other than alias snapshots (tested on their own).
     async fn next(w: &mut TopologyWatcher) -> TopologyEvent {
-        tokio::time::timeout(Duration::from_secs(5), w.events.recv())
-            .await
-            .expect("event in time")
-            .expect("watcher alive")
+        loop {
+            let event = tokio::time::timeout(Duration::from_secs(5), w.events.recv())
+                .await
+                .expect("event in time")
+                .expect("watcher alive");
+            if !matches!(event, TopologyEvent::Aliases(_)) {
+                return event;
+            }
+        }
     }
 
     #[tokio::test]

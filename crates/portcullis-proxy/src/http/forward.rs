@@ -248,6 +248,23 @@ async fn forward(
         // Set per try to the chosen backend's authority.
         parts.headers.remove(header::HOST);
     }
+    if let Some(auth) = &config.backend_auth {
+        // Fail closed: a backend must never get an anonymous request where the
+        // operator configured credentials.
+        let Some(password) = gateway.credential(&auth.password_alias) else {
+            tracing::error!(topology = %service.topology, service = %config.name, alias = %auth.password_alias, "backend_auth alias is missing or cannot be opened");
+            return Err(ProxyError::MissingCredentials {
+                topology: service.topology.clone(),
+                service: config.name.clone(),
+            });
+        };
+        use base64::Engine;
+        let token =
+            base64::engine::general_purpose::STANDARD.encode(format!("{}:{password}", auth.user));
+        if let Ok(value) = HeaderValue::from_str(&format!("Basic {token}")) {
+            parts.headers.insert(header::AUTHORIZATION, value);
+        }
+    }
     let version = match config.protocol {
         portcullis_config::BackendProtocol::Http1 => Version::HTTP_11,
         portcullis_config::BackendProtocol::H2 => Version::HTTP_2,

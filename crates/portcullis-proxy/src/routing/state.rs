@@ -54,6 +54,8 @@ pub struct Gateway {
     admin_states: Mutex<HashMap<String, AdminState>>,
     /// Requests being handled by this member, for its member record.
     in_flight: AtomicU64,
+    /// Opened alias values by alias name, for `[service.backend_auth]`.
+    credentials: ArcSwap<HashMap<String, String>>,
 }
 
 impl Gateway {
@@ -74,7 +76,18 @@ impl Gateway {
             cookie_key,
             admin_states: Mutex::new(HashMap::new()),
             in_flight: AtomicU64::new(0),
+            credentials: ArcSwap::from_pointee(HashMap::new()),
         }
+    }
+
+    /// Replaces the alias values services may use as backend credentials.
+    pub fn set_credentials(&self, values: HashMap<String, String>) {
+        self.credentials.store(Arc::new(values));
+    }
+
+    /// The value of an alias, if this member could open it.
+    pub fn credential(&self, alias: &str) -> Option<String> {
+        self.credentials.load().get(alias).cloned()
     }
 
     pub fn in_flight(&self) -> u64 {

@@ -1,0 +1,96 @@
+//! Cluster secrets at a member: the master secret from `[secrets] master`,
+//! sealed aliases in the store, and the two aliases every cluster has:
+//! `cluster.cookie-key` and `admin.token`, created on first start with
+//! create-if-absent so members starting together agree.
+
+use std::collections::{BTreeMap, HashMap};
+
+use anyhow::{bail, Context};
+use base64::Engine;
+use portcullis_cluster::ClusterStore;
+use portcullis_config::{NodeConfig, SecretSource};
+use portcullis_secrets::{AliasSealer, MasterSecret};
+
+pub const COOKIE_KEY_ALIAS: &str = "cluster.cookie-key";
+pub const ADMIN_TOKEN_ALIAS: &str = "admin.token";
+
+pub fn load_master(config: &NodeConfig) -> anyhow::Result<Option<MasterSecret>> {
+    let Some(secrets) = &config.secrets else {
+        return Ok(None);
+    };
+    let master = match &secrets.master {
+        SecretSource::File(path) => MasterSecret::load_file(path),
+        SecretSource::Env(name) => MasterSecret::load_env(name),
+    }
+    .context("secrets.master")?;
+    Ok(Some(master))
+}
+
+pub fn sealer(config: &NodeConfig) -> anyhow::Result<Option<AliasSealer>> {
+    Ok(load_master(config)?.map(|m| AliasSealer::new(&m, &config.cluster.name)))
+}
+
+/// Opens a sealed alias, or creates it with `fresh` if absent.
+async fn get_or_create(
+    store: &ClusterStore,
+    sealer: &AliasSealer,
+    alias: &str,
+    fresh: &[u8],
+) -> anyhow::Result<Vec<u8>> {
+    let sealed = store
+        .create_alias_if_absent(alias, &sealer.seal(alias, fresh))
+        .await
+        .with_context(|| format!("cannot create or read alias {alias}"))?;
+    Ok(sealer.open(alias, &sealed)?)
+}
+
+/// The sticky-cookie key: the sealed alias when the member has a master
+/// secret; otherwise the store's plain key, with a warning, so a cluster
+/// without secrets still shares stickiness.
+pub async fn cookie_key(
+    store: &ClusterStore,
+    sealer: Option<&AliasSealer>,
+) -> anyhow::Result<[u8; 32]> {
+    let Some(sealer) = sealer else {
+        tracing::warn!("no [secrets] master: the cookie key is kept unsealed in the store");
+        return Ok(store.cookie_key().await?);
+    };
+    let fresh: [u8; 32] = rand::random();
+    let bytes = get_or_create(store, sealer, COOKIE_KEY_ALIAS, &fresh).await?;
+    match <[u8; 32]>::try_from(bytes.as_slice()) {
+        Ok(key) => Ok(key),
+        Err(_) => bail!("alias {COOKIE_KEY_ALIAS} does not hold 32 bytes"),
+    }
+}
+
+/// The admin API token (created now so that it exists before any admin call).
+pub async fn admin_token(store: &ClusterStore, sealer: &AliasSealer) -> anyhow::Result<String> {
+    let fresh = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
+    let bytes = get_or_create(store, sealer, ADMIN_TOKEN_ALIAS, fresh.as_bytes()).await?;
+    String::from_utf8(bytes).context("alias admin.token is not text")
+}
+
+/// Opens every alias; one that cannot be opened is logged by name and left out.
+pub fn open_all(
+    sealer: Option<&AliasSealer>,
+    sealed: &BTreeMap<String, String>,
+) -> HashMap<String, String> {
+    let Some(sealer) = sealer else {
+        if !sealed.is_empty() {
+            tracing::warn!(
+                "aliases exist in the store but this member has no [secrets] master to open them"
+            );
+        }
+        return HashMap::new();
+    };
+    sealed
+        .iter()
+        .filter_map(|(name, text)| match sealer.open(name, text) {
+            Ok(value) => Some((name.clone(), String::from_utf8_lossy(&value).to_string())),
+            Err(err) => {
+                tracing::error!("{err}");
+                None
+            }
+        })
+        .collect()
+}
