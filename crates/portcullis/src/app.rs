@@ -20,6 +20,8 @@ const STARTUP_STORE_WAIT: Duration = Duration::from_secs(30);
 pub struct Member {
     pub gateway: Arc<Gateway>,
     pub gateway_addr: SocketAddr,
+    pub balancer_addr: Option<SocketAddr>,
+    balancer_tasks: Vec<JoinHandle<()>>,
     store: ClusterStore,
     /// Whether the store was reachable at the last attempt.
     pub store_connected: Arc<std::sync::atomic::AtomicBool>,
@@ -102,13 +104,46 @@ impl Member {
             header_read_timeout: config.gateway.header_read_timeout,
             shutdown_grace: config.gateway.shutdown_grace,
         };
+        // The first record is written before serving, so balancers and
+        // `cluster status` know the member as soon as it answers.
+        let public_url = advertised_url(&config, gateway_addr);
+        if let Err(err) = store
+            .put_member(&member_record(&config, &gateway, &public_url))
+            .await
+        {
+            tracing::error!(error = %err, "cannot write this member's record; retrying every heartbeat");
+        }
         let heartbeat_task = tokio::spawn(heartbeat(
             store.clone(),
             gateway.clone(),
             config.clone(),
-            gateway_addr,
+            public_url,
         ));
         let (shutdown, shutdown_rx) = watch::channel(false);
+        let mut balancer_addr = None;
+        let mut balancer_tasks = Vec::new();
+        if let Some(balancer) = &config.balancer {
+            let listener = TcpListener::bind(balancer.listen).await.with_context(|| {
+                format!("balancer.listen: cannot listen on {}", balancer.listen)
+            })?;
+            balancer_addr = Some(listener.local_addr()?);
+            let table = Arc::new(crate::balancer::MemberTable::new(
+                portcullis_proxy::CookieKey::new(cookie_key),
+            ));
+            table.replace(store.members().await.unwrap_or_default());
+            balancer_tasks.push(tokio::spawn(crate::balancer::refresh_members(
+                store.clone(),
+                table.clone(),
+                config.cluster.heartbeat,
+            )));
+            balancer_tasks.push(tokio::spawn(crate::balancer::serve(
+                listener,
+                table,
+                balancer.mode,
+                shutdown_rx.clone(),
+            )));
+            tracing::info!(listen = ?balancer_addr, mode = ?balancer.mode, "balancer listening");
+        }
         let serve_task = tokio::spawn(portcullis_proxy::serve(
             listener,
             gateway.clone(),
@@ -119,6 +154,8 @@ impl Member {
         Ok(Member {
             gateway,
             gateway_addr,
+            balancer_addr,
+            balancer_tasks,
             store,
             store_connected,
             shutdown,
@@ -141,6 +178,9 @@ impl Member {
             tracing::warn!(error = %err, "could not remove this member's record");
         }
         self.sync_task.abort();
+        for task in &self.balancer_tasks {
+            task.abort();
+        }
         let _ = self.shutdown.send(true);
         let _ = self.serve_task.await;
     }
@@ -185,35 +225,14 @@ async fn heartbeat(
     store: ClusterStore,
     gateway: Arc<Gateway>,
     config: NodeConfig,
-    gateway_addr: SocketAddr,
+    public_url: String,
 ) {
-    let public_url = if config.gateway.listen.port() == 0 {
-        // Port 0 was asked for: advertise the port actually bound.
-        let mut url = config.gateway.public_url.clone();
-        let _ = url.set_port(Some(gateway_addr.port()));
-        url
-    } else {
-        config.gateway.public_url.clone()
-    };
     let mut ticker = tokio::time::interval(config.cluster.heartbeat);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failing = false;
     loop {
         ticker.tick().await;
-        let record = MemberRecord {
-            id: config.node.id.clone(),
-            role: config.cluster.role.into(),
-            public_url: public_url.as_str().trim_end_matches('/').to_string(),
-            admin_url: config
-                .admin
-                .as_ref()
-                .map(|a| format!("http://{}", a.listen)),
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            generation: gateway.generation(),
-            in_flight: gateway.in_flight(),
-            heartbeat_ms: config.cluster.heartbeat.as_millis() as u64,
-            updated_at_ms: portcullis_cluster::members::now_ms(),
-        };
+        let record = member_record(&config, &gateway, &public_url);
         match store.put_member(&record).await {
             Ok(()) if failing => {
                 tracing::info!("member record written again");
@@ -226,6 +245,33 @@ async fn heartbeat(
             }
             Err(_) => {}
         }
+    }
+}
+
+/// The URL other members and balancers use for this member. With port 0 in
+/// the config, the port actually bound.
+fn advertised_url(config: &NodeConfig, gateway_addr: SocketAddr) -> String {
+    let mut url = config.gateway.public_url.clone();
+    if config.gateway.listen.port() == 0 {
+        let _ = url.set_port(Some(gateway_addr.port()));
+    }
+    url.as_str().trim_end_matches('/').to_string()
+}
+
+fn member_record(config: &NodeConfig, gateway: &Gateway, public_url: &str) -> MemberRecord {
+    MemberRecord {
+        id: config.node.id.clone(),
+        role: config.cluster.role.into(),
+        public_url: public_url.to_string(),
+        admin_url: config
+            .admin
+            .as_ref()
+            .map(|a| format!("http://{}", a.listen)),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        generation: gateway.generation(),
+        in_flight: gateway.in_flight(),
+        heartbeat_ms: config.cluster.heartbeat.as_millis() as u64,
+        updated_at_ms: portcullis_cluster::members::now_ms(),
     }
 }
 

@@ -1,12 +1,13 @@
-//! `portcullis demo`: a gateway member and three demo backends on loopback, with
-//! no setup. Backends can be stopped and started from the terminal to watch
+//! `portcullis demo`: two gateway members sharing a temporary store, a
+//! balancer in front of them, and three demo backends, all on loopback, with no
+//! setup. Backends can be stopped and started from the terminal to watch
 //! failover happen.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
+use anyhow::Context as _;
 use tokio::io::AsyncBufReadExt;
 
 use crate::app::Member;
@@ -15,7 +16,8 @@ use crate::demo_backend::DemoBackend;
 const BACKEND_NAMES: [&str; 3] = ["alpha", "beta", "gamma"];
 /// Preferred ports, so the printed commands stay the same from run to run; any
 /// free port is used when one is taken.
-const PREFERRED_GATEWAY_PORT: u16 = 8443;
+const PREFERRED_GATEWAY_PORTS: [u16; 2] = [8443, 8444];
+const PREFERRED_BALANCER_PORT: u16 = 8080;
 const PREFERRED_BACKEND_PORTS: [u16; 3] = [9101, 9102, 9103];
 
 pub async fn run() -> anyhow::Result<()> {
@@ -52,15 +54,22 @@ async fn run_in(workdir: &Path) -> anyhow::Result<()> {
     std::fs::write(
         workdir.join("store/topologies/demo.toml"),
         format!(
-            "[[service]]\nname = \"echo\"\nurls = [{}]\n\n[service.ha]\nmax_failover_attempts = 2\n\n[service.timeouts]\nconnect = \"1s\"\nrequest = \"10s\"\n",
+            "[[service]]\nname = \"echo\"\nurls = [{}]\n\n[service.ha]\nload_balancing = \"round-robin\"\nsticky_session = true\nmax_failover_attempts = 2\n\n[service.health]\npath = \"/health\"\ninterval = \"1s\"\n\n[service.timeouts]\nconnect = \"1s\"\nrequest = \"10s\"\n",
             urls.join(", ")
         ),
     )?;
-    let config_path = write_member_config(workdir, loopback_port(PREFERRED_GATEWAY_PORT))?;
-    let config = portcullis_config::load_node_config(&config_path)
-        .map_err(|errors| anyhow::anyhow!("demo configuration is invalid:\n{errors}"))?;
-    let member = Member::start(config).await?;
-    print_banner(member.gateway_addr, &backends);
+    let mut members = Vec::new();
+    for (index, port) in PREFERRED_GATEWAY_PORTS.iter().enumerate() {
+        let balancer = (index == 0).then(|| loopback_port(PREFERRED_BALANCER_PORT));
+        let config_path = write_member_config(workdir, index + 1, loopback_port(*port), balancer)?;
+        let config = portcullis_config::load_node_config(&config_path)
+            .map_err(|errors| anyhow::anyhow!("demo configuration is invalid:\n{errors}"))?;
+        members.push(Member::start(config).await?);
+    }
+    let balancer = members[0]
+        .balancer_addr
+        .context("the demo balancer did not start")?;
+    print_banner(balancer, &members, &backends);
 
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     let mut stdin_open = true;
@@ -74,7 +83,9 @@ async fn run_in(workdir: &Path) -> anyhow::Result<()> {
         }
     }
     println!("stopping the demo ...");
-    member.stop().await;
+    for member in members {
+        member.stop().await;
+    }
     for (_, (_, backend)) in backends {
         if let Some(backend) = backend {
             backend.shutdown().await;
@@ -83,12 +94,20 @@ async fn run_in(workdir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn write_member_config(workdir: &Path, port: u16) -> anyhow::Result<PathBuf> {
-    let path = workdir.join("portcullis.toml");
+fn write_member_config(
+    workdir: &Path,
+    number: usize,
+    port: u16,
+    balancer: Option<u16>,
+) -> anyhow::Result<PathBuf> {
+    let path = workdir.join(format!("member-{number}.toml"));
+    let balancer = balancer
+        .map(|port| format!("\n[balancer]\nlisten = \"127.0.0.1:{port}\"\nmode = \"proxy\"\n"))
+        .unwrap_or_default();
     std::fs::write(
         &path,
         format!(
-            "[node]\nid = \"demo-1\"\n\n[gateway]\nlisten = \"127.0.0.1:{port}\"\nshutdown_grace = \"5s\"\n\n[cluster]\nstore = \"dir:./store\"\n"
+            "[node]\nid = \"demo-{number}\"\n\n[gateway]\nlisten = \"127.0.0.1:{port}\"\nshutdown_grace = \"5s\"\n\n[cluster]\nstore = \"dir:./store\"\nheartbeat = \"500ms\"\n{balancer}"
         ),
     )?;
     Ok(path)
@@ -96,20 +115,32 @@ fn write_member_config(workdir: &Path, port: u16) -> anyhow::Result<PathBuf> {
 
 type Backends = BTreeMap<String, (SocketAddr, Option<DemoBackend>)>;
 
-fn print_banner(gateway: SocketAddr, backends: &Backends) {
-    let base = format!("http://{gateway}/gateway/demo/echo");
-    println!("Portcullis demo is running.");
+fn print_banner(balancer: SocketAddr, members: &[Member], backends: &Backends) {
+    let base = format!("http://{balancer}/gateway/demo/echo");
+    println!(
+        "Portcullis demo is running: two members sharing one store, a balancer, three backends."
+    );
     println!();
     println!("gateway: {base}/");
+    for member in members {
+        println!(
+            "member {}: http://{}/gateway/demo/echo/",
+            member.gateway.member_id, member.gateway_addr
+        );
+    }
     for (name, (addr, _)) in backends {
         println!("backend {name}: http://{addr}");
     }
     println!();
     println!("Try:");
-    println!("  curl -s {base}/hello            # JSON naming the backend that answered");
+    println!("  curl -s {base}/hello            # JSON naming the backend (and x-forwarded-server the member)");
+    println!("  curl -s -c jar -b jar {base}/hello   # keep the cookies: same member, same backend, every time");
     println!("  curl -s -d 'some body' {base}/echo");
     println!("  curl -s {base}/bytes/1048576 | wc -c");
-    println!("  WebSocket echo: ws://{gateway}/gateway/demo/echo/ws");
+    println!(
+        "  WebSocket echo: ws://{}/gateway/demo/echo/ws",
+        members[0].gateway_addr
+    );
     println!();
     println!("Type 'stop alpha' (or beta, gamma) and Enter to stop a backend, 'start alpha' to bring it back;");
     println!("requests keep working while at least one backend is up. Ctrl-C stops everything.");

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod balancer;
 pub mod cert;
 pub mod check;
 pub mod demo;

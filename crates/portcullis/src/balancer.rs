@@ -1,0 +1,308 @@
+//! The balancer (Kaazing's balancer service, without its flaws): a listener
+//! that sends each client to a live member — the one its `PORTCULLIS_MEMBER`
+//! affinity cookie names while that member is alive, otherwise the member with
+//! the fewest requests in flight, ties broken at random. `redirect` answers 307
+//! to the member's public URL; `proxy` forwards the request there.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Request, Response, StatusCode, Uri};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use portcullis_cluster::members::now_ms;
+use portcullis_cluster::{ClusterStore, MemberRecord};
+use portcullis_config::BalancerMode;
+use portcullis_proxy::CookieKey;
+use rand::Rng;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type Body = BoxBody<Bytes, BoxError>;
+
+pub const AFFINITY_COOKIE: &str = "PORTCULLIS_MEMBER";
+const AFFINITY_LABEL: &str = "portcullis-member";
+
+/// The live view of the cluster the balancer chooses from.
+pub struct MemberTable {
+    members: ArcSwap<Vec<MemberRecord>>,
+    /// Requests this balancer is proxying to each member right now; added to
+    /// the members' own (heartbeat-old) figures.
+    local_in_flight: Mutex<HashMap<String, Arc<AtomicU64>>>,
+    key: CookieKey,
+}
+
+impl MemberTable {
+    pub fn new(key: CookieKey) -> MemberTable {
+        MemberTable {
+            members: ArcSwap::from_pointee(Vec::new()),
+            local_in_flight: Mutex::new(HashMap::new()),
+            key,
+        }
+    }
+
+    pub fn replace(&self, members: Vec<MemberRecord>) {
+        self.members.store(Arc::new(members));
+    }
+
+    fn local(&self, id: &str) -> Arc<AtomicU64> {
+        let mut map = self
+            .local_in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        map.entry(id.to_string()).or_default().clone()
+    }
+
+    fn tag(&self, id: &str) -> String {
+        self.key.tag(AFFINITY_LABEL, id)
+    }
+
+    /// The member for a request carrying `cookie_values`, and whether the
+    /// affinity cookie must be (re)set.
+    pub fn choose(&self, cookie_values: &[&str], now_ms: u64) -> Option<(MemberRecord, bool)> {
+        let members = self.members.load();
+        let alive: Vec<&MemberRecord> = members.iter().filter(|m| m.is_alive(now_ms)).collect();
+        if let Some(member) = alive
+            .iter()
+            .find(|m| cookie_values.iter().any(|v| *v == self.tag(&m.id)))
+        {
+            return Some(((*member).clone(), false));
+        }
+        let load = |m: &MemberRecord| m.in_flight + self.local(&m.id).load(Ordering::Relaxed);
+        let least = alive.iter().map(|m| load(m)).min()?;
+        let tied: Vec<&&MemberRecord> = alive.iter().filter(|m| load(m) == least).collect();
+        let pick = tied[rand::rng().random_range(0..tied.len())];
+        Some(((*pick).clone(), true))
+    }
+}
+
+/// Keeps the member table current: members are re-read four times per
+/// heartbeat, so a dead member (gone after 3 heartbeats) or a leaving one (its
+/// record removed) stops being chosen within that time.
+pub async fn refresh_members(store: ClusterStore, table: Arc<MemberTable>, heartbeat: Duration) {
+    let mut ticker = tokio::time::interval(heartbeat / 4);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        match store.members().await {
+            Ok(members) => table.replace(members),
+            // Keep the last view: the liveness check ages it out by itself.
+            Err(err) => tracing::debug!(error = %err, "balancer cannot read members"),
+        }
+    }
+}
+
+pub async fn serve(
+    listener: TcpListener,
+    table: Arc<MemberTable>,
+    mode: BalancerMode,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let client: Client<HttpConnector, Incoming> = Client::builder(TokioExecutor::new())
+        .pool_timer(TokioTimer::new())
+        .build(HttpConnector::new());
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(10));
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stopped(&mut shutdown) => return,
+        };
+        let (stream, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(err) => {
+                tracing::error!(error = %err, "balancer accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let (table, client, builder) = (table.clone(), client.clone(), builder.clone());
+        tokio::spawn(async move {
+            let service = service_fn(move |request| {
+                let (table, client) = (table.clone(), client.clone());
+                async move { Ok::<_, Infallible>(handle(&table, &client, mode, peer, request).await) }
+            });
+            let _ = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+/// Resolves once shutdown begins; the watch guard never crosses an await.
+async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|s| *s).await;
+}
+
+fn json_error(status: StatusCode, message: &str) -> Response<Body> {
+    let mut response = Response::new(
+        Full::new(Bytes::from(
+            serde_json::json!({ "error": message }).to_string(),
+        ))
+        .map_err(|never| match never {})
+        .boxed(),
+    );
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+async fn handle(
+    table: &MemberTable,
+    client: &Client<HttpConnector, Incoming>,
+    mode: BalancerMode,
+    peer: SocketAddr,
+    mut request: Request<Incoming>,
+) -> Response<Body> {
+    let cookies = portcullis_proxy::ha::sticky::request_cookie(request.headers(), AFFINITY_COOKIE);
+    let Some((member, set_cookie)) = table.choose(&cookies, now_ms()) else {
+        return json_error(StatusCode::SERVICE_UNAVAILABLE, "no live member");
+    };
+    let path_and_query = request
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/")
+        .to_string();
+    let target = format!(
+        "{}{}",
+        member.public_url.trim_end_matches('/'),
+        path_and_query
+    );
+    let mut response = match mode {
+        BalancerMode::Redirect => {
+            let mut response = json_error(StatusCode::TEMPORARY_REDIRECT, "see Location");
+            match HeaderValue::from_str(&target) {
+                Ok(location) => {
+                    response.headers_mut().insert(header::LOCATION, location);
+                }
+                Err(_) => return json_error(StatusCode::BAD_REQUEST, "unusable request path"),
+            }
+            response
+        }
+        BalancerMode::Proxy => {
+            let Ok(uri) = target.parse::<Uri>() else {
+                return json_error(StatusCode::BAD_REQUEST, "unusable request path");
+            };
+            *request.uri_mut() = uri;
+            portcullis_proxy::http::headers::strip_hop_by_hop(request.headers_mut(), false);
+            let forwarded = match request
+                .headers()
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok())
+            {
+                Some(existing) => format!("{existing}, {}", peer.ip()),
+                None => peer.ip().to_string(),
+            };
+            if let Ok(value) = HeaderValue::from_str(&forwarded) {
+                request.headers_mut().insert("x-forwarded-for", value);
+            }
+            let counter = table.local(&member.id);
+            counter.fetch_add(1, Ordering::Relaxed);
+            let result = client.request(request).await;
+            counter.fetch_sub(1, Ordering::Relaxed);
+            match result {
+                Ok(response) => {
+                    let (mut parts, body) = response.into_parts();
+                    portcullis_proxy::http::headers::strip_hop_by_hop(&mut parts.headers, false);
+                    Response::from_parts(parts, body.map_err(BoxError::from).boxed())
+                }
+                Err(err) => {
+                    tracing::warn!(member = %member.id, error = %err, "balancer could not reach a member");
+                    return json_error(StatusCode::BAD_GATEWAY, "member unavailable");
+                }
+            }
+        }
+    };
+    if set_cookie {
+        let cookie = format!(
+            "{AFFINITY_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax",
+            table.tag(&member.id)
+        );
+        if let Ok(value) = HeaderValue::from_str(&cookie) {
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use portcullis_cluster::RoleName;
+
+    fn record(id: &str, in_flight: u64, updated_at_ms: u64) -> MemberRecord {
+        MemberRecord {
+            id: id.into(),
+            role: RoleName::Manager,
+            public_url: format!("http://{id}:8443"),
+            admin_url: None,
+            version: "0".into(),
+            generation: 1,
+            in_flight,
+            heartbeat_ms: 1000,
+            updated_at_ms,
+        }
+    }
+
+    #[test]
+    fn affinity_then_least_in_flight_among_the_living() {
+        let table = MemberTable::new(CookieKey::new([1; 32]));
+        let now = 100_000;
+        table.replace(vec![
+            record("a", 5, now),
+            record("b", 1, now),
+            record("dead", 0, now - 5_000),
+        ]);
+        let (first, set) = table.choose(&[], now).unwrap();
+        assert_eq!(first.id, "b", "fewest in flight, never the dead one");
+        assert!(set);
+        let tag_a = table.tag("a");
+        let (sticky, set) = table.choose(&[tag_a.as_str()], now).unwrap();
+        assert_eq!(
+            (sticky.id.as_str(), set),
+            ("a", false),
+            "a valid cookie wins while its member lives"
+        );
+        let tag_dead = table.tag("dead");
+        let (moved, set) = table.choose(&[tag_dead.as_str()], now).unwrap();
+        assert_eq!(
+            (moved.id.as_str(), set),
+            ("b", true),
+            "a dead member's cookie is replaced"
+        );
+        assert!(table.choose(&["forged"], now).unwrap().1);
+        table.replace(vec![record("dead", 0, now - 5_000)]);
+        assert!(table.choose(&[], now).is_none(), "no live member: 503");
+    }
+
+    #[test]
+    fn ties_are_broken_at_random() {
+        let table = MemberTable::new(CookieKey::new([2; 32]));
+        let now = 100_000;
+        table.replace(vec![record("a", 0, now), record("b", 0, now)]);
+        let picks: std::collections::BTreeSet<String> = (0..64)
+            .map(|_| table.choose(&[], now).unwrap().0.id)
+            .collect();
+        assert_eq!(picks.len(), 2);
+    }
+}
