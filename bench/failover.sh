@@ -7,6 +7,7 @@
 #           timeouts.request = 1s, wrk --timeout 2s (as in anchors.md)
 # Loopback only; every process started here is stopped by its pid.
 #   bash bench/failover.sh
+# The same failures across Portcullis, nginx, HAProxy and Apache: bench/run --scenarios kill,freeze
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -3,6 +3,7 @@
 # Portcullis, with wrk (1 thread, 50 keep-alive connections), release build.
 # Loopback only; every process started here is stopped by its pid.
 #   bash bench/quick.sh [DURATION_SECONDS]
+# Portcullis beside nginx, HAProxy and Apache, every scenario: bench/run (docs/benchmarks.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration="${1:-8}"
