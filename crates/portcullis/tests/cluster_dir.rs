@@ -120,7 +120,7 @@ async fn a_topology_put_on_one_member_serves_on_all_within_2s() {
         .collect();
     let file = dir.path().join("sales.toml");
     let mut times = Vec::new();
-    for round in 0..3 {
+    for round in 0..20 {
         std::fs::write(
             &file,
             topology(&format!("svc{round}"), &[backend.url()], ""),
@@ -148,11 +148,16 @@ async fn a_topology_put_on_one_member_serves_on_all_within_2s() {
         times.iter().all(|t| *t < Duration::from_secs(2)),
         "propagation times {times:?}"
     );
+    times.sort();
+    eprintln!(
+        "dir propagation over 20 changes (put command start to served on all three members): median {:?}, max {:?}",
+        times[10], times[19]
+    );
 
     let out = members[1].cli(&["topology", "list"]);
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "sales");
     let out = members[2].cli(&["topology", "get", "sales"]);
-    assert!(String::from_utf8_lossy(&out.stdout).contains("svc2"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("svc19"));
 
     // An invalid topology is refused with its key path and line, and not stored.
     std::fs::write(&file, "[[service]]\nname = \"x\"\nurls = []\n").unwrap();
@@ -212,6 +217,7 @@ async fn members_appear_leave_at_once_and_vanish_after_three_missed_heartbeats()
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let detected = killed_at.elapsed();
+    eprintln!("dir: a SIGKILLed member was reported gone after {detected:?} (heartbeat 200 ms)");
     // Three 200 ms heartbeats, plus one status poll and the CLI start-up.
     assert!(
         detected <= Duration::from_millis(1500),
