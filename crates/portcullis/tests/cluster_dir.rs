@@ -31,12 +31,22 @@ impl MemberProcess {
         id: &str,
         role: &str,
     ) -> MemberProcess {
+        Self::start_with(dir, store, id, role, "")
+    }
+
+    fn start_with(
+        dir: &std::path::Path,
+        store: &std::path::Path,
+        id: &str,
+        role: &str,
+        extra: &str,
+    ) -> MemberProcess {
         let port = free_port();
         let config = dir.join(format!("{id}.toml"));
         std::fs::write(
             &config,
             format!(
-                "[node]\nid = \"{id}\"\n[gateway]\nlisten = \"127.0.0.1:{port}\"\nshutdown_grace = \"2s\"\n[admin]\nlisten = \"127.0.0.1:{}\"\n[cluster]\nstore = \"dir:{}\"\nrole = \"{role}\"\nheartbeat = \"200ms\"\n",
+                "[node]\nid = \"{id}\"\n[gateway]\nlisten = \"127.0.0.1:{port}\"\nshutdown_grace = \"2s\"\n[admin]\nlisten = \"127.0.0.1:{}\"\n[cluster]\nstore = \"dir:{}\"\nrole = \"{role}\"\nheartbeat = \"200ms\"\n{extra}",
                 free_port(),
                 store.display()
             ),
@@ -277,4 +287,75 @@ async fn writes_through_a_worker_are_refused_naming_the_managers() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_balancer_stops_choosing_a_killed_member_within_three_heartbeats() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let balancer_port = free_port();
+    let front = MemberProcess::start_with(
+        dir.path(),
+        &store,
+        "front",
+        "manager",
+        &format!("[balancer]\nlisten = \"127.0.0.1:{balancer_port}\"\nmode = \"redirect\"\n"),
+    );
+    let victim = MemberProcess::start(dir.path(), &store, "victim", "manager");
+    wait_for_port(balancer_port);
+    let victim_base = format!("http://127.0.0.1:{}", victim.port);
+    let url = format!("http://127.0.0.1:{balancer_port}/gateway/t/svc/x");
+    // Get an affinity cookie for the victim.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let cookie = loop {
+        let reply = get(&url).await;
+        let location = reply.headers["location"].to_str().unwrap().to_string();
+        if location.starts_with(&victim_base) {
+            break reply.headers["set-cookie"]
+                .to_str()
+                .unwrap()
+                .split(';')
+                .next()
+                .unwrap()
+                .to_string();
+        }
+        assert!(Instant::now() < deadline, "the victim was never chosen");
+    };
+    victim.signal("KILL");
+    let killed_at = Instant::now();
+    loop {
+        let request = http::Request::get(&url)
+            .header("cookie", &cookie)
+            .body(empty())
+            .unwrap();
+        let reply = send(&client(), request).await;
+        if !reply.headers["location"]
+            .to_str()
+            .unwrap()
+            .starts_with(&victim_base)
+        {
+            break;
+        }
+        assert!(
+            killed_at.elapsed() < Duration::from_secs(2),
+            "the balancer still chooses a dead member"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let moved = killed_at.elapsed();
+    eprintln!(
+        "balancer: a SIGKILLed member stopped being chosen after {moved:?} (heartbeat 200 ms)"
+    );
+    // Three 200 ms heartbeats plus one refresh (a quarter heartbeat).
+    assert!(moved <= Duration::from_millis(1000), "{moved:?}");
+    drop(front);
+}
+
+fn wait_for_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "port {port} never opened");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

@@ -189,6 +189,39 @@ async fn topology_changes_reach_every_member_within_1s() {
         MemberProcess::start(dir.path(), &etcd.store(), "m2"),
     ];
     let file = dir.path().join("t.toml");
+    std::fs::write(&file, topology("svc", &[a.url()], "")).unwrap();
+    put(&members[0], &file, "t");
+    eventually(
+        &members[1].url("/gateway/t/svc/x"),
+        Duration::from_secs(3),
+        |r| r.status == StatusCode::OK,
+    )
+    .await;
+    // A request loop on the second member that must not see one failure while
+    // the topology changes twenty times under it.
+    let stop = Arc::new(AtomicBool::new(false));
+    let loop_task = {
+        let (stop, url) = (stop.clone(), members[1].url("/gateway/t/svc/x"));
+        tokio::spawn(async move {
+            let client = client();
+            let (mut ok, mut failures) = (0u64, Vec::new());
+            while !stop.load(Ordering::Relaxed) {
+                match client
+                    .request(http::Request::get(&url).body(empty()).unwrap())
+                    .await
+                {
+                    Ok(r) if r.status() == StatusCode::OK => {
+                        use http_body_util::BodyExt;
+                        let _ = r.into_body().collect().await;
+                        ok += 1;
+                    }
+                    Ok(r) => failures.push(format!("status {}", r.status())),
+                    Err(e) => failures.push(e.to_string()),
+                }
+            }
+            (ok, failures)
+        })
+    };
     let mut times = Vec::new();
     for change in 0..20 {
         let (url, name) = if change % 2 == 0 {
@@ -210,6 +243,13 @@ async fn topology_changes_reach_every_member_within_1s() {
         }
         times.push(started.elapsed());
     }
+    stop.store(true, Ordering::Relaxed);
+    let (ok, failures) = loop_task.await.unwrap();
+    assert!(
+        failures.is_empty(),
+        "requests failed during propagation: {failures:?}"
+    );
+    assert!(ok > 50, "{ok}");
     times.sort();
     eprintln!("etcd propagation over 20 changes (put command start to served on both members): median {:?}, max {:?}", times[10], times[19]);
     assert!(
