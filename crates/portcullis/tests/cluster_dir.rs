@@ -3,106 +3,35 @@
 
 mod common;
 
-use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
 use http::StatusCode;
 use portcullis::demo_backend::DemoBackend;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// Writes a member config sharing `store` and starts `portcullis serve` on it.
+fn start_member(
+    dir: &std::path::Path,
+    store: &std::path::Path,
+    id: &str,
+    role: &str,
+    extra: &str,
+) -> ServeProcess {
+    let port = free_port();
+    let config = dir.join(format!("{id}.toml"));
+    std::fs::write(
+        &config,
+        format!(
+            "[node]\nid = \"{id}\"\n[gateway]\nlisten = \"127.0.0.1:{port}\"\nshutdown_grace = \"2s\"\n[admin]\nlisten = \"127.0.0.1:{}\"\n[cluster]\nstore = \"dir:{}\"\nrole = \"{role}\"\nheartbeat = \"200ms\"\n{extra}",
+            free_port(),
+            store.display()
+        ),
+    )
+    .unwrap();
+    ServeProcess::start(&config, port)
 }
 
-struct MemberProcess {
-    child: Child,
-    port: u16,
-    config: std::path::PathBuf,
-}
-
-impl MemberProcess {
-    fn start(
-        dir: &std::path::Path,
-        store: &std::path::Path,
-        id: &str,
-        role: &str,
-    ) -> MemberProcess {
-        Self::start_with(dir, store, id, role, "")
-    }
-
-    fn start_with(
-        dir: &std::path::Path,
-        store: &std::path::Path,
-        id: &str,
-        role: &str,
-        extra: &str,
-    ) -> MemberProcess {
-        let port = free_port();
-        let config = dir.join(format!("{id}.toml"));
-        std::fs::write(
-            &config,
-            format!(
-                "[node]\nid = \"{id}\"\n[gateway]\nlisten = \"127.0.0.1:{port}\"\nshutdown_grace = \"2s\"\n[admin]\nlisten = \"127.0.0.1:{}\"\n[cluster]\nstore = \"dir:{}\"\nrole = \"{role}\"\nheartbeat = \"200ms\"\n{extra}",
-                free_port(),
-                store.display()
-            ),
-        )
-        .unwrap();
-        let child = Command::new(binary())
-            .args(["serve", "-c"])
-            .arg(&config)
-            .env("RUST_LOG", "error")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "member {id} did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        MemberProcess {
-            child,
-            port,
-            config,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    fn cli(&self, args: &[&str]) -> Output {
-        let mut command = Command::new(binary());
-        command
-            .args(&args[..1])
-            .arg("-c")
-            .arg(&self.config)
-            .args(&args[1..]);
-        command.output().unwrap()
-    }
-
-    fn signal(&self, name: &str) {
-        assert!(Command::new("kill")
-            .args([format!("-{name}"), self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success());
-    }
-}
-
-impl Drop for MemberProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn status_table(member: &MemberProcess) -> String {
+fn status_table(member: &ServeProcess) -> String {
     let out = member.cli(&["cluster", "status"]);
     assert!(
         out.status.success(),
@@ -124,9 +53,9 @@ async fn a_topology_put_on_one_member_serves_on_all_within_2s() {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
-    let members: Vec<MemberProcess> = ["m1", "m2", "m3"]
+    let members: Vec<ServeProcess> = ["m1", "m2", "m3"]
         .iter()
-        .map(|id| MemberProcess::start(dir.path(), &store, id, "manager"))
+        .map(|id| start_member(dir.path(), &store, id, "manager", ""))
         .collect();
     let file = dir.path().join("sales.toml");
     let mut times = Vec::new();
@@ -197,9 +126,9 @@ async fn members_appear_leave_at_once_and_vanish_after_three_missed_heartbeats()
     init();
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
-    let a = MemberProcess::start(dir.path(), &store, "alpha", "manager");
-    let b = MemberProcess::start(dir.path(), &store, "beta", "worker");
-    let c = MemberProcess::start(dir.path(), &store, "gamma", "worker");
+    let a = start_member(dir.path(), &store, "alpha", "manager", "");
+    let b = start_member(dir.path(), &store, "beta", "worker", "");
+    let c = start_member(dir.path(), &store, "gamma", "worker", "");
     tokio::time::sleep(Duration::from_millis(400)).await;
     let table = status_table(&a);
     for (id, role) in [
@@ -253,8 +182,8 @@ async fn writes_through_a_worker_are_refused_naming_the_managers() {
     init();
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
-    let manager = MemberProcess::start(dir.path(), &store, "boss", "manager");
-    let worker = MemberProcess::start(dir.path(), &store, "hand", "worker");
+    let manager = start_member(dir.path(), &store, "boss", "manager", "");
+    let worker = start_member(dir.path(), &store, "hand", "worker", "");
     tokio::time::sleep(Duration::from_millis(400)).await;
     let file = dir.path().join("t.toml");
     std::fs::write(
@@ -295,15 +224,15 @@ async fn the_balancer_stops_choosing_a_killed_member_within_three_heartbeats() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
     let balancer_port = free_port();
-    let front = MemberProcess::start_with(
+    let front = start_member(
         dir.path(),
         &store,
         "front",
         "manager",
         &format!("[balancer]\nlisten = \"127.0.0.1:{balancer_port}\"\nmode = \"redirect\"\n"),
     );
-    let victim = MemberProcess::start(dir.path(), &store, "victim", "manager");
-    wait_for_port(balancer_port);
+    let victim = start_member(dir.path(), &store, "victim", "manager", "");
+    wait_port(balancer_port, "balancer");
     let victim_base = format!("http://127.0.0.1:{}", victim.port);
     let url = format!("http://127.0.0.1:{balancer_port}/gateway/t/svc/x");
     // Get an affinity cookie for the victim.
@@ -350,12 +279,4 @@ async fn the_balancer_stops_choosing_a_killed_member_within_three_heartbeats() {
     // Three 200 ms heartbeats plus one refresh (a quarter heartbeat).
     assert!(moved <= Duration::from_millis(1000), "{moved:?}");
     drop(front);
-}
-
-fn wait_for_port(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "port {port} never opened");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }

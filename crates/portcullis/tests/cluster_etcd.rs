@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,25 +12,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use http::StatusCode;
 use portcullis::demo_backend::DemoBackend;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_port(port: u16, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "{what} did not start listening on {port}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 struct Etcd {
     child: Option<Child>,
@@ -101,70 +82,24 @@ impl Drop for Etcd {
     }
 }
 
-struct MemberProcess {
-    child: Child,
-    port: u16,
-    config: std::path::PathBuf,
+/// Writes a member config on the etcd store and returns it with its port.
+fn member_config(dir: &std::path::Path, store: &str, id: &str) -> (std::path::PathBuf, u16) {
+    let port = free_port();
+    let config = dir.join(format!("{id}.toml"));
+    std::fs::write(
+        &config,
+        format!("[node]\nid = \"{id}\"\n[gateway]\nlisten = \"127.0.0.1:{port}\"\nshutdown_grace = \"2s\"\n[cluster]\nname = \"t{}\"\nstore = \"{store}\"\nheartbeat = \"200ms\"\n", std::process::id()),
+    )
+    .unwrap();
+    (config, port)
 }
 
-impl MemberProcess {
-    fn spawn(dir: &std::path::Path, store: &str, id: &str) -> MemberProcess {
-        let port = free_port();
-        let config = dir.join(format!("{id}.toml"));
-        std::fs::write(
-            &config,
-            format!("[node]\nid = \"{id}\"\n[gateway]\nlisten = \"127.0.0.1:{port}\"\nshutdown_grace = \"2s\"\n[cluster]\nname = \"t{}\"\nstore = \"{store}\"\nheartbeat = \"200ms\"\n", std::process::id()),
-        )
-        .unwrap();
-        let child = Command::new(binary())
-            .args(["serve", "-c"])
-            .arg(&config)
-            .env("RUST_LOG", "error")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        MemberProcess {
-            child,
-            port,
-            config,
-        }
-    }
-
-    fn start(dir: &std::path::Path, store: &str, id: &str) -> MemberProcess {
-        let member = Self::spawn(dir, store, id);
-        wait_port(member.port, id);
-        member
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    fn cli(&self, args: &[&str]) -> Output {
-        cli(&self.config, args)
-    }
+fn start_member(dir: &std::path::Path, store: &str, id: &str) -> ServeProcess {
+    let (config, port) = member_config(dir, store, id);
+    ServeProcess::start(&config, port)
 }
 
-impl Drop for MemberProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Runs a CLI command against the store of the member config `config`.
-fn cli(config: &std::path::Path, args: &[&str]) -> Output {
-    Command::new(binary())
-        .args(&args[..1])
-        .arg("-c")
-        .arg(config)
-        .args(&args[1..])
-        .output()
-        .unwrap()
-}
-
-fn put(member: &MemberProcess, file: &std::path::Path, name: &str) {
+fn put(member: &ServeProcess, file: &std::path::Path, name: &str) {
     let out = member.cli(&["topology", "put", file.to_str().unwrap(), "--name", name]);
     assert!(
         out.status.success(),
@@ -185,8 +120,8 @@ async fn topology_changes_reach_every_member_within_1s() {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let members = [
-        MemberProcess::start(dir.path(), &etcd.store(), "m1"),
-        MemberProcess::start(dir.path(), &etcd.store(), "m2"),
+        start_member(dir.path(), &etcd.store(), "m1"),
+        start_member(dir.path(), &etcd.store(), "m2"),
     ];
     let file = dir.path().join("t.toml");
     std::fs::write(&file, topology("svc", &[a.url()], "")).unwrap();
@@ -276,7 +211,7 @@ async fn losing_etcd_under_load_costs_no_request_and_members_resync() {
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let member = MemberProcess::start(dir.path(), &etcd.store(), "m1");
+    let member = start_member(dir.path(), &etcd.store(), "m1");
     let file = dir.path().join("t.toml");
     std::fs::write(&file, topology("svc", &[a.url()], "")).unwrap();
     put(&member, &file, "t");
@@ -361,9 +296,12 @@ async fn concurrent_first_starts_share_one_cookie_key_and_dead_members_expire() 
     ];
     let dir = tempfile::tempdir().unwrap();
     // Three members started at the same moment on an empty store.
-    let members: Vec<MemberProcess> = ["m1", "m2", "m3"]
+    let members: Vec<ServeProcess> = ["m1", "m2", "m3"]
         .iter()
-        .map(|id| MemberProcess::spawn(dir.path(), &etcd.store(), id))
+        .map(|id| {
+            let (config, port) = member_config(dir.path(), &etcd.store(), id);
+            ServeProcess::spawn(&config, port)
+        })
         .collect();
     for member in &members {
         wait_port(member.port, "member");

@@ -4,20 +4,12 @@
 
 mod common;
 
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::time::Duration;
 
 use common::*;
 use http::StatusCode;
 use portcullis::demo_backend::DemoBackend;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn write_config(
     dir: &std::path::Path,
@@ -50,32 +42,6 @@ fn run(args: &[&str], config: Option<&std::path::Path>) -> Output {
         .env("RUST_LOG", "error")
         .output()
         .unwrap()
-}
-
-struct Serve(std::process::Child);
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn serve(config: &std::path::Path, port: u16) -> Serve {
-    let child = Command::new(binary())
-        .args(["serve", "-c"])
-        .arg(config)
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "member did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Serve(child)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -123,7 +89,7 @@ async fn an_alias_created_through_one_member_authenticates_requests_on_another()
     );
     let (config_a, _) = write_config(dir.path(), "a", &store, &master);
     let (config_b, port_b) = write_config(dir.path(), "b", &store, &master);
-    let _b = serve(&config_b, port_b);
+    let _b = ServeProcess::start(&config_b, port_b);
     let url = format!("http://127.0.0.1:{port_b}/gateway/t/svc/x");
 
     let reply = get(&url).await;

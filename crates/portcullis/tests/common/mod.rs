@@ -335,3 +335,90 @@ impl Drop for BackendProcess {
         self.kill();
     }
 }
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn wait_port(port: u16, what: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} did not start listening on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Runs a CLI command against the store of the member config `config`:
+/// `cli(config, &["topology", "put", "f.toml"])` runs `portcullis topology -c config put f.toml`.
+pub fn cli(config: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(binary())
+        .args(&args[..1])
+        .arg("-c")
+        .arg(config)
+        .args(&args[1..])
+        .env("RUST_LOG", "error")
+        .output()
+        .unwrap()
+}
+
+/// `portcullis serve -c CONFIG` as a process, killed on drop.
+pub struct ServeProcess {
+    pub child: std::process::Child,
+    pub port: u16,
+    pub config: PathBuf,
+}
+
+impl ServeProcess {
+    /// Starts the process without waiting for its listener.
+    pub fn spawn(config: &Path, port: u16) -> ServeProcess {
+        let child = std::process::Command::new(binary())
+            .args(["serve", "-c"])
+            .arg(config)
+            .env("RUST_LOG", "error")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        ServeProcess {
+            child,
+            port,
+            config: config.to_path_buf(),
+        }
+    }
+
+    pub fn start(config: &Path, port: u16) -> ServeProcess {
+        let process = Self::spawn(config, port);
+        wait_port(port, "member");
+        process
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        cli(&self.config, args)
+    }
+
+    pub fn signal(&self, name: &str) {
+        let status = std::process::Command::new("kill")
+            .args([format!("-{name}"), self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
