@@ -10,6 +10,7 @@ need pkg-config pkg-config
 need curl curl
 need protoc protobuf-compiler   # etcd-client's build
 need etcd etcd-server           # the etcd store's end-to-end tests
+need ip iproute2                # the network-partition test
 
 if [ ${#packages[@]} -gt 0 ]; then
   sudo=""
