@@ -283,6 +283,13 @@ async fn forward(
     } else {
         1
     };
+    let plan = RetryPlan {
+        service,
+        max_tries,
+        may_repeat,
+        sticky: &sticky,
+        policy,
+    };
     let first = sticky.honoured.or_else(|| service.pick(now, 0, policy));
     let active_at_start = service.active_index();
     let mut next = first;
@@ -328,19 +335,14 @@ async fn forward(
                 let status = response.status().as_u16();
                 if ha.retry_on_status.contains(&status) {
                     record_failure(service, backend, now);
-                    let retry = retry_target(
-                        service,
+                    record_try(tries, backend, TryOutcome::Answered(status));
+                    let retry = plan.next(
                         FailureKind::Status,
-                        tries.len() + 1,
-                        max_tries,
-                        may_repeat,
-                        replay.as_ref(),
-                        &sticky,
+                        tries.len(),
                         tried,
-                        policy,
+                        replay.as_ref(),
                         now,
                     );
-                    record_try(tries, backend, TryOutcome::Answered(status));
                     if retry.is_some() {
                         next = retry;
                         continue;
@@ -402,18 +404,7 @@ async fn forward(
         };
         drop(in_flight);
         record_failure(service, backend, now);
-        next = retry_target(
-            service,
-            kind,
-            tries.len(),
-            max_tries,
-            may_repeat,
-            replay.as_ref(),
-            &sticky,
-            tried,
-            policy,
-            now,
-        );
+        next = plan.next(kind, tries.len(), tried, replay.as_ref(), now);
     }
     // Drop the replay state before answering so a large unread body is released.
     replay.take();
@@ -446,42 +437,47 @@ fn record_failure(service: &ServiceRuntime, backend: &Backend, now: tokio::time:
     }
 }
 
-/// The backend for the next try after a failure, if the rules allow one:
-/// tries left, a method that may be repeated (unless nothing reached the
-/// backend), a body that can be replayed, no `no_fallback` pin, an untried
-/// candidate, and for timeouts and statuses, room in the retry budget.
-#[allow(clippy::too_many_arguments)]
-fn retry_target(
-    service: &ServiceRuntime,
-    kind: FailureKind,
-    tries_so_far: usize,
+/// What decides whether a failed try may be followed by another, fixed for
+/// the whole request.
+struct RetryPlan<'a> {
+    service: &'a ServiceRuntime,
     max_tries: usize,
+    /// The method may be sent twice (or `failover_non_idempotent`).
     may_repeat: bool,
-    replay: Option<&ReplayBody>,
-    sticky: &Stickiness,
-    tried: Tried,
+    sticky: &'a Stickiness,
     policy: LoadBalancing,
-    now: tokio::time::Instant,
-) -> Option<usize> {
-    if tries_so_far >= max_tries {
-        return None;
+}
+
+impl RetryPlan<'_> {
+    /// The backend for the next try after a failure, if the rules allow one:
+    /// tries left, a method that may be repeated (unless nothing reached the
+    /// backend), a body that can be replayed, no `no_fallback` pin, an untried
+    /// candidate, and for timeouts and statuses, room in the retry budget.
+    fn next(
+        &self,
+        kind: FailureKind,
+        tries_so_far: usize,
+        tried: Tried,
+        replay: Option<&ReplayBody>,
+        now: tokio::time::Instant,
+    ) -> Option<usize> {
+        let service = self.service;
+        if tries_so_far >= self.max_tries
+            || (kind != FailureKind::Connect && !self.may_repeat)
+            || replay.is_some_and(|r| !r.can_replay())
+            || (service.config.ha.no_fallback && self.sticky.honoured.is_some())
+        {
+            return None;
+        }
+        let target = service.pick(now, tried, self.policy)?;
+        if matches!(kind, FailureKind::Timeout | FailureKind::Status)
+            && !service.budget.try_retry(now)
+        {
+            tracing::debug!(topology = %service.topology, service = %service.config.name, "retry budget exhausted");
+            return None;
+        }
+        Some(target)
     }
-    if kind != FailureKind::Connect && !may_repeat {
-        return None;
-    }
-    if replay.is_some_and(|r| !r.can_replay()) {
-        return None;
-    }
-    if service.config.ha.no_fallback && sticky.honoured.is_some() {
-        return None;
-    }
-    let target = service.pick(now, tried, policy)?;
-    if matches!(kind, FailureKind::Timeout | FailureKind::Status) && !service.budget.try_retry(now)
-    {
-        tracing::debug!(topology = %service.topology, service = %service.config.name, "retry budget exhausted");
-        return None;
-    }
-    Some(target)
 }
 
 fn backend_uri(backend: &Backend, rest: &str, query: Option<&str>) -> Result<Uri, ProxyError> {
