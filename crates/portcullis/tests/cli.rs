@@ -11,6 +11,30 @@ use common::*;
 use http::{Request, StatusCode};
 use portcullis::demo_backend::DemoBackend;
 
+/// A child process that is killed if the test ends early (a failed assertion
+/// must not leave a server running).
+struct Reaped(Child);
+
+impl std::ops::Deref for Reaped {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Reaped {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn signal(child: &Child, name: &str) {
     let status = Command::new("kill")
         .args([format!("-{name}"), child.id().to_string()])
@@ -20,7 +44,7 @@ fn signal(child: &Child, name: &str) {
 }
 
 /// Starts `portcullis serve` on a free loopback port with one topology.
-fn spawn_serve(dir: &std::path::Path, topology_text: &str) -> (Child, u16) {
+fn spawn_serve(dir: &std::path::Path, topology_text: &str) -> (Reaped, u16) {
     spawn_serve_logging(dir, topology_text, "warn", Stdio::null())
 }
 
@@ -29,7 +53,7 @@ fn spawn_serve_logging(
     topology_text: &str,
     log: &str,
     stderr: Stdio,
-) -> (Child, u16) {
+) -> (Reaped, u16) {
     std::fs::create_dir_all(dir.join("store/topologies")).unwrap();
     write_topology(dir, "t", topology_text);
     let port = free_port();
@@ -38,14 +62,16 @@ fn spawn_serve_logging(
         format!("[node]\nid = \"proc\"\n[gateway]\nlisten = \"127.0.0.1:{port}\"\nshutdown_grace = \"10s\"\n[cluster]\nstore = \"dir:./store\"\n"),
     )
     .unwrap();
-    let child = Command::new(binary())
-        .args(["serve", "-c"])
-        .arg(dir.join("portcullis.toml"))
-        .env("RUST_LOG", log)
-        .stdout(Stdio::null())
-        .stderr(stderr)
-        .spawn()
-        .unwrap();
+    let child = Reaped(
+        Command::new(binary())
+            .args(["serve", "-c"])
+            .arg(dir.join("portcullis.toml"))
+            .env("RUST_LOG", log)
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .unwrap(),
+    );
     let deadline = Instant::now() + Duration::from_secs(20);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < deadline, "serve did not start listening");
@@ -243,14 +269,16 @@ fn cert_create_writes_pem_files_and_refuses_to_overwrite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_serves_through_the_gateway_and_stops_on_ctrl_c() {
     init();
-    let mut child = Command::new(binary())
-        .arg("demo")
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = Reaped(
+        Command::new(binary())
+            .arg("demo")
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let stdout = child.stdout.take().unwrap();
     let gateway = tokio::task::spawn_blocking(move || {
         let mut lines = BufReader::new(stdout).lines();
