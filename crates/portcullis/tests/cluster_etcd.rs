@@ -5,8 +5,6 @@
 mod common;
 
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -134,29 +132,7 @@ async fn topology_changes_reach_every_member_within_1s() {
     .await;
     // A request loop on the second member that must not see one failure while
     // the topology changes twenty times under it.
-    let stop = Arc::new(AtomicBool::new(false));
-    let loop_task = {
-        let (stop, url) = (stop.clone(), members[1].url("/gateway/t/svc/x"));
-        tokio::spawn(async move {
-            let client = client();
-            let (mut ok, mut failures) = (0u64, Vec::new());
-            while !stop.load(Ordering::Relaxed) {
-                match client
-                    .request(http::Request::get(&url).body(empty()).unwrap())
-                    .await
-                {
-                    Ok(r) if r.status() == StatusCode::OK => {
-                        use http_body_util::BodyExt;
-                        let _ = r.into_body().collect().await;
-                        ok += 1;
-                    }
-                    Ok(r) => failures.push(format!("status {}", r.status())),
-                    Err(e) => failures.push(e.to_string()),
-                }
-            }
-            (ok, failures)
-        })
-    };
+    let requests = RequestLoop::start(members[1].url("/gateway/t/svc/x"), Duration::ZERO);
     let mut times = Vec::new();
     for change in 0..20 {
         let (url, name) = if change % 2 == 0 {
@@ -178,8 +154,7 @@ async fn topology_changes_reach_every_member_within_1s() {
         }
         times.push(started.elapsed());
     }
-    stop.store(true, Ordering::Relaxed);
-    let (ok, failures) = loop_task.await.unwrap();
+    let (ok, failures) = requests.finish().await;
     assert!(
         failures.is_empty(),
         "requests failed during propagation: {failures:?}"
@@ -222,34 +197,12 @@ async fn losing_etcd_under_load_costs_no_request_and_members_resync() {
     )
     .await;
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let ok = Arc::new(AtomicU64::new(0));
-    let loop_task = {
-        let (stop, ok, url) = (stop.clone(), ok.clone(), member.url("/gateway/t/svc/x"));
-        tokio::spawn(async move {
-            let client = client();
-            let mut failures = Vec::new();
-            while !stop.load(Ordering::Relaxed) {
-                let request = http::Request::get(&url).body(empty()).unwrap();
-                match client.request(request).await {
-                    Ok(r) if r.status() == StatusCode::OK => {
-                        use http_body_util::BodyExt;
-                        let _ = r.into_body().collect().await;
-                        ok.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Ok(r) => failures.push(format!("status {}", r.status())),
-                    Err(e) => failures.push(e.to_string()),
-                }
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            failures
-        })
-    };
+    let requests = RequestLoop::start(member.url("/gateway/t/svc/x"), Duration::from_millis(5));
     let mut etcd = etcd;
     etcd.stop();
     // 30 s without the store, serving the last good config.
     tokio::time::sleep(Duration::from_secs(30)).await;
-    let during_outage = ok.load(Ordering::Relaxed);
+    let during_outage = requests.ok_so_far();
     let etcd = etcd.restart();
     // A change made after the store returns reaches the member: it resynced.
     std::fs::write(&file, topology("svc", &[b.url()], "")).unwrap();
@@ -265,8 +218,7 @@ async fn losing_etcd_under_load_costs_no_request_and_members_resync() {
         "b",
         "the member resynced after the outage"
     );
-    stop.store(true, Ordering::Relaxed);
-    let failures = loop_task.await.unwrap();
+    let (_, failures) = requests.finish().await;
     assert!(
         failures.is_empty(),
         "failed requests: {:?}",

@@ -422,3 +422,57 @@ impl Drop for ServeProcess {
         let _ = self.child.wait();
     }
 }
+
+/// GETs `url` back to back (with `pause` between requests) until stopped,
+/// counting successes as they happen and keeping every failure.
+pub struct RequestLoop {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    pub ok: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    task: tokio::task::JoinHandle<Vec<String>>,
+}
+
+impl RequestLoop {
+    pub fn start(url: String, pause: Duration) -> RequestLoop {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let ok = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let task = {
+            let (stop, ok) = (stop.clone(), ok.clone());
+            tokio::spawn(async move {
+                let client = client();
+                let mut failures = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let request = Request::get(&url).body(empty()).unwrap();
+                    match client.request(request).await {
+                        Ok(r) if r.status() == StatusCode::OK => {
+                            match r.into_body().collect().await {
+                                Ok(_) => {
+                                    ok.fetch_add(1, Ordering::Relaxed);
+                                }
+                                Err(e) => failures.push(format!("body {e}")),
+                            }
+                        }
+                        Ok(r) => failures.push(format!("status {}", r.status())),
+                        Err(e) => failures.push(e.to_string()),
+                    }
+                    if !pause.is_zero() {
+                        tokio::time::sleep(pause).await;
+                    }
+                }
+                failures
+            })
+        };
+        RequestLoop { stop, ok, task }
+    }
+
+    pub fn ok_so_far(&self) -> u64 {
+        self.ok.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Stops the loop; returns (successes, failures).
+    pub async fn finish(self) -> (u64, Vec<String>) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let failures = self.task.await.unwrap();
+        (self.ok.load(std::sync::atomic::Ordering::Relaxed), failures)
+    }
+}
