@@ -11,6 +11,8 @@ need curl curl
 need protoc protobuf-compiler   # etcd-client's build
 need etcd etcd-server           # the etcd store's end-to-end tests
 need ip iproute2                # the network-partition test
+need chromium chromium          # the dashboard's browser test
+need chromedriver chromium-driver
 
 if [ ${#packages[@]} -gt 0 ]; then
   sudo=""

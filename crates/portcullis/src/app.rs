@@ -6,12 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use arc_swap::ArcSwap;
 use portcullis_cluster::{ClusterStore, MemberRecord, StoreError, TopologyEvent};
 use portcullis_config::NodeConfig;
 use portcullis_proxy::{ConfigChange, Gateway, ListenerOptions};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use zeroize::Zeroizing;
 
 /// How long a starting member waits for its store before giving up.
 const STARTUP_STORE_WAIT: Duration = Duration::from_secs(30);
@@ -21,6 +23,10 @@ pub struct Member {
     pub gateway: Arc<Gateway>,
     pub gateway_addr: SocketAddr,
     pub balancer_addr: Option<SocketAddr>,
+    /// Where the admin API listens, when `[admin]` is set.
+    pub admin_addr: Option<SocketAddr>,
+    admin_task: Option<JoinHandle<()>>,
+    admin_token: Zeroizing<String>,
     balancer_tasks: Vec<JoinHandle<()>>,
     store: ClusterStore,
     /// Whether the store was reachable at the last attempt.
@@ -40,9 +46,7 @@ impl Member {
             .await
             .with_context(|| format!("cluster.store: cannot read {}", store.describe()))?;
         let cookie_key = crate::secrets::cookie_key(&store, sealer.as_ref()).await?;
-        if let Some(sealer) = &sealer {
-            crate::secrets::admin_token(&store, sealer).await?;
-        }
+        let admin_token = crate::secrets::admin_token(&store, sealer.as_ref(), &cookie_key).await?;
         let gateway = Arc::new(Gateway::new(
             &config.node.id,
             &config.gateway.path,
@@ -59,7 +63,7 @@ impl Member {
         let mut watcher = store.watch_topologies();
         let sync_gateway = gateway.clone();
         let sync_connected = store_connected.clone();
-        let sync_sealer = sealer;
+        let sync_sealer = sealer.clone();
         let sync_task = tokio::spawn(async move {
             while let Some(event) = watcher.events.recv().await {
                 match event {
@@ -106,20 +110,54 @@ impl Member {
         };
         // The first record is written before serving, so balancers and
         // `cluster status` know the member as soon as it answers.
-        let public_url = advertised_url(&config, gateway_addr);
+        let admin_listener = match &config.admin {
+            Some(admin) => Some(crate::admin::bind(admin.listen).await?),
+            None => None,
+        };
+        let advertised = Advertised {
+            public_url: advertised_url(&config, gateway_addr),
+            admin_url: admin_listener
+                .as_ref()
+                .map(|(_, addr)| format!("http://{addr}")),
+        };
         if let Err(err) = store
-            .put_member(&member_record(&config, &gateway, &public_url))
+            .put_member(&member_record(&config, &gateway, &advertised))
             .await
         {
             tracing::error!(error = %err, "cannot write this member's record; retrying every heartbeat");
         }
+        let members = Arc::new(ArcSwap::from_pointee(
+            store.members().await.unwrap_or_default(),
+        ));
         let heartbeat_task = tokio::spawn(heartbeat(
             store.clone(),
             gateway.clone(),
             config.clone(),
-            public_url,
+            advertised,
+            members.clone(),
         ));
         let (shutdown, shutdown_rx) = watch::channel(false);
+        let mut admin_addr = None;
+        let mut admin_task = None;
+        if let Some((listener, addr)) = admin_listener {
+            let context = Arc::new(crate::admin::AdminContext {
+                gateway: gateway.clone(),
+                store: store.clone(),
+                cluster_name: config.cluster.name.clone(),
+                role: config.cluster.role,
+                sealer,
+                token: admin_token.clone(),
+                store_connected: store_connected.clone(),
+                members,
+            });
+            admin_task = Some(tokio::spawn(crate::admin::serve(
+                listener,
+                context,
+                shutdown_rx.clone(),
+            )));
+            admin_addr = Some(addr);
+            tracing::info!(listen = %addr, "admin API, /metrics and dashboard listening");
+        }
         let mut balancer_addr = None;
         let mut balancer_tasks = Vec::new();
         if let Some(balancer) = &config.balancer {
@@ -155,6 +193,9 @@ impl Member {
             gateway,
             gateway_addr,
             balancer_addr,
+            admin_addr,
+            admin_task,
+            admin_token,
             balancer_tasks,
             store,
             store_connected,
@@ -183,6 +224,14 @@ impl Member {
         }
         let _ = self.shutdown.send(true);
         let _ = self.serve_task.await;
+        if let Some(task) = self.admin_task {
+            let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
+        }
+    }
+
+    /// The token the admin API expects.
+    pub fn admin_token(&self) -> &str {
+        self.admin_token.as_str()
     }
 }
 
@@ -225,14 +274,15 @@ async fn heartbeat(
     store: ClusterStore,
     gateway: Arc<Gateway>,
     config: NodeConfig,
-    public_url: String,
+    advertised: Advertised,
+    members: Arc<ArcSwap<Vec<MemberRecord>>>,
 ) {
     let mut ticker = tokio::time::interval(config.cluster.heartbeat);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failing = false;
     loop {
         ticker.tick().await;
-        let record = member_record(&config, &gateway, &public_url);
+        let record = member_record(&config, &gateway, &advertised);
         match store.put_member(&record).await {
             Ok(()) if failing => {
                 tracing::info!("member record written again");
@@ -244,6 +294,9 @@ async fn heartbeat(
                 failing = true;
             }
             Err(_) => {}
+        }
+        if let Ok(records) = store.members().await {
+            members.store(Arc::new(records));
         }
     }
 }
@@ -258,15 +311,19 @@ fn advertised_url(config: &NodeConfig, gateway_addr: SocketAddr) -> String {
     url.as_str().trim_end_matches('/').to_string()
 }
 
-fn member_record(config: &NodeConfig, gateway: &Gateway, public_url: &str) -> MemberRecord {
+/// How other members and balancers reach this member.
+struct Advertised {
+    public_url: String,
+    /// The admin listener as bound (its real port when the config says 0).
+    admin_url: Option<String>,
+}
+
+fn member_record(config: &NodeConfig, gateway: &Gateway, advertised: &Advertised) -> MemberRecord {
     MemberRecord {
         id: config.node.id.clone(),
         role: config.cluster.role.into(),
-        public_url: public_url.to_string(),
-        admin_url: config
-            .admin
-            .as_ref()
-            .map(|a| format!("http://{}", a.listen)),
+        public_url: advertised.public_url.clone(),
+        admin_url: advertised.admin_url.clone(),
         version: env!("CARGO_PKG_VERSION").to_string(),
         generation: gateway.generation(),
         in_flight: gateway.in_flight(),

@@ -2,6 +2,7 @@
 //! The binary in main.rs is a thin layer over it, and end-to-end tests use it.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod app;
 pub mod balancer;
 pub mod cert;
@@ -9,6 +10,7 @@ pub mod check;
 pub mod demo;
 pub mod demo_backend;
 pub mod knox;
+pub mod logging;
 pub mod secrets;
 pub mod signals;
 pub mod store_cli;

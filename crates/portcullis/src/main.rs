@@ -6,7 +6,6 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
 #[command(name = "portcullis", version, about = "A highly available API gateway")]
@@ -67,6 +66,13 @@ enum Command {
         config: PathBuf,
         #[command(subcommand)]
         command: AliasCommand,
+    },
+    /// The admin API.
+    Admin {
+        #[arg(short, long, default_value = "portcullis.toml", global = true)]
+        config: PathBuf,
+        #[command(subcommand)]
+        command: AdminCommand,
     },
     /// Certificate helpers.
     Cert {
@@ -130,6 +136,12 @@ enum AliasCommand {
 }
 
 #[derive(Subcommand)]
+enum AdminCommand {
+    /// Print the cluster's admin API token (alias admin.token).
+    Token,
+}
+
+#[derive(Subcommand)]
 enum CertCommand {
     /// Write a CA and a server certificate and key (PEM) for the given hosts.
     Create {
@@ -142,7 +154,7 @@ enum CertCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_level.as_deref());
+    portcullis::logging::init(cli.log_level.as_deref());
     // One crypto provider for the whole process: ring, never aws-lc.
     let _ = rustls::crypto::ring::default_provider().install_default();
     match run(cli.command) {
@@ -152,20 +164,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn init_logging(level: Option<&str>) {
-    let filter = match level {
-        Some(level) => EnvFilter::try_new(level),
-        None => EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new("info")),
-    }
-    .unwrap_or_else(|_| EnvFilter::new("info"));
-    use std::io::IsTerminal;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -275,6 +273,15 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             let config = portcullis::store_cli::load_config(&config)?;
             let table = runtime()?.block_on(portcullis::store_cli::cluster_status(&config))?;
             print!("{table}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Admin {
+            config,
+            command: AdminCommand::Token,
+        } => {
+            let config = portcullis::store_cli::load_config(&config)?;
+            let token = runtime()?.block_on(portcullis::store_cli::admin_token(&config))?;
+            println!("{}", token.as_str());
             Ok(ExitCode::SUCCESS)
         }
         Command::Master {

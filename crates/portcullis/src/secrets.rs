@@ -10,6 +10,7 @@ use base64::Engine;
 use portcullis_cluster::ClusterStore;
 use portcullis_config::{NodeConfig, SecretSource};
 use portcullis_secrets::{AliasSealer, MasterSecret};
+use zeroize::Zeroizing;
 
 pub const COOKIE_KEY_ALIAS: &str = "cluster.cookie-key";
 pub const ADMIN_TOKEN_ALIAS: &str = "admin.token";
@@ -63,11 +64,29 @@ pub async fn cookie_key(
     }
 }
 
-/// The admin API token (created now so that it exists before any admin call).
-pub async fn admin_token(store: &ClusterStore, sealer: &AliasSealer) -> anyhow::Result<String> {
+/// The admin API token. With a master secret it is the sealed alias
+/// `admin.token`, created on first start. Without one it is derived from the
+/// cluster's cookie key, so every member still agrees on it.
+pub async fn admin_token(
+    store: &ClusterStore,
+    sealer: Option<&AliasSealer>,
+    cookie_key: &[u8; 32],
+) -> anyhow::Result<Zeroizing<String>> {
+    let Some(sealer) = sealer else {
+        use hmac::Mac;
+        let mut mac =
+            hmac::Hmac::<sha2::Sha256>::new_from_slice(cookie_key).context("cookie key length")?;
+        mac.update(b"portcullis admin.token v1");
+        let derived = mac.finalize().into_bytes();
+        return Ok(Zeroizing::new(
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(derived),
+        ));
+    };
     let fresh = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
     let bytes = get_or_create(store, sealer, ADMIN_TOKEN_ALIAS, fresh.as_bytes()).await?;
-    String::from_utf8(bytes).context("alias admin.token is not text")
+    Ok(Zeroizing::new(
+        String::from_utf8(bytes).context("alias admin.token is not text")?,
+    ))
 }
 
 /// Opens every alias; one that cannot be opened is logged by name and left out.

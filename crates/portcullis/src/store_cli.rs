@@ -37,6 +37,7 @@ pub async fn topology_put(
     let text =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let store = open_store(config);
+    store.prepare().await?;
     Writer::new(&store, config.cluster.role)
         .put_topology(&name, &text)
         .await?;
@@ -128,6 +129,7 @@ pub async fn alias_create(config: &NodeConfig, name: &str, value: &[u8]) -> anyh
     portcullis_secrets::validate_alias_name(name)?;
     let sealer = require_sealer(config)?;
     let store = open_store(config);
+    store.prepare().await?;
     Writer::new(&store, config.cluster.role)
         .put_alias(name, &sealer.seal(name, value))
         .await?;
@@ -154,4 +156,13 @@ pub async fn alias_delete(config: &NodeConfig, name: &str) -> anyhow::Result<()>
     Ok(Writer::new(&store, config.cluster.role)
         .delete_alias(name)
         .await?)
+}
+
+/// `admin token`: the token every member's admin API expects.
+pub async fn admin_token(config: &NodeConfig) -> anyhow::Result<zeroize::Zeroizing<String>> {
+    let store = open_store(config);
+    store.prepare().await?;
+    let sealer = crate::secrets::sealer(config)?;
+    let cookie_key = crate::secrets::cookie_key(&store, sealer.as_ref()).await?;
+    crate::secrets::admin_token(&store, sealer.as_ref(), &cookie_key).await
 }

@@ -142,7 +142,7 @@ async fn killing_one_of_three_backends_costs_no_get() {
         dead.failed.load(Ordering::Relaxed) + dead.connect_failed.load(Ordering::Relaxed);
     assert!(dead_failures > 0, "failed tries are counted");
     assert!(
-        svc.failovers.load(Ordering::Relaxed) >= dead_failures,
+        svc.stats.failovers.load(Ordering::Relaxed) >= dead_failures,
         "each failed try led to another try"
     );
     let answered: u64 = svc

@@ -40,9 +40,27 @@ impl DirStore {
         }
     }
 
-    /// Creates the store layout when it is missing.
+    /// Creates the store layout when it is missing. Only a member starting
+    /// and an operator's CLI command create the root; later writes never do
+    /// (see [`DirStore::subdir`]).
     pub fn ensure_layout(&self) -> Result<(), StoreError> {
         std::fs::create_dir_all(self.topologies_dir()).map_err(|e| self.io("create topologies/", e))
+    }
+
+    /// Creates a directory inside the store, but never the store's root: if
+    /// the root vanished (an unmounted share), recreating it would show every
+    /// member an empty store and make them drop their topologies.
+    fn subdir(&self, dir: &Path, what: &str) -> Result<(), StoreError> {
+        if !self.root.is_dir() {
+            return Err(self.io(
+                format!("create {what}"),
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "the store directory is missing",
+                ),
+            ));
+        }
+        std::fs::create_dir_all(dir).map_err(|e| self.io(format!("create {what}"), e))
     }
 
     fn topology_path(&self, name: &str) -> Result<PathBuf, StoreError> {
@@ -105,7 +123,7 @@ impl DirStore {
     /// Writes atomically (temp file + rename) so a watcher never reads half a file.
     pub fn put_topology(&self, name: &str, text: &str) -> Result<(), StoreError> {
         let path = self.topology_path(name)?;
-        self.ensure_layout()?;
+        self.subdir(&self.topologies_dir(), "topologies/")?;
         let tmp = self
             .topologies_dir()
             .join(format!(".{name}.toml.{}.tmp", std::process::id()));
@@ -138,7 +156,7 @@ impl DirStore {
         if let Some(key) = self.read_key(&path)? {
             return Ok(key);
         }
-        std::fs::create_dir_all(&dir).map_err(|e| self.io("create cluster/", e))?;
+        self.subdir(&dir, "cluster/")?;
         let key: [u8; 32] = rand::random();
         let tmp = dir.join(format!(
             ".cookie-key.{}.{}.tmp",
@@ -196,7 +214,7 @@ impl DirStore {
                 _ => Ok(()),
             };
         }
-        std::fs::create_dir_all(&dir).map_err(|e| self.io("create admin/backends/", e))?;
+        self.subdir(&dir, "admin/backends/")?;
         let tmp = dir.join(format!(".{backend_id}.{}.tmp", std::process::id()));
         std::fs::write(&tmp, state.as_str()).map_err(|e| self.io("write backend state", e))?;
         std::fs::rename(&tmp, &path).map_err(|e| self.io("write backend state", e))
@@ -272,7 +290,7 @@ impl DirStore {
 
     pub fn put_alias(&self, name: &str, sealed: &str) -> Result<(), StoreError> {
         let path = self.alias_path(name)?;
-        std::fs::create_dir_all(self.aliases_dir()).map_err(|e| self.io("create aliases/", e))?;
+        self.subdir(&self.aliases_dir(), "aliases/")?;
         let tmp = self
             .aliases_dir()
             .join(format!(".{name}.{}.tmp", std::process::id()));
@@ -294,7 +312,7 @@ impl DirStore {
     /// that is stored afterwards (ours or the first writer's).
     pub fn create_alias_if_absent(&self, name: &str, sealed: &str) -> Result<String, StoreError> {
         let path = self.alias_path(name)?;
-        std::fs::create_dir_all(self.aliases_dir()).map_err(|e| self.io("create aliases/", e))?;
+        self.subdir(&self.aliases_dir(), "aliases/")?;
         let tmp = self.aliases_dir().join(format!(
             ".{name}.{}.{}.tmp",
             std::process::id(),
@@ -336,7 +354,7 @@ impl DirStore {
     /// Writes this member's record (a heartbeat), atomically.
     pub fn put_member(&self, record: &MemberRecord) -> Result<(), StoreError> {
         let path = self.member_path(&record.id)?;
-        std::fs::create_dir_all(self.members_dir()).map_err(|e| self.io("create members/", e))?;
+        self.subdir(&self.members_dir(), "members/")?;
         let tmp = self
             .members_dir()
             .join(format!(".{}.{}.tmp", record.id, std::process::id()));
@@ -675,5 +693,30 @@ mod tests {
             quiet.is_err(),
             "no event while the store is gone: {quiet:?}"
         );
+    }
+
+    #[test]
+    fn writes_never_recreate_a_vanished_store_root() {
+        use crate::members::{now_ms, RoleName};
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("store");
+        let store = DirStore::new(&root);
+        store.ensure_layout().unwrap();
+        std::fs::remove_dir_all(&root).unwrap();
+        let record = MemberRecord {
+            id: "m-1".into(),
+            role: RoleName::Manager,
+            public_url: "http://127.0.0.1:1".into(),
+            admin_url: None,
+            version: "0".into(),
+            generation: 0,
+            in_flight: 0,
+            heartbeat_ms: 1000,
+            updated_at_ms: now_ms(),
+        };
+        assert!(store.put_member(&record).is_err());
+        assert!(store.put_topology("t", "x").is_err());
+        assert!(store.set_backend_state("b", AdminState::Draining).is_err());
+        assert!(!root.exists(), "a write recreated the store root");
     }
 }

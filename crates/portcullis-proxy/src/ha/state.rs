@@ -77,6 +77,8 @@ pub struct BackendState {
     pub requests: AtomicU64,
     pub failures: AtomicU64,
     pub outcomes: OutcomeCounters,
+    /// Responses this backend gave that went to the client, by status code.
+    pub answers: crate::stats::StatusCounts,
     last_check: Mutex<Option<CheckRecord>>,
 }
 
@@ -100,6 +102,7 @@ impl BackendState {
             requests: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             outcomes: OutcomeCounters::default(),
+            answers: Default::default(),
             last_check: Mutex::new(None),
         }
     }

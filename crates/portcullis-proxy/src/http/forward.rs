@@ -63,13 +63,21 @@ pub async fn handle(
                 names = (service.topology.clone(), service.config.name.clone());
             }
             let rest = &path[rest_start..];
-            match forward(&gateway, &client, &service, request, rest, &mut tries).await {
-                Ok(response) => response,
+            let outcome = forward(&gateway, &client, &service, request, rest, &mut tries).await;
+            let (response, answered_by) = match outcome {
+                Ok(response) => (response, tries.last().map(|t| &t.backend)),
                 Err(err) => {
                     tracing::debug!(error = %err, side = ?err.side(), "request failed");
-                    err.into_response()
+                    (err.into_response(), None)
                 }
+            };
+            let code = response.status().as_u16();
+            match answered_by {
+                Some(backend) => backend.state.answers.add(code),
+                None => service.stats.gateway_answers.add(code),
             }
+            service.stats.latency.observe(started.elapsed());
+            response
         }
     };
     if logging {
@@ -299,7 +307,7 @@ async fn forward(
         let backend = &service.backends[index];
         tried |= 1u64 << index;
         if !tries.is_empty() {
-            service.failovers.fetch_add(1, Ordering::Relaxed);
+            service.stats.failovers.fetch_add(1, Ordering::Relaxed);
             if !ha.failover_sleep.is_zero() {
                 tokio::time::sleep(ha.failover_sleep).await;
             }

@@ -7,7 +7,7 @@ mod state;
 pub use state::{ApplyError, ConfigChange, Gateway, Lookup};
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use http::uri::{Authority, Scheme};
@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 use crate::client::BackendClient;
 use crate::ha::health::TaskGuard;
 use crate::ha::{sticky, BackendState, CookieKey, RetryBudget};
+use crate::stats::ServiceStats;
 
 /// One immutable view of everything the gateway serves.
 #[derive(Default)]
@@ -47,8 +48,8 @@ pub struct ServiceRuntime {
     /// Current weights of smooth weighted round robin, by backend index.
     pub(crate) round_robin: Mutex<Vec<i64>>,
     pub budget: RetryBudget,
-    /// Tries after the first, for metrics.
-    pub failovers: AtomicU64,
+    /// Counters for the admin API and metrics; kept across reloads.
+    pub stats: Arc<ServiceStats>,
     /// Name of the sticky cookie, `<sticky_session_cookie_name>-<service>`.
     pub sticky_cookie: String,
     /// The active health checker; dropping the service stops it.

@@ -269,7 +269,7 @@ impl Gateway {
             location_bases,
             active: AtomicUsize::new(active),
             budget: Default::default(),
-            failovers: Default::default(),
+            stats: previous.map(|p| p.stats.clone()).unwrap_or_default(),
             sticky_cookie: format!("{}-{}", service.ha.sticky_session_cookie_name, service.name),
             _checker: checker,
         })

@@ -50,7 +50,7 @@ impl TestMember {
             write_topology(dir.path(), name, text);
         }
         let store = dir.path().join("store");
-        Self::start_on_store(dir, &store, "test-member", gateway_extra).await
+        Self::start_on_store(dir, &store, "test-member", gateway_extra, "").await
     }
 
     /// A member using an existing store directory (shared by several members);
@@ -58,7 +58,29 @@ impl TestMember {
     pub async fn start_shared(store: &Path, id: &str) -> TestMember {
         init();
         let dir = tempfile::tempdir().expect("tempdir");
-        Self::start_on_store(dir, store, id, "").await
+        Self::start_on_store(dir, store, id, "", "").await
+    }
+
+    /// A member with an admin listener on a free loopback port. `role` is
+    /// "manager" or "worker"; `master` is a master secret file for `[secrets]`.
+    pub async fn start_admin(
+        store: &Path,
+        id: &str,
+        role: &str,
+        master: Option<&Path>,
+    ) -> TestMember {
+        init();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut tail = format!(
+            "role = \"{role}\"\nheartbeat = \"200ms\"\n[admin]\nlisten = \"127.0.0.1:0\"\n"
+        );
+        if let Some(master) = master {
+            tail.push_str(&format!(
+                "[secrets]\nmaster = \"file:{}\"\n",
+                master.display()
+            ));
+        }
+        Self::start_on_store(dir, store, id, "", &tail).await
     }
 
     async fn start_on_store(
@@ -66,10 +88,11 @@ impl TestMember {
         store: &Path,
         id: &str,
         gateway_extra: &str,
+        cluster_tail: &str,
     ) -> TestMember {
         let config_path = dir.path().join("portcullis.toml");
         let text = format!(
-            "[node]\nid = \"{id}\"\n[gateway]\nlisten = \"127.0.0.1:0\"\nshutdown_grace = \"5s\"\n{gateway_extra}\n[cluster]\nstore = \"dir:{}\"\n",
+            "[node]\nid = \"{id}\"\n[gateway]\nlisten = \"127.0.0.1:0\"\nshutdown_grace = \"5s\"\n{gateway_extra}\n[cluster]\nstore = \"dir:{}\"\n{cluster_tail}",
             store.display()
         );
         std::fs::write(&config_path, &text).unwrap();
@@ -86,6 +109,31 @@ impl TestMember {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
+    }
+
+    /// URL of `path` on the admin listener.
+    pub fn admin_url(&self, path: &str) -> String {
+        let member = self.member.as_ref().expect("running");
+        format!("http://{}{}", member.admin_addr.expect("[admin] set"), path)
+    }
+
+    pub fn admin_token(&self) -> String {
+        self.member
+            .as_ref()
+            .expect("running")
+            .admin_token()
+            .to_string()
+    }
+
+    /// An admin API call with this member's token.
+    pub async fn admin(&self, method: &str, path: &str, body: &str) -> Reply {
+        admin_call(
+            &self.admin_url(path),
+            Some(&self.admin_token()),
+            method,
+            body,
+        )
+        .await
     }
 
     pub fn put_topology(&self, name: &str, text: &str) {
@@ -195,6 +243,15 @@ pub async fn send(client: &Client<HttpConnector, TestBody>, request: Request<Tes
         headers,
         body,
     }
+}
+
+/// An admin API call; `token` None sends no Authorization header.
+pub async fn admin_call(url: &str, token: Option<&str>, method: &str, body: &str) -> Reply {
+    let mut request = Request::builder().method(method).uri(url);
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    send(&client(), request.body(full(body.to_string())).unwrap()).await
 }
 
 pub async fn get(url: &str) -> Reply {

@@ -1,0 +1,146 @@
+//! Request counters read by the admin API and `/metrics`. Each is a plain
+//! atomic owned by the service or backend it counts, so the request path adds
+//! a few relaxed increments and takes no lock; readers take snapshots.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Upper bounds, in seconds, of the request duration histogram buckets.
+pub const LATENCY_BOUNDS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Lowest and highest status codes counted one by one.
+const FIRST_CODE: u16 = 100;
+const LAST_CODE: u16 = 599;
+
+/// Responses by status code, one counter per code from 100 to 599.
+pub struct StatusCounts {
+    counts: Box<[AtomicU64]>,
+}
+
+impl Default for StatusCounts {
+    fn default() -> Self {
+        StatusCounts {
+            counts: (FIRST_CODE..=LAST_CODE)
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+        }
+    }
+}
+
+impl StatusCounts {
+    pub fn add(&self, code: u16) {
+        // Codes outside 100..=599 cannot come out of hyper; clamp anyway.
+        let index = code.clamp(FIRST_CODE, LAST_CODE) - FIRST_CODE;
+        if let Some(counter) = self.counts.get(usize::from(index)) {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The codes seen so far with their counts, in code order.
+    pub fn snapshot(&self) -> Vec<(u16, u64)> {
+        self.counts
+            .iter()
+            .zip(FIRST_CODE..)
+            .filter_map(|(counter, code)| {
+                let count = counter.load(Ordering::Relaxed);
+                (count > 0).then_some((code, count))
+            })
+            .collect()
+    }
+
+    pub fn total(&self) -> u64 {
+        self.counts.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+    }
+
+    /// Responses with a 5xx status.
+    pub fn server_errors(&self) -> u64 {
+        self.snapshot()
+            .iter()
+            .filter(|(code, _)| *code >= 500)
+            .map(|(_, count)| count)
+            .sum()
+    }
+}
+
+/// Request durations in the buckets of [`LATENCY_BOUNDS`], plus one above.
+#[derive(Default)]
+pub struct LatencyHistogram {
+    buckets: [AtomicU64; LATENCY_BOUNDS.len() + 1],
+    sum_micros: AtomicU64,
+}
+
+/// A read of a [`LatencyHistogram`]; `counts[i]` is per bucket, not cumulative.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistogramSnapshot {
+    pub counts: Vec<u64>,
+    pub count: u64,
+    pub sum_seconds: f64,
+}
+
+impl LatencyHistogram {
+    pub fn observe(&self, elapsed: Duration) {
+        let seconds = elapsed.as_secs_f64();
+        let bucket = LATENCY_BOUNDS.partition_point(|bound| *bound < seconds);
+        self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        self.sum_micros.fetch_add(micros, Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self) -> HistogramSnapshot {
+        let counts: Vec<u64> = self
+            .buckets
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .collect();
+        HistogramSnapshot {
+            count: counts.iter().sum(),
+            counts,
+            sum_seconds: self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6,
+        }
+    }
+}
+
+/// Counters of one service, kept across reloads of its config.
+#[derive(Default)]
+pub struct ServiceStats {
+    /// Responses the gateway made itself, without a backend's answer (every
+    /// backend failed or none was available).
+    pub gateway_answers: StatusCounts,
+    /// Time from the request's arrival to its response head.
+    pub latency: LatencyHistogram,
+    /// Tries after the first.
+    pub failovers: AtomicU64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_are_upper_bounds() {
+        let histogram = LatencyHistogram::default();
+        histogram.observe(Duration::from_micros(500)); // exactly the first bound
+        histogram.observe(Duration::from_micros(501));
+        histogram.observe(Duration::from_secs(11));
+        let snapshot = histogram.snapshot();
+        assert_eq!(snapshot.counts[0], 1);
+        assert_eq!(snapshot.counts[1], 1);
+        assert_eq!(snapshot.counts[LATENCY_BOUNDS.len()], 1);
+        assert_eq!(snapshot.count, 3);
+        assert!((snapshot.sum_seconds - 11.001001).abs() < 1e-9);
+    }
+
+    #[test]
+    fn status_counts_keep_each_code() {
+        let counts = StatusCounts::default();
+        counts.add(200);
+        counts.add(200);
+        counts.add(503);
+        counts.add(42); // clamped, never lost
+        assert_eq!(counts.snapshot(), vec![(100, 1), (200, 2), (503, 1)]);
+        assert_eq!(counts.total(), 4);
+        assert_eq!(counts.server_errors(), 1);
+    }
+}

@@ -1,0 +1,338 @@
+//! Handlers of `/api/v1`. Writes go through `Writer`, so a worker refuses
+//! them in the same place as the CLI; reads of live state come from this
+//! member's routing snapshot.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, put};
+use axum::{Json, Router};
+use portcullis_cluster::members::now_ms;
+use portcullis_cluster::Writer;
+use portcullis_config::AdminState;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{views, AdminContext, ApiError};
+use crate::secrets::{ADMIN_TOKEN_ALIAS, COOKIE_KEY_ALIAS};
+
+type Ctx = State<Arc<AdminContext>>;
+type ApiResult = Result<Json<Value>, ApiError>;
+
+pub fn routes() -> Router<Arc<AdminContext>> {
+    Router::new()
+        .route("/api/v1/cluster", get(cluster))
+        .route("/api/v1/stats", get(stats))
+        .route("/api/v1/topologies", get(list_topologies))
+        .route(
+            "/api/v1/topologies/{name}",
+            get(get_topology).put(put_topology).delete(delete_topology),
+        )
+        .route(
+            "/api/v1/topologies/{topology}/services/{service}/backends",
+            get(list_backends),
+        )
+        .route(
+            "/api/v1/topologies/{topology}/services/{service}/backends/{id}/state",
+            put(set_backend_state),
+        )
+        .route("/api/v1/aliases", get(list_aliases))
+        .route(
+            "/api/v1/aliases/{name}",
+            put(put_alias).delete(delete_alias),
+        )
+        .route("/api/v1/log-level", get(get_log_level).put(put_log_level))
+}
+
+/// Parses a JSON body ourselves so that a bad one gets our JSON error naming
+/// what was expected, not the extractor's plain text.
+fn json_body<T: DeserializeOwned>(body: &Bytes, expected: &str) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|err| {
+        ApiError::bad_request(format!(
+            "body is not valid JSON for this call ({err}); expected {expected}"
+        ))
+    })
+}
+
+pub async fn health(State(context): Ctx) -> Json<Value> {
+    let table = context.gateway.routes();
+    let connected = context.store_connected();
+    let stranded = views::stranded_services(&table);
+    let status = if connected && stranded == 0 {
+        "ok"
+    } else {
+        "degraded"
+    };
+    Json(json!({
+        "status": status,
+        "store": if connected { "connected" } else { "disconnected" },
+        "generation": table.generation,
+        "member": context.gateway.member_id,
+        "services_without_backends": stranded,
+    }))
+}
+
+async fn cluster(State(context): Ctx) -> ApiResult {
+    // Fresh from the store when it answers; otherwise the last heartbeat's view.
+    let (records, fresh) = match context.store.members().await {
+        Ok(records) => (records, true),
+        Err(_) => (context.members.load().as_ref().clone(), false),
+    };
+    let now = now_ms();
+    let members: Vec<Value> = records
+        .iter()
+        .map(|m| {
+            json!({
+                "id": m.id,
+                "role": m.role.as_str(),
+                "public_url": m.public_url,
+                "admin_url": m.admin_url,
+                "version": m.version,
+                "generation": m.generation,
+                "in_flight": m.in_flight,
+                "alive": m.is_alive(now),
+                "last_seen_ms": m.age(now).as_millis() as u64,
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "cluster": context.cluster_name,
+        "self": context.gateway.member_id,
+        "fresh": fresh,
+        "members": members,
+    })))
+}
+
+async fn stats(State(context): Ctx) -> ApiResult {
+    let table = context.gateway.routes();
+    Ok(Json(json!({
+        "member": context.gateway.member_id,
+        "generation": table.generation,
+        "store": if context.store_connected() { "connected" } else { "disconnected" },
+        "now_ms": now_ms(),
+        "topologies": views::stats(&table),
+    })))
+}
+
+async fn list_topologies(State(context): Ctx) -> ApiResult {
+    let stored = context.store.list_topologies().await?;
+    let table = context.gateway.routes();
+    let topologies: Vec<Value> = stored
+        .iter()
+        .map(|(name, text)| topology_view(&context, &table, name, text, false))
+        .collect();
+    Ok(Json(json!({ "topologies": topologies })))
+}
+
+/// A stored topology with what this member makes of it. `live` is true when
+/// the stored text is what this member serves.
+fn topology_view(
+    context: &AdminContext,
+    table: &portcullis_proxy::routing::RoutingTable,
+    name: &str,
+    text: &str,
+    with_text: bool,
+) -> Value {
+    let live = table.topologies.get(name).is_some_and(|running| {
+        portcullis_config::parse_topology(name, name, text)
+            .is_ok_and(|parsed| parsed == running.source)
+    });
+    let _ = context;
+    let mut view = json!({
+        "name": name,
+        "services": views::live_services(table, name).unwrap_or_default(),
+        "live": live,
+    });
+    if with_text {
+        view["toml"] = json!(text);
+    }
+    view
+}
+
+async fn get_topology(State(context): Ctx, Path(name): Path<String>) -> ApiResult {
+    let text = context.store.get_topology(&name).await?;
+    let table = context.gateway.routes();
+    Ok(Json(topology_view(&context, &table, &name, &text, true)))
+}
+
+async fn put_topology(State(context): Ctx, Path(name): Path<String>, body: Bytes) -> ApiResult {
+    portcullis_config::validate_topology_name(&name)
+        .map_err(|reason| ApiError::bad_request(format!("topology name {name:?}: {reason}")))?;
+    let text = std::str::from_utf8(&body)
+        .map_err(|_| ApiError::bad_request("body is not UTF-8 text; expected topology TOML"))?;
+    let label = format!("topologies/{name}.toml");
+    if let Err(errors) = portcullis_config::parse_topology(&name, &label, text) {
+        let all: Vec<String> = errors.0.iter().map(|e| e.to_string()).collect();
+        let (path, line) = errors
+            .first()
+            .map(|e| (e.path.clone(), e.line))
+            .unwrap_or_default();
+        return Err(ApiError::bad_request(errors.to_string())
+            .with("path", json!(path))
+            .with("line", json!(line))
+            .with("errors", json!(all)));
+    }
+    Writer::new(&context.store, context.role)
+        .put_topology(&name, text)
+        .await?;
+    tracing::info!(topology = %name, "topology stored through the admin API");
+    Ok(Json(json!({ "name": name, "stored": true })))
+}
+
+async fn delete_topology(State(context): Ctx, Path(name): Path<String>) -> ApiResult {
+    // Distinguishes "no such topology" (404) from a store outage (503).
+    context.store.get_topology(&name).await?;
+    Writer::new(&context.store, context.role)
+        .delete_topology(&name)
+        .await?;
+    tracing::info!(topology = %name, "topology deleted through the admin API");
+    Ok(Json(json!({ "name": name, "deleted": true })))
+}
+
+fn find_service(
+    context: &AdminContext,
+    topology: &str,
+    service: &str,
+) -> Result<Arc<portcullis_proxy::routing::ServiceRuntime>, ApiError> {
+    let table = context.gateway.routes();
+    let running = table
+        .topologies
+        .get(topology)
+        .ok_or_else(|| ApiError::not_found(format!("topology {topology:?} is not served here")))?;
+    running.services.get(service).cloned().ok_or_else(|| {
+        ApiError::not_found(format!("topology {topology:?} has no service {service:?}"))
+    })
+}
+
+async fn list_backends(
+    State(context): Ctx,
+    Path((topology, service)): Path<(String, String)>,
+) -> ApiResult {
+    let running = find_service(&context, &topology, &service)?;
+    let now = tokio::time::Instant::now();
+    let backends: Vec<Value> = running
+        .backends
+        .iter()
+        .map(|b| views::backend_detail(b, now))
+        .collect();
+    Ok(Json(json!({
+        "topology": topology,
+        "service": service,
+        "backends": backends,
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StateChange {
+    state: AdminState,
+}
+
+async fn set_backend_state(
+    State(context): Ctx,
+    Path((topology, service, id)): Path<(String, String, String)>,
+    body: Bytes,
+) -> ApiResult {
+    let running = find_service(&context, &topology, &service)?;
+    let backend = running
+        .backends
+        .iter()
+        .find(|b| b.id == id)
+        .cloned()
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "service {service:?} of topology {topology:?} has no backend {id:?}"
+            ))
+        })?;
+    let change: StateChange =
+        json_body(&body, r#"{"state": "draining" | "disabled" | "enabled"}"#)?;
+    Writer::new(&context.store, context.role)
+        .set_backend_state(&id, change.state)
+        .await?;
+    // The store watch brings the same state to every member; this one obeys
+    // at once so the answer and the next read agree.
+    backend.state.set_admin(change.state);
+    tracing::info!(backend = %id, topology = %topology, service = %service, state = change.state.as_str(), "backend state set through the admin API");
+    Ok(Json(json!({ "id": id, "state": change.state.as_str() })))
+}
+
+async fn list_aliases(State(context): Ctx) -> ApiResult {
+    let names: Vec<String> = context.store.aliases().await?.into_keys().collect();
+    Ok(Json(json!({ "aliases": names })))
+}
+
+fn check_alias_writable(name: &str) -> Result<(), ApiError> {
+    portcullis_secrets::validate_alias_name(name).map_err(ApiError::bad_request)?;
+    if name == ADMIN_TOKEN_ALIAS || name == COOKIE_KEY_ALIAS {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "alias {name} is reserved: the cluster creates it and the API does not change it"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AliasValue {
+    value: String,
+}
+
+async fn put_alias(State(context): Ctx, Path(name): Path<String>, body: Bytes) -> ApiResult {
+    check_alias_writable(&name)?;
+    let alias: AliasValue = json_body(&body, r#"{"value": "..."}"#)?;
+    let sealer = context.sealer.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "this member has no [secrets] master to seal the value; use a member that has one",
+        )
+    })?;
+    let sealed = sealer.seal(&name, alias.value.as_bytes());
+    Writer::new(&context.store, context.role)
+        .put_alias(&name, &sealed)
+        .await?;
+    tracing::info!(alias = %name, "alias stored through the admin API");
+    Ok(Json(json!({ "name": name, "stored": true })))
+}
+
+async fn delete_alias(State(context): Ctx, Path(name): Path<String>) -> ApiResult {
+    check_alias_writable(&name)?;
+    if !context.store.aliases().await?.contains_key(&name) {
+        return Err(ApiError::not_found(format!("alias {name} does not exist")));
+    }
+    Writer::new(&context.store, context.role)
+        .delete_alias(&name)
+        .await?;
+    tracing::info!(alias = %name, "alias deleted through the admin API");
+    Ok(Json(json!({ "name": name, "deleted": true })))
+}
+
+async fn get_log_level() -> ApiResult {
+    let level = crate::logging::current().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            crate::logging::LogLevelError::NotAdjustable,
+        )
+    })?;
+    Ok(Json(json!({ "level": level })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogLevel {
+    level: String,
+}
+
+async fn put_log_level(body: Bytes) -> ApiResult {
+    let request: LogLevel = json_body(&body, r#"{"level": "debug"}"#)?;
+    crate::logging::set(&request.level).map_err(|err| match err {
+        crate::logging::LogLevelError::Invalid { .. } => ApiError::bad_request(err),
+        crate::logging::LogLevelError::NotAdjustable => ApiError::new(StatusCode::CONFLICT, err),
+    })?;
+    Ok(Json(json!({ "level": request.level })))
+}

@@ -1,0 +1,245 @@
+//! `/metrics`: a prometheus-client collector that reads the data plane's own
+//! atomics at scrape time. Nothing is registered per request, so the request
+//! path pays only its relaxed increments.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use portcullis_cluster::members::now_ms;
+use portcullis_proxy::routing::{RoutingTable, ServiceRuntime};
+use portcullis_proxy::stats::LATENCY_BOUNDS;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::{Registry, Unit};
+
+use super::{views, AdminContext};
+
+const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+pub async fn scrape(State(context): State<Arc<AdminContext>>) -> Response {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(Snapshot {
+        table: context.gateway.routes(),
+        store_connected: context.store_connected(),
+        live_members: {
+            let now = now_ms();
+            context
+                .members
+                .load()
+                .iter()
+                .filter(|m| m.is_alive(now))
+                .count()
+        },
+    }));
+    let mut text = String::new();
+    match prometheus_client::encoding::text::encode(&mut text, &registry) {
+        Ok(()) => ([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response(),
+        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "metrics encoding failed").into_response(),
+    }
+}
+
+/// What one scrape reports, taken when the scrape starts.
+struct Snapshot {
+    table: Arc<RoutingTable>,
+    store_connected: bool,
+    live_members: usize,
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("generation", &self.table.generation)
+            .finish()
+    }
+}
+
+impl Snapshot {
+    /// Every service with its topology name, sorted for a stable output.
+    fn services(&self) -> Vec<(&str, &ServiceRuntime)> {
+        let mut services: Vec<(&str, &ServiceRuntime)> = self
+            .table
+            .topologies
+            .values()
+            .flat_map(|t| t.services.values().map(move |s| (t.name.as_str(), &**s)))
+            .collect();
+        services.sort_by(|a, b| (a.0, &a.1.config.name).cmp(&(b.0, &b.1.config.name)));
+        services
+    }
+}
+
+fn gauge(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: i64,
+) -> Result<(), std::fmt::Error> {
+    ConstGauge::new(value).encode(encoder.encode_descriptor(name, help, None, MetricType::Gauge)?)
+}
+
+impl Collector for Snapshot {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let services = self.services();
+        let now = tokio::time::Instant::now();
+
+        let mut requests = encoder.encode_descriptor(
+            "portcullis_requests",
+            "Responses sent to clients, by the backend that answered (\"\" when the gateway answered itself) and status code.",
+            None,
+            MetricType::Counter,
+        )?;
+        for (topology, service) in &services {
+            let name = service.config.name.as_str();
+            for (code, count) in service.stats.gateway_answers.snapshot() {
+                let code = code.to_string();
+                let labels = [
+                    ("topology", *topology),
+                    ("service", name),
+                    ("backend", ""),
+                    ("code", code.as_str()),
+                ];
+                ConstCounter::new(count).encode(requests.encode_family(&labels)?)?;
+            }
+            for backend in &service.backends {
+                for (code, count) in backend.state.answers.snapshot() {
+                    let code = code.to_string();
+                    let labels = [
+                        ("topology", *topology),
+                        ("service", name),
+                        ("backend", backend.id.as_str()),
+                        ("code", code.as_str()),
+                    ];
+                    ConstCounter::new(count).encode(requests.encode_family(&labels)?)?;
+                }
+            }
+        }
+
+        let mut durations = encoder.encode_descriptor(
+            "portcullis_request_duration",
+            "Time from a request's arrival to its response head.",
+            Some(&Unit::Seconds),
+            MetricType::Histogram,
+        )?;
+        for (topology, service) in &services {
+            let snapshot = service.stats.latency.snapshot();
+            let buckets: Vec<(f64, u64)> = LATENCY_BOUNDS
+                .iter()
+                .copied()
+                // prometheus-client writes f64::MAX as the `+Inf` bucket.
+                .chain(std::iter::once(f64::MAX))
+                .zip(snapshot.counts.iter().copied())
+                .collect();
+            let labels = [("topology", *topology), ("service", &service.config.name)];
+            durations
+                .encode_family(&labels)?
+                .encode_histogram::<NoLabelSet>(
+                    snapshot.sum_seconds,
+                    snapshot.count,
+                    &buckets,
+                    None,
+                )?;
+        }
+
+        let mut up = encoder.encode_descriptor(
+            "portcullis_backend_up",
+            "1 when the backend takes traffic: healthy, not ejected, not disabled.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (topology, service) in &services {
+            for backend in &service.backends {
+                let labels = [
+                    ("topology", *topology),
+                    ("service", &service.config.name),
+                    ("backend", &backend.id),
+                    ("url", backend.url.as_str()),
+                ];
+                let value = i64::from(views::can_serve(backend, now));
+                ConstGauge::new(value).encode(up.encode_family(&labels)?)?;
+            }
+        }
+
+        let mut in_flight = encoder.encode_descriptor(
+            "portcullis_backend_in_flight",
+            "Requests in flight to the backend from this member.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (topology, service) in &services {
+            for backend in &service.backends {
+                let labels = [
+                    ("topology", *topology),
+                    ("service", &service.config.name),
+                    ("backend", &backend.id),
+                ];
+                let value = backend.state.in_flight.load(Ordering::Relaxed);
+                ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX))
+                    .encode(in_flight.encode_family(&labels)?)?;
+            }
+        }
+
+        let mut tries = encoder.encode_descriptor(
+            "portcullis_backend_tries",
+            "Tries sent to the backend, by how they ended.",
+            None,
+            MetricType::Counter,
+        )?;
+        for (topology, service) in &services {
+            for backend in &service.backends {
+                let outcomes = &backend.state.outcomes;
+                for (outcome, counter) in [
+                    ("answered", &outcomes.answered),
+                    ("connect_failed", &outcomes.connect_failed),
+                    ("failed", &outcomes.failed),
+                    ("timed_out", &outcomes.timed_out),
+                ] {
+                    let labels = [
+                        ("topology", *topology),
+                        ("service", service.config.name.as_str()),
+                        ("backend", backend.id.as_str()),
+                        ("outcome", outcome),
+                    ];
+                    ConstCounter::new(counter.load(Ordering::Relaxed))
+                        .encode(tries.encode_family(&labels)?)?;
+                }
+            }
+        }
+
+        let mut failovers = encoder.encode_descriptor(
+            "portcullis_failovers",
+            "Tries after the first one of a request.",
+            None,
+            MetricType::Counter,
+        )?;
+        for (topology, service) in &services {
+            let labels = [("topology", *topology), ("service", &service.config.name)];
+            ConstCounter::new(service.stats.failovers.load(Ordering::Relaxed))
+                .encode(failovers.encode_family(&labels)?)?;
+        }
+
+        gauge(
+            &mut encoder,
+            "portcullis_cluster_members",
+            "Live members of the cluster, as of this member's last heartbeat.",
+            i64::try_from(self.live_members).unwrap_or(i64::MAX),
+        )?;
+        gauge(
+            &mut encoder,
+            "portcullis_store_connected",
+            "1 when this member reaches the cluster store.",
+            i64::from(self.store_connected),
+        )?;
+        gauge(
+            &mut encoder,
+            "portcullis_config_generation",
+            "Generation of the config this member serves; it grows with every change applied.",
+            i64::try_from(self.table.generation).unwrap_or(i64::MAX),
+        )?;
+        Ok(())
+    }
+}

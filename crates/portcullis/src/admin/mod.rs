@@ -1,0 +1,211 @@
+//! The admin listener: the JSON API under `/api/v1`, `/metrics` and the
+//! dashboard. Every error leaves here as JSON through [`ApiError`].
+
+mod api;
+mod metrics;
+mod views;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use portcullis_cluster::{ClusterStore, MemberRecord, StoreError, WriteError};
+use portcullis_config::Role;
+use portcullis_proxy::Gateway;
+use portcullis_secrets::AliasSealer;
+use serde_json::json;
+use subtle::ConstantTimeEq;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use zeroize::Zeroizing;
+
+/// Everything the admin handlers read or change.
+pub struct AdminContext {
+    pub gateway: Arc<Gateway>,
+    pub store: ClusterStore,
+    pub cluster_name: String,
+    pub role: Role,
+    /// Seals alias values written through the API; none without `[secrets]`.
+    pub sealer: Option<AliasSealer>,
+    pub token: Zeroizing<String>,
+    pub store_connected: Arc<AtomicBool>,
+    /// The member records as of the last heartbeat, for metrics and for
+    /// answering while the store is away.
+    pub members: Arc<ArcSwap<Vec<MemberRecord>>>,
+}
+
+impl AdminContext {
+    fn store_connected(&self) -> bool {
+        self.store_connected.load(Ordering::Relaxed)
+    }
+
+    fn authorized(&self, headers: &HeaderMap) -> bool {
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        // Equal-length comparison in constant time; a length mismatch only
+        // tells an attacker the length, which is fixed for generated tokens.
+        bool::from(presented.as_bytes().ct_eq(self.token.as_bytes()))
+    }
+}
+
+/// An error answer: a status and a JSON body that always has `error`.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    body: serde_json::Value,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl std::fmt::Display) -> ApiError {
+        ApiError {
+            status,
+            body: json!({ "error": message.to_string() }),
+        }
+    }
+
+    pub fn with(mut self, key: &str, value: serde_json::Value) -> ApiError {
+        if let Some(body) = self.body.as_object_mut() {
+            body.insert(key.to_string(), value);
+        }
+        self
+    }
+
+    pub fn bad_request(message: impl std::fmt::Display) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    pub fn not_found(message: impl std::fmt::Display) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, message)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> ApiError {
+        match err {
+            StoreError::NotFound(what) => ApiError::not_found(format!("{what} does not exist")),
+            StoreError::BadName { .. } => ApiError::bad_request(err),
+            other => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("{other}; nothing was changed"),
+            ),
+        }
+    }
+}
+
+impl From<WriteError> for ApiError {
+    fn from(err: WriteError) -> ApiError {
+        match err {
+            WriteError::WorkerRefused { ref managers } => {
+                let managers = json!(managers);
+                ApiError::new(StatusCode::FORBIDDEN, err).with("managers", managers)
+            }
+            WriteError::Invalid(message) => ApiError::bad_request(message),
+            WriteError::Store(err) => err.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(self.body)).into_response()
+    }
+}
+
+async fn require_token(
+    State(context): State<Arc<AdminContext>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if context.authorized(request.headers()) {
+        next.run(request).await
+    } else {
+        let mut response = ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong admin token: send Authorization: Bearer <admin.token>",
+        )
+        .into_response();
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer"),
+        );
+        response
+    }
+}
+
+const INDEX_HTML: &str = include_str!("dashboard/index.html");
+const APP_JS: &str = include_str!("dashboard/app.js");
+const STYLE_CSS: &str = include_str!("dashboard/style.css");
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+pub fn router(context: Arc<AdminContext>) -> Router {
+    let protected = api::routes().route_layer(middleware::from_fn_with_state(
+        context.clone(),
+        require_token,
+    ));
+    Router::new()
+        .route("/api/v1/health", get(api::health))
+        .merge(protected)
+        .route("/metrics", get(metrics::scrape))
+        .route(
+            "/",
+            get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }),
+        )
+        .route(
+            "/app.js",
+            get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }),
+        )
+        .route(
+            "/style.css",
+            get(|| async { asset("text/css; charset=utf-8", STYLE_CSS) }),
+        )
+        .fallback(|| async { ApiError::not_found("no such admin endpoint") })
+        .with_state(context)
+}
+
+/// Serves the admin listener until `shutdown` turns true.
+pub async fn serve(
+    listener: TcpListener,
+    context: Arc<AdminContext>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let app = router(context);
+    let stop = async move {
+        let _ = shutdown.wait_for(|stop| *stop).await;
+    };
+    if let Err(err) = axum::serve(listener, app)
+        .with_graceful_shutdown(stop)
+        .await
+    {
+        tracing::error!(error = %err, "admin listener failed");
+    }
+}
+
+/// Binds the admin listener, naming the key on failure.
+pub async fn bind(listen: SocketAddr) -> anyhow::Result<(TcpListener, SocketAddr)> {
+    use anyhow::Context;
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("admin.listen: cannot listen on {listen}"))?;
+    let addr = listener.local_addr()?;
+    Ok((listener, addr))
+}

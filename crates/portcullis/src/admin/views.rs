@@ -1,0 +1,151 @@
+//! JSON views of the live data plane, shared by the API and the dashboard.
+
+use std::sync::atomic::Ordering;
+use std::time::UNIX_EPOCH;
+
+use portcullis_config::{AdminState, LoadBalancing};
+use portcullis_proxy::ha::Health;
+use portcullis_proxy::routing::{Backend, RoutingTable, ServiceRuntime};
+use portcullis_proxy::stats::LATENCY_BOUNDS;
+use serde_json::{json, Value};
+use tokio::time::Instant;
+
+/// The one word an operator needs: what an operator set wins, then health.
+pub fn state_word(backend: &Backend, now: Instant) -> &'static str {
+    match backend.state.admin() {
+        AdminState::Disabled => "disabled",
+        AdminState::Draining => "draining",
+        AdminState::Enabled => health_word(backend.state.health(now)),
+    }
+}
+
+fn health_word(health: Health) -> &'static str {
+    match health {
+        Health::Up => "up",
+        Health::Down => "down",
+        Health::Ejected => "ejected",
+    }
+}
+
+/// Whether a backend takes traffic for new clients or stickies at all.
+pub fn can_serve(backend: &Backend, now: Instant) -> bool {
+    backend.state.admin() != AdminState::Disabled && backend.state.is_up(now)
+}
+
+fn millis_since_epoch(at: std::time::SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+pub fn backend_detail(backend: &Backend, now: Instant) -> Value {
+    let state = &backend.state;
+    json!({
+        "id": backend.id,
+        "url": backend.url.as_str(),
+        "backup": backend.backup,
+        "state": state_word(backend, now),
+        "admin_state": state.admin().as_str(),
+        "health": health_word(state.health(now)),
+        "in_flight": state.in_flight.load(Ordering::Relaxed),
+        "requests": state.requests.load(Ordering::Relaxed),
+        "failures": state.failures.load(Ordering::Relaxed),
+        "last_check": state.last_check().map(|check| json!({
+            "ok": check.ok,
+            "detail": check.detail,
+            "at_ms": millis_since_epoch(check.at),
+        })),
+    })
+}
+
+fn backend_summary(backend: &Backend, now: Instant) -> Value {
+    let state = &backend.state;
+    json!({
+        "id": backend.id,
+        "url": backend.url.as_str(),
+        "backup": backend.backup,
+        "state": state_word(backend, now),
+        "in_flight": state.in_flight.load(Ordering::Relaxed),
+        "requests": state.requests.load(Ordering::Relaxed),
+        "failures": state.failures.load(Ordering::Relaxed),
+    })
+}
+
+fn balancing_word(mode: LoadBalancing) -> &'static str {
+    match mode {
+        LoadBalancing::None => "none",
+        LoadBalancing::RoundRobin => "round-robin",
+        LoadBalancing::LeastRequests => "least-requests",
+        LoadBalancing::Random => "random",
+    }
+}
+
+/// Responses sent to clients for a service, and those with a 5xx status.
+pub fn service_totals(service: &ServiceRuntime) -> (u64, u64) {
+    let mut requests = service.stats.gateway_answers.total();
+    let mut errors = service.stats.gateway_answers.server_errors();
+    for backend in &service.backends {
+        requests += backend.state.answers.total();
+        errors += backend.state.answers.server_errors();
+    }
+    (requests, errors)
+}
+
+fn service_stats(service: &ServiceRuntime, now: Instant) -> Value {
+    let (requests, errors) = service_totals(service);
+    let latency = service.stats.latency.snapshot();
+    json!({
+        "name": service.config.name,
+        "load_balancing": balancing_word(service.config.ha.load_balancing),
+        "requests": requests,
+        "errors": errors,
+        "failovers": service.stats.failovers.load(Ordering::Relaxed),
+        "latency": {
+            "bounds": LATENCY_BOUNDS,
+            "counts": latency.counts,
+            "count": latency.count,
+            "sum_seconds": latency.sum_seconds,
+        },
+        "backends": service.backends.iter().map(|b| backend_summary(b, now)).collect::<Vec<_>>(),
+    })
+}
+
+/// Topologies sorted by name, services in config order.
+pub fn stats(table: &RoutingTable) -> Vec<Value> {
+    let now = Instant::now();
+    let mut names: Vec<&String> = table.topologies.keys().collect();
+    names.sort();
+    names
+        .into_iter()
+        .filter_map(|name| table.topologies.get(name))
+        .map(|topology| {
+            let services: Vec<Value> = topology
+                .source
+                .services
+                .iter()
+                .filter_map(|s| topology.services.get(&s.name))
+                .map(|s| service_stats(s, now))
+                .collect();
+            json!({ "name": topology.name, "services": services })
+        })
+        .collect()
+}
+
+/// Services of a topology in config order, as this member runs them.
+pub fn live_services(table: &RoutingTable, topology: &str) -> Option<Vec<String>> {
+    table
+        .topologies
+        .get(topology)
+        .map(|t| t.source.services.iter().map(|s| s.name.clone()).collect())
+}
+
+/// Services that have no backend left to try.
+pub fn stranded_services(table: &RoutingTable) -> usize {
+    let now = Instant::now();
+    table
+        .topologies
+        .values()
+        .flat_map(|t| t.services.values())
+        .filter(|s| !s.backends.iter().any(|b| can_serve(b, now)))
+        .count()
+}
