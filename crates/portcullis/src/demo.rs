@@ -18,6 +18,7 @@ const BACKEND_NAMES: [&str; 3] = ["alpha", "beta", "gamma"];
 /// free port is used when one is taken.
 const PREFERRED_GATEWAY_PORTS: [u16; 2] = [8443, 8444];
 const PREFERRED_BALANCER_PORT: u16 = 8080;
+const PREFERRED_ADMIN_PORTS: [u16; 2] = [9090, 9091];
 const PREFERRED_BACKEND_PORTS: [u16; 3] = [9101, 9102, 9103];
 
 pub async fn run() -> anyhow::Result<()> {
@@ -61,7 +62,9 @@ async fn run_in(workdir: &Path) -> anyhow::Result<()> {
     let mut members = Vec::new();
     for (index, port) in PREFERRED_GATEWAY_PORTS.iter().enumerate() {
         let balancer = (index == 0).then(|| loopback_port(PREFERRED_BALANCER_PORT));
-        let config_path = write_member_config(workdir, index + 1, loopback_port(*port), balancer)?;
+        let admin = loopback_port(PREFERRED_ADMIN_PORTS[index]);
+        let config_path =
+            write_member_config(workdir, index + 1, loopback_port(*port), admin, balancer)?;
         let config = portcullis_config::load_node_config(&config_path)
             .map_err(|errors| anyhow::anyhow!("demo configuration is invalid:\n{errors}"))?;
         members.push(Member::start(config).await?);
@@ -98,6 +101,7 @@ fn write_member_config(
     workdir: &Path,
     number: usize,
     port: u16,
+    admin: u16,
     balancer: Option<u16>,
 ) -> anyhow::Result<PathBuf> {
     let path = workdir.join(format!("member-{number}.toml"));
@@ -107,7 +111,7 @@ fn write_member_config(
     std::fs::write(
         &path,
         format!(
-            "[node]\nid = \"demo-{number}\"\n\n[gateway]\nlisten = \"127.0.0.1:{port}\"\nshutdown_grace = \"5s\"\n\n[cluster]\nstore = \"dir:./store\"\nheartbeat = \"500ms\"\n{balancer}"
+            "[node]\nid = \"demo-{number}\"\n\n[gateway]\nlisten = \"127.0.0.1:{port}\"\nshutdown_grace = \"5s\"\n\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n\n[cluster]\nstore = \"dir:./store\"\nheartbeat = \"500ms\"\n{balancer}"
         ),
     )?;
     Ok(path)
@@ -126,6 +130,20 @@ fn print_banner(balancer: SocketAddr, members: &[Member], backends: &Backends) {
         println!(
             "member {}: http://{}/gateway/demo/echo/",
             member.gateway.member_id, member.gateway_addr
+        );
+    }
+    for member in members {
+        if let Some(admin) = member.admin_addr {
+            println!(
+                "dashboard of {}: http://{admin}/   (metrics: http://{admin}/metrics)",
+                member.gateway.member_id
+            );
+        }
+    }
+    if let Some(member) = members.first() {
+        println!(
+            "admin token (paste it into the dashboard): {}",
+            member.admin_token()
         );
     }
     for (name, (addr, _)) in backends {

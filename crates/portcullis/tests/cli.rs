@@ -280,19 +280,45 @@ async fn demo_serves_through_the_gateway_and_stops_on_ctrl_c() {
             .unwrap(),
     );
     let stdout = child.stdout.take().unwrap();
-    let gateway = tokio::task::spawn_blocking(move || {
+    let (gateway, dashboard, token) = tokio::task::spawn_blocking(move || {
         let mut lines = BufReader::new(stdout).lines();
-        let gateway = lines
+        let (mut gateway, mut dashboard) = (None, None);
+        let token = lines
             .by_ref()
             .map_while(Result::ok)
-            .find_map(|line| line.strip_prefix("gateway: ").map(str::to_string))
-            .expect("demo prints the gateway url");
+            .find_map(|line| {
+                if let Some(url) = line.strip_prefix("gateway: ") {
+                    gateway = Some(url.to_string());
+                }
+                if let Some(rest) = line.strip_prefix("dashboard of demo-1: ") {
+                    dashboard = rest.split_whitespace().next().map(str::to_string);
+                }
+                line.strip_prefix("admin token (paste it into the dashboard): ")
+                    .map(str::to_string)
+            })
+            .expect("demo prints the admin token");
         // Keep draining so the demo never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        gateway
+        (
+            gateway.expect("demo prints the gateway url"),
+            dashboard.expect("demo prints the dashboard url"),
+            token,
+        )
     })
     .await
     .unwrap();
+    let page = get(&dashboard).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.text().contains("<html"), "{}", page.text());
+    let cluster = admin_call(
+        &format!("{dashboard}api/v1/cluster"),
+        Some(&token),
+        "GET",
+        "",
+    )
+    .await;
+    assert_eq!(cluster.status, StatusCode::OK, "{}", cluster.text());
+    assert_eq!(cluster.json()["members"].as_array().unwrap().len(), 2);
     let mut names = std::collections::BTreeSet::new();
     let reply = get(&format!("{gateway}hello")).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
