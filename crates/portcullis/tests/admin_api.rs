@@ -651,6 +651,9 @@ async fn stats_and_dashboard_assets_are_served() {
         .unwrap()
         .starts_with("text/html"));
     assert!(page.text().contains("/app.js"));
+    let policy = page.headers["content-security-policy"].to_str().unwrap();
+    assert!(policy.contains("default-src 'self'"), "{policy}");
+    assert_eq!(page.headers["x-content-type-options"], "nosniff");
     for asset in ["/app.js", "/style.css"] {
         let reply = get(&member.admin_url(asset)).await;
         assert_eq!(reply.status, StatusCode::OK, "{asset}");
@@ -710,6 +713,16 @@ fn the_log_level_changes_at_run_time() {
     drop(server);
 }
 
+/// The state path of the first backend of shop/echo.
+async fn path_for(member: &TestMember) -> String {
+    let listed = member
+        .admin("GET", "/api/v1/topologies/shop/services/echo/backends", "")
+        .await
+        .json();
+    let id = listed["backends"][0]["id"].as_str().unwrap();
+    format!("/api/v1/topologies/shop/services/echo/backends/{id}/state")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_reports_a_lost_store_and_a_service_without_backends() {
     let a = BackendProcess::spawn("alpha");
@@ -757,6 +770,12 @@ async fn health_reports_a_lost_store_and_a_service_without_backends() {
     .json();
     assert_eq!(back["status"], "ok", "{back}");
 
+    // The only backend draining: no backend for new clients, so degraded.
+    member
+        .admin("PUT", &path_for(&member).await, r#"{"state": "draining"}"#)
+        .await;
+    let draining = get(&health_url).await.json();
+    assert_eq!(draining["status"], "degraded", "{draining}");
     // Every backend of the service disabled: degraded, naming the count.
     let listed = member
         .admin("GET", "/api/v1/topologies/shop/services/echo/backends", "")

@@ -83,13 +83,25 @@ impl Drop for Etcd {
 /// Writes a member config on the etcd store and returns it with its port.
 fn member_config(dir: &std::path::Path, store: &str, id: &str) -> (std::path::PathBuf, u16) {
     let port = free_port();
+    let admin = free_port();
     let config = dir.join(format!("{id}.toml"));
     std::fs::write(
         &config,
-        format!("[node]\nid = \"{id}\"\n[gateway]\nlisten = \"127.0.0.1:{port}\"\nshutdown_grace = \"2s\"\n[cluster]\nname = \"t{}\"\nstore = \"{store}\"\nheartbeat = \"200ms\"\n", std::process::id()),
+        format!("[node]\nid = \"{id}\"\n[gateway]\nlisten = \"127.0.0.1:{port}\"\nshutdown_grace = \"2s\"\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n[cluster]\nname = \"t{}\"\nstore = \"{store}\"\nheartbeat = \"200ms\"\n", std::process::id()),
     )
     .unwrap();
     (config, port)
+}
+
+/// The admin health URL of a member whose config `member_config` wrote.
+fn health_url(config_dir: &std::path::Path, id: &str) -> String {
+    let text = std::fs::read_to_string(config_dir.join(format!("{id}.toml"))).unwrap();
+    let admin = text
+        .split("[admin]\nlisten = \"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("admin listen in the config");
+    format!("http://{admin}/api/v1/health")
 }
 
 fn start_member(dir: &std::path::Path, store: &str, id: &str) -> ServeProcess {
@@ -200,10 +212,26 @@ async fn losing_etcd_under_load_costs_no_request_and_members_resync() {
     let requests = RequestLoop::start(member.url("/gateway/t/svc/x"), Duration::from_millis(5));
     let mut etcd = etcd;
     etcd.stop();
+    let outage_started = tokio::time::Instant::now();
+    // The admin health says so, while the member keeps serving.
+    let health = health_url(dir.path(), "m1");
+    let lost = eventually(&health, Duration::from_secs(15), |r| {
+        r.json()["store"] == "disconnected"
+    })
+    .await
+    .json();
+    assert_eq!(lost["store"], "disconnected", "{lost}");
+    assert_eq!(lost["status"], "degraded", "{lost}");
     // 30 s without the store, serving the last good config.
-    tokio::time::sleep(Duration::from_secs(30)).await;
+    tokio::time::sleep_until(outage_started + Duration::from_secs(30)).await;
     let during_outage = requests.ok_so_far();
     let etcd = etcd.restart();
+    let back = eventually(&health, Duration::from_secs(15), |r| {
+        r.json()["store"] == "connected"
+    })
+    .await
+    .json();
+    assert_eq!(back["status"], "ok", "{back}");
     // A change made after the store returns reaches the member: it resynced.
     std::fs::write(&file, topology("svc", &[b.url()], "")).unwrap();
     put(&member, &file, "t");

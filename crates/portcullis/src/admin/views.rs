@@ -139,13 +139,18 @@ pub fn live_services(table: &RoutingTable, topology: &str) -> Option<Vec<String>
         .map(|t| t.source.services.iter().map(|s| s.name.clone()).collect())
 }
 
-/// Services that have no backend left to try.
+/// Services where a new client finds no backend that is up and enabled
+/// (draining ones keep only their sticky clients).
 pub fn stranded_services(table: &RoutingTable) -> usize {
     let now = Instant::now();
     table
         .topologies
         .values()
         .flat_map(|t| t.services.values())
-        .filter(|s| !s.backends.iter().any(|b| can_serve(b, now)))
+        .filter(|s| {
+            !s.backends
+                .iter()
+                .any(|b| b.state.admin() == AdminState::Enabled && b.state.is_up(now))
+        })
         .count()
 }
