@@ -676,6 +676,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("store");
         let store = DirStore::new(&root);
+        store.ensure_layout().unwrap();
         store.put_topology("t", "x").unwrap();
         let mut watcher = store.watch_topologies(Duration::from_millis(20));
         assert!(matches!(
