@@ -331,7 +331,15 @@ async fn forward(
         *backend_request.method_mut() = parts.method.clone();
         *backend_request.uri_mut() = uri;
         *backend_request.version_mut() = version;
-        *backend_request.headers_mut() = parts.headers.clone();
+        // A later try needs the headers again unless this is the last try the
+        // rules allow (tries used up, or every backend tried): then they move.
+        let last_try =
+            tries.len() + 1 >= max_tries || tried.count_ones() as usize >= service.backends.len();
+        *backend_request.headers_mut() = if last_try {
+            std::mem::take(&mut parts.headers)
+        } else {
+            parts.headers.clone()
+        };
         if !config.preserve_host && version == Version::HTTP_11 {
             backend_request
                 .headers_mut()

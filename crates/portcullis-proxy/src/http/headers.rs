@@ -42,30 +42,30 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
 }
 
 fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .filter(|name| !(keep_upgrade && name == header::UPGRADE))
-        .collect();
-    for name in named {
-        headers.remove(name);
-    }
-    for name in HOP_BY_HOP.iter() {
-        if keep_upgrade && (name == header::UPGRADE || name == header::CONNECTION) {
-            continue;
+    let kept = |name: &HeaderName| {
+        keep_upgrade && (*name == header::UPGRADE || *name == header::CONNECTION)
+    };
+    let mut doomed: Vec<HeaderName> = Vec::new();
+    for (name, value) in headers.iter() {
+        if *name == header::CONNECTION {
+            let tokens = value.to_str().ok().into_iter().flat_map(|v| v.split(','));
+            for token in tokens.map(str::trim) {
+                // The usual token; the fixed set removes Keep-Alive anyway.
+                if token.eq_ignore_ascii_case("keep-alive") {
+                    continue;
+                }
+                if let Ok(listed) = HeaderName::from_bytes(token.as_bytes()) {
+                    if !(keep_upgrade && listed == header::UPGRADE) {
+                        doomed.push(listed);
+                    }
+                }
+            }
         }
-        headers.remove(name);
+        if is_hop_by_hop_name(name) && !kept(name) {
+            doomed.push(name.clone());
+        }
     }
-    headers.remove(KEEP_ALIVE);
-    let proxy_headers: Vec<HeaderName> = headers
-        .keys()
-        .filter(|name| name.as_str().starts_with("proxy-"))
-        .cloned()
-        .collect();
-    for name in proxy_headers {
+    for name in doomed {
         headers.remove(name);
     }
 }
@@ -200,6 +200,32 @@ mod tests {
         strip_hop_by_hop(&mut h, false);
         let names: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
         assert_eq!(names, vec!["x-kept"]);
+    }
+
+    #[test]
+    fn connection_listed_names_match_case_insensitively() {
+        let mut h = HeaderMap::new();
+        h.append("connection", HeaderValue::from_static("X-One , close"));
+        h.append("connection", HeaderValue::from_static("x-two"));
+        h.insert("x-one", HeaderValue::from_static("1"));
+        h.insert("x-two", HeaderValue::from_static("2"));
+        h.insert("x-three", HeaderValue::from_static("3"));
+        strip_hop_by_hop(&mut h, false);
+        let names: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, vec!["x-three"]);
+    }
+
+    #[test]
+    fn upgrade_keeps_upgrade_but_drops_other_listed_names() {
+        let mut h = HeaderMap::new();
+        h.insert("connection", HeaderValue::from_static("upgrade, x-secret"));
+        h.insert("upgrade", HeaderValue::from_static("websocket"));
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert("te", HeaderValue::from_static("trailers"));
+        strip_hop_by_hop(&mut h, true);
+        assert_eq!(h["upgrade"], "websocket");
+        assert_eq!(h["connection"], "upgrade");
+        assert!(!h.contains_key("x-secret") && !h.contains_key("te"));
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod state;
 pub use state::{ApplyError, ConfigChange, Gateway, Lookup};
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -19,17 +20,43 @@ use crate::client::BackendClient;
 use crate::ha::health::TaskGuard;
 use crate::ha::{sticky, BackendState, CookieKey, RetryBudget};
 
+/// Topology or service name to its runtime. The names come from the
+/// configuration, never from clients (a request path only looks them up), so a
+/// keyless FNV-1a hash is safe here and far cheaper than SipHash per request.
+pub type NameMap<V> = HashMap<String, V, BuildHasherDefault<NameHasher>>;
+
+/// FNV-1a, 64 bit.
+pub struct NameHasher(u64);
+
+impl Default for NameHasher {
+    fn default() -> Self {
+        NameHasher(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for NameHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = (self.0 ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
 /// One immutable view of everything the gateway serves.
 #[derive(Default)]
 pub struct RoutingTable {
     pub generation: u64,
-    pub topologies: HashMap<String, Arc<TopologyRuntime>>,
+    pub topologies: NameMap<Arc<TopologyRuntime>>,
 }
 
 pub struct TopologyRuntime {
     pub name: String,
     pub source: portcullis_config::Topology,
-    pub services: HashMap<String, Arc<ServiceRuntime>>,
+    pub services: NameMap<Arc<ServiceRuntime>>,
 }
 
 pub struct ServiceRuntime {
