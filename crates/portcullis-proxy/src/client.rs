@@ -1,14 +1,18 @@
 //! Connections to backends: one pooled hyper client per service, with the
 //! service's protocol, connect timeout and TLS trust.
 
+use std::future::Future;
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use http::Uri;
 use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use portcullis_config::{BackendProtocol, Service};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
@@ -17,7 +21,7 @@ use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme
 
 use crate::body::ProxyBody;
 
-pub type BackendClient = Client<HttpsConnector<HttpConnector>, ProxyBody>;
+pub type BackendClient = Client<HttpsConnector<TcpConnector>, ProxyBody>;
 
 /// Why a backend client could not be built from a service's settings.
 #[derive(Debug, thiserror::Error)]
@@ -56,8 +60,8 @@ pub fn build_client(service: &Service, base_dir: &Path) -> Result<BackendClient,
         .with_tls_config(tls)
         .https_or_http();
     let connector = match service.protocol {
-        BackendProtocol::Http1 => builder.enable_http1().wrap_connector(http),
-        BackendProtocol::H2 => builder.enable_http2().wrap_connector(http),
+        BackendProtocol::Http1 => builder.enable_http1().wrap_connector(TcpConnector(http)),
+        BackendProtocol::H2 => builder.enable_http2().wrap_connector(TcpConnector(http)),
     };
     let mut client = Client::builder(TokioExecutor::new());
     // The forwarder sets Host itself from a value built once per backend.
@@ -74,6 +78,78 @@ pub fn build_client(service: &Service, base_dir: &Path) -> Result<BackendClient,
             .http2_adaptive_window(true);
     }
     Ok(client.build(connector))
+}
+
+/// `HttpConnector` whose connections do not attach `HttpInfo` (the peer
+/// addresses) to every response: nothing here reads it, and inserting it cost
+/// an extensions map allocation per proxied response.
+#[derive(Clone)]
+pub struct TcpConnector(HttpConnector);
+
+type ConnectError = <HttpConnector as tower_service::Service<Uri>>::Error;
+
+impl tower_service::Service<Uri> for TcpConnector {
+    type Response = TcpConnection;
+    type Error = ConnectError;
+    type Future = Pin<Box<dyn Future<Output = Result<TcpConnection, ConnectError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ConnectError>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let connecting = self.0.call(uri);
+        Box::pin(async move { connecting.await.map(TcpConnection) })
+    }
+}
+
+/// A backend TCP connection, as `HttpConnector` made it.
+pub struct TcpConnection(TokioIo<tokio::net::TcpStream>);
+
+impl Connection for TcpConnection {
+    fn connected(&self) -> Connected {
+        Connected::new()
+    }
+}
+
+impl hyper::rt::Read for TcpConnection {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl hyper::rt::Write for TcpConnection {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+    }
 }
 
 fn tls_config(service: &Service, base_dir: &Path) -> Result<ClientConfig, ClientBuildError> {

@@ -20,6 +20,39 @@ fn is_tried(tried: Tried, index: usize) -> bool {
     tried & (1u64 << index) != 0
 }
 
+/// Backend indexes, in order, held on the stack: choosing a backend for a
+/// try allocates nothing.
+pub struct Candidates {
+    len: usize,
+    items: [usize; MAX_BACKENDS],
+}
+
+impl Candidates {
+    /// The indexes in `first`, ascending, then those in `then`, ascending.
+    fn from_masks(first: Tried, then: Tried) -> Candidates {
+        let mut candidates = Candidates {
+            len: 0,
+            items: [0; MAX_BACKENDS],
+        };
+        for mut mask in [first, then] {
+            while mask != 0 {
+                candidates.items[candidates.len] = mask.trailing_zeros() as usize;
+                candidates.len += 1;
+                mask &= mask - 1;
+            }
+        }
+        candidates
+    }
+}
+
+impl std::ops::Deref for Candidates {
+    type Target = [usize];
+
+    fn deref(&self) -> &[usize] {
+        &self.items[..self.len]
+    }
+}
+
 impl ServiceRuntime {
     fn accepts_new_clients(&self, index: usize, now: Instant) -> bool {
         let state = &self.backends[index].state;
@@ -30,35 +63,35 @@ impl ServiceRuntime {
     /// is up or every primary that is up was already tried; when nothing at all
     /// is up, every enabled backend, so that a broken health check alone never
     /// takes the service offline.
-    pub fn candidates(&self, now: Instant, tried: Tried) -> Vec<usize> {
-        let count = self.backends.len();
-        let up: Vec<usize> = (0..count)
-            .filter(|&i| self.accepts_new_clients(i, now))
-            .collect();
-        let untried_up = |backup: bool| -> Vec<usize> {
-            up.iter()
-                .copied()
-                .filter(|&i| self.backends[i].backup == backup && !is_tried(tried, i))
-                .collect()
-        };
-        let primaries = untried_up(false);
-        if !primaries.is_empty() {
-            return primaries;
+    pub fn candidates(&self, now: Instant, tried: Tried) -> Candidates {
+        let count = self.backends.len().min(MAX_BACKENDS);
+        let mut up: Tried = 0;
+        let mut backup: Tried = 0;
+        for i in 0..count {
+            if self.accepts_new_clients(i, now) {
+                up |= 1 << i;
+            }
+            if self.backends[i].backup {
+                backup |= 1 << i;
+            }
         }
-        let backups = untried_up(true);
-        if !backups.is_empty() {
-            return backups;
+        let untried_up = up & !tried;
+        if untried_up & !backup != 0 {
+            return Candidates::from_masks(untried_up & !backup, 0);
         }
-        if up.is_empty() {
-            let mut all: Vec<usize> = (0..count)
-                .filter(|&i| {
-                    self.backends[i].state.admin() == AdminState::Enabled && !is_tried(tried, i)
-                })
-                .collect();
-            all.sort_by_key(|&i| self.backends[i].backup);
-            return all;
+        if untried_up & backup != 0 {
+            return Candidates::from_masks(untried_up & backup, 0);
         }
-        Vec::new()
+        if up == 0 {
+            let mut enabled: Tried = 0;
+            for i in 0..count {
+                if self.backends[i].state.admin() == AdminState::Enabled && !is_tried(tried, i) {
+                    enabled |= 1 << i;
+                }
+            }
+            return Candidates::from_masks(enabled & !backup, enabled & backup);
+        }
+        Candidates::from_masks(0, 0)
     }
 
     /// The backend for the next try, or `None` when nothing is left to try.

@@ -114,10 +114,25 @@ fn route(gateway: &Gateway, path: &str) -> Result<(Arc<ServiceRuntime>, usize), 
 
 /// A dot segment would let a client climb out of the backend's base path.
 fn has_dot_segment(rest: &str) -> bool {
-    rest.split('/').any(|segment| {
-        let lower = segment.to_ascii_lowercase().replace("%2e", ".");
-        lower == "." || lower == ".."
-    })
+    rest.split('/').any(is_dot_segment)
+}
+
+/// `.` or `..`, where any dot may be written `%2e` or `%2E`; no allocation.
+fn is_dot_segment(segment: &str) -> bool {
+    let mut bytes = segment.as_bytes();
+    let mut dots = 0;
+    while !bytes.is_empty() {
+        bytes = match bytes {
+            [b'.', tail @ ..] => tail,
+            [b'%', b'2', e, tail @ ..] if e.eq_ignore_ascii_case(&b'e') => tail,
+            _ => return false,
+        };
+        dots += 1;
+        if dots > 2 {
+            return false;
+        }
+    }
+    dots > 0
 }
 
 /// Methods that may be sent twice without changing the outcome (RFC 9110 §9.2.2).
@@ -222,7 +237,7 @@ async fn forward(
             .authority()
             .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
     });
-    let query = parts.uri.query().map(str::to_string);
+    let query = parts.uri.query();
     let config = &service.config;
     let ha = &config.ha;
     let now = tokio::time::Instant::now();
@@ -319,12 +334,20 @@ async fn forward(
                 None => break,
             },
         };
-        let uri = backend_uri(backend, rest, query.as_deref())?;
+        let uri = backend_uri(backend, rest, query)?;
         let mut backend_request = Request::new(body);
         *backend_request.method_mut() = parts.method.clone();
         *backend_request.uri_mut() = uri;
         *backend_request.version_mut() = version;
-        *backend_request.headers_mut() = parts.headers.clone();
+        // A later try needs the headers again unless this is the last try the
+        // rules allow (tries used up, or every backend tried): then they move.
+        let last_try =
+            tries.len() + 1 >= max_tries || tried.count_ones() as usize >= service.backends.len();
+        *backend_request.headers_mut() = if last_try {
+            std::mem::take(&mut parts.headers)
+        } else {
+            parts.headers.clone()
+        };
         if !config.preserve_host && version == Version::HTTP_11 {
             backend_request
                 .headers_mut()
@@ -489,14 +512,17 @@ impl RetryPlan<'_> {
 }
 
 fn backend_uri(backend: &Backend, rest: &str, query: Option<&str>) -> Result<Uri, ProxyError> {
-    let mut path_and_query = String::with_capacity(backend.base_path.len() + rest.len() + 16);
+    let query_len = query.map_or(0, |q| q.len() + 1);
+    let mut path_and_query =
+        String::with_capacity(backend.base_path.len() + rest.len() + 1 + query_len);
     path_and_query.push_str(&backend.base_path);
     path_and_query.push_str(rest);
     if path_and_query.is_empty() {
         path_and_query.push('/');
     }
     if let Some(query) = query {
-        let _ = write!(path_and_query, "?{query}");
+        path_and_query.push('?');
+        path_and_query.push_str(query);
     }
     Uri::builder()
         .scheme(backend.scheme.clone())
@@ -610,6 +636,27 @@ mod tests {
         assert!(has_dot_segment("/."));
         assert!(!has_dot_segment("/a/.b/c.."));
         assert!(!has_dot_segment(""));
+    }
+
+    #[test]
+    fn dot_segments_match_the_lowercase_and_replace_rule() {
+        let reference = |rest: &str| {
+            rest.split('/').any(|segment| {
+                let lower = segment.to_ascii_lowercase().replace("%2e", ".");
+                lower == "." || lower == ".."
+            })
+        };
+        let pieces = [
+            "", ".", "..", "...", "%2e", "%2E", "%2", "%", "2e", "a", "/", "%2e.", ".%2E",
+        ];
+        for a in pieces {
+            for b in pieces {
+                for c in pieces {
+                    let rest = format!("{a}{b}{c}");
+                    assert_eq!(has_dot_segment(&rest), reference(&rest), "{rest:?}");
+                }
+            }
+        }
     }
 
     #[test]

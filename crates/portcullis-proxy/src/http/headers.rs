@@ -13,37 +13,60 @@ const HOP_BY_HOP: [HeaderName; 6] = [
     header::PROXY_AUTHORIZATION,
 ];
 
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_FORWARDED_SERVER: HeaderName = HeaderName::from_static("x-forwarded-server");
+const X_FORWARDED_CONTEXT: HeaderName = HeaderName::from_static("x-forwarded-context");
+
+/// True for a name `strip_hop_by_hop` may remove: the fixed hop-by-hop set,
+/// Keep-Alive and `proxy-*`. Names listed in Connection only matter when a
+/// Connection header is present, which this also reports.
+fn is_hop_by_hop_name(name: &HeaderName) -> bool {
+    HOP_BY_HOP.contains(name) || *name == KEEP_ALIVE || name.as_str().starts_with("proxy-")
+}
+
 /// Removes hop-by-hop headers. With `keep_upgrade`, `Connection: upgrade` and
 /// `Upgrade` survive so a WebSocket handshake can pass.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .filter(|name| !(keep_upgrade && name == header::UPGRADE))
-        .collect();
-    for name in named {
-        headers.remove(name);
-    }
-    for name in HOP_BY_HOP.iter() {
-        if keep_upgrade && (name == header::UPGRADE || name == header::CONNECTION) {
-            continue;
-        }
-        headers.remove(name);
-    }
-    headers.remove("keep-alive");
-    let proxy_headers: Vec<HeaderName> = headers
-        .keys()
-        .filter(|name| name.as_str().starts_with("proxy-"))
-        .cloned()
-        .collect();
-    for name in proxy_headers {
-        headers.remove(name);
+    // Most messages carry none of these: one pass over the names, without
+    // hashing, decides whether anything has to be removed.
+    if headers.keys().any(is_hop_by_hop_name) {
+        remove_hop_by_hop(headers, keep_upgrade);
     }
     if keep_upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    }
+}
+
+fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    let kept = |name: &HeaderName| {
+        keep_upgrade && (*name == header::UPGRADE || *name == header::CONNECTION)
+    };
+    let mut doomed: Vec<HeaderName> = Vec::new();
+    for (name, value) in headers.iter() {
+        if *name == header::CONNECTION {
+            let tokens = value.to_str().ok().into_iter().flat_map(|v| v.split(','));
+            for token in tokens.map(str::trim) {
+                // The usual token; the fixed set removes Keep-Alive anyway.
+                if token.eq_ignore_ascii_case("keep-alive") {
+                    continue;
+                }
+                if let Ok(listed) = HeaderName::from_bytes(token.as_bytes()) {
+                    if !(keep_upgrade && listed == header::UPGRADE) {
+                        doomed.push(listed);
+                    }
+                }
+            }
+        }
+        if is_hop_by_hop_name(name) && !kept(name) {
+            doomed.push(name.clone());
+        }
+    }
+    for name in doomed {
+        headers.remove(name);
     }
 }
 
@@ -91,35 +114,35 @@ pub fn add_forwarded(
     context: &HeaderValue,
 ) {
     let appended = headers
-        .get("x-forwarded-for")
+        .get(&X_FORWARDED_FOR)
         .and_then(|v| v.to_str().ok())
         .filter(|existing| !existing.trim().is_empty())
         .map(|existing| format!("{existing}, {}", client.peer_ip));
     match appended {
-        Some(value) => insert_str(headers, "x-forwarded-for", &value),
+        Some(value) => insert_str(headers, X_FORWARDED_FOR, &value),
         None => {
-            headers.insert("x-forwarded-for", client.peer_ip_header.clone());
+            headers.insert(X_FORWARDED_FOR, client.peer_ip_header.clone());
         }
     }
     headers.insert(
-        "x-forwarded-proto",
+        X_FORWARDED_PROTO,
         HeaderValue::from_static(if client.tls { "https" } else { "http" }),
     );
     let host_port = original_host
         .and_then(|h| h.to_str().ok())
         .and_then(port_of_host);
     match host_port {
-        Some(port) => headers.insert("x-forwarded-port", HeaderValue::from(port)),
-        None => headers.insert("x-forwarded-port", client.local_port_header.clone()),
+        Some(port) => headers.insert(X_FORWARDED_PORT, HeaderValue::from(port)),
+        None => headers.insert(X_FORWARDED_PORT, client.local_port_header.clone()),
     };
     if let Some(host) = original_host {
-        headers.insert("x-forwarded-host", host.clone());
+        headers.insert(X_FORWARDED_HOST, host.clone());
     }
-    headers.insert("x-forwarded-server", member_id.clone());
-    headers.insert("x-forwarded-context", context.clone());
+    headers.insert(X_FORWARDED_SERVER, member_id.clone());
+    headers.insert(X_FORWARDED_CONTEXT, context.clone());
 }
 
-fn insert_str(headers: &mut HeaderMap, name: &'static str, value: &str) {
+fn insert_str(headers: &mut HeaderMap, name: HeaderName, value: &str) {
     if let Ok(value) = HeaderValue::from_str(value) {
         headers.insert(name, value);
     }
@@ -177,6 +200,32 @@ mod tests {
         strip_hop_by_hop(&mut h, false);
         let names: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
         assert_eq!(names, vec!["x-kept"]);
+    }
+
+    #[test]
+    fn connection_listed_names_match_case_insensitively() {
+        let mut h = HeaderMap::new();
+        h.append("connection", HeaderValue::from_static("X-One , close"));
+        h.append("connection", HeaderValue::from_static("x-two"));
+        h.insert("x-one", HeaderValue::from_static("1"));
+        h.insert("x-two", HeaderValue::from_static("2"));
+        h.insert("x-three", HeaderValue::from_static("3"));
+        strip_hop_by_hop(&mut h, false);
+        let names: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, vec!["x-three"]);
+    }
+
+    #[test]
+    fn upgrade_keeps_upgrade_but_drops_other_listed_names() {
+        let mut h = HeaderMap::new();
+        h.insert("connection", HeaderValue::from_static("upgrade, x-secret"));
+        h.insert("upgrade", HeaderValue::from_static("websocket"));
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert("te", HeaderValue::from_static("trailers"));
+        strip_hop_by_hop(&mut h, true);
+        assert_eq!(h["upgrade"], "websocket");
+        assert_eq!(h["connection"], "upgrade");
+        assert!(!h.contains_key("x-secret") && !h.contains_key("te"));
     }
 
     #[test]

@@ -20,17 +20,22 @@ use crate::ha::health::TaskGuard;
 use crate::ha::{sticky, BackendState, CookieKey, RetryBudget};
 use crate::stats::ServiceStats;
 
+/// Topology or service name to its runtime. The names come from the
+/// configuration, never from clients (a request path only looks them up), so a
+/// keyless FNV-1a hash is safe here and far cheaper than SipHash per request.
+pub type NameMap<V> = HashMap<String, V, fnv::FnvBuildHasher>;
+
 /// One immutable view of everything the gateway serves.
 #[derive(Default)]
 pub struct RoutingTable {
     pub generation: u64,
-    pub topologies: HashMap<String, Arc<TopologyRuntime>>,
+    pub topologies: NameMap<Arc<TopologyRuntime>>,
 }
 
 pub struct TopologyRuntime {
     pub name: String,
     pub source: portcullis_config::Topology,
-    pub services: HashMap<String, Arc<ServiceRuntime>>,
+    pub services: NameMap<Arc<ServiceRuntime>>,
 }
 
 pub struct ServiceRuntime {

@@ -10,7 +10,7 @@ use arc_swap::ArcSwap;
 use http::HeaderValue;
 use portcullis_config::{AdminState, BackendProtocol, Service, Topology};
 
-use super::{Backend, RoutingTable, ServiceRuntime, TopologyRuntime};
+use super::{Backend, NameMap, RoutingTable, ServiceRuntime, TopologyRuntime};
 use crate::client::{build_client, ClientBuildError};
 use crate::ha::health::{spawn_checker, CheckTarget};
 use crate::ha::{CookieKey, MAX_BACKENDS};
@@ -175,7 +175,7 @@ impl Gateway {
         topology: Topology,
         previous: Option<&TopologyRuntime>,
     ) -> Result<TopologyRuntime, ApplyError> {
-        let mut services = HashMap::new();
+        let mut services = NameMap::default();
         for service in &topology.services {
             let old = previous.and_then(|p| p.services.get(&service.name));
             let runtime = match old {
