@@ -73,8 +73,22 @@ impl MemberTable {
     /// The member for a request carrying `cookie_values`, and whether the
     /// affinity cookie must be (re)set.
     pub fn choose(&self, cookie_values: &[&str], now_ms: u64) -> Option<(MemberRecord, bool)> {
+        self.choose_except(cookie_values, now_ms, &[])
+    }
+
+    /// As [`MemberTable::choose`], leaving out the members in `excluded`
+    /// (ones this request could not reach).
+    pub fn choose_except(
+        &self,
+        cookie_values: &[&str],
+        now_ms: u64,
+        excluded: &[String],
+    ) -> Option<(MemberRecord, bool)> {
         let members = self.members.load();
-        let alive: Vec<&MemberRecord> = members.iter().filter(|m| m.is_alive(now_ms)).collect();
+        let alive: Vec<&MemberRecord> = members
+            .iter()
+            .filter(|m| m.is_alive(now_ms) && !excluded.contains(&m.id))
+            .collect();
         if let Some(member) = alive
             .iter()
             .find(|m| cookie_values.iter().any(|v| *v == self.tag(&m.id)))
@@ -111,7 +125,7 @@ pub async fn serve(
     mode: BalancerMode,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let client: Client<HttpConnector, Incoming> = Client::builder(TokioExecutor::new())
+    let client: Client<HttpConnector, Body> = Client::builder(TokioExecutor::new())
         .pool_timer(TokioTimer::new())
         .build(HttpConnector::new());
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
@@ -166,15 +180,32 @@ fn json_error(status: StatusCode, message: &str) -> Response<Body> {
     response
 }
 
+fn member_target(member: &MemberRecord, path_and_query: &str) -> String {
+    format!(
+        "{}{}",
+        member.public_url.trim_end_matches('/'),
+        path_and_query
+    )
+}
+
+fn empty_body() -> Body {
+    http_body_util::Empty::new()
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+/// Members tried for one request before the balancer answers 502.
+const MAX_MEMBER_TRIES: usize = 3;
+
 async fn handle(
     table: &MemberTable,
-    client: &Client<HttpConnector, Incoming>,
+    client: &Client<HttpConnector, Body>,
     mode: BalancerMode,
     peer: SocketAddr,
     mut request: Request<Incoming>,
 ) -> Response<Body> {
     let cookies = portcullis_proxy::ha::sticky::request_cookie(request.headers(), AFFINITY_COOKIE);
-    let Some((member, set_cookie)) = table.choose(&cookies, now_ms()) else {
+    let Some((mut member, mut set_cookie)) = table.choose(&cookies, now_ms()) else {
         return json_error(StatusCode::SERVICE_UNAVAILABLE, "no live member");
     };
     let path_and_query = request
@@ -183,13 +214,9 @@ async fn handle(
         .map(|p| p.as_str())
         .unwrap_or("/")
         .to_string();
-    let target = format!(
-        "{}{}",
-        member.public_url.trim_end_matches('/'),
-        path_and_query
-    );
     let mut response = match mode {
         BalancerMode::Redirect => {
+            let target = member_target(&member, &path_and_query);
             let mut response = json_error(StatusCode::TEMPORARY_REDIRECT, "see Location");
             match HeaderValue::from_str(&target) {
                 Ok(location) => {
@@ -200,10 +227,6 @@ async fn handle(
             response
         }
         BalancerMode::Proxy => {
-            let Ok(uri) = target.parse::<Uri>() else {
-                return json_error(StatusCode::BAD_REQUEST, "unusable request path");
-            };
-            *request.uri_mut() = uri;
             portcullis_proxy::http::headers::strip_hop_by_hop(request.headers_mut(), false);
             let forwarded = match request
                 .headers()
@@ -216,19 +239,51 @@ async fn handle(
             if let Ok(value) = HeaderValue::from_str(&forwarded) {
                 request.headers_mut().insert("x-forwarded-for", value);
             }
-            let counter = table.local(&member.id);
-            counter.fetch_add(1, Ordering::Relaxed);
-            let result = client.request(request).await;
-            counter.fetch_sub(1, Ordering::Relaxed);
-            match result {
-                Ok(response) => {
-                    let (mut parts, body) = response.into_parts();
-                    portcullis_proxy::http::headers::strip_hop_by_hop(&mut parts.headers, false);
-                    Response::from_parts(parts, body.map_err(BoxError::from).boxed())
-                }
-                Err(err) => {
-                    tracing::warn!(member = %member.id, error = %err, "balancer could not reach a member");
-                    return json_error(StatusCode::BAD_GATEWAY, "member unavailable");
+            let (parts, body) = request.into_parts();
+            // A request without a body can be sent again, whole, to another
+            // member when the chosen one cannot be reached (a member killed
+            // within its liveness window): the client never sees that member.
+            let replayable = hyper::body::Body::is_end_stream(&body);
+            let mut body = Some(body.map_err(BoxError::from).boxed());
+            let mut tried: Vec<String> = Vec::new();
+            loop {
+                let Ok(uri) = member_target(&member, &path_and_query).parse::<Uri>() else {
+                    return json_error(StatusCode::BAD_REQUEST, "unusable request path");
+                };
+                let mut attempt =
+                    Request::from_parts(parts.clone(), body.take().unwrap_or_else(empty_body));
+                *attempt.uri_mut() = uri;
+                let counter = table.local(&member.id);
+                counter.fetch_add(1, Ordering::Relaxed);
+                let result = client.request(attempt).await;
+                counter.fetch_sub(1, Ordering::Relaxed);
+                match result {
+                    Ok(response) => {
+                        let (mut parts, body) = response.into_parts();
+                        portcullis_proxy::http::headers::strip_hop_by_hop(
+                            &mut parts.headers,
+                            false,
+                        );
+                        break Response::from_parts(parts, body.map_err(BoxError::from).boxed());
+                    }
+                    Err(err) => {
+                        tracing::warn!(member = %member.id, error = %err, "balancer could not reach a member");
+                        tried.push(member.id.clone());
+                        let next =
+                            (err.is_connect() && replayable && tried.len() < MAX_MEMBER_TRIES)
+                                .then(|| table.choose_except(&[], now_ms(), &tried))
+                                .flatten();
+                        match next {
+                            Some((other, _)) => {
+                                member = other;
+                                // The client moves for good: its cookie names the new member.
+                                set_cookie = true;
+                            }
+                            None => {
+                                return json_error(StatusCode::BAD_GATEWAY, "member unavailable")
+                            }
+                        }
+                    }
                 }
             }
         }
