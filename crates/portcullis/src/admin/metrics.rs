@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use portcullis_cluster::members::now_ms;
-use portcullis_proxy::routing::{RoutingTable, ServiceRuntime};
+use portcullis_proxy::routing::{Backend, RoutingTable, ServiceRuntime};
 use portcullis_proxy::stats::LATENCY_BOUNDS;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
@@ -73,6 +73,21 @@ impl Snapshot {
     }
 }
 
+/// Every backend with the names of its topology and service.
+fn backends<'a>(
+    services: &[(&'a str, &'a ServiceRuntime)],
+) -> Vec<(&'a str, &'a str, &'a Backend)> {
+    services
+        .iter()
+        .flat_map(|(topology, service)| {
+            service
+                .backends
+                .iter()
+                .map(move |b| (*topology, service.config.name.as_str(), &**b))
+        })
+        .collect()
+}
+
 fn gauge(
     encoder: &mut DescriptorEncoder,
     name: &str,
@@ -85,6 +100,7 @@ fn gauge(
 impl Collector for Snapshot {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let services = self.services();
+        let backends = backends(&services);
         let now = tokio::time::Instant::now();
 
         let mut requests = encoder.encode_descriptor(
@@ -105,17 +121,17 @@ impl Collector for Snapshot {
                 ];
                 ConstCounter::new(count).encode(requests.encode_family(&labels)?)?;
             }
-            for backend in &service.backends {
-                for (code, count) in backend.state.answers.snapshot() {
-                    let code = code.to_string();
-                    let labels = [
-                        ("topology", *topology),
-                        ("service", name),
-                        ("backend", backend.id.as_str()),
-                        ("code", code.as_str()),
-                    ];
-                    ConstCounter::new(count).encode(requests.encode_family(&labels)?)?;
-                }
+        }
+        for (topology, service, backend) in &backends {
+            for (code, count) in backend.state.answers.snapshot() {
+                let code = code.to_string();
+                let labels = [
+                    ("topology", *topology),
+                    ("service", *service),
+                    ("backend", backend.id.as_str()),
+                    ("code", code.as_str()),
+                ];
+                ConstCounter::new(count).encode(requests.encode_family(&labels)?)?;
             }
         }
 
@@ -151,17 +167,15 @@ impl Collector for Snapshot {
             None,
             MetricType::Gauge,
         )?;
-        for (topology, service) in &services {
-            for backend in &service.backends {
-                let labels = [
-                    ("topology", *topology),
-                    ("service", &service.config.name),
-                    ("backend", &backend.id),
-                    ("url", backend.url.as_str()),
-                ];
-                let value = i64::from(views::can_serve(backend, now));
-                ConstGauge::new(value).encode(up.encode_family(&labels)?)?;
-            }
+        for (topology, service, backend) in &backends {
+            let labels = [
+                ("topology", *topology),
+                ("service", *service),
+                ("backend", backend.id.as_str()),
+                ("url", backend.url.as_str()),
+            ];
+            let value = i64::from(views::can_serve(backend, now));
+            ConstGauge::new(value).encode(up.encode_family(&labels)?)?;
         }
 
         let mut in_flight = encoder.encode_descriptor(
@@ -170,17 +184,15 @@ impl Collector for Snapshot {
             None,
             MetricType::Gauge,
         )?;
-        for (topology, service) in &services {
-            for backend in &service.backends {
-                let labels = [
-                    ("topology", *topology),
-                    ("service", &service.config.name),
-                    ("backend", &backend.id),
-                ];
-                let value = backend.state.in_flight.load(Ordering::Relaxed);
-                ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX))
-                    .encode(in_flight.encode_family(&labels)?)?;
-            }
+        for (topology, service, backend) in &backends {
+            let labels = [
+                ("topology", *topology),
+                ("service", *service),
+                ("backend", backend.id.as_str()),
+            ];
+            let value = backend.state.in_flight.load(Ordering::Relaxed);
+            ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX))
+                .encode(in_flight.encode_family(&labels)?)?;
         }
 
         let mut tries = encoder.encode_descriptor(
@@ -189,24 +201,22 @@ impl Collector for Snapshot {
             None,
             MetricType::Counter,
         )?;
-        for (topology, service) in &services {
-            for backend in &service.backends {
-                let outcomes = &backend.state.outcomes;
-                for (outcome, counter) in [
-                    ("answered", &outcomes.answered),
-                    ("connect_failed", &outcomes.connect_failed),
-                    ("failed", &outcomes.failed),
-                    ("timed_out", &outcomes.timed_out),
-                ] {
-                    let labels = [
-                        ("topology", *topology),
-                        ("service", service.config.name.as_str()),
-                        ("backend", backend.id.as_str()),
-                        ("outcome", outcome),
-                    ];
-                    ConstCounter::new(counter.load(Ordering::Relaxed))
-                        .encode(tries.encode_family(&labels)?)?;
-                }
+        for (topology, service, backend) in &backends {
+            let outcomes = &backend.state.outcomes;
+            for (outcome, counter) in [
+                ("answered", &outcomes.answered),
+                ("connect_failed", &outcomes.connect_failed),
+                ("failed", &outcomes.failed),
+                ("timed_out", &outcomes.timed_out),
+            ] {
+                let labels = [
+                    ("topology", *topology),
+                    ("service", *service),
+                    ("backend", backend.id.as_str()),
+                    ("outcome", outcome),
+                ];
+                ConstCounter::new(counter.load(Ordering::Relaxed))
+                    .encode(tries.encode_family(&labels)?)?;
             }
         }
 

@@ -40,22 +40,15 @@ fn millis_since_epoch(at: std::time::SystemTime) -> u64 {
 
 pub fn backend_detail(backend: &Backend, now: Instant) -> Value {
     let state = &backend.state;
-    json!({
-        "id": backend.id,
-        "url": backend.url.as_str(),
-        "backup": backend.backup,
-        "state": state_word(backend, now),
-        "admin_state": state.admin().as_str(),
-        "health": health_word(state.health(now)),
-        "in_flight": state.in_flight.load(Ordering::Relaxed),
-        "requests": state.requests.load(Ordering::Relaxed),
-        "failures": state.failures.load(Ordering::Relaxed),
-        "last_check": state.last_check().map(|check| json!({
-            "ok": check.ok,
-            "detail": check.detail,
-            "at_ms": millis_since_epoch(check.at),
-        })),
-    })
+    let mut view = backend_summary(backend, now);
+    view["admin_state"] = json!(state.admin().as_str());
+    view["health"] = json!(health_word(state.health(now)));
+    view["last_check"] = json!(state.last_check().map(|check| json!({
+        "ok": check.ok,
+        "detail": check.detail,
+        "at_ms": millis_since_epoch(check.at),
+    })));
+    view
 }
 
 fn backend_summary(backend: &Backend, now: Instant) -> Value {
