@@ -169,6 +169,18 @@ impl ClusterStore {
         }
     }
 
+    /// Removes records of members silent for longer than `older_than`; a
+    /// no-op on etcd, where leases expire them.
+    pub async fn prune_members(
+        &self,
+        older_than: std::time::Duration,
+    ) -> Result<Vec<String>, StoreError> {
+        match self {
+            ClusterStore::Dir(d) => blocking(d, move |d| d.prune_members(older_than)).await,
+            ClusterStore::Etcd(_) => Ok(Vec::new()),
+        }
+    }
+
     pub async fn members(&self) -> Result<Vec<MemberRecord>, StoreError> {
         match self {
             ClusterStore::Dir(d) => blocking(d, |d| d.members()).await,

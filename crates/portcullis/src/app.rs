@@ -15,6 +15,10 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use zeroize::Zeroizing;
 
+/// A killed member's record stays listed as gone (in `cluster status` and
+/// the dashboard) for this long, then any member removes it.
+const FORGET_MEMBERS_AFTER: Duration = Duration::from_secs(15 * 60);
+
 /// How long a starting member waits for its store before giving up.
 const STARTUP_STORE_WAIT: Duration = Duration::from_secs(30);
 
@@ -294,6 +298,14 @@ async fn heartbeat(
                 failing = true;
             }
             Err(_) => {}
+        }
+        match store.prune_members(FORGET_MEMBERS_AFTER).await {
+            Ok(pruned) => {
+                for id in pruned {
+                    tracing::info!(member = %id, "forgot a member silent for over 15 minutes");
+                }
+            }
+            Err(err) => tracing::debug!(error = %err, "cannot prune member records"),
         }
         if let Ok(records) = store.members().await {
             members.store(Arc::new(records));

@@ -375,6 +375,21 @@ impl DirStore {
     }
 
     /// Every member record, alive or not (callers decide with `is_alive`).
+    /// Removes the records of members silent for longer than `older_than`
+    /// (killed members never remove their own), returning their ids. etcd
+    /// needs no such thing: a dead member's lease expires its record.
+    pub fn prune_members(&self, older_than: Duration) -> Result<Vec<String>, StoreError> {
+        let now = crate::members::now_ms();
+        let mut pruned = Vec::new();
+        for record in self.members()? {
+            if record.age(now) > older_than {
+                self.remove_member(&record.id)?;
+                pruned.push(record.id);
+            }
+        }
+        Ok(pruned)
+    }
+
     pub fn members(&self) -> Result<Vec<MemberRecord>, StoreError> {
         let entries = match std::fs::read_dir(self.members_dir()) {
             Ok(entries) => entries,
@@ -719,5 +734,32 @@ mod tests {
         assert!(store.put_topology("t", "x").is_err());
         assert!(store.set_backend_state("b", AdminState::Draining).is_err());
         assert!(!root.exists(), "a write recreated the store root");
+    }
+
+    #[test]
+    fn records_of_long_silent_members_are_pruned() {
+        use crate::members::{now_ms, RoleName};
+        let dir = tempfile::tempdir().unwrap();
+        let store = DirStore::new(dir.path());
+        store.ensure_layout().unwrap();
+        let record = |id: &str, age_ms: u64| MemberRecord {
+            id: id.into(),
+            role: RoleName::Manager,
+            public_url: "http://127.0.0.1:1".into(),
+            admin_url: None,
+            version: "0".into(),
+            generation: 0,
+            in_flight: 0,
+            heartbeat_ms: 1000,
+            updated_at_ms: now_ms() - age_ms,
+        };
+        store.put_member(&record("fresh", 0)).unwrap();
+        store.put_member(&record("gone-a-while", 5_000)).unwrap();
+        store.put_member(&record("long-dead", 3_600_000)).unwrap();
+        let pruned = store.prune_members(Duration::from_secs(60)).unwrap();
+        assert_eq!(pruned, vec!["long-dead".to_string()]);
+        let mut left: Vec<String> = store.members().unwrap().into_iter().map(|m| m.id).collect();
+        left.sort();
+        assert_eq!(left, vec!["fresh".to_string(), "gone-a-while".to_string()]);
     }
 }
