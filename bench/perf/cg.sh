@@ -4,7 +4,7 @@
 BIN=$(realpath "$1"); LABEL=$2; N=${3:-15}; C=${4:-10}
 PB=${PB:-/tmp/pb}; cd $PB
 rm -f cg.$LABEL.*
-PORTCULLIS_WORKERS=${WORKERS:-1} RUST_LOG=warn setsid valgrind --tool=callgrind --callgrind-out-file=$PB/cg.$LABEL.%p \
+PORTCULLIS_WORKERS=${WORKERS:-1} RUST_LOG=${LOG:-warn} setsid valgrind --tool=callgrind --callgrind-out-file=$PB/cg.$LABEL.%p \
    $BIN serve -c ${CONF:-$PB/gw/portcullis.toml} > gw.$LABEL.log 2>&1 &
 VPID=$!
 for i in $(seq 1 120); do curl -s -o /dev/null -w '%{http_code}' 127.0.0.1:18080/gateway/bench/small/ 2>/dev/null | grep -q 200 && break; sleep 1; done

@@ -593,6 +593,11 @@ fn finish_response(
     Response::from_parts(parts, body)
 }
 
+/// One line per request. It is formatted here, in one pass, and handed to
+/// `tracing` as the event's message: as ten separate fields, the fmt layer's
+/// per-field visiting and styling cost about 18,000 instructions per request
+/// (callgrind). Strings use `{:?}`, as `tracing` does, so quotes and control
+/// characters in a path are escaped.
 fn access_log(
     gateway: &Gateway,
     method: &Method,
@@ -602,27 +607,29 @@ fn access_log(
     tries: &[TryRecord],
     started: Instant,
 ) {
-    let mut tries_text = String::new();
+    let mut line = String::with_capacity(192);
+    let backend = tries.last().map(|t| t.backend.id.as_str()).unwrap_or("-");
+    let _ = write!(
+        line,
+        "member={} method={} path={:?} topology={:?} service={:?} backend={:?} status={} duration_ms={:.3} tries={} outcomes=\"",
+        gateway.member_id,
+        method,
+        path,
+        topology,
+        service,
+        backend,
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64() * 1000.0,
+        tries.len(),
+    );
     for (i, record) in tries.iter().enumerate() {
         if i > 0 {
-            tries_text.push(',');
+            line.push(',');
         }
-        let _ = write!(tries_text, "{}:{}", record.backend.id, record.outcome);
+        let _ = write!(line, "{}:{}", record.backend.id, record.outcome);
     }
-    let backend = tries.last().map(|t| t.backend.id.as_str()).unwrap_or("-");
-    tracing::info!(
-        target: "portcullis::access",
-        member = %gateway.member_id,
-        %method,
-        path,
-        topology = topology.as_str(),
-        service = service.as_str(),
-        backend,
-        status = response.status().as_u16(),
-        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
-        tries = tries.len(),
-        outcomes = tries_text.as_str(),
-    );
+    line.push('"');
+    tracing::info!(target: "portcullis::access", "{line}");
 }
 
 #[cfg(test)]
