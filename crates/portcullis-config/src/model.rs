@@ -138,6 +138,9 @@ pub struct HaPolicy {
     pub slow_start: Duration,
     pub eject_after: u32,
     pub eject_for: Duration,
+    /// Abandon a try once its backend has sent no response headers to any
+    /// request for this long (zero: off). See docs/ha.md.
+    pub stall_timeout: Duration,
 }
 
 impl Default for HaPolicy {
@@ -158,6 +161,7 @@ impl Default for HaPolicy {
             slow_start: Duration::ZERO,
             eject_after: 3,
             eject_for: Duration::from_secs(10),
+            stall_timeout: Duration::ZERO,
         }
     }
 }

@@ -119,6 +119,7 @@ pub struct FileHa {
     pub slow_start: Option<FileDuration>,
     pub eject_after: Option<i64>,
     pub eject_for: Option<FileDuration>,
+    pub stall_timeout: Option<FileDuration>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -30,6 +30,7 @@ failback = true
 slow_start = "30s"
 eject_after = 5
 eject_for = "20s"
+stall_timeout = "150ms"
 
 [service.health]
 path = "/ping"
@@ -87,6 +88,7 @@ fn every_topology_key_is_parsed() {
     assert_eq!(ha.slow_start, Duration::from_secs(30));
     assert_eq!(ha.eject_after, 5);
     assert_eq!(ha.eject_for, Duration::from_secs(20));
+    assert_eq!(ha.stall_timeout, Duration::from_millis(150));
     let h = s.health.as_ref().unwrap();
     assert_eq!(
         (h.path.as_str(), h.interval, h.timeout, h.rise, h.fall),

@@ -561,6 +561,13 @@ fn ha(v: &mut Validator<'_>, at: &str, raw: FileHa) -> HaPolicy {
             Duration::from_secs(1),
             Duration::from_secs(300),
         ),
+        stall_timeout: v.duration(
+            &format!("{at}.stall_timeout"),
+            raw.stall_timeout.as_ref(),
+            d.stall_timeout,
+            Duration::ZERO,
+            Duration::from_secs(3600),
+        ),
     }
 }
 

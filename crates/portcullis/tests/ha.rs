@@ -197,6 +197,94 @@ async fn a_frozen_backend_delays_no_request_beyond_one_timeout_plus_a_healthy_tr
     member.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_stall_timeout_a_frozen_backend_costs_a_fraction_of_the_request_timeout() {
+    let mut frozen = BackendProcess::spawn("frozen");
+    let healthy = BackendProcess::spawn("healthy");
+    let member = TestMember::start(&[(
+        "t",
+        &ha_topology(
+            "svc",
+            &[frozen.url(), healthy.url()],
+            "load_balancing = \"round-robin\"\nstall_timeout = \"200ms\"",
+            "[service.timeouts]\nrequest = \"5s\"",
+        ),
+    )])
+    .await;
+    let load = Load::start(member.url("/gateway/t/svc/x"), 4);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    frozen.signal("STOP");
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let result = load.finish().await;
+    frozen.signal("CONT");
+    assert!(
+        result.failures.is_empty(),
+        "client errors: {:?}",
+        &result.failures[..result.failures.len().min(5)]
+    );
+    // Without the stall rule the requests caught by the freeze wait the 5 s
+    // request timeout.
+    assert!(
+        result.slowest < Duration::from_millis(200 + 600),
+        "slowest request {:?}: more than the 200 ms stall timeout plus a healthy try",
+        result.slowest
+    );
+    let svc = member.service("t", "svc");
+    assert_eq!(
+        svc.backends[0].state.health(tokio::time::Instant::now()),
+        Health::Ejected
+    );
+    frozen.kill();
+    member.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stall_timeout_spares_a_slow_request_while_its_backend_answers_others() {
+    let slow = backend("slow").await;
+    let member = TestMember::start(&[(
+        "t",
+        &ha_topology(
+            "svc",
+            &[slow.url()],
+            "stall_timeout = \"200ms\"",
+            "[service.timeouts]\nrequest = \"5s\"",
+        ),
+    )])
+    .await;
+    // Alone, a 700 ms request meets a backend that answers nobody for 200 ms:
+    // that is what a freeze looks like, so the try is abandoned (504, no other
+    // backend to try).
+    let started = Instant::now();
+    let reply = get(&member.url("/gateway/t/svc/sleep/700")).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::GATEWAY_TIMEOUT,
+        "{}",
+        reply.text()
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(650),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // With other requests answered meanwhile, the same request is served.
+    let load = Load::start(member.url("/gateway/t/svc/fast"), 2);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    let reply = get(&member.url("/gateway/t/svc/sleep/700")).await;
+    let took = started.elapsed();
+    let result = load.finish().await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    assert!(took >= Duration::from_millis(700), "{took:?}");
+    assert!(
+        result.failures.is_empty(),
+        "{:?}",
+        &result.failures[..result.failures.len().min(5)]
+    );
+    member.stop().await;
+}
+
 /// A backend that reads the start of each request and closes the connection
 /// without answering: the request reached it, the response never came.
 async fn resetting_backend() -> (String, Arc<AtomicU64>) {

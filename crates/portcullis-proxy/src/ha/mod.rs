@@ -5,10 +5,12 @@
 pub mod budget;
 pub mod health;
 pub mod select;
+pub mod stall;
 pub mod state;
 pub mod sticky;
 
 pub use budget::RetryBudget;
 pub use select::{Tried, MAX_BACKENDS};
+pub use stall::{wait_for_head, Waited};
 pub use state::{BackendState, CheckRecord, Health, InFlight, TryOutcome};
 pub use sticky::CookieKey;

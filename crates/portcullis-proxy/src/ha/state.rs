@@ -32,6 +32,8 @@ pub enum TryOutcome {
     ConnectFailed,
     Failed,
     TimedOut,
+    /// Abandoned early: the backend answered nobody for `stall_timeout`.
+    Stalled,
 }
 
 impl std::fmt::Display for TryOutcome {
@@ -41,6 +43,7 @@ impl std::fmt::Display for TryOutcome {
             TryOutcome::ConnectFailed => f.write_str("connect-failed"),
             TryOutcome::Failed => f.write_str("failed"),
             TryOutcome::TimedOut => f.write_str("timeout"),
+            TryOutcome::Stalled => f.write_str("stalled"),
         }
     }
 }
@@ -116,9 +119,14 @@ impl BackendState {
             TryOutcome::Answered(_) => &self.outcomes.answered,
             TryOutcome::ConnectFailed => &self.outcomes.connect_failed,
             TryOutcome::Failed => &self.outcomes.failed,
-            TryOutcome::TimedOut => &self.outcomes.timed_out,
+            TryOutcome::TimedOut | TryOutcome::Stalled => &self.outcomes.timed_out,
         };
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Tries of this backend that got response headers, of any status.
+    pub fn answers_so_far(&self) -> u64 {
+        self.outcomes.answered.load(Ordering::Relaxed)
     }
 
     pub fn admin(&self) -> AdminState {

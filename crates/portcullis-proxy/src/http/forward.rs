@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
@@ -16,7 +16,7 @@ use super::headers::{self, ClientContext};
 use super::upgrade;
 use crate::body::{self, Guarded, IdleTimeoutBody, ProxyBody, ReplayBody};
 use crate::error::ProxyError;
-use crate::ha::{sticky, InFlight, Tried, TryOutcome};
+use crate::ha::{sticky, wait_for_head, InFlight, Tried, TryOutcome, Waited};
 use crate::routing::{match_path, Backend, Gateway, Lookup, ServiceRuntime};
 
 struct TryRecord {
@@ -355,14 +355,21 @@ async fn forward(
         }
 
         let in_flight = InFlight::start(backend.clone());
-        let sent = tokio::time::timeout(
-            config.timeouts.request,
+        let stall_timeout = if ha.enabled {
+            ha.stall_timeout
+        } else {
+            Duration::ZERO
+        };
+        let sent = wait_for_head(
             service.client.request(backend_request),
+            &backend.state,
+            config.timeouts.request,
+            stall_timeout,
         )
         .await;
         let now = tokio::time::Instant::now();
         let kind = match sent {
-            Ok(Ok(response)) => {
+            Waited::Done(Ok(response)) => {
                 let status = response.status().as_u16();
                 if ha.retry_on_status.contains(&status) {
                     record_failure(service, backend, now);
@@ -405,7 +412,7 @@ async fn forward(
                     in_flight,
                 ));
             }
-            Ok(Err(err)) if err.is_connect() => {
+            Waited::Done(Err(err)) if err.is_connect() => {
                 record_try(tries, backend, TryOutcome::ConnectFailed);
                 last_error = Some(ProxyError::Connect {
                     topology: service.topology.clone(),
@@ -414,7 +421,7 @@ async fn forward(
                 });
                 FailureKind::Connect
             }
-            Ok(Err(err)) => {
+            Waited::Done(Err(err)) => {
                 record_try(tries, backend, TryOutcome::Failed);
                 last_error = Some(ProxyError::Backend {
                     topology: service.topology.clone(),
@@ -423,12 +430,21 @@ async fn forward(
                 });
                 FailureKind::Reset
             }
-            Err(_elapsed) => {
+            Waited::TimedOut => {
                 record_try(tries, backend, TryOutcome::TimedOut);
                 last_error = Some(ProxyError::Timeout {
                     topology: service.topology.clone(),
                     service: config.name.clone(),
                     timeout: config.timeouts.request,
+                });
+                FailureKind::Timeout
+            }
+            Waited::Stalled => {
+                record_try(tries, backend, TryOutcome::Stalled);
+                last_error = Some(ProxyError::Timeout {
+                    topology: service.topology.clone(),
+                    service: config.name.clone(),
+                    timeout: stall_timeout,
                 });
                 FailureKind::Timeout
             }
