@@ -563,11 +563,10 @@ fn finish_response(
     if switching {
         if let Some(client_upgrade) = client_upgrade {
             let backend_upgrade = hyper::upgrade::on(&mut response);
-            upgrade::spawn_tunnel(
-                client_upgrade,
-                backend_upgrade,
-                service.config.timeouts.idle,
-            );
+            let pending = (backend_upgrade, service.config.timeouts.idle);
+            if let Some((backend_upgrade, idle)) = client.hand_over_tunnel(pending) {
+                upgrade::spawn_tunnel(client_upgrade, backend_upgrade, idle);
+            }
         }
     }
     let (mut parts, incoming) = response.into_parts();

@@ -1,6 +1,8 @@
 //! Header rules of a reverse proxy: hop-by-hop removal, the X-Forwarded-* set,
 //! and Location rewriting (what Apache calls ProxyPassReverse).
 
+use std::sync::Mutex;
+
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 /// Headers that describe one connection and must not be forwarded (RFC 9110 §7.6.1).
@@ -83,14 +85,20 @@ pub fn is_upgrade_request(headers: &HeaderMap) -> bool {
 
 /// What the gateway knows about the client side of a request; the header
 /// values are built once per connection, not per request.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct ClientContext {
     pub peer_ip: std::net::IpAddr,
     pub local_port: u16,
     pub tls: bool,
     peer_ip_header: HeaderValue,
     local_port_header: HeaderValue,
+    /// Set on connections whose loop runs tunnels itself (see
+    /// `listener::park`): the backend side of an accepted upgrade waits here.
+    tunnel_slot: Option<Mutex<Option<PendingTunnel>>>,
 }
+
+/// The backend side of an upgrade, and the tunnel's idle timeout.
+pub type PendingTunnel = (hyper::upgrade::OnUpgrade, std::time::Duration);
 
 impl ClientContext {
     pub fn new(peer_ip: std::net::IpAddr, local_port: u16, tls: bool) -> ClientContext {
@@ -101,7 +109,33 @@ impl ClientContext {
             peer_ip_header: HeaderValue::from_str(&peer_ip.to_string())
                 .unwrap_or_else(|_| HeaderValue::from_static("unknown")),
             local_port_header: HeaderValue::from(local_port),
+            tunnel_slot: None,
         }
+    }
+
+    /// For connections that take their socket back from hyper: upgrades are
+    /// handed to the connection loop instead of hyper's upgrade machinery.
+    pub fn with_tunnel_slot(mut self) -> Self {
+        self.tunnel_slot = Some(Mutex::new(None));
+        self
+    }
+
+    /// Leaves the backend side of an upgrade for the connection loop; gives it
+    /// back when this connection uses hyper's own upgrades.
+    pub fn hand_over_tunnel(&self, tunnel: PendingTunnel) -> Option<PendingTunnel> {
+        match &self.tunnel_slot {
+            Some(slot) => {
+                *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(tunnel);
+                None
+            }
+            None => Some(tunnel),
+        }
+    }
+
+    pub fn take_tunnel(&self) -> Option<PendingTunnel> {
+        self.tunnel_slot
+            .as_ref()
+            .and_then(|slot| slot.lock().unwrap_or_else(|p| p.into_inner()).take())
     }
 }
 

@@ -2,7 +2,7 @@
 
 mod forward;
 pub mod headers;
-mod upgrade;
+pub(crate) mod upgrade;
 
 pub use forward::handle;
 pub use headers::ClientContext;

@@ -13,41 +13,58 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 
+/// Runs the tunnel in a task of its own once both sides have upgraded.
 pub fn spawn_tunnel(client: OnUpgrade, backend: OnUpgrade, idle: Duration) {
     tokio::spawn(async move {
-        let (client, backend) = match tokio::try_join!(client, backend) {
-            Ok(pair) => pair,
+        let client = match client.await {
+            Ok(client) => client,
             Err(err) => {
-                tracing::debug!(error = %err, "upgrade did not complete");
+                tracing::debug!(error = %err, "client upgrade did not complete");
                 return;
             }
         };
-        let epoch = Instant::now();
-        let last_activity = Arc::new(AtomicU64::new(0));
-        let mut client = Activity::new(TokioIo::new(client), last_activity.clone(), epoch);
-        let mut backend = Activity::new(TokioIo::new(backend), last_activity.clone(), epoch);
-        let copy = tokio::io::copy_bidirectional(&mut client, &mut backend);
-        tokio::pin!(copy);
-        loop {
-            let since_start = Duration::from_millis(last_activity.load(Ordering::Relaxed));
-            let deadline = epoch + since_start + idle;
-            tokio::select! {
-                result = &mut copy => {
-                    if let Err(err) = result {
-                        tracing::debug!(error = %err, "tunnel closed with an error");
-                    }
-                    return;
+        tunnel(TokioIo::new(client), backend, idle).await;
+    });
+}
+
+/// Copies bytes between `client` and the backend's upgraded connection until
+/// either side closes or nothing moves for `idle`.
+pub async fn tunnel<C>(client: C, backend: OnUpgrade, idle: Duration)
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+{
+    let backend = match backend.await {
+        Ok(backend) => backend,
+        Err(err) => {
+            tracing::debug!(error = %err, "backend upgrade did not complete");
+            return;
+        }
+    };
+    let epoch = Instant::now();
+    let last_activity = Arc::new(AtomicU64::new(0));
+    let mut client = Activity::new(client, last_activity.clone(), epoch);
+    let mut backend = Activity::new(TokioIo::new(backend), last_activity.clone(), epoch);
+    let copy = tokio::io::copy_bidirectional(&mut client, &mut backend);
+    tokio::pin!(copy);
+    loop {
+        let since_start = Duration::from_millis(last_activity.load(Ordering::Relaxed));
+        let deadline = epoch + since_start + idle;
+        tokio::select! {
+            result = &mut copy => {
+                if let Err(err) = result {
+                    tracing::debug!(error = %err, "tunnel closed with an error");
                 }
-                _ = tokio::time::sleep_until(deadline) => {
-                    let idle_for = Instant::now() - (epoch + Duration::from_millis(last_activity.load(Ordering::Relaxed)));
-                    if idle_for >= idle {
-                        tracing::debug!(?idle, "tunnel idle timeout");
-                        return;
-                    }
+                return;
+            }
+            _ = tokio::time::sleep_until(deadline) => {
+                let idle_for = Instant::now() - (epoch + Duration::from_millis(last_activity.load(Ordering::Relaxed)));
+                if idle_for >= idle {
+                    tracing::debug!(?idle, "tunnel idle timeout");
+                    return;
                 }
             }
         }
-    });
+    }
 }
 
 /// Records the time of the last byte read on either side. A relaxed atomic is

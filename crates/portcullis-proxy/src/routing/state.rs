@@ -54,6 +54,8 @@ pub struct Gateway {
     admin_states: Mutex<HashMap<String, AdminState>>,
     /// Requests being handled by this member, for its member record.
     in_flight: AtomicU64,
+    /// Client connections whose hyper state was dropped while idle.
+    parked_connections: AtomicU64,
     /// Opened alias values by alias name, for `[service.backend_auth]`.
     credentials: ArcSwap<HashMap<String, String>>,
 }
@@ -76,6 +78,7 @@ impl Gateway {
             cookie_key,
             admin_states: Mutex::new(HashMap::new()),
             in_flight: AtomicU64::new(0),
+            parked_connections: AtomicU64::new(0),
             credentials: ArcSwap::from_pointee(HashMap::new()),
         }
     }
@@ -88,6 +91,16 @@ impl Gateway {
     /// The value of an alias, if this member could open it.
     pub fn credential(&self, alias: &str) -> Option<String> {
         self.credentials.load().get(alias).cloned()
+    }
+
+    /// How many times an idle client connection was parked (see
+    /// `listener::park`).
+    pub fn parked_connections(&self) -> u64 {
+        self.parked_connections.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn count_parked_connection(&self) {
+        self.parked_connections.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn in_flight(&self) -> u64 {

@@ -1,0 +1,275 @@
+//! Plain-TCP HTTP/1.1 client connections that give their buffers back while
+//! they are idle.
+//!
+//! hyper's HTTP/1 server keeps an 8 KiB read buffer and an 8 KiB write buffer
+//! for the whole life of a connection, so 10,000 idle keep-alive clients cost
+//! about 23 KB each (nginx: 0.7 KB, because it frees its buffers between
+//! requests). Here a connection that has had no request for `PARK_AFTER` is
+//! "parked": hyper is asked to end the connection without shutting the socket
+//! (keep-alive was already promised in the responses it sent), the socket is
+//! taken back with any bytes hyper had read ahead, and hyper's state is
+//! dropped. The parked connection is a socket and a small task waiting for
+//! readability; the next request gets a fresh hyper connection.
+//!
+//! A connection under steady load never parks: a request has started in every
+//! `PARK_AFTER` window. Upgrades (WebSocket) cannot go through hyper's upgrade
+//! machinery when the socket is taken back this way, so the forwarder leaves
+//! the backend side of a tunnel with the client context and this loop runs
+//! the tunnel once hyper has written the `101`.
+
+use std::convert::Infallible;
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use crate::body::ProxyBody;
+use crate::http::{handle, upgrade, ClientContext};
+use crate::routing::Gateway;
+
+/// Idle time after which a connection's hyper state is dropped. Between one
+/// and two of these pass before an idle connection is parked.
+pub const PARK_AFTER: Duration = Duration::from_millis(10);
+
+pub(super) struct Parking {
+    pub gateway: Arc<Gateway>,
+    pub client: Arc<ClientContext>,
+    pub builder: Arc<http1::Builder>,
+    /// Longest wait for a parked connection's next request.
+    pub idle_limit: Duration,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// Requests started and in flight on one hyper connection. Shared with the
+/// service, which runs inside the connection's own poll, so relaxed ordering
+/// is enough.
+#[derive(Default)]
+struct Activity {
+    started: AtomicU64,
+    finished: AtomicU64,
+    /// Whether the latest request came with a body. Its response can be
+    /// complete before hyper has read the whole body; ending the connection
+    /// then would leave body bytes to be read as the next request. Once a
+    /// later request has started, the body before it was consumed.
+    latest_had_body: AtomicBool,
+}
+
+type ServiceFuture = Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, Infallible>> + Send>>;
+
+/// Serves `stream` (HTTP/1.1, already known not to be HTTP/2) until the client
+/// closes it, an error ends it, it idles past `idle_limit`, or shutdown.
+pub(super) async fn serve(mut stream: TcpStream, mut setup: Parking) {
+    let mut read_ahead = Bytes::new();
+    // Set when a parked session handed back the start of a request: the next
+    // session must see a whole request before it may park, or a client
+    // sending its head slowly would get a fresh header timeout every time.
+    let mut holds_partial_request = false;
+    loop {
+        if read_ahead.is_empty() {
+            tokio::select! {
+                ready = stream.readable() => if ready.is_err() { return },
+                _ = tokio::time::sleep(setup.idle_limit) => return,
+                _ = setup.shutdown.wait_for(|stop| *stop) => return,
+            }
+        }
+        let activity = Arc::new(Activity::default());
+        let service = {
+            let (gateway, client, activity) = (
+                setup.gateway.clone(),
+                setup.client.clone(),
+                activity.clone(),
+            );
+            service_fn(move |request: Request<Incoming>| -> ServiceFuture {
+                let has_body = !hyper::body::Body::is_end_stream(request.body());
+                activity.latest_had_body.store(has_body, Ordering::Relaxed);
+                activity.started.fetch_add(1, Ordering::Relaxed);
+                let handling = handle(gateway.clone(), client.clone(), request);
+                let activity = activity.clone();
+                Box::pin(async move {
+                    let response = handling.await;
+                    activity.finished.fetch_add(1, Ordering::Relaxed);
+                    response
+                })
+            })
+        };
+        let io = TokioIo::new(ReadAhead::new(read_ahead, stream));
+        // Boxed so that a parked connection's task does not keep room for it.
+        let mut connection = Box::new(setup.builder.serve_connection(io, service));
+        let mut tick =
+            tokio::time::interval_at(tokio::time::Instant::now() + PARK_AFTER, PARK_AFTER);
+        // Missed ticks must not fire back to back: two ticks with no time
+        // between them would see no new request and park a busy connection.
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut seen = 0;
+        let mut parking = false;
+        let mut stopping = false;
+        let ended = poll_fn(|cx| {
+            while !parking && !stopping && tick.poll_tick(cx).is_ready() {
+                if *setup.shutdown.borrow() {
+                    Pin::new(&mut *connection).graceful_shutdown();
+                    stopping = true;
+                    break;
+                }
+                let started = activity.started.load(Ordering::Relaxed);
+                let finished = activity.finished.load(Ordering::Relaxed);
+                // A response head has been written when its service future
+                // finished, so ending keep-alive now adds no `Connection:
+                // close` to anything.
+                let quiet = started == seen
+                    && started == finished
+                    && !activity.latest_had_body.load(Ordering::Relaxed)
+                    && !(holds_partial_request && started == 0);
+                if quiet {
+                    Pin::new(&mut *connection).graceful_shutdown();
+                    parking = true;
+                }
+                seen = started;
+            }
+            connection.poll_without_shutdown(cx)
+        })
+        .await;
+        if let Err(err) = ended {
+            tracing::debug!(error = %err, peer = %setup.client.peer_ip, "client connection ended with an error");
+            return;
+        }
+        let parts = (*connection).into_parts();
+        let (unread, socket) = parts.io.into_inner().into_parts();
+        stream = socket;
+        read_ahead = join(parts.read_buf, unread);
+        if let Some((backend, idle)) = setup.client.take_tunnel() {
+            let client = ReadAhead::new(read_ahead, stream);
+            // Boxed: room for the tunnel's state would otherwise be part of
+            // every parked connection's task.
+            Box::pin(upgrade::tunnel(client, backend, idle)).await;
+            return;
+        }
+        if !parking || stopping {
+            // hyper ended the exchange itself (`Connection: close`, HTTP/1.0,
+            // the client's end of stream) or shutdown began: close as hyper would.
+            let _ = stream.shutdown().await;
+            return;
+        }
+        setup.gateway.count_parked_connection();
+        holds_partial_request = !read_ahead.is_empty();
+    }
+}
+
+/// The bytes read ahead of hyper, in a buffer of their own: hyper's read
+/// buffer comes back as a view that keeps its whole 8 KiB allocation alive,
+/// even when empty, and a parked connection must not hold it.
+fn join(first: Bytes, second: Bytes) -> Bytes {
+    if first.is_empty() && second.is_empty() {
+        return Bytes::new();
+    }
+    let mut joined = BytesMut::with_capacity(first.len() + second.len());
+    joined.extend_from_slice(&first);
+    joined.extend_from_slice(&second);
+    joined.freeze()
+}
+
+/// A stream that yields bytes already read from it before reading more.
+pub(crate) struct ReadAhead<T> {
+    unread: Bytes,
+    inner: T,
+}
+
+impl<T> ReadAhead<T> {
+    pub(crate) fn new(unread: Bytes, inner: T) -> Self {
+        Self { unread, inner }
+    }
+
+    fn into_parts(self) -> (Bytes, T) {
+        (self.unread, self.inner)
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for ReadAhead<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if !self.unread.is_empty() {
+            let n = self.unread.len().min(buf.remaining());
+            buf.put_slice(&self.unread[..n]);
+            self.unread.advance(n);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for ReadAhead<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, data)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    #[tokio::test]
+    async fn read_ahead_bytes_come_first_then_the_stream() {
+        let (mut near, far) = tokio::io::duplex(64);
+        near.write_all(b" world").await.unwrap();
+        drop(near);
+        let mut stream = ReadAhead::new(Bytes::from_static(b"hello"), far);
+        let mut all = String::new();
+        stream.read_to_string(&mut all).await.unwrap();
+        assert_eq!(all, "hello world");
+    }
+
+    #[test]
+    fn join_keeps_order_and_lets_go_of_the_buffers_it_was_given() {
+        assert_eq!(
+            join(Bytes::from_static(b"ab"), Bytes::from_static(b"cd")),
+            "abcd"
+        );
+        let mut big = BytesMut::with_capacity(8192);
+        big.extend_from_slice(b"xy");
+        let big = big.freeze();
+        let kept = join(big.clone(), Bytes::new());
+        assert_eq!(kept, "xy");
+        assert_ne!(kept.as_ptr(), big.as_ptr());
+        let empty_view = big.slice(2..);
+        assert!(join(empty_view, Bytes::new()).is_empty());
+    }
+}
