@@ -158,8 +158,10 @@ async fn killing_one_of_three_backends_costs_no_get() {
     member.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_frozen_backend_delays_no_request_beyond_one_timeout_plus_a_healthy_try() {
+/// Round robin over a backend that gets SIGSTOP under load and a healthy one,
+/// with `ha` and `timeouts` added to the service. Returns the load's result
+/// and the frozen backend's health when the load stopped.
+async fn freeze_one_of_two(ha: &str, timeouts: &str, frozen_for: Duration) -> (LoadResult, Health) {
     let mut frozen = BackendProcess::spawn("frozen");
     let healthy = BackendProcess::spawn("healthy");
     let member = TestMember::start(&[(
@@ -167,61 +169,50 @@ async fn a_frozen_backend_delays_no_request_beyond_one_timeout_plus_a_healthy_tr
         &ha_topology(
             "svc",
             &[frozen.url(), healthy.url()],
-            "load_balancing = \"round-robin\"",
-            "[service.timeouts]\nrequest = \"500ms\"",
+            &format!("load_balancing = \"round-robin\"\n{ha}"),
+            &format!("[service.timeouts]\n{timeouts}"),
         ),
     )])
     .await;
     let load = Load::start(member.url("/gateway/t/svc/x"), 4);
     tokio::time::sleep(Duration::from_millis(500)).await;
     frozen.signal("STOP");
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    tokio::time::sleep(frozen_for).await;
     let result = load.finish().await;
     frozen.signal("CONT");
+    let health = member.service("t", "svc").backends[0]
+        .state
+        .health(tokio::time::Instant::now());
+    frozen.kill();
+    member.stop().await;
     assert!(
         result.failures.is_empty(),
         "client errors: {:?}",
         &result.failures[..result.failures.len().min(5)]
     );
+    (result, health)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_backend_delays_no_request_beyond_one_timeout_plus_a_healthy_try() {
+    let (result, health) =
+        freeze_one_of_two("", "request = \"500ms\"", Duration::from_millis(2500)).await;
     assert!(
         result.slowest < Duration::from_millis(500 + 400),
         "slowest request {:?} exceeds the 500 ms timeout plus one healthy try",
         result.slowest
     );
-    let svc = member.service("t", "svc");
-    assert_eq!(
-        svc.backends[0].state.health(tokio::time::Instant::now()),
-        Health::Ejected
-    );
-    frozen.kill();
-    member.stop().await;
+    assert_eq!(health, Health::Ejected);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_stall_timeout_a_frozen_backend_costs_a_fraction_of_the_request_timeout() {
-    let mut frozen = BackendProcess::spawn("frozen");
-    let healthy = BackendProcess::spawn("healthy");
-    let member = TestMember::start(&[(
-        "t",
-        &ha_topology(
-            "svc",
-            &[frozen.url(), healthy.url()],
-            "load_balancing = \"round-robin\"\nstall_timeout = \"200ms\"",
-            "[service.timeouts]\nrequest = \"5s\"",
-        ),
-    )])
+    let (result, health) = freeze_one_of_two(
+        "stall_timeout = \"200ms\"",
+        "request = \"5s\"",
+        Duration::from_millis(2000),
+    )
     .await;
-    let load = Load::start(member.url("/gateway/t/svc/x"), 4);
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    frozen.signal("STOP");
-    tokio::time::sleep(Duration::from_millis(2000)).await;
-    let result = load.finish().await;
-    frozen.signal("CONT");
-    assert!(
-        result.failures.is_empty(),
-        "client errors: {:?}",
-        &result.failures[..result.failures.len().min(5)]
-    );
     // Without the stall rule the requests caught by the freeze wait the 5 s
     // request timeout.
     assert!(
@@ -229,13 +220,7 @@ async fn with_stall_timeout_a_frozen_backend_costs_a_fraction_of_the_request_tim
         "slowest request {:?}: more than the 200 ms stall timeout plus a healthy try",
         result.slowest
     );
-    let svc = member.service("t", "svc");
-    assert_eq!(
-        svc.backends[0].state.health(tokio::time::Instant::now()),
-        Health::Ejected
-    );
-    frozen.kill();
-    member.stop().await;
+    assert_eq!(health, Health::Ejected);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

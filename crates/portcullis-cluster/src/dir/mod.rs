@@ -711,25 +711,29 @@ mod tests {
         );
     }
 
-    #[test]
-    fn writes_never_recreate_a_vanished_store_root() {
-        use crate::members::{now_ms, RoleName};
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("store");
-        let store = DirStore::new(&root);
-        store.ensure_layout().unwrap();
-        std::fs::remove_dir_all(&root).unwrap();
-        let record = MemberRecord {
-            id: "m-1".into(),
-            role: RoleName::Manager,
+    fn manager_record(id: &str, updated_at_ms: u64) -> MemberRecord {
+        MemberRecord {
+            id: id.into(),
+            role: crate::members::RoleName::Manager,
             public_url: "http://127.0.0.1:1".into(),
             admin_url: None,
             version: "0".into(),
             generation: 0,
             in_flight: 0,
             heartbeat_ms: 1000,
-            updated_at_ms: now_ms(),
-        };
+            updated_at_ms,
+        }
+    }
+
+    #[test]
+    fn writes_never_recreate_a_vanished_store_root() {
+        use crate::members::now_ms;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("store");
+        let store = DirStore::new(&root);
+        store.ensure_layout().unwrap();
+        std::fs::remove_dir_all(&root).unwrap();
+        let record = manager_record("m-1", now_ms());
         assert!(store.put_member(&record).is_err());
         assert!(store.put_topology("t", "x").is_err());
         assert!(store.set_backend_state("b", AdminState::Draining).is_err());
@@ -738,21 +742,11 @@ mod tests {
 
     #[test]
     fn records_of_long_silent_members_are_pruned() {
-        use crate::members::{now_ms, RoleName};
+        use crate::members::now_ms;
         let dir = tempfile::tempdir().unwrap();
         let store = DirStore::new(dir.path());
         store.ensure_layout().unwrap();
-        let record = |id: &str, age_ms: u64| MemberRecord {
-            id: id.into(),
-            role: RoleName::Manager,
-            public_url: "http://127.0.0.1:1".into(),
-            admin_url: None,
-            version: "0".into(),
-            generation: 0,
-            in_flight: 0,
-            heartbeat_ms: 1000,
-            updated_at_ms: now_ms() - age_ms,
-        };
+        let record = |id: &str, age_ms: u64| manager_record(id, now_ms() - age_ms);
         store.put_member(&record("fresh", 0)).unwrap();
         store.put_member(&record("gone-a-while", 5_000)).unwrap();
         store.put_member(&record("long-dead", 3_600_000)).unwrap();

@@ -301,10 +301,10 @@ async fn forward(
         Some(ReplayBody::new(idle, ha.replay_buffer_bytes))
     };
 
-    let max_tries = if ha.enabled {
-        1 + ha.max_failover_attempts as usize
+    let (max_tries, stall_timeout) = if ha.enabled {
+        (1 + ha.max_failover_attempts as usize, ha.stall_timeout)
     } else {
-        1
+        (1, Duration::ZERO)
     };
     let plan = RetryPlan {
         service,
@@ -355,11 +355,6 @@ async fn forward(
         }
 
         let in_flight = InFlight::start(backend.clone());
-        let stall_timeout = if ha.enabled {
-            ha.stall_timeout
-        } else {
-            Duration::ZERO
-        };
         let sent = wait_for_head(
             service.client.request(backend_request),
             &backend.state,
@@ -430,21 +425,16 @@ async fn forward(
                 });
                 FailureKind::Reset
             }
-            Waited::TimedOut => {
-                record_try(tries, backend, TryOutcome::TimedOut);
+            waited @ (Waited::TimedOut | Waited::Stalled) => {
+                let (outcome, timeout) = match waited {
+                    Waited::Stalled => (TryOutcome::Stalled, stall_timeout),
+                    _ => (TryOutcome::TimedOut, config.timeouts.request),
+                };
+                record_try(tries, backend, outcome);
                 last_error = Some(ProxyError::Timeout {
                     topology: service.topology.clone(),
                     service: config.name.clone(),
-                    timeout: config.timeouts.request,
-                });
-                FailureKind::Timeout
-            }
-            Waited::Stalled => {
-                record_try(tries, backend, TryOutcome::Stalled);
-                last_error = Some(ProxyError::Timeout {
-                    topology: service.topology.clone(),
-                    service: config.name.clone(),
-                    timeout: stall_timeout,
+                    timeout,
                 });
                 FailureKind::Timeout
             }
