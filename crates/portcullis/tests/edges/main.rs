@@ -1,0 +1,12 @@
+//! The attack suite (PRODUCT.md §9): raw-socket clients and raw-socket
+//! misbehaving backends against a real member on loopback. Each module is one
+//! class of attack; every class has at least five payload variants, and every
+//! test asserts what the gateway must do, so it fails without the fix.
+//!
+//! Run it alone with `cargo test -p portcullis --test edges`.
+
+#[path = "../common/mod.rs"]
+mod common;
+mod raw;
+
+mod baseline;
