@@ -10,3 +10,4 @@ mod common;
 mod raw;
 
 mod baseline;
+mod smuggling;
