@@ -28,10 +28,15 @@ pub struct GatewaySection {
     /// URL prefix without slashes.
     pub path: String,
     pub public_url: url::Url,
+    /// `public_url` was written in the file (not derived from `listen`):
+    /// rewritten `Location` headers then use it instead of the client's Host.
+    pub public_url_configured: bool,
     pub tls: Option<TlsFiles>,
     pub shutdown_grace: Duration,
     pub max_connections: usize,
     pub header_read_timeout: Duration,
+    /// Slowest request body accepted, in bytes/s averaged over 10 s; 0 is off.
+    pub min_body_rate: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

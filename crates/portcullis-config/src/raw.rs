@@ -38,6 +38,8 @@ pub struct FileGateway {
     pub shutdown_grace: Option<FileDuration>,
     pub max_connections: Option<i64>,
     pub header_read_timeout: Option<FileDuration>,
+    /// Bytes per second a request body must average over 10 s.
+    pub min_body_rate: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]

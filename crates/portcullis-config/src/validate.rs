@@ -246,6 +246,14 @@ pub(crate) fn node_config(
         1,
         1_000_000,
     ) as usize;
+    let min_body_rate = v.int(
+        "gateway.min_body_rate",
+        raw.gateway.min_body_rate,
+        1024,
+        0,
+        1 << 30,
+    ) as u64;
+    let public_url_configured = raw.gateway.public_url.is_some();
     let header_read_timeout = v.duration(
         "gateway.header_read_timeout",
         raw.gateway.header_read_timeout.as_ref(),
@@ -333,10 +341,12 @@ pub(crate) fn node_config(
             listen: listen?,
             path,
             public_url: public_url?,
+            public_url_configured,
             tls,
             shutdown_grace,
             max_connections,
             header_read_timeout,
+            min_body_rate,
         },
         admin,
         cluster: ClusterSection {

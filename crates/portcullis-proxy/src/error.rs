@@ -48,6 +48,18 @@ pub enum ProxyError {
     MissingCredentials { topology: String, service: String },
     #[error("bad request: {reason}")]
     BadRequest { reason: &'static str },
+    #[error("method not allowed: {reason}")]
+    MethodNotAllowed { reason: &'static str },
+    /// The backend sent a response head §9 forbids relaying.
+    #[error("backend response refused: {reason}")]
+    BadResponse {
+        topology: String,
+        service: String,
+        reason: &'static str,
+    },
+    /// The client's request body broke off or was too slow.
+    #[error("request body: {reason}")]
+    ClientBody { reason: &'static str },
 }
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -58,21 +70,28 @@ impl ProxyError {
             ProxyError::NoRoute
             | ProxyError::UnknownTopology { .. }
             | ProxyError::UnknownService { .. } => StatusCode::NOT_FOUND,
-            ProxyError::Connect { .. } | ProxyError::Backend { .. } => StatusCode::BAD_GATEWAY,
+            ProxyError::Connect { .. }
+            | ProxyError::Backend { .. }
+            | ProxyError::BadResponse { .. } => StatusCode::BAD_GATEWAY,
             ProxyError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::NoBackend { .. } | ProxyError::MissingCredentials { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             ProxyError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ProxyError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ProxyError::ClientBody { .. } => StatusCode::REQUEST_TIMEOUT,
         }
     }
 
     /// Which side failed, for logs and metrics.
     pub fn side(&self) -> Side {
         match self {
-            ProxyError::BadRequest { .. } => Side::Client,
+            ProxyError::BadRequest { .. }
+            | ProxyError::MethodNotAllowed { .. }
+            | ProxyError::ClientBody { .. } => Side::Client,
             ProxyError::Connect { .. }
             | ProxyError::Backend { .. }
+            | ProxyError::BadResponse { .. }
             | ProxyError::Timeout { .. } => Side::Backend,
             _ => Side::Gateway,
         }
@@ -97,13 +116,19 @@ impl ProxyError {
             ProxyError::Timeout { .. } => "backend timeout",
             ProxyError::NoBackend { .. } => "no backend available",
             ProxyError::MissingCredentials { .. } => "backend credentials unavailable",
-            ProxyError::BadRequest { reason } => reason,
+            ProxyError::BadRequest { reason }
+            | ProxyError::MethodNotAllowed { reason }
+            | ProxyError::ClientBody { reason } => reason,
+            ProxyError::BadResponse { .. } => "backend failed",
         }
     }
 
     fn names(&self) -> (Option<&str>, Option<&str>) {
         match self {
-            ProxyError::NoRoute | ProxyError::BadRequest { .. } => (None, None),
+            ProxyError::NoRoute
+            | ProxyError::BadRequest { .. }
+            | ProxyError::MethodNotAllowed { .. }
+            | ProxyError::ClientBody { .. } => (None, None),
             ProxyError::UnknownTopology { topology } => (Some(topology), None),
             ProxyError::UnknownService { topology, service }
             | ProxyError::Connect {
@@ -113,6 +138,9 @@ impl ProxyError {
                 topology, service, ..
             }
             | ProxyError::Timeout {
+                topology, service, ..
+            }
+            | ProxyError::BadResponse {
                 topology, service, ..
             }
             | ProxyError::NoBackend { topology, service }

@@ -10,6 +10,7 @@ pub mod ha;
 pub mod http;
 pub mod listener;
 pub mod routing;
+pub mod slow_body;
 pub mod stats;
 
 pub use error::ProxyError;

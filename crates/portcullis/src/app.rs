@@ -58,6 +58,7 @@ impl Member {
             portcullis_proxy::CookieKey::new(cookie_key),
         ));
         gateway.set_admin_states(states.into_iter().collect());
+        gateway.set_edge(edge_settings(&config));
         gateway.set_credentials(crate::secrets::open_all(sealer.as_ref(), &sealed));
         // Applied before listening so the first request already sees the config.
         for (name, text) in initial {
@@ -360,5 +361,20 @@ pub fn apply_topology(gateway: &Gateway, name: &str, text: &str) {
                 tracing::error!(topology = name, error = %err, "topology not applied; keeping the last good version")
             }
         },
+    }
+}
+
+/// The `[gateway]` settings the request path reads per request.
+fn edge_settings(config: &NodeConfig) -> portcullis_proxy::routing::EdgeSettings {
+    portcullis_proxy::routing::EdgeSettings {
+        public_base: config.gateway.public_url_configured.then(|| {
+            config
+                .gateway
+                .public_url
+                .as_str()
+                .trim_end_matches('/')
+                .to_string()
+        }),
+        min_body_rate: config.gateway.min_body_rate,
     }
 }

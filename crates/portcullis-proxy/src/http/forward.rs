@@ -13,11 +13,13 @@ use hyper::body::Incoming;
 use portcullis_config::{AdminState, LoadBalancing};
 
 use super::headers::{self, ClientContext};
+use super::strict;
 use super::upgrade;
 use crate::body::{self, Guarded, IdleTimeoutBody, ProxyBody, ReplayBody};
 use crate::error::ProxyError;
 use crate::ha::{sticky, wait_for_head, InFlight, Tried, TryOutcome, Waited};
 use crate::routing::{match_path, Backend, Gateway, Lookup, ServiceRuntime};
+use crate::slow_body::{MinRateBody, SlowBody};
 
 struct TryRecord {
     backend: Arc<Backend>,
@@ -44,19 +46,28 @@ pub async fn handle(
     let _counted = gateway.request_started();
     let logging = tracing::enabled!(target: "portcullis::access", tracing::Level::INFO);
     let method = request.method().clone();
+    let request_version = request.version();
     // A Uri clone shares its bytes; the path outlives the request this way.
     let uri = request.uri().clone();
     let path = uri.path();
     let mut tries = Vec::new();
     let mut names = (String::new(), String::new());
-    let response = match route(&gateway, path) {
+    let refused = refuse(&request, path);
+    let response = match refused.and_then(|()| route(&gateway, path)) {
         Err(err) => {
             if logging {
                 if let Some((t, s)) = err_names(&err) {
                     names = (t, s);
                 }
             }
-            err.into_response()
+            let mut response = err.into_response();
+            if err.side() == crate::error::Side::Client && request_version_is_h1(&request_version) {
+                // The rest of this connection's bytes cannot be trusted.
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            response
         }
         Ok((service, rest_start)) => {
             if logging {
@@ -86,6 +97,24 @@ pub async fn handle(
     Ok(response)
 }
 
+/// The §9 checks that come before routing: head rules and the path rule.
+fn refuse(request: &Request<Incoming>, path: &str) -> Result<(), ProxyError> {
+    strict::check_request_head(request.method(), request.version(), request.headers()).map_err(
+        |refusal| match refusal {
+            strict::Refusal::MethodNotAllowed(reason) => ProxyError::MethodNotAllowed { reason },
+            strict::Refusal::BadRequest(reason) => ProxyError::BadRequest { reason },
+        },
+    )?;
+    strict::check_path(path).map_err(|reason| ProxyError::BadRequest { reason })
+}
+
+fn request_version_is_h1(version: &Version) -> bool {
+    matches!(
+        *version,
+        Version::HTTP_10 | Version::HTTP_11 | Version::HTTP_09
+    )
+}
+
 fn err_names(err: &ProxyError) -> Option<(String, String)> {
     match err {
         ProxyError::UnknownTopology { topology } => Some((topology.clone(), String::new())),
@@ -110,29 +139,6 @@ fn route(gateway: &Gateway, path: &str) -> Result<(Arc<ServiceRuntime>, usize), 
             service: matched.service.to_string(),
         }),
     }
-}
-
-/// A dot segment would let a client climb out of the backend's base path.
-fn has_dot_segment(rest: &str) -> bool {
-    rest.split('/').any(is_dot_segment)
-}
-
-/// `.` or `..`, where any dot may be written `%2e` or `%2E`; no allocation.
-fn is_dot_segment(segment: &str) -> bool {
-    let mut bytes = segment.as_bytes();
-    let mut dots = 0;
-    while !bytes.is_empty() {
-        bytes = match bytes {
-            [b'.', tail @ ..] => tail,
-            [b'%', b'2', e, tail @ ..] if e.eq_ignore_ascii_case(&b'e') => tail,
-            _ => return false,
-        };
-        dots += 1;
-        if dots > 2 {
-            return false;
-        }
-    }
-    dots > 0
 }
 
 /// Methods that may be sent twice without changing the outcome (RFC 9110 §9.2.2).
@@ -221,13 +227,8 @@ async fn forward(
     rest: &str,
     tries: &mut Vec<TryRecord>,
 ) -> Result<Response<ProxyBody>, ProxyError> {
-    if has_dot_segment(rest) {
-        return Err(ProxyError::BadRequest {
-            reason: "path must not contain dot segments",
-        });
-    }
     let is_upgrade =
-        request.version() == Version::HTTP_11 && headers::is_upgrade_request(request.headers());
+        strict::is_websocket_upgrade(request.method(), request.version(), request.headers());
     let mut client_upgrade = is_upgrade.then(|| hyper::upgrade::on(&mut request));
     let (mut parts, incoming) = request.into_parts();
     // A clone of the header value shares its bytes: no copy per request.
@@ -256,6 +257,10 @@ async fn forward(
     }
 
     headers::strip_hop_by_hop(&mut parts.headers, is_upgrade);
+    headers::remove_untrusted(&mut parts.headers, client);
+    if parts.version == Version::HTTP_2 {
+        strict::join_cookies(&mut parts.headers);
+    }
     headers::add_forwarded(
         &mut parts.headers,
         client,
@@ -297,7 +302,12 @@ async fn forward(
     let mut replay = if incoming.is_end_stream() {
         None
     } else {
-        let idle = IdleTimeoutBody::new(incoming, config.timeouts.idle).boxed();
+        let rate = gateway.min_body_rate();
+        let idle = if rate > 0 {
+            IdleTimeoutBody::new(MinRateBody::new(incoming, rate), config.timeouts.idle).boxed()
+        } else {
+            IdleTimeoutBody::new(incoming, config.timeouts.idle).boxed()
+        };
         Some(ReplayBody::new(idle, ha.replay_buffer_bytes))
     };
 
@@ -318,10 +328,12 @@ async fn forward(
     let mut next = first;
     let mut tried: Tried = 0;
     let mut last_error = None;
+    let mut stale_retries = 0;
+    let mut resend = false;
     while let Some(index) = next.take() {
         let backend = &service.backends[index];
         tried |= 1u64 << index;
-        if !tries.is_empty() {
+        if !tries.is_empty() && !std::mem::take(&mut resend) {
             service.stats.failovers.fetch_add(1, Ordering::Relaxed);
             if !ha.failover_sleep.is_zero() {
                 tokio::time::sleep(ha.failover_sleep).await;
@@ -341,8 +353,14 @@ async fn forward(
         *backend_request.version_mut() = version;
         // A later try needs the headers again unless this is the last try the
         // rules allow (tries used up, or every backend tried): then they move.
-        let last_try =
-            tries.len() + 1 >= max_tries || tried.count_ones() as usize >= service.backends.len();
+        // A GET or HEAD may be sent again on a fresh connection (see
+        // `closed_before_answer`), so it keeps its headers until then.
+        let may_resend = stale_retries < MAX_STALE_RETRIES
+            && replay.is_none()
+            && matches!(parts.method, Method::GET | Method::HEAD);
+        let last_try = !may_resend
+            && (tries.len() + 1 >= max_tries
+                || tried.count_ones() as usize >= service.backends.len());
         *backend_request.headers_mut() = if last_try {
             std::mem::take(&mut parts.headers)
         } else {
@@ -364,6 +382,23 @@ async fn forward(
         .await;
         let now = tokio::time::Instant::now();
         let kind = match sent {
+            Waited::Done(Ok(response))
+                if strict::check_response_status(response.status(), client_upgrade.is_some())
+                    .is_err() =>
+            {
+                let reason =
+                    strict::check_response_status(response.status(), client_upgrade.is_some())
+                        .err()
+                        .unwrap_or("invalid response");
+                tracing::warn!(topology = %service.topology, service = %config.name, backend = %backend.id, status = response.status().as_u16(), reason, "backend response refused");
+                record_try(tries, backend, TryOutcome::Failed);
+                last_error = Some(ProxyError::BadResponse {
+                    topology: service.topology.clone(),
+                    service: config.name.clone(),
+                    reason,
+                });
+                FailureKind::Reset
+            }
             Waited::Done(Ok(response)) => {
                 let status = response.status().as_u16();
                 if ha.retry_on_status.contains(&status) {
@@ -401,7 +436,7 @@ async fn forward(
                     response,
                     service,
                     client,
-                    original_host.as_ref().and_then(|h| h.to_str().ok()),
+                    gateway.location_base(original_host.as_ref(), client.tls),
                     client_upgrade.take(),
                     cookie,
                     in_flight,
@@ -415,6 +450,24 @@ async fn forward(
                     source: Box::new(err),
                 });
                 FailureKind::Connect
+            }
+            Waited::Done(Err(err)) if may_resend && closed_before_answer(&err) => {
+                // A pooled connection the backend closed while it was idle
+                // (§9): the request never got an answer, so it goes again on
+                // another connection without costing a try or the client.
+                stale_retries += 1;
+                tracing::debug!(backend = %backend.id, "pooled connection was closed by the backend; sending again");
+                drop(in_flight);
+                next = Some(index);
+                resend = true;
+                continue;
+            }
+            Waited::Done(Err(err)) if client_body_failure(&err).is_some() => {
+                // The client, not the backend, failed: no failover, no
+                // ejection, and the backend connection is closed with it.
+                record_try(tries, backend, TryOutcome::Failed);
+                let reason = client_body_failure(&err).unwrap_or("request body failed");
+                return Err(ProxyError::ClientBody { reason });
             }
             Waited::Done(Err(err)) => {
                 record_try(tries, backend, TryOutcome::Failed);
@@ -455,6 +508,38 @@ async fn forward(
             service: config.name.clone(),
         }),
     }
+}
+
+/// Sends of one request again after a pooled connection turned out closed.
+const MAX_STALE_RETRIES: u32 = 2;
+
+/// The backend closed the connection before any byte of an answer: what a
+/// pooled connection closed while idle looks like once a request is on it.
+fn closed_before_answer(err: &hyper_util::client::legacy::Error) -> bool {
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        if let Some(hyper_err) = cause.downcast_ref::<hyper::Error>() {
+            return hyper_err.is_incomplete_message();
+        }
+        source = cause.source();
+    }
+    false
+}
+
+/// Why the client's request body failed a try, when it did: too slow for
+/// `min_body_rate`, or silent for `timeouts.idle`.
+fn client_body_failure(err: &hyper_util::client::legacy::Error) -> Option<&'static str> {
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        if cause.is::<SlowBody>() {
+            return Some("request body too slow");
+        }
+        if cause.is::<crate::body::IdleTimeout>() {
+            return Some("request body idle for too long");
+        }
+        source = cause.source();
+    }
+    None
 }
 
 fn record_failure(service: &ServiceRuntime, backend: &Backend, now: tokio::time::Instant) {
@@ -544,7 +629,7 @@ fn finish_response(
     mut response: Response<Incoming>,
     service: &ServiceRuntime,
     client: &ClientContext,
-    original_host: Option<&str>,
+    location_base: Option<String>,
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
     set_cookie: Option<HeaderValue>,
     in_flight: InFlight,
@@ -560,14 +645,21 @@ fn finish_response(
         }
     }
     let (mut parts, incoming) = response.into_parts();
+    if parts.headers.contains_key(header::TRANSFER_ENCODING) {
+        // The body was decoded by its chunks; a Content-Length beside them is
+        // stale and would frame the relayed body wrongly (RFC 9112 §6.3).
+        parts.headers.remove(header::CONTENT_LENGTH);
+    }
     headers::strip_hop_by_hop(&mut parts.headers, switching);
     if parts.headers.contains_key(header::LOCATION)
         || parts.headers.contains_key(header::CONTENT_LOCATION)
     {
-        let host = original_host.unwrap_or("localhost");
-        let scheme = if client.tls { "https" } else { "http" };
+        let base = location_base.unwrap_or_else(|| {
+            let scheme = if client.tls { "https" } else { "http" };
+            format!("{scheme}://localhost")
+        });
         let gateway_base = format!(
-            "{scheme}://{host}{}/{}",
+            "{base}{}/{}",
             service.context.to_str().unwrap_or(""),
             service.config.name
         );
@@ -640,36 +732,6 @@ fn access_log(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dot_segments_are_refused() {
-        assert!(has_dot_segment("/a/../b"));
-        assert!(has_dot_segment("/%2E%2e/b"));
-        assert!(has_dot_segment("/."));
-        assert!(!has_dot_segment("/a/.b/c.."));
-        assert!(!has_dot_segment(""));
-    }
-
-    #[test]
-    fn dot_segments_match_the_lowercase_and_replace_rule() {
-        let reference = |rest: &str| {
-            rest.split('/').any(|segment| {
-                let lower = segment.to_ascii_lowercase().replace("%2e", ".");
-                lower == "." || lower == ".."
-            })
-        };
-        let pieces = [
-            "", ".", "..", "...", "%2e", "%2E", "%2", "%", "2e", "a", "/", "%2e.", ".%2E",
-        ];
-        for a in pieces {
-            for b in pieces {
-                for c in pieces {
-                    let rest = format!("{a}{b}{c}");
-                    assert_eq!(has_dot_segment(&rest), reference(&rest), "{rest:?}");
-                }
-            }
-        }
-    }
 
     #[test]
     fn backend_uri_joins_base_and_rest() {

@@ -139,6 +139,20 @@ impl ClientContext {
     }
 }
 
+const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+
+/// Removes the headers a backend framework would trust as its proxy's
+/// (`Forwarded`, `X-Original-URL`, ...) and sets `X-Real-IP` to the peer, so
+/// nothing the client wrote contradicts the X-Forwarded-* set here (§9).
+pub fn remove_untrusted(headers: &mut HeaderMap, client: &ClientContext) {
+    for name in &super::strict::UNTRUSTED_CLIENT_HEADERS {
+        if headers.contains_key(name) {
+            headers.remove(name);
+        }
+    }
+    headers.insert(X_REAL_IP, client.peer_ip_header.clone());
+}
+
 /// Adds X-Forwarded-For (appended), -Proto, -Host, -Port, -Server and -Context.
 pub fn add_forwarded(
     headers: &mut HeaderMap,

@@ -2,6 +2,7 @@
 
 mod forward;
 pub mod headers;
+pub mod strict;
 pub(crate) mod upgrade;
 
 pub use forward::handle;

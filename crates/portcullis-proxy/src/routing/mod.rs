@@ -2,8 +2,10 @@
 //! atomically on every config change. Requests hold an `Arc` of the service they
 //! started on, so a swap never disturbs them.
 
+mod edge;
 mod state;
 
+pub use edge::EdgeSettings;
 pub use state::{ApplyError, ConfigChange, Gateway, Lookup};
 
 use std::collections::HashMap;

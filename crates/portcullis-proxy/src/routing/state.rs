@@ -58,6 +58,7 @@ pub struct Gateway {
     parked_connections: AtomicU64,
     /// Opened alias values by alias name, for `[service.backend_auth]`.
     credentials: ArcSwap<HashMap<String, String>>,
+    pub(super) edge: ArcSwap<super::EdgeSettings>,
 }
 
 impl Gateway {
@@ -80,6 +81,7 @@ impl Gateway {
             in_flight: AtomicU64::new(0),
             parked_connections: AtomicU64::new(0),
             credentials: ArcSwap::from_pointee(HashMap::new()),
+            edge: ArcSwap::from_pointee(super::EdgeSettings::default()),
         }
     }
 

@@ -1,0 +1,437 @@
+//! The strict-edge rules of PRODUCT.md §9 that apply to a parsed request or
+//! response head: what the gateway refuses rather than repairs. Each rule is a
+//! pure function so that the attack suite, the fuzz targets and both HTTP
+//! engines share one definition.
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, StatusCode, Version};
+
+/// Why a request is refused before it is routed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// 400: the request could be read two ways.
+    BadRequest(&'static str),
+    /// 405: a method the gateway never forwards.
+    MethodNotAllowed(&'static str),
+}
+
+impl Refusal {
+    pub fn status(self) -> StatusCode {
+        match self {
+            Refusal::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Refusal::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+        }
+    }
+
+    pub fn reason(self) -> &'static str {
+        match self {
+            Refusal::BadRequest(reason) | Refusal::MethodNotAllowed(reason) => reason,
+        }
+    }
+}
+
+/// Checks of a request head that hyper let through: CONNECT, the Host rule
+/// of RFC 9112 §3.2, and Content-Length next to Transfer-Encoding. The path
+/// rule is separate because it applies to the backend-relative part only.
+pub fn check_request_head(
+    method: &Method,
+    version: Version,
+    headers: &HeaderMap,
+) -> Result<(), Refusal> {
+    if method == Method::CONNECT {
+        return Err(Refusal::MethodNotAllowed("CONNECT is not allowed"));
+    }
+    if version == Version::HTTP_11 {
+        let mut hosts = headers.get_all(header::HOST).iter();
+        match (hosts.next(), hosts.next()) {
+            (Some(_), None) => {}
+            (None, _) => return Err(Refusal::BadRequest("missing Host header")),
+            (Some(_), Some(_)) => return Err(Refusal::BadRequest("more than one Host header")),
+        }
+    }
+    if matches!(version, Version::HTTP_10 | Version::HTTP_11)
+        && headers.contains_key(header::TRANSFER_ENCODING)
+        && headers.contains_key(header::CONTENT_LENGTH)
+    {
+        return Err(Refusal::BadRequest(
+            "Content-Length together with Transfer-Encoding",
+        ));
+    }
+    Ok(())
+}
+
+/// The §9 path rule for the part of the path that is forwarded: no segment
+/// may be `.` or `..` after percent-decoding once or twice (matrix parameters
+/// after `;` ignored), and no `\`, encoded `/` or `\`, or encoded NUL may
+/// appear at any of those decoding levels. Allocates only when the path holds
+/// a `%`.
+pub fn check_path(path: &str) -> Result<(), &'static str> {
+    let raw = path.as_bytes();
+    if raw.contains(&b'\\') {
+        return Err("path must not contain a backslash");
+    }
+    if !raw.contains(&b'%') {
+        // Nothing encoded: only literal dot segments to look for.
+        return if path.split('/').any(|s| is_dot(s.as_bytes())) {
+            Err("path must not contain dot segments")
+        } else {
+            Ok(())
+        };
+    }
+    let once = percent_decode(raw);
+    let twice = percent_decode(&once);
+    for level in [raw, &once[..], &twice[..]] {
+        if level.contains(&b'\\') || level.contains(&0) {
+            return Err("path must not contain an encoded backslash or NUL");
+        }
+    }
+    // A `/` that appears only after decoding was encoded in the request.
+    if count(&once, b'/') != count(raw, b'/') || count(&twice, b'/') != count(raw, b'/') {
+        return Err("path must not contain an encoded slash");
+    }
+    // Slashes are the same at every level, so segments line up.
+    for segment in raw.split(|&b| b == b'/') {
+        let once = percent_decode(segment);
+        if is_dot(segment) || is_dot(&once) || is_dot(&percent_decode(&once)) {
+            return Err("path must not contain dot segments");
+        }
+    }
+    Ok(())
+}
+
+fn count(bytes: &[u8], byte: u8) -> usize {
+    bytes.iter().filter(|&&b| b == byte).count()
+}
+
+/// `.` or `..`, with any matrix parameters (`;...`) ignored, as Tomcat and
+/// Jetty read `..;a=b`.
+fn is_dot(segment: &[u8]) -> bool {
+    let name = match segment.iter().position(|&b| b == b';') {
+        Some(i) => &segment[..i],
+        None => segment,
+    };
+    name == b"." || name == b".."
+}
+
+/// One round of percent-decoding; malformed escapes are kept as they are.
+fn percent_decode(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let (Some(hi), Some(lo)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push(hi << 4 | lo);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    out
+}
+
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+const SEC_WEBSOCKET_KEY: HeaderName = HeaderName::from_static("sec-websocket-key");
+const SEC_WEBSOCKET_VERSION: HeaderName = HeaderName::from_static("sec-websocket-version");
+
+/// True when the request is a WebSocket handshake that may be forwarded as
+/// an upgrade (RFC 6455 §4.1): HTTP/1.1 GET, `Connection` listing `upgrade`,
+/// `Upgrade` exactly `websocket`, version 13 and a key that is base64 of 16
+/// bytes. Every other upgrade (notably `h2c`) is not forwarded as one.
+pub fn is_websocket_upgrade(method: &Method, version: Version, headers: &HeaderMap) -> bool {
+    if method != Method::GET || version != Version::HTTP_11 {
+        return false;
+    }
+    let connection_upgrade = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
+    let mut upgrades = headers.get_all(header::UPGRADE).iter();
+    let websocket = match (upgrades.next(), upgrades.next()) {
+        (Some(value), None) => value.as_bytes().eq_ignore_ascii_case(b"websocket"),
+        _ => false,
+    };
+    let version_13 = headers
+        .get(SEC_WEBSOCKET_VERSION)
+        .is_some_and(|v| v.as_bytes() == b"13");
+    let mut keys = headers.get_all(SEC_WEBSOCKET_KEY).iter();
+    let key_ok = match (keys.next(), keys.next()) {
+        (Some(key), None) => is_websocket_key(key),
+        _ => false,
+    };
+    connection_upgrade && websocket && version_13 && key_ok
+}
+
+/// Base64 of exactly 16 bytes: 22 alphabet characters and `==`.
+fn is_websocket_key(key: &HeaderValue) -> bool {
+    let bytes = key.as_bytes();
+    bytes.len() == 24
+        && bytes.ends_with(b"==")
+        && bytes[..22]
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/')
+}
+
+/// Why a backend's response head cannot be relayed (§9 "Responses").
+pub fn check_response_status(
+    status: StatusCode,
+    upgrade_forwarded: bool,
+) -> Result<(), &'static str> {
+    let code = status.as_u16();
+    if !(100..=599).contains(&code) {
+        return Err("backend answered with a status outside 100-599");
+    }
+    if code == 101 && !upgrade_forwarded {
+        return Err("backend switched protocols without a WebSocket upgrade");
+    }
+    Ok(())
+}
+
+/// Headers a client may send that a backend framework would trust as set by
+/// its proxy; the gateway removes them (X-Forwarded-* are overwritten).
+pub const UNTRUSTED_CLIENT_HEADERS: [HeaderName; 8] = [
+    header::FORWARDED,
+    HeaderName::from_static("x-original-url"),
+    HeaderName::from_static("x-rewrite-url"),
+    HeaderName::from_static("x-forwarded-prefix"),
+    HeaderName::from_static("true-client-ip"),
+    HeaderName::from_static("x-client-ip"),
+    HeaderName::from_static("x-cluster-client-ip"),
+    HeaderName::from_static("http2-settings"),
+];
+
+/// Cookie split over several fields (allowed in HTTP/2, RFC 9113 §8.2.3) is
+/// joined into one with `; ` before it goes to an HTTP/1.1 backend.
+pub fn join_cookies(headers: &mut HeaderMap) {
+    let mut values = headers.get_all(header::COOKIE).iter();
+    if values.next().is_none() || values.next().is_none() {
+        return;
+    }
+    let mut joined = Vec::new();
+    for value in headers.get_all(header::COOKIE) {
+        if !joined.is_empty() {
+            joined.extend_from_slice(b"; ");
+        }
+        joined.extend_from_slice(value.as_bytes());
+    }
+    if let Ok(value) = HeaderValue::from_bytes(&joined) {
+        headers.insert(header::COOKIE, value);
+    }
+}
+
+/// A Host value that may be written into a rewritten `Location`: a host name
+/// or IP literal with an optional port, nothing else.
+pub fn is_plain_authority(host: &str) -> bool {
+    let port_ok = |port: Option<&str>| {
+        port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()))
+    };
+    if let Some(bracketed) = host.strip_prefix('[') {
+        let Some((inner, rest)) = bracketed.split_once(']') else {
+            return false;
+        };
+        let port = match rest {
+            "" => None,
+            _ => match rest.strip_prefix(':') {
+                Some(port) => Some(port),
+                None => return false,
+            },
+        };
+        return inner.parse::<std::net::Ipv6Addr>().is_ok() && port_ok(port);
+    }
+    let (name, port) = match host.split_once(':') {
+        Some((name, port)) => (name, Some(port)),
+        None => (host, None),
+    };
+    port_ok(port)
+        && !name.is_empty()
+        && name.len() <= 253
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_rule_refuses_every_escape() {
+        for bad in [
+            "/a/../b",
+            "/..",
+            "/.",
+            "/%2e%2e/x",
+            "/%2E./x",
+            "/..%2fsecret",
+            "/..%2Fsecret",
+            "/%2e%2e%2fsecret",
+            "/%252e%252e/secret",
+            "/%252E%252E%252Fsecret",
+            "/..%5csecret",
+            "/..%5Csecret",
+            "/..\\..\\secret",
+            "/a\\b",
+            "/..;/secret",
+            "/..;a=b/secret",
+            "/.;/x",
+            "/%2e%2e;x/secret",
+            "/..%3bx/secret",
+            "/a%2fb",
+            "/a%252fb",
+            "/a%00b",
+            "/a%2500b",
+            "/%255c",
+        ] {
+            assert!(check_path(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn path_rule_catches_every_dot_segment_of_the_old_rule() {
+        // The rule before §9: a segment equal to `.` or `..` once `%2e` is
+        // read as a dot. The new rule must refuse everything it refused.
+        let reference = |rest: &str| {
+            rest.split('/').any(|segment| {
+                let lower = segment.to_ascii_lowercase().replace("%2e", ".");
+                lower == "." || lower == ".."
+            })
+        };
+        let pieces = [
+            "", ".", "..", "...", "%2e", "%2E", "%2", "%", "2e", "a", "/", "%2e.", ".%2E", ";",
+            "%25", "%3b",
+        ];
+        for a in pieces {
+            for b in pieces {
+                for c in pieces {
+                    let rest = format!("{a}{b}{c}");
+                    if reference(&rest) {
+                        assert!(check_path(&rest).is_err(), "{rest:?}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn path_rule_keeps_ordinary_paths() {
+        for good in [
+            "",
+            "/",
+            "/a/b/c",
+            "/a/.b/c..",
+            "/...",
+            "/a;b=c/d",
+            "/%41%42",
+            "/a%20b",
+            "/100%",
+            "/%zz",
+            "/%2",
+            "/file.tar.gz",
+            "/a/..b",
+        ] {
+            assert!(check_path(good).is_ok(), "{good}");
+        }
+    }
+
+    #[test]
+    fn host_rule_and_connect() {
+        let mut h = HeaderMap::new();
+        assert!(check_request_head(&Method::GET, Version::HTTP_11, &h).is_err());
+        assert!(check_request_head(&Method::GET, Version::HTTP_10, &h).is_ok());
+        h.append(header::HOST, HeaderValue::from_static("a"));
+        assert!(check_request_head(&Method::GET, Version::HTTP_11, &h).is_ok());
+        h.append(header::HOST, HeaderValue::from_static("a"));
+        assert!(check_request_head(&Method::GET, Version::HTTP_11, &h).is_err());
+        let one = HeaderMap::new();
+        assert_eq!(
+            check_request_head(&Method::CONNECT, Version::HTTP_2, &one)
+                .unwrap_err()
+                .status(),
+            StatusCode::METHOD_NOT_ALLOWED
+        );
+    }
+
+    #[test]
+    fn only_valid_websocket_handshakes_upgrade() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, Upgrade"),
+        );
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        h.insert(SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
+        h.insert(
+            SEC_WEBSOCKET_KEY,
+            HeaderValue::from_static("dGhlIHNhbXBsZSBub25jZQ=="),
+        );
+        assert!(is_websocket_upgrade(&Method::GET, Version::HTTP_11, &h));
+        assert!(!is_websocket_upgrade(&Method::POST, Version::HTTP_11, &h));
+        let mut h2c = h.clone();
+        h2c.insert(header::UPGRADE, HeaderValue::from_static("h2c"));
+        assert!(!is_websocket_upgrade(&Method::GET, Version::HTTP_11, &h2c));
+        let mut bad_key = h.clone();
+        bad_key.insert(SEC_WEBSOCKET_KEY, HeaderValue::from_static("short"));
+        assert!(!is_websocket_upgrade(
+            &Method::GET,
+            Version::HTTP_11,
+            &bad_key
+        ));
+        let mut two = h.clone();
+        two.append(header::UPGRADE, HeaderValue::from_static("h2c"));
+        assert!(!is_websocket_upgrade(&Method::GET, Version::HTTP_11, &two));
+    }
+
+    #[test]
+    fn responses_outside_the_rules() {
+        assert!(check_response_status(StatusCode::OK, false).is_ok());
+        assert!(check_response_status(StatusCode::SWITCHING_PROTOCOLS, true).is_ok());
+        assert!(check_response_status(StatusCode::SWITCHING_PROTOCOLS, false).is_err());
+        let odd = StatusCode::from_u16(600).unwrap();
+        assert!(check_response_status(odd, false).is_err());
+    }
+
+    #[test]
+    fn cookies_are_joined() {
+        let mut h = HeaderMap::new();
+        h.append(header::COOKIE, HeaderValue::from_static("a=1"));
+        h.append(header::COOKIE, HeaderValue::from_static("b=2"));
+        join_cookies(&mut h);
+        assert_eq!(h.get_all(header::COOKIE).iter().count(), 1);
+        assert_eq!(h[header::COOKIE], "a=1; b=2");
+    }
+
+    #[test]
+    fn plain_authorities() {
+        for good in [
+            "gw.example",
+            "gw.example:8443",
+            "127.0.0.1:80",
+            "[::1]:8443",
+            "[::1]",
+        ] {
+            assert!(is_plain_authority(good), "{good}");
+        }
+        for bad in [
+            "",
+            "evil.example/path",
+            "a b",
+            "x:99999999",
+            "::1",
+            "a@b",
+            "h:",
+        ] {
+            assert!(!is_plain_authority(bad), "{bad}");
+        }
+    }
+}
