@@ -516,10 +516,20 @@ const MAX_STALE_RETRIES: u32 = 2;
 /// The backend closed the connection before any byte of an answer: what a
 /// pooled connection closed while idle looks like once a request is on it.
 fn closed_before_answer(err: &hyper_util::client::legacy::Error) -> bool {
+    use std::io::ErrorKind;
     let mut source = std::error::Error::source(err);
     while let Some(cause) = source {
         if let Some(hyper_err) = cause.downcast_ref::<hyper::Error>() {
-            return hyper_err.is_incomplete_message();
+            if hyper_err.is_incomplete_message() {
+                return true;
+            }
+        }
+        // A close with our request unread in the backend's buffer is a reset.
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                ErrorKind::ConnectionReset | ErrorKind::BrokenPipe | ErrorKind::ConnectionAborted
+            );
         }
         source = cause.source();
     }

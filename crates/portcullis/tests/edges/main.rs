@@ -10,4 +10,10 @@ mod common;
 mod raw;
 
 mod baseline;
+mod forwarded;
+mod paths;
+mod pooled;
+mod responses;
+mod slow_bodies;
 mod smuggling;
+mod upgrades;
