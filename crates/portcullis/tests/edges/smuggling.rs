@@ -79,7 +79,13 @@ async fn ambiguous_requests_are_refused_and_never_reach_the_backend() {
             ));
         }
     }
-    assert!(failures.is_empty(), "{} of {} cases:\n{}", failures.len(), cases().len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases:\n{}",
+        failures.len(),
+        cases().len(),
+        failures.join("\n")
+    );
     assert!(!backend.received_text().contains("smuggled"));
     member.stop().await;
 }
