@@ -180,9 +180,16 @@ mod tests {
             chunks: chunks.iter().map(|c| c.to_vec()).rev().collect(),
         });
         let status = gated.status();
+        // Reads as large as hyper's, so each chunk arrives in one read.
         let mut out = Vec::new();
-        gated.read_to_end(&mut out).await.expect("read");
-        (out, status)
+        let mut buf = vec![0; 8192];
+        loop {
+            let n = gated.read(&mut buf).await.expect("read");
+            if n == 0 {
+                return (out, status);
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
     }
 
     /// A reader that yields the given chunks one read at a time.
@@ -196,8 +203,13 @@ mod tests {
             _cx: &mut Context<'_>,
             buf: &mut ReadBuf<'_>,
         ) -> Poll<io::Result<()>> {
-            if let Some(chunk) = self.get_mut().chunks.pop() {
-                buf.put_slice(&chunk);
+            let chunks = &mut self.get_mut().chunks;
+            if let Some(mut chunk) = chunks.pop() {
+                let n = chunk.len().min(buf.remaining());
+                buf.put_slice(&chunk[..n]);
+                if n < chunk.len() {
+                    chunks.push(chunk.split_off(n));
+                }
             }
             Poll::Ready(Ok(()))
         }
