@@ -175,9 +175,7 @@ impl Fields {
             }
             7 if name.eq_ignore_ascii_case(b"upgrade") => self.upgrade = true,
             10 if name.eq_ignore_ascii_case(b"connection") => {
-                if list(value).any(|t| t.eq_ignore_ascii_case(b"upgrade")) {
-                    self.connection_upgrade = true;
-                }
+                self.connection_upgrade |= list(value).any(|t| t.eq_ignore_ascii_case(b"upgrade"));
             }
             14 if name.eq_ignore_ascii_case(b"content-length") => {
                 if self.length.is_some() {

@@ -590,7 +590,7 @@ fn a_head_of_exactly_64_kib_is_accepted() {
     let base = get_with(&[b"Host: x", b"X: "]);
     let pad = MAX_HEAD - base.len();
     let mut field = b"X: ".to_vec();
-    field.extend(std::iter::repeat(b'a').take(pad));
+    field.extend(std::iter::repeat_n(b'a', pad));
     let head = get_with(&[b"Host: x", &field]);
     assert_eq!(head.len(), MAX_HEAD);
     assert!(check_head(&head).is_ok());
@@ -686,7 +686,7 @@ fn bad_chunk_extensions_are_refused() {
     refused_stream(&chunked_body(b"5;\x01\r\n"), want);
     refused_stream(&chunked_body(b"5;a=\x7f\r\n"), want);
     let mut long = b"5;".to_vec();
-    long.extend(std::iter::repeat(b'a').take(5000));
+    long.extend(std::iter::repeat_n(b'a', 5000));
     long.extend_from_slice(b"\r\n");
     refused_stream(&chunked_body(&long), want);
 }
@@ -725,7 +725,7 @@ fn trailers_follow_field_line_rules() {
 #[test]
 fn huge_trailers_are_refused() {
     let mut body = b"0\r\nX: ".to_vec();
-    body.extend(std::iter::repeat(b'a').take(MAX_HEAD));
+    body.extend(std::iter::repeat_n(b'a', MAX_HEAD));
     body.extend_from_slice(b"\r\n\r\n");
     assert_eq!(
         verdict(&chunked_body(&body)).0,
