@@ -153,12 +153,8 @@ impl ChunkScan {
                     };
                     return Ok(ChunkStep::Boundary(i + 1));
                 }
-                _ => {
-                    return Ok(ChunkStep::Partial {
-                        used: i,
-                        trailer: false,
-                    })
-                }
+                // Not reached: only size-line parts get here, and SizeLf returns.
+                _ => return Ok(ChunkStep::Boundary(i)),
             }
         }
         Ok(ChunkStep::Partial {

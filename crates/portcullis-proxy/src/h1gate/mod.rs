@@ -294,8 +294,10 @@ impl Gate {
     }
 
     fn step_head(&mut self, rest: &[u8]) -> Result<(usize, bool), Violation> {
+        // Only called from `step` in the head state; the scan is borrowed here
+        // rather than passed in so `self.buf` stays usable below.
         let State::Head(scan) = &mut self.state else {
-            return Ok((0, false));
+            return Ok((0, true));
         };
         let (used, complete) = scan.step(rest)?;
         if !complete {
