@@ -6,6 +6,7 @@
 pub mod body;
 pub mod client;
 pub mod error;
+pub mod h1gate;
 pub mod ha;
 pub mod http;
 pub mod listener;
