@@ -15,7 +15,7 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{ready, Context, Poll};
 
@@ -30,12 +30,23 @@ pub struct GateStatus {
     violation: OnceLock<Violation>,
     /// 0: HTTP, 1: switched by Upgrade, 2: switched by CONNECT.
     switched: AtomicU8,
+    /// The request whose body broke a rule was answered with the refusal by
+    /// the request path, so the connection loop must not answer again.
+    answered: AtomicBool,
 }
 
 impl GateStatus {
     /// The violation that closed the client's stream, if any.
     pub fn violation(&self) -> Option<Violation> {
         self.violation.get().copied()
+    }
+
+    pub fn mark_answered(&self) {
+        self.answered.store(true, Ordering::Release);
+    }
+
+    pub fn answered(&self) -> bool {
+        self.answered.load(Ordering::Acquire)
     }
 
     /// `Some` once the gate stopped checking after an upgrade or CONNECT.

@@ -53,6 +53,8 @@ pub async fn handle(
     let mut tries = Vec::new();
     let mut names = (String::new(), String::new());
     let refused = refuse(&request, path);
+    let asked_upgrade =
+        request_version_is_h1(&request_version) && headers::is_upgrade_request(request.headers());
     let response = match refused.and_then(|()| route(&gateway, path)) {
         Err(err) => {
             if logging {
@@ -75,13 +77,31 @@ pub async fn handle(
             }
             let rest = &path[rest_start..];
             let outcome = forward(&gateway, &client, &service, request, rest, &mut tries).await;
-            let (response, answered_by) = match outcome {
+            let (mut response, answered_by) = match outcome {
                 Ok(response) => (response, tries.last().map(|t| &t.backend)),
                 Err(err) => {
                     tracing::debug!(error = %err, side = ?err.side(), "request failed");
-                    (err.into_response(), None)
+                    // A body cut short by the framing gate is the client's fault.
+                    let err = match client.take_gate_violation() {
+                        Some(reason) => ProxyError::BadRequest { reason },
+                        None => err,
+                    };
+                    let mut response = err.into_response();
+                    if err.side() == crate::error::Side::Client {
+                        response
+                            .headers_mut()
+                            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                    }
+                    (response, None)
                 }
             };
+            if asked_upgrade && response.status() != StatusCode::SWITCHING_PROTOCOLS {
+                // The framing gate stopped reading this connection as HTTP at
+                // the upgrade request; nothing after it may be trusted.
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
             let code = response.status().as_u16();
             match answered_by {
                 Some(backend) => backend.state.answers.add(code),

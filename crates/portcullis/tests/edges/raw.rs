@@ -160,6 +160,18 @@ impl RecordingBackend {
         heads
     }
 
+    /// How many complete requests (head and framed body) arrived in all.
+    pub fn complete_requests(&self) -> usize {
+        let mut count = 0;
+        for mut conn in self.received() {
+            while let Some(used) = complete_request(&conn) {
+                conn.drain(..used);
+                count += 1;
+            }
+        }
+        count
+    }
+
     pub fn connections(&self) -> usize {
         self.received.lock().unwrap().len()
     }
