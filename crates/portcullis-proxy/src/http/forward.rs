@@ -353,7 +353,8 @@ async fn forward(
     while let Some(index) = next.take() {
         let backend = &service.backends[index];
         tried |= 1u64 << index;
-        if !tries.is_empty() && !std::mem::take(&mut resend) {
+        let resending = std::mem::take(&mut resend);
+        if !tries.is_empty() && !resending {
             service.stats.failovers.fetch_add(1, Ordering::Relaxed);
             if !ha.failover_sleep.is_zero() {
                 tokio::time::sleep(ha.failover_sleep).await;
