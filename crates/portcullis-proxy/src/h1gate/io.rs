@@ -64,8 +64,13 @@ impl GateStatus {
         // Reasons are fixed ASCII without quotes or backslashes, so they need
         // no JSON escaping; serde_json keeps that true if one ever changes.
         let body = serde_json::json!({ "error": violation.reason() }).to_string();
+        // PRODUCT.md §3: a header block over the limit is 431, not 400.
+        let status = match violation {
+            Violation::HeadTooLarge => "431 Request Header Fields Too Large",
+            _ => "400 Bad Request",
+        };
         format!(
-            "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\n\
+            "HTTP/1.1 {status}\r\ncontent-type: application/json\r\n\
              content-length: {}\r\nconnection: close\r\n\r\n{body}",
             body.len()
         )
