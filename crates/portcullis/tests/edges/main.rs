@@ -7,6 +7,10 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod h2raw;
 mod raw;
 
 mod baseline;
+mod balancer_idle;
+mod h2_abuse;
+mod idle;
