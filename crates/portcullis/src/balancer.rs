@@ -18,13 +18,13 @@ use http::{Request, Response, StatusCode, Uri};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use portcullis_cluster::members::now_ms;
 use portcullis_cluster::{ClusterStore, MemberRecord};
 use portcullis_config::BalancerMode;
+use portcullis_proxy::listener::Connections;
 use portcullis_proxy::CookieKey;
 use rand::Rng;
 use tokio::net::TcpListener;
@@ -119,20 +119,21 @@ pub async fn refresh_members(store: ClusterStore, table: Arc<MemberTable>, heart
     }
 }
 
+/// Serves balancer clients until shutdown. Connections get the gateway
+/// listener's bounded handling (`portcullis_proxy::listener::Connections`):
+/// `header_read_timeout` bounds protocol detection, request heads and idle
+/// HTTP/2 connections, and HTTP/2 abuse is refused per connection and source.
 pub async fn serve(
     listener: TcpListener,
     table: Arc<MemberTable>,
     mode: BalancerMode,
+    header_read_timeout: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let client: Client<HttpConnector, Body> = Client::builder(TokioExecutor::new())
         .pool_timer(TokioTimer::new())
         .build(HttpConnector::new());
-    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(10));
+    let connections = Arc::new(Connections::new(header_read_timeout));
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -146,14 +147,18 @@ pub async fn serve(
                 continue;
             }
         };
-        let (table, client, builder) = (table.clone(), client.clone(), builder.clone());
+        if !connections.admits(peer.ip()) {
+            continue;
+        }
+        let (table, client, connections) = (table.clone(), client.clone(), connections.clone());
+        let shutdown = shutdown.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |request| {
+            let service = move |request: Request<Incoming>| {
                 let (table, client) = (table.clone(), client.clone());
                 async move { Ok::<_, Infallible>(handle(&table, &client, mode, peer, request).await) }
-            });
-            let _ = builder
-                .serve_connection(TokioIo::new(stream), service)
+            };
+            connections
+                .serve_plain(stream, peer.ip(), service, shutdown)
                 .await;
         });
     }

@@ -50,6 +50,9 @@ pub(super) struct Parking {
     /// Longest wait for a parked connection's next request.
     pub idle_limit: Duration,
     pub shutdown: watch::Receiver<bool>,
+    /// Bytes already read from the socket (while telling HTTP/1.1 from
+    /// HTTP/2), to be read first.
+    pub read_ahead: Bytes,
 }
 
 /// Requests started and in flight on one hyper connection. Shared with the
@@ -71,11 +74,11 @@ type ServiceFuture = Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, Inf
 /// Serves `stream` (HTTP/1.1, already known not to be HTTP/2) until the client
 /// closes it, an error ends it, it idles past `idle_limit`, or shutdown.
 pub(super) async fn serve(mut stream: TcpStream, mut setup: Parking) {
-    let mut read_ahead = Bytes::new();
+    let mut read_ahead = std::mem::take(&mut setup.read_ahead);
     // Set when a parked session handed back the start of a request: the next
     // session must see a whole request before it may park, or a client
     // sending its head slowly would get a fresh header timeout every time.
-    let mut holds_partial_request = false;
+    let mut holds_partial_request = !read_ahead.is_empty();
     loop {
         if read_ahead.is_empty() {
             tokio::select! {

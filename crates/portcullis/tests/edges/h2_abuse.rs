@@ -60,28 +60,32 @@ fn reset_pair(variant: usize, id: u32) -> Vec<u8> {
     out
 }
 
-/// Opens a connection from `from`, sends `pairs` reset pairs, and reports
-/// whether the gateway ended it (GOAWAY or close) and how many pairs it took.
+/// Opens a connection from `from`, sends `pairs` reset pairs, ten per write
+/// (few enough that h2's own limit on streams reset before hyper accepted
+/// them never trips), and reports whether the gateway ended the connection
+/// (GOAWAY or close) and how many pairs it took.
 async fn reset_burst(
     addr: SocketAddr,
     from: IpAddr,
     variant: usize,
     pairs: u32,
 ) -> Option<(bool, u32)> {
+    const PER_WRITE: u32 = 10;
     let stream = connect_from(from, addr).await.ok()?;
     let (read, mut write) = stream.into_split();
     let reader = Reader::spawn(read);
     write.write_all(&hello()).await.ok()?;
     let mut sent = 0;
-    for batch in 0..pairs.div_ceil(50) {
+    while sent < pairs {
         let mut bytes = Vec::new();
-        for i in 0..50.min(pairs - batch * 50) {
-            bytes.extend(reset_pair(variant, 1 + 2 * (batch * 50 + i)));
+        for i in 0..PER_WRITE.min(pairs - sent) {
+            bytes.extend(reset_pair(variant, 1 + 2 * (sent + i)));
         }
         if write.write_all(&bytes).await.is_err() || reader.seen().ended() {
             break;
         }
-        sent += 50;
+        sent += PER_WRITE;
+        tokio::time::sleep(Duration::from_micros(200)).await;
     }
     let seen = reader
         .wait_for(Duration::from_millis(300), |s| s.ended())
@@ -124,7 +128,7 @@ async fn rapid_reset_on_one_connection_costs_no_backend_and_ends_it() {
     // decide the next variant.
     for variant in 0..5 {
         let from = source(10 + variant as u8);
-        let (ended, sent) = reset_burst(member.addr, from, variant, 5000)
+        let (ended, sent) = reset_burst(member.addr, from, variant, 2000)
             .await
             .expect("first connection is accepted");
         if !ended {
@@ -133,10 +137,9 @@ async fn rapid_reset_on_one_connection_costs_no_backend_and_ends_it() {
     }
     let backend_connections = backend.connections();
     assert!(
-        backend_connections <= 5,
-        "25,000 reset streams cost {backend_connections} backend connections"
+        backend_connections <= 5 && kept_open.is_empty(),
+        "10,000 reset streams cost {backend_connections} backend connections; {kept_open:#?}"
     );
-    assert!(kept_open.is_empty(), "{kept_open:#?}");
     assert!(h2c_get_ok(&member.url(PATH)).await, "a real client is served");
     member.stop().await;
 }
@@ -173,18 +176,13 @@ async fn rapid_reset_with_reconnects_throttles_the_source() {
         client.await.unwrap();
     }
     stop.store(true, Ordering::Relaxed);
-    assert!(
-        refused_at_once(addr, attacker).await,
-        "the resetting source is refused for a while"
-    );
-    assert!(
-        !refused_at_once(addr, source(3)).await,
-        "another source is not refused"
-    );
+    let refused = refused_at_once(addr, attacker).await;
+    let others_refused = refused_at_once(addr, source(3)).await;
     let backend_connections = backend.connections();
     assert!(
-        backend_connections <= 5,
-        "12,000 reset streams cost {backend_connections} backend connections"
+        refused && !others_refused && backend_connections <= 5,
+        "12,000 reset streams cost {backend_connections} backend connections; \
+         the resetting source refused for a while: {refused}; another source refused: {others_refused}"
     );
     assert!(h2c_get_ok(&member.url(PATH)).await, "a real client is served");
     member.stop().await;
