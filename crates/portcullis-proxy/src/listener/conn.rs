@@ -218,9 +218,17 @@ impl Connections {
             shared: &shared,
             limit: self.header_read_timeout,
         };
-        let ended = drive(Box::pin(conn), |c| c.graceful_shutdown(), Some(watch), shutdown).await;
+        let ended = drive(
+            Box::pin(conn),
+            |c| c.graceful_shutdown(),
+            Some(watch),
+            shutdown,
+        )
+        .await;
         match ended {
-            Some(Err(err)) => tracing::debug!(error = %err, %peer, "HTTP/2 connection ended with an error"),
+            Some(Err(err)) => {
+                tracing::debug!(error = %err, %peer, "HTTP/2 connection ended with an error")
+            }
             None => tracing::debug!(%peer, "HTTP/2 connection idle past the limit; closed"),
             Some(Ok(())) => {}
         }

@@ -87,14 +87,22 @@ impl Budget {
         let c = &mut self.counts;
         let (count, limit, name) = match kind {
             RST_STREAM => (&mut c.resets, RESETS_PER_WINDOW, "RST_STREAM"),
-            PING => (&mut c.pings, PINGS_PER_WINDOW + written / PING_BYTES, "PING"),
+            PING => (
+                &mut c.pings,
+                PINGS_PER_WINDOW + written / PING_BYTES,
+                "PING",
+            ),
             SETTINGS => (&mut c.settings, SETTINGS_PER_WINDOW, "SETTINGS"),
             WINDOW_UPDATE => (
                 &mut c.window_updates,
                 WINDOW_UPDATES_PER_WINDOW + written / WINDOW_UPDATE_BYTES,
                 "WINDOW_UPDATE",
             ),
-            CONTINUATION => (&mut c.continuations, CONTINUATIONS_PER_WINDOW, "CONTINUATION"),
+            CONTINUATION => (
+                &mut c.continuations,
+                CONTINUATIONS_PER_WINDOW,
+                "CONTINUATION",
+            ),
             DATA if len == 0 && flags & END_STREAM == 0 => {
                 (&mut c.other, OTHER_FRAMES_PER_WINDOW, "empty DATA")
             }
@@ -276,7 +284,10 @@ mod tests {
             guard.scan(piece).expect("within budget");
         }
         assert_eq!(guard.budget.counts.pings, PINGS_PER_WINDOW);
-        assert!(guard.scan(&frame(PING, 0, 8)).is_err(), "one more is a flood");
+        assert!(
+            guard.scan(&frame(PING, 0, 8)).is_err(),
+            "one more is a flood"
+        );
     }
 
     #[tokio::test]

@@ -54,7 +54,8 @@ impl ConnShared {
 
     /// Streams this connection had reset, however they were counted.
     pub(crate) fn resets(&self) -> u64 {
-        self.unanswered().max(self.rst_frames.load(Ordering::Relaxed))
+        self.unanswered()
+            .max(self.rst_frames.load(Ordering::Relaxed))
     }
 
     pub(crate) fn mark_abusive(&self) {
@@ -215,10 +216,17 @@ mod tests {
         assert_eq!(shared.unanswered(), 1, "dropped before its answer");
         let body = GuardedBody::new(http_body_util::Empty::<bytes::Bytes>::new(), answered);
         tokio::time::advance(Duration::from_secs(2)).await;
-        assert_eq!(shared.idle_for(Instant::now()), None, "the body is still open");
+        assert_eq!(
+            shared.idle_for(Instant::now()),
+            None,
+            "the body is still open"
+        );
         drop(body);
         assert_eq!(shared.unanswered(), 1);
         tokio::time::advance(Duration::from_secs(3)).await;
-        assert_eq!(shared.idle_for(Instant::now()), Some(Duration::from_secs(3)));
+        assert_eq!(
+            shared.idle_for(Instant::now()),
+            Some(Duration::from_secs(3))
+        );
     }
 }

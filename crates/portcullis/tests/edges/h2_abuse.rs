@@ -104,9 +104,7 @@ async fn refused_at_once(addr: SocketAddr, from: IpAddr) -> bool {
     let mut request = hello();
     request.extend(get_headers(1, PATH));
     let _ = write.write_all(&request).await;
-    let seen = reader
-        .wait_for(Duration::from_secs(1), |s| s.closed)
-        .await;
+    let seen = reader.wait_for(Duration::from_secs(1), |s| s.closed).await;
     seen.closed && seen.responses() == 0
 }
 
@@ -140,7 +138,10 @@ async fn rapid_reset_on_one_connection_costs_no_backend_and_ends_it() {
         backend_connections <= 5 && kept_open.is_empty(),
         "10,000 reset streams cost {backend_connections} backend connections; {kept_open:#?}"
     );
-    assert!(h2c_get_ok(&member.url(PATH)).await, "a real client is served");
+    assert!(
+        h2c_get_ok(&member.url(PATH)).await,
+        "a real client is served"
+    );
     member.stop().await;
 }
 
@@ -169,7 +170,10 @@ async fn rapid_reset_with_reconnects_throttles_the_source() {
         .collect();
     // The good client keeps being served from another source meanwhile.
     for _ in 0..5 {
-        assert!(h2c_get_ok(&member.url(PATH)).await, "a real client is served");
+        assert!(
+            h2c_get_ok(&member.url(PATH)).await,
+            "a real client is served"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     for client in clients {
@@ -184,7 +188,10 @@ async fn rapid_reset_with_reconnects_throttles_the_source() {
         "12,000 reset streams cost {backend_connections} backend connections; \
          the resetting source refused for a while: {refused}; another source refused: {others_refused}"
     );
-    assert!(h2c_get_ok(&member.url(PATH)).await, "a real client is served");
+    assert!(
+        h2c_get_ok(&member.url(PATH)).await,
+        "a real client is served"
+    );
     member.stop().await;
 }
 
@@ -244,9 +251,12 @@ async fn control_frame_floods_end_the_connection() {
         // stream-level floods.
         start.extend(frame(HEADERS, END_HEADERS, 1, &header_block("POST", PATH)));
         write.write_all(&start).await.unwrap();
-        let chunks = flood(&mut write, |n| flood_chunk(name, n), Duration::from_secs(6), || {
-            reader.seen().ended()
-        })
+        let chunks = flood(
+            &mut write,
+            |n| flood_chunk(name, n),
+            Duration::from_secs(6),
+            || reader.seen().ended(),
+        )
         .await;
         let seen = reader.wait_for(Duration::from_secs(1), |s| s.ended()).await;
         if !seen.ended() {

@@ -149,7 +149,8 @@ impl Reader {
                         break;
                     }
                     let kind = pending[3];
-                    let stream = u32::from_be_bytes([pending[5], pending[6], pending[7], pending[8]]);
+                    let stream =
+                        u32::from_be_bytes([pending[5], pending[6], pending[7], pending[8]]);
                     if kind == GOAWAY && len >= 8 {
                         seen.goaway = Some(u32::from_be_bytes([
                             pending[13],

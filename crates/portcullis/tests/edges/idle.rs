@@ -121,10 +121,7 @@ async fn an_idle_h2c_connection_gets_goaway_and_is_closed() {
 
 /// A member with TLS (certificates from `cert create`) and a client config
 /// that trusts its CA, offering `alpn`.
-async fn tls_member(
-    dir: &std::path::Path,
-    url: &str,
-) -> (TestMember, std::path::PathBuf) {
+async fn tls_member(dir: &std::path::Path, url: &str) -> (TestMember, std::path::PathBuf) {
     let certs = portcullis::cert::create_certs(&["localhost".to_string()], dir).unwrap();
     let tls = format!(
         "tls = {{ cert = {:?}, key = {:?} }}\n{SHORT}",
@@ -181,7 +178,9 @@ async fn half_open_tls_connections_are_closed_in_bounded_time() {
     let addr = member.addr;
     let mut request = hello();
     request.extend(get_headers(1, "/gateway/t/svc/x"));
-    let after_handshake: Vec<(&str, Vec<&[u8]>, Vec<u8>)> = vec![
+    // (name, ALPN protocols offered, bytes sent after the handshake)
+    type Case = (&'static str, Vec<&'static [u8]>, Vec<u8>);
+    let after_handshake: Vec<Case> = vec![
         ("ALPN h2, then silence", vec![b"h2"], Vec::new()),
         ("ALPN http/1.1, then silence", vec![b"http/1.1"], Vec::new()),
         ("no ALPN, then silence", vec![], Vec::new()),
@@ -196,8 +195,13 @@ async fn half_open_tls_connections_are_closed_in_bounded_time() {
         }
     }
     // Before any handshake: silence, and a ClientHello cut short.
-    let partial_hello = [0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03];
-    for (name, payload) in [("silence", &[][..]), ("partial ClientHello", &partial_hello[..])] {
+    let partial_hello = [
+        0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03,
+    ];
+    for (name, payload) in [
+        ("silence", &[][..]),
+        ("partial ClientHello", &partial_hello[..]),
+    ] {
         if !closed_after(addr, payload).await.0 {
             open.push(name.to_string());
         }

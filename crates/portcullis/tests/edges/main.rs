@@ -10,7 +10,7 @@ mod common;
 mod h2raw;
 mod raw;
 
-mod baseline;
 mod balancer_idle;
+mod baseline;
 mod h2_abuse;
 mod idle;
