@@ -102,29 +102,15 @@ pub async fn serve(
             continue;
         }
         let _ = stream.set_nodelay(true);
-        let gateway = gateway.clone();
-        let connections = connections.clone();
-        let tls = tls.clone();
+        let client = ClientContext::new(peer.ip(), local_port, tls.is_some());
+        let (gateway, connections) = (gateway.clone(), connections.clone());
+        let (tls, shutdown) = (tls.clone(), shutdown.clone());
         // Held until the connection ends, so that `graceful.shutdown()` waits
         // for every connection; each one watches `shutdown` itself.
         let watcher = graceful.watcher();
-        let shutdown = shutdown.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            let client = ClientContext::new(peer.ip(), local_port, tls.is_some());
-            match tls {
-                // Boxed: its room would otherwise be part of every parked
-                // connection's task too.
-                Some(acceptor) => {
-                    let client = Arc::new(client);
-                    let service = move |request: Request<Incoming>| {
-                        handle(gateway.clone(), client.clone(), request)
-                    };
-                    Box::pin(connections.serve_tls(stream, &acceptor, peer.ip(), service, shutdown))
-                        .await
-                }
-                None => serve_plain(stream, gateway, client, &connections, shutdown).await,
-            }
+            serve_client(stream, tls, gateway, client, &connections, shutdown).await;
             drop(watcher);
         });
     }
@@ -144,6 +130,26 @@ pub async fn serve(
 /// Resolves once shutdown begins; the watch guard never crosses an await.
 pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
+async fn serve_client(
+    stream: TcpStream,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    gateway: Arc<Gateway>,
+    client: ClientContext,
+    connections: &Connections,
+    shutdown: watch::Receiver<bool>,
+) {
+    let Some(acceptor) = tls else {
+        return serve_plain(stream, gateway, client, connections, shutdown).await;
+    };
+    let peer = client.peer_ip;
+    let client = Arc::new(client);
+    let service =
+        move |request: Request<Incoming>| handle(gateway.clone(), client.clone(), request);
+    // Boxed: its room would otherwise be part of every parked connection's
+    // task too.
+    Box::pin(connections.serve_tls(stream, &acceptor, peer, service, shutdown)).await
 }
 
 /// A plain connection: HTTP/1.1 goes to the parking loop, HTTP/2 prior
