@@ -183,6 +183,7 @@ impl Member {
                 listener,
                 table,
                 balancer.mode,
+                config.gateway.header_read_timeout,
                 shutdown_rx.clone(),
             )));
             tracing::info!(listen = ?balancer_addr, mode = ?balancer.mode, "balancer listening");

@@ -33,6 +33,8 @@ pub struct GateStatus {
     /// The request whose body broke a rule was answered with the refusal by
     /// the request path, so the connection loop must not answer again.
     answered: AtomicBool,
+    /// The refusal was written (by the connection loop or at shutdown).
+    refusal_taken: AtomicBool,
 }
 
 impl GateStatus {
@@ -47,6 +49,15 @@ impl GateStatus {
 
     pub fn answered(&self) -> bool {
         self.answered.load(Ordering::Acquire)
+    }
+
+    /// The refusal to write for `violation`, once: `None` when the request
+    /// path already answered it or it was taken before.
+    pub fn take_refusal(&self, violation: Violation) -> Option<Vec<u8>> {
+        if self.answered() || self.refusal_taken.swap(true, Ordering::AcqRel) {
+            return None;
+        }
+        Some(Self::response(violation))
     }
 
     /// `Some` once the gate stopped checking after an upgrade or CONNECT.
@@ -85,6 +96,8 @@ pub struct GatedIo<T> {
     io: T,
     gate: Gate,
     status: Arc<GateStatus>,
+    /// The refusal being written at shutdown, and how much of it is out.
+    closing_refusal: Option<(Vec<u8>, usize)>,
 }
 
 impl<T> GatedIo<T> {
@@ -93,6 +106,18 @@ impl<T> GatedIo<T> {
             io,
             gate: Gate::new(),
             status: Arc::new(GateStatus::default()),
+            closing_refusal: None,
+        }
+    }
+
+    /// As `new`, reporting into a status made beforehand (so the request
+    /// path can hold it before the connection's protocol is known).
+    pub fn with_status(io: T, status: Arc<GateStatus>) -> GatedIo<T> {
+        GatedIo {
+            io,
+            gate: Gate::new(),
+            status,
+            closing_refusal: None,
         }
     }
 
@@ -181,8 +206,27 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for GatedIo<T> {
         Pin::new(&mut self.get_mut().io).poll_flush(cx)
     }
 
+    /// A server that saw end-of-file at the violation and finished its
+    /// responses shuts the stream down: the refusal goes out just before.
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+        let this = self.get_mut();
+        if this.closing_refusal.is_none() {
+            if let Some(violation) = this.status.violation() {
+                if let Some(bytes) = this.status.take_refusal(violation) {
+                    this.closing_refusal = Some((bytes, 0));
+                }
+            }
+        }
+        if let Some((bytes, written)) = this.closing_refusal.as_mut() {
+            while *written < bytes.len() {
+                match ready!(Pin::new(&mut this.io).poll_write(cx, &bytes[*written..])) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => *written += n,
+                }
+            }
+            let _ = ready!(Pin::new(&mut this.io).poll_flush(cx));
+        }
+        Pin::new(&mut this.io).poll_shutdown(cx)
     }
 }
 

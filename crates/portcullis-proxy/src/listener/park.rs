@@ -51,6 +51,9 @@ pub(super) struct Parking {
     /// Longest wait for a parked connection's next request.
     pub idle_limit: Duration,
     pub shutdown: watch::Receiver<bool>,
+    /// Bytes already read from the socket (while telling HTTP/1.1 from
+    /// HTTP/2), to be read first.
+    pub read_ahead: Bytes,
 }
 
 /// Requests started and in flight on one hyper connection. Shared with the
@@ -77,11 +80,19 @@ pub(super) async fn serve(stream: TcpStream, mut setup: Parking) {
     let mut stream = GatedIo::new(stream);
     let gate = stream.status();
     setup.client.attach_gate(gate.clone());
-    let mut read_ahead = Bytes::new();
+    let mut read_ahead = std::mem::take(&mut setup.read_ahead);
+    // Bytes read while telling HTTP/1.1 from HTTP/2 went past the gate.
+    if let Err(refusal) = stream.gate_mut().feed_counted(&read_ahead) {
+        let _ = stream
+            .write_all(&GateStatus::response(refusal.violation))
+            .await;
+        let _ = stream.shutdown().await;
+        return;
+    }
     // Set when a parked session handed back the start of a request: the next
     // session must see a whole request before it may park, or a client
     // sending its head slowly would get a fresh header timeout every time.
-    let mut holds_partial_request = false;
+    let mut holds_partial_request = !read_ahead.is_empty();
     loop {
         if read_ahead.is_empty() {
             tokio::select! {
@@ -161,8 +172,8 @@ pub(super) async fn serve(stream: TcpStream, mut setup: Parking) {
         if let Some(violation) = gate.violation() {
             // hyper saw end-of-file where the bad bytes began and answered
             // everything before them; the refusal comes last, then the close.
-            if !gate.answered() {
-                let _ = stream.write_all(&GateStatus::response(violation)).await;
+            if let Some(refusal) = gate.take_refusal(violation) {
+                let _ = stream.write_all(&refusal).await;
             }
             let _ = stream.shutdown().await;
             return;

@@ -8,7 +8,7 @@ use http::{Request, StatusCode};
 use crate::common::{empty, h2c_client, send};
 use crate::raw::*;
 
-const ESCAPES: &[&str] = &[
+pub(crate) const ESCAPES: &[&str] = &[
     "/..%2f..%2fsecret",
     "/..%2F..%2Fsecret",
     "/%2e%2e%2fsecret",

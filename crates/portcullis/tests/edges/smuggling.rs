@@ -12,7 +12,7 @@ use crate::raw::*;
 const T: &str = "/gateway/t/svc/x";
 
 /// (name, raw request bytes, expected status)
-fn cases() -> Vec<(&'static str, Vec<u8>, u16)> {
+pub(crate) fn cases() -> Vec<(&'static str, Vec<u8>, u16)> {
     let r = |h: &str, body: &str| request("POST", T, h, body);
     let mut cases: Vec<(&'static str, Vec<u8>, u16)> = vec![
         ("cl-then-te", r("Content-Length: 5\r\nTransfer-Encoding: chunked\r\n", "0\r\n\r\n"), 400),

@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use crate::raw::*;
 
-const SWITCH: &[u8] =
+pub(crate) const SWITCH: &[u8] =
     b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n";
 
-fn smuggling_attempts() -> Vec<(&'static str, String)> {
+pub(crate) fn smuggling_attempts() -> Vec<(&'static str, String)> {
     vec![
         ("h2c-with-settings", "Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n".into()),
         ("h2c-without-settings", "Connection: Upgrade\r\nUpgrade: h2c\r\n".into()),
