@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 mod error;
+mod lines;
 mod locate;
 pub mod model;
 mod raw;
@@ -17,7 +18,7 @@ use std::time::Duration;
 pub use error::{ConfigError, ConfigErrors};
 pub use model::*;
 
-use crate::error::line_col;
+use crate::lines::line_col;
 use crate::validate::Validator;
 
 /// Parses a member config. Relative paths resolve against `file`'s directory.

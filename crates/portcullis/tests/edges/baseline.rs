@@ -16,6 +16,10 @@ async fn a_plain_request_passes_and_reaches_the_backend_once() {
     assert_eq!(reply.status(), Some(200), "{}", reply.text());
     let heads = backend.heads();
     assert_eq!(heads.len(), 1, "{}", backend.received_text());
-    assert!(heads[0].starts_with("GET /a/b?x=1 HTTP/1.1\r\n"), "{}", heads[0]);
+    assert!(
+        heads[0].starts_with("GET /a/b?x=1 HTTP/1.1\r\n"),
+        "{}",
+        heads[0]
+    );
     member.stop().await;
 }

@@ -150,7 +150,8 @@ impl RecordingBackend {
         for conn in self.received() {
             let text = String::from_utf8_lossy(&conn).to_string();
             for part in text.split("\r\n\r\n") {
-                let part = part.trim_start_matches(|c: char| c.is_ascii_hexdigit() || c == '\r' || c == '\n');
+                let part = part
+                    .trim_start_matches(|c: char| c.is_ascii_hexdigit() || c == '\r' || c == '\n');
                 if part.contains(" HTTP/1.") {
                     heads.push(part.to_string());
                 }
@@ -187,7 +188,8 @@ async fn record_connection(mut stream: TcpStream, log: Arc<Mutex<Vec<Vec<u8>>>>)
         pending.extend_from_slice(&buf[..n]);
         while let Some(consumed) = complete_request(&pending) {
             pending.drain(..consumed);
-            let reply = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok";
+            let reply =
+                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok";
             if stream.write_all(reply).await.is_err() {
                 return;
             }
