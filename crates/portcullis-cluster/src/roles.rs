@@ -135,7 +135,10 @@ mod tests {
             .unwrap();
         let cluster = ClusterStore::Dir(store.clone());
         let worker = Writer::new(&cluster, Role::Worker);
-        let err = worker.put_topology("t", GOOD, Path::new(".")).await.unwrap_err();
+        let err = worker
+            .put_topology("t", GOOD, Path::new("."))
+            .await
+            .unwrap_err();
         assert!(
             matches!(&err, WriteError::WorkerRefused { managers } if managers == &vec!["http://127.0.0.1:9090".to_string()])
         );
@@ -147,7 +150,10 @@ mod tests {
         ));
 
         let manager = Writer::new(&cluster, Role::Manager);
-        manager.put_topology("t", GOOD, Path::new(".")).await.unwrap();
+        manager
+            .put_topology("t", GOOD, Path::new("."))
+            .await
+            .unwrap();
         assert_eq!(store.get_topology("t").unwrap(), GOOD);
         let err = manager
             .put_topology(
