@@ -42,6 +42,8 @@ pub(crate) fn cases() -> Vec<(&'static str, Vec<u8>, u16)> {
         ("no-host", b"GET /gateway/t/svc/x HTTP/1.1\r\nX-A: 1\r\n\r\n".to_vec(), 400),
         ("two-hosts", r("Host: other.test\r\n", ""), 400),
         ("two-hosts-same", r("Host: gw.test\r\n", ""), 400),
+        ("two-hosts-mixed-case", r("hOsT: other.test\r\n", ""), 400),
+        ("absolute-form-without-host", b"GET http://gw.test/gateway/t/svc/x HTTP/1.1\r\nX-A: 1\r\n\r\n".to_vec(), 400),
         ("empty-host-and-host", b"GET /gateway/t/svc/x HTTP/1.1\r\nHost:\r\nHost: gw.test\r\n\r\n".to_vec(), 400),
         ("chunk-size-not-hex", r("Transfer-Encoding: chunked\r\n", "zz\r\nhello\r\n0\r\n\r\n"), 400),
         ("chunk-size-negative", r("Transfer-Encoding: chunked\r\n", "-5\r\nhello\r\n0\r\n\r\n"), 400),
