@@ -224,6 +224,13 @@ async fn backend_state_changes_reach_every_member_and_bad_requests_are_refused()
         })
     })
     .await;
+    // Each member applies the stored topology on its own poll of the store.
+    admin_until(&one, path, "both backends up on gw-1", |j| {
+        j["backends"]
+            .as_array()
+            .is_some_and(|b| b.len() == 2 && b.iter().all(|b| b["state"] == "up"))
+    })
+    .await;
     let first = listed["backends"][0].clone();
     assert_eq!(first["url"], format!("{}/", a.url()));
     assert_eq!(first["admin_state"], "enabled");
