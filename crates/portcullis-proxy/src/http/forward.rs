@@ -457,7 +457,7 @@ async fn forward(
                     response,
                     service,
                     client,
-                    gateway.location_base(original_host.as_ref(), client.tls),
+                    || gateway.location_base(original_host.as_ref(), client.tls),
                     client_upgrade.take(),
                     cookie,
                     in_flight,
@@ -660,7 +660,8 @@ fn finish_response(
     mut response: Response<Incoming>,
     service: &ServiceRuntime,
     client: &ClientContext,
-    location_base: Option<String>,
+    // Called only when a header needs rewriting: it formats a string.
+    location_base: impl FnOnce() -> Option<String>,
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
     set_cookie: Option<HeaderValue>,
     in_flight: InFlight,
@@ -685,7 +686,7 @@ fn finish_response(
     if parts.headers.contains_key(header::LOCATION)
         || parts.headers.contains_key(header::CONTENT_LOCATION)
     {
-        let base = location_base.unwrap_or_else(|| {
+        let base = location_base().unwrap_or_else(|| {
             let scheme = if client.tls { "https" } else { "http" };
             format!("{scheme}://localhost")
         });

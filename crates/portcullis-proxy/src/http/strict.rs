@@ -67,6 +67,10 @@ pub fn check_request_head(
 /// a `%`.
 pub fn check_path(path: &str) -> Result<(), &'static str> {
     let raw = path.as_bytes();
+    // Most paths hold none of the bytes any rule is about: one pass decides.
+    if !raw.iter().any(|&b| matches!(b, b'.' | b'%' | b'\\')) {
+        return Ok(());
+    }
     if raw.contains(&b'\\') {
         return Err("path must not contain a backslash");
     }
@@ -148,7 +152,10 @@ const SEC_WEBSOCKET_VERSION: HeaderName = HeaderName::from_static("sec-websocket
 /// `Upgrade` exactly `websocket`, version 13 and a key that is base64 of 16
 /// bytes. Every other upgrade (notably `h2c`) is not forwarded as one.
 pub fn is_websocket_upgrade(method: &Method, version: Version, headers: &HeaderMap) -> bool {
-    if method != Method::GET || version != Version::HTTP_11 {
+    if method != Method::GET
+        || version != Version::HTTP_11
+        || !headers.contains_key(header::UPGRADE)
+    {
         return false;
     }
     let connection_upgrade = headers
