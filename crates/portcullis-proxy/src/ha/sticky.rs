@@ -54,15 +54,23 @@ pub fn backend_tag(key: &CookieKey, backend_id: &str) -> String {
 
 /// Every value of cookie `name` in the request (RFC 6265 syntax). A client may
 /// send several; a value counts only if its MAC matches a backend.
+///
+/// The header is split as bytes, not as text: browsers send UTF-8 cookie
+/// values (`lang=français`) as they are, and one such cookie must not hide
+/// the sticky one beside it. Only values that are ASCII are returned; a tag
+/// always is.
 pub fn request_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Vec<&'a str> {
     headers
         .get_all(COOKIE)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .filter(|(k, _)| *k == name)
-        .map(|(_, v)| v.trim().trim_matches('"'))
+        .flat_map(|v| v.as_bytes().split(|&b| b == b';'))
+        .filter_map(|pair| {
+            let at = pair.iter().position(|&b| b == b'=')?;
+            let (key, value) = (pair[..at].trim_ascii(), &pair[at + 1..]);
+            (key == name.as_bytes()).then_some(value)
+        })
+        .filter_map(|value| std::str::from_utf8(value).ok().filter(|v| v.is_ascii()))
+        .map(|v| v.trim().trim_matches('"'))
         .collect()
 }
 
@@ -80,6 +88,18 @@ pub fn set_cookie(name: &str, value: &str, path: &str, secure: bool) -> Option<H
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_non_ascii_cookie_beside_the_sticky_one_does_not_hide_it() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            COOKIE,
+            HeaderValue::from_bytes("lang=fran\u{e7}ais; S=tag1; x=1".as_bytes()).unwrap(),
+        );
+        headers.append(COOKIE, HeaderValue::from_static("S=\"tag2\""));
+        assert_eq!(request_cookie(&headers, "S"), vec!["tag1", "tag2"]);
+        assert!(request_cookie(&headers, "lang").is_empty());
+    }
 
     #[test]
     fn tags_are_keyed_stable_and_distinct() {

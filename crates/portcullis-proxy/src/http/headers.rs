@@ -202,8 +202,15 @@ pub fn add_forwarded(
         Some(port) => headers.insert(X_FORWARDED_PORT, HeaderValue::from(port)),
         None => headers.insert(X_FORWARDED_PORT, client.local_port_header.clone()),
     };
-    if let Some(host) = original_host {
-        headers.insert(X_FORWARDED_HOST, host.clone());
+    match original_host {
+        Some(host) => {
+            headers.insert(X_FORWARDED_HOST, host.clone());
+        }
+        // An HTTP/1.0 request may carry no host at all; the client's own
+        // X-Forwarded-Host must not pass for the gateway's.
+        None => {
+            headers.remove(X_FORWARDED_HOST);
+        }
     }
     headers.insert(X_FORWARDED_SERVER, member_id.clone());
     headers.insert(X_FORWARDED_CONTEXT, context.clone());

@@ -143,3 +143,26 @@ async fn without_public_url_only_a_plain_host_is_reflected() {
     }
     member.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_without_host_cannot_supply_its_own_forwarded_host() {
+    let backend = RecordingBackend::start().await;
+    let member = member_for(&backend.url(), "", "").await;
+    // HTTP/1.0 needs no Host; found by the forwarded_headers fuzz target.
+    for value in ["evil.example", "evil.example:443", "a, b", "x", "10.0.0.1"] {
+        let reply = exchange(
+            member.addr,
+            format!("GET /gateway/t/svc/x HTTP/1.0\r\nX-Forwarded-Host: {value}\r\n\r\n")
+                .as_bytes(),
+            QUIET,
+        )
+        .await;
+        assert_eq!(reply.status(), Some(200), "{}", reply.text());
+        let head = backend.heads().pop().expect("forwarded");
+        assert!(
+            !head.to_ascii_lowercase().contains("x-forwarded-host"),
+            "{head}"
+        );
+    }
+    member.stop().await;
+}
