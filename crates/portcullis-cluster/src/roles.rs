@@ -2,6 +2,8 @@
 //! through managers. The admin API and the CLI both write through `Writer`, so
 //! a worker refuses in one place.
 
+use std::path::Path;
+
 use portcullis_config::{AdminState, Role};
 
 use crate::members::{now_ms, RoleName};
@@ -12,8 +14,9 @@ pub enum WriteError {
     /// 403 in the admin API: names where writes are accepted.
     #[error("this member is a worker and only reads; send writes to a manager: {}", if managers.is_empty() { "no live manager found".to_string() } else { managers.join(", ") })]
     WorkerRefused { managers: Vec<String> },
-    #[error("{0}")]
-    Invalid(String),
+    /// The topology failed validation; nothing was stored.
+    #[error(transparent)]
+    Topology(portcullis_config::ConfigErrors),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -53,10 +56,30 @@ impl<'a> Writer<'a> {
     }
 
     /// Validates and stores a topology; an invalid one is never stored.
-    pub async fn put_topology(&self, name: &str, text: &str) -> Result<(), WriteError> {
+    /// Validation is what a member does before applying, files included
+    /// (`tls_ca`, relative to `base_dir`, the writer's config directory), so
+    /// what is stored here every member can apply. It runs on the blocking
+    /// pool: a large document takes CPU that requests should not wait for.
+    pub async fn put_topology(
+        &self,
+        name: &str,
+        text: &str,
+        base_dir: &Path,
+    ) -> Result<(), WriteError> {
         self.check().await?;
-        portcullis_config::parse_topology(name, &format!("topologies/{name}.toml"), text)
-            .map_err(|errors| WriteError::Invalid(errors.to_string()))?;
+        let (owned_name, owned_text, base_dir) =
+            (name.to_string(), text.to_string(), base_dir.to_path_buf());
+        tokio::task::spawn_blocking(move || {
+            let label = format!("topologies/{owned_name}.toml");
+            portcullis_config::load_topology(&owned_name, &label, &owned_text, &base_dir)
+        })
+        .await
+        .map_err(|e| StoreError::Io {
+            location: "validation".to_string(),
+            action: "validate topology".to_string(),
+            source: std::io::Error::other(e),
+        })?
+        .map_err(WriteError::Topology)?;
         Ok(self.store.put_topology(name, text).await?)
     }
 
@@ -112,7 +135,10 @@ mod tests {
             .unwrap();
         let cluster = ClusterStore::Dir(store.clone());
         let worker = Writer::new(&cluster, Role::Worker);
-        let err = worker.put_topology("t", GOOD).await.unwrap_err();
+        let err = worker
+            .put_topology("t", GOOD, Path::new("."))
+            .await
+            .unwrap_err();
         assert!(
             matches!(&err, WriteError::WorkerRefused { managers } if managers == &vec!["http://127.0.0.1:9090".to_string()])
         );
@@ -124,10 +150,17 @@ mod tests {
         ));
 
         let manager = Writer::new(&cluster, Role::Manager);
-        manager.put_topology("t", GOOD).await.unwrap();
+        manager
+            .put_topology("t", GOOD, Path::new("."))
+            .await
+            .unwrap();
         assert_eq!(store.get_topology("t").unwrap(), GOOD);
         let err = manager
-            .put_topology("t", "[[service]]\nname = \"a\"\nurls = []\n")
+            .put_topology(
+                "t",
+                "[[service]]\nname = \"a\"\nurls = []\n",
+                Path::new("."),
+            )
             .await
             .unwrap_err();
         assert!(err.to_string().contains("service[0].urls"), "{err}");

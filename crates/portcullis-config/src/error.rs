@@ -54,34 +54,9 @@ impl fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
-/// 1-based line and column of a byte offset.
-pub(crate) fn line_col(src: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(src.len());
-    let before = &src[..floor_char_boundary(src, offset)];
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, column)
-}
-
-fn floor_char_boundary(src: &str, mut offset: usize) -> usize {
-    while offset > 0 && !src.is_char_boundary(offset) {
-        offset -= 1;
-    }
-    offset
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn positions_are_one_based() {
-        let src = "a = 1\nbb = 2\n";
-        assert_eq!(line_col(src, 0), (1, 1));
-        assert_eq!(line_col(src, 6), (2, 1));
-        assert_eq!(line_col(src, 9), (2, 4));
-        assert_eq!(line_col(src, 999), (3, 1));
-    }
 
     #[test]
     fn display_names_everything() {

@@ -8,9 +8,11 @@
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+mod lines;
 mod locate;
 pub mod model;
 mod raw;
+mod tls;
 mod validate;
 
 use std::path::Path;
@@ -18,8 +20,13 @@ use std::time::Duration;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use model::*;
+pub use tls::{load_tls_ca, read_tls_ca, tls_ca_roots, TlsCaError};
 
-use crate::error::line_col;
+/// Most backends (urls and backup_urls together) one service may have: the
+/// data plane records the backends a request tried in a 64-bit mask.
+pub const MAX_BACKENDS: usize = 64;
+
+use crate::lines::line_col;
 use crate::validate::Validator;
 
 /// Parses a member config. Relative paths resolve against `file`'s directory.
@@ -75,6 +82,23 @@ pub fn parse_topology(name: &str, file_label: &str, src: &str) -> Result<Topolog
     let raw: raw::FileTopology = deserialize(src, file_label)?;
     let mut validator = Validator::new(src, file_label);
     let topology = validate::topology(&mut validator, name, raw);
+    validator.finish(topology)
+}
+
+/// [`parse_topology`], then the checks that need the member's files: every
+/// `tls_ca` must be readable and hold a usable certificate, relative to
+/// `base_dir` (the member's config directory). `portcullis check`, the admin
+/// API and a member about to apply all call this, so a topology that one
+/// accepts is not refused by another.
+pub fn load_topology(
+    name: &str,
+    file_label: &str,
+    src: &str,
+    base_dir: &Path,
+) -> Result<Topology, ConfigErrors> {
+    let topology = parse_topology(name, file_label, src)?;
+    let mut validator = Validator::new(src, file_label);
+    validate::topology_files(&mut validator, &topology, base_dir);
     validator.finish(topology)
 }
 

@@ -1,9 +1,11 @@
 //! Finding the line of a key path in the source, for errors found after
 //! deserialization (empty lists, duplicates, ranges).
 
+use std::cell::OnceCell;
+
 use toml::de::{DeTable, DeValue};
 
-use crate::error::line_col;
+use crate::lines::LineIndex;
 
 #[derive(Debug, PartialEq, Eq)]
 enum Segment<'a> {
@@ -31,18 +33,19 @@ fn segments(path: &str) -> Vec<Segment<'_>> {
     out
 }
 
-/// The source parsed once with spans, so that reporting many errors does not
-/// re-parse the file for each of them.
+/// The source parsed once with spans and indexed by line, so that reporting
+/// many errors neither re-parses nor re-scans the file for each of them. Both
+/// are built at the first error: a valid file pays for neither.
 pub(crate) struct Locator<'a> {
     src: &'a str,
-    root: Option<toml::Spanned<DeTable<'a>>>,
+    parsed: OnceCell<(Option<toml::Spanned<DeTable<'a>>>, LineIndex<'a>)>,
 }
 
 impl<'a> Locator<'a> {
     pub(crate) fn new(src: &'a str) -> Self {
         Locator {
             src,
-            root: DeTable::parse(src).ok(),
+            parsed: OnceCell::new(),
         }
     }
 
@@ -51,7 +54,10 @@ impl<'a> Locator<'a> {
     /// absent (a default) reports the deepest part present, i.e. the table that
     /// should hold it.
     pub(crate) fn locate(&self, path: &str) -> Option<(usize, usize)> {
-        let root = self.root.as_ref()?;
+        let (root, lines) = self
+            .parsed
+            .get_or_init(|| (DeTable::parse(self.src).ok(), LineIndex::new(self.src)));
+        let root = root.as_ref()?;
         let mut span = None;
         let mut table = Some(root.get_ref());
         let mut array: Option<&[toml::Spanned<DeValue<'_>>]> = None;
@@ -103,7 +109,7 @@ impl<'a> Locator<'a> {
                 }
             }
         }
-        span.map(|s| line_col(self.src, s.start))
+        span.map(|s| lines.position(s.start))
     }
 }
 

@@ -11,6 +11,7 @@ use crate::locate::Locator;
 use crate::model::*;
 use crate::parse_duration;
 use crate::raw::*;
+use crate::MAX_BACKENDS;
 
 pub(crate) struct Validator<'a> {
     locator: Locator<'a>,
@@ -427,6 +428,7 @@ fn service(v: &mut Validator<'_>, at: &str, raw: FileService) -> Service {
     };
     let urls = parse_list(v, "urls", &raw.urls);
     let backup_urls = parse_list(v, "backup_urls", &raw.backup_urls);
+    backend_count(v, at, raw.urls.len(), raw.backup_urls.len());
     let health = raw.health.map(|h| health(v, &format!("{at}.health"), h));
     let t = raw.timeouts;
     let d = Timeouts::default();
@@ -483,6 +485,41 @@ fn service(v: &mut Validator<'_>, at: &str, raw: FileService) -> Service {
         health,
         timeouts,
         backend_auth,
+    }
+}
+
+/// The data plane tracks the backends a request tried in one 64-bit mask, so
+/// it refuses a larger service; refusing it here names the key and line
+/// instead of letting every member fail to apply what was accepted.
+fn backend_count(v: &mut Validator<'_>, at: &str, urls: usize, backups: usize) {
+    if urls + backups <= MAX_BACKENDS {
+        return;
+    }
+    let key = if urls > MAX_BACKENDS {
+        "urls"
+    } else {
+        "backup_urls"
+    };
+    v.error(
+        &format!("{at}.{key}"),
+        format!(
+            "expected at most {MAX_BACKENDS} backends in urls and backup_urls together, found {}",
+            urls + backups
+        ),
+    );
+}
+
+/// Checks what a topology names outside itself (the `tls_ca` files) as the
+/// member applying it will, relative to `base_dir`.
+pub(crate) fn topology_files(v: &mut Validator<'_>, topology: &Topology, base_dir: &Path) {
+    for (i, service) in topology.services.iter().enumerate() {
+        // With tls_verify = false the data plane never reads the CA either.
+        let Some(ca) = service.tls_ca.as_deref().filter(|_| service.tls_verify) else {
+            continue;
+        };
+        if let Err(err) = crate::tls::load_tls_ca(ca, base_dir) {
+            v.error(&format!("service[{i}].tls_ca"), err.to_string());
+        }
     }
 }
 

@@ -8,6 +8,7 @@ pub mod client;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod h1gate;
 pub mod ha;
 pub mod http;
 pub mod listener;

@@ -3,6 +3,7 @@
 //! a few relaxed increments and takes no lock; readers take snapshots.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 /// Upper bounds, in seconds, of the request duration histogram buckets.
@@ -14,36 +15,42 @@ pub const LATENCY_BOUNDS: [f64; 14] = [
 const FIRST_CODE: u16 = 100;
 const LAST_CODE: u16 = 599;
 
-/// Responses by status code, one counter per code from 100 to 599.
-pub struct StatusCounts {
-    counts: Box<[AtomicU64]>,
-}
+/// Codes per class (1xx, 2xx, ...).
+const CLASS: usize = 100;
 
-impl Default for StatusCounts {
-    fn default() -> Self {
-        StatusCounts {
-            counts: (FIRST_CODE..=LAST_CODE)
-                .map(|_| AtomicU64::new(0))
-                .collect(),
-        }
-    }
+/// Responses by status code, one counter per code from 100 to 599. A class's
+/// counters are allocated when its first code is counted: every backend and
+/// service has one of these, and 500 counters each (4 KB) made a topology of
+/// thousands of services cost megabytes for codes never seen (issue 11).
+#[derive(Default)]
+pub struct StatusCounts {
+    classes: [OnceLock<Box<[AtomicU64; CLASS]>>; 5],
 }
 
 impl StatusCounts {
     pub fn add(&self, code: u16) {
         // Codes outside 100..=599 cannot come out of hyper; clamp anyway.
-        let index = code.clamp(FIRST_CODE, LAST_CODE) - FIRST_CODE;
-        if let Some(counter) = self.counts.get(usize::from(index)) {
-            counter.fetch_add(1, Ordering::Relaxed);
+        let index = usize::from(code.clamp(FIRST_CODE, LAST_CODE) - FIRST_CODE);
+        if let Some(class) = self.classes.get(index / CLASS) {
+            let counters =
+                class.get_or_init(|| Box::new(std::array::from_fn(|_| AtomicU64::new(0))));
+            counters[index % CLASS].fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Every counter with its code, for the classes allocated so far.
+    fn counters(&self) -> impl Iterator<Item = (u16, &AtomicU64)> {
+        self.classes
+            .iter()
+            .zip((FIRST_CODE..).step_by(CLASS))
+            .filter_map(|(class, first)| class.get().map(|counters| (first, counters)))
+            .flat_map(|(first, counters)| (first..).zip(counters.iter()))
     }
 
     /// The codes seen so far with their counts, in code order.
     pub fn snapshot(&self) -> Vec<(u16, u64)> {
-        self.counts
-            .iter()
-            .zip(FIRST_CODE..)
-            .filter_map(|(counter, code)| {
+        self.counters()
+            .filter_map(|(code, counter)| {
                 let count = counter.load(Ordering::Relaxed);
                 (count > 0).then_some((code, count))
             })
@@ -51,7 +58,9 @@ impl StatusCounts {
     }
 
     pub fn total(&self) -> u64 {
-        self.counts.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+        self.counters()
+            .map(|(_, c)| c.load(Ordering::Relaxed))
+            .sum()
     }
 
     /// Responses with a 5xx status.
@@ -142,5 +151,16 @@ mod tests {
         assert_eq!(counts.snapshot(), vec![(100, 1), (200, 2), (503, 1)]);
         assert_eq!(counts.total(), 4);
         assert_eq!(counts.server_errors(), 1);
+    }
+
+    #[test]
+    fn status_counts_allocate_only_the_classes_seen() {
+        let counts = StatusCounts::default();
+        assert_eq!(counts.total(), 0);
+        counts.add(599);
+        counts.add(404);
+        assert_eq!(counts.snapshot(), vec![(404, 1), (599, 1)]);
+        let allocated: Vec<bool> = counts.classes.iter().map(|c| c.get().is_some()).collect();
+        assert_eq!(allocated, vec![false, false, false, true, true]);
     }
 }

@@ -62,18 +62,20 @@ impl Member {
         gateway.set_credentials(crate::secrets::open_all(sealer.as_ref(), &sealed));
         // Applied before listening so the first request already sees the config.
         for (name, text) in initial {
-            apply_topology(&gateway, &name, &text);
+            apply_change(&gateway, TopologyChange::Upsert { name, text }).await;
         }
         let store_connected = Arc::new(std::sync::atomic::AtomicBool::new(true));
         let mut watcher = store.watch_topologies();
         let sync_gateway = gateway.clone();
         let sync_connected = store_connected.clone();
         let sync_sealer = sealer.clone();
+        // One event at a time, in order: a topology change is applied (off
+        // the async threads) before the next event is looked at.
         let sync_task = tokio::spawn(async move {
             while let Some(event) = watcher.events.recv().await {
                 match event {
                     TopologyEvent::Changed { name, text } => {
-                        apply_topology(&sync_gateway, &name, &text)
+                        apply_change(&sync_gateway, TopologyChange::Upsert { name, text }).await
                     }
                     TopologyEvent::AdminStates(states) => {
                         sync_gateway.set_admin_states(states.into_iter().collect())
@@ -84,11 +86,7 @@ impl Member {
                         sync_connected.store(up, std::sync::atomic::Ordering::Relaxed)
                     }
                     TopologyEvent::Removed { name } => {
-                        if let Ok(generation) =
-                            sync_gateway.apply(ConfigChange::RemoveTopology(name.clone()))
-                        {
-                            tracing::info!(topology = %name, generation, "topology removed");
-                        }
+                        apply_change(&sync_gateway, TopologyChange::Remove { name }).await
                     }
                 }
             }
@@ -183,6 +181,7 @@ impl Member {
                 listener,
                 table,
                 balancer.mode,
+                config.gateway.header_read_timeout,
                 shutdown_rx.clone(),
             )));
             tracing::info!(listen = ?balancer_addr, mode = ?balancer.mode, "balancer listening");
@@ -345,14 +344,88 @@ fn member_record(config: &NodeConfig, gateway: &Gateway, advertised: &Advertised
     }
 }
 
-/// Validates and applies one topology. An invalid one is logged and the last
-/// good version keeps serving.
-pub fn apply_topology(gateway: &Gateway, name: &str, text: &str) {
+/// A topology change read from the store.
+pub enum TopologyChange {
+    Upsert { name: String, text: String },
+    Remove { name: String },
+}
+
+/// Applies one change on the member's apply thread and waits for it.
+/// Parsing, validating and building a large topology (or dropping one) takes
+/// CPU for a long time; on the async threads it stalled every request of the
+/// member meanwhile (issue 11). Callers await each change before the next,
+/// so changes still apply in the order they were read.
+pub async fn apply_change(gateway: &Arc<Gateway>, change: TopologyChange) {
+    let (done, applied) = tokio::sync::oneshot::channel();
+    let job: ApplyJob = (
+        tokio::runtime::Handle::current(),
+        gateway.clone(),
+        change,
+        done,
+    );
+    if APPLIER.send(job).is_err() || applied.await.is_err() {
+        tracing::error!("the topology apply thread is gone; change not applied");
+    }
+}
+
+type ApplyJob = (
+    tokio::runtime::Handle,
+    Arc<Gateway>,
+    TopologyChange,
+    tokio::sync::oneshot::Sender<()>,
+);
+
+/// One thread for every apply of the process rather than the blocking pool:
+/// the allocator keeps per-thread arenas, and builds spread over many
+/// threads left each arena holding freed memory after a DELETE. Each change
+/// runs inside its caller's runtime, for the health-check tasks it spawns.
+static APPLIER: std::sync::LazyLock<std::sync::mpsc::Sender<ApplyJob>> =
+    std::sync::LazyLock::new(|| {
+        let (jobs, queue) = std::sync::mpsc::channel::<ApplyJob>();
+        let spawned = std::thread::Builder::new()
+            .name("portcullis-apply".to_string())
+            .spawn(move || {
+                for (runtime, gateway, change, done) in queue {
+                    let _runtime = runtime.enter();
+                    apply_now(&gateway, change);
+                    let _ = done.send(());
+                }
+            });
+        if let Err(err) = spawned {
+            tracing::error!(error = %err, "cannot start the topology apply thread");
+        }
+        jobs
+    });
+
+/// At most this many errors of one topology are logged; the rest are counted.
+const LOGGED_ERRORS: usize = 20;
+
+/// Validates and applies one topology, on the calling thread. An invalid one
+/// is logged and the last good version keeps serving.
+fn apply_now(gateway: &Gateway, change: TopologyChange) {
+    match change {
+        TopologyChange::Upsert { name, text } => apply_topology(gateway, &name, &text),
+        TopologyChange::Remove { name } => {
+            if let Ok(generation) = gateway.apply(ConfigChange::RemoveTopology(name.clone())) {
+                tracing::info!(topology = %name, generation, "topology removed");
+            }
+        }
+    }
+}
+
+fn apply_topology(gateway: &Gateway, name: &str, text: &str) {
     let label = format!("topologies/{name}.toml");
-    match portcullis_config::parse_topology(name, &label, text) {
+    match portcullis_config::load_topology(name, &label, text, &gateway.base_dir) {
         Err(errors) => {
-            for error in &errors.0 {
+            for error in errors.0.iter().take(LOGGED_ERRORS) {
                 tracing::error!(topology = name, "{error}; keeping the last good version");
+            }
+            if errors.0.len() > LOGGED_ERRORS {
+                tracing::error!(
+                    topology = name,
+                    "{} more errors in {label}; `portcullis check` lists them all",
+                    errors.0.len() - LOGGED_ERRORS
+                );
             }
         }
         Ok(topology) => match gateway.apply(ConfigChange::UpsertTopology(topology)) {

@@ -18,13 +18,14 @@ use http::{Request, Response, StatusCode, Uri};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use portcullis_cluster::members::now_ms;
 use portcullis_cluster::{ClusterStore, MemberRecord};
 use portcullis_config::BalancerMode;
+use portcullis_proxy::h1gate::GateStatus;
+use portcullis_proxy::listener::Connections;
 use portcullis_proxy::CookieKey;
 use rand::Rng;
 use tokio::net::TcpListener;
@@ -120,20 +121,21 @@ pub async fn refresh_members(store: ClusterStore, table: Arc<MemberTable>, heart
     }
 }
 
+/// Serves balancer clients until shutdown. Connections get the gateway
+/// listener's bounded handling (`portcullis_proxy::listener::Connections`):
+/// `header_read_timeout` bounds protocol detection, request heads and idle
+/// HTTP/2 connections, and HTTP/2 abuse is refused per connection and source.
 pub async fn serve(
     listener: TcpListener,
     table: Arc<MemberTable>,
     mode: BalancerMode,
+    header_read_timeout: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let client: Client<HttpConnector, Body> = Client::builder(TokioExecutor::new())
         .pool_timer(TokioTimer::new())
         .build(HttpConnector::new());
-    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(10));
+    let connections = Arc::new(Connections::new(header_read_timeout));
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -147,17 +149,76 @@ pub async fn serve(
                 continue;
             }
         };
-        let (table, client, builder) = (table.clone(), client.clone(), builder.clone());
+        if !connections.admits(peer.ip()) {
+            continue;
+        }
+        let (table, client, connections) = (table.clone(), client.clone(), connections.clone());
+        let shutdown = shutdown.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |request| {
-                let (table, client) = (table.clone(), client.clone());
-                async move { Ok::<_, Infallible>(handle(&table, &client, mode, peer, request).await) }
-            });
-            let _ = builder
-                .serve_connection(TokioIo::new(stream), service)
+            // The strict HTTP/1 framing gate's verdict for this connection.
+            let gate = Arc::new(GateStatus::default());
+            let service_gate = gate.clone();
+            let service = move |request: Request<Incoming>| {
+                let (table, client, gate) = (table.clone(), client.clone(), service_gate.clone());
+                async move {
+                    Ok::<_, Infallible>(
+                        strict_edge(&gate, request, |request| {
+                            handle(&table, &client, mode, peer, request)
+                        })
+                        .await,
+                    )
+                }
+            };
+            connections
+                .serve_plain(stream, peer.ip(), gate, service, shutdown)
                 .await;
         });
     }
+}
+
+/// The strict-edge rules the balancer applies itself (PRODUCT.md §9), around
+/// `handle`: CONNECT is 405; a request body the framing gate cut short is
+/// the client's 400, not a member's 502; and after an upgrade request (which
+/// the balancer never forwards as one) or a refusal the connection closes,
+/// since the gate no longer vouches for the bytes that follow.
+async fn strict_edge<F, Fut>(
+    gate: &GateStatus,
+    request: Request<Incoming>,
+    handle: F,
+) -> Response<Body>
+where
+    F: FnOnce(Request<Incoming>) -> Fut,
+    Fut: std::future::Future<Output = Response<Body>>,
+{
+    if request.method() == http::Method::CONNECT {
+        return closing(json_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "CONNECT is not allowed",
+        ));
+    }
+    let asked_upgrade = portcullis_proxy::http::headers::is_upgrade_request(request.headers());
+    let response = handle(request).await;
+    if response.status() == StatusCode::BAD_GATEWAY {
+        if let Some(violation) = gate.violation() {
+            gate.mark_answered();
+            return closing(json_error(StatusCode::BAD_REQUEST, violation.reason()));
+        }
+    }
+    let member_closed = response
+        .headers()
+        .get(header::CONNECTION)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
+    if asked_upgrade || member_closed {
+        return closing(response);
+    }
+    response
+}
+
+fn closing(mut response: Response<Body>) -> Response<Body> {
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
 }
 
 /// Resolves once shutdown begins; the watch guard never crosses an await.
@@ -261,10 +322,21 @@ async fn handle(
                 match result {
                     Ok(response) => {
                         let (mut parts, body) = response.into_parts();
+                        // A member that refused the request closes; so does
+                        // the balancer (see `strict_edge`).
+                        let member_closes = parts
+                            .headers
+                            .get(header::CONNECTION)
+                            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
                         portcullis_proxy::http::headers::strip_hop_by_hop(
                             &mut parts.headers,
                             false,
                         );
+                        if member_closes {
+                            parts
+                                .headers
+                                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                        }
                         break Response::from_parts(parts, body.map_err(BoxError::from).boxed());
                     }
                     Err(err) => {

@@ -21,10 +21,17 @@ pub fn run_check(config: Option<&Path>, topologies: &[PathBuf]) -> CheckReport {
         (None, false) => None,
     };
     let mut store_topologies = Vec::new();
+    // tls_ca paths resolve as the member resolves them: against its config
+    // file's directory, or the current one when no config is given.
+    let mut base_dir = PathBuf::from(".");
     if let Some(path) = config {
+        if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            base_dir = dir.to_path_buf();
+        }
         match portcullis_config::load_node_config(&path) {
             Ok(node) => {
                 report.checked.push(path.display().to_string());
+                base_dir = node.base_dir.clone();
                 if topologies.is_empty() {
                     if let StoreLocation::Dir(dir) = &node.cluster.store {
                         store_topologies = list_toml(&dir.join("topologies"));
@@ -35,7 +42,7 @@ pub fn run_check(config: Option<&Path>, topologies: &[PathBuf]) -> CheckReport {
         }
     }
     for file in topologies.iter().chain(store_topologies.iter()) {
-        check_topology(file, &mut report);
+        check_topology(file, &base_dir, &mut report);
     }
     report
 }
@@ -52,7 +59,10 @@ fn list_toml(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-fn check_topology(file: &Path, report: &mut CheckReport) {
+/// Checks one topology file as a member would before applying it, files
+/// named in it included (the same `load_topology` as the admin API and the
+/// member use).
+fn check_topology(file: &Path, base_dir: &Path, report: &mut CheckReport) {
     let label = file.display().to_string();
     let name = file
         .file_stem()
@@ -67,7 +77,7 @@ fn check_topology(file: &Path, report: &mut CheckReport) {
     }
     match std::fs::read_to_string(file) {
         Err(err) => report.errors.push(format!("{label}: cannot read: {err}")),
-        Ok(text) => match portcullis_config::parse_topology(&name, &label, &text) {
+        Ok(text) => match portcullis_config::load_topology(&name, &label, &text, base_dir) {
             Ok(_) => report.checked.push(label),
             Err(errors) => report.errors.extend(errors.0.iter().map(|e| e.to_string())),
         },

@@ -39,7 +39,7 @@ pub async fn topology_put(
     let store = open_store(config);
     store.prepare().await?;
     Writer::new(&store, config.cluster.role)
-        .put_topology(&name, &text)
+        .put_topology(&name, &text, &config.base_dir)
         .await?;
     Ok(name)
 }

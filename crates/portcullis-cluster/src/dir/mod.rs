@@ -73,8 +73,26 @@ impl DirStore {
 
     /// Every topology file as (name -> text). A missing directory is an empty
     /// store; an unreadable one is an error, so callers never mistake an outage
-    /// for "everything was deleted".
+    /// for "everything was deleted". A file that is not UTF-8 is logged with
+    /// its name and left out: one bad file must not hide the others.
     pub fn list_topologies(&self) -> Result<BTreeMap<String, String>, StoreError> {
+        let mut out = BTreeMap::new();
+        for (name, bytes) in self.topology_files()? {
+            match String::from_utf8(bytes) {
+                Ok(text) => {
+                    out.insert(name, text);
+                }
+                Err(_) => tracing::warn!(
+                    file = %self.topologies_dir().join(format!("{name}.toml")).display(),
+                    "skipping a topology file that is not UTF-8 text"
+                ),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every topology file as (name -> bytes), as stored.
+    fn topology_files(&self) -> Result<BTreeMap<String, Vec<u8>>, StoreError> {
         let dir = self.topologies_dir();
         let entries = match std::fs::read_dir(&dir) {
             Ok(entries) => entries,
@@ -97,9 +115,9 @@ impl DirStore {
             if portcullis_config::validate_topology_name(name).is_err() {
                 continue;
             }
-            match std::fs::read_to_string(&path) {
-                Ok(text) => {
-                    out.insert(name.to_string(), text);
+            match std::fs::read(&path) {
+                Ok(bytes) => {
+                    out.insert(name.to_string(), bytes);
                 }
                 // Removed between listing and reading: it is simply gone.
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -442,7 +460,7 @@ impl DirStore {
             let store = self.clone();
             let listed = tokio::task::spawn_blocking(move || {
                 Ok::<_, StoreError>((
-                    store.list_topologies()?,
+                    store.topology_files()?,
                     store.backend_states()?,
                     store.aliases()?,
                 ))
@@ -469,17 +487,27 @@ impl DirStore {
                             return;
                         }
                     }
-                    for (name, text) in &current {
-                        let digest: [u8; 32] = Sha256::digest(text.as_bytes()).into();
-                        if known.get(name) != Some(&digest) {
-                            known.insert(name.clone(), digest);
-                            let event = TopologyEvent::Changed {
-                                name: name.clone(),
-                                text: text.clone(),
-                            };
-                            if tx.send(event).await.is_err() {
-                                return;
-                            }
+                    for (name, bytes) in &current {
+                        let digest: [u8; 32] = Sha256::digest(bytes).into();
+                        if known.get(name) == Some(&digest) {
+                            continue;
+                        }
+                        known.insert(name.clone(), digest);
+                        let Ok(text) = std::str::from_utf8(bytes) else {
+                            // Like an invalid topology: reported once per
+                            // version, and the member keeps the last good one.
+                            tracing::error!(
+                                file = %self.topologies_dir().join(format!("{name}.toml")).display(),
+                                "topology file is not UTF-8 text; keeping the last good version"
+                            );
+                            continue;
+                        };
+                        let event = TopologyEvent::Changed {
+                            name: name.clone(),
+                            text: text.to_string(),
+                        };
+                        if tx.send(event).await.is_err() {
+                            return;
                         }
                     }
                     let removed: Vec<String> = known

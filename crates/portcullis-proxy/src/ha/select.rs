@@ -14,7 +14,9 @@ use crate::routing::ServiceRuntime;
 pub type Tried = u64;
 
 /// Services have at most this many backends, so `Tried` can hold them all.
-pub const MAX_BACKENDS: usize = 64;
+/// Validation refuses larger services with the same constant.
+pub const MAX_BACKENDS: usize = portcullis_config::MAX_BACKENDS;
+const _: () = assert!(MAX_BACKENDS <= Tried::BITS as usize);
 
 fn is_tried(tried: Tried, index: usize) -> bool {
     tried & (1u64 << index) != 0

@@ -53,6 +53,8 @@ pub async fn handle(
     let mut tries = Vec::new();
     let mut names = (String::new(), String::new());
     let refused = refuse(&request, path);
+    let asked_upgrade =
+        request_version_is_h1(&request_version) && headers::is_upgrade_request(request.headers());
     let response = match refused.and_then(|()| route(&gateway, path)) {
         Err(err) => {
             if logging {
@@ -75,13 +77,31 @@ pub async fn handle(
             }
             let rest = &path[rest_start..];
             let outcome = forward(&gateway, &client, &service, request, rest, &mut tries).await;
-            let (response, answered_by) = match outcome {
+            let (mut response, answered_by) = match outcome {
                 Ok(response) => (response, tries.last().map(|t| &t.backend)),
                 Err(err) => {
                     tracing::debug!(error = %err, side = ?err.side(), "request failed");
-                    (err.into_response(), None)
+                    // A body cut short by the framing gate is the client's fault.
+                    let err = match client.take_gate_violation() {
+                        Some(reason) => ProxyError::BadRequest { reason },
+                        None => err,
+                    };
+                    let mut response = err.into_response();
+                    if err.side() == crate::error::Side::Client {
+                        response
+                            .headers_mut()
+                            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                    }
+                    (response, None)
                 }
             };
+            if asked_upgrade && response.status() != StatusCode::SWITCHING_PROTOCOLS {
+                // The framing gate stopped reading this connection as HTTP at
+                // the upgrade request; nothing after it may be trusted.
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
             let code = response.status().as_u16();
             match answered_by {
                 Some(backend) => backend.state.answers.add(code),
@@ -333,7 +353,8 @@ async fn forward(
     while let Some(index) = next.take() {
         let backend = &service.backends[index];
         tried |= 1u64 << index;
-        if !tries.is_empty() && !std::mem::take(&mut resend) {
+        let resending = std::mem::take(&mut resend);
+        if !tries.is_empty() && !resending {
             service.stats.failovers.fetch_add(1, Ordering::Relaxed);
             if !ha.failover_sleep.is_zero() {
                 tokio::time::sleep(ha.failover_sleep).await;
@@ -516,10 +537,20 @@ const MAX_STALE_RETRIES: u32 = 2;
 /// The backend closed the connection before any byte of an answer: what a
 /// pooled connection closed while idle looks like once a request is on it.
 fn closed_before_answer(err: &hyper_util::client::legacy::Error) -> bool {
+    use std::io::ErrorKind;
     let mut source = std::error::Error::source(err);
     while let Some(cause) = source {
         if let Some(hyper_err) = cause.downcast_ref::<hyper::Error>() {
-            return hyper_err.is_incomplete_message();
+            if hyper_err.is_incomplete_message() {
+                return true;
+            }
+        }
+        // A close with our request unread in the backend's buffer is a reset.
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                ErrorKind::ConnectionReset | ErrorKind::BrokenPipe | ErrorKind::ConnectionAborted
+            );
         }
         source = cause.source();
     }

@@ -95,6 +95,8 @@ pub struct ClientContext {
     /// Set on connections whose loop runs tunnels itself (see
     /// `listener::park`): the backend side of an accepted upgrade waits here.
     tunnel_slot: Option<Mutex<Option<PendingTunnel>>>,
+    /// The strict HTTP/1 framing gate of this connection, when it has one.
+    gate: std::sync::OnceLock<std::sync::Arc<crate::h1gate::GateStatus>>,
 }
 
 /// The backend side of an upgrade, and the tunnel's idle timeout.
@@ -110,7 +112,22 @@ impl ClientContext {
                 .unwrap_or_else(|_| HeaderValue::from_static("unknown")),
             local_port_header: HeaderValue::from(local_port),
             tunnel_slot: None,
+            gate: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Attaches the connection's framing gate (once).
+    pub fn attach_gate(&self, status: std::sync::Arc<crate::h1gate::GateStatus>) {
+        let _ = self.gate.set(status);
+    }
+
+    /// The framing rule this connection's client broke, if any; marks the
+    /// refusal as answered by the request path.
+    pub fn take_gate_violation(&self) -> Option<&'static str> {
+        let status = self.gate.get()?;
+        let violation = status.violation()?;
+        status.mark_answered();
+        Some(violation.reason())
     }
 
     /// For connections that take their socket back from hyper: upgrades are

@@ -1,20 +1,32 @@
 //! Client listeners: accept with a connection cap, optional TLS, HTTP/1.1 and
-//! HTTP/2 (ALPN or h2c prior knowledge), and graceful shutdown.
+//! HTTP/2 (ALPN or h2c prior knowledge), and graceful shutdown. Every
+//! connection has a bounded life without progress (see `conn.rs`).
 
+mod conn;
+mod frames;
 mod park;
+mod preface;
+mod sources;
+mod streams;
 mod tls;
 
+pub use conn::{Connections, MAX_CONCURRENT_STREAMS};
+pub use frames::{
+    CONTINUATIONS_PER_WINDOW, FRAME_WINDOW, OTHER_FRAMES_PER_WINDOW, PINGS_PER_WINDOW,
+    RESETS_PER_WINDOW, SETTINGS_PER_WINDOW, WINDOW_UPDATES_PER_WINDOW,
+};
 pub use park::PARK_AFTER;
+pub use sources::{COOL_OFF, SOURCE_RESETS_PER_WINDOW, SOURCE_WINDOW};
 
 pub use tls::{server_config, TlsSetupError};
 
+use crate::h1gate::GateStatus;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper::body::Incoming;
+use hyper::Request;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::net::TcpStream;
@@ -22,6 +34,8 @@ use tokio::sync::{watch, Semaphore};
 
 use crate::http::{handle, ClientContext};
 use crate::routing::Gateway;
+use park::ReadAhead;
+use preface::{detect_tcp, Detected};
 
 /// Largest request header block accepted; larger ones get 431.
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;
@@ -30,7 +44,8 @@ pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 pub struct ListenerOptions {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     pub max_connections: usize,
-    /// Time allowed to receive a request's headers (and the TLS handshake).
+    /// Time allowed to receive a request's headers, the TLS handshake, the
+    /// HTTP/2 preface, and the longest an idle connection is kept.
     pub header_read_timeout: Duration,
     /// Time in-flight requests get to finish after shutdown begins.
     pub shutdown_grace: Duration,
@@ -47,8 +62,7 @@ pub async fn serve(
     let local_port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
     // Shared, not cloned per connection: every byte a connection's task
     // captures stays allocated for as long as the client keeps it open.
-    let builder = Arc::new(http_builder(&options));
-    let http1_builder = Arc::new(http1_builder(&options));
+    let connections = Arc::new(Connections::new(options.header_read_timeout));
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(options.max_connections.max(1)));
     let at_cap_logged = AtomicBool::new(false);
@@ -84,49 +98,21 @@ pub async fn serve(
             }
         };
         at_cap_logged.store(false, Ordering::Relaxed);
+        if !connections.admits(peer.ip()) {
+            // A source cooling off after HTTP/2 abuse: closed at once.
+            continue;
+        }
         let _ = stream.set_nodelay(true);
-        let gateway = gateway.clone();
-        let builder = builder.clone();
+        let client = ClientContext::new(peer.ip(), local_port, tls.is_some());
+        let (gateway, connections) = (gateway.clone(), connections.clone());
+        let (tls, shutdown) = (tls.clone(), shutdown.clone());
+        // Held until the connection ends, so that `graceful.shutdown()` waits
+        // for every connection; each one watches `shutdown` itself.
         let watcher = graceful.watcher();
-        let tls = tls.clone();
-        let handshake_timeout = options.header_read_timeout;
-        let (http1_builder, shutdown) = (http1_builder.clone(), shutdown.clone());
         tokio::spawn(async move {
             let _permit = permit;
-            if tls.is_none() {
-                match sniff(&stream, handshake_timeout).await {
-                    Sniffed::Http1 => {
-                        let client = ClientContext::new(peer.ip(), local_port, false);
-                        let setup = park::Parking {
-                            gateway,
-                            client: Arc::new(client.with_tunnel_slot()),
-                            builder: http1_builder,
-                            idle_limit: handshake_timeout,
-                            shutdown,
-                        };
-                        park::serve(stream, setup).await;
-                        // Held until here so that `graceful.shutdown()` also
-                        // waits for connections hyper does not hold.
-                        drop(watcher);
-                        return;
-                    }
-                    Sniffed::Closed => return,
-                    Sniffed::MaybeHttp2 => {}
-                }
-            }
-            // Boxed: its room would otherwise be part of every parked
-            // connection's task too.
-            Box::pin(serve_with_hyper_util(
-                stream,
-                tls,
-                builder,
-                watcher,
-                gateway,
-                peer,
-                local_port,
-                handshake_timeout,
-            ))
-            .await;
+            serve_client(stream, tls, gateway, client, &connections, shutdown).await;
+            drop(watcher);
         });
     }
     drop(listener);
@@ -143,97 +129,63 @@ pub async fn serve(
 }
 
 /// Resolves once shutdown begins; the watch guard never crosses an await.
-async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|stop| *stop).await;
 }
 
-/// TLS connections and plain ones that may be HTTP/2: hyper-util detects the
-/// protocol and serves the connection for its whole life.
-#[allow(clippy::too_many_arguments)]
-async fn serve_with_hyper_util(
+async fn serve_client(
     stream: TcpStream,
     tls: Option<tokio_rustls::TlsAcceptor>,
-    builder: Arc<auto::Builder<TokioExecutor>>,
-    watcher: hyper_util::server::graceful::Watcher,
     gateway: Arc<Gateway>,
-    peer: std::net::SocketAddr,
-    local_port: u16,
-    handshake_timeout: Duration,
+    client: ClientContext,
+    connections: &Connections,
+    shutdown: watch::Receiver<bool>,
 ) {
-    let client = Arc::new(ClientContext::new(peer.ip(), local_port, tls.is_some()));
-    let service = service_fn(move |request| handle(gateway.clone(), client.clone(), request));
-    let result = match tls {
-        None => {
-            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-            watcher.watch(connection.into_owned()).await
-        }
-        Some(acceptor) => {
-            let stream =
-                match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
-                    Ok(Ok(stream)) => stream,
-                    Ok(Err(err)) => {
-                        tracing::debug!(error = %err, %peer, "TLS handshake failed");
-                        return;
-                    }
-                    Err(_) => {
-                        tracing::debug!(%peer, "TLS handshake timed out");
-                        return;
-                    }
-                };
-            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-            watcher.watch(connection.into_owned()).await
-        }
+    let Some(acceptor) = tls else {
+        return serve_plain(stream, gateway, client, connections, shutdown).await;
     };
-    if let Err(err) = result {
-        tracing::debug!(error = %err, %peer, "client connection ended with an error");
+    let peer = client.peer_ip;
+    let gate = Arc::new(GateStatus::default());
+    client.attach_gate(gate.clone());
+    let client = Arc::new(client);
+    let service =
+        move |request: Request<Incoming>| handle(gateway.clone(), client.clone(), request);
+    // Boxed: its room would otherwise be part of every parked connection's
+    // task too.
+    Box::pin(connections.serve_tls(stream, &acceptor, peer, gate, service, shutdown)).await
+}
+
+/// A plain connection: HTTP/1.1 goes to the parking loop, HTTP/2 prior
+/// knowledge (the whole preface, within the header timeout) to hyper's
+/// HTTP/2 server; anything slower is closed.
+async fn serve_plain(
+    mut stream: TcpStream,
+    gateway: Arc<Gateway>,
+    client: ClientContext,
+    connections: &Connections,
+    shutdown: watch::Receiver<bool>,
+) {
+    let deadline = tokio::time::Instant::now() + connections.header_read_timeout();
+    match detect_tcp(&mut stream, deadline).await {
+        Detected::Http1(read_ahead) => {
+            let setup = park::Parking {
+                gateway,
+                client: Arc::new(client.with_tunnel_slot()),
+                builder: connections.http1(),
+                idle_limit: connections.header_read_timeout(),
+                shutdown,
+                read_ahead,
+            };
+            park::serve(stream, setup).await;
+        }
+        Detected::Http2(read) => {
+            let peer = client.peer_ip;
+            let client = Arc::new(client);
+            let service =
+                move |request: Request<Incoming>| handle(gateway.clone(), client.clone(), request);
+            let io = ReadAhead::new(read, stream);
+            Box::pin(connections.serve_h2(io, peer, service, shutdown)).await
+        }
+        Detected::Closed => {}
     }
-}
-
-enum Sniffed {
-    Http1,
-    /// The HTTP/2 preface, or too few bytes to tell: hyper-util decides.
-    MaybeHttp2,
-    Closed,
-}
-
-/// Looks at the first bytes of a plain connection without consuming them.
-/// A client that sends nothing within the header timeout is closed, as hyper
-/// would close it.
-async fn sniff(stream: &TcpStream, timeout: Duration) -> Sniffed {
-    const PREFACE_START: &[u8] = b"PRI ";
-    let mut first = [0u8; 4];
-    match tokio::time::timeout(timeout, stream.peek(&mut first)).await {
-        Ok(Ok(0)) | Ok(Err(_)) | Err(_) => Sniffed::Closed,
-        Ok(Ok(n)) if first[..n] == PREFACE_START[..n] => Sniffed::MaybeHttp2,
-        Ok(Ok(_)) => Sniffed::Http1,
-    }
-}
-
-fn http1_builder(options: &ListenerOptions) -> hyper::server::conn::http1::Builder {
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    // `max_buf_size` alone is not an exact limit: a head that arrives in one
-    // large read is parsed before the buffer size is checked.
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(options.header_read_timeout)
-        .max_buf_size(MAX_HEADER_BYTES)
-        .max_header_size(MAX_HEADER_BYTES)
-        .keep_alive(true);
-    builder
-}
-
-fn http_builder(options: &ListenerOptions) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(options.header_read_timeout)
-        .max_buf_size(MAX_HEADER_BYTES)
-        .keep_alive(true);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(MAX_HEADER_BYTES as u32)
-        .max_concurrent_streams(256);
-    builder
 }

@@ -36,6 +36,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use crate::body::ProxyBody;
+use crate::h1gate::{GateStatus, GatedIo};
 use crate::http::{handle, upgrade, ClientContext};
 use crate::routing::Gateway;
 
@@ -50,6 +51,9 @@ pub(super) struct Parking {
     /// Longest wait for a parked connection's next request.
     pub idle_limit: Duration,
     pub shutdown: watch::Receiver<bool>,
+    /// Bytes already read from the socket (while telling HTTP/1.1 from
+    /// HTTP/2), to be read first.
+    pub read_ahead: Bytes,
 }
 
 /// Requests started and in flight on one hyper connection. Shared with the
@@ -70,16 +74,29 @@ type ServiceFuture = Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, Inf
 
 /// Serves `stream` (HTTP/1.1, already known not to be HTTP/2) until the client
 /// closes it, an error ends it, it idles past `idle_limit`, or shutdown.
-pub(super) async fn serve(mut stream: TcpStream, mut setup: Parking) {
-    let mut read_ahead = Bytes::new();
+pub(super) async fn serve(stream: TcpStream, mut setup: Parking) {
+    // Every byte from the client passes the strict framing gate before hyper
+    // sees it (PRODUCT.md §9); the gate's state lives as long as the socket.
+    let mut stream = GatedIo::new(stream);
+    let gate = stream.status();
+    setup.client.attach_gate(gate.clone());
+    let mut read_ahead = std::mem::take(&mut setup.read_ahead);
+    // Bytes read while telling HTTP/1.1 from HTTP/2 went past the gate.
+    if let Err(refusal) = stream.gate_mut().feed_counted(&read_ahead) {
+        let _ = stream
+            .write_all(&GateStatus::response(refusal.violation))
+            .await;
+        let _ = stream.shutdown().await;
+        return;
+    }
     // Set when a parked session handed back the start of a request: the next
     // session must see a whole request before it may park, or a client
     // sending its head slowly would get a fresh header timeout every time.
-    let mut holds_partial_request = false;
+    let mut holds_partial_request = !read_ahead.is_empty();
     loop {
         if read_ahead.is_empty() {
             tokio::select! {
-                ready = stream.readable() => if ready.is_err() { return },
+                ready = stream.get_ref().readable() => if ready.is_err() { return },
                 _ = tokio::time::sleep(setup.idle_limit) => return,
                 _ = setup.shutdown.wait_for(|stop| *stop) => return,
             }
@@ -142,12 +159,25 @@ pub(super) async fn serve(mut stream: TcpStream, mut setup: Parking) {
         .await;
         if let Err(err) = ended {
             tracing::debug!(error = %err, peer = %setup.client.peer_ip, "client connection ended with an error");
-            return;
+            // A head cut off by the gate looks like an incomplete message to
+            // hyper; the refusal below still has to be written.
+            if gate.violation().is_none() {
+                return;
+            }
         }
         let parts = (*connection).into_parts();
         let (unread, socket) = parts.io.into_inner().into_parts();
         stream = socket;
         read_ahead = join(parts.read_buf, unread);
+        if let Some(violation) = gate.violation() {
+            // hyper saw end-of-file where the bad bytes began and answered
+            // everything before them; the refusal comes last, then the close.
+            if let Some(refusal) = gate.take_refusal(violation) {
+                let _ = stream.write_all(&refusal).await;
+            }
+            let _ = stream.shutdown().await;
+            return;
+        }
         if let Some((backend, idle)) = setup.client.take_tunnel() {
             let client = ReadAhead::new(read_ahead, stream);
             // Boxed: room for the tunnel's state would otherwise be part of

@@ -213,6 +213,14 @@ impl Gateway {
         service: &Service,
         previous: Option<&ServiceRuntime>,
     ) -> Result<ServiceRuntime, ApplyError> {
+        // Checked before any work: validation refuses such a service, but a
+        // caller may hand one over without validating.
+        if service.urls.len() + service.backup_urls.len() > MAX_BACKENDS {
+            return Err(ApplyError::TooManyBackends {
+                topology: topology.to_string(),
+                service: service.name.clone(),
+            });
+        }
         let mut backends = Vec::new();
         let all_urls = service
             .urls
@@ -245,12 +253,6 @@ impl Gateway {
                 }
             };
             backends.push(backend);
-        }
-        if backends.len() > MAX_BACKENDS {
-            return Err(ApplyError::TooManyBackends {
-                topology: topology.to_string(),
-                service: service.name.clone(),
-            });
         }
         let client = build_client(service, &self.base_dir)?;
         let context = format!("/{}/{}", self.path_prefix, topology);

@@ -120,17 +120,29 @@ async fn stats(State(context): Ctx) -> ApiResult {
 async fn list_topologies(State(context): Ctx) -> ApiResult {
     let stored = context.store.list_topologies().await?;
     let table = context.gateway.routes();
-    let topologies: Vec<Value> = stored
-        .iter()
-        .map(|(name, text)| topology_view(&context, &table, name, text, false))
-        .collect();
+    let topologies = off_async_threads(move || {
+        stored
+            .iter()
+            .map(|(name, text)| topology_view(&table, name, text, false))
+            .collect::<Vec<Value>>()
+    })
+    .await?;
     Ok(Json(json!({ "topologies": topologies })))
+}
+
+/// Runs CPU-heavy work (parsing stored topologies, which may be large) on
+/// the blocking pool, so the member's requests never wait for it.
+async fn off_async_threads<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|err| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, err))
 }
 
 /// A stored topology with what this member makes of it. `live` is true when
 /// the stored text is what this member serves.
 fn topology_view(
-    context: &AdminContext,
     table: &portcullis_proxy::routing::RoutingTable,
     name: &str,
     text: &str,
@@ -140,7 +152,6 @@ fn topology_view(
         portcullis_config::parse_topology(name, name, text)
             .is_ok_and(|parsed| parsed == running.source)
     });
-    let _ = context;
     let mut view = json!({
         "name": name,
         "services": views::live_services(table, name).unwrap_or_default(),
@@ -155,7 +166,8 @@ fn topology_view(
 async fn get_topology(State(context): Ctx, Path(name): Path<String>) -> ApiResult {
     let text = context.store.get_topology(&name).await?;
     let table = context.gateway.routes();
-    Ok(Json(topology_view(&context, &table, &name, &text, true)))
+    let view = off_async_threads(move || topology_view(&table, &name, &text, true)).await?;
+    Ok(Json(view))
 }
 
 async fn put_topology(State(context): Ctx, Path(name): Path<String>, body: Bytes) -> ApiResult {
@@ -163,20 +175,11 @@ async fn put_topology(State(context): Ctx, Path(name): Path<String>, body: Bytes
         .map_err(|reason| ApiError::bad_request(format!("topology name {name:?}: {reason}")))?;
     let text = std::str::from_utf8(&body)
         .map_err(|_| ApiError::bad_request("body is not UTF-8 text; expected topology TOML"))?;
-    let label = format!("topologies/{name}.toml");
-    if let Err(errors) = portcullis_config::parse_topology(&name, &label, text) {
-        let all: Vec<String> = errors.0.iter().map(|e| e.to_string()).collect();
-        let (path, line) = errors
-            .first()
-            .map(|e| (e.path.clone(), e.line))
-            .unwrap_or_default();
-        return Err(ApiError::bad_request(errors.to_string())
-            .with("path", json!(path))
-            .with("line", json!(line))
-            .with("errors", json!(all)));
-    }
+    // Validated (off the async threads) as this member would before applying
+    // it, tls_ca files included; an invalid one is a 400 naming the first
+    // problem's key path and line (see `From<WriteError> for ApiError`).
     Writer::new(&context.store, context.role)
-        .put_topology(&name, text)
+        .put_topology(&name, text, &context.gateway.base_dir)
         .await?;
     tracing::info!(topology = %name, "topology stored through the admin API");
     Ok(Json(json!({ "name": name, "stored": true })))

@@ -109,7 +109,17 @@ impl From<WriteError> for ApiError {
                 let managers = json!(managers);
                 ApiError::new(StatusCode::FORBIDDEN, err).with("managers", managers)
             }
-            WriteError::Invalid(message) => ApiError::bad_request(message),
+            WriteError::Topology(errors) => {
+                let all: Vec<String> = errors.0.iter().map(|e| e.to_string()).collect();
+                let (path, line) = errors
+                    .first()
+                    .map(|e| (e.path.clone(), e.line))
+                    .unwrap_or_default();
+                ApiError::bad_request(&errors)
+                    .with("path", json!(path))
+                    .with("line", json!(line))
+                    .with("errors", json!(all))
+            }
             WriteError::Store(err) => err.into(),
         }
     }

@@ -7,7 +7,18 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod h2raw;
 mod raw;
 
+mod balancer_edges;
+mod balancer_idle;
 mod baseline;
+mod forwarded;
+mod h2_abuse;
+mod idle;
+mod paths;
+mod pooled;
+mod responses;
+mod slow_bodies;
 mod smuggling;
+mod upgrades;

@@ -160,6 +160,18 @@ impl RecordingBackend {
         heads
     }
 
+    /// How many complete requests (head and framed body) arrived in all.
+    pub fn complete_requests(&self) -> usize {
+        let mut count = 0;
+        for mut conn in self.received() {
+            while let Some(used) = complete_request(&conn) {
+                conn.drain(..used);
+                count += 1;
+            }
+        }
+        count
+    }
+
     pub fn connections(&self) -> usize {
         self.received.lock().unwrap().len()
     }
@@ -248,8 +260,17 @@ pub struct ScriptedBackend {
 
 impl ScriptedBackend {
     pub async fn start(reply: Vec<u8>, hold: Duration) -> ScriptedBackend {
+        Self::start_with(move |_| reply, hold).await
+    }
+
+    /// As `start`, with a reply that may name the backend's own address.
+    pub async fn start_with(
+        reply: impl FnOnce(SocketAddr) -> Vec<u8>,
+        hold: Duration,
+    ) -> ScriptedBackend {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
+        let reply = reply(addr);
         let received = Arc::new(Mutex::new(Vec::new()));
         let log = received.clone();
         let reply = Arc::new(reply);

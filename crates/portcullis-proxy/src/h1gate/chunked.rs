@@ -1,0 +1,184 @@
+//! The chunked body state machine (RFC 9112 §7.1): size lines split anywhere,
+//! data counted down without scanning, the CRLF after data, and the trailer
+//! section.
+
+use super::scan::LineScan;
+use super::Violation;
+
+/// 16 hex digits fill a u64; more would overflow (leading zeros included:
+/// a size line is bounded, not normalised).
+const MAX_DIGITS: u8 = 16;
+
+/// Longest chunk extension (after `;`). hyper bounds extensions per body; the
+/// gate bounds them per line, which is enough to keep the scan bounded.
+const MAX_EXTENSION: u16 = 4096;
+
+#[derive(Debug)]
+enum Part {
+    /// Hex digits of the size.
+    Size {
+        digits: u8,
+        value: u64,
+    },
+    /// After `;`, up to the CR.
+    Extension {
+        len: u16,
+        value: u64,
+    },
+    /// The CR of the size line was seen; LF must follow.
+    SizeLf {
+        value: u64,
+    },
+    Data {
+        left: u64,
+    },
+    DataCr,
+    DataLf,
+    Trailers(LineScan),
+}
+
+/// Where the chunked body is, kept between feeds.
+#[derive(Debug)]
+pub(super) struct ChunkScan {
+    part: Part,
+}
+
+/// The result of one step over the bytes.
+pub(super) enum ChunkStep {
+    /// `used` bytes consumed, still inside the current unit. `trailer`: they
+    /// belong to an incomplete trailer section and must be buffered.
+    Partial { used: usize, trailer: bool },
+    /// `used` bytes consumed and a unit (size line, CRLF after data) completed.
+    Boundary(usize),
+    /// The trailer section ends after `used` bytes (the caller checks it); the
+    /// body is complete.
+    Trailers(usize),
+}
+
+impl ChunkScan {
+    pub(super) fn new() -> ChunkScan {
+        ChunkScan {
+            part: Part::Size {
+                digits: 0,
+                value: 0,
+            },
+        }
+    }
+
+    /// One step over `rest` (non-empty).
+    pub(super) fn step(&mut self, rest: &[u8]) -> Result<ChunkStep, Violation> {
+        match &mut self.part {
+            Part::Size { .. } | Part::Extension { .. } | Part::SizeLf { .. } => {
+                self.size_line(rest)
+            }
+            Part::Data { left } => {
+                let used = usize::try_from(*left).map_or(rest.len(), |l| l.min(rest.len()));
+                *left -= used as u64;
+                if *left == 0 {
+                    // Data is delivered as it comes; the CRLF after it is the
+                    // next unit, so a missing CRLF cuts the body right here.
+                    self.part = Part::DataCr;
+                    return Ok(ChunkStep::Boundary(used));
+                }
+                Ok(ChunkStep::Partial {
+                    used,
+                    trailer: false,
+                })
+            }
+            Part::DataCr => {
+                if rest[0] != b'\r' {
+                    return Err(Violation::ChunkDataNotTerminated);
+                }
+                self.part = Part::DataLf;
+                Ok(ChunkStep::Partial {
+                    used: 1,
+                    trailer: false,
+                })
+            }
+            Part::DataLf => {
+                if rest[0] != b'\n' {
+                    return Err(Violation::ChunkDataNotTerminated);
+                }
+                self.part = Part::Size {
+                    digits: 0,
+                    value: 0,
+                };
+                Ok(ChunkStep::Boundary(1))
+            }
+            Part::Trailers(scan) => match scan.step(rest)? {
+                (used, true) => Ok(ChunkStep::Trailers(used)),
+                (used, false) => Ok(ChunkStep::Partial {
+                    used,
+                    trailer: true,
+                }),
+            },
+        }
+    }
+
+    /// Scans the size line byte by byte: `1*16HEXDIG [ ";" extension ] CRLF`,
+    /// with no sign, no `0x`, and no whitespace around the size.
+    fn size_line(&mut self, rest: &[u8]) -> Result<ChunkStep, Violation> {
+        for (i, &b) in rest.iter().enumerate() {
+            match &mut self.part {
+                Part::Size { digits, value } => {
+                    let Some(d) = hex_digit(b) else {
+                        let (digits, value) = (*digits, *value);
+                        self.part = match b {
+                            _ if digits == 0 => return Err(hex_error(b)),
+                            b';' => Part::Extension { len: 0, value },
+                            b'\r' => Part::SizeLf { value },
+                            _ => return Err(hex_error(b)),
+                        };
+                        continue;
+                    };
+                    if *digits == MAX_DIGITS {
+                        return Err(Violation::ChunkSizeTooLong);
+                    }
+                    *digits += 1;
+                    *value = (*value << 4) | u64::from(d);
+                }
+                Part::Extension { len, value } => match b {
+                    b'\r' => self.part = Part::SizeLf { value: *value },
+                    b'\n' => return Err(Violation::BareLf),
+                    b'\t' | 0x20..=0x7e | 0x80..=0xff if *len < MAX_EXTENSION => *len += 1,
+                    _ => return Err(Violation::InvalidChunkExtension),
+                },
+                Part::SizeLf { value } => {
+                    if b != b'\n' {
+                        return Err(Violation::BareCr);
+                    }
+                    self.part = match *value {
+                        0 => Part::Trailers(LineScan::trailers()),
+                        left => Part::Data { left },
+                    };
+                    return Ok(ChunkStep::Boundary(i + 1));
+                }
+                // Not reached: only size-line parts get here, and SizeLf returns.
+                _ => return Ok(ChunkStep::Boundary(i)),
+            }
+        }
+        Ok(ChunkStep::Partial {
+            used: rest.len(),
+            trailer: false,
+        })
+    }
+}
+
+fn hex_digit(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// A byte that cannot continue a size: a bare LF is named as such, everything
+/// else (sign, `x`, whitespace, a missing size) is a bad size.
+fn hex_error(b: u8) -> Violation {
+    if b == b'\n' {
+        Violation::BareLf
+    } else {
+        Violation::InvalidChunkSize
+    }
+}

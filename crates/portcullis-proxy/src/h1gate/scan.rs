@@ -1,0 +1,171 @@
+//! Byte classes and the incremental line-ending scan shared by heads and
+//! trailer sections.
+
+use super::{Violation, MAX_HEAD};
+
+/// RFC 9110 §5.6.2 tchar, the same set httparse uses for names and methods.
+static TOKEN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            );
+        b += 1;
+    }
+    t
+};
+
+/// Field value bytes: HTAB, SP, VCHAR, obs-text. No other CTL, no NUL, no DEL.
+static VALUE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = b == 0x09 || (b >= 0x20 && b != 0x7f);
+        b += 1;
+    }
+    t
+};
+
+#[inline]
+pub(super) fn is_token(b: u8) -> bool {
+    TOKEN[b as usize]
+}
+
+#[inline]
+pub(super) fn is_value(b: u8) -> bool {
+    VALUE[b as usize]
+}
+
+/// Request-target bytes: visible ASCII only. httparse also takes obs-text here;
+/// refusing it keeps the gate never more lenient than httparse.
+#[inline]
+pub(super) fn is_target(b: u8) -> bool {
+    (0x21..=0x7e).contains(&b)
+}
+
+/// Position of the first CR or LF. A plain loop: lines are short, and the
+/// compiler keeps it tight without a dependency.
+#[inline]
+pub(super) fn find_cr_or_lf(bytes: &[u8]) -> Option<usize> {
+    bytes.iter().position(|&b| b == b'\r' || b == b'\n')
+}
+
+/// Follows line endings of a head (or trailer section) across feeds: every LF
+/// must follow a CR and every CR must precede an LF, checked at the byte that
+/// breaks the rule. It finds the blank line that ends the section; the content
+/// of the lines is checked once the section is complete.
+#[derive(Debug, Clone)]
+pub(super) struct LineScan {
+    /// Trailer sections have no request line, so no leading empty lines either.
+    trailers: bool,
+    /// Complete non-empty lines so far.
+    lines: u32,
+    /// Bytes of the current line so far (0: at the start of a line).
+    line_len: usize,
+    /// The last byte was a CR; the next must be LF.
+    cr: bool,
+    /// Empty lines seen before the request line.
+    blanks: u8,
+    /// Bytes of this section consumed in earlier steps.
+    total: usize,
+}
+
+/// RFC 9112 §2.2: a server SHOULD ignore at least one empty line before the
+/// request line. Two covers clients that end a body with an extra CRLF.
+const MAX_BLANKS: u8 = 2;
+
+impl LineScan {
+    pub(super) fn head() -> LineScan {
+        LineScan {
+            trailers: false,
+            lines: 0,
+            line_len: 0,
+            cr: false,
+            blanks: 0,
+            total: 0,
+        }
+    }
+
+    pub(super) fn trailers() -> LineScan {
+        LineScan {
+            trailers: true,
+            ..LineScan::head()
+        }
+    }
+
+    /// No byte consumed yet.
+    pub(super) fn is_fresh(&self) -> bool {
+        self.total == 0
+    }
+
+    /// Scans `rest`; returns the bytes used and whether the section ended (the
+    /// used bytes then end with its blank line's CRLF).
+    pub(super) fn step(&mut self, rest: &[u8]) -> Result<(usize, bool), Violation> {
+        let too_large = if self.trailers {
+            Violation::TrailersTooLarge
+        } else {
+            Violation::HeadTooLarge
+        };
+        // Never look further than the limit allows: a flood of line bytes is
+        // refused after 64 KiB, not after the whole read.
+        let room = MAX_HEAD - self.total;
+        let window = &rest[..rest.len().min(room)];
+        let mut i = 0;
+        while i < window.len() {
+            if self.cr {
+                if window[i] != b'\n' {
+                    return Err(Violation::BareCr);
+                }
+                i += 1;
+                self.cr = false;
+                if self.line_len > 0 {
+                    self.lines += 1;
+                    self.line_len = 0;
+                } else if self.lines == 0 && !self.trailers {
+                    self.blanks += 1;
+                    if self.blanks > MAX_BLANKS {
+                        return Err(Violation::TooManyEmptyLines);
+                    }
+                } else {
+                    self.total += i;
+                    return Ok((i, true));
+                }
+                continue;
+            }
+            match find_cr_or_lf(&window[i..]) {
+                None => {
+                    self.line_len += window.len() - i;
+                    i = window.len();
+                }
+                Some(k) if window[i + k] == b'\n' => return Err(Violation::BareLf),
+                Some(k) => {
+                    self.line_len += k;
+                    self.cr = true;
+                    i += k + 1;
+                }
+            }
+        }
+        self.total += i;
+        if self.total >= MAX_HEAD {
+            return Err(too_large);
+        }
+        Ok((i, false))
+    }
+}
