@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::{
     parse_node_config, parse_topology, ConfigErrors, HealthCheck, NodeConfig, SecretSource,
-    Service, StoreLocation, Topology,
+    Service, StoreLocation, Topology, MAX_BACKENDS,
 };
 
 /// The file name `config_node` parses under.
@@ -159,6 +159,12 @@ fn check_service(s: &Service) {
         s.name
     );
     assert!(!s.urls.is_empty(), "service {:?} without urls", s.name);
+    let backends = s.urls.len() + s.backup_urls.len();
+    assert!(
+        backends <= MAX_BACKENDS,
+        "{backends} backends in {:?}",
+        s.name
+    );
     let mut seen = std::collections::HashSet::new();
     for url in s.urls.iter().chain(&s.backup_urls) {
         assert!(seen.insert(url.as_str()), "backend {url} listed twice");
