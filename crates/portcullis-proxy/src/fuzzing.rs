@@ -333,7 +333,7 @@ fn client_line(line: &[u8]) -> ClientContext {
             for (o, b) in octets.iter_mut().zip(line) {
                 *o = *b;
             }
-            if line.len() % 2 == 0 {
+            if line.len().is_multiple_of(2) {
                 IpAddr::from([octets[0], octets[1], octets[2], octets[3]])
             } else {
                 IpAddr::from(octets)
