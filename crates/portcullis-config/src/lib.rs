@@ -6,6 +6,8 @@
 #![forbid(unsafe_code)]
 
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod lines;
 mod locate;
 pub mod model;

@@ -6,6 +6,8 @@
 pub mod body;
 pub mod client;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod h1gate;
 pub mod ha;
 pub mod http;

@@ -67,7 +67,8 @@ impl MemberTable {
         map.entry(id.to_string()).or_default().clone()
     }
 
-    fn tag(&self, id: &str) -> String {
+    /// The affinity cookie value for member `id`.
+    pub(crate) fn tag(&self, id: &str) -> String {
         self.key.tag(AFFINITY_LABEL, id)
     }
 

@@ -9,6 +9,8 @@ pub mod cert;
 pub mod check;
 pub mod demo;
 pub mod demo_backend;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod knox;
 pub mod logging;
 pub mod secrets;

@@ -1,0 +1,82 @@
+//! The fuzz targets of this crate over the committed corpus and regressions
+//! (fuzz/corpus/<target>/, fuzz/regressions/<target>/): the same functions
+//! `cargo fuzz` runs, so every input the fuzzer kept is checked in each
+//! ordinary test run, without nightly. See docs/fuzzing.md.
+
+use std::path::PathBuf;
+
+fn run_corpus(target: &str, check: fn(&[u8])) {
+    let fuzz = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
+    let mut ran = 0;
+    for kind in ["corpus", "regressions"] {
+        let Ok(entries) = std::fs::read_dir(fuzz.join(kind).join(target)) else {
+            continue;
+        };
+        let mut paths: Vec<PathBuf> = entries.map(|e| e.expect("corpus entry").path()).collect();
+        paths.sort();
+        for path in paths.into_iter().filter(|p| p.is_file()) {
+            let data = std::fs::read(&path).expect("corpus file");
+            let outcome = std::panic::catch_unwind(|| check(&data));
+            assert!(outcome.is_ok(), "{target} failed on {}", path.display());
+            ran += 1;
+        }
+    }
+    assert!(ran > 0, "no corpus for {target} under {}", fuzz.display());
+}
+
+#[test]
+fn sticky_cookie_corpus() {
+    run_corpus("sticky_cookie", portcullis_proxy::fuzzing::sticky_cookie);
+}
+
+#[test]
+fn path_rule_corpus() {
+    run_corpus("path_rule", portcullis_proxy::fuzzing::path_rule);
+}
+
+#[test]
+fn forwarded_headers_corpus() {
+    run_corpus(
+        "forwarded_headers",
+        portcullis_proxy::fuzzing::forwarded_headers,
+    );
+}
+
+#[test]
+fn request_head_corpus() {
+    run_corpus("request_head", portcullis_proxy::fuzzing::request_head);
+}
+
+// Known bugs the fuzz targets found, reported in docs/fuzzing.md. Each test
+// runs the strict form of a target on its input under fuzz/regressions/; the
+// ordinary target leaves that one check out so fuzzing can go on. Remove the
+// `ignore` once the bug is fixed.
+
+/// A request without Host (HTTP/1.0, origin-form) gives `add_forwarded` no
+/// host, and the client's own `X-Forwarded-Host: evil.example` reaches the
+/// backend, against §9 ("X-Forwarded-* are overwritten").
+#[test]
+#[ignore = "known bug: X-Forwarded-Host from the client survives when the request has no Host (docs/fuzzing.md)"]
+fn no_host_keeps_client_x_forwarded_host() {
+    let data = std::fs::read(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fuzz/regressions/forwarded_headers/no-host-keeps-client-x-forwarded-host"),
+    )
+    .expect("regression input");
+    portcullis_proxy::fuzzing::forwarded_headers_strict(&data);
+}
+
+/// `request_cookie` skips a Cookie header that is not visible ASCII, so a
+/// sticky tag in the same header as a UTF-8 cookie (`lang=français`, as
+/// browsers send it) is not seen: the client loses its backend on every
+/// request (the balancer's affinity cookie likewise).
+#[test]
+#[ignore = "known bug: a sticky cookie beside a non-ASCII cookie in the same header is ignored (docs/fuzzing.md)"]
+fn sticky_tag_beside_non_ascii_cookie() {
+    let data = std::fs::read(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fuzz/regressions/sticky_cookie/tag-beside-non-ascii-cookie"),
+    )
+    .expect("regression input");
+    portcullis_proxy::fuzzing::sticky_cookie_strict(&data);
+}
