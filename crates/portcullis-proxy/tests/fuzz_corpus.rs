@@ -47,16 +47,13 @@ fn request_head_corpus() {
     run_corpus("request_head", portcullis_proxy::fuzzing::request_head);
 }
 
-// Known bugs the fuzz targets found, reported in docs/fuzzing.md. Each test
-// runs the strict form of a target on its input under fuzz/regressions/; the
-// ordinary target leaves that one check out so fuzzing can go on. Remove the
-// `ignore` once the bug is fixed.
+// Bugs the fuzz targets found (docs/fuzzing.md), fixed; each test runs the
+// target on the input under fuzz/regressions/ that reproduced it.
 
 /// A request without Host (HTTP/1.0, origin-form) gives `add_forwarded` no
 /// host, and the client's own `X-Forwarded-Host: evil.example` reaches the
 /// backend, against §9 ("X-Forwarded-* are overwritten").
 #[test]
-#[ignore = "known bug: X-Forwarded-Host from the client survives when the request has no Host (docs/fuzzing.md)"]
 fn no_host_keeps_client_x_forwarded_host() {
     let data = std::fs::read(
         PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -71,7 +68,6 @@ fn no_host_keeps_client_x_forwarded_host() {
 /// browsers send it) is not seen: the client loses its backend on every
 /// request (the balancer's affinity cookie likewise).
 #[test]
-#[ignore = "known bug: a sticky cookie beside a non-ASCII cookie in the same header is ignored (docs/fuzzing.md)"]
 fn sticky_tag_beside_non_ascii_cookie() {
     let data = std::fs::read(
         PathBuf::from(env!("CARGO_MANIFEST_DIR"))

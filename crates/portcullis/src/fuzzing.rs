@@ -79,11 +79,9 @@ pub fn balancer_cookie(data: &[u8]) {
     let tag = table.tag(&target.id);
     let headers = case.headers_with(&tag);
     let values = request_cookie(&headers, AFFINITY_COOKIE);
-    if case.tag_header_is_text() {
-        assert!(values.contains(&tag.as_str()), "tag lost in {headers:?}");
-    }
+    assert!(values.contains(&tag.as_str()), "tag lost in {headers:?}");
     let (chosen, set) = check_choice(&table, &alive, &values).unzip();
-    if target.is_alive(NOW_MS) && case.tag_header_is_text() {
+    if target.is_alive(NOW_MS) {
         assert_eq!(set, Some(false), "a live member's cookie was replaced");
         let chosen = chosen.map(|c| c.id);
         let first_named = alive
