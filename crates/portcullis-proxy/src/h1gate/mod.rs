@@ -347,6 +347,14 @@ impl Gate {
         }
     }
 
+    /// Gives back the buffer of split heads when no head is in progress: a
+    /// parked keep-alive connection keeps no memory for its next request.
+    pub fn release_idle_memory(&mut self) {
+        if self.buf.is_empty() {
+            self.buf = Vec::new();
+        }
+    }
+
     fn release_buf(&mut self) {
         if self.buf.capacity() > KEEP_BUF {
             self.buf = Vec::new();

@@ -191,6 +191,7 @@ pub(super) async fn serve(stream: TcpStream, mut setup: Parking) {
             let _ = stream.shutdown().await;
             return;
         }
+        stream.gate_mut().release_idle_memory();
         setup.gateway.count_parked_connection();
         holds_partial_request = !read_ahead.is_empty();
     }
