@@ -11,6 +11,33 @@ use crate::{
     Service, StoreLocation, Topology, MAX_BACKENDS,
 };
 
+/// Runs `check` over every file of `fuzz/corpus/<target>/` and
+/// `fuzz/regressions/<target>/` under `fuzz_dir`, as the corpus tests of
+/// every crate do; panics naming the first file that fails, or when there is
+/// no input at all.
+pub fn run_corpus(fuzz_dir: &Path, target: &str, check: fn(&[u8])) {
+    let mut ran = 0;
+    for kind in ["corpus", "regressions"] {
+        let Ok(entries) = std::fs::read_dir(fuzz_dir.join(kind).join(target)) else {
+            continue;
+        };
+        let mut paths: Vec<std::path::PathBuf> =
+            entries.map(|e| e.expect("corpus entry").path()).collect();
+        paths.sort();
+        for path in paths.into_iter().filter(|p| p.is_file()) {
+            let data = std::fs::read(&path).expect("corpus file");
+            let outcome = std::panic::catch_unwind(|| check(&data));
+            assert!(outcome.is_ok(), "{target} failed on {}", path.display());
+            ran += 1;
+        }
+    }
+    assert!(
+        ran > 0,
+        "no corpus for {target} under {}",
+        fuzz_dir.display()
+    );
+}
+
 /// The file name `config_node` parses under.
 pub const NODE_FILE: &str = "/tmp/portcullis.toml";
 /// The file label `config_topology` parses under.

@@ -177,7 +177,8 @@ pub async fn serve(
 }
 
 /// The strict-edge rules the balancer applies itself (PRODUCT.md §9), around
-/// `handle`: CONNECT is 405; a request body the framing gate cut short is
+/// `handle`: the head rules of `strict::check_request_head` (CONNECT is
+/// 405); a request body the framing gate cut short is
 /// the client's 400, not a member's 502; and after an upgrade request (which
 /// the balancer never forwards as one) or a refusal the connection closes,
 /// since the gate no longer vouches for the bytes that follow.
@@ -190,11 +191,12 @@ where
     F: FnOnce(Request<Incoming>) -> Fut,
     Fut: std::future::Future<Output = Response<Body>>,
 {
-    if request.method() == http::Method::CONNECT {
-        return closing(json_error(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "CONNECT is not allowed",
-        ));
+    if let Err(refusal) = portcullis_proxy::http::strict::check_request_head(
+        request.method(),
+        request.version(),
+        request.headers(),
+    ) {
+        return closing(json_error(refusal.status(), refusal.reason()));
     }
     let asked_upgrade = portcullis_proxy::http::headers::is_upgrade_request(request.headers());
     let response = handle(request).await;

@@ -164,7 +164,8 @@ impl ChunkScan {
     }
 }
 
-fn hex_digit(b: u8) -> Option<u8> {
+/// The value of one hex digit; also used by the path rule's percent-decoding.
+pub(crate) fn hex_digit(b: u8) -> Option<u8> {
     match b {
         b'0'..=b'9' => Some(b - b'0'),
         b'a'..=b'f' => Some(b - b'a' + 10),

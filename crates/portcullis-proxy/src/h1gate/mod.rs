@@ -32,6 +32,7 @@ mod prop_tests;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use chunked::hex_digit;
 pub use head::{check_head, MAX_HEAD};
 pub use io::{GateStatus, GatedIo};
 

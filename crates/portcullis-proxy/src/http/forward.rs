@@ -402,15 +402,18 @@ async fn forward(
         )
         .await;
         let now = tokio::time::Instant::now();
+        // Decided once, before the outcome is taken apart below.
+        let (refused_response, client_failure) = match &sent {
+            Waited::Done(Ok(response)) => (
+                strict::check_response_status(response.status(), client_upgrade.is_some()).err(),
+                None,
+            ),
+            Waited::Done(Err(err)) => (None, client_body_failure(err)),
+            _ => (None, None),
+        };
         let kind = match sent {
-            Waited::Done(Ok(response))
-                if strict::check_response_status(response.status(), client_upgrade.is_some())
-                    .is_err() =>
-            {
-                let reason =
-                    strict::check_response_status(response.status(), client_upgrade.is_some())
-                        .err()
-                        .unwrap_or("invalid response");
+            Waited::Done(Ok(response)) if refused_response.is_some() => {
+                let reason = refused_response.unwrap_or("invalid response");
                 tracing::warn!(topology = %service.topology, service = %config.name, backend = %backend.id, status = response.status().as_u16(), reason, "backend response refused");
                 record_try(tries, backend, TryOutcome::Failed);
                 last_error = Some(ProxyError::BadResponse {
@@ -483,11 +486,11 @@ async fn forward(
                 resend = true;
                 continue;
             }
-            Waited::Done(Err(err)) if client_body_failure(&err).is_some() => {
+            Waited::Done(Err(_)) if client_failure.is_some() => {
                 // The client, not the backend, failed: no failover, no
                 // ejection, and the backend connection is closed with it.
                 record_try(tries, backend, TryOutcome::Failed);
-                let reason = client_body_failure(&err).unwrap_or("request body failed");
+                let reason = client_failure.unwrap_or("request body failed");
                 return Err(ProxyError::ClientBody { reason });
             }
             Waited::Done(Err(err)) => {

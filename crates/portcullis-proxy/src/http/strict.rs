@@ -6,6 +6,8 @@
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode, Version};
 
+use crate::h1gate::hex_digit;
+
 /// Why a request is refused before it is routed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
@@ -30,9 +32,11 @@ impl Refusal {
     }
 }
 
-/// Checks of a request head that hyper let through: CONNECT, the Host rule
-/// of RFC 9112 §3.2, and Content-Length next to Transfer-Encoding. The path
-/// rule is separate because it applies to the backend-relative part only.
+/// Checks of a parsed request head, for every protocol: CONNECT, and the
+/// Host rule of RFC 9112 §3.2 for HTTP/1.1 (the framing gate enforces it on
+/// the raw bytes first; this holds whatever engine parsed the head). Framing
+/// rules such as Content-Length beside Transfer-Encoding live in the gate
+/// only: hyper drops one of the two before a head gets here.
 pub fn check_request_head(
     method: &Method,
     version: Version,
@@ -48,14 +52,6 @@ pub fn check_request_head(
             (None, _) => return Err(Refusal::BadRequest("missing Host header")),
             (Some(_), Some(_)) => return Err(Refusal::BadRequest("more than one Host header")),
         }
-    }
-    if matches!(version, Version::HTTP_10 | Version::HTTP_11)
-        && headers.contains_key(header::TRANSFER_ENCODING)
-        && headers.contains_key(header::CONTENT_LENGTH)
-    {
-        return Err(Refusal::BadRequest(
-            "Content-Length together with Transfer-Encoding",
-        ));
     }
     Ok(())
 }
@@ -123,7 +119,7 @@ fn percent_decode(bytes: &[u8]) -> Vec<u8> {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let (Some(hi), Some(lo)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+            if let (Some(hi), Some(lo)) = (hex_digit(bytes[i + 1]), hex_digit(bytes[i + 2])) {
                 out.push(hi << 4 | lo);
                 i += 3;
                 continue;
@@ -133,15 +129,6 @@ fn percent_decode(bytes: &[u8]) -> Vec<u8> {
         i += 1;
     }
     out
-}
-
-fn hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
 }
 
 const SEC_WEBSOCKET_KEY: HeaderName = HeaderName::from_static("sec-websocket-key");

@@ -27,10 +27,6 @@ impl Gateway {
         self.edge.load().min_body_rate
     }
 
-    pub fn edge(&self) -> Arc<EdgeSettings> {
-        self.edge.load_full()
-    }
-
     /// The scheme and authority a rewritten `Location` starts with: the
     /// configured public URL, else the client's Host when it is a plain
     /// host and port (never a value that could carry a path or a header).

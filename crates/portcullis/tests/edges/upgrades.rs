@@ -56,6 +56,12 @@ async fn upgrade_headers_other_than_websocket_are_not_forwarded() {
         )
         .await;
         assert_eq!(reply.status(), Some(200), "{name}: {}", reply.text());
+        // The framing gate stopped reading the connection as HTTP at the
+        // upgrade request, so the gateway closes it after the answer.
+        assert!(
+            reply.closed,
+            "{name}: connection left open after a refused upgrade"
+        );
         let head = backend
             .heads()
             .pop()
@@ -104,5 +110,26 @@ async fn a_valid_websocket_handshake_still_switches() {
     )
     .await;
     assert_eq!(reply.status(), Some(101), "{}", reply.text());
+    member.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_handshake_the_backend_refuses_is_answered_then_closed() {
+    // The backend answers 200 instead of 101: the response is relayed as it
+    // is, and nothing the client sends after it is read as HTTP.
+    let backend = RecordingBackend::start().await;
+    let member = member_for(&backend.url(), "", "").await;
+    let handshake = "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+    for trailer in [
+        "",
+        "GET /gateway/t/svc/after HTTP/1.1\r\nHost: gw.test\r\n\r\n",
+    ] {
+        let mut bytes = request("GET", "/gateway/t/svc/ws", handshake, "");
+        bytes.extend_from_slice(trailer.as_bytes());
+        let reply = exchange(member.addr, &bytes, QUIET).await;
+        assert_eq!(reply.statuses(), vec![200], "{}", reply.text());
+        assert!(reply.closed, "connection left open");
+    }
+    assert!(!backend.received_text().contains("/after"));
     member.stop().await;
 }
