@@ -176,8 +176,36 @@ pub(crate) fn node_config(
     raw: FileNodeConfig,
     base_dir: &Path,
 ) -> Option<NodeConfig> {
-    let resolve = |p: &str| -> PathBuf { base_dir.join(p) };
-    let id = match raw.node.id {
+    let id = node_id(v, raw.node.id);
+    let gateway = gateway_section(v, raw.gateway, base_dir);
+    let admin = raw
+        .admin
+        .and_then(|a| v.addr("admin.listen", &a.listen))
+        .map(|listen| AdminSection { listen });
+    let cluster = cluster_section(v, raw.cluster, base_dir);
+    let secrets = raw
+        .secrets
+        .and_then(|s| secrets_section(v, &s.master, base_dir));
+    let balancer = raw.balancer.and_then(|b| {
+        let listen = v.addr("balancer.listen", &b.listen)?;
+        Some(BalancerSection {
+            listen,
+            mode: b.mode.unwrap_or(BalancerMode::Redirect),
+        })
+    });
+    Some(NodeConfig {
+        node: NodeSection { id },
+        gateway: gateway?,
+        admin,
+        cluster: cluster?,
+        secrets,
+        balancer,
+        base_dir: base_dir.to_path_buf(),
+    })
+}
+
+fn node_id(v: &mut Validator<'_>, raw: Option<String>) -> String {
+    match raw {
         Some(id) if id.trim().is_empty() || id.chars().any(char::is_control) => {
             v.error(
                 "node.id",
@@ -187,179 +215,173 @@ pub(crate) fn node_config(
         }
         Some(id) => id,
         None => default_node_id(),
-    };
-    let listen = v.addr("gateway.listen", &raw.gateway.listen);
-    let path = raw.gateway.path.unwrap_or_else(|| "gateway".to_string());
+    }
+}
+
+/// `[gateway]`. Every key is validated even when an earlier one failed, so
+/// one run reports every problem.
+fn gateway_section(
+    v: &mut Validator<'_>,
+    raw: FileGateway,
+    base_dir: &Path,
+) -> Option<GatewaySection> {
+    let listen = v.addr("gateway.listen", &raw.listen);
+    let path = raw.path.unwrap_or_else(|| "gateway".to_string());
     let path = path.trim_matches('/').to_string();
     if !is_segment(&path) {
         v.error("gateway.path", format!("expected one URL path segment of letters, digits, '.', '_', '-' or '~', found {path:?}"));
     }
-    let tls = raw.gateway.tls.map(|t| TlsFiles {
-        cert: resolve(&t.cert),
-        key: resolve(&t.key),
+    let tls = raw.tls.map(|t| TlsFiles {
+        cert: base_dir.join(&t.cert),
+        key: base_dir.join(&t.key),
     });
-    let public_url = match (&raw.gateway.public_url, listen) {
-        (Some(text), _) => match url::Url::parse(text) {
-            // Other members and the balancer append paths to this URL, so a
-            // query, fragment or credentials would end up in every redirect.
-            Ok(url)
-                if matches!(url.scheme(), "http" | "https")
-                    && url.host_str().is_some_and(|h| !h.is_empty())
-                    && url.query().is_none()
-                    && url.fragment().is_none()
-                    && url.username().is_empty()
-                    && url.password().is_none() =>
-            {
-                Some(url)
-            }
-            _ => {
-                v.error(
-                    "gateway.public_url",
-                    format!("expected an http:// or https:// URL without query, fragment or credentials, found {text:?}"),
-                );
-                None
-            }
-        },
-        (None, Some(addr)) => {
-            let scheme = if tls.is_some() { "https" } else { "http" };
-            let host = if addr.ip().is_unspecified() {
-                "127.0.0.1".to_string()
-            } else if addr.is_ipv6() {
-                format!("[{}]", addr.ip())
-            } else {
-                addr.ip().to_string()
-            };
-            url::Url::parse(&format!("{scheme}://{host}:{}", addr.port())).ok()
-        }
-        (None, None) => None,
-    };
+    let public_url = public_url(v, raw.public_url.as_deref(), listen, tls.is_some());
     let shutdown_grace = v.duration(
         "gateway.shutdown_grace",
-        raw.gateway.shutdown_grace.as_ref(),
+        raw.shutdown_grace.as_ref(),
         Duration::from_secs(30),
         Duration::ZERO,
         DAY,
     );
     let max_connections = v.int(
         "gateway.max_connections",
-        raw.gateway.max_connections,
+        raw.max_connections,
         10_000,
         1,
         1_000_000,
     ) as usize;
-    let min_body_rate = v.int(
-        "gateway.min_body_rate",
-        raw.gateway.min_body_rate,
-        1024,
-        0,
-        1 << 30,
-    ) as u64;
-    let public_url_configured = raw.gateway.public_url.is_some();
+    let min_body_rate = v.int("gateway.min_body_rate", raw.min_body_rate, 1024, 0, 1 << 30) as u64;
     let header_read_timeout = v.duration(
         "gateway.header_read_timeout",
-        raw.gateway.header_read_timeout.as_ref(),
+        raw.header_read_timeout.as_ref(),
         Duration::from_secs(10),
         MS,
         Duration::from_secs(300),
     );
+    Some(GatewaySection {
+        listen: listen?,
+        path,
+        public_url: public_url?,
+        public_url_configured: raw.public_url.is_some(),
+        tls,
+        shutdown_grace,
+        max_connections,
+        header_read_timeout,
+        min_body_rate,
+    })
+}
 
-    let admin = raw
-        .admin
-        .and_then(|a| v.addr("admin.listen", &a.listen))
-        .map(|listen| AdminSection { listen });
-
-    let cluster_name = raw.cluster.name.unwrap_or_else(|| "default".to_string());
-    if !is_segment(&cluster_name) {
-        v.error(
-            "cluster.name",
-            format!("expected letters, digits, '.', '_', '-' or '~', found {cluster_name:?}"),
-        );
-    }
-    let store_text = raw
-        .cluster
-        .store
-        .unwrap_or_else(|| "dir:./store".to_string());
-    let store = if let Some(dir) = store_text.strip_prefix("dir:").filter(|d| !d.is_empty()) {
-        Some(StoreLocation::Dir(resolve(dir)))
-    } else if let Some(list) = store_text.strip_prefix("etcd://") {
-        let endpoints: Vec<String> = list.split(',').map(|e| e.trim().to_string()).collect();
-        if endpoints.iter().any(|e| {
-            e.rsplit_once(':')
-                .is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err())
-        }) {
+/// `gateway.public_url`, or the URL derived from the listen address when it
+/// is not configured.
+fn public_url(
+    v: &mut Validator<'_>,
+    configured: Option<&str>,
+    listen: Option<SocketAddr>,
+    tls: bool,
+) -> Option<url::Url> {
+    let Some(text) = configured else {
+        let addr = listen?;
+        let scheme = if tls { "https" } else { "http" };
+        let host = if addr.ip().is_unspecified() {
+            "127.0.0.1".to_string()
+        } else if addr.is_ipv6() {
+            format!("[{}]", addr.ip())
+        } else {
+            addr.ip().to_string()
+        };
+        return url::Url::parse(&format!("{scheme}://{host}:{}", addr.port())).ok();
+    };
+    match url::Url::parse(text) {
+        // Other members and the balancer append paths to this URL, so a
+        // query, fragment or credentials would end up in every redirect.
+        Ok(url)
+            if matches!(url.scheme(), "http" | "https")
+                && url.host_str().is_some_and(|h| !h.is_empty())
+                && url.query().is_none()
+                && url.fragment().is_none()
+                && url.username().is_empty()
+                && url.password().is_none() =>
+        {
+            Some(url)
+        }
+        _ => {
             v.error(
-                "cluster.store",
-                format!("expected \"etcd://HOST:PORT[,HOST:PORT...]\", found {store_text:?}"),
+                "gateway.public_url",
+                format!("expected an http:// or https:// URL without query, fragment or credentials, found {text:?}"),
             );
             None
-        } else {
-            Some(StoreLocation::Etcd(endpoints))
         }
-    } else {
-        v.error("cluster.store", format!("expected \"dir:PATH\" or \"etcd://HOST:PORT[,HOST:PORT...]\", found {store_text:?}"));
-        None
-    };
+    }
+}
+
+fn cluster_section(
+    v: &mut Validator<'_>,
+    raw: FileCluster,
+    base_dir: &Path,
+) -> Option<ClusterSection> {
+    let name = raw.name.unwrap_or_else(|| "default".to_string());
+    if !is_segment(&name) {
+        v.error(
+            "cluster.name",
+            format!("expected letters, digits, '.', '_', '-' or '~', found {name:?}"),
+        );
+    }
+    let store_text = raw.store.unwrap_or_else(|| "dir:./store".to_string());
+    let store = store_location(v, &store_text, base_dir);
     let heartbeat = v.duration(
         "cluster.heartbeat",
-        raw.cluster.heartbeat.as_ref(),
+        raw.heartbeat.as_ref(),
         Duration::from_secs(1),
         Duration::from_millis(100),
         Duration::from_secs(60),
     );
-    let role = raw.cluster.role.unwrap_or(Role::Manager);
-
-    let secrets = raw.secrets.and_then(|s| {
-        if let Some(path) = s.master.strip_prefix("file:").filter(|p| !p.is_empty()) {
-            Some(SecretsSection {
-                master: SecretSource::File(resolve(path)),
-            })
-        } else if let Some(name) = s.master.strip_prefix("env:").filter(|n| !n.is_empty()) {
-            Some(SecretsSection {
-                master: SecretSource::Env(name.to_string()),
-            })
-        } else {
-            v.error(
-                "secrets.master",
-                format!(
-                    "expected \"file:PATH\" or \"env:NAME\", found {:?}",
-                    s.master
-                ),
-            );
-            None
-        }
-    });
-    let balancer = raw.balancer.and_then(|b| {
-        let listen = v.addr("balancer.listen", &b.listen)?;
-        Some(BalancerSection {
-            listen,
-            mode: b.mode.unwrap_or(BalancerMode::Redirect),
-        })
-    });
-
-    Some(NodeConfig {
-        node: NodeSection { id },
-        gateway: GatewaySection {
-            listen: listen?,
-            path,
-            public_url: public_url?,
-            public_url_configured,
-            tls,
-            shutdown_grace,
-            max_connections,
-            header_read_timeout,
-            min_body_rate,
-        },
-        admin,
-        cluster: ClusterSection {
-            name: cluster_name,
-            store: store?,
-            role,
-            heartbeat,
-        },
-        secrets,
-        balancer,
-        base_dir: base_dir.to_path_buf(),
+    Some(ClusterSection {
+        name,
+        store: store?,
+        role: raw.role.unwrap_or(Role::Manager),
+        heartbeat,
     })
+}
+
+fn store_location(v: &mut Validator<'_>, text: &str, base_dir: &Path) -> Option<StoreLocation> {
+    if let Some(dir) = text.strip_prefix("dir:").filter(|d| !d.is_empty()) {
+        return Some(StoreLocation::Dir(base_dir.join(dir)));
+    }
+    let Some(list) = text.strip_prefix("etcd://") else {
+        v.error(
+            "cluster.store",
+            format!("expected \"dir:PATH\" or \"etcd://HOST:PORT[,HOST:PORT...]\", found {text:?}"),
+        );
+        return None;
+    };
+    let endpoints: Vec<String> = list.split(',').map(|e| e.trim().to_string()).collect();
+    let bad_endpoint = endpoints.iter().any(|e| {
+        e.rsplit_once(':')
+            .is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err())
+    });
+    if bad_endpoint {
+        v.error(
+            "cluster.store",
+            format!("expected \"etcd://HOST:PORT[,HOST:PORT...]\", found {text:?}"),
+        );
+        return None;
+    }
+    Some(StoreLocation::Etcd(endpoints))
+}
+
+fn secrets_section(v: &mut Validator<'_>, master: &str, base_dir: &Path) -> Option<SecretsSection> {
+    let master = if let Some(path) = master.strip_prefix("file:").filter(|p| !p.is_empty()) {
+        SecretSource::File(base_dir.join(path))
+    } else if let Some(name) = master.strip_prefix("env:").filter(|n| !n.is_empty()) {
+        SecretSource::Env(name.to_string())
+    } else {
+        v.error(
+            "secrets.master",
+            format!("expected \"file:PATH\" or \"env:NAME\", found {master:?}"),
+        );
+        return None;
+    };
+    Some(SecretsSection { master })
 }
 
 fn default_node_id() -> String {
