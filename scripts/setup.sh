@@ -13,6 +13,7 @@ need etcd etcd-server           # the etcd store's end-to-end tests
 need ip iproute2                # the network-partition test
 need chromium chromium          # the dashboard's browser test
 need chromedriver chromium-driver
+need python3 python3            # bench/'s unit tests
 
 if [ ${#packages[@]} -gt 0 ]; then
   sudo=""

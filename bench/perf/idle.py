@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
-# usage: idle.py PID N   -- opens N keep-alive connections to 127.0.0.1:18080, one request each, prints RSS delta / N
+# usage: idle.py PID N PORT  -- opens N keep-alive connections to 127.0.0.1:PORT, one request each, prints RSS delta / N
 import socket, sys, time, resource
-pid, n = int(sys.argv[1]), int(sys.argv[2])
+pid, n, port = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 resource.setrlimit(resource.RLIMIT_NOFILE, (n + 500, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
 def rss():
     for line in open(f"/proc/{pid}/status"):
         if line.startswith("VmRSS"):
             return int(line.split()[1]) * 1024
-req = b"GET /gateway/bench/small/ HTTP/1.1\r\nHost: 127.0.0.1:18080\r\nUser-Agent: bench-idle\r\n\r\n"
+req = f"GET /gateway/bench/small/ HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: bench-idle\r\n\r\n".encode()
 def read_resp(s):
     buf = b""
     while b"\r\n\r\n" not in buf:
@@ -28,7 +28,7 @@ for start in range(0, n, 50):
     for _ in range(min(50, n - start)):
         s = socket.socket(); s.settimeout(10)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
-        s.connect(("127.0.0.1", 18080)); s.sendall(req); batch.append(s)
+        s.connect(("127.0.0.1", port)); s.sendall(req); batch.append(s)
     for s in batch:
         assert read_resp(s) == 200
         socks.append(s)

@@ -1,10 +1,16 @@
 #!/bin/bash
-# Two nginx backends (127.0.0.1:18081, :18082) and gateway configs under $PB.
+# Two nginx backends on free loopback ports and gateway configs under $PB;
+# the ports are written to $PB/ports for the other scripts.
 set -e
 PB=${PB:-/tmp/pb}
+HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/lib.sh"
 mkdir -p $PB/gw/store/topologies $PB/gw1/store/topologies
+ports=($(free_ports 2)); B1_PORT=${ports[0]}; B2_PORT=${ports[1]}
+printf 'B1_PORT=%s\nB2_PORT=%s\n' "$B1_PORT" "$B2_PORT" > $PB/ports
 for n in 1 2; do
   d=$PB/b$n; mkdir -p $d
+  port=$B1_PORT; [ $n = 2 ] && port=$B2_PORT
   cat > $d/nginx.conf <<CONF
 daemon off;
 master_process off;
@@ -19,7 +25,7 @@ http {
   keepalive_requests 1000000;
   client_body_temp_path $d; proxy_temp_path $d; fastcgi_temp_path $d; uwsgi_temp_path $d; scgi_temp_path $d;
   server {
-    listen 127.0.0.1:1808$n;
+    listen 127.0.0.1:$port;
     location / { return 200 "hello from backend\n"; }
   }
 }
@@ -28,8 +34,8 @@ CONF
   echo $! > $PB/b$n.pid
 done
 for g in gw gw1; do
-  urls='"http://127.0.0.1:18081", "http://127.0.0.1:18082"'
-  [ $g = gw1 ] && urls='"http://127.0.0.1:18081"'
+  urls="\"http://127.0.0.1:$B1_PORT\", \"http://127.0.0.1:$B2_PORT\""
+  [ $g = gw1 ] && urls="\"http://127.0.0.1:$B1_PORT\""
   cat > $PB/$g/store/topologies/bench.toml <<T
 [[service]]
 name = "small"
@@ -42,12 +48,13 @@ load_balancing = "round-robin"
 connect = "1s"
 request = "1s"
 T
+  # listen is replaced by a free port each time a script starts the gateway
   cat > $PB/$g/portcullis.toml <<T
 [node]
 id = "bench"
 
 [gateway]
-listen = "127.0.0.1:18080"
+listen = "127.0.0.1:0"
 path = "gateway"
 max_connections = 30000
 header_read_timeout = "120s"
@@ -57,5 +64,4 @@ shutdown_grace = "1s"
 store = "dir:$PB/$g/store"
 T
 done
-sleep 1
-curl -sf 127.0.0.1:18081/ >/dev/null && curl -sf 127.0.0.1:18082/ >/dev/null && echo "backends up"
+wait_http 127.0.0.1:$B1_PORT/ 50 && wait_http 127.0.0.1:$B2_PORT/ 50 && echo "backends up on 127.0.0.1:$B1_PORT and :$B2_PORT"

@@ -1,0 +1,50 @@
+"""A stage: two fresh backends and one peer in front of them, for one scenario;
+everything it started is stopped by pid when it ends."""
+
+from .peers import apache, backend, haproxy, nginx, portcullis
+from .procs import LOOPBACK, PROCS, free_port, wait_ready
+
+STARTERS = {"portcullis": portcullis.start, "nginx": nginx.start, "haproxy": haproxy.start,
+            "apache": apache.start}
+PEERS = list(STARTERS)
+
+
+class Proxy:
+    def __init__(self, peer, proc, port, tls, small_path, big_path):
+        self.peer, self.proc, self.port, self.tls = peer, proc, port, tls
+        scheme = "https" if tls else "http"
+        self.base = f"{scheme}://{LOOPBACK}:{port}"
+        self.small_path, self.big_path = small_path, big_path
+        self.small = self.base + small_path
+        self.big = self.base + big_path
+
+
+class Stage:
+    """Backends and one peer ("direct": backends only) for one scenario."""
+
+    def __init__(self, env, peer, tls=False):
+        self.env, self.peer, self.tls = env, peer, tls
+        self.backends, self.proxy = [], None
+
+    def __enter__(self):
+        try:
+            for name in ("backend-1", "backend-2"):
+                self.backends.append(backend.start(self.env.nginx, self.env.dir(name), self.env.www, name))
+            if self.peer == "direct":
+                return self
+            d = self.env.dir(self.peer)
+            port = free_port()
+            proc, small, big = STARTERS[self.peer](self.env, d, port, self.backends, self.tls)
+            self.proxy = Proxy(self.peer, proc, port, self.tls, small, big)
+            wait_ready(self.proxy.small, proc, self.peer)
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        if self.proxy:
+            PROCS.stop(self.proxy.proc)
+        for b in self.backends:
+            PROCS.stop(b.proc)
+        return False
