@@ -31,13 +31,20 @@ pub enum StoreEvent {
     Aliases(BTreeMap<String, String>),
 }
 
-/// The events of a store, while this value lives.
+/// The events of a store, while this value lives. Its fields stay private:
+/// a caller that moved only the receiver out would drop the task handle and
+/// so stop the watch.
 pub struct StoreWatcher {
-    pub events: mpsc::Receiver<StoreEvent>,
+    events: mpsc::Receiver<StoreEvent>,
     _task: AbortOnDropHandle<()>,
 }
 
 impl StoreWatcher {
+    /// The next event; `None` only if the watch task ended.
+    pub async fn recv(&mut self) -> Option<StoreEvent> {
+        self.events.recv().await
+    }
+
     /// Starts `watch` with the sending half of a fresh channel.
     pub(crate) fn spawn<F>(watch: impl FnOnce(Reporter) -> F) -> StoreWatcher
     where
@@ -181,6 +188,22 @@ mod tests {
         drop(rx);
         assert!(reporter.connection(true).await.is_err());
         assert!(reporter.snapshot(with_topology("1"), "test").await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_watcher_moved_into_a_task_keeps_watching() {
+        let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+        let mut watcher = StoreWatcher::spawn(|mut reporter| async move {
+            if go_rx.await.is_ok() {
+                let _ = reporter.connection(true).await;
+            }
+            std::future::pending::<()>().await
+        });
+        let consumer = tokio::spawn(async move { watcher.recv().await });
+        tokio::task::yield_now().await;
+        go_tx.send(()).expect("the watch task still runs");
+        let event = tokio::time::timeout(std::time::Duration::from_secs(5), consumer).await;
+        assert_eq!(event.unwrap().unwrap(), Some(StoreEvent::Connection(true)));
     }
 
     #[tokio::test]

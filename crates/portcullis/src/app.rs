@@ -72,7 +72,7 @@ impl Member {
         // One event at a time, in order: a topology change is applied (off
         // the async threads) before the next event is looked at.
         let sync_task = tokio::spawn(async move {
-            while let Some(event) = watcher.events.recv().await {
+            while let Some(event) = watcher.recv().await {
                 match event {
                     StoreEvent::Changed { name, text } => {
                         apply_change(&sync_gateway, TopologyChange::Upsert { name, text }).await

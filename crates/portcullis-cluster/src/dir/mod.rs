@@ -499,7 +499,7 @@ mod tests {
     /// The next event other than alias snapshots (tested on their own).
     async fn next(w: &mut StoreWatcher) -> StoreEvent {
         loop {
-            let event = tokio::time::timeout(Duration::from_secs(5), w.events.recv())
+            let event = tokio::time::timeout(Duration::from_secs(5), w.recv())
                 .await
                 .expect("event in time")
                 .expect("watcher alive");
@@ -650,7 +650,7 @@ mod tests {
         ));
         std::fs::rename(&root, dir.path().join("moved")).unwrap();
         assert_eq!(next(&mut watcher).await, StoreEvent::Connection(false));
-        let quiet = tokio::time::timeout(Duration::from_millis(300), watcher.events.recv()).await;
+        let quiet = tokio::time::timeout(Duration::from_millis(300), watcher.recv()).await;
         assert!(
             quiet.is_err(),
             "no event while the store is gone: {quiet:?}"
@@ -658,7 +658,7 @@ mod tests {
         // Back as it was: reachable again, and nothing to re-apply.
         std::fs::rename(dir.path().join("moved"), &root).unwrap();
         assert_eq!(next(&mut watcher).await, StoreEvent::Connection(true));
-        let quiet = tokio::time::timeout(Duration::from_millis(300), watcher.events.recv()).await;
+        let quiet = tokio::time::timeout(Duration::from_millis(300), watcher.recv()).await;
         assert!(quiet.is_err(), "nothing changed: {quiet:?}");
     }
 
@@ -699,7 +699,7 @@ mod tests {
         let mut watcher = store.watch(Duration::from_millis(20));
         let mut events = Vec::new();
         for _ in 0..3 {
-            events.push(watcher.events.recv().await.expect("watcher alive"));
+            events.push(watcher.recv().await.expect("watcher alive"));
         }
         assert_eq!(
             events,
@@ -710,7 +710,7 @@ mod tests {
             ]
         );
         store.put_alias("db.password", "sealed-1").unwrap();
-        let event = tokio::time::timeout(Duration::from_secs(5), watcher.events.recv()).await;
+        let event = tokio::time::timeout(Duration::from_secs(5), watcher.recv()).await;
         let expected = BTreeMap::from([("db.password".to_string(), "sealed-1".to_string())]);
         assert_eq!(event, Ok(Some(StoreEvent::Aliases(expected))));
     }
