@@ -33,7 +33,7 @@ pub struct Snapshot {
 ///
 /// A topology whose new version is not UTF-8 gets no event: the member keeps
 /// its last good version, as it does for a version that does not validate
-/// (see [`not_text`] for reporting it).
+/// (`not_text` names such versions, for the log).
 pub fn diff(previous: Option<&Snapshot>, next: &Snapshot) -> Vec<StoreEvent> {
     let mut events = Vec::new();
     if previous.map(|p| &p.aliases) != Some(&next.aliases) {

@@ -42,7 +42,7 @@ impl DirStore {
 
     /// Creates the store layout when it is missing. Only a member starting
     /// and an operator's CLI command create the root; later writes never do
-    /// (see [`DirStore::subdir`]).
+    /// (see `DirStore::subdir`).
     pub fn ensure_layout(&self) -> Result<(), StoreError> {
         std::fs::create_dir_all(self.topologies_dir()).map_err(|e| self.io("create topologies/", e))
     }
