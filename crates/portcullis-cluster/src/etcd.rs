@@ -3,6 +3,7 @@
 //! lease, so a member that stops heartbeating disappears), `cluster/cookie-key`.
 
 use std::collections::BTreeMap;
+use std::convert::Infallible;
 use std::time::Duration;
 
 use base64::Engine;
@@ -11,10 +12,11 @@ use etcd_client::{
     TxnOpResponse, WatchOptions,
 };
 use portcullis_config::AdminState;
-use tokio::sync::{mpsc, Mutex};
+use tokio::sync::Mutex;
 
-use crate::dir::{TopologyEvent, TopologyWatcher};
+use crate::diff::Snapshot;
 use crate::members::MemberRecord;
+use crate::watch::{ReceiverGone, Reporter, StoreWatcher};
 use crate::StoreError;
 
 /// How long one etcd call may take before the store counts as unreachable.
@@ -86,29 +88,38 @@ impl EtcdStore {
         format!("{}{suffix}", self.prefix)
     }
 
-    async fn get_prefix(
+    /// Every key under `suffix` (relative to the cluster's prefix) with its
+    /// stored bytes, and the revision read.
+    async fn get_prefix_bytes(
         &self,
         suffix: &str,
-    ) -> Result<(BTreeMap<String, String>, i64), StoreError> {
+    ) -> Result<(BTreeMap<String, Vec<u8>>, i64), StoreError> {
         let mut client = self.client().await?;
         let response = client
             .get(self.key(suffix), Some(GetOptions::new().with_prefix()))
             .await
             .map_err(|e| self.err("read", e))?;
         let revision = response.header().map(|h| h.revision()).unwrap_or(0);
-        let mut out = BTreeMap::new();
-        for kv in response.kvs() {
-            if let (Ok(key), Ok(value)) = (kv.key_str(), kv.value_str()) {
-                if let Some(rest) = key.strip_prefix(&self.prefix) {
-                    out.insert(rest.to_string(), value.to_string());
-                }
-            }
-        }
-        Ok((out, revision))
+        let keys = response
+            .kvs()
+            .iter()
+            .filter_map(|kv| Some((relative_key(&self.prefix, kv.key())?, kv.value())))
+            .map(|(key, value)| (key.to_string(), value.to_vec()))
+            .collect();
+        Ok((keys, revision))
+    }
+
+    /// [`Self::get_prefix_bytes`], leaving out values that are not UTF-8.
+    async fn get_prefix(&self, suffix: &str) -> Result<BTreeMap<String, String>, StoreError> {
+        let (keys, _) = self.get_prefix_bytes(suffix).await?;
+        Ok(keys
+            .into_iter()
+            .filter_map(|(key, value)| Some((key, String::from_utf8(value).ok()?)))
+            .collect())
     }
 
     pub async fn list_topologies(&self) -> Result<BTreeMap<String, String>, StoreError> {
-        let (all, _) = self.get_prefix("topologies/").await?;
+        let all = self.get_prefix("topologies/").await?;
         Ok(all
             .into_iter()
             .filter_map(|(k, v)| k.strip_prefix("topologies/").map(|n| (n.to_string(), v)))
@@ -148,8 +159,8 @@ impl EtcdStore {
     }
 
     pub async fn backend_states(&self) -> Result<BTreeMap<String, AdminState>, StoreError> {
-        let (all, _) = self.get_prefix("admin/backends/").await?;
-        Ok(admin_states(&all))
+        let (keys, _) = self.get_prefix_bytes("admin/backends/").await?;
+        Ok(snapshot_of(&keys).admin_states)
     }
 
     pub async fn set_backend_state(
@@ -202,8 +213,8 @@ impl EtcdStore {
     }
 
     pub async fn aliases(&self) -> Result<BTreeMap<String, String>, StoreError> {
-        let (all, _) = self.get_prefix("aliases/").await?;
-        Ok(aliases(&all))
+        let (keys, _) = self.get_prefix_bytes("aliases/").await?;
+        Ok(snapshot_of(&keys).aliases)
     }
 
     pub async fn put_alias(&self, name: &str, sealed: &str) -> Result<(), StoreError> {
@@ -318,199 +329,271 @@ impl EtcdStore {
     }
 
     pub async fn members(&self) -> Result<Vec<MemberRecord>, StoreError> {
-        let (all, _) = self.get_prefix("members/").await?;
+        let all = self.get_prefix("members/").await?;
         Ok(all
             .values()
             .filter_map(|v| serde_json::from_str(v).ok())
             .collect())
     }
 
-    /// Watches topologies and admin states. After any disconnect it reconnects
-    /// with backoff, reads everything again and reports the differences, so no
-    /// change made during an outage is missed; an outage itself changes nothing.
-    pub fn watch_topologies(&self) -> TopologyWatcher {
-        let (tx, rx) = mpsc::channel(64);
+    /// Watches everything a member follows: topologies, admin states and
+    /// aliases. After any disconnect it reconnects with backoff, reads
+    /// everything again and reports the differences, so no change made during
+    /// an outage is missed; an outage itself changes nothing.
+    pub fn watch(&self) -> StoreWatcher {
         let store = self.clone();
-        let task = tokio::spawn(async move { store.watch_loop(tx).await });
-        TopologyWatcher::new(rx, task)
+        StoreWatcher::spawn(move |reporter| store.watch_loop(reporter))
     }
 
-    async fn watch_loop(self, tx: mpsc::Sender<TopologyEvent>) {
-        let mut known: BTreeMap<String, String> = BTreeMap::new();
-        let mut known_states: Option<BTreeMap<String, AdminState>> = None;
-        let mut known_aliases: Option<BTreeMap<String, String>> = None;
+    async fn watch_loop(self, mut reporter: Reporter) {
         let mut backoff = Duration::from_millis(100);
-        let mut connected: Option<bool> = None;
         loop {
-            let mut seen = Seen {
-                topologies: &mut known,
-                states: &mut known_states,
-                aliases: &mut known_aliases,
+            let Err(WatchStop::Store(err)) = self.watch_once(&mut reporter).await else {
+                return; // the member stopped listening
             };
-            match self.watch_once(&tx, &mut seen, &mut connected).await {
-                Ok(()) => return, // receiver gone
-                Err(err) => {
-                    if connected != Some(false) {
-                        tracing::error!(error = %err, "store disconnected; serving the last good config");
-                        connected = Some(false);
-                        if tx.send(TopologyEvent::Connection(false)).await.is_err() {
-                            return;
-                        }
-                    }
-                    // A broken client may hold dead connections: start afresh.
-                    *self.client.lock().await = None;
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(BACKOFF_MAX);
+            match reporter.connection(false).await {
+                Err(ReceiverGone) => return,
+                Ok(true) => {
+                    tracing::error!(error = %err, "store disconnected; serving the last good config")
                 }
+                Ok(false) => {}
             }
+            // A broken client may hold dead connections: start afresh.
+            *self.client.lock().await = None;
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(BACKOFF_MAX);
         }
     }
 
-    async fn watch_once(
-        &self,
-        tx: &mpsc::Sender<TopologyEvent>,
-        seen: &mut Seen<'_>,
-        connected: &mut Option<bool>,
-    ) -> Result<(), StoreError> {
-        let (snapshot, revision) = self.get_prefix("").await?;
-        if *connected != Some(true) {
-            tracing::info!(store = %location(&self.endpoints), "store connected");
-            *connected = Some(true);
-            if tx.send(TopologyEvent::Connection(true)).await.is_err() {
-                return Ok(());
-            }
+    /// Reads everything, reports it, then follows the changes from that
+    /// revision on, until the store fails or the member stops listening.
+    async fn watch_once(&self, reporter: &mut Reporter) -> Result<Infallible, WatchStop> {
+        let store = location(&self.endpoints);
+        let (mut current, revision) = self.get_prefix_bytes("").await?;
+        current.retain(|key, _| followed(key));
+        if reporter.connection(true).await? {
+            tracing::info!(store = %store, "store connected");
         }
-        let mut current: BTreeMap<String, String> = snapshot
-            .into_iter()
-            .filter(|(k, _)| !k.starts_with("members/"))
-            .collect();
-        if !emit_differences(tx, seen, &current).await {
-            return Ok(());
-        }
+        reporter.snapshot(snapshot_of(&current), &store).await?;
         let mut client = self.client().await?;
+        let options = WatchOptions::new()
+            .with_prefix()
+            .with_start_revision(revision + 1);
         let mut stream = client
-            .watch(
-                self.prefix.clone(),
-                Some(
-                    WatchOptions::new()
-                        .with_prefix()
-                        .with_start_revision(revision + 1),
-                ),
-            )
+            .watch(self.prefix.clone(), Some(options))
             .await
             .map_err(|e| self.err("watch", e))?;
         loop {
             let message = stream.message().await.map_err(|e| self.err("watch", e))?;
             let Some(response) = message else {
-                return Err(self.err("watch", "stream ended"));
+                return Err(self.err("watch", "stream ended").into());
             };
             if response.canceled() {
-                return Err(self.err("watch", "canceled by the server"));
+                return Err(self.err("watch", "canceled by the server").into());
             }
             for event in response.events() {
                 let Some(kv) = event.kv() else { continue };
-                let Some(key) = kv.key_str().ok().and_then(|k| k.strip_prefix(&self.prefix)) else {
+                let Some(key) = relative_key(&self.prefix, kv.key()).filter(|k| followed(k)) else {
                     continue;
                 };
-                if key.starts_with("members/") {
-                    continue;
-                }
-                match event.event_type() {
-                    EventType::Put => {
-                        current.insert(
-                            key.to_string(),
-                            kv.value_str().unwrap_or_default().to_string(),
-                        );
-                    }
-                    EventType::Delete => {
-                        current.remove(key);
-                    }
-                }
+                let value = match event.event_type() {
+                    EventType::Put => Some(kv.value()),
+                    EventType::Delete => None,
+                };
+                apply_key_change(&mut current, key, value);
             }
-            if !emit_differences(tx, seen, &current).await {
-                return Ok(());
-            }
+            reporter.snapshot(snapshot_of(&current), &store).await?;
         }
     }
 }
 
-/// What the watcher has reported so far.
-struct Seen<'a> {
-    topologies: &'a mut BTreeMap<String, String>,
-    states: &'a mut Option<BTreeMap<String, AdminState>>,
-    aliases: &'a mut Option<BTreeMap<String, String>>,
+/// Why a watch ended: the store failed (reconnect), or nobody listens (stop).
+enum WatchStop {
+    Store(StoreError),
+    ReceiverGone,
 }
 
-/// Sends what changed between what was reported and `current`; false when
-/// the receiver is gone.
-async fn emit_differences(
-    tx: &mpsc::Sender<TopologyEvent>,
-    seen: &mut Seen<'_>,
-    current: &BTreeMap<String, String>,
-) -> bool {
-    let states = admin_states(current);
-    if seen.states.as_ref() != Some(&states) {
-        *seen.states = Some(states.clone());
-        if tx.send(TopologyEvent::AdminStates(states)).await.is_err() {
-            return false;
+impl From<StoreError> for WatchStop {
+    fn from(err: StoreError) -> Self {
+        WatchStop::Store(err)
+    }
+}
+
+impl From<ReceiverGone> for WatchStop {
+    fn from(_: ReceiverGone) -> Self {
+        WatchStop::ReceiverGone
+    }
+}
+
+/// A key of this cluster relative to its `prefix`; `None` for other
+/// clusters' keys and keys that are not UTF-8.
+fn relative_key<'a>(prefix: &str, key: &'a [u8]) -> Option<&'a str> {
+    std::str::from_utf8(key).ok()?.strip_prefix(prefix)
+}
+
+/// Whether a member follows changes of `key`: member records change with
+/// every heartbeat and are read on demand instead.
+fn followed(key: &str) -> bool {
+    !key.starts_with("members/")
+}
+
+/// Applies one watched change (`None`: deleted) to the keys read so far.
+fn apply_key_change(current: &mut BTreeMap<String, Vec<u8>>, key: &str, value: Option<&[u8]>) {
+    match value {
+        Some(value) => {
+            current.insert(key.to_string(), value.to_vec());
+        }
+        None => {
+            current.remove(key);
         }
     }
-    let sealed = aliases(current);
-    if seen.aliases.as_ref() != Some(&sealed) {
-        *seen.aliases = Some(sealed.clone());
-        if tx.send(TopologyEvent::Aliases(sealed)).await.is_err() {
-            return false;
-        }
-    }
-    for (key, text) in current {
-        let Some(name) = key.strip_prefix("topologies/") else {
-            continue;
-        };
-        if seen.topologies.get(key) != Some(text) {
-            seen.topologies.insert(key.clone(), text.clone());
-            let event = TopologyEvent::Changed {
-                name: name.to_string(),
-                text: text.clone(),
-            };
-            if tx.send(event).await.is_err() {
-                return false;
-            }
-        }
-    }
-    let removed: Vec<String> = seen
-        .topologies
-        .keys()
-        .filter(|k| !current.contains_key(*k))
-        .cloned()
-        .collect();
-    for key in removed {
-        seen.topologies.remove(&key);
+}
+
+/// What a member follows, from the cluster's keys (relative to its prefix).
+/// Records that cannot be read are left out, as if absent: an admin state
+/// that is not one of the known words, an alias that is not UTF-8. A
+/// topology is kept as bytes (see [`Snapshot::topologies`]).
+fn snapshot_of(keys: &BTreeMap<String, Vec<u8>>) -> Snapshot {
+    let mut snapshot = Snapshot::default();
+    for (key, value) in keys {
         if let Some(name) = key.strip_prefix("topologies/") {
-            if tx
-                .send(TopologyEvent::Removed {
-                    name: name.to_string(),
-                })
-                .await
-                .is_err()
-            {
-                return false;
+            snapshot.topologies.insert(name.to_string(), value.clone());
+        } else if let Some(id) = key.strip_prefix("admin/backends/") {
+            let state = std::str::from_utf8(value).ok().and_then(AdminState::parse);
+            if let Some(state) = state {
+                snapshot.admin_states.insert(id.to_string(), state);
+            }
+        } else if let Some(name) = key.strip_prefix("aliases/") {
+            if let Ok(sealed) = std::str::from_utf8(value) {
+                snapshot
+                    .aliases
+                    .insert(name.to_string(), sealed.to_string());
             }
         }
     }
-    true
+    snapshot
 }
 
-fn aliases(all: &BTreeMap<String, String>) -> BTreeMap<String, String> {
-    all.iter()
-        .filter_map(|(k, v)| Some((k.strip_prefix("aliases/")?.to_string(), v.clone())))
-        .collect()
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::watch::StoreEvent;
 
-fn admin_states(all: &BTreeMap<String, String>) -> BTreeMap<String, AdminState> {
-    all.iter()
-        .filter_map(|(k, v)| {
-            let id = k.strip_prefix("admin/backends/")?;
-            Some((id.to_string(), AdminState::parse(v)?))
-        })
-        .collect()
+    const PREFIX: &str = "/portcullis/prod/";
+
+    fn keys(entries: &[(&str, &[u8])]) -> BTreeMap<String, Vec<u8>> {
+        entries
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_vec()))
+            .collect()
+    }
+
+    #[test]
+    fn only_this_clusters_utf8_keys_are_read() {
+        assert_eq!(
+            relative_key(PREFIX, b"/portcullis/prod/topologies/t"),
+            Some("topologies/t")
+        );
+        assert_eq!(relative_key(PREFIX, b"/portcullis/production/x"), None);
+        assert_eq!(relative_key(PREFIX, b"/portcullis/test/topologies/t"), None);
+        assert_eq!(relative_key(PREFIX, b"/portcullis/prod/\xff"), None);
+    }
+
+    #[test]
+    fn member_records_are_not_followed() {
+        assert!(!followed("members/m-1"));
+        assert!(followed("topologies/members"));
+        assert!(followed("aliases/a"));
+        assert!(followed("admin/backends/ab12"));
+    }
+
+    #[test]
+    fn a_snapshot_sorts_keys_into_what_members_follow() {
+        let snapshot = snapshot_of(&keys(&[
+            ("topologies/sales", b"a = 1"),
+            ("topologies/broken", b"\xff"),
+            ("admin/backends/ab12", b"draining"),
+            ("admin/backends/cd34", b"disabled"),
+            ("admin/backends/ef56", b"asleep"),
+            ("aliases/db.password", b"sealed-1"),
+            ("aliases/bad", b"\xc3"),
+            ("cluster/cookie-key", b"key"),
+            ("members/m-1", b"{}"),
+        ]));
+        assert_eq!(
+            snapshot.topologies,
+            keys(&[
+                ("topologies/broken", b"\xff"),
+                ("topologies/sales", b"a = 1")
+            ])
+            .into_iter()
+            .map(|(k, v)| (k["topologies/".len()..].to_string(), v))
+            .collect()
+        );
+        assert_eq!(
+            snapshot.admin_states,
+            BTreeMap::from([
+                ("ab12".to_string(), AdminState::Draining),
+                ("cd34".to_string(), AdminState::Disabled),
+            ])
+        );
+        assert_eq!(
+            snapshot.aliases,
+            BTreeMap::from([("db.password".to_string(), "sealed-1".to_string())])
+        );
+    }
+
+    #[test]
+    fn watched_puts_and_deletes_update_the_keys_read() {
+        let mut current = keys(&[("topologies/a", b"1"), ("topologies/b", b"1")]);
+        apply_key_change(&mut current, "topologies/a", Some(b"2"));
+        apply_key_change(&mut current, "topologies/b", None);
+        apply_key_change(&mut current, "topologies/c", Some(b"1"));
+        apply_key_change(&mut current, "topologies/never-there", None);
+        assert_eq!(
+            current,
+            keys(&[("topologies/a", b"2"), ("topologies/c", b"1")])
+        );
+    }
+
+    /// A watch response as the watcher handles it: changes applied to the
+    /// keys read, then the snapshot diffed against the one reported before.
+    #[test]
+    fn a_watch_response_becomes_the_events_of_its_changes() {
+        let mut current = keys(&[
+            ("topologies/kept", b"1"),
+            ("topologies/gone", b"1"),
+            ("admin/backends/ab12", b"draining"),
+        ]);
+        let reported = snapshot_of(&current);
+        apply_key_change(&mut current, "topologies/gone", None);
+        apply_key_change(&mut current, "topologies/new", Some(b"2"));
+        apply_key_change(&mut current, "admin/backends/ab12", None);
+        // An unreadable admin state counts as absent, in a watch as on a read.
+        apply_key_change(&mut current, "admin/backends/cd34", Some(b"asleep"));
+        assert_eq!(
+            crate::diff(Some(&reported), &snapshot_of(&current)),
+            vec![
+                StoreEvent::AdminStates(BTreeMap::new()),
+                StoreEvent::Changed {
+                    name: "new".into(),
+                    text: "2".into()
+                },
+                StoreEvent::Removed {
+                    name: "gone".into()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_store_is_named_by_its_endpoints_without_connecting() {
+        let store = EtcdStore::new(vec!["127.0.0.1:2379".into(), "[::1]:2379".into()], "prod");
+        assert_eq!(store.key("topologies/t"), "/portcullis/prod/topologies/t");
+        assert_eq!(format!("{store:?}"), "EtcdStore(127.0.0.1:2379,[::1]:2379)");
+        assert_eq!(
+            location(&store.endpoints),
+            "etcd://127.0.0.1:2379,[::1]:2379"
+        );
+    }
 }

@@ -1,19 +1,27 @@
-//! Where cluster state lives. For now the `dir:` store: topologies as files under
-//! `<store>/topologies/NAME.toml`, watched by polling so that every member
-//! sharing the directory converges without a restart.
+//! Where cluster state lives: topologies, backend admin states, sealed
+//! aliases, member records and the cookie key. Two stores behave the same
+//! way behind [`ClusterStore`]: the `dir:` store (files under a directory,
+//! e.g. `<store>/topologies/NAME.toml`, polled) and the `etcd://` store
+//! (keys under `/portcullis/<cluster>/`, watched). Each turns what it reads
+//! into a [`Snapshot`] and reports [`diff`] of it as [`StoreEvent`]s, so every
+//! member sharing a store converges without a restart.
 #![forbid(unsafe_code)]
 
+mod diff;
 mod dir;
 mod etcd;
 pub mod members;
 pub mod roles;
 mod store;
+mod watch;
 
-pub use dir::{DirStore, TopologyEvent, TopologyWatcher};
+pub use diff::{diff, Snapshot};
+pub use dir::DirStore;
 pub use etcd::EtcdStore;
 pub use members::{MemberRecord, RoleName};
 pub use roles::{WriteError, Writer};
 pub use store::{ClusterStore, DIR_POLL};
+pub use watch::{StoreEvent, StoreWatcher};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -70,8 +70,7 @@ impl<'a> Writer<'a> {
         let (owned_name, owned_text, base_dir) =
             (name.to_string(), text.to_string(), base_dir.to_path_buf());
         tokio::task::spawn_blocking(move || {
-            let label = format!("topologies/{owned_name}.toml");
-            portcullis_config::load_topology(&owned_name, &label, &owned_text, &base_dir)
+            portcullis_config::load_stored_topology(&owned_name, &owned_text, &base_dir)
         })
         .await
         .map_err(|e| StoreError::Io {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use portcullis_config::{AdminState, StoreLocation};
 
 use crate::members::MemberRecord;
-use crate::{DirStore, EtcdStore, StoreError, TopologyWatcher};
+use crate::{DirStore, EtcdStore, StoreError, StoreWatcher};
 
 /// How often a `dir:` store is re-read (etcd pushes changes instead).
 pub const DIR_POLL: std::time::Duration = std::time::Duration::from_millis(500);
@@ -188,10 +188,12 @@ impl ClusterStore {
         }
     }
 
-    pub fn watch_topologies(&self) -> TopologyWatcher {
+    /// Follows the store's topologies, admin states and aliases (see
+    /// [`crate::diff`] for which events come in which order).
+    pub fn watch(&self) -> StoreWatcher {
         match self {
-            ClusterStore::Dir(d) => d.watch_topologies(DIR_POLL),
-            ClusterStore::Etcd(e) => e.watch_topologies(),
+            ClusterStore::Dir(d) => d.watch(DIR_POLL),
+            ClusterStore::Etcd(e) => e.watch(),
         }
     }
 }

@@ -102,6 +102,30 @@ pub fn load_topology(
     validator.finish(topology)
 }
 
+/// How messages name a topology kept in the cluster store: its path in a
+/// `dir:` store. An etcd store uses the same label, so an error reads the
+/// same whichever store holds the topology.
+pub fn stored_topology_label(name: &str) -> String {
+    format!("topologies/{name}.toml")
+}
+
+/// [`load_topology`] for the topology stored as `name`, its errors labelled
+/// with its store path. A member about to apply, and a manager about to
+/// store, both call this: what one accepts the other does too.
+pub fn load_stored_topology(
+    name: &str,
+    src: &str,
+    base_dir: &Path,
+) -> Result<Topology, ConfigErrors> {
+    load_topology(name, &stored_topology_label(name), src, base_dir)
+}
+
+/// [`parse_topology`] for the topology stored as `name`, without the file
+/// checks: for comparing stored text with what a member serves.
+pub fn parse_stored_topology(name: &str, src: &str) -> Result<Topology, ConfigErrors> {
+    parse_topology(name, &stored_topology_label(name), src)
+}
+
 /// Topology names become URL segments and file names.
 pub fn validate_topology_name(name: &str) -> Result<(), String> {
     if name.is_empty() || name.len() > 64 {

@@ -606,6 +606,45 @@ fn load_node_config_reads_files_and_reports_io_errors() {
     );
 }
 
+#[test]
+fn stored_topologies_are_labelled_with_their_store_path() {
+    let bad = "[[service]]\nname = \"s\"\nurls = [\"http://h\"]\nbogus = 1\n";
+    let parsed = parse_stored_topology("sales", bad).expect_err("unknown key");
+    assert!(
+        parsed.0[0]
+            .to_string()
+            .starts_with("topologies/sales.toml:4"),
+        "{parsed}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let loaded = load_stored_topology("sales", bad, dir.path()).expect_err("unknown key");
+    assert_eq!(loaded.to_string(), parsed.to_string());
+    let named = parse_stored_topology(".hidden", "").expect_err("bad name");
+    assert!(
+        named.0[0]
+            .to_string()
+            .starts_with("topologies/.hidden.toml: "),
+        "{named}"
+    );
+}
+
+#[test]
+fn a_stored_topology_loads_as_it_parses_and_its_files_are_checked() {
+    let good = "[[service]]\nname = \"s\"\nurls = [\"http://h\"]\n";
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(
+        load_stored_topology("t", good, dir.path()).unwrap(),
+        parse_topology("t", "elsewhere.toml", good).unwrap()
+    );
+    let with_ca = format!("{good}tls_ca = \"missing.pem\"\n");
+    parse_stored_topology("t", &with_ca).expect("no file check when parsing");
+    let missing = load_stored_topology("t", &with_ca, dir.path()).expect_err("no CA file");
+    assert!(
+        missing.0[0].to_string().starts_with("topologies/t.toml:"),
+        "{missing}"
+    );
+}
+
 proptest! {
     #[test]
     fn topology_parser_never_panics_on_any_text(s in "\\PC{0,200}") {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use arc_swap::ArcSwap;
-use portcullis_cluster::{ClusterStore, MemberRecord, StoreError, TopologyEvent};
+use portcullis_cluster::{ClusterStore, MemberRecord, StoreError, StoreEvent};
 use portcullis_config::NodeConfig;
 use portcullis_proxy::{ConfigChange, Gateway, ListenerOptions};
 use tokio::net::TcpListener;
@@ -65,27 +65,27 @@ impl Member {
             apply_change(&gateway, TopologyChange::Upsert { name, text }).await;
         }
         let store_connected = Arc::new(std::sync::atomic::AtomicBool::new(true));
-        let mut watcher = store.watch_topologies();
+        let mut watcher = store.watch();
         let sync_gateway = gateway.clone();
         let sync_connected = store_connected.clone();
         let sync_sealer = sealer.clone();
         // One event at a time, in order: a topology change is applied (off
         // the async threads) before the next event is looked at.
         let sync_task = tokio::spawn(async move {
-            while let Some(event) = watcher.events.recv().await {
+            while let Some(event) = watcher.recv().await {
                 match event {
-                    TopologyEvent::Changed { name, text } => {
+                    StoreEvent::Changed { name, text } => {
                         apply_change(&sync_gateway, TopologyChange::Upsert { name, text }).await
                     }
-                    TopologyEvent::AdminStates(states) => {
+                    StoreEvent::AdminStates(states) => {
                         sync_gateway.set_admin_states(states.into_iter().collect())
                     }
-                    TopologyEvent::Aliases(sealed) => sync_gateway
+                    StoreEvent::Aliases(sealed) => sync_gateway
                         .set_credentials(crate::secrets::open_all(sync_sealer.as_ref(), &sealed)),
-                    TopologyEvent::Connection(up) => {
+                    StoreEvent::Connection(up) => {
                         sync_connected.store(up, std::sync::atomic::Ordering::Relaxed)
                     }
-                    TopologyEvent::Removed { name } => {
+                    StoreEvent::Removed { name } => {
                         apply_change(&sync_gateway, TopologyChange::Remove { name }).await
                     }
                 }
@@ -414,8 +414,7 @@ fn apply_now(gateway: &Gateway, change: TopologyChange) {
 }
 
 fn apply_topology(gateway: &Gateway, name: &str, text: &str) {
-    let label = format!("topologies/{name}.toml");
-    match portcullis_config::load_topology(name, &label, text, &gateway.base_dir) {
+    match portcullis_config::load_stored_topology(name, text, &gateway.base_dir) {
         Err(errors) => {
             for error in errors.0.iter().take(LOGGED_ERRORS) {
                 tracing::error!(topology = name, "{error}; keeping the last good version");
@@ -423,8 +422,9 @@ fn apply_topology(gateway: &Gateway, name: &str, text: &str) {
             if errors.0.len() > LOGGED_ERRORS {
                 tracing::error!(
                     topology = name,
-                    "{} more errors in {label}; `portcullis check` lists them all",
-                    errors.0.len() - LOGGED_ERRORS
+                    "{} more errors in {}; `portcullis check` lists them all",
+                    errors.0.len() - LOGGED_ERRORS,
+                    portcullis_config::stored_topology_label(name)
                 );
             }
         }

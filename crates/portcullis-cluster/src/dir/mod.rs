@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use base64::Engine;
 use portcullis_config::AdminState;
-use sha2::{Digest, Sha256};
-use tokio::sync::mpsc;
 
+use crate::diff::Snapshot;
 use crate::members::MemberRecord;
+use crate::watch::{ReceiverGone, Reporter, StoreWatcher};
 use crate::StoreError;
 
 /// A store kept in a directory, shared by members on one machine or on a
@@ -42,7 +42,7 @@ impl DirStore {
 
     /// Creates the store layout when it is missing. Only a member starting
     /// and an operator's CLI command create the root; later writes never do
-    /// (see [`DirStore::subdir`]).
+    /// (see `DirStore::subdir`).
     pub fn ensure_layout(&self) -> Result<(), StoreError> {
         std::fs::create_dir_all(self.topologies_dir()).map_err(|e| self.io("create topologies/", e))
     }
@@ -442,153 +442,68 @@ impl DirStore {
         Ok(members)
     }
 
-    /// Starts a task that reports topology changes. The first events describe
-    /// every topology present at start.
-    pub fn watch_topologies(&self, poll: Duration) -> TopologyWatcher {
-        let (tx, rx) = mpsc::channel(64);
-        let store = self.clone();
-        let task = tokio::spawn(async move { store.poll_loop(poll, tx).await });
-        TopologyWatcher { events: rx, task }
+    /// Everything a member follows, read now.
+    fn snapshot(&self) -> Result<Snapshot, StoreError> {
+        Ok(Snapshot {
+            topologies: self.topology_files()?,
+            admin_states: self.backend_states()?,
+            aliases: self.aliases()?,
+        })
     }
 
-    async fn poll_loop(self, poll: Duration, tx: mpsc::Sender<TopologyEvent>) {
-        let mut known: BTreeMap<String, [u8; 32]> = BTreeMap::new();
-        let mut known_states: Option<BTreeMap<String, AdminState>> = None;
-        let mut known_aliases: Option<BTreeMap<String, String>> = None;
-        let mut failing = false;
-        loop {
-            let store = self.clone();
-            let listed = tokio::task::spawn_blocking(move || {
-                Ok::<_, StoreError>((
-                    store.topology_files()?,
-                    store.backend_states()?,
-                    store.aliases()?,
-                ))
-            })
-            .await;
-            match listed {
-                Ok(Ok((current, states, aliases))) => {
-                    if known_aliases.as_ref() != Some(&aliases) {
-                        known_aliases = Some(aliases.clone());
-                        if tx.send(TopologyEvent::Aliases(aliases)).await.is_err() {
-                            return;
-                        }
-                    }
-                    if known_states.as_ref() != Some(&states) {
-                        known_states = Some(states.clone());
-                        if tx.send(TopologyEvent::AdminStates(states)).await.is_err() {
-                            return;
-                        }
-                    }
-                    if failing {
-                        tracing::info!(store = %self.root.display(), "store readable again");
-                        failing = false;
-                        if tx.send(TopologyEvent::Connection(true)).await.is_err() {
-                            return;
-                        }
-                    }
-                    for (name, bytes) in &current {
-                        let digest: [u8; 32] = Sha256::digest(bytes).into();
-                        if known.get(name) == Some(&digest) {
-                            continue;
-                        }
-                        known.insert(name.clone(), digest);
-                        let Ok(text) = std::str::from_utf8(bytes) else {
-                            // Like an invalid topology: reported once per
-                            // version, and the member keeps the last good one.
-                            tracing::error!(
-                                file = %self.topologies_dir().join(format!("{name}.toml")).display(),
-                                "topology file is not UTF-8 text; keeping the last good version"
-                            );
-                            continue;
-                        };
-                        let event = TopologyEvent::Changed {
-                            name: name.clone(),
-                            text: text.to_string(),
-                        };
-                        if tx.send(event).await.is_err() {
-                            return;
-                        }
-                    }
-                    let removed: Vec<String> = known
-                        .keys()
-                        .filter(|name| !current.contains_key(*name))
-                        .cloned()
-                        .collect();
-                    for name in removed {
-                        known.remove(&name);
-                        if tx.send(TopologyEvent::Removed { name }).await.is_err() {
-                            return;
-                        }
-                    }
-                }
-                Ok(Err(err)) => {
-                    // Keep serving what we have: an unreadable store is an outage,
-                    // not a deletion.
-                    if !failing {
-                        tracing::error!(error = %err, "store unreadable; keeping the last good config");
-                        failing = true;
-                        if tx.send(TopologyEvent::Connection(false)).await.is_err() {
-                            return;
-                        }
-                    }
-                }
-                Err(join) => tracing::error!(error = %join, "store poll task failed"),
-            }
+    /// Starts a task that reads the store every `poll` and reports what
+    /// changed. The first events describe everything present at start.
+    pub fn watch(&self, poll: Duration) -> StoreWatcher {
+        let store = self.clone();
+        StoreWatcher::spawn(move |reporter| store.poll_loop(poll, reporter))
+    }
+
+    async fn poll_loop(self, poll: Duration, mut reporter: Reporter) {
+        while self.poll_once(&mut reporter).await.is_ok() {
             tokio::time::sleep(poll).await;
         }
     }
-}
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TopologyEvent {
-    Changed {
-        name: String,
-        text: String,
-    },
-    Removed {
-        name: String,
-    },
-    /// Every backend admin state that is not `enabled`, whenever any changed.
-    AdminStates(BTreeMap<String, AdminState>),
-    /// The store became reachable (true) or unreachable (false).
-    Connection(bool),
-    /// Every sealed alias value by name, whenever any changed.
-    Aliases(BTreeMap<String, String>),
-}
-
-pub struct TopologyWatcher {
-    pub events: mpsc::Receiver<TopologyEvent>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl TopologyWatcher {
-    pub(crate) fn new(
-        events: mpsc::Receiver<TopologyEvent>,
-        task: tokio::task::JoinHandle<()>,
-    ) -> Self {
-        TopologyWatcher { events, task }
-    }
-}
-
-impl Drop for TopologyWatcher {
-    fn drop(&mut self) {
-        self.task.abort();
+    async fn poll_once(&self, reporter: &mut Reporter) -> Result<(), ReceiverGone> {
+        let store = self.clone();
+        match tokio::task::spawn_blocking(move || store.snapshot()).await {
+            Ok(Ok(snapshot)) => {
+                if reporter.connection(true).await? {
+                    tracing::info!(store = %self.root.display(), "store readable");
+                }
+                reporter
+                    .snapshot(snapshot, &self.root.display().to_string())
+                    .await
+            }
+            // Keep serving what we have: an unreadable store is an outage,
+            // not a deletion.
+            Ok(Err(err)) => {
+                if reporter.connection(false).await? {
+                    tracing::error!(error = %err, "store unreadable; keeping the last good config");
+                }
+                Ok(())
+            }
+            Err(join) => {
+                tracing::error!(error = %join, "store poll task failed");
+                Ok(())
+            }
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::StoreEvent;
 
     /// The next event other than alias snapshots (tested on their own).
-    async fn next(w: &mut TopologyWatcher) -> TopologyEvent {
+    async fn next(w: &mut StoreWatcher) -> StoreEvent {
         loop {
-            let event = tokio::time::timeout(Duration::from_secs(5), w.events.recv())
+            let event = tokio::time::timeout(Duration::from_secs(5), w.recv())
                 .await
                 .expect("event in time")
                 .expect("watcher alive");
-            if !matches!(event, TopologyEvent::Aliases(_)) {
+            if !matches!(event, StoreEvent::Aliases(_)) {
                 return event;
             }
         }
@@ -600,26 +515,27 @@ mod tests {
         let store = DirStore::new(dir.path());
         store.put_topology("sales", "a = 1").unwrap();
         assert_eq!(store.get_topology("sales").unwrap(), "a = 1");
-        let mut watcher = store.watch_topologies(Duration::from_millis(20));
+        let mut watcher = store.watch(Duration::from_millis(20));
+        assert_eq!(next(&mut watcher).await, StoreEvent::Connection(true));
         assert_eq!(
             next(&mut watcher).await,
-            TopologyEvent::AdminStates(BTreeMap::new())
+            StoreEvent::AdminStates(BTreeMap::new())
         );
         assert_eq!(
             next(&mut watcher).await,
-            TopologyEvent::Changed {
+            StoreEvent::Changed {
                 name: "sales".into(),
                 text: "a = 1".into()
             }
         );
         store.put_topology("sales", "a = 2").unwrap();
         assert!(
-            matches!(next(&mut watcher).await, TopologyEvent::Changed { text, .. } if text == "a = 2")
+            matches!(next(&mut watcher).await, StoreEvent::Changed { text, .. } if text == "a = 2")
         );
         store.delete_topology("sales").unwrap();
         assert_eq!(
             next(&mut watcher).await,
-            TopologyEvent::Removed {
+            StoreEvent::Removed {
                 name: "sales".into()
             }
         );
@@ -635,10 +551,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = DirStore::new(dir.path());
         store.ensure_layout().unwrap();
-        let mut watcher = store.watch_topologies(Duration::from_millis(20));
+        let mut watcher = store.watch(Duration::from_millis(20));
+        assert_eq!(next(&mut watcher).await, StoreEvent::Connection(true));
         assert_eq!(
             next(&mut watcher).await,
-            TopologyEvent::AdminStates(BTreeMap::new())
+            StoreEvent::AdminStates(BTreeMap::new())
         );
         store
             .set_backend_state("abc123", AdminState::Draining)
@@ -646,7 +563,7 @@ mod tests {
         let expected = BTreeMap::from([("abc123".to_string(), AdminState::Draining)]);
         assert_eq!(
             next(&mut watcher).await,
-            TopologyEvent::AdminStates(expected.clone())
+            StoreEvent::AdminStates(expected.clone())
         );
         assert_eq!(store.backend_states().unwrap(), expected);
         store
@@ -654,7 +571,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             next(&mut watcher).await,
-            TopologyEvent::AdminStates(BTreeMap::new())
+            StoreEvent::AdminStates(BTreeMap::new())
         );
         assert!(store
             .set_backend_state("../x", AdminState::Disabled)
@@ -721,22 +638,81 @@ mod tests {
         let store = DirStore::new(&root);
         store.ensure_layout().unwrap();
         store.put_topology("t", "x").unwrap();
-        let mut watcher = store.watch_topologies(Duration::from_millis(20));
+        let mut watcher = store.watch(Duration::from_millis(20));
+        assert_eq!(next(&mut watcher).await, StoreEvent::Connection(true));
         assert!(matches!(
             next(&mut watcher).await,
-            TopologyEvent::AdminStates(_)
+            StoreEvent::AdminStates(_)
         ));
         assert!(matches!(
             next(&mut watcher).await,
-            TopologyEvent::Changed { .. }
+            StoreEvent::Changed { .. }
         ));
         std::fs::rename(&root, dir.path().join("moved")).unwrap();
-        assert_eq!(next(&mut watcher).await, TopologyEvent::Connection(false));
-        let quiet = tokio::time::timeout(Duration::from_millis(300), watcher.events.recv()).await;
+        assert_eq!(next(&mut watcher).await, StoreEvent::Connection(false));
+        let quiet = tokio::time::timeout(Duration::from_millis(300), watcher.recv()).await;
         assert!(
             quiet.is_err(),
             "no event while the store is gone: {quiet:?}"
         );
+        // Back as it was: reachable again, and nothing to re-apply.
+        std::fs::rename(dir.path().join("moved"), &root).unwrap();
+        assert_eq!(next(&mut watcher).await, StoreEvent::Connection(true));
+        let quiet = tokio::time::timeout(Duration::from_millis(300), watcher.recv()).await;
+        assert!(quiet.is_err(), "nothing changed: {quiet:?}");
+    }
+
+    #[tokio::test]
+    async fn a_topology_file_that_is_not_text_is_skipped_and_its_fix_applies() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DirStore::new(dir.path());
+        store.put_topology("good", "a = 1").unwrap();
+        let bad = dir.path().join("topologies/bad.toml");
+        std::fs::write(&bad, [0xff, 0xfe]).unwrap();
+        let mut watcher = store.watch(Duration::from_millis(20));
+        assert_eq!(next(&mut watcher).await, StoreEvent::Connection(true));
+        assert!(matches!(
+            next(&mut watcher).await,
+            StoreEvent::AdminStates(_)
+        ));
+        assert!(
+            matches!(next(&mut watcher).await, StoreEvent::Changed { name, .. } if name == "good")
+        );
+        // Replaced atomically, as the store writes: a poll never sees half of it.
+        let fixed = dir.path().join("topologies/.bad.toml.tmp");
+        std::fs::write(&fixed, "b = 1").unwrap();
+        std::fs::rename(&fixed, &bad).unwrap();
+        assert_eq!(
+            next(&mut watcher).await,
+            StoreEvent::Changed {
+                name: "bad".into(),
+                text: "b = 1".into()
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn alias_changes_are_watched() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DirStore::new(dir.path());
+        store.ensure_layout().unwrap();
+        let mut watcher = store.watch(Duration::from_millis(20));
+        let mut events = Vec::new();
+        for _ in 0..3 {
+            events.push(watcher.recv().await.expect("watcher alive"));
+        }
+        assert_eq!(
+            events,
+            vec![
+                StoreEvent::Connection(true),
+                StoreEvent::Aliases(BTreeMap::new()),
+                StoreEvent::AdminStates(BTreeMap::new()),
+            ]
+        );
+        store.put_alias("db.password", "sealed-1").unwrap();
+        let event = tokio::time::timeout(Duration::from_secs(5), watcher.recv()).await;
+        let expected = BTreeMap::from([("db.password".to_string(), "sealed-1".to_string())]);
+        assert_eq!(event, Ok(Some(StoreEvent::Aliases(expected))));
     }
 
     fn manager_record(id: &str, updated_at_ms: u64) -> MemberRecord {

@@ -149,7 +149,7 @@ fn topology_view(
     with_text: bool,
 ) -> Value {
     let live = table.topologies.get(name).is_some_and(|running| {
-        portcullis_config::parse_topology(name, name, text)
+        portcullis_config::parse_stored_topology(name, text)
             .is_ok_and(|parsed| parsed == running.source)
     });
     let mut view = json!({

@@ -1,0 +1,224 @@
+//! What a store watcher hands a member: [`StoreEvent`]s on a channel, from a
+//! background task that stops when the [`StoreWatcher`] is dropped. Both
+//! stores feed the channel through one [`Reporter`], which turns each read
+//! into events with [`diff`](crate::diff::diff) and reports reachability only
+//! when it changes.
+
+use std::collections::BTreeMap;
+
+use portcullis_config::AdminState;
+use tokio::sync::mpsc;
+use tokio_util::task::AbortOnDropHandle;
+
+use crate::diff::{self, Snapshot};
+
+/// One change in a store, in the order a member must apply them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreEvent {
+    /// A topology was added or its text changed.
+    Changed {
+        name: String,
+        text: String,
+    },
+    Removed {
+        name: String,
+    },
+    /// Every backend admin state that is not `enabled`, whenever any changed.
+    AdminStates(BTreeMap<String, AdminState>),
+    /// The store became reachable (true) or unreachable (false).
+    Connection(bool),
+    /// Every sealed alias value by name, whenever any changed.
+    Aliases(BTreeMap<String, String>),
+}
+
+/// The events of a store, while this value lives. Its fields stay private:
+/// a caller that moved only the receiver out would drop the task handle and
+/// so stop the watch.
+pub struct StoreWatcher {
+    events: mpsc::Receiver<StoreEvent>,
+    _task: AbortOnDropHandle<()>,
+}
+
+impl StoreWatcher {
+    /// The next event; `None` only if the watch task ended.
+    pub async fn recv(&mut self) -> Option<StoreEvent> {
+        self.events.recv().await
+    }
+
+    /// Starts `watch` with the sending half of a fresh channel.
+    pub(crate) fn spawn<F>(watch: impl FnOnce(Reporter) -> F) -> StoreWatcher
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let (tx, events) = mpsc::channel(64);
+        let task = tokio::spawn(watch(Reporter::new(tx)));
+        StoreWatcher {
+            events,
+            _task: AbortOnDropHandle::new(task),
+        }
+    }
+}
+
+/// The member stopped listening: the watcher task should end.
+#[derive(Debug)]
+pub(crate) struct ReceiverGone;
+
+/// What a watcher task has told its member so far, and the channel to tell
+/// it more.
+pub(crate) struct Reporter {
+    tx: mpsc::Sender<StoreEvent>,
+    reported: Option<Snapshot>,
+    connected: Option<bool>,
+}
+
+impl Reporter {
+    fn new(tx: mpsc::Sender<StoreEvent>) -> Reporter {
+        Reporter {
+            tx,
+            reported: None,
+            connected: None,
+        }
+    }
+
+    /// Reports whether the store is reachable, when that differs from the
+    /// last report (the first is always sent). True when it was sent, so
+    /// the caller logs the transition once.
+    pub(crate) async fn connection(&mut self, up: bool) -> Result<bool, ReceiverGone> {
+        if self.connected == Some(up) {
+            return Ok(false);
+        }
+        self.connected = Some(up);
+        self.send(StoreEvent::Connection(up)).await?;
+        Ok(true)
+    }
+
+    /// Reports what changed since the last snapshot. `store` names the store
+    /// in the log line for a topology that is not UTF-8 text.
+    pub(crate) async fn snapshot(
+        &mut self,
+        next: Snapshot,
+        store: &str,
+    ) -> Result<(), ReceiverGone> {
+        for name in diff::not_text(self.reported.as_ref(), &next) {
+            tracing::error!(
+                store,
+                file = %portcullis_config::stored_topology_label(name),
+                "topology is not UTF-8 text; keeping the last good version"
+            );
+        }
+        let events = diff::diff(self.reported.as_ref(), &next);
+        self.reported = Some(next);
+        for event in events {
+            self.send(event).await?;
+        }
+        Ok(())
+    }
+
+    async fn send(&self, event: StoreEvent) -> Result<(), ReceiverGone> {
+        self.tx.send(event).await.map_err(|_| ReceiverGone)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_topology(text: &str) -> Snapshot {
+        Snapshot {
+            topologies: BTreeMap::from([("t".to_string(), text.as_bytes().to_vec())]),
+            ..Snapshot::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn reachability_is_reported_only_when_it_changes() {
+        let (tx, mut rx) = mpsc::channel(8);
+        let mut reporter = Reporter::new(tx);
+        assert!(reporter.connection(true).await.unwrap());
+        assert!(!reporter.connection(true).await.unwrap());
+        assert!(reporter.connection(false).await.unwrap());
+        assert!(!reporter.connection(false).await.unwrap());
+        assert!(reporter.connection(true).await.unwrap());
+        drop(reporter);
+        let mut seen = Vec::new();
+        while let Some(event) = rx.recv().await {
+            seen.push(event);
+        }
+        assert_eq!(
+            seen,
+            vec![
+                StoreEvent::Connection(true),
+                StoreEvent::Connection(false),
+                StoreEvent::Connection(true),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn each_snapshot_is_compared_with_the_last_one_reported() {
+        let (tx, mut rx) = mpsc::channel(8);
+        let mut reporter = Reporter::new(tx);
+        reporter.snapshot(with_topology("1"), "test").await.unwrap();
+        reporter.snapshot(with_topology("1"), "test").await.unwrap();
+        reporter.snapshot(with_topology("2"), "test").await.unwrap();
+        drop(reporter);
+        let mut seen = Vec::new();
+        while let Some(event) = rx.recv().await {
+            seen.push(event);
+        }
+        let changed = |text: &str| StoreEvent::Changed {
+            name: "t".into(),
+            text: text.into(),
+        };
+        assert_eq!(
+            seen,
+            vec![
+                StoreEvent::Aliases(BTreeMap::new()),
+                StoreEvent::AdminStates(BTreeMap::new()),
+                changed("1"),
+                changed("2"),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_closed_channel_tells_the_task_to_stop() {
+        let (tx, rx) = mpsc::channel(8);
+        let mut reporter = Reporter::new(tx);
+        drop(rx);
+        assert!(reporter.connection(true).await.is_err());
+        assert!(reporter.snapshot(with_topology("1"), "test").await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_watcher_moved_into_a_task_keeps_watching() {
+        let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+        let mut watcher = StoreWatcher::spawn(|mut reporter| async move {
+            if go_rx.await.is_ok() {
+                let _ = reporter.connection(true).await;
+            }
+            std::future::pending::<()>().await
+        });
+        let consumer = tokio::spawn(async move { watcher.recv().await });
+        tokio::task::yield_now().await;
+        go_tx.send(()).expect("the watch task still runs");
+        let event = tokio::time::timeout(std::time::Duration::from_secs(5), consumer).await;
+        assert_eq!(event.unwrap().unwrap(), Some(StoreEvent::Connection(true)));
+    }
+
+    #[tokio::test]
+    async fn dropping_the_watcher_stops_its_task() {
+        let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
+        let watcher = StoreWatcher::spawn(|_reporter| async move {
+            // Dropped (and so sends nothing) only when the task is aborted.
+            let _stopped = stopped_tx;
+            std::future::pending::<()>().await
+        });
+        drop(watcher);
+        let outcome = tokio::time::timeout(std::time::Duration::from_secs(5), stopped_rx).await;
+        assert!(
+            matches!(outcome, Ok(Err(_))),
+            "the task still runs: {outcome:?}"
+        );
+    }
+}
