@@ -7,21 +7,22 @@ use std::time::{Duration, SystemTime};
 
 use http::{Method, Request, Uri};
 use portcullis_config::HealthCheck;
-use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
+use tokio_util::task::AbortOnDropHandle;
 
-use super::state::CheckRecord;
+use crate::backend::{Backend, CheckRecord, Health};
 use crate::body;
 use crate::client::BackendClient;
-use crate::routing::Backend;
 
-/// Aborts the task when the service it checks is dropped (removed or replaced).
-pub struct TaskGuard(JoinHandle<()>);
+/// A running checker; dropping it stops the checks.
+pub type Checker = AbortOnDropHandle<()>;
 
-impl Drop for TaskGuard {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
+/// Checks need a tokio runtime to run in.
+#[derive(Debug, thiserror::Error)]
+#[error("no tokio runtime to run the health checks of topology {topology}, service {service} in")]
+pub struct NoRuntime {
+    pub topology: String,
+    pub service: String,
 }
 
 pub struct CheckTarget {
@@ -34,10 +35,15 @@ pub struct CheckTarget {
     pub protocol_h2: bool,
 }
 
-/// Starts the checker, or returns `None` outside a tokio runtime.
-pub fn spawn_checker(target: CheckTarget) -> Option<TaskGuard> {
-    let handle = tokio::runtime::Handle::try_current().ok()?;
-    Some(TaskGuard(handle.spawn(run(target))))
+/// Starts the checker in the current tokio runtime.
+pub fn spawn_checker(target: CheckTarget) -> Result<Checker, NoRuntime> {
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => Ok(AbortOnDropHandle::new(runtime.spawn(run(target)))),
+        Err(_) => Err(NoRuntime {
+            topology: target.topology,
+            service: target.service,
+        }),
+    }
 }
 
 #[derive(Default, Clone, Copy)]
@@ -70,7 +76,7 @@ async fn run(target: CheckTarget) {
                 run.bad += 1;
                 run.good = 0;
             }
-            let down = backend.state.health(now) == super::Health::Down;
+            let down = backend.state.health(now) == Health::Down;
             if down && run.good >= target.check.rise {
                 backend.state.set_checked_up(true, now);
                 tracing::info!(topology = %target.topology, service = %target.service, backend = %backend.id, "backend up: {} good checks", run.good);
