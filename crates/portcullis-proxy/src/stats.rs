@@ -122,6 +122,8 @@ pub struct ServiceStats {
     pub(crate) latency: LatencyHistogram,
     /// Tries after the first.
     pub(crate) failovers: AtomicU64,
+    /// Retries the retry budget refused (shared with the service's budget).
+    pub(crate) retry_budget_exhausted: std::sync::Arc<AtomicU64>,
 }
 
 impl ServiceStats {
@@ -137,6 +139,11 @@ impl ServiceStats {
     /// Tries after the first, over the service's life.
     pub fn failovers(&self) -> u64 {
         self.failovers.load(Ordering::Relaxed)
+    }
+
+    /// Retries refused because the service's retry budget was spent.
+    pub fn retry_budget_exhausted(&self) -> u64 {
+        self.retry_budget_exhausted.load(Ordering::Relaxed)
     }
 }
 

@@ -439,6 +439,74 @@ mod tests {
         assert!((state.weight(Instant::now(), 4 * SEC) - 0.25).abs() < 0.01);
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn can_serve_is_health_and_admin_state_together() {
+        let state = BackendState::new();
+        let now = Instant::now();
+        let rule = |state: &BackendState| {
+            let now = Instant::now();
+            (
+                state.can_serve(now, Clients::New),
+                state.can_serve(now, Clients::Sticky),
+            )
+        };
+        assert_eq!(rule(&state), (true, true));
+        state.set_admin(AdminState::Draining);
+        assert_eq!(
+            rule(&state),
+            (false, true),
+            "draining keeps its sticky clients"
+        );
+        state.set_admin(AdminState::Disabled);
+        assert_eq!(rule(&state), (false, false));
+        state.set_admin(AdminState::Enabled);
+        state.record_failure(now, 1, SEC);
+        assert_eq!(rule(&state), (false, false), "ejected");
+        tokio::time::advance(SEC).await;
+        assert_eq!(rule(&state), (true, true));
+        state.set_checked_up(false, Instant::now());
+        assert_eq!(rule(&state), (false, false), "down by checks");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_snapshot_reads_every_counter() {
+        let url = url::Url::parse("http://127.0.0.1:1/").unwrap();
+        let backend = std::sync::Arc::new(
+            super::super::Backend::new("t", "s", &url, false, &crate::CookieKey::random()).unwrap(),
+        );
+        let state = &backend.state;
+        let first = InFlight::start(backend.clone());
+        let _second = InFlight::start(backend.clone());
+        drop(first);
+        state.count_outcome(TryOutcome::Answered(200));
+        state.count_outcome(TryOutcome::ConnectFailed);
+        state.count_outcome(TryOutcome::Stalled);
+        state.count_outcome(TryOutcome::TimedOut);
+        state.count_outcome(TryOutcome::Failed);
+        state.record_failure(Instant::now(), 5, SEC);
+        state.set_admin(AdminState::Draining);
+        let snapshot = state.snapshot(Instant::now());
+        assert_eq!(
+            snapshot,
+            BackendSnapshot {
+                admin: AdminState::Draining,
+                health: Health::Up,
+                serving: true,
+                in_flight: 1,
+                requests: 2,
+                failures: 1,
+                outcomes: OutcomeCounts {
+                    answered: 1,
+                    connect_failed: 1,
+                    failed: 1,
+                    timed_out: 2,
+                },
+            }
+        );
+        assert_eq!(state.in_flight(), 1);
+        assert_eq!(state.answers_so_far(), 1);
+    }
+
     #[test]
     fn admin_state_round_trips() {
         let state = BackendState::new();

@@ -11,6 +11,7 @@
 //! wrong second.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -78,8 +79,9 @@ pub struct RetryBudget {
     epoch: Instant,
     requests: [Bucket; WINDOW_SECONDS as usize],
     retries: [Bucket; WINDOW_SECONDS as usize],
-    /// Retries refused because the budget was spent.
-    exhausted: AtomicU64,
+    /// Retries refused because the budget was spent; shared with the
+    /// service's stats, which outlive a rebuilt budget.
+    exhausted: Arc<AtomicU64>,
 }
 
 impl Default for RetryBudget {
@@ -90,11 +92,16 @@ impl Default for RetryBudget {
 
 impl RetryBudget {
     pub fn new() -> RetryBudget {
+        RetryBudget::counting_into(Arc::default())
+    }
+
+    /// A budget that counts its refusals into `exhausted`.
+    pub fn counting_into(exhausted: Arc<AtomicU64>) -> RetryBudget {
         RetryBudget {
             epoch: Instant::now(),
             requests: Default::default(),
             retries: Default::default(),
-            exhausted: AtomicU64::new(0),
+            exhausted,
         }
     }
 
@@ -123,8 +130,8 @@ impl RetryBudget {
             live.map(|(_, b)| b.live_count(current)).sum()
         };
         let requests = sum(&self.requests, None);
-        let allowed = ((requests as f64 * RATIO) as u64)
-            .max(FLOOR_PER_SECOND * u64::from(WINDOW_SECONDS));
+        let allowed =
+            ((requests as f64 * RATIO) as u64).max(FLOOR_PER_SECOND * u64::from(WINDOW_SECONDS));
         // The other seconds change only when the window moves on; the check
         // and the count of this second are one compare-and-swap, so
         // concurrent retries never overspend the budget.
@@ -136,8 +143,7 @@ impl RetryBudget {
         granted
     }
 
-    /// Retries refused because the budget was spent, since the service was
-    /// (re)built.
+    /// Retries refused because the budget was spent.
     pub fn exhausted(&self) -> u64 {
         self.exhausted.load(Ordering::Relaxed)
     }
@@ -150,7 +156,6 @@ impl RetryBudget {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
     #[tokio::test(start_paused = true)]
     async fn the_floor_allows_ten_per_second_over_the_window() {

@@ -95,10 +95,12 @@ pub(crate) fn apply(
         admin_states: current.admin_states.clone(),
         credentials: current.credentials.clone(),
     };
-    let unchanged = |effects| Ok(Outcome {
-        table: None,
-        effects,
-    });
+    let unchanged = |effects| {
+        Ok(Outcome {
+            table: None,
+            effects,
+        })
+    };
     match change {
         ConfigChange::UpsertTopology(topology) => {
             let previous = next.kept.remove(&topology.name);
@@ -229,7 +231,14 @@ fn draft_service(
         });
         let backend = match reused {
             Some(backend) => backend,
-            None => Arc::new(new_backend(topology, service, url, backup, admin_states, settings)?),
+            None => Arc::new(new_backend(
+                topology,
+                service,
+                url,
+                backup,
+                admin_states,
+                settings,
+            )?),
         };
         backends.push(backend);
     }

@@ -3,6 +3,8 @@
 //! started on, so a swap never disturbs them.
 
 mod apply;
+#[cfg(test)]
+mod apply_tests;
 mod edge;
 mod state;
 
@@ -53,7 +55,11 @@ impl RoutingTable {
     /// (draining ones keep only their sticky clients).
     pub fn stranded_services(&self, now: Instant) -> usize {
         self.services()
-            .filter(|(_, s)| !s.backends.iter().any(|b| b.state.can_serve(now, Clients::New)))
+            .filter(|(_, s)| {
+                !s.backends
+                    .iter()
+                    .any(|b| b.state.can_serve(now, Clients::New))
+            })
             .count()
     }
 }
@@ -106,7 +112,7 @@ impl ServiceRuntime {
             client,
             context: draft.context,
             location_bases: draft.location_bases,
-            budget: RetryBudget::new(),
+            budget: RetryBudget::counting_into(draft.stats.retry_budget_exhausted.clone()),
             stats: draft.stats,
             sticky_cookie: draft.sticky_cookie,
         }

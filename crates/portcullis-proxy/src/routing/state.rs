@@ -5,7 +5,7 @@
 //! ConfigState and its workers do.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -166,7 +166,7 @@ impl Gateway {
         let outcome = apply::apply(&current, change, &settings)?;
         let table = match outcome.table {
             Some(next) => {
-                let table = Arc::new(self.build(next)?);
+                let table = Arc::new(assemble(next, &self.base_dir)?);
                 if cfg!(debug_assertions) {
                     apply::check_invariants(&table);
                 }
@@ -181,36 +181,46 @@ impl Gateway {
         Ok(table.generation)
     }
 
-    /// Builds the clients of the services the change built (reading their
-    /// `tls_ca`) and assembles the table.
-    fn build(&self, next: NextTable) -> Result<RoutingTable, ApplyError> {
-        let mut topologies = next.kept;
-        if let Some(built) = next.built {
-            let mut services = NameMap::default();
-            for (name, service) in built.services {
-                let runtime = match service {
-                    NextService::Kept(runtime) => runtime,
-                    NextService::Build(draft) => {
-                        let client = build_client(&draft.config, &self.base_dir)?;
-                        Arc::new(ServiceRuntime::new(*draft, client))
-                    }
-                };
-                services.insert(name, runtime);
-            }
-            let topology = TopologyRuntime {
-                name: built.name,
-                source: built.source,
-                services,
-            };
-            topologies.insert(topology.name.clone(), Arc::new(topology));
-        }
-        Ok(RoutingTable {
-            generation: next.generation,
-            topologies,
-            admin_states: next.admin_states,
-            credentials: next.credentials,
-        })
+    /// Services whose health checks run now.
+    #[cfg(test)]
+    pub(super) fn running_checkers(&self) -> Vec<ServiceKey> {
+        let checkers = self.applying.lock().unwrap_or_else(|p| p.into_inner());
+        let mut keys: Vec<ServiceKey> = checkers.keys().cloned().collect();
+        keys.sort_by(|a, b| (&a.topology, &a.service).cmp(&(&b.topology, &b.service)));
+        keys
     }
+}
+
+/// Runs the effects that must precede the swap: builds the clients of the
+/// services the change built (reading their `tls_ca`), and assembles the
+/// table. Fails, with nothing changed, when a client cannot be built.
+pub(super) fn assemble(next: NextTable, base_dir: &Path) -> Result<RoutingTable, ApplyError> {
+    let mut topologies = next.kept;
+    if let Some(built) = next.built {
+        let mut services = NameMap::default();
+        for (name, service) in built.services {
+            let runtime = match service {
+                NextService::Kept(runtime) => runtime,
+                NextService::Build(draft) => {
+                    let client = build_client(&draft.config, base_dir)?;
+                    Arc::new(ServiceRuntime::new(*draft, client))
+                }
+            };
+            services.insert(name, runtime);
+        }
+        let topology = TopologyRuntime {
+            name: built.name,
+            source: built.source,
+            services,
+        };
+        topologies.insert(topology.name.clone(), Arc::new(topology));
+    }
+    Ok(RoutingTable {
+        generation: next.generation,
+        topologies,
+        admin_states: next.admin_states,
+        credentials: next.credentials,
+    })
 }
 
 /// Runs one effect of an applied change against the table now served.

@@ -34,11 +34,17 @@ mod tests {
     async fn the_most_loaded_backend_is_never_chosen() {
         let backends = backends(3, 0);
         let selector = selector(LoadBalancing::LeastRequests, &backends, |_| {});
-        let _busy: Vec<InFlight> = (0..5).map(|_| InFlight::start(backends[2].clone())).collect();
+        let _busy: Vec<InFlight> = (0..5)
+            .map(|_| InFlight::start(backends[2].clone()))
+            .collect();
         let _one = InFlight::start(backends[1].clone());
         let pool = selector.pool(&backends, Instant::now());
         let picks: Vec<usize> = (0..3000)
-            .map(|_| selector.pick(&pool, 0, LoadBalancing::LeastRequests).unwrap())
+            .map(|_| {
+                selector
+                    .pick(&pool, 0, LoadBalancing::LeastRequests)
+                    .unwrap()
+            })
             .collect();
         let counts = counts(&picks, 3);
         assert_eq!(counts[2], 0, "{counts:?}");
@@ -52,7 +58,11 @@ mod tests {
         let selector = selector(LoadBalancing::LeastRequests, &backends, |_| {});
         let pool = selector.pool(&backends, Instant::now());
         let picks: Vec<usize> = (0..8000)
-            .map(|_| selector.pick(&pool, 0, LoadBalancing::LeastRequests).unwrap())
+            .map(|_| {
+                selector
+                    .pick(&pool, 0, LoadBalancing::LeastRequests)
+                    .unwrap()
+            })
             .collect();
         for count in counts(&picks, 4) {
             assert!((1600..=2400).contains(&count), "{count}");
@@ -67,10 +77,15 @@ mod tests {
         });
         eject_then_recover(&backends[1]).await;
         // 0 has 5 in flight: load 6; idle 1 at weight 0.1: load 10.
-        let _busy: Vec<InFlight> = (0..5).map(|_| InFlight::start(backends[0].clone())).collect();
+        let _busy: Vec<InFlight> = (0..5)
+            .map(|_| InFlight::start(backends[0].clone()))
+            .collect();
         let pool = selector.pool(&backends, Instant::now());
         for _ in 0..100 {
-            assert_eq!(selector.pick(&pool, 0, LoadBalancing::LeastRequests), Some(0));
+            assert_eq!(
+                selector.pick(&pool, 0, LoadBalancing::LeastRequests),
+                Some(0)
+            );
         }
     }
 
@@ -83,6 +98,9 @@ mod tests {
             let pick = selector.pick(&pool, 0b011, LoadBalancing::LeastRequests);
             assert_eq!(pick, Some(2));
         }
-        assert_eq!(selector.pick(&pool, 0b111, LoadBalancing::LeastRequests), None);
+        assert_eq!(
+            selector.pick(&pool, 0b111, LoadBalancing::LeastRequests),
+            None
+        );
     }
 }

@@ -42,15 +42,11 @@ pub struct Pool<'a> {
 impl Pool<'_> {
     /// Share of traffic of a backend, in (0, 1]: below 1 during slow start.
     pub fn weight(&self, index: usize) -> f64 {
-        self.backends[index]
-            .state
-            .weight(self.now, self.slow_start)
+        self.backends[index].state.weight(self.now, self.slow_start)
     }
 
     fn accepts_new_clients(&self, index: usize) -> bool {
-        self.backends[index]
-            .state
-            .can_serve(self.now, Clients::New)
+        self.backends[index].state.can_serve(self.now, Clients::New)
     }
 
     /// Candidates for the next try, in url order. Backups only when no
@@ -135,6 +131,8 @@ enum Balancer {
 /// by clients excluded from balancing) and its balancing policy's state.
 pub struct Selector {
     ha_enabled: bool,
+    /// The service's configured policy, whose state `balancer` holds.
+    policy: LoadBalancing,
     slow_start: Duration,
     active: Active,
     balancer: Balancer,
@@ -152,6 +150,7 @@ impl Selector {
         };
         Selector {
             ha_enabled: ha.enabled,
+            policy: ha.load_balancing,
             slow_start: ha.slow_start,
             active: Active::new(active, ha.failback),
             balancer,
@@ -174,6 +173,10 @@ impl Selector {
     /// `policy` is `None` for clients excluded from balancing, else the
     /// service's own policy (whose state this selector holds).
     pub fn pick(&self, pool: &Pool, tried: Tried, policy: LoadBalancing) -> Option<usize> {
+        debug_assert!(
+            policy == LoadBalancing::None || policy == self.policy,
+            "a selector balances only with its service's policy"
+        );
         if !self.ha_enabled {
             let first_enabled = pool.backends.first()?.state.admin() != AdminState::Disabled;
             return (!is_tried(tried, 0) && first_enabled).then_some(0);

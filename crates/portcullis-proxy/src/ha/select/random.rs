@@ -59,7 +59,9 @@ mod tests {
     async fn tried_and_disabled_backends_are_skipped() {
         let backends = backends(3, 0);
         let selector = selector(LoadBalancing::Random, &backends, |_| {});
-        backends[1].state.set_admin(portcullis_config::AdminState::Disabled);
+        backends[1]
+            .state
+            .set_admin(portcullis_config::AdminState::Disabled);
         let pool = selector.pool(&backends, Instant::now());
         for _ in 0..100 {
             assert_eq!(selector.pick(&pool, 0b001, LoadBalancing::Random), Some(2));

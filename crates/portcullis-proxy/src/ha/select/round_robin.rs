@@ -94,7 +94,10 @@ mod tests {
         backends[2].state.set_checked_up(false, Instant::now());
         let pool = selector.pool(&backends, Instant::now());
         for _ in 0..10 {
-            assert_eq!(selector.pick(&pool, 0b001, LoadBalancing::RoundRobin), Some(1));
+            assert_eq!(
+                selector.pick(&pool, 0b001, LoadBalancing::RoundRobin),
+                Some(1)
+            );
         }
     }
 

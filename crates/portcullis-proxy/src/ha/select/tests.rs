@@ -54,7 +54,10 @@ pub async fn eject_then_recover(backend: &Backend) {
 
 fn candidates(backends: &[Arc<Backend>], tried: Tried) -> Vec<usize> {
     let selector = selector(LoadBalancing::None, backends, |_| {});
-    selector.pool(backends, Instant::now()).candidates(tried).to_vec()
+    selector
+        .pool(backends, Instant::now())
+        .candidates(tried)
+        .to_vec()
 }
 
 #[tokio::test(start_paused = true)]
@@ -90,7 +93,9 @@ async fn when_nothing_is_up_every_enabled_untried_backend_is_a_candidate() {
 #[tokio::test(start_paused = true)]
 async fn with_ha_off_only_the_first_url_is_used() {
     let backends = backends(3, 0);
-    let selector = selector(LoadBalancing::RoundRobin, &backends, |ha| ha.enabled = false);
+    let selector = selector(LoadBalancing::RoundRobin, &backends, |ha| {
+        ha.enabled = false
+    });
     backends[0].state.set_checked_up(false, Instant::now());
     let pool = selector.pool(&backends, Instant::now());
     assert_eq!(selector.pick(&pool, 0, LoadBalancing::RoundRobin), Some(0));
