@@ -46,7 +46,7 @@ fn step(table: &RoutingTable, change: ConfigChange) -> (Option<RoutingTable>, Ve
     } = apply(table, change, &settings).unwrap();
     let next = next.map(|next| assemble(next, Path::new(".")).unwrap());
     if let Some(next) = &next {
-        super::apply::check_invariants(next);
+        super::apply::check_invariants(next, None);
     }
     (next, effects)
 }

@@ -166,9 +166,12 @@ impl Gateway {
         let outcome = apply::apply(&current, change, &settings)?;
         let table = match outcome.table {
             Some(next) => {
+                let built = next.built.as_ref().map(|b| b.name.clone());
                 let table = Arc::new(assemble(next, &self.base_dir)?);
                 if cfg!(debug_assertions) {
-                    apply::check_invariants(&table);
+                    if let Some(name) = &built {
+                        apply::check_invariants(&table, Some(name));
+                    }
                 }
                 self.routes.store(table.clone());
                 table
