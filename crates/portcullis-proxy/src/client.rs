@@ -304,3 +304,95 @@ impl ServerCertVerifier for AcceptAnyCertificate {
         self.0.signature_verification_algorithms.supported_schemes()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service(extra: &str) -> Service {
+        let text =
+            format!("[[service]]\nname = \"s\"\nurls = [\"https://127.0.0.1:1/\"]\n{extra}\n");
+        portcullis_config::parse_topology("t", "t.toml", &text)
+            .unwrap()
+            .services
+            .remove(0)
+    }
+
+    fn ca_pem() -> String {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["ca.test".to_string()]).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.self_signed(&key).unwrap().pem()
+    }
+
+    fn base_dir() -> &'static Path {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+    }
+
+    #[test]
+    fn a_missing_ca_file_names_the_service_and_the_path() {
+        let mut service = service("");
+        service.tls_ca = Some("no/such/ca.pem".to_string());
+        let Err(err) = build_client(&service, base_dir()) else {
+            panic!("accepted")
+        };
+        assert!(matches!(err, ClientBuildError::Ca { ref service, .. } if service == "s"));
+        assert!(err.to_string().contains("no/such/ca.pem"), "{err}");
+    }
+
+    #[test]
+    fn a_ca_without_a_certificate_is_refused() {
+        let mut service = service("");
+        service.tls_ca = Some(
+            "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n".to_string(),
+        );
+        let Err(err) = build_client(&service, base_dir()) else {
+            panic!("accepted")
+        };
+        assert!(matches!(err, ClientBuildError::Ca { .. }), "{err}");
+    }
+
+    #[test]
+    fn an_unverified_service_never_reads_its_ca() {
+        let mut service = service("");
+        service.tls_ca = Some("no/such/ca.pem".to_string());
+        service.tls_verify = false;
+        let config = tls_config(&service, base_dir()).unwrap();
+        let other = tls_config(&self::service("tls_verify = false"), base_dir()).unwrap();
+        assert!(
+            Arc::ptr_eq(&config, &other),
+            "one config for every trust-any service"
+        );
+    }
+
+    #[test]
+    fn services_that_agree_share_one_tls_config() {
+        let pem = ca_pem();
+        let mut first = service("");
+        first.tls_ca = Some(pem.clone());
+        let mut second = service("");
+        second.name = "other".to_string();
+        second.tls_ca = Some(pem);
+        let a = tls_config(&first, base_dir()).unwrap();
+        let b = tls_config(&second, base_dir()).unwrap();
+        assert!(Arc::ptr_eq(&a, &b));
+        let mut h2 = first.clone();
+        h2.protocol = BackendProtocol::H2;
+        let c = tls_config(&h2, base_dir()).unwrap();
+        assert!(!Arc::ptr_eq(&a, &c));
+        assert_eq!(c.alpn_protocols, vec![b"h2".to_vec()]);
+        assert!(a.alpn_protocols.is_empty());
+        let mut other_ca = first.clone();
+        other_ca.tls_ca = Some(ca_pem());
+        let d = tls_config(&other_ca, base_dir()).unwrap();
+        assert!(!Arc::ptr_eq(&a, &d), "a different CA is a different trust");
+    }
+
+    #[test]
+    fn a_config_no_service_uses_is_let_go() {
+        let mut service = service("");
+        service.tls_ca = Some(ca_pem());
+        let weak = Arc::downgrade(&tls_config(&service, base_dir()).unwrap());
+        assert!(weak.upgrade().is_none());
+    }
+}

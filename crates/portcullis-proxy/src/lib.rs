@@ -3,8 +3,10 @@
 //! the binary feeds it typed config changes.
 #![forbid(unsafe_code)]
 
+pub mod backend;
 pub mod body;
 pub mod client;
+pub mod cookie_key;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;

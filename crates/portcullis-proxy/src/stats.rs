@@ -28,7 +28,7 @@ pub struct StatusCounts {
 }
 
 impl StatusCounts {
-    pub fn add(&self, code: u16) {
+    pub(crate) fn add(&self, code: u16) {
         // Codes outside 100..=599 cannot come out of hyper; clamp anyway.
         let index = usize::from(code.clamp(FIRST_CODE, LAST_CODE) - FIRST_CODE);
         if let Some(class) = self.classes.get(index / CLASS) {
@@ -89,7 +89,7 @@ pub struct HistogramSnapshot {
 }
 
 impl LatencyHistogram {
-    pub fn observe(&self, elapsed: Duration) {
+    pub(crate) fn observe(&self, elapsed: Duration) {
         let seconds = elapsed.as_secs_f64();
         let bucket = LATENCY_BOUNDS.partition_point(|bound| *bound < seconds);
         self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
@@ -111,16 +111,40 @@ impl LatencyHistogram {
     }
 }
 
-/// Counters of one service, kept across reloads of its config.
+/// Counters of one service, kept across reloads of its config. The request
+/// path writes them (crate-private); readers use the methods below.
 #[derive(Default)]
 pub struct ServiceStats {
     /// Responses the gateway made itself, without a backend's answer (every
     /// backend failed or none was available).
-    pub gateway_answers: StatusCounts,
+    pub(crate) gateway_answers: StatusCounts,
     /// Time from the request's arrival to its response head.
-    pub latency: LatencyHistogram,
+    pub(crate) latency: LatencyHistogram,
     /// Tries after the first.
-    pub failovers: AtomicU64,
+    pub(crate) failovers: AtomicU64,
+    /// Retries the retry budget refused (shared with the service's budget).
+    pub(crate) retry_budget_exhausted: std::sync::Arc<AtomicU64>,
+}
+
+impl ServiceStats {
+    /// Responses the gateway made itself, by status code.
+    pub fn gateway_answers(&self) -> &StatusCounts {
+        &self.gateway_answers
+    }
+
+    pub fn latency(&self) -> HistogramSnapshot {
+        self.latency.snapshot()
+    }
+
+    /// Tries after the first, over the service's life.
+    pub fn failovers(&self) -> u64 {
+        self.failovers.load(Ordering::Relaxed)
+    }
+
+    /// Retries refused because the service's retry budget was spent.
+    pub fn retry_budget_exhausted(&self) -> u64 {
+        self.retry_budget_exhausted.load(Ordering::Relaxed)
+    }
 }
 
 #[cfg(test)]

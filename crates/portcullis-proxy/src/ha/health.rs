@@ -7,21 +7,22 @@ use std::time::{Duration, SystemTime};
 
 use http::{Method, Request, Uri};
 use portcullis_config::HealthCheck;
-use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
+use tokio_util::task::AbortOnDropHandle;
 
-use super::state::CheckRecord;
+use crate::backend::{Backend, CheckRecord, Health};
 use crate::body;
 use crate::client::BackendClient;
-use crate::routing::Backend;
 
-/// Aborts the task when the service it checks is dropped (removed or replaced).
-pub struct TaskGuard(JoinHandle<()>);
+/// A running checker; dropping it stops the checks.
+pub type Checker = AbortOnDropHandle<()>;
 
-impl Drop for TaskGuard {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
+/// Checks need a tokio runtime to run in.
+#[derive(Debug, thiserror::Error)]
+#[error("no tokio runtime to run the health checks of topology {topology}, service {service} in")]
+pub struct NoRuntime {
+    pub topology: String,
+    pub service: String,
 }
 
 pub struct CheckTarget {
@@ -34,10 +35,15 @@ pub struct CheckTarget {
     pub protocol_h2: bool,
 }
 
-/// Starts the checker, or returns `None` outside a tokio runtime.
-pub fn spawn_checker(target: CheckTarget) -> Option<TaskGuard> {
-    let handle = tokio::runtime::Handle::try_current().ok()?;
-    Some(TaskGuard(handle.spawn(run(target))))
+/// Starts the checker in the current tokio runtime.
+pub fn spawn_checker(target: CheckTarget) -> Result<Checker, NoRuntime> {
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => Ok(AbortOnDropHandle::new(runtime.spawn(run(target)))),
+        Err(_) => Err(NoRuntime {
+            topology: target.topology,
+            service: target.service,
+        }),
+    }
 }
 
 #[derive(Default, Clone, Copy)]
@@ -70,7 +76,7 @@ async fn run(target: CheckTarget) {
                 run.bad += 1;
                 run.good = 0;
             }
-            let down = backend.state.health(now) == super::Health::Down;
+            let down = backend.state.health(now) == Health::Down;
             if down && run.good >= target.check.rise {
                 backend.state.set_checked_up(true, now);
                 tracing::info!(topology = %target.topology, service = %target.service, backend = %backend.id, "backend up: {} good checks", run.good);
@@ -133,5 +139,191 @@ async fn check_one(target: &CheckTarget, backend: &Backend) -> (bool, String) {
                 )
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    use std::sync::Mutex;
+
+    use http::StatusCode;
+    use hyper::body::Incoming;
+    use hyper::service::service_fn;
+    use hyper_util::rt::TokioIo;
+    use portcullis_config::{Service, StatusRange};
+    use tokio::net::TcpListener;
+
+    use super::*;
+    use crate::cookie_key::CookieKey;
+
+    /// A loopback backend that answers every request with the status in
+    /// `status` and remembers the path and Host of the last one.
+    struct ScriptedBackend {
+        url: url::Url,
+        status: Arc<AtomicU16>,
+        seen: Arc<Mutex<Option<(String, String, String)>>>,
+        _task: AbortOnDropHandle<()>,
+    }
+
+    async fn scripted_backend(base: &str) -> ScriptedBackend {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}{base}", listener.local_addr().unwrap());
+        let status = Arc::new(AtomicU16::new(200));
+        let seen = Arc::new(Mutex::new(None));
+        let (answer, record) = (status.clone(), seen.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let (answer, record) = (answer.clone(), record.clone());
+                tokio::spawn(async move {
+                    let service = service_fn(move |request: Request<Incoming>| {
+                        let header = |name| {
+                            let value = request.headers().get(name);
+                            value
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or("")
+                                .to_string()
+                        };
+                        let seen = (
+                            request.uri().path().to_string(),
+                            header(http::header::HOST),
+                            header(http::header::USER_AGENT),
+                        );
+                        *record.lock().unwrap() = Some(seen);
+                        let mut response = http::Response::new(body::empty());
+                        *response.status_mut() =
+                            StatusCode::from_u16(answer.load(Ordering::Relaxed)).unwrap();
+                        async move { Ok::<_, std::convert::Infallible>(response) }
+                    });
+                    let io = TokioIo::new(stream);
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(io, service)
+                        .await;
+                });
+            }
+        });
+        ScriptedBackend {
+            url: url::Url::parse(&url).unwrap(),
+            status,
+            seen,
+            _task: AbortOnDropHandle::new(task),
+        }
+    }
+
+    fn check(rise: u32, fall: u32) -> HealthCheck {
+        HealthCheck {
+            path: "/health".to_string(),
+            interval: Duration::from_millis(20),
+            timeout: Duration::from_millis(500),
+            rise,
+            fall,
+            expect_status: StatusRange { min: 200, max: 299 },
+        }
+    }
+
+    fn target(backend: &ScriptedBackend, check: HealthCheck) -> CheckTarget {
+        let text = format!("[[service]]\nname = \"s\"\nurls = [\"{}\"]\n", backend.url);
+        let service: Service = portcullis_config::parse_topology("t", "t.toml", &text)
+            .unwrap()
+            .services
+            .remove(0);
+        let backend = Backend::new("t", "s", &backend.url, false, &CookieKey::random()).unwrap();
+        CheckTarget {
+            topology: "t".to_string(),
+            service: "s".to_string(),
+            check,
+            backends: vec![Arc::new(backend)],
+            client: crate::client::build_client(&service, std::path::Path::new(".")).unwrap(),
+            protocol_h2: false,
+        }
+    }
+
+    /// Waits (real time) until `done`, at most 5 s.
+    async fn until(mut done: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !done() {
+            assert!(Instant::now() < deadline, "condition not met in 5 s");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_check_asks_the_backend_path_with_its_host_and_name() {
+        let backend = scripted_backend("/base/").await;
+        let target = target(&backend, check(1, 1));
+        let (ok, detail) = check_one(&target, &target.backends[0]).await;
+        assert!(ok, "{detail}");
+        assert_eq!(detail, "status 200");
+        let seen = backend.seen.lock().unwrap().clone().unwrap();
+        let host = format!("127.0.0.1:{}", backend.url.port().unwrap());
+        assert_eq!(
+            seen,
+            (
+                "/base/health".to_string(),
+                host,
+                "portcullis-health-check".to_string()
+            )
+        );
+        backend.status.store(503, Ordering::Relaxed);
+        let (ok, detail) = check_one(&target, &target.backends[0]).await;
+        assert!(!ok);
+        assert_eq!(detail, "status 503, expected 200-299");
+    }
+
+    #[tokio::test]
+    async fn fall_failures_mark_down_and_rise_successes_mark_up() {
+        let backend = scripted_backend("/").await;
+        let target = target(&backend, check(2, 3));
+        let state = target.backends[0].clone();
+        backend.status.store(500, Ordering::Relaxed);
+        let _checker = spawn_checker(target).unwrap();
+        until(|| state.state.health(Instant::now()) == Health::Down).await;
+        let last = state.state.last_check().unwrap();
+        assert!(!last.ok);
+        assert_eq!(last.detail, "status 500, expected 200-299");
+        backend.status.store(204, Ordering::Relaxed);
+        until(|| state.state.is_up(Instant::now())).await;
+        assert!(state.state.last_check().unwrap().ok);
+    }
+
+    #[tokio::test]
+    async fn a_closed_port_fails_the_check() {
+        let backend = scripted_backend("/").await;
+        let target = target(&backend, check(1, 1));
+        drop(backend);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let (ok, detail) = check_one(&target, &target.backends[0]).await;
+        assert!(!ok);
+        assert!(detail.starts_with("request failed"), "{detail}");
+    }
+
+    #[tokio::test]
+    async fn dropping_the_checker_stops_the_checks() {
+        let backend = scripted_backend("/").await;
+        let target = target(&backend, check(1, 1));
+        let state = target.backends[0].clone();
+        let checker = spawn_checker(target).unwrap();
+        until(|| state.state.last_check().is_some()).await;
+        drop(checker);
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let at = state.state.last_check().unwrap().at;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(
+            state.state.last_check().unwrap().at,
+            at,
+            "no check after the drop"
+        );
+    }
+
+    #[test]
+    fn outside_a_runtime_a_checker_cannot_start() {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let backend = runtime.block_on(scripted_backend("/"));
+        let target = runtime.block_on(async { target(&backend, check(1, 1)) });
+        let err = spawn_checker(target).unwrap_err();
+        assert_eq!((err.topology.as_str(), err.service.as_str()), ("t", "s"));
     }
 }

@@ -1,16 +1,18 @@
-//! High availability per service: backend state (health, ejection, slow start,
-//! admin state), backend choice, sticky cookies, the retry budget and active
-//! health checks.
+//! High availability per service: backend choice, sticky cookies, the retry
+//! budget, stall detection and active health checks. The state they read
+//! and write lives on each backend (`crate::backend`).
 
 pub mod budget;
 pub mod health;
 pub mod select;
 pub mod stall;
-pub mod state;
 pub mod sticky;
 
+pub use crate::backend::{
+    BackendSnapshot, BackendState, CheckRecord, Clients, Health, InFlight, OutcomeCounts,
+    TryOutcome,
+};
 pub use budget::RetryBudget;
-pub use select::{Tried, MAX_BACKENDS};
+pub use select::{Selector, Tried, MAX_BACKENDS};
 pub use stall::{wait_for_head, Waited};
-pub use state::{BackendState, CheckRecord, Health, InFlight, TryOutcome};
 pub use sticky::CookieKey;

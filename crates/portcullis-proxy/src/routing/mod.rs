@@ -2,24 +2,28 @@
 //! atomically on every config change. Requests hold an `Arc` of the service they
 //! started on, so a swap never disturbs them.
 
+mod apply;
+#[cfg(test)]
+mod apply_tests;
 mod edge;
 mod state;
 
 pub use edge::EdgeSettings;
 pub use state::{ApplyError, ConfigChange, Gateway, Lookup};
 
+pub use crate::backend::{backend_id, Backend};
+
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use http::uri::{Authority, Scheme};
 use http::HeaderValue;
-use portcullis_config::Service;
-use sha2::{Digest, Sha256};
+use portcullis_config::{AdminState, LoadBalancing, Service};
+use tokio::time::Instant;
 
+use crate::backend::Clients;
 use crate::client::BackendClient;
-use crate::ha::health::TaskGuard;
-use crate::ha::{sticky, BackendState, CookieKey, RetryBudget};
+use crate::ha::select::{Selector, Tried};
+use crate::ha::RetryBudget;
 use crate::stats::ServiceStats;
 
 /// Topology or service name to its runtime. The names come from the
@@ -32,6 +36,32 @@ pub type NameMap<V> = HashMap<String, V, fnv::FnvBuildHasher>;
 pub struct RoutingTable {
     pub generation: u64,
     pub topologies: NameMap<Arc<TopologyRuntime>>,
+    /// Admin states by backend id, as last read from the store; backends
+    /// built later start in theirs.
+    pub(crate) admin_states: Arc<HashMap<String, AdminState>>,
+    /// Opened alias values by alias name, for `[service.backend_auth]`.
+    pub(crate) credentials: Arc<HashMap<String, String>>,
+}
+
+impl RoutingTable {
+    /// Every service with its topology.
+    pub fn services(&self) -> impl Iterator<Item = (&TopologyRuntime, &Arc<ServiceRuntime>)> {
+        self.topologies
+            .values()
+            .flat_map(|t| t.services.values().map(move |s| (&**t, s)))
+    }
+
+    /// Services where a new client finds no backend that is up and enabled
+    /// (draining ones keep only their sticky clients).
+    pub fn stranded_services(&self, now: Instant) -> usize {
+        self.services()
+            .filter(|(_, s)| {
+                !s.backends
+                    .iter()
+                    .any(|b| b.state.can_serve(now, Clients::New))
+            })
+            .count()
+    }
 }
 
 pub struct TopologyRuntime {
@@ -50,102 +80,77 @@ pub struct ServiceRuntime {
     pub context: HeaderValue,
     /// Backend bases that Location headers are rewritten from.
     pub location_bases: Vec<String>,
-    /// Index into `backends` of the backend every client uses first (HA "none").
-    active: AtomicUsize,
-    /// Current weights of smooth weighted round robin, by backend index.
-    pub(crate) round_robin: Mutex<Vec<i64>>,
+    /// How backends are chosen: the active backend and the policy's state.
+    pub(crate) selector: Selector,
     pub budget: RetryBudget,
     /// Counters for the admin API and metrics; kept across reloads.
     pub stats: Arc<ServiceStats>,
     /// Name of the sticky cookie, `<sticky_session_cookie_name>-<service>`.
     pub sticky_cookie: String,
-    /// The active health checker; dropping the service stops it.
-    pub(crate) _checker: Option<TaskGuard>,
+}
+
+/// Everything a service runtime holds but its client, decided by the pure
+/// apply step (see `apply.rs`); the client is built afterwards, as an effect.
+pub(crate) struct ServiceDraft {
+    pub topology: String,
+    pub config: Service,
+    pub backends: Vec<Arc<Backend>>,
+    pub context: HeaderValue,
+    pub location_bases: Vec<String>,
+    pub active: usize,
+    pub stats: Arc<ServiceStats>,
+    pub sticky_cookie: String,
 }
 
 impl ServiceRuntime {
+    pub(crate) fn new(draft: ServiceDraft, client: BackendClient) -> ServiceRuntime {
+        ServiceRuntime {
+            selector: Selector::new(&draft.config.ha, draft.backends.len(), draft.active),
+            topology: draft.topology,
+            config: draft.config,
+            backends: draft.backends,
+            client,
+            context: draft.context,
+            location_bases: draft.location_bases,
+            budget: RetryBudget::counting_into(draft.stats.retry_budget_exhausted.clone()),
+            stats: draft.stats,
+            sticky_cookie: draft.sticky_cookie,
+        }
+    }
+
     pub fn active_index(&self) -> usize {
-        self.active.load(Ordering::Relaxed)
+        self.selector.active().index()
     }
 
     /// Records that `index` answered after the active backend failed, so every
     /// later request starts there (Knox's "active URL").
     pub fn promote(&self, failed: usize, index: usize) {
-        let _ = self
-            .active
-            .compare_exchange(failed, index, Ordering::Relaxed, Ordering::Relaxed);
+        self.selector.active().promote(failed, index);
     }
 
-    pub(crate) fn set_active(&self, index: usize) {
-        self.active.store(index, Ordering::Relaxed);
+    /// The backend for the next try, or `None` when nothing is left to try.
+    /// `policy` is the service's, or `None` for clients excluded from balancing.
+    pub fn pick(&self, now: Instant, tried: Tried, policy: LoadBalancing) -> Option<usize> {
+        let pool = self.selector.pool(&self.backends, now);
+        self.selector.pick(&pool, tried, policy)
     }
 
     /// The backend a valid sticky cookie value names.
     pub fn backend_for_tag(&self, tag: &str) -> Option<usize> {
         self.backends.iter().position(|b| b.sticky_tag == tag)
     }
-}
 
-/// One backend url of a service.
-pub struct Backend {
-    pub id: String,
-    pub url: url::Url,
-    pub scheme: Scheme,
-    pub authority: Authority,
-    /// Path of the url without its trailing slash ("" for the root).
-    pub base_path: String,
-    pub backup: bool,
-    /// `Host` sent to this backend (its authority, without a default port).
-    pub host_header: HeaderValue,
-    /// Sticky cookie value for this backend (a MAC of its id).
-    pub sticky_tag: String,
-    /// Health, ejection, admin state and counters; kept across reloads while
-    /// the url stays the same.
-    pub state: BackendState,
-}
-
-/// Short stable id of (topology, service, url), used in the API, metrics and logs.
-pub fn backend_id(topology: &str, service: &str, url: &url::Url) -> String {
-    let mut hasher = Sha256::new();
-    for part in [topology, service, url.as_str()] {
-        hasher.update((part.len() as u64).to_be_bytes());
-        hasher.update(part.as_bytes());
-    }
-    hex::encode(&hasher.finalize()[..6])
-}
-
-impl Backend {
-    pub fn new(
-        topology: &str,
-        service: &str,
-        url: &url::Url,
-        backup: bool,
-        key: &CookieKey,
-    ) -> Option<Backend> {
-        let scheme = Scheme::try_from(url.scheme()).ok()?;
-        let host = url.host_str()?;
-        let port = url.port_or_known_default()?;
-        let authority = if host.contains(':') && !host.starts_with('[') {
-            format!("[{host}]:{port}")
-        } else {
-            format!("{host}:{port}")
-        };
-        let id = backend_id(topology, service, url);
-        let host_header = match url.port() {
-            Some(port) => format!("{}:{port}", url.host_str()?),
-            None => url.host_str()?.to_string(),
-        };
-        Some(Backend {
-            host_header: HeaderValue::from_str(&host_header).ok()?,
-            sticky_tag: sticky::backend_tag(key, &id),
-            state: BackendState::new(),
-            id,
-            url: url.clone(),
-            scheme,
-            authority: Authority::try_from(authority).ok()?,
-            base_path: url.path().trim_end_matches('/').to_string(),
-            backup,
-        })
+    /// Responses sent to clients, and those with a 5xx status: the gateway's
+    /// own answers plus every backend's.
+    pub fn answered_totals(&self) -> (u64, u64) {
+        let own = self.stats.gateway_answers();
+        let mut requests = own.total();
+        let mut errors = own.server_errors();
+        for backend in &self.backends {
+            requests += backend.state.answers().total();
+            errors += backend.state.answers().server_errors();
+        }
+        (requests, errors)
     }
 }
 
@@ -201,16 +206,6 @@ mod tests {
         assert_eq!(match_path("gateway", "/gateway/sales"), None);
         assert_eq!(match_path("gateway", "/gatewayx/sales/s"), None);
         assert_eq!(match_path("gateway", "/other/sales/s"), None);
-    }
-
-    #[test]
-    fn backend_ids_are_stable_and_distinct() {
-        let u1 = url::Url::parse("http://h1:80/a").unwrap();
-        let u10 = url::Url::parse("http://h10:80/a").unwrap();
-        assert_eq!(backend_id("t", "s", &u1), backend_id("t", "s", &u1));
-        assert_ne!(backend_id("t", "s", &u1), backend_id("t", "s", &u10));
-        assert_ne!(backend_id("t", "s", &u1), backend_id("t", "s2", &u1));
-        assert_eq!(backend_id("t", "s", &u1).len(), 12);
     }
 
     proptest! {

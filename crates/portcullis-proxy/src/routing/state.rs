@@ -1,19 +1,24 @@
-//! `Gateway` holds the live routing snapshot and applies typed config changes to
-//! it, one at a time, each producing a new snapshot (as sozu's ConfigState does).
+//! `Gateway` holds the live routing snapshot and applies typed config changes
+//! to it, one at a time: the pure step (`apply.rs`) computes the next table
+//! and its effects, then this file runs the effects (build the clients of new
+//! services, swap the table in, start and stop health checks), as sozu's
+//! ConfigState and its workers do.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 use http::HeaderValue;
-use portcullis_config::{AdminState, BackendProtocol, Service, Topology};
+use portcullis_config::{AdminState, BackendProtocol, Topology};
 
-use super::{Backend, NameMap, RoutingTable, ServiceRuntime, TopologyRuntime};
+use super::apply::{self, Effect, NextService, NextTable, ServiceKey, Settings};
+use super::{NameMap, RoutingTable, ServiceRuntime, TopologyRuntime};
 use crate::client::{build_client, ClientBuildError};
-use crate::ha::health::{spawn_checker, CheckTarget};
-use crate::ha::{CookieKey, MAX_BACKENDS};
+use crate::cookie_key::CookieKey;
+use crate::ha::health::{spawn_checker, CheckTarget, Checker};
+use crate::ha::MAX_BACKENDS;
 
 /// A change to what the gateway serves.
 #[derive(Debug, Clone)]
@@ -21,6 +26,11 @@ pub enum ConfigChange {
     /// Add a topology or replace the one with the same name.
     UpsertTopology(Topology),
     RemoveTopology(String),
+    /// Every backend's admin state, by backend id; backends not named are
+    /// enabled.
+    SetAdminStates(HashMap<String, AdminState>),
+    /// The alias values services may use as backend credentials.
+    SetCredentials(HashMap<String, String>),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -46,20 +56,19 @@ pub struct Gateway {
     /// Directory that relative paths in topologies (tls_ca) resolve against.
     pub base_dir: PathBuf,
     routes: ArcSwap<RoutingTable>,
-    /// Serialises writers so two changes never build from the same old snapshot.
-    apply_lock: Mutex<()>,
+    /// Serialises writers so two changes never build from the same old
+    /// snapshot, and holds the health checkers, which only writers touch.
+    applying: Mutex<Checkers>,
     cookie_key: CookieKey,
-    /// Admin states by backend id, as last read from the store; applied to
-    /// backends built later too.
-    admin_states: Mutex<HashMap<String, AdminState>>,
     /// Requests being handled by this member, for its member record.
     in_flight: AtomicU64,
     /// Client connections whose hyper state was dropped while idle.
     parked_connections: AtomicU64,
-    /// Opened alias values by alias name, for `[service.backend_auth]`.
-    credentials: ArcSwap<HashMap<String, String>>,
     pub(super) edge: ArcSwap<super::EdgeSettings>,
 }
+
+/// The running health checkers, by service; dropping one stops it.
+type Checkers = HashMap<ServiceKey, Checker>;
 
 impl Gateway {
     pub fn new(
@@ -75,24 +84,23 @@ impl Gateway {
             path_prefix: path_prefix.trim_matches('/').to_string(),
             base_dir,
             routes: ArcSwap::from_pointee(RoutingTable::default()),
-            apply_lock: Mutex::new(()),
+            applying: Mutex::new(HashMap::new()),
             cookie_key,
-            admin_states: Mutex::new(HashMap::new()),
             in_flight: AtomicU64::new(0),
             parked_connections: AtomicU64::new(0),
-            credentials: ArcSwap::from_pointee(HashMap::new()),
             edge: ArcSwap::from_pointee(super::EdgeSettings::default()),
         }
     }
 
     /// Replaces the alias values services may use as backend credentials.
     pub fn set_credentials(&self, values: HashMap<String, String>) {
-        self.credentials.store(Arc::new(values));
+        // Infallible: no service is built for it.
+        let _ = self.apply(ConfigChange::SetCredentials(values));
     }
 
     /// The value of an alias, if this member could open it.
     pub fn credential(&self, alias: &str) -> Option<String> {
-        self.credentials.load().get(alias).cloned()
+        self.routes.load().credentials.get(alias).cloned()
     }
 
     /// How many times an idle client connection was parked (see
@@ -122,19 +130,8 @@ impl Gateway {
     /// Replaces every admin state with `states` (backend id -> state); backends
     /// not named are enabled. Takes effect at once on the live snapshot.
     pub fn set_admin_states(&self, states: HashMap<String, AdminState>) {
-        let table = self.routes.load();
-        for topology in table.topologies.values() {
-            for service in topology.services.values() {
-                for backend in &service.backends {
-                    let state = states.get(&backend.id).copied().unwrap_or_default();
-                    if backend.state.admin() != state {
-                        tracing::info!(backend = %backend.id, topology = %topology.name, service = %service.config.name, state = state.as_str(), "backend admin state");
-                        backend.state.set_admin(state);
-                    }
-                }
-            }
-        }
-        *self.admin_states.lock().unwrap_or_else(|p| p.into_inner()) = states;
+        // Infallible: no service is built for it.
+        let _ = self.apply(ConfigChange::SetAdminStates(states));
     }
 
     pub fn routes(&self) -> Arc<RoutingTable> {
@@ -157,139 +154,125 @@ impl Gateway {
         self.routes.load().generation
     }
 
-    /// Applies one change and swaps in the new snapshot. On error nothing changes.
+    /// Applies one change and swaps in the new snapshot; returns the
+    /// generation served afterwards. On error nothing changes.
     pub fn apply(&self, change: ConfigChange) -> Result<u64, ApplyError> {
-        let _guard = self.apply_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut checkers = self.applying.lock().unwrap_or_else(|p| p.into_inner());
         let current = self.routes.load_full();
-        let mut topologies = current.topologies.clone();
-        match change {
-            ConfigChange::UpsertTopology(topology) => {
-                let previous = topologies.get(&topology.name).cloned();
-                if previous.as_ref().is_some_and(|p| p.source == topology) {
-                    return Ok(current.generation);
+        let settings = Settings {
+            cookie_key: &self.cookie_key,
+            path_prefix: &self.path_prefix,
+        };
+        let outcome = apply::apply(&current, change, &settings)?;
+        let table = match outcome.table {
+            Some(next) => {
+                let built = next.built.as_ref().map(|b| b.name.clone());
+                let table = Arc::new(assemble(next, &self.base_dir)?);
+                if cfg!(debug_assertions) {
+                    if let Some(name) = &built {
+                        apply::check_invariants(&table, Some(name));
+                    }
                 }
-                let runtime = self.build_topology(topology, previous.as_deref())?;
-                topologies.insert(runtime.name.clone(), Arc::new(runtime));
+                self.routes.store(table.clone());
+                table
             }
-            ConfigChange::RemoveTopology(name) => {
-                if topologies.remove(&name).is_none() {
-                    return Ok(current.generation);
-                }
-            }
+            None => current,
+        };
+        for effect in outcome.effects {
+            run_effect(&table, effect, &mut checkers);
         }
-        let generation = current.generation + 1;
-        self.routes.store(Arc::new(RoutingTable {
-            generation,
-            topologies,
-        }));
-        Ok(generation)
+        Ok(table.generation)
     }
 
-    fn build_topology(
-        &self,
-        topology: Topology,
-        previous: Option<&TopologyRuntime>,
-    ) -> Result<TopologyRuntime, ApplyError> {
+    /// Services whose health checks run now.
+    #[cfg(test)]
+    pub(super) fn running_checkers(&self) -> Vec<ServiceKey> {
+        let checkers = self.applying.lock().unwrap_or_else(|p| p.into_inner());
+        let mut keys: Vec<ServiceKey> = checkers.keys().cloned().collect();
+        keys.sort_by(|a, b| (&a.topology, &a.service).cmp(&(&b.topology, &b.service)));
+        keys
+    }
+}
+
+/// Runs the effects that must precede the swap: builds the clients of the
+/// services the change built (reading their `tls_ca`), and assembles the
+/// table. Fails, with nothing changed, when a client cannot be built.
+pub(super) fn assemble(next: NextTable, base_dir: &Path) -> Result<RoutingTable, ApplyError> {
+    let mut topologies = next.kept;
+    if let Some(built) = next.built {
         let mut services = NameMap::default();
-        for service in &topology.services {
-            let old = previous.and_then(|p| p.services.get(&service.name));
-            let runtime = match old {
-                // Unchanged service: keep its pool, active backend and state.
-                Some(old) if old.config == *service => old.clone(),
-                _ => Arc::new(self.build_service(&topology.name, service, old.map(|o| &**o))?),
-            };
-            services.insert(service.name.clone(), runtime);
-        }
-        Ok(TopologyRuntime {
-            name: topology.name.clone(),
-            source: topology,
-            services,
-        })
-    }
-
-    fn build_service(
-        &self,
-        topology: &str,
-        service: &Service,
-        previous: Option<&ServiceRuntime>,
-    ) -> Result<ServiceRuntime, ApplyError> {
-        // Checked before any work: validation refuses such a service, but a
-        // caller may hand one over without validating.
-        if service.urls.len() + service.backup_urls.len() > MAX_BACKENDS {
-            return Err(ApplyError::TooManyBackends {
-                topology: topology.to_string(),
-                service: service.name.clone(),
-            });
-        }
-        let mut backends = Vec::new();
-        let all_urls = service
-            .urls
-            .iter()
-            .map(|u| (u, false))
-            .chain(service.backup_urls.iter().map(|u| (u, true)));
-        for (url, backup) in all_urls {
-            // Backends whose url did not change keep their state across reloads.
-            let reused = previous.and_then(|p| {
-                p.backends
-                    .iter()
-                    .find(|b| b.url == *url && b.backup == backup)
-                    .cloned()
-            });
-            let backend = match reused {
-                Some(b) => b,
-                None => {
-                    let backend =
-                        Backend::new(topology, &service.name, url, backup, &self.cookie_key)
-                            .ok_or_else(|| ApplyError::BadUrl {
-                                topology: topology.to_string(),
-                                service: service.name.clone(),
-                                url: url.to_string(),
-                            })?;
-                    let admin = self.admin_states.lock().unwrap_or_else(|p| p.into_inner());
-                    backend
-                        .state
-                        .set_admin(admin.get(&backend.id).copied().unwrap_or_default());
-                    Arc::new(backend)
+        for (name, service) in built.services {
+            let runtime = match service {
+                NextService::Kept(runtime) => runtime,
+                NextService::Build(draft) => {
+                    let client = build_client(&draft.config, base_dir)?;
+                    Arc::new(ServiceRuntime::new(*draft, client))
                 }
             };
-            backends.push(backend);
+            services.insert(name, runtime);
         }
-        let client = build_client(service, &self.base_dir)?;
-        let context = format!("/{}/{}", self.path_prefix, topology);
-        let location_bases = backends
-            .iter()
-            .map(|b| b.url.as_str().trim_end_matches('/').to_string())
-            .collect();
-        let checker = service.health.as_ref().and_then(|check| {
-            spawn_checker(CheckTarget {
-                topology: topology.to_string(),
-                service: service.name.clone(),
-                check: check.clone(),
-                backends: backends.clone(),
-                client: client.clone(),
-                protocol_h2: service.protocol == BackendProtocol::H2,
-            })
-        });
-        // Keep the active backend across a reload when its url is still there.
-        let active = previous
-            .and_then(|p| p.backends.get(p.active_index()))
-            .and_then(|b| backends.iter().position(|n| Arc::ptr_eq(n, b)))
-            .unwrap_or(0);
-        Ok(ServiceRuntime {
-            topology: topology.to_string(),
-            config: service.clone(),
-            round_robin: Mutex::new(vec![0; backends.len()]),
-            backends,
-            client,
-            context: HeaderValue::from_str(&context)
-                .unwrap_or_else(|_| HeaderValue::from_static("/")),
-            location_bases,
-            active: AtomicUsize::new(active),
-            budget: Default::default(),
-            stats: previous.map(|p| p.stats.clone()).unwrap_or_default(),
-            sticky_cookie: format!("{}-{}", service.ha.sticky_session_cookie_name, service.name),
-            _checker: checker,
-        })
+        let topology = TopologyRuntime {
+            name: built.name,
+            source: built.source,
+            services,
+        };
+        topologies.insert(topology.name.clone(), Arc::new(topology));
+    }
+    Ok(RoutingTable {
+        generation: next.generation,
+        topologies,
+        admin_states: next.admin_states,
+        credentials: next.credentials,
+    })
+}
+
+/// Runs one effect of an applied change against the table now served.
+fn run_effect(table: &RoutingTable, effect: Effect, checkers: &mut Checkers) {
+    match effect {
+        Effect::StopHealth(key) => {
+            checkers.remove(&key);
+        }
+        Effect::StartHealth(key) => {
+            let service = table
+                .topologies
+                .get(&key.topology)
+                .and_then(|t| t.services.get(&key.service));
+            let Some((service, check)) = service.and_then(|s| Some((s, s.config.health.clone()?)))
+            else {
+                return;
+            };
+            let target = CheckTarget {
+                topology: key.topology.clone(),
+                service: key.service.clone(),
+                check,
+                backends: service.backends.clone(),
+                client: service.client.clone(),
+                protocol_h2: service.config.protocol == BackendProtocol::H2,
+            };
+            match spawn_checker(target) {
+                Ok(checker) => {
+                    checkers.insert(key, checker);
+                }
+                Err(err) => tracing::warn!("{err}; its backends count as up"),
+            }
+        }
+        Effect::SyncAdminStates => sync_admin_states(table),
+    }
+}
+
+fn sync_admin_states(table: &RoutingTable) {
+    for (topology, service) in table.services() {
+        for backend in &service.backends {
+            let state = table
+                .admin_states
+                .get(&backend.id)
+                .copied()
+                .unwrap_or_default();
+            if backend.state.admin() != state {
+                tracing::info!(backend = %backend.id, topology = %topology.name, service = %service.config.name, state = state.as_str(), "backend admin state");
+                backend.state.set_admin(state);
+            }
+        }
     }
 }
 

@@ -2,7 +2,6 @@
 //! atomics at scrape time. Nothing is registered per request, so the request
 //! path pays only its relaxed increments.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -103,134 +102,13 @@ impl Collector for Snapshot {
         let backends = backends(&services);
         let now = tokio::time::Instant::now();
 
-        let mut requests = encoder.encode_descriptor(
-            "portcullis_requests",
-            "Responses sent to clients, by the backend that answered (\"\" when the gateway answered itself) and status code.",
-            None,
-            MetricType::Counter,
-        )?;
-        for (topology, service) in &services {
-            let name = service.config.name.as_str();
-            for (code, count) in service.stats.gateway_answers.snapshot() {
-                let code = code.to_string();
-                let labels = [
-                    ("topology", *topology),
-                    ("service", name),
-                    ("backend", ""),
-                    ("code", code.as_str()),
-                ];
-                ConstCounter::new(count).encode(requests.encode_family(&labels)?)?;
-            }
-        }
-        for (topology, service, backend) in &backends {
-            for (code, count) in backend.state.answers.snapshot() {
-                let code = code.to_string();
-                let labels = [
-                    ("topology", *topology),
-                    ("service", *service),
-                    ("backend", backend.id.as_str()),
-                    ("code", code.as_str()),
-                ];
-                ConstCounter::new(count).encode(requests.encode_family(&labels)?)?;
-            }
-        }
-
-        let mut durations = encoder.encode_descriptor(
-            "portcullis_request_duration",
-            "Time from a request's arrival to its response head.",
-            Some(&Unit::Seconds),
-            MetricType::Histogram,
-        )?;
-        for (topology, service) in &services {
-            let snapshot = service.stats.latency.snapshot();
-            let buckets: Vec<(f64, u64)> = LATENCY_BOUNDS
-                .iter()
-                .copied()
-                // prometheus-client writes f64::MAX as the `+Inf` bucket.
-                .chain(std::iter::once(f64::MAX))
-                .zip(snapshot.counts.iter().copied())
-                .collect();
-            let labels = [("topology", *topology), ("service", &service.config.name)];
-            durations
-                .encode_family(&labels)?
-                .encode_histogram::<NoLabelSet>(
-                    snapshot.sum_seconds,
-                    snapshot.count,
-                    &buckets,
-                    None,
-                )?;
-        }
-
-        let mut up = encoder.encode_descriptor(
-            "portcullis_backend_up",
-            "1 when the backend takes traffic: healthy, not ejected, not disabled.",
-            None,
-            MetricType::Gauge,
-        )?;
-        for (topology, service, backend) in &backends {
-            let labels = [
-                ("topology", *topology),
-                ("service", *service),
-                ("backend", backend.id.as_str()),
-                ("url", backend.url.as_str()),
-            ];
-            let value = i64::from(views::can_serve(backend, now));
-            ConstGauge::new(value).encode(up.encode_family(&labels)?)?;
-        }
-
-        let mut in_flight = encoder.encode_descriptor(
-            "portcullis_backend_in_flight",
-            "Requests in flight to the backend from this member.",
-            None,
-            MetricType::Gauge,
-        )?;
-        for (topology, service, backend) in &backends {
-            let labels = [
-                ("topology", *topology),
-                ("service", *service),
-                ("backend", backend.id.as_str()),
-            ];
-            let value = backend.state.in_flight.load(Ordering::Relaxed);
-            ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX))
-                .encode(in_flight.encode_family(&labels)?)?;
-        }
-
-        let mut tries = encoder.encode_descriptor(
-            "portcullis_backend_tries",
-            "Tries sent to the backend, by how they ended.",
-            None,
-            MetricType::Counter,
-        )?;
-        for (topology, service, backend) in &backends {
-            let outcomes = &backend.state.outcomes;
-            for (outcome, counter) in [
-                ("answered", &outcomes.answered),
-                ("connect_failed", &outcomes.connect_failed),
-                ("failed", &outcomes.failed),
-                ("timed_out", &outcomes.timed_out),
-            ] {
-                let labels = [
-                    ("topology", *topology),
-                    ("service", *service),
-                    ("backend", backend.id.as_str()),
-                    ("outcome", outcome),
-                ];
-                ConstCounter::new(counter.load(Ordering::Relaxed))
-                    .encode(tries.encode_family(&labels)?)?;
-            }
-        }
-
-        let mut failovers = encoder.encode_descriptor(
-            "portcullis_failovers",
-            "Tries after the first one of a request.",
-            None,
-            MetricType::Counter,
-        )?;
-        for (topology, service) in &services {
-            let labels = [("topology", *topology), ("service", &service.config.name)];
-            ConstCounter::new(service.stats.failovers.load(Ordering::Relaxed))
-                .encode(failovers.encode_family(&labels)?)?;
-        }
+        encode_requests(&mut encoder, &services, &backends)?;
+        encode_durations(&mut encoder, &services)?;
+        encode_backend_up(&mut encoder, &backends, now)?;
+        encode_in_flight(&mut encoder, &backends)?;
+        encode_tries(&mut encoder, &backends, now)?;
+        encode_failovers(&mut encoder, &services)?;
+        encode_budget_exhausted(&mut encoder, &services)?;
 
         gauge(
             &mut encoder,
@@ -252,4 +130,183 @@ impl Collector for Snapshot {
         )?;
         Ok(())
     }
+}
+
+fn encode_requests(
+    encoder: &mut DescriptorEncoder,
+    services: &[(&str, &ServiceRuntime)],
+    backends: &[(&str, &str, &Backend)],
+) -> Result<(), std::fmt::Error> {
+    let mut requests = encoder.encode_descriptor(
+        "portcullis_requests",
+        "Responses sent to clients, by the backend that answered (\"\" when the gateway answered itself) and status code.",
+        None,
+        MetricType::Counter,
+    )?;
+    for (topology, service) in services {
+        let name = service.config.name.as_str();
+        for (code, count) in service.stats.gateway_answers().snapshot() {
+            let code = code.to_string();
+            let labels = [
+                ("topology", *topology),
+                ("service", name),
+                ("backend", ""),
+                ("code", code.as_str()),
+            ];
+            ConstCounter::new(count).encode(requests.encode_family(&labels)?)?;
+        }
+    }
+    for (topology, service, backend) in backends {
+        for (code, count) in backend.state.answers().snapshot() {
+            let code = code.to_string();
+            let labels = [
+                ("topology", *topology),
+                ("service", *service),
+                ("backend", backend.id.as_str()),
+                ("code", code.as_str()),
+            ];
+            ConstCounter::new(count).encode(requests.encode_family(&labels)?)?;
+        }
+    }
+    Ok(())
+}
+
+fn encode_durations(
+    encoder: &mut DescriptorEncoder,
+    services: &[(&str, &ServiceRuntime)],
+) -> Result<(), std::fmt::Error> {
+    let mut durations = encoder.encode_descriptor(
+        "portcullis_request_duration",
+        "Time from a request's arrival to its response head.",
+        Some(&Unit::Seconds),
+        MetricType::Histogram,
+    )?;
+    for (topology, service) in services {
+        let snapshot = service.stats.latency();
+        let buckets: Vec<(f64, u64)> = LATENCY_BOUNDS
+            .iter()
+            .copied()
+            // prometheus-client writes f64::MAX as the `+Inf` bucket.
+            .chain(std::iter::once(f64::MAX))
+            .zip(snapshot.counts.iter().copied())
+            .collect();
+        let labels = [("topology", *topology), ("service", &service.config.name)];
+        durations
+            .encode_family(&labels)?
+            .encode_histogram::<NoLabelSet>(snapshot.sum_seconds, snapshot.count, &buckets, None)?;
+    }
+    Ok(())
+}
+
+fn encode_backend_up(
+    encoder: &mut DescriptorEncoder,
+    backends: &[(&str, &str, &Backend)],
+    now: tokio::time::Instant,
+) -> Result<(), std::fmt::Error> {
+    let mut up = encoder.encode_descriptor(
+        "portcullis_backend_up",
+        "1 when the backend takes traffic: healthy, not ejected, not disabled.",
+        None,
+        MetricType::Gauge,
+    )?;
+    for (topology, service, backend) in backends {
+        let labels = [
+            ("topology", *topology),
+            ("service", *service),
+            ("backend", backend.id.as_str()),
+            ("url", backend.url.as_str()),
+        ];
+        let value = i64::from(views::can_serve(backend, now));
+        ConstGauge::new(value).encode(up.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+fn encode_in_flight(
+    encoder: &mut DescriptorEncoder,
+    backends: &[(&str, &str, &Backend)],
+) -> Result<(), std::fmt::Error> {
+    let mut in_flight = encoder.encode_descriptor(
+        "portcullis_backend_in_flight",
+        "Requests in flight to the backend from this member.",
+        None,
+        MetricType::Gauge,
+    )?;
+    for (topology, service, backend) in backends {
+        let labels = [
+            ("topology", *topology),
+            ("service", *service),
+            ("backend", backend.id.as_str()),
+        ];
+        let value = backend.state.in_flight();
+        ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX))
+            .encode(in_flight.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+fn encode_tries(
+    encoder: &mut DescriptorEncoder,
+    backends: &[(&str, &str, &Backend)],
+    now: tokio::time::Instant,
+) -> Result<(), std::fmt::Error> {
+    let mut tries = encoder.encode_descriptor(
+        "portcullis_backend_tries",
+        "Tries sent to the backend, by how they ended.",
+        None,
+        MetricType::Counter,
+    )?;
+    for (topology, service, backend) in backends {
+        let outcomes = backend.state.snapshot(now).outcomes;
+        for (outcome, count) in [
+            ("answered", outcomes.answered),
+            ("connect_failed", outcomes.connect_failed),
+            ("failed", outcomes.failed),
+            ("timed_out", outcomes.timed_out),
+        ] {
+            let labels = [
+                ("topology", *topology),
+                ("service", *service),
+                ("backend", backend.id.as_str()),
+                ("outcome", outcome),
+            ];
+            ConstCounter::new(count).encode(tries.encode_family(&labels)?)?;
+        }
+    }
+    Ok(())
+}
+
+fn encode_failovers(
+    encoder: &mut DescriptorEncoder,
+    services: &[(&str, &ServiceRuntime)],
+) -> Result<(), std::fmt::Error> {
+    let mut failovers = encoder.encode_descriptor(
+        "portcullis_failovers",
+        "Tries after the first one of a request.",
+        None,
+        MetricType::Counter,
+    )?;
+    for (topology, service) in services {
+        let labels = [("topology", *topology), ("service", &service.config.name)];
+        ConstCounter::new(service.stats.failovers()).encode(failovers.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+fn encode_budget_exhausted(
+    encoder: &mut DescriptorEncoder,
+    services: &[(&str, &ServiceRuntime)],
+) -> Result<(), std::fmt::Error> {
+    let mut exhausted = encoder.encode_descriptor(
+        "portcullis_retry_budget_exhausted",
+        "Retries refused because the service's retry budget was spent.",
+        None,
+        MetricType::Counter,
+    )?;
+    for (topology, service) in services {
+        let labels = [("topology", *topology), ("service", &service.config.name)];
+        ConstCounter::new(service.stats.retry_budget_exhausted())
+            .encode(exhausted.encode_family(&labels)?)?;
+    }
+    Ok(())
 }

@@ -1,10 +1,9 @@
 //! JSON views of the live data plane, shared by the API and the dashboard.
 
-use std::sync::atomic::Ordering;
 use std::time::UNIX_EPOCH;
 
 use portcullis_config::{AdminState, LoadBalancing};
-use portcullis_proxy::ha::Health;
+use portcullis_proxy::ha::{Clients, Health};
 use portcullis_proxy::routing::{Backend, RoutingTable, ServiceRuntime};
 use portcullis_proxy::stats::LATENCY_BOUNDS;
 use serde_json::{json, Value};
@@ -29,7 +28,7 @@ fn health_word(health: Health) -> &'static str {
 
 /// Whether a backend takes traffic for new clients or stickies at all.
 pub fn can_serve(backend: &Backend, now: Instant) -> bool {
-    backend.state.admin() != AdminState::Disabled && backend.state.is_up(now)
+    backend.state.can_serve(now, Clients::Sticky)
 }
 
 fn millis_since_epoch(at: std::time::SystemTime) -> u64 {
@@ -52,15 +51,15 @@ pub fn backend_detail(backend: &Backend, now: Instant) -> Value {
 }
 
 fn backend_summary(backend: &Backend, now: Instant) -> Value {
-    let state = &backend.state;
+    let snapshot = backend.state.snapshot(now);
     json!({
         "id": backend.id,
         "url": backend.url.as_str(),
         "backup": backend.backup,
         "state": state_word(backend, now),
-        "in_flight": state.in_flight.load(Ordering::Relaxed),
-        "requests": state.requests.load(Ordering::Relaxed),
-        "failures": state.failures.load(Ordering::Relaxed),
+        "in_flight": snapshot.in_flight,
+        "requests": snapshot.requests,
+        "failures": snapshot.failures,
     })
 }
 
@@ -73,26 +72,15 @@ fn balancing_word(mode: LoadBalancing) -> &'static str {
     }
 }
 
-/// Responses sent to clients for a service, and those with a 5xx status.
-pub fn service_totals(service: &ServiceRuntime) -> (u64, u64) {
-    let mut requests = service.stats.gateway_answers.total();
-    let mut errors = service.stats.gateway_answers.server_errors();
-    for backend in &service.backends {
-        requests += backend.state.answers.total();
-        errors += backend.state.answers.server_errors();
-    }
-    (requests, errors)
-}
-
 fn service_stats(service: &ServiceRuntime, now: Instant) -> Value {
-    let (requests, errors) = service_totals(service);
-    let latency = service.stats.latency.snapshot();
+    let (requests, errors) = service.answered_totals();
+    let latency = service.stats.latency();
     json!({
         "name": service.config.name,
         "load_balancing": balancing_word(service.config.ha.load_balancing),
         "requests": requests,
         "errors": errors,
-        "failovers": service.stats.failovers.load(Ordering::Relaxed),
+        "failovers": service.stats.failovers(),
         "latency": {
             "bounds": LATENCY_BOUNDS,
             "counts": latency.counts,
@@ -135,15 +123,5 @@ pub fn live_services(table: &RoutingTable, topology: &str) -> Option<Vec<String>
 /// Services where a new client finds no backend that is up and enabled
 /// (draining ones keep only their sticky clients).
 pub fn stranded_services(table: &RoutingTable) -> usize {
-    let now = Instant::now();
-    table
-        .topologies
-        .values()
-        .flat_map(|t| t.services.values())
-        .filter(|s| {
-            !s.backends
-                .iter()
-                .any(|b| b.state.admin() == AdminState::Enabled && b.state.is_up(now))
-        })
-        .count()
+    table.stranded_services(Instant::now())
 }

@@ -50,11 +50,47 @@ impl std::fmt::Display for TryOutcome {
 
 /// Tries of a backend by outcome class.
 #[derive(Debug, Default)]
-pub struct OutcomeCounters {
-    pub answered: AtomicU64,
-    pub connect_failed: AtomicU64,
-    pub failed: AtomicU64,
-    pub timed_out: AtomicU64,
+pub(crate) struct OutcomeCounters {
+    answered: AtomicU64,
+    connect_failed: AtomicU64,
+    failed: AtomicU64,
+    timed_out: AtomicU64,
+}
+
+/// A read of [`OutcomeCounters`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutcomeCounts {
+    pub answered: u64,
+    pub connect_failed: u64,
+    pub failed: u64,
+    pub timed_out: u64,
+}
+
+/// Which clients a backend is asked to serve: draining backends keep the
+/// clients whose sticky cookie names them and take no new ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clients {
+    /// Clients without a usable sticky cookie.
+    New,
+    /// Clients whose sticky cookie names this backend.
+    Sticky,
+}
+
+/// One read of a backend's state and counters, for the admin API, metrics
+/// and tests. Each field is read on its own (relaxed), so counters taken
+/// while requests run may be a request apart from each other.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendSnapshot {
+    pub admin: AdminState,
+    pub health: Health,
+    /// [`BackendState::can_serve`] for sticky clients: up and not disabled.
+    pub serving: bool,
+    pub in_flight: u64,
+    /// Tries sent to the backend.
+    pub requests: u64,
+    /// Tries that failed (including retried statuses).
+    pub failures: u64,
+    pub outcomes: OutcomeCounts,
 }
 
 /// The last active check of a backend, for the admin API.
@@ -76,12 +112,12 @@ pub struct BackendState {
     available_since: AtomicU64,
     consecutive_failures: AtomicU32,
     ejection_streak: AtomicU32,
-    pub in_flight: AtomicU64,
-    pub requests: AtomicU64,
-    pub failures: AtomicU64,
-    pub outcomes: OutcomeCounters,
+    pub(crate) in_flight: AtomicU64,
+    pub(crate) requests: AtomicU64,
+    pub(crate) failures: AtomicU64,
+    pub(crate) outcomes: OutcomeCounters,
     /// Responses this backend gave that went to the client, by status code.
-    pub answers: crate::stats::StatusCounts,
+    pub(crate) answers: crate::stats::StatusCounts,
     last_check: Mutex<Option<CheckRecord>>,
 }
 
@@ -153,6 +189,47 @@ impl BackendState {
 
     pub fn is_up(&self, now: Instant) -> bool {
         self.health(now) == Health::Up
+    }
+
+    /// The one rule for whether this backend may take a request: it is up
+    /// (not down by checks, not ejected) and its admin state admits the
+    /// client: enabled backends take everyone, draining ones only their
+    /// sticky clients, disabled ones nobody.
+    pub fn can_serve(&self, now: Instant, clients: Clients) -> bool {
+        let admitted = match self.admin() {
+            AdminState::Enabled => true,
+            AdminState::Draining => clients == Clients::Sticky,
+            AdminState::Disabled => false,
+        };
+        admitted && self.is_up(now)
+    }
+
+    /// Requests in flight on this backend (read by least-requests).
+    pub fn in_flight(&self) -> u64 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Responses this backend gave that went to the client, by status code.
+    pub fn answers(&self) -> &crate::stats::StatusCounts {
+        &self.answers
+    }
+
+    pub fn snapshot(&self, now: Instant) -> BackendSnapshot {
+        let read = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        BackendSnapshot {
+            admin: self.admin(),
+            health: self.health(now),
+            serving: self.can_serve(now, Clients::Sticky),
+            in_flight: read(&self.in_flight),
+            requests: read(&self.requests),
+            failures: read(&self.failures),
+            outcomes: OutcomeCounts {
+                answered: read(&self.outcomes.answered),
+                connect_failed: read(&self.outcomes.connect_failed),
+                failed: read(&self.outcomes.failed),
+                timed_out: read(&self.outcomes.timed_out),
+            },
+        }
     }
 
     /// A try on this backend succeeded: the failure run and the ejection
@@ -253,11 +330,11 @@ fn admin_code(state: AdminState) -> u8 {
 /// Counts a request in flight on a backend until dropped (the response body
 /// carries it, so least-requests sees requests until they really end).
 pub struct InFlight {
-    backend: std::sync::Arc<crate::routing::Backend>,
+    backend: std::sync::Arc<super::Backend>,
 }
 
 impl InFlight {
-    pub fn start(backend: std::sync::Arc<crate::routing::Backend>) -> InFlight {
+    pub fn start(backend: std::sync::Arc<super::Backend>) -> InFlight {
         backend.state.in_flight.fetch_add(1, Ordering::Relaxed);
         backend.state.requests.fetch_add(1, Ordering::Relaxed);
         InFlight { backend }
@@ -360,6 +437,74 @@ mod tests {
         assert!(state.is_up(Instant::now()));
         tokio::time::advance(SEC).await;
         assert!((state.weight(Instant::now(), 4 * SEC) - 0.25).abs() < 0.01);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn can_serve_is_health_and_admin_state_together() {
+        let state = BackendState::new();
+        let now = Instant::now();
+        let rule = |state: &BackendState| {
+            let now = Instant::now();
+            (
+                state.can_serve(now, Clients::New),
+                state.can_serve(now, Clients::Sticky),
+            )
+        };
+        assert_eq!(rule(&state), (true, true));
+        state.set_admin(AdminState::Draining);
+        assert_eq!(
+            rule(&state),
+            (false, true),
+            "draining keeps its sticky clients"
+        );
+        state.set_admin(AdminState::Disabled);
+        assert_eq!(rule(&state), (false, false));
+        state.set_admin(AdminState::Enabled);
+        state.record_failure(now, 1, SEC);
+        assert_eq!(rule(&state), (false, false), "ejected");
+        tokio::time::advance(SEC).await;
+        assert_eq!(rule(&state), (true, true));
+        state.set_checked_up(false, Instant::now());
+        assert_eq!(rule(&state), (false, false), "down by checks");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_snapshot_reads_every_counter() {
+        let url = url::Url::parse("http://127.0.0.1:1/").unwrap();
+        let backend = std::sync::Arc::new(
+            super::super::Backend::new("t", "s", &url, false, &crate::CookieKey::random()).unwrap(),
+        );
+        let state = &backend.state;
+        let first = InFlight::start(backend.clone());
+        let _second = InFlight::start(backend.clone());
+        drop(first);
+        state.count_outcome(TryOutcome::Answered(200));
+        state.count_outcome(TryOutcome::ConnectFailed);
+        state.count_outcome(TryOutcome::Stalled);
+        state.count_outcome(TryOutcome::TimedOut);
+        state.count_outcome(TryOutcome::Failed);
+        state.record_failure(Instant::now(), 5, SEC);
+        state.set_admin(AdminState::Draining);
+        let snapshot = state.snapshot(Instant::now());
+        assert_eq!(
+            snapshot,
+            BackendSnapshot {
+                admin: AdminState::Draining,
+                health: Health::Up,
+                serving: true,
+                in_flight: 1,
+                requests: 2,
+                failures: 1,
+                outcomes: OutcomeCounts {
+                    answered: 1,
+                    connect_failed: 1,
+                    failed: 1,
+                    timed_out: 2,
+                },
+            }
+        );
+        assert_eq!(state.in_flight(), 1);
+        assert_eq!(state.answers_so_far(), 1);
     }
 
     #[test]
