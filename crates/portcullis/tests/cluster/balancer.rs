@@ -260,3 +260,56 @@ async fn proxy_mode_sends_bodiless_requests_past_an_unreachable_member() {
     m2.stop().await;
     m1.stop().await;
 }
+
+/// With no live member to choose (here the only record is one whose member
+/// stopped heartbeating a minute ago), the balancer answers 503 with a JSON
+/// error in both modes: no redirect, no affinity cookie, nothing forwarded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_no_live_member_the_balancer_answers_503() {
+    use portcullis_cluster::members::now_ms;
+    init();
+    for mode in [
+        portcullis_config::BalancerMode::Redirect,
+        portcullis_config::BalancerMode::Proxy,
+    ] {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let table = std::sync::Arc::new(portcullis::balancer::MemberTable::new(
+            portcullis_proxy::CookieKey::random(),
+        ));
+        table.replace(vec![portcullis_cluster::MemberRecord {
+            id: "gone".into(),
+            role: portcullis_cluster::RoleName::Manager,
+            public_url: format!("http://127.0.0.1:{}", free_port()),
+            admin_url: None,
+            version: "0".into(),
+            generation: 1,
+            in_flight: 0,
+            heartbeat_ms: 200,
+            updated_at_ms: now_ms() - 60_000,
+        }]);
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let serving = tokio::spawn(portcullis::balancer::serve(
+            listener,
+            table,
+            mode,
+            Duration::from_secs(10),
+            stopped,
+        ));
+        for request in [
+            Request::get(format!("http://{addr}/gateway/t/svc/x")).body(empty()),
+            Request::post(format!("http://{addr}/gateway/t/svc/x")).body(full("payload")),
+        ] {
+            let reply = send(&client(), request.unwrap()).await;
+            assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{mode:?}");
+            assert_eq!(reply.json()["error"], "no live member", "{mode:?}");
+            assert!(reply.headers.get("location").is_none(), "{mode:?}");
+            assert!(reply.headers.get("set-cookie").is_none(), "{mode:?}");
+        }
+        stop.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), serving)
+            .await
+            .expect("the balancer stops")
+            .unwrap();
+    }
+}

@@ -190,3 +190,40 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// `alias create NAME` without `--value` reads the value from stdin, all of
+/// it, less one final newline (a typed or piped line); `alias show` prints
+/// it back followed by a newline.
+#[test]
+fn alias_create_reads_the_value_from_stdin() {
+    use std::io::Write;
+    use std::process::Stdio;
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    std::fs::create_dir_all(store.join("topologies")).unwrap();
+    let master = dir.path().join("master.key");
+    let out = run(&["master", "create", "--file", master.to_str().unwrap()], None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (config, _) = write_config(dir.path(), "m1", &store, &master);
+    for (name, typed, stored) in [
+        ("one.line", "piped secret\n", "piped secret"),
+        ("two.lines", "first\nsecond\n", "first\nsecond"),
+        ("no.newline", "as is", "as is"),
+    ] {
+        let mut child = cli_command(&config, &["alias", "create", name])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(typed.as_bytes()).unwrap();
+        drop(stdin);
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let shown = run(&["alias", "show", name], Some(&config));
+        assert!(shown.status.success(), "{}", String::from_utf8_lossy(&shown.stderr));
+        assert_eq!(String::from_utf8_lossy(&shown.stdout), format!("{stored}\n"));
+    }
+}

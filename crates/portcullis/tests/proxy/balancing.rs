@@ -113,7 +113,7 @@ async fn slow_start_ramps_a_returning_backend_up_to_its_share() {
     let text = ha_topology(
         "svc",
         &[a.url(), b.url()],
-        "load_balancing = \"round-robin\"\nslow_start = \"3s\"\neject_after = 1\neject_for = \"500ms\"",
+        "load_balancing = \"round-robin\"\nslow_start = \"3s\"\neject_after = 1\neject_for = \"1s\"",
         "",
     );
     let member = TestMember::start(&[("t", &text)]).await;
@@ -144,6 +144,7 @@ async fn slow_start_ramps_a_returning_backend_up_to_its_share() {
         assert!(early_a <= 6, "a answered {early_a} of 20 just after returning");
     }
     assert!((9..=11).contains(&late_a), "a answered {late_a} of 20 after the ramp");
+    eprintln!("slow start: a answered {early_a}/20 in the {early_took:?} after its return, {late_a}/20 after the ramp");
     assert!(early_a < late_a, "early {early_a}, late {late_a}");
     member.stop().await;
 }

@@ -174,3 +174,108 @@ async fn assert_plain_http_gets_no_response(port: u16) {
         "neither nothing nor a TLS alert: {answer:?}"
     );
 }
+
+/// The sticky cookie carries `Secure` when the client connection is TLS, and
+/// only then: the same topology on a plain listener sets it without.
+#[tokio::test]
+async fn the_sticky_cookie_is_secure_over_tls_only() {
+    init();
+    let certs_dir = tempfile::tempdir().unwrap();
+    let certs =
+        portcullis::cert::create_certs(&["localhost".to_string()], certs_dir.path()).unwrap();
+    let a = DemoBackend::spawn("a", "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let b = DemoBackend::spawn("b", "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let text = ha_topology(
+        "svc",
+        &[a.url(), b.url()],
+        "load_balancing = \"round-robin\"\nsticky_session = true",
+        "",
+    );
+    let tls_member = TestMember::start_with(
+        &[("t", &text)],
+        &format!(
+            "tls = {{ cert = {:?}, key = {:?} }}",
+            certs.server_cert.display().to_string(),
+            certs.server_key.display().to_string()
+        ),
+    )
+    .await;
+    let plain_member = TestMember::start(&[("t", &text)]).await;
+
+    let url = format!("https://localhost:{}/gateway/t/svc/x", tls_member.addr.port());
+    for h2 in [false, true] {
+        let response = tls_client(&certs.ca_cert, h2)
+            .request(Request::get(&url).body(empty()).unwrap())
+            .await
+            .expect("TLS request");
+        assert_eq!(response.status(), StatusCode::OK);
+        let cookie = response.headers()["set-cookie"].to_str().unwrap().to_string();
+        assert!(cookie.starts_with("KNOX_BACKEND-svc="), "{cookie}");
+        assert!(
+            cookie.ends_with("; Path=/gateway/t; HttpOnly; SameSite=Lax; Secure"),
+            "{cookie}"
+        );
+    }
+    let plain = get(&plain_member.url("/gateway/t/svc/x")).await;
+    let cookie = plain.headers["set-cookie"].to_str().unwrap();
+    assert!(
+        cookie.ends_with("; Path=/gateway/t; HttpOnly; SameSite=Lax"),
+        "no Secure on a plain connection: {cookie}"
+    );
+    tls_member.stop().await;
+    plain_member.stop().await;
+}
+
+/// `protocol = "h2"` to an https backend: HTTP/2 negotiated by ALPN, for
+/// HTTP/1.1 and HTTP/2 clients alike; the default stays HTTP/1.1.
+#[tokio::test]
+async fn protocol_h2_speaks_http2_to_a_tls_backend() {
+    init();
+    let certs_dir = tempfile::tempdir().unwrap();
+    let certs =
+        portcullis::cert::create_certs(&["localhost".to_string()], certs_dir.path()).unwrap();
+    let cert_pem = std::fs::read_to_string(&certs.server_cert).unwrap();
+    let key_pem = std::fs::read_to_string(&certs.server_key).unwrap();
+    let backend = DemoBackend::spawn_tls(
+        "secure",
+        "127.0.0.1:0".parse().unwrap(),
+        &cert_pem,
+        &key_pem,
+    )
+    .await
+    .unwrap();
+    let ca = certs.ca_cert.display().to_string();
+    let text = format!(
+        "{}\n{}",
+        topology(
+            "h2",
+            &[backend.url()],
+            &format!("protocol = \"h2\"\ntls_ca = {ca:?}")
+        ),
+        topology("h1", &[backend.url()], &format!("tls_ca = {ca:?}")),
+    );
+    let member = TestMember::start(&[("t", &text)]).await;
+    for client in [client(), h2c_client()] {
+        let request = Request::get(member.url("/gateway/t/h2/x"))
+            .body(empty())
+            .unwrap();
+        let reply = send(&client, request).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+        assert_eq!(reply.json()["backend"], "secure");
+        assert_eq!(reply.json()["version"], "HTTP/2.0");
+        // A POST body crosses the HTTP/2 hop whole.
+        let request = Request::post(member.url("/gateway/t/h2/echo"))
+            .body(full("over h2"))
+            .unwrap();
+        let reply = send(&client, request).await;
+        assert_eq!(reply.status, StatusCode::OK);
+        assert_eq!(&reply.body[..], b"over h2");
+    }
+    let reply = get(&member.url("/gateway/t/h1/x")).await;
+    assert_eq!(reply.json()["version"], "HTTP/1.1");
+    member.stop().await;
+}

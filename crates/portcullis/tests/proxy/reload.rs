@@ -125,3 +125,59 @@ async fn a_reload_does_not_cut_an_in_flight_download_or_websocket() {
     assert_eq!(reply.body.len(), 30);
     member.stop().await;
 }
+
+/// Health state survives a reload for a backend whose url did not change: a
+/// backend ejected for 30 s stays ejected, and gets no request, after the
+/// topology is rewritten around it, even though it is listening again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ejected_backend_stays_ejected_across_a_reload() {
+    use portcullis_proxy::ha::Health;
+    let a = DemoBackend::spawn("a", "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let b = DemoBackend::spawn("b", "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let (a_addr, a_url) = (a.addr(), a.url());
+    let text = |more: &str| {
+        format!(
+            "{}\n{more}",
+            ha_topology(
+                "svc",
+                &[a_url.clone(), b.url()],
+                "load_balancing = \"round-robin\"\neject_after = 1\neject_for = \"30s\"",
+                "",
+            )
+        )
+    };
+    let member = TestMember::start(&[("t", &text(""))]).await;
+    let url = member.url("/gateway/t/svc/x");
+    a.shutdown().await;
+    for _ in 0..2 {
+        assert_eq!(get(&url).await.json()["backend"], "b");
+    }
+    let ejected = |member: &TestMember| {
+        member.service("t", "svc").backends[0]
+            .state
+            .health(tokio::time::Instant::now())
+    };
+    assert_eq!(ejected(&member), Health::Ejected);
+    let a = DemoBackend::spawn("a", a_addr).await.unwrap();
+
+    let generation = member.gateway().generation();
+    member.put_topology("t", &text(&topology("added", &[b.url()], "")));
+    let reply = eventually(
+        &member.url("/gateway/t/added/x"),
+        Duration::from_secs(5),
+        |r| r.status == StatusCode::OK,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "the reload applied");
+    assert!(member.gateway().generation() > generation);
+    assert_eq!(ejected(&member), Health::Ejected, "still ejected after the reload");
+    for _ in 0..10 {
+        assert_eq!(get(&url).await.json()["backend"], "b");
+    }
+    assert_eq!(a.requests(), 0, "the ejected backend got no request");
+    member.stop().await;
+}
