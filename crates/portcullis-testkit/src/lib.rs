@@ -10,16 +10,16 @@
 //! - [`wait`]: waits on a condition with a deadline, instead of fixed sleeps.
 #![forbid(unsafe_code)]
 
-pub mod requests;
 pub mod load;
 pub mod member;
 pub mod process;
+pub mod requests;
 pub mod wait;
 
-pub use crate::requests::*;
 pub use crate::load::{Load, LoadResult};
 pub use crate::member::*;
 pub use crate::process::*;
+pub use crate::requests::*;
 pub use crate::wait::*;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -124,7 +124,9 @@ async fn run_loop(
             }
             Ok(Ok((status, _))) => result.failures.push(format!("status {status}")),
             Ok(Err(e)) => result.failures.push(e),
-            Err(_) => result.failures.push(format!("no answer in {ANSWER_WITHIN:?}")),
+            Err(_) => result
+                .failures
+                .push(format!("no answer in {ANSWER_WITHIN:?}")),
         }
         if !pause.is_zero() {
             tokio::time::sleep(pause).await;

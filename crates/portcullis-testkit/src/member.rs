@@ -8,8 +8,8 @@ use std::sync::Arc;
 use portcullis::app::Member;
 use portcullis_proxy::routing::{Lookup, ServiceRuntime};
 
-use crate::requests::{admin_call, Reply};
 use crate::init;
+use crate::requests::{admin_call, Reply};
 
 /// A member with its own temporary directory (its config, and its store
 /// unless it shares one).

@@ -43,7 +43,13 @@ impl BackendProcess {
 
     pub fn spawn_on(name: &str, addr: SocketAddr) -> BackendProcess {
         let mut child = Command::new(binary())
-            .args(["demo-backend", "--name", name, "--listen", &addr.to_string()])
+            .args([
+                "demo-backend",
+                "--name",
+                name,
+                "--listen",
+                &addr.to_string(),
+            ])
             .env("RUST_LOG", "error")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

@@ -11,7 +11,11 @@ const POLL: Duration = Duration::from_millis(20);
 
 /// Polls `check` until it returns true; panics naming `what` after `timeout`.
 /// Returns how long it took.
-pub async fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) -> Duration {
+pub async fn wait_until(
+    what: &str,
+    timeout: Duration,
+    mut check: impl FnMut() -> bool,
+) -> Duration {
     wait_for(what, timeout, || std::future::ready(check())).await
 }
 
@@ -35,7 +39,11 @@ where
 }
 
 /// [`wait_until`] for synchronous tests: blocks the thread between polls.
-pub fn wait_until_blocking(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) -> Duration {
+pub fn wait_until_blocking(
+    what: &str,
+    timeout: Duration,
+    mut check: impl FnMut() -> bool,
+) -> Duration {
     let started = Instant::now();
     while !check() {
         assert!(

@@ -1,13 +1,12 @@
 //! The balancer in front of two members sharing a store: affinity, least
 //! in-flight choice, redirect and proxy modes, and a member that leaves.
 
-
 use std::time::{Duration, Instant};
 
-use portcullis_testkit::*;
 use http::{Request, StatusCode};
 use portcullis::app::Member;
 use portcullis::demo_backend::DemoBackend;
+use portcullis_testkit::*;
 
 async fn member(
     dir: &std::path::Path,
@@ -211,13 +210,17 @@ async fn proxy_mode_sends_bodiless_requests_past_an_unreachable_member() {
     let url = format!("http://{}/gateway/t/svc/x", m1.balancer_addr.unwrap());
     // A POST lands on the ghost once the balancer has read its record (it
     // re-reads members every heartbeat / 4): until then, only m1 and m2 answer.
-    wait_for("the balancer to choose the ghost", Duration::from_secs(10), || {
-        let url = url.clone();
-        async move {
-            let request = Request::post(&url).body(full("payload")).unwrap();
-            send(&client(), request).await.status == StatusCode::BAD_GATEWAY
-        }
-    })
+    wait_for(
+        "the balancer to choose the ghost",
+        Duration::from_secs(10),
+        || {
+            let url = url.clone();
+            async move {
+                let request = Request::post(&url).body(full("payload")).unwrap();
+                send(&client(), request).await.status == StatusCode::BAD_GATEWAY
+            }
+        },
+    )
     .await;
     let mut served_by = std::collections::BTreeSet::new();
     for _ in 0..30 {
@@ -250,13 +253,21 @@ async fn proxy_mode_sends_bodiless_requests_past_an_unreachable_member() {
                 served += 1;
             }
             StatusCode::BAD_GATEWAY => {
-                assert_eq!(reply.json()["error"], "member unavailable", "{}", reply.text());
+                assert_eq!(
+                    reply.json()["error"],
+                    "member unavailable",
+                    "{}",
+                    reply.text()
+                );
                 refused += 1;
             }
             other => panic!("unexpected {other}: {}", reply.text()),
         }
     }
-    assert!(served > 0 && refused > 0, "served {served}, refused {refused}");
+    assert!(
+        served > 0 && refused > 0,
+        "served {served}, refused {refused}"
+    );
     m2.stop().await;
     m1.stop().await;
 }

@@ -1,12 +1,11 @@
 //! Several member processes sharing one `dir:` store: config propagation,
 //! membership, leaving, and role enforcement, through the real binary.
 
-
 use std::time::{Duration, Instant};
 
-use portcullis_testkit::*;
 use http::StatusCode;
 use portcullis::demo_backend::DemoBackend;
+use portcullis_testkit::*;
 
 /// Writes a member config sharing `store` and starts `portcullis serve` on it.
 fn start_member(
@@ -120,6 +119,19 @@ async fn a_topology_put_on_one_member_serves_on_all_within_2s() {
     }
 }
 
+/// Waits until `cluster status` through `member` lists every one of `ids`.
+async fn wait_listed(member: &ServeProcess, ids: &[&str]) {
+    wait_until(
+        &format!("cluster status to list {ids:?}"),
+        Duration::from_secs(10),
+        || {
+            let table = status_table(member);
+            ids.iter().all(|id| row(&table, id).is_some())
+        },
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn members_appear_leave_at_once_and_vanish_after_three_missed_heartbeats() {
     init();
@@ -128,7 +140,7 @@ async fn members_appear_leave_at_once_and_vanish_after_three_missed_heartbeats()
     let a = start_member(dir.path(), &store, "alpha", "manager", "");
     let b = start_member(dir.path(), &store, "beta", "worker", "");
     let c = start_member(dir.path(), &store, "gamma", "worker", "");
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    wait_listed(&a, &["alpha", "beta", "gamma"]).await;
     let table = status_table(&a);
     for (id, role) in [
         ("alpha", "manager"),
@@ -183,7 +195,7 @@ async fn writes_through_a_worker_are_refused_naming_the_managers() {
     let store = dir.path().join("store");
     let manager = start_member(dir.path(), &store, "boss", "manager", "");
     let worker = start_member(dir.path(), &store, "hand", "worker", "");
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    wait_listed(&worker, &["boss", "hand"]).await;
     let file = dir.path().join("t.toml");
     std::fs::write(
         &file,

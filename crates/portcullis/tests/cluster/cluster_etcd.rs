@@ -2,13 +2,12 @@
 //! ports with its data in a temp dir): propagation, an etcd outage under load,
 //! member leases, and first-start agreement on the cookie key.
 
-
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use portcullis_testkit::*;
 use http::StatusCode;
 use portcullis::demo_backend::DemoBackend;
+use portcullis_testkit::*;
 
 struct Etcd {
     child: Option<Child>,

@@ -2,12 +2,11 @@
 //! never stalls the data plane; what `check` or the admin API accepts, every
 //! member applies; one bad file in a dir store does not block the others.
 
-
 use std::time::{Duration, Instant};
 
-use portcullis_testkit::*;
 use http::StatusCode;
 use portcullis::demo_backend::DemoBackend;
+use portcullis_testkit::*;
 
 /// `services` services over one url each.
 fn large_topology(services: usize, url: &str) -> String {

@@ -2,12 +2,11 @@
 //! backend processes, real HTTP. Every endpoint, its auth, its errors and its
 //! effect on every member.
 
-
 use std::path::Path;
 use std::time::Duration;
 
-use portcullis_testkit::*;
 use http::StatusCode;
+use portcullis_testkit::*;
 use serde_json::Value;
 
 const FAST_HEALTH: &str = "[service.health]\npath = \"/health\"\ninterval = \"100ms\"\ntimeout = \"100ms\"\nrise = 1\nfall = 1";

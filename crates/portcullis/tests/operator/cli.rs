@@ -1,14 +1,13 @@
 //! The `portcullis` binary as operators run it: serve with graceful shutdown,
 //! memory under a 1 GiB upload, check, cert create and demo.
 
-
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use portcullis_testkit::*;
 use http::{Request, StatusCode};
 use portcullis::demo_backend::DemoBackend;
+use portcullis_testkit::*;
 
 /// A child process that is killed if the test ends early (a failed assertion
 /// must not leave a server running).
@@ -104,13 +103,18 @@ async fn sigterm_finishes_the_in_flight_request_then_exits_zero() {
     let in_flight = tokio::spawn(async move {
         get(&format!("http://127.0.0.1:{port}/gateway/t/svc/sleep/1500")).await
     });
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    wait_until("the request to reach the backend", Duration::from_secs(10), || {
+        backend.requests() >= 1
+    })
+    .await;
     signal(&child, "TERM");
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    // No longer accepting new connections.
-    assert!(tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err());
+    // No longer accepting new connections, well before the request ends.
+    wait_for("the member to stop listening", Duration::from_secs(1), || async {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+    })
+    .await;
     let reply = in_flight.await.unwrap();
     assert_eq!(reply.status, StatusCode::OK, "in-flight request finished");
     let status =

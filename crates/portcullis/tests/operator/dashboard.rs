@@ -5,15 +5,14 @@
 //!
 //! Needs `/usr/bin/chromium` and `/usr/bin/chromedriver`: `bash scripts/setup.sh`.
 
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use portcullis_testkit::*;
 use fantoccini::{Client, ClientBuilder, Locator};
 use futures_util::FutureExt;
 use http::{Request, StatusCode};
+use portcullis_testkit::*;
 use serde_json::{json, Value};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -296,7 +295,8 @@ async fn the_dashboard_shows_the_cluster_and_drains_a_backend_on_every_member() 
     let (alpha_id, beta_id) = (id_of(&urls[0]), id_of(&urls[1]));
 
     // Some traffic through m1, so its rates and chart have something to show.
-    let traffic = Load::with_pause(format!(
+    let traffic = Load::with_pause(
+        format!(
             "http://127.0.0.1:{}/gateway/{TOPOLOGY}/{SERVICE}/hello",
             m1.process.port
         ),
@@ -471,7 +471,8 @@ async fn the_dashboard_shows_the_cluster_and_drains_a_backend_on_every_member() 
             assert!(url.starts_with(&origin), "loaded {url} from elsewhere");
         }
 
-        // One more refresh, then the picture.
+        // One more refresh, then the picture. A fixed wait: the screenshot is
+        // for people to look at, nothing is asserted on the refresh.
         tokio::time::sleep(Duration::from_millis(2200)).await;
         let png = browser.screenshot().await.expect("a screenshot");
         assert!(png.starts_with(b"\x89PNG"), "a PNG screenshot");

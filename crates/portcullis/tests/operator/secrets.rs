@@ -2,13 +2,12 @@
 //! member and used by `backend_auth` on another, refused clearly under a wrong
 //! master secret.
 
-
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use portcullis_testkit::*;
 use http::StatusCode;
 use portcullis::demo_backend::DemoBackend;
+use portcullis_testkit::*;
 
 fn write_config(
     dir: &std::path::Path,
@@ -203,8 +202,15 @@ fn alias_create_reads_the_value_from_stdin() {
     let store = dir.path().join("store");
     std::fs::create_dir_all(store.join("topologies")).unwrap();
     let master = dir.path().join("master.key");
-    let out = run(&["master", "create", "--file", master.to_str().unwrap()], None);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(
+        &["master", "create", "--file", master.to_str().unwrap()],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let (config, _) = write_config(dir.path(), "m1", &store, &master);
     for (name, typed, stored) in [
         ("one.line", "piped secret\n", "piped secret"),
@@ -221,9 +227,20 @@ fn alias_create_reads_the_value_from_stdin() {
         stdin.write_all(typed.as_bytes()).unwrap();
         drop(stdin);
         let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let shown = run(&["alias", "show", name], Some(&config));
-        assert!(shown.status.success(), "{}", String::from_utf8_lossy(&shown.stderr));
-        assert_eq!(String::from_utf8_lossy(&shown.stdout), format!("{stored}\n"));
+        assert!(
+            shown.status.success(),
+            "{}",
+            String::from_utf8_lossy(&shown.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&shown.stdout),
+            format!("{stored}\n")
+        );
     }
 }

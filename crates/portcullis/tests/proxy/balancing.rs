@@ -59,16 +59,20 @@ async fn least_requests_avoids_the_backend_with_requests_in_flight() {
     frozen.signal("STOP");
     // Requests sent in the background until one is stuck in the freeze.
     let mut stuck = Vec::new();
-    wait_for("a request in flight on the frozen backend", Duration::from_secs(10), || {
-        let url = url.clone();
-        stuck.push(tokio::spawn(async move {
-            let _ = client()
-                .request(http::Request::get(url).body(empty()).unwrap())
-                .await;
-        }));
-        let in_flight = svc.backends[0].state.in_flight.load(Ordering::Relaxed);
-        std::future::ready(in_flight >= 1)
-    })
+    wait_for(
+        "a request in flight on the frozen backend",
+        Duration::from_secs(10),
+        || {
+            let url = url.clone();
+            stuck.push(tokio::spawn(async move {
+                let _ = client()
+                    .request(http::Request::get(url).body(empty()).unwrap())
+                    .await;
+            }));
+            let in_flight = svc.backends[0].state.in_flight.load(Ordering::Relaxed);
+            std::future::ready(in_flight >= 1)
+        },
+    )
     .await;
     let order = tokio::time::timeout(Duration::from_secs(20), answers(&url, 30))
         .await
@@ -95,9 +99,15 @@ async fn random_spreads_uniformly_without_a_cycle() {
     let counts = counts(&order);
     assert_eq!(counts.len(), 3, "{counts:?}");
     // Expected 100 each, standard deviation about 8.
-    assert!(counts.values().all(|&n| (60..=140).contains(&n)), "{counts:?}");
+    assert!(
+        counts.values().all(|&n| (60..=140).contains(&n)),
+        "{counts:?}"
+    );
     let repeats = order.windows(2).filter(|w| w[0] == w[1]).count();
-    assert!((40..=160).contains(&repeats), "{repeats} repeats in {order:?}");
+    assert!(
+        (40..=160).contains(&repeats),
+        "{repeats} repeats in {order:?}"
+    );
     member.stop().await;
 }
 
@@ -122,9 +132,11 @@ async fn slow_start_ramps_a_returning_backend_up_to_its_share() {
     a.shutdown().await;
     answers(&url, 2).await;
     let _a = DemoBackend::spawn("a", a_addr).await.unwrap();
-    wait_until("a to return after its ejection", Duration::from_secs(10), || {
-        svc.backends[0].state.is_up(tokio::time::Instant::now())
-    })
+    wait_until(
+        "a to return after its ejection",
+        Duration::from_secs(10),
+        || svc.backends[0].state.is_up(tokio::time::Instant::now()),
+    )
     .await;
     let returned = Instant::now();
     let early = answers(&url, 20).await;
@@ -141,9 +153,15 @@ async fn slow_start_ramps_a_returning_backend_up_to_its_share() {
     let late_a = counts(&late).get("a").copied().unwrap_or(0);
     // Weights 0.1 to 0.4 over the first 1.2 s: a share of 9 to 29%.
     if early_took < Duration::from_millis(1200) {
-        assert!(early_a <= 6, "a answered {early_a} of 20 just after returning");
+        assert!(
+            early_a <= 6,
+            "a answered {early_a} of 20 just after returning"
+        );
     }
-    assert!((9..=11).contains(&late_a), "a answered {late_a} of 20 after the ramp");
+    assert!(
+        (9..=11).contains(&late_a),
+        "a answered {late_a} of 20 after the ramp"
+    );
     eprintln!("slow start: a answered {early_a}/20 in the {early_took:?} after its return, {late_a}/20 after the ramp");
     assert!(early_a < late_a, "early {early_a}, late {late_a}");
     member.stop().await;
@@ -234,7 +252,12 @@ async fn ha_disabled_uses_the_first_url_only() {
     let text = format!(
         "{}\n{}\n{}",
         ha_topology("off", &[first.url(), second.url()], "enabled = false", ""),
-        ha_topology("deadoff", &[dead.clone(), spare.url()], "enabled = false", ""),
+        ha_topology(
+            "deadoff",
+            &[dead.clone(), spare.url()],
+            "enabled = false",
+            ""
+        ),
         ha_topology("deadon", &[dead, spare.url()], "enabled = true", ""),
     );
     let member = TestMember::start(&[("t", &text)]).await;
@@ -285,7 +308,10 @@ async fn the_retry_budget_caps_status_retries() {
         assert_eq!(retries, 100, "all 150 requests fell in one 10 s window");
     } else {
         // A very loaded machine: the window moved on and freed some budget.
-        assert!((100..150).contains(&retries), "{retries} retries in {took:?}");
+        assert!(
+            (100..150).contains(&retries),
+            "{retries} retries in {took:?}"
+        );
     }
     member.stop().await;
 }

@@ -1,16 +1,15 @@
 //! High availability end to end: backends that are killed, frozen, reset and
 //! brought back, with real sockets and real processes.
 
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use portcullis_testkit::*;
 use http::{Request, StatusCode};
 use portcullis::demo_backend::DemoBackend;
 use portcullis_proxy::ha::Health;
+use portcullis_testkit::*;
 use tokio::io::AsyncReadExt;
 
 async fn backend(name: &str) -> DemoBackend {
@@ -33,22 +32,28 @@ async fn killing_one_of_three_backends_costs_no_get() {
     .await;
     let mut backends = backends;
     let load = Load::start(member.url("/gateway/t/svc/x"), 6);
-    wait_until("the load to reach every backend", Duration::from_secs(10), || {
-        load.ok_so_far() > 30
-    })
+    wait_until(
+        "the load to reach every backend",
+        Duration::from_secs(10),
+        || load.ok_so_far() > 30,
+    )
     .await;
     backends[1].kill();
     let svc = member.service("t", "svc");
-    wait_until("the killed backend to be ejected", Duration::from_secs(10), || {
-        svc.backends[1].state.health(tokio::time::Instant::now()) == Health::Ejected
-    })
+    wait_until(
+        "the killed backend to be ejected",
+        Duration::from_secs(10),
+        || svc.backends[1].state.health(tokio::time::Instant::now()) == Health::Ejected,
+    )
     .await;
     // Keep the load on past the ejection, so requests meet the dead backend
     // both before and after it is ejected.
     let at_ejection = load.ok_so_far();
-    wait_until("100 more requests after the ejection", Duration::from_secs(20), || {
-        load.ok_so_far() > at_ejection + 100
-    })
+    wait_until(
+        "100 more requests after the ejection",
+        Duration::from_secs(20),
+        || load.ok_so_far() > at_ejection + 100,
+    )
     .await;
     let result = load.finish().await;
     result.assert_no_failures();
@@ -101,7 +106,10 @@ async fn freeze_one_of_two(ha: &str, timeouts: &str, frozen_for: Duration) -> (L
     )])
     .await;
     let load = Load::start(member.url("/gateway/t/svc/x"), 4);
-    wait_until("the load to run", Duration::from_secs(10), || load.ok_so_far() > 20).await;
+    wait_until("the load to run", Duration::from_secs(10), || {
+        load.ok_so_far() > 20
+    })
+    .await;
     frozen.signal("STOP");
     // The freeze lasts a fixed time: how requests fare during it is the test.
     tokio::time::sleep(frozen_for).await;
@@ -178,7 +186,10 @@ async fn stall_timeout_spares_a_slow_request_while_its_backend_answers_others() 
 
     // With other requests answered meanwhile, the same request is served.
     let load = Load::start(member.url("/gateway/t/svc/fast"), 2);
-    wait_until("the load to run", Duration::from_secs(10), || load.ok_so_far() > 5).await;
+    wait_until("the load to run", Duration::from_secs(10), || {
+        load.ok_so_far() > 5
+    })
+    .await;
     let started = Instant::now();
     let reply = get(&member.url("/gateway/t/svc/sleep/700")).await;
     let took = started.elapsed();
@@ -710,9 +721,11 @@ async fn a_backend_is_ejected_after_failed_tries_and_returns_after_eject_for() {
     );
     let ejected_seen = Instant::now();
     let _a = DemoBackend::spawn("a", a_addr).await.unwrap();
-    wait_until("a to return after eject_for = 1s", Duration::from_secs(5), || {
-        svc.backends[0].state.is_up(tokio::time::Instant::now())
-    })
+    wait_until(
+        "a to return after eject_for = 1s",
+        Duration::from_secs(5),
+        || svc.backends[0].state.is_up(tokio::time::Instant::now()),
+    )
     .await;
     // Generous for a loaded machine, yet well under the doubled 2 s a second
     // ejection would impose.

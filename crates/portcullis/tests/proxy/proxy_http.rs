@@ -1,11 +1,10 @@
 //! End-to-end data-plane tests over real sockets: bodies, headers, errors, limits.
 
-
 use std::time::Duration;
 
-use portcullis_testkit::*;
 use http::{Method, Request, StatusCode};
 use portcullis::demo_backend::DemoBackend;
+use portcullis_testkit::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn backend(name: &str) -> DemoBackend {

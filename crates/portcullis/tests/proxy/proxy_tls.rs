@@ -1,15 +1,14 @@
 //! TLS termination with a certificate from `cert create`, HTTP/2 by ALPN, and
 //! https backends trusted through a private CA.
 
-
 use std::sync::Arc;
 
-use portcullis_testkit::*;
 use http::{Request, StatusCode, Version};
 use http_body_util::BodyExt;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use portcullis::demo_backend::DemoBackend;
+use portcullis_testkit::*;
 
 fn tls_client(
     ca: &std::path::Path,
@@ -98,7 +97,10 @@ async fn tls_termination_with_http1_and_http2_by_alpn() {
             .unwrap(),
         )
         .await;
-    assert!(plain.is_err(), "a plain HTTP client gets an error, not a response");
+    assert!(
+        plain.is_err(),
+        "a plain HTTP client gets an error, not a response"
+    );
     member.stop().await;
 }
 
@@ -206,14 +208,20 @@ async fn the_sticky_cookie_is_secure_over_tls_only() {
     .await;
     let plain_member = TestMember::start(&[("t", &text)]).await;
 
-    let url = format!("https://localhost:{}/gateway/t/svc/x", tls_member.addr.port());
+    let url = format!(
+        "https://localhost:{}/gateway/t/svc/x",
+        tls_member.addr.port()
+    );
     for h2 in [false, true] {
         let response = tls_client(&certs.ca_cert, h2)
             .request(Request::get(&url).body(empty()).unwrap())
             .await
             .expect("TLS request");
         assert_eq!(response.status(), StatusCode::OK);
-        let cookie = response.headers()["set-cookie"].to_str().unwrap().to_string();
+        let cookie = response.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .to_string();
         assert!(cookie.starts_with("KNOX_BACKEND-svc="), "{cookie}");
         assert!(
             cookie.ends_with("; Path=/gateway/t; HttpOnly; SameSite=Lax; Secure"),

@@ -1,11 +1,10 @@
 //! Hot reload of topologies from the dir store while a request loop runs.
 
-
 use std::time::Duration;
 
-use portcullis_testkit::*;
 use http::StatusCode;
 use portcullis::demo_backend::DemoBackend;
+use portcullis_testkit::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn add_change_invalid_remove_with_no_failed_request() {
@@ -55,7 +54,11 @@ async fn add_change_invalid_remove_with_no_failed_request() {
         r.status == StatusCode::OK
     })
     .await;
-    assert_eq!(probe.status, StatusCode::OK, "a later valid topology applies");
+    assert_eq!(
+        probe.status,
+        StatusCode::OK,
+        "a later valid topology applies"
+    );
     let reply = get(&member.url("/gateway/main/svc/x")).await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.json()["backend"], "second");
@@ -174,7 +177,11 @@ async fn an_ejected_backend_stays_ejected_across_a_reload() {
     .await;
     assert_eq!(reply.status, StatusCode::OK, "the reload applied");
     assert!(member.gateway().generation() > generation);
-    assert_eq!(ejected(&member), Health::Ejected, "still ejected after the reload");
+    assert_eq!(
+        ejected(&member),
+        Health::Ejected,
+        "still ejected after the reload"
+    );
     for _ in 0..10 {
         assert_eq!(get(&url).await.json()["backend"], "b");
     }

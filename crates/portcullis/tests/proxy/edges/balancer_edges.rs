@@ -7,8 +7,8 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use portcullis_testkit::TestMember;
 use super::raw::*;
+use portcullis_testkit::TestMember;
 
 async fn balanced_member(url: &str) -> (TestMember, std::net::SocketAddr) {
     let member = member_for(

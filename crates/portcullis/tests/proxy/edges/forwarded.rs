@@ -4,8 +4,8 @@
 
 use http::{Request, StatusCode};
 
-use portcullis_testkit::{empty, h2c_client, send};
 use super::raw::*;
+use portcullis_testkit::{empty, h2c_client, send};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_claims_about_its_origin_are_removed_or_overwritten() {

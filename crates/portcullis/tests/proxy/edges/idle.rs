@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncWriteExt, ReadHalf};
 use tokio::net::TcpStream;
 
-use portcullis_testkit::TestMember;
 use super::h2raw::{self, *};
 use super::raw::*;
+use portcullis_testkit::TestMember;
 
 const SHORT: &str = "header_read_timeout = \"500ms\"\nmax_connections = 64";
 

@@ -5,8 +5,8 @@
 
 use http::{Request, StatusCode};
 
-use portcullis_testkit::{empty, h2c_client, send};
 use super::raw::*;
+use portcullis_testkit::{empty, h2c_client, send};
 
 pub(crate) const ESCAPES: &[&str] = &[
     "/..%2f..%2fsecret",

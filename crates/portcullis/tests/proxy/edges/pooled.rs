@@ -8,8 +8,8 @@ use http::{Method, Request, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-use portcullis_testkit::{client, empty, send};
 use super::raw::*;
+use portcullis_testkit::{client, empty, send};
 
 #[derive(Clone, Copy, Debug)]
 enum Closing {
