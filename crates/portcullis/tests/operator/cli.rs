@@ -103,17 +103,23 @@ async fn sigterm_finishes_the_in_flight_request_then_exits_zero() {
     let in_flight = tokio::spawn(async move {
         get(&format!("http://127.0.0.1:{port}/gateway/t/svc/sleep/1500")).await
     });
-    wait_until("the request to reach the backend", Duration::from_secs(10), || {
-        backend.requests() >= 1
-    })
+    wait_until(
+        "the request to reach the backend",
+        Duration::from_secs(10),
+        || backend.requests() >= 1,
+    )
     .await;
     signal(&child, "TERM");
     // No longer accepting new connections, well before the request ends.
-    wait_for("the member to stop listening", Duration::from_secs(1), || async {
-        tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err()
-    })
+    wait_for(
+        "the member to stop listening",
+        Duration::from_secs(1),
+        || async {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_err()
+        },
+    )
     .await;
     let reply = in_flight.await.unwrap();
     assert_eq!(reply.status, StatusCode::OK, "in-flight request finished");

@@ -57,20 +57,27 @@ async fn least_requests_avoids_the_backend_with_requests_in_flight() {
     let url = member.url("/gateway/t/svc/x");
     let svc = member.service("t", "svc");
     frozen.signal("STOP");
-    // Requests sent in the background until one is stuck in the freeze.
-    let mut stuck = Vec::new();
-    wait_for(
-        "a request in flight on the frozen backend",
-        Duration::from_secs(10),
+    // Requests sent in the background, one at a time, until one is stuck in
+    // the freeze (after that, least-requests sends none there) and every
+    // other one has finished (so none is in flight on
+    // the free backend when the measured requests start).
+    let mut stuck: Vec<tokio::task::JoinHandle<()>> = Vec::new();
+    wait_until(
+        "a request stuck on the frozen backend, none elsewhere",
+        Duration::from_secs(20),
         || {
-            let url = url.clone();
-            stuck.push(tokio::spawn(async move {
-                let _ = client()
-                    .request(http::Request::get(url).body(empty()).unwrap())
-                    .await;
-            }));
-            let in_flight = svc.backends[0].state.in_flight.load(Ordering::Relaxed);
-            std::future::ready(in_flight >= 1)
+            let on_frozen = svc.backends[0].state.in_flight.load(Ordering::Relaxed) as usize;
+            let finished = stuck.iter().filter(|t| t.is_finished()).count();
+            let settled = finished + on_frozen == stuck.len();
+            if settled && on_frozen == 0 {
+                let url = url.clone();
+                stuck.push(tokio::spawn(async move {
+                    let _ = client()
+                        .request(http::Request::get(url).body(empty()).unwrap())
+                        .await;
+                }));
+            }
+            settled && on_frozen == 1
         },
     )
     .await;
