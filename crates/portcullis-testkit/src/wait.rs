@@ -54,3 +54,31 @@ pub fn wait_until_blocking(
     }
     started.elapsed()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn returns_once_the_condition_holds() {
+        let mut polls = 0;
+        wait_until("three polls", Duration::from_secs(5), || {
+            polls += 1;
+            polls == 3
+        })
+        .await;
+        assert_eq!(polls, 3);
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "timed out after 50ms waiting for the impossible")]
+    async fn names_the_condition_when_it_never_holds() {
+        wait_until("the impossible", Duration::from_millis(50), || false).await;
+    }
+
+    #[test]
+    #[should_panic(expected = "timed out after 50ms waiting for nothing")]
+    fn the_blocking_wait_names_the_condition_too() {
+        wait_until_blocking("nothing", Duration::from_millis(50), || false);
+    }
+}

@@ -413,11 +413,10 @@ async fn aliases_are_written_sealed_listed_by_name_and_deleted() {
         );
     }
     // The member that sealed it opens it for backend_auth.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while member.gateway().credential("hdfs.password").as_deref() != Some("s3cret-value") {
-        assert!(tokio::time::Instant::now() < deadline, "alias never opened");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until("the alias to open", Duration::from_secs(5), || {
+        member.gateway().credential("hdfs.password").as_deref() == Some("s3cret-value")
+    })
+    .await;
 
     for (body, status) in [
         ("not json", StatusCode::BAD_REQUEST),

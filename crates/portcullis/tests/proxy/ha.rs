@@ -518,10 +518,10 @@ async fn no_fallback_answers_503_when_the_sticky_backend_is_down() {
     let a_addr = a.addr();
     a.shutdown().await;
     let svc = member.service("t", "strict");
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while svc.backends[0].state.is_up(tokio::time::Instant::now()) && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until("a to be seen down", Duration::from_secs(3), || {
+        !svc.backends[0].state.is_up(tokio::time::Instant::now())
+    })
+    .await;
     let strict = get_with(
         &member.url("/gateway/t/strict/x"),
         &[("cookie", &cookies["strict"])],
@@ -581,14 +581,12 @@ const FAST_HEALTH: &str = "[service.health]\npath = \"/health\"\ninterval = \"10
 
 async fn wait_health(member: &TestMember, service: &str, index: usize, wanted: bool) {
     let svc = member.service("t", service);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while svc.backends[index].state.is_up(tokio::time::Instant::now()) != wanted {
-        assert!(
-            Instant::now() < deadline,
-            "backend {index} of {service} never became up={wanted}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    wait_until(
+        &format!("backend {index} of {service} to become up={wanted}"),
+        Duration::from_secs(5),
+        || svc.backends[index].state.is_up(tokio::time::Instant::now()) == wanted,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -838,11 +836,12 @@ async fn draining_keeps_sticky_clients_and_takes_no_new_ones() {
         .set_backend_state(&a_id, portcullis_config::AdminState::Draining)
         .unwrap();
     let svc = member.service("t", "svc");
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while svc.backends[0].state.admin() != portcullis_config::AdminState::Draining {
-        assert!(Instant::now() < deadline, "admin state applied within 2 s");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until(
+        "draining applied (within 2 s)",
+        Duration::from_secs(3),
+        || svc.backends[0].state.admin() == portcullis_config::AdminState::Draining,
+    )
+    .await;
     for _ in 0..10 {
         assert_eq!(
             get(&url).await.json()["backend"],
@@ -855,11 +854,12 @@ async fn draining_keeps_sticky_clients_and_takes_no_new_ones() {
     store
         .set_backend_state(&a_id, portcullis_config::AdminState::Disabled)
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while svc.backends[0].state.admin() != portcullis_config::AdminState::Disabled {
-        assert!(Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until(
+        "disabled applied (within 2 s)",
+        Duration::from_secs(3),
+        || svc.backends[0].state.admin() == portcullis_config::AdminState::Disabled,
+    )
+    .await;
     let moved = get_with(&url, &[("cookie", &cookie_a)]).await;
     assert_eq!(moved.json()["backend"], "b", "disabled: no traffic at all");
     assert!(set_cookie(&moved).is_some());
