@@ -38,6 +38,63 @@ impl Namespaces {
     }
 }
 
+/// The veth pair between the two namespaces, with one address in each.
+struct Link {
+    store_ip: String,
+    member_veth: String,
+}
+
+impl Namespaces {
+    /// Joins the namespaces with a veth pair; the addresses exist only inside
+    /// them.
+    fn link(&self, tag: &str) -> Link {
+        let subnet = 1 + std::process::id() % 250;
+        let (member_ip, store_ip) = (format!("10.231.{subnet}.1"), format!("10.231.{subnet}.2"));
+        let (veth_m, veth_s) = (format!("pcl{tag}m"), format!("pcl{tag}s"));
+        ip(&[
+            "link", "add", &veth_m, "type", "veth", "peer", "name", &veth_s,
+        ])
+        .unwrap();
+        for (veth, ns, address) in [
+            (&veth_m, &self.member, &member_ip),
+            (&veth_s, &self.store, &store_ip),
+        ] {
+            ip(&["link", "set", veth, "netns", ns]).unwrap();
+            ip(&[
+                "-n",
+                ns,
+                "addr",
+                "add",
+                &format!("{address}/30"),
+                "dev",
+                veth,
+            ])
+            .unwrap();
+            ip(&["-n", ns, "link", "set", veth, "up"]).unwrap();
+        }
+        Link {
+            store_ip,
+            member_veth: veth_m,
+        }
+    }
+
+    /// etcd in the store's namespace, serving clients on `store_ip` only.
+    fn spawn_etcd(&self, store_ip: &str, data_dir: &std::path::Path) -> Killed {
+        let mut etcd = self.exec(&self.store, "etcd");
+        etcd.args(["--name", "p", "--data-dir"])
+            .arg(data_dir)
+            .args(["--listen-client-urls", &format!("http://{store_ip}:2379")])
+            .args([
+                "--advertise-client-urls",
+                &format!("http://{store_ip}:2379"),
+            ])
+            .args(["--listen-peer-urls", "http://127.0.0.1:2380"])
+            .args(["--initial-advertise-peer-urls", "http://127.0.0.1:2380"])
+            .args(["--initial-cluster", "p=http://127.0.0.1:2380"]);
+        spawn(etcd)
+    }
+}
+
 impl Drop for Namespaces {
     fn drop(&mut self) {
         for name in [&self.member, &self.store] {
@@ -121,52 +178,11 @@ fn a_member_partitioned_from_etcd_keeps_serving_and_rejoins() {
     let tag = format!("{}", std::process::id() % 100_000);
     let ns = Namespaces::create(&tag)
         .unwrap_or_else(|reason| panic!("running as root, yet no network namespaces: {reason}"));
-    // Addresses exist only inside the two namespaces created above.
-    let subnet = 1 + std::process::id() % 250;
-    let (member_ip, store_ip) = (format!("10.231.{subnet}.1"), format!("10.231.{subnet}.2"));
-    let (veth_m, veth_s) = (format!("pcl{tag}m"), format!("pcl{tag}s"));
-    ip(&[
-        "link", "add", &veth_m, "type", "veth", "peer", "name", &veth_s,
-    ])
-    .unwrap();
-    ip(&["link", "set", &veth_m, "netns", &ns.member]).unwrap();
-    ip(&["link", "set", &veth_s, "netns", &ns.store]).unwrap();
-    ip(&[
-        "-n",
-        &ns.member,
-        "addr",
-        "add",
-        &format!("{member_ip}/30"),
-        "dev",
-        &veth_m,
-    ])
-    .unwrap();
-    ip(&[
-        "-n",
-        &ns.store,
-        "addr",
-        "add",
-        &format!("{store_ip}/30"),
-        "dev",
-        &veth_s,
-    ])
-    .unwrap();
-    ip(&["-n", &ns.member, "link", "set", &veth_m, "up"]).unwrap();
-    ip(&["-n", &ns.store, "link", "set", &veth_s, "up"]).unwrap();
+    let link = ns.link(&tag);
+    let (store_ip, veth_m) = (&link.store_ip, &link.member_veth);
 
     let dir = tempfile::tempdir().unwrap();
-    let mut etcd = ns.exec(&ns.store, "etcd");
-    etcd.args(["--name", "p", "--data-dir"])
-        .arg(dir.path().join("etcd"))
-        .args(["--listen-client-urls", &format!("http://{store_ip}:2379")])
-        .args([
-            "--advertise-client-urls",
-            &format!("http://{store_ip}:2379"),
-        ])
-        .args(["--listen-peer-urls", "http://127.0.0.1:2380"])
-        .args(["--initial-advertise-peer-urls", "http://127.0.0.1:2380"])
-        .args(["--initial-cluster", "p=http://127.0.0.1:2380"]);
-    let _etcd = spawn(etcd);
+    let _etcd = ns.spawn_etcd(store_ip, &dir.path().join("etcd"));
 
     let backend = |name: &str, port: u16| {
         let mut command = ns.exec(&ns.member, binary().to_str().unwrap());
