@@ -243,7 +243,7 @@ fn a_member_partitioned_from_etcd_keeps_serving_and_rejoins() {
     });
 
     // Partition: the member's link to etcd goes down.
-    ip(&["-n", &ns.member, "link", "set", &veth_m, "down"]).unwrap();
+    ip(&["-n", &ns.member, "link", "set", veth_m, "down"]).unwrap();
     // A change made on the store side while the member cannot see it.
     std::fs::write(&file, topology(9002)).unwrap();
     put(&ns.store);
@@ -261,7 +261,7 @@ fn a_member_partitioned_from_etcd_keeps_serving_and_rejoins() {
     assert!(served > 10);
 
     // Heal: the member reconnects, resyncs, and serves the change.
-    ip(&["-n", &ns.member, "link", "set", &veth_m, "up"]).unwrap();
+    ip(&["-n", &ns.member, "link", "set", veth_m, "up"]).unwrap();
     let healed = Instant::now();
     wait_until_blocking("the member to resync", Duration::from_secs(20), || {
         backend_seen(&ns, url).as_deref() == Some("new")
