@@ -1,0 +1,30 @@
+//! Fixtures for Portcullis end-to-end tests, shared by every test binary of
+//! `crates/portcullis` so they are compiled once.
+//!
+//! - [`member`]: members started in-process on loopback port 0 with their own
+//!   store directory, and topology helpers;
+//! - [`process`]: the built `portcullis` binary as child processes (demo
+//!   backends that can be killed or frozen, `serve`, the CLI);
+//! - [`requests`]: plain hyper clients, bodies and replies;
+//! - [`load`]: the one load generator;
+//! - [`wait`]: waits on a condition with a deadline, instead of fixed sleeps.
+#![forbid(unsafe_code)]
+
+pub mod load;
+pub mod member;
+pub mod process;
+pub mod requests;
+pub mod wait;
+
+pub use crate::load::{Load, LoadResult};
+pub use crate::member::*;
+pub use crate::process::*;
+pub use crate::requests::*;
+pub use crate::wait::*;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Installs the TLS crypto provider once per test binary.
+pub fn init() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

@@ -1,0 +1,11 @@
+//! Several members together: the dir and etcd stores, the control plane's
+//! promises, the balancer in front of members, and a member partitioned from
+//! etcd.
+//!
+//! Fixtures come from the `portcullis-testkit` crate.
+
+mod balancer;
+mod cluster_dir;
+mod cluster_etcd;
+mod control_plane;
+mod partition;

@@ -1,0 +1,10 @@
+//! What an operator touches: the admin API, the dashboard in a browser, the
+//! CLI, secrets and the Knox importer.
+//!
+//! Fixtures come from the `portcullis-testkit` crate.
+
+mod admin_api;
+mod cli;
+mod dashboard;
+mod import_knox;
+mod secrets;

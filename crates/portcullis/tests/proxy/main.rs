@@ -1,0 +1,21 @@
+//! The data plane end to end: a real member on loopback in front of real
+//! backends over real sockets.
+//!
+//! - `proxy_http`, `proxy_tls`: forwarding, headers, bodies, TLS and HTTP/2;
+//! - `ha`: failover, health, stickiness, with backends killed and frozen;
+//! - `balancing`: each load-balancing policy, slow start and the failover
+//!   settings (`failover_sleep`, `max_failover_attempts`, `enabled`, the retry
+//!   budget);
+//! - `reload`: topology changes under load;
+//! - `edges`: the attack suite (raw sockets);
+//! - `fuzz_corpus`: the fuzz targets over their committed corpus.
+//!
+//! Fixtures come from the `portcullis-testkit` crate.
+
+mod balancing;
+mod edges;
+mod fuzz_corpus;
+mod ha;
+mod proxy_http;
+mod proxy_tls;
+mod reload;
