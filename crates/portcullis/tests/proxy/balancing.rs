@@ -5,7 +5,6 @@
 //! ranges far from what the wrong behaviour would give.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use http::StatusCode;
@@ -66,7 +65,7 @@ async fn least_requests_avoids_the_backend_with_requests_in_flight() {
         "a request stuck on the frozen backend, none elsewhere",
         Duration::from_secs(20),
         || {
-            let on_frozen = svc.backends[0].state.in_flight.load(Ordering::Relaxed) as usize;
+            let on_frozen = svc.backends[0].state.in_flight() as usize;
             let finished = stuck.iter().filter(|t| t.is_finished()).count();
             let settled = finished + on_frozen == stuck.len();
             if settled && on_frozen == 0 {
@@ -193,7 +192,7 @@ async fn failover_sleep_separates_tries_without_blocking_a_thread() {
     let svc = member.service("t", "svc");
     // The failover is counted just before its sleep.
     wait_until("the first try to fail", Duration::from_secs(5), || {
-        svc.stats.failovers.load(Ordering::Relaxed) == 1
+        svc.stats.failovers() == 1
     })
     .await;
     let during = Instant::now();
@@ -243,7 +242,7 @@ async fn max_failover_attempts_caps_the_tries_of_a_request() {
         assert_eq!(tries, 3 * request, "1 try + 2 failovers per request");
     }
     let svc = member.service("t", "svc");
-    assert_eq!(svc.stats.failovers.load(Ordering::Relaxed), 10);
+    assert_eq!(svc.stats.failovers(), 10);
     member.stop().await;
 }
 
