@@ -121,6 +121,31 @@ pub struct ServiceStats {
     pub latency: LatencyHistogram,
     /// Tries after the first.
     pub failovers: AtomicU64,
+    /// Retries the rules allowed but the service's retry budget refused.
+    budget_exhausted: AtomicU64,
+    /// Request bodies that outgrew `replay_buffer_bytes`, so no later try
+    /// could have sent them again.
+    replay_overflows: AtomicU64,
+}
+
+impl ServiceStats {
+    pub fn count_budget_exhausted(&self) {
+        self.budget_exhausted.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn count_replay_overflow(&self) {
+        self.replay_overflows.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Retries refused by the retry budget so far.
+    pub fn budget_exhausted(&self) -> u64 {
+        self.budget_exhausted.load(Ordering::Relaxed)
+    }
+
+    /// Request bodies too large to replay so far.
+    pub fn replay_overflows(&self) -> u64 {
+        self.replay_overflows.load(Ordering::Relaxed)
+    }
 }
 
 #[cfg(test)]
