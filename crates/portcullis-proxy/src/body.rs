@@ -15,12 +15,12 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Empty, Full};
 use tokio::time::{Instant, Sleep};
 
-/// Errors that travel inside bodies. Boxed because they come from hyper, from
-/// timers and from the client, and the caller only logs them.
-pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
+use crate::error::BoxError;
 
-/// The single body type used between client, proxy and backend.
-pub type ProxyBody = BoxBody<Bytes, BodyError>;
+/// The single body type used between client, proxy and backend. Its errors
+/// are boxed: they come from hyper, from timers and from the client, and the
+/// caller only logs them.
+pub type ProxyBody = BoxBody<Bytes, BoxError>;
 
 pub fn empty() -> ProxyBody {
     Empty::<Bytes>::new()
@@ -64,15 +64,15 @@ impl<B> IdleTimeoutBody<B> {
 impl<B> Body for IdleTimeoutBody<B>
 where
     B: Body<Data = Bytes>,
-    B::Error: Into<BodyError>,
+    B::Error: Into<BoxError>,
 {
     type Data = Bytes;
-    type Error = BodyError;
+    type Error = BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.project();
         match this.inner.poll_frame(cx) {
             Poll::Ready(frame) => {
@@ -277,7 +277,7 @@ impl ReplayBody {
     fn poll_source(
         &mut self,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let (shared, Some(state)) = (&self.shared, self.state.as_mut()) else {
             return Poll::Ready(Some(Err("request body state is missing".into())));
         };
@@ -334,12 +334,12 @@ impl Drop for ReplayBody {
 
 impl Body for ReplayBody {
     type Data = Bytes;
-    type Error = BodyError;
+    type Error = BoxError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
         if this.finished {
             return Poll::Ready(None);
@@ -388,14 +388,14 @@ mod tests {
     use http_body_util::StreamBody;
 
     fn chunks(parts: &[&'static [u8]]) -> ProxyBody {
-        let frames: Vec<Result<Frame<Bytes>, BodyError>> = parts
+        let frames: Vec<Result<Frame<Bytes>, BoxError>> = parts
             .iter()
             .map(|p| Ok(Frame::data(Bytes::from_static(p))))
             .collect();
         StreamBody::new(futures_util::stream::iter(frames)).boxed()
     }
 
-    async fn collect(body: ReplayBody) -> Result<Vec<u8>, BodyError> {
+    async fn collect(body: ReplayBody) -> Result<Vec<u8>, BoxError> {
         Ok(body.collect().await?.to_bytes().to_vec())
     }
 
@@ -438,13 +438,22 @@ mod tests {
     #[tokio::test]
     async fn a_clone_made_after_a_partial_read_replays_the_prefix_then_reads_on() {
         let mut first = ReplayBody::new(chunks(&[b"ab", b"cd", b"ef"]), 64);
-        assert_eq!(first.frame().await.unwrap().unwrap().into_data().unwrap(), "ab");
-        assert_eq!(first.frame().await.unwrap().unwrap().into_data().unwrap(), "cd");
+        assert_eq!(
+            first.frame().await.unwrap().unwrap().into_data().unwrap(),
+            "ab"
+        );
+        assert_eq!(
+            first.frame().await.unwrap().unwrap().into_data().unwrap(),
+            "cd"
+        );
         assert!(first.started());
         let second = first.try_replay().expect("the prefix is buffered");
         drop(first);
         let mut second = second;
-        assert_eq!(second.frame().await.unwrap().unwrap().into_data().unwrap(), "ab");
+        assert_eq!(
+            second.frame().await.unwrap().unwrap().into_data().unwrap(),
+            "ab"
+        );
         // A third try made mid-way through the second replays what the second
         // read from the client too.
         let third = second.try_replay().unwrap();
@@ -475,9 +484,15 @@ mod tests {
     async fn overflow_stops_replay_for_new_and_existing_clones() {
         let mut first = ReplayBody::new(chunks(&[b"012", b"345", b"6"]), 4);
         let early = first.try_replay().unwrap();
-        assert_eq!(first.frame().await.unwrap().unwrap().into_data().unwrap(), "012");
+        assert_eq!(
+            first.frame().await.unwrap().unwrap().into_data().unwrap(),
+            "012"
+        );
         assert!(first.can_replay());
-        assert_eq!(first.frame().await.unwrap().unwrap().into_data().unwrap(), "345");
+        assert_eq!(
+            first.frame().await.unwrap().unwrap().into_data().unwrap(),
+            "345"
+        );
         // 6 bytes read with room for 4: the buffer was dropped.
         assert!(!first.can_replay());
         assert!(first.try_replay().is_none());
@@ -501,11 +516,14 @@ mod tests {
     async fn trailers_are_replayed_after_the_data() {
         let mut trailers = http::HeaderMap::new();
         trailers.insert("x-sum", http::HeaderValue::from_static("7"));
-        let frames: Vec<Result<Frame<Bytes>, BodyError>> = vec![
+        let frames: Vec<Result<Frame<Bytes>, BoxError>> = vec![
             Ok(Frame::data(Bytes::from_static(b"ab"))),
             Ok(Frame::trailers(trailers.clone())),
         ];
-        let first = ReplayBody::new(StreamBody::new(futures_util::stream::iter(frames)).boxed(), 64);
+        let first = ReplayBody::new(
+            StreamBody::new(futures_util::stream::iter(frames)).boxed(),
+            64,
+        );
         let second = first.try_replay().unwrap();
         for body in [first, second] {
             let collected = body.collect().await.unwrap();
@@ -516,7 +534,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn idle_timeout_fires_only_without_progress() {
-        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, BodyError>>(4);
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, BoxError>>(4);
         let stream = futures_util::stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|item| (item, rx))
         });

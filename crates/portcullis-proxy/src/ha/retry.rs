@@ -197,7 +197,10 @@ mod tests {
         let pinned = RetryPlan::new(&ha, &Method::GET, true);
         assert_eq!(next(&pinned, FailureKind::Connect, 1), NextTry::Stop);
         let unpinned = RetryPlan::new(&ha, &Method::GET, false);
-        assert_eq!(next(&unpinned, FailureKind::Connect, 1), NextTry::Backend(1));
+        assert_eq!(
+            next(&unpinned, FailureKind::Connect, 1),
+            NextTry::Backend(1)
+        );
         ha.no_fallback = false;
         let free = RetryPlan::new(&ha, &Method::GET, true);
         assert_eq!(next(&free, FailureKind::Connect, 1), NextTry::Backend(1));
@@ -235,21 +238,33 @@ mod tests {
         let now = tokio::time::Instant::now();
         let get = plan(Method::GET, |_| {});
         let mut granted = 0;
-        while let NextTry::Backend(_) =
-            get.next(FailureKind::Status, 1, true, || Some(1), || budget.try_retry(now))
-        {
+        while let NextTry::Backend(_) = get.next(
+            FailureKind::Status,
+            1,
+            true,
+            || Some(1),
+            || budget.try_retry(now),
+        ) {
             granted += 1;
             assert!(granted <= 1000, "the budget never ran out");
         }
         // The floor: 10 retries per second over the 10 s window.
         assert_eq!(granted, 100);
-        let refused = get.next(FailureKind::Timeout, 1, true, || Some(1), || {
-            budget.try_retry(now)
-        });
+        let refused = get.next(
+            FailureKind::Timeout,
+            1,
+            true,
+            || Some(1),
+            || budget.try_retry(now),
+        );
         assert_eq!(refused, NextTry::BudgetExhausted);
-        let unbudgeted = get.next(FailureKind::Connect, 1, true, || Some(1), || {
-            budget.try_retry(now)
-        });
+        let unbudgeted = get.next(
+            FailureKind::Connect,
+            1,
+            true,
+            || Some(1),
+            || budget.try_retry(now),
+        );
         assert_eq!(unbudgeted, NextTry::Backend(1));
     }
 }
