@@ -10,7 +10,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use portcullis_cluster::members::now_ms;
 use portcullis_proxy::routing::{Backend, RoutingTable, ServiceRuntime};
-use portcullis_proxy::stats::LATENCY_BOUNDS;
+use portcullis_proxy::stats::{ServiceStats, LATENCY_BOUNDS};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
 use prometheus_client::metrics::counter::ConstCounter;
@@ -95,6 +95,21 @@ fn gauge(
     value: i64,
 ) -> Result<(), std::fmt::Error> {
     ConstGauge::new(value).encode(encoder.encode_descriptor(name, help, None, MetricType::Gauge)?)
+}
+
+/// One counter per service, read from its stats.
+fn service_counter(
+    encoder: &mut DescriptorEncoder,
+    (name, help): (&str, &str),
+    services: &[(&str, &ServiceRuntime)],
+    read: impl Fn(&ServiceStats) -> u64,
+) -> Result<(), std::fmt::Error> {
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (topology, service) in services {
+        let labels = [("topology", *topology), ("service", &service.config.name)];
+        ConstCounter::new(read(&service.stats)).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
 }
 
 impl Collector for Snapshot {
@@ -220,17 +235,33 @@ impl Collector for Snapshot {
             }
         }
 
-        let mut failovers = encoder.encode_descriptor(
-            "portcullis_failovers",
-            "Tries after the first one of a request.",
-            None,
-            MetricType::Counter,
+        service_counter(
+            &mut encoder,
+            (
+                "portcullis_failovers",
+                "Tries after the first one of a request.",
+            ),
+            &services,
+            |stats| stats.failovers.load(Ordering::Relaxed),
         )?;
-        for (topology, service) in &services {
-            let labels = [("topology", *topology), ("service", &service.config.name)];
-            ConstCounter::new(service.stats.failovers.load(Ordering::Relaxed))
-                .encode(failovers.encode_family(&labels)?)?;
-        }
+        service_counter(
+            &mut encoder,
+            (
+                "portcullis_retry_budget_exhausted",
+                "Retries the rules allowed but the service's retry budget refused.",
+            ),
+            &services,
+            ServiceStats::budget_exhausted,
+        )?;
+        service_counter(
+            &mut encoder,
+            (
+                "portcullis_replay_overflow",
+                "Request bodies that outgrew replay_buffer_bytes, so no later try could send them again.",
+            ),
+            &services,
+            ServiceStats::replay_overflows,
+        )?;
 
         gauge(
             &mut encoder,
