@@ -269,3 +269,6 @@ fn rest_of_path(uri: &Uri, rest_start: usize) -> &str {
 fn can_serve(backend: &Backend, now: tokio::time::Instant) -> bool {
     backend.state.admin() != portcullis_config::AdminState::Disabled && backend.state.is_up(now)
 }
+
+#[cfg(test)]
+mod tests;

@@ -112,6 +112,41 @@ fn service_counter(
     Ok(())
 }
 
+/// The counters kept per service.
+fn service_counters(
+    encoder: &mut DescriptorEncoder,
+    services: &[(&str, &ServiceRuntime)],
+) -> Result<(), std::fmt::Error> {
+    service_counter(
+        encoder,
+        (
+            "portcullis_failovers",
+            "Tries after the first one of a request.",
+        ),
+        services,
+        |stats| stats.failovers.load(Ordering::Relaxed),
+    )?;
+    service_counter(
+        encoder,
+        (
+            "portcullis_retry_budget_exhausted",
+            "Retries the rules allowed but the service's retry budget refused.",
+        ),
+        services,
+        ServiceStats::budget_exhausted,
+    )?;
+    service_counter(
+        encoder,
+        (
+            "portcullis_replay_overflow",
+            "Request bodies too large for replay_buffer_bytes to be sent again.",
+        ),
+        services,
+        ServiceStats::replay_overflows,
+    )?;
+    Ok(())
+}
+
 impl Collector for Snapshot {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let services = self.services();
@@ -235,33 +270,7 @@ impl Collector for Snapshot {
             }
         }
 
-        service_counter(
-            &mut encoder,
-            (
-                "portcullis_failovers",
-                "Tries after the first one of a request.",
-            ),
-            &services,
-            |stats| stats.failovers.load(Ordering::Relaxed),
-        )?;
-        service_counter(
-            &mut encoder,
-            (
-                "portcullis_retry_budget_exhausted",
-                "Retries the rules allowed but the service's retry budget refused.",
-            ),
-            &services,
-            ServiceStats::budget_exhausted,
-        )?;
-        service_counter(
-            &mut encoder,
-            (
-                "portcullis_replay_overflow",
-                "Request bodies that outgrew replay_buffer_bytes, so no later try could send them again.",
-            ),
-            &services,
-            ServiceStats::replay_overflows,
-        )?;
+        service_counters(&mut encoder, &services)?;
 
         gauge(
             &mut encoder,
