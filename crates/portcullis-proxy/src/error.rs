@@ -62,6 +62,7 @@ pub enum ProxyError {
     ClientBody { reason: &'static str },
 }
 
+/// The one boxed error type of the crate: bodies, backend sources, connections.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 impl ProxyError {
@@ -95,15 +96,6 @@ impl ProxyError {
             | ProxyError::Timeout { .. } => Side::Backend,
             _ => Side::Gateway,
         }
-    }
-
-    /// Whether another backend may be tried for this failure, before looking at
-    /// the method and body (the caller applies those rules).
-    pub fn retry_allowed(&self) -> bool {
-        matches!(
-            self,
-            ProxyError::Connect { .. } | ProxyError::Backend { .. } | ProxyError::Timeout { .. }
-        )
     }
 
     fn public_message(&self) -> &'static str {

@@ -14,8 +14,9 @@ use http::{Method, Version};
 use crate::h1gate::{self, Gate, Phase, Violation};
 use crate::ha::sticky::{backend_tag, request_cookie};
 use crate::ha::CookieKey;
-use crate::http::headers::{add_forwarded, remove_untrusted, ClientContext};
+use crate::http::headers::{add_forwarded, remove_untrusted};
 use crate::http::strict::{check_path, check_request_head, UNTRUSTED_CLIENT_HEADERS};
+use crate::http::ClientContext;
 
 /// The lines of `data`: split on `\n`, a trailing `\r` removed.
 fn lines(data: &[u8]) -> impl Iterator<Item = &[u8]> {

@@ -14,6 +14,7 @@ pub mod h1gate;
 pub mod ha;
 pub mod http;
 pub mod listener;
+pub mod pipeline;
 pub mod routing;
 pub mod slow_body;
 pub mod stats;

@@ -16,7 +16,7 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
 
-use crate::body::BodyError;
+use crate::error::BoxError;
 
 /// The span over which the rate is averaged.
 pub const RATE_WINDOW: Duration = Duration::from_secs(10);
@@ -58,15 +58,15 @@ impl<B> MinRateBody<B> {
 impl<B> Body for MinRateBody<B>
 where
     B: Body<Data = Bytes>,
-    B::Error: Into<BodyError>,
+    B::Error: Into<BoxError>,
 {
     type Data = Bytes;
-    type Error = BodyError;
+    type Error = BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.project();
         let window_needs = this.rate.saturating_mul(RATE_WINDOW.as_secs());
         if let Some(handed_out_at) = this.handed_out_at.take() {

@@ -124,6 +124,9 @@ pub struct ServiceStats {
     pub(crate) failovers: AtomicU64,
     /// Retries the retry budget refused (shared with the service's budget).
     pub(crate) retry_budget_exhausted: std::sync::Arc<AtomicU64>,
+    /// Request bodies that outgrew `replay_buffer_bytes`, so no later try
+    /// could have sent them again.
+    replay_overflows: AtomicU64,
 }
 
 impl ServiceStats {
@@ -144,6 +147,15 @@ impl ServiceStats {
     /// Retries refused because the service's retry budget was spent.
     pub fn retry_budget_exhausted(&self) -> u64 {
         self.retry_budget_exhausted.load(Ordering::Relaxed)
+    }
+
+    pub fn count_replay_overflow(&self) {
+        self.replay_overflows.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Request bodies too large to replay so far.
+    pub fn replay_overflows(&self) -> u64 {
+        self.replay_overflows.load(Ordering::Relaxed)
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod budget;
 pub mod health;
+pub mod retry;
 pub mod select;
 pub mod stall;
 pub mod sticky;

@@ -1,9 +1,9 @@
 //! Header rules of a reverse proxy: hop-by-hop removal, the X-Forwarded-* set,
 //! and Location rewriting (what Apache calls ProxyPassReverse).
 
-use std::sync::Mutex;
-
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+use super::ClientContext;
 
 /// Headers that describe one connection and must not be forwarded (RFC 9110 §7.6.1).
 const HOP_BY_HOP: [HeaderName; 6] = [
@@ -83,79 +83,6 @@ pub fn is_upgrade_request(headers: &HeaderMap) -> bool {
             .any(|token| token.trim().eq_ignore_ascii_case("upgrade"))
 }
 
-/// What the gateway knows about the client side of a request; the header
-/// values are built once per connection, not per request.
-#[derive(Debug)]
-pub struct ClientContext {
-    pub peer_ip: std::net::IpAddr,
-    pub local_port: u16,
-    pub tls: bool,
-    peer_ip_header: HeaderValue,
-    local_port_header: HeaderValue,
-    /// Set on connections whose loop runs tunnels itself (see
-    /// `listener::park`): the backend side of an accepted upgrade waits here.
-    tunnel_slot: Option<Mutex<Option<PendingTunnel>>>,
-    /// The strict HTTP/1 framing gate of this connection, when it has one.
-    gate: std::sync::OnceLock<std::sync::Arc<crate::h1gate::GateStatus>>,
-}
-
-/// The backend side of an upgrade, and the tunnel's idle timeout.
-pub type PendingTunnel = (hyper::upgrade::OnUpgrade, std::time::Duration);
-
-impl ClientContext {
-    pub fn new(peer_ip: std::net::IpAddr, local_port: u16, tls: bool) -> ClientContext {
-        ClientContext {
-            peer_ip,
-            local_port,
-            tls,
-            peer_ip_header: HeaderValue::from_str(&peer_ip.to_string())
-                .unwrap_or_else(|_| HeaderValue::from_static("unknown")),
-            local_port_header: HeaderValue::from(local_port),
-            tunnel_slot: None,
-            gate: std::sync::OnceLock::new(),
-        }
-    }
-
-    /// Attaches the connection's framing gate (once).
-    pub fn attach_gate(&self, status: std::sync::Arc<crate::h1gate::GateStatus>) {
-        let _ = self.gate.set(status);
-    }
-
-    /// The framing rule this connection's client broke, if any; marks the
-    /// refusal as answered by the request path.
-    pub fn take_gate_violation(&self) -> Option<&'static str> {
-        let status = self.gate.get()?;
-        let violation = status.violation()?;
-        status.mark_answered();
-        Some(violation.reason())
-    }
-
-    /// For connections that take their socket back from hyper: upgrades are
-    /// handed to the connection loop instead of hyper's upgrade machinery.
-    pub fn with_tunnel_slot(mut self) -> Self {
-        self.tunnel_slot = Some(Mutex::new(None));
-        self
-    }
-
-    /// Leaves the backend side of an upgrade for the connection loop; gives it
-    /// back when this connection uses hyper's own upgrades.
-    pub fn hand_over_tunnel(&self, tunnel: PendingTunnel) -> Option<PendingTunnel> {
-        match &self.tunnel_slot {
-            Some(slot) => {
-                *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(tunnel);
-                None
-            }
-            None => Some(tunnel),
-        }
-    }
-
-    pub fn take_tunnel(&self) -> Option<PendingTunnel> {
-        self.tunnel_slot
-            .as_ref()
-            .and_then(|slot| slot.lock().unwrap_or_else(|p| p.into_inner()).take())
-    }
-}
-
 const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 
 /// Removes the headers a backend framework would trust as its proxy's
@@ -169,7 +96,7 @@ pub fn remove_untrusted(headers: &mut HeaderMap, client: &ClientContext) {
             headers.remove(name);
         }
     }
-    headers.insert(X_REAL_IP, client.peer_ip_header.clone());
+    headers.insert(X_REAL_IP, client.peer_ip_header().clone());
 }
 
 /// Adds X-Forwarded-For (appended), -Proto, -Host, -Port, -Server and -Context.
@@ -188,7 +115,7 @@ pub fn add_forwarded(
     match appended {
         Some(value) => insert_str(headers, X_FORWARDED_FOR, &value),
         None => {
-            headers.insert(X_FORWARDED_FOR, client.peer_ip_header.clone());
+            headers.insert(X_FORWARDED_FOR, client.peer_ip_header().clone());
         }
     }
     headers.insert(
@@ -200,7 +127,7 @@ pub fn add_forwarded(
         .and_then(port_of_host);
     match host_port {
         Some(port) => headers.insert(X_FORWARDED_PORT, HeaderValue::from(port)),
-        None => headers.insert(X_FORWARDED_PORT, client.local_port_header.clone()),
+        None => headers.insert(X_FORWARDED_PORT, client.local_port_header().clone()),
     };
     match original_host {
         Some(host) => {

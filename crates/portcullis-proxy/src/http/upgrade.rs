@@ -42,8 +42,8 @@ where
     };
     let epoch = Instant::now();
     let last_activity = Arc::new(AtomicU64::new(0));
-    let mut client = Activity::new(client, last_activity.clone(), epoch);
-    let mut backend = Activity::new(TokioIo::new(backend), last_activity.clone(), epoch);
+    let mut client = TunnelSide::new(client, last_activity.clone(), epoch);
+    let mut backend = TunnelSide::new(TokioIo::new(backend), last_activity.clone(), epoch);
     let copy = tokio::io::copy_bidirectional(&mut client, &mut backend);
     tokio::pin!(copy);
     loop {
@@ -67,15 +67,16 @@ where
     }
 }
 
-/// Records the time of the last byte read on either side. A relaxed atomic is
+/// One side of a tunnel, recording the time of its last byte read (shared
+/// with the other side): the watchdog ends a tunnel idle on both. A relaxed atomic is
 /// enough: the watchdog only needs an approximate time, never ordering.
-struct Activity<T> {
+struct TunnelSide<T> {
     inner: T,
     last: Arc<AtomicU64>,
     epoch: Instant,
 }
 
-impl<T> Activity<T> {
+impl<T> TunnelSide<T> {
     fn new(inner: T, last: Arc<AtomicU64>, epoch: Instant) -> Self {
         Self { inner, last, epoch }
     }
@@ -86,7 +87,7 @@ impl<T> Activity<T> {
     }
 }
 
-impl<T: AsyncRead + Unpin> AsyncRead for Activity<T> {
+impl<T: AsyncRead + Unpin> AsyncRead for TunnelSide<T> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -101,7 +102,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for Activity<T> {
     }
 }
 
-impl<T: AsyncWrite + Unpin> AsyncWrite for Activity<T> {
+impl<T: AsyncWrite + Unpin> AsyncWrite for TunnelSide<T> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,

@@ -28,7 +28,7 @@ use super::sources::Sources;
 use super::streams::{drive, ConnShared, GuardedBody, IdleWatch, StreamGuard};
 use super::MAX_HEADER_BYTES;
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+use crate::error::BoxError;
 
 /// Most concurrent streams one HTTP/2 client may open.
 pub const MAX_CONCURRENT_STREAMS: u32 = 256;

@@ -60,7 +60,7 @@ pub(super) struct Parking {
 /// service, which runs inside the connection's own poll, so relaxed ordering
 /// is enough.
 #[derive(Default)]
-struct Activity {
+struct SessionRequests {
     started: AtomicU64,
     finished: AtomicU64,
     /// Whether the latest request came with a body. Its response can be
@@ -101,7 +101,7 @@ pub(super) async fn serve(stream: TcpStream, mut setup: Parking) {
                 _ = setup.shutdown.wait_for(|stop| *stop) => return,
             }
         }
-        let activity = Arc::new(Activity::default());
+        let activity = Arc::new(SessionRequests::default());
         let service = {
             let (gateway, client, activity) = (
                 setup.gateway.clone(),

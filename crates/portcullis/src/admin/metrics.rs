@@ -9,7 +9,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use portcullis_cluster::members::now_ms;
 use portcullis_proxy::routing::{Backend, RoutingTable, ServiceRuntime};
-use portcullis_proxy::stats::LATENCY_BOUNDS;
+use portcullis_proxy::stats::{ServiceStats, LATENCY_BOUNDS};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
 use prometheus_client::metrics::counter::ConstCounter;
@@ -96,6 +96,56 @@ fn gauge(
     ConstGauge::new(value).encode(encoder.encode_descriptor(name, help, None, MetricType::Gauge)?)
 }
 
+/// One counter per service, read from its stats.
+fn service_counter(
+    encoder: &mut DescriptorEncoder,
+    (name, help): (&str, &str),
+    services: &[(&str, &ServiceRuntime)],
+    read: impl Fn(&ServiceStats) -> u64,
+) -> Result<(), std::fmt::Error> {
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (topology, service) in services {
+        let labels = [("topology", *topology), ("service", &service.config.name)];
+        ConstCounter::new(read(&service.stats)).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+/// The counters kept per service.
+fn service_counters(
+    encoder: &mut DescriptorEncoder,
+    services: &[(&str, &ServiceRuntime)],
+) -> Result<(), std::fmt::Error> {
+    service_counter(
+        encoder,
+        (
+            "portcullis_failovers",
+            "Tries after the first one of a request.",
+        ),
+        services,
+        ServiceStats::failovers,
+    )?;
+    service_counter(
+        encoder,
+        (
+            "portcullis_retry_budget_exhausted",
+            "Retries the rules allowed but the service's retry budget refused.",
+        ),
+        services,
+        ServiceStats::retry_budget_exhausted,
+    )?;
+    service_counter(
+        encoder,
+        (
+            "portcullis_replay_overflow",
+            "Request bodies too large for replay_buffer_bytes to be sent again.",
+        ),
+        services,
+        ServiceStats::replay_overflows,
+    )?;
+    Ok(())
+}
+
 impl Collector for Snapshot {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let services = self.services();
@@ -107,8 +157,7 @@ impl Collector for Snapshot {
         encode_backend_up(&mut encoder, &backends, now)?;
         encode_in_flight(&mut encoder, &backends)?;
         encode_tries(&mut encoder, &backends, now)?;
-        encode_failovers(&mut encoder, &services)?;
-        encode_budget_exhausted(&mut encoder, &services)?;
+        service_counters(&mut encoder, &services)?;
 
         gauge(
             &mut encoder,
@@ -272,41 +321,6 @@ fn encode_tries(
             ];
             ConstCounter::new(count).encode(tries.encode_family(&labels)?)?;
         }
-    }
-    Ok(())
-}
-
-fn encode_failovers(
-    encoder: &mut DescriptorEncoder,
-    services: &[(&str, &ServiceRuntime)],
-) -> Result<(), std::fmt::Error> {
-    let mut failovers = encoder.encode_descriptor(
-        "portcullis_failovers",
-        "Tries after the first one of a request.",
-        None,
-        MetricType::Counter,
-    )?;
-    for (topology, service) in services {
-        let labels = [("topology", *topology), ("service", &service.config.name)];
-        ConstCounter::new(service.stats.failovers()).encode(failovers.encode_family(&labels)?)?;
-    }
-    Ok(())
-}
-
-fn encode_budget_exhausted(
-    encoder: &mut DescriptorEncoder,
-    services: &[(&str, &ServiceRuntime)],
-) -> Result<(), std::fmt::Error> {
-    let mut exhausted = encoder.encode_descriptor(
-        "portcullis_retry_budget_exhausted",
-        "Retries refused because the service's retry budget was spent.",
-        None,
-        MetricType::Counter,
-    )?;
-    for (topology, service) in services {
-        let labels = [("topology", *topology), ("service", &service.config.name)];
-        ConstCounter::new(service.stats.retry_budget_exhausted())
-            .encode(exhausted.encode_family(&labels)?)?;
     }
     Ok(())
 }

@@ -548,6 +548,8 @@ async fn metrics_count_requests_and_follow_a_killed_backend() {
         "portcullis_store_connected",
         "portcullis_config_generation",
         "portcullis_failovers_total",
+        "portcullis_retry_budget_exhausted_total",
+        "portcullis_replay_overflow_total",
     ] {
         assert!(before.contains(series), "{series} missing:\n{before}");
     }

@@ -304,6 +304,17 @@ async fn non_idempotent_requests_that_reached_a_backend_are_not_resent() {
         "a 2 MiB body is over the replay buffer"
     );
     assert_eq!(good.requests(), before);
+    // Only the body over the buffer counts as a replay overflow.
+    for (service, overflows) in [
+        ("big_post", 1),
+        ("put", 0),
+        ("post", 0),
+        ("post_allowed", 0),
+    ] {
+        let stats = &member.service("t", service).stats;
+        assert_eq!(stats.replay_overflows(), overflows, "{service}");
+        assert_eq!(stats.retry_budget_exhausted(), 0, "{service}");
+    }
     member.stop().await;
 }
 

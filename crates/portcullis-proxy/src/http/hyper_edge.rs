@@ -1,0 +1,103 @@
+//! hyper as the pipeline's engine: a hyper request goes into the request
+//! pipeline (`crate::pipeline`), tries go out on the service's hyper-util
+//! client, and upgrades use hyper's upgrade machinery.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::upgrade::OnUpgrade;
+use hyper_util::client::legacy::Error as ClientError;
+
+use super::{strict, upgrade, ClientContext};
+use crate::body::{IdleTimeout, ProxyBody};
+use crate::pipeline::{self, BackendConnector, ClientRequest, ClientUpgrade};
+use crate::routing::{Gateway, ServiceRuntime};
+use crate::slow_body::SlowBody;
+
+/// Serves one request. Never fails: every error becomes a JSON response.
+pub async fn handle(
+    gateway: Arc<Gateway>,
+    client: Arc<ClientContext>,
+    mut request: Request<Incoming>,
+) -> Result<Response<ProxyBody>, std::convert::Infallible> {
+    let is_upgrade =
+        strict::is_websocket_upgrade(request.method(), request.version(), request.headers());
+    let upgrade = is_upgrade.then(|| hyper::upgrade::on(&mut request));
+    let (head, body) = request.into_parts();
+    let request = ClientRequest {
+        head,
+        body,
+        upgrade,
+    };
+    Ok(pipeline::serve(&gateway, &client, request, &ServiceClient).await)
+}
+
+/// Sends tries on the service's own hyper-util client (its connection pool).
+pub struct ServiceClient;
+
+impl BackendConnector for ServiceClient {
+    type ResponseBody = Incoming;
+    type Error = ClientError;
+
+    fn send(
+        &self,
+        service: &ServiceRuntime,
+        request: Request<ProxyBody>,
+    ) -> impl Future<Output = Result<Response<Incoming>, ClientError>> + Send {
+        service.client.request(request)
+    }
+
+    fn is_connect(&self, error: &ClientError) -> bool {
+        error.is_connect()
+    }
+
+    fn closed_before_answer(&self, error: &ClientError) -> bool {
+        use std::io::ErrorKind;
+        let mut source = std::error::Error::source(error);
+        while let Some(cause) = source {
+            if let Some(hyper_err) = cause.downcast_ref::<hyper::Error>() {
+                if hyper_err.is_incomplete_message() {
+                    return true;
+                }
+            }
+            // A close with our request unread in the backend's buffer is a reset.
+            if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+                return matches!(
+                    io.kind(),
+                    ErrorKind::ConnectionReset
+                        | ErrorKind::BrokenPipe
+                        | ErrorKind::ConnectionAborted
+                );
+            }
+            source = cause.source();
+        }
+        false
+    }
+
+    fn client_body_failure(&self, error: &ClientError) -> Option<&'static str> {
+        let mut source = std::error::Error::source(error);
+        while let Some(cause) = source {
+            if cause.is::<SlowBody>() {
+                return Some("request body too slow");
+            }
+            if cause.is::<IdleTimeout>() {
+                return Some("request body idle for too long");
+            }
+            source = cause.source();
+        }
+        None
+    }
+}
+
+impl ClientUpgrade for OnUpgrade {
+    fn join<R>(self, backend_response: &mut Response<R>, idle: Duration, client: &ClientContext) {
+        let backend_upgrade = hyper::upgrade::on(backend_response);
+        // Connections that run tunnels themselves take the backend side here.
+        if let Some((backend_upgrade, idle)) = client.hand_over_tunnel((backend_upgrade, idle)) {
+            upgrade::spawn_tunnel(self, backend_upgrade, idle);
+        }
+    }
+}

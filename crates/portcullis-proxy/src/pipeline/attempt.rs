@@ -1,0 +1,372 @@
+//! Phases 2 and 3: one try on one backend, and what its outcome means for
+//! the request.
+
+use std::sync::atomic::Ordering;
+
+use http::header;
+use http::{Method, Request, Response, Uri, Version};
+use http_body_util::BodyExt;
+use tokio::time::Instant;
+
+use super::prepare::Forwarding;
+use super::{rest_of_path, BackendConnector, RequestContext};
+use crate::body::{self, ProxyBody};
+use crate::error::ProxyError;
+use crate::ha::retry::{FailureKind, NextTry};
+use crate::ha::{wait_for_head, InFlight, TryOutcome, Waited};
+use crate::http::strict;
+use crate::routing::Backend;
+
+/// Sends of one request again after a pooled connection turned out closed.
+const MAX_STALE_RETRIES: u32 = 2;
+
+/// One try, ready to send.
+pub(super) struct Attempt {
+    index: usize,
+    request: Request<ProxyBody>,
+    /// A GET or HEAD without a body may go again on a fresh connection when a
+    /// pooled one turns out closed (§9).
+    may_resend: bool,
+}
+
+/// A try after its wait for the response head.
+pub(super) struct Sent<R, E> {
+    index: usize,
+    may_resend: bool,
+    in_flight: InFlight,
+    waited: Waited<Result<Response<R>, E>>,
+}
+
+/// A backend's answer to relay to the client.
+pub(super) struct Answer<R> {
+    pub(super) index: usize,
+    pub(super) response: Response<R>,
+    /// Kept until the response body ends.
+    pub(super) in_flight: InFlight,
+}
+
+/// What a try's outcome means for the request.
+pub(super) enum Verdict<R> {
+    /// Relay this answer.
+    Answer(Answer<R>),
+    /// The answer's status is in `retry_on_status`: another backend may be
+    /// tried; if none may, this answer is relayed.
+    RetryableStatus(Answer<R>),
+    /// Send the same request again on a fresh connection (not a failover).
+    Resend,
+    /// The client failed the try: no failover, no ejection.
+    ClientFailed(ProxyError),
+    /// The backend failed the try.
+    Failed(FailureKind),
+}
+
+impl Attempt {
+    /// Phase 2: sends the try and waits for the response head, bounded by
+    /// `timeouts.request` and the stall timeout.
+    pub(super) async fn send<C: BackendConnector, U>(
+        self,
+        forwarding: &Forwarding<'_, U>,
+        connector: &C,
+    ) -> Sent<C::ResponseBody, C::Error> {
+        let service = forwarding.service;
+        let backend = &service.backends[self.index];
+        let in_flight = InFlight::start(backend.clone());
+        let waited = wait_for_head(
+            connector.send(service, self.request),
+            &backend.state,
+            service.config.timeouts.request,
+            forwarding.stall_timeout,
+        )
+        .await;
+        Sent {
+            index: self.index,
+            may_resend: self.may_resend,
+            in_flight,
+            waited,
+        }
+    }
+}
+
+impl<U> Forwarding<'_, U> {
+    /// Counts a failover and waits `failover_sleep` before any try but the
+    /// first (a resend on a fresh connection is neither).
+    pub(super) async fn before_try(&mut self, ctx: &RequestContext) {
+        let resending = std::mem::take(&mut self.resend);
+        if ctx.tries_so_far() > 0 && !resending {
+            self.service.stats.failovers.fetch_add(1, Ordering::Relaxed);
+            let sleep = self.service.config.ha.failover_sleep;
+            if !sleep.is_zero() {
+                tokio::time::sleep(sleep).await;
+            }
+        }
+    }
+
+    /// Builds the try for backend `index`; `None` when the body can no longer
+    /// be sent again.
+    pub(super) fn start_try(
+        &mut self,
+        index: usize,
+        ctx: &RequestContext,
+    ) -> Result<Option<Attempt>, ProxyError> {
+        let service = self.service;
+        let backend = &service.backends[index];
+        self.tried |= 1u64 << index;
+        let body = match &self.replay {
+            None => body::empty(),
+            Some(replay) => match replay.try_replay() {
+                Some(body) => body.boxed(),
+                None => return Ok(None),
+            },
+        };
+        let uri = backend_uri(
+            backend,
+            rest_of_path(&self.head.uri, self.rest_start),
+            self.head.uri.query(),
+        )?;
+        let mut request = Request::new(body);
+        *request.method_mut() = self.head.method.clone();
+        *request.uri_mut() = uri;
+        *request.version_mut() = self.backend_version;
+        let may_resend = self.stale_retries < MAX_STALE_RETRIES
+            && self.replay.is_none()
+            && matches!(self.head.method, Method::GET | Method::HEAD);
+        // A later try needs the headers again unless this is the last try the
+        // rules allow (tries used up, or every backend tried): then they move.
+        // A GET or HEAD may be sent again on a fresh connection, so it keeps
+        // its headers until then.
+        let last_try = !may_resend
+            && (ctx.tries_so_far() + 1 >= self.plan.max_tries()
+                || self.tried.count_ones() as usize >= service.backends.len());
+        *request.headers_mut() = if last_try {
+            std::mem::take(&mut self.head.headers)
+        } else {
+            self.head.headers.clone()
+        };
+        if !service.config.preserve_host && self.backend_version == Version::HTTP_11 {
+            request
+                .headers_mut()
+                .insert(header::HOST, backend.host_header.clone());
+        }
+        Ok(Some(Attempt {
+            index,
+            request,
+            may_resend,
+        }))
+    }
+
+    /// Phase 3: what the try's outcome means. Records the try; on a failure,
+    /// keeps the error the client gets if no other try answers.
+    pub(super) fn classify<C: BackendConnector>(
+        &mut self,
+        sent: Sent<C::ResponseBody, C::Error>,
+        connector: &C,
+        now: Instant,
+        ctx: &mut RequestContext,
+    ) -> Verdict<C::ResponseBody> {
+        let Sent {
+            index,
+            may_resend,
+            in_flight,
+            waited,
+        } = sent;
+        let service = self.service;
+        let backend = &service.backends[index];
+        let (topology, name) = (&service.topology, &service.config.name);
+        let (outcome, kind, error) = match waited {
+            Waited::Done(Ok(response)) => {
+                let answer = Answer {
+                    index,
+                    response,
+                    in_flight,
+                };
+                return self.classify_answer(answer, now, ctx);
+            }
+            Waited::Done(Err(err)) if connector.is_connect(&err) => {
+                let error = ProxyError::Connect {
+                    topology: topology.clone(),
+                    service: name.clone(),
+                    source: Box::new(err),
+                };
+                (TryOutcome::ConnectFailed, FailureKind::Connect, error)
+            }
+            Waited::Done(Err(err)) if may_resend && connector.closed_before_answer(&err) => {
+                // A pooled connection the backend closed while it was idle
+                // (§9): the request never got an answer, so it goes again on
+                // another connection without costing a try or the client.
+                self.stale_retries += 1;
+                tracing::debug!(backend = %backend.id, "pooled connection was closed by the backend; sending again");
+                self.resend = true;
+                return Verdict::Resend;
+            }
+            Waited::Done(Err(err)) => {
+                if let Some(reason) = connector.client_body_failure(&err) {
+                    // The client, not the backend, failed: no failover, no
+                    // ejection, and the backend connection is closed with it.
+                    ctx.record_try(backend, TryOutcome::Failed);
+                    return Verdict::ClientFailed(ProxyError::ClientBody { reason });
+                }
+                let error = ProxyError::Backend {
+                    topology: topology.clone(),
+                    service: name.clone(),
+                    source: Box::new(err),
+                };
+                (TryOutcome::Failed, FailureKind::Reset, error)
+            }
+            Waited::TimedOut | Waited::Stalled => {
+                let (outcome, timeout) = match waited {
+                    Waited::Stalled => (TryOutcome::Stalled, self.stall_timeout),
+                    _ => (TryOutcome::TimedOut, service.config.timeouts.request),
+                };
+                let error = ProxyError::Timeout {
+                    topology: topology.clone(),
+                    service: name.clone(),
+                    timeout,
+                };
+                (outcome, FailureKind::Timeout, error)
+            }
+        };
+        ctx.record_try(backend, outcome);
+        self.last_error = Some(error);
+        Verdict::Failed(kind)
+    }
+
+    /// A response head: refused by §9, a status to retry on, or the answer.
+    fn classify_answer<R>(
+        &mut self,
+        answer: Answer<R>,
+        now: Instant,
+        ctx: &mut RequestContext,
+    ) -> Verdict<R> {
+        let service = self.service;
+        let backend = &service.backends[answer.index];
+        let status = answer.response.status();
+        let upgrade = self.client_upgrade.is_some();
+        if let Err(reason) = strict::check_response_status(status, upgrade) {
+            tracing::warn!(topology = %service.topology, service = %service.config.name, backend = %backend.id, status = status.as_u16(), reason, "backend response refused");
+            ctx.record_try(backend, TryOutcome::Failed);
+            self.last_error = Some(ProxyError::BadResponse {
+                topology: service.topology.clone(),
+                service: service.config.name.clone(),
+                reason,
+            });
+            return Verdict::Failed(FailureKind::Reset);
+        }
+        let status = status.as_u16();
+        if service.config.ha.retry_on_status.contains(&status) {
+            self.record_failure(answer.index, now);
+            ctx.record_try(backend, TryOutcome::Answered(status));
+            return Verdict::RetryableStatus(answer);
+        }
+        backend.state.record_success();
+        ctx.record_try(backend, TryOutcome::Answered(status));
+        Verdict::Answer(answer)
+    }
+
+    /// Counts a failed try against its backend; ejects it after
+    /// `eject_after` failures in a row.
+    pub(super) fn record_failure(&self, index: usize, now: Instant) {
+        let service = self.service;
+        let backend = &service.backends[index];
+        let ha = &service.config.ha;
+        if let Some(duration) = backend
+            .state
+            .record_failure(now, ha.eject_after, ha.eject_for)
+        {
+            tracing::warn!(
+                topology = %service.topology,
+                service = %service.config.name,
+                backend = %backend.id,
+                ?duration,
+                "backend ejected after {} failed tries in a row",
+                ha.eject_after
+            );
+        }
+    }
+
+    /// The backend for the next try after a failure of `kind`, as the retry
+    /// rules (`ha::retry`) allow.
+    pub(super) fn next_backend(
+        &self,
+        kind: FailureKind,
+        now: Instant,
+        ctx: &RequestContext,
+    ) -> Option<usize> {
+        let service = self.service;
+        let replayable = self.replay.as_ref().is_none_or(|r| r.can_replay());
+        let next = self.plan.next(
+            kind,
+            ctx.tries_so_far(),
+            replayable,
+            || service.pick(now, self.tried, self.policy),
+            || service.budget.try_retry(now),
+        );
+        match next {
+            NextTry::Backend(index) => Some(index),
+            NextTry::Stop => None,
+            NextTry::BudgetExhausted => {
+                // The budget itself counted the refusal into the service's stats.
+                tracing::debug!(topology = %service.topology, service = %service.config.name, "retry budget exhausted");
+                None
+            }
+        }
+    }
+}
+
+/// The backend's url for this request: its base path, the rest of the
+/// client's path, the client's query.
+pub(super) fn backend_uri(
+    backend: &Backend,
+    rest: &str,
+    query: Option<&str>,
+) -> Result<Uri, ProxyError> {
+    let query_len = query.map_or(0, |q| q.len() + 1);
+    let mut path_and_query =
+        String::with_capacity(backend.base_path.len() + rest.len() + 1 + query_len);
+    path_and_query.push_str(&backend.base_path);
+    path_and_query.push_str(rest);
+    if path_and_query.is_empty() {
+        path_and_query.push('/');
+    }
+    if let Some(query) = query {
+        path_and_query.push('?');
+        path_and_query.push_str(query);
+    }
+    Uri::builder()
+        .scheme(backend.scheme.clone())
+        .authority(backend.authority.clone())
+        .path_and_query(path_and_query)
+        .build()
+        .map_err(|_| ProxyError::BadRequest {
+            reason: "request path cannot be forwarded",
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_uri_joins_base_and_rest() {
+        let url = url::Url::parse("http://127.0.0.1:9/base/").unwrap();
+        let backend = Backend::new("t", "s", &url, false, &crate::CookieKey::random()).unwrap();
+        assert_eq!(
+            backend_uri(&backend, "/x/y", Some("a=1"))
+                .unwrap()
+                .to_string(),
+            "http://127.0.0.1:9/base/x/y?a=1"
+        );
+        assert_eq!(
+            backend_uri(&backend, "", None).unwrap().to_string(),
+            "http://127.0.0.1:9/base"
+        );
+        let root = Backend::new(
+            "t",
+            "s",
+            &url::Url::parse("http://h:1").unwrap(),
+            false,
+            &crate::CookieKey::random(),
+        )
+        .unwrap();
+        assert_eq!(backend_uri(&root, "", None).unwrap().path(), "/");
+    }
+}

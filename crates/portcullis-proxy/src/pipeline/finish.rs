@@ -1,0 +1,183 @@
+//! Phase 4, finish: what the request leaves behind (promotion of the active
+//! backend, counters) and the response the client gets.
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{response, Response};
+use http_body::Body;
+use http_body_util::BodyExt;
+use portcullis_config::LoadBalancing;
+
+use super::attempt::Answer;
+use super::prepare::{no_backend, Forwarding};
+use super::{close_connection, is_switching, ClientUpgrade, RequestContext};
+use crate::body::{self, Guarded, IdleTimeoutBody, ProxyBody};
+use crate::error::{BoxError, ProxyError, Side};
+use crate::ha::sticky;
+use crate::http::{headers, ClientContext};
+use crate::routing::ServiceRuntime;
+
+impl<U: ClientUpgrade> Forwarding<'_, U> {
+    /// Relays a backend's answer: promotes the backend that answered after
+    /// the active one failed (HA "none"), sets the sticky cookie, joins an
+    /// accepted upgrade, and edits the response head.
+    pub(super) fn relay<R>(&mut self, answer: Answer<R>) -> Response<ProxyBody>
+    where
+        R: Body<Data = Bytes> + Send + Sync + 'static,
+        R::Error: Into<BoxError>,
+    {
+        let Answer {
+            index,
+            mut response,
+            in_flight,
+        } = answer;
+        let service = self.service;
+        if self.policy == LoadBalancing::None && index != self.active_at_start {
+            service.promote(self.active_at_start, index);
+        }
+        let switching = is_switching(response.status());
+        if switching {
+            if let Some(client_upgrade) = self.client_upgrade.take() {
+                let idle = service.config.timeouts.idle;
+                client_upgrade.join(&mut response, idle, self.client);
+            }
+        }
+        let (mut parts, backend_body) = response.into_parts();
+        self.edit_response_head(&mut parts, index, switching);
+        let body = if switching {
+            body::empty()
+        } else {
+            let idle = service.config.timeouts.idle;
+            Guarded::new(IdleTimeoutBody::new(backend_body, idle), in_flight).boxed()
+        };
+        Response::from_parts(parts, body)
+    }
+
+    /// Hop-by-hop headers out, Location rewritten to the gateway's url, and
+    /// the sticky cookie when the client has none for this backend.
+    fn edit_response_head(&self, parts: &mut response::Parts, index: usize, switching: bool) {
+        let (service, client) = (self.service, self.client);
+        if parts.headers.contains_key(header::TRANSFER_ENCODING) {
+            // The body was decoded by its chunks; a Content-Length beside them is
+            // stale and would frame the relayed body wrongly (RFC 9112 §6.3).
+            parts.headers.remove(header::CONTENT_LENGTH);
+        }
+        headers::strip_hop_by_hop(&mut parts.headers, switching);
+        if parts.headers.contains_key(header::LOCATION)
+            || parts.headers.contains_key(header::CONTENT_LOCATION)
+        {
+            self.rewrite_locations(parts);
+        }
+        if self.sticky.active && self.sticky.cookie_backend != Some(index) {
+            let cookie = sticky::set_cookie(
+                &service.sticky_cookie,
+                &service.backends[index].sticky_tag,
+                service.context.to_str().unwrap_or("/"),
+                client.tls,
+            );
+            if let Some(cookie) = cookie {
+                parts.headers.append(header::SET_COOKIE, cookie);
+            }
+        }
+    }
+
+    /// Location and Content-Location that name a backend are rewritten to
+    /// the gateway's url for the service (Apache's ProxyPassReverse).
+    fn rewrite_locations(&self, parts: &mut response::Parts) {
+        let (service, client) = (self.service, self.client);
+        let base = self
+            .gateway
+            .location_base(self.original_host.as_ref(), client.tls)
+            .unwrap_or_else(|| {
+                let scheme = if client.tls { "https" } else { "http" };
+                format!("{scheme}://localhost")
+            });
+        let gateway_base = format!(
+            "{base}{}/{}",
+            service.context.to_str().unwrap_or(""),
+            service.config.name
+        );
+        for name in [header::LOCATION, header::CONTENT_LOCATION] {
+            let rewritten = parts
+                .headers
+                .get(&name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| headers::rewrite_location(v, &service.location_bases, &gateway_base))
+                .and_then(|v| HeaderValue::from_str(&v).ok());
+            if let Some(value) = rewritten {
+                parts.headers.insert(name, value);
+            }
+        }
+    }
+}
+
+impl<U> Forwarding<'_, U> {
+    /// The error when no try answered: 503 when no try got as far as a
+    /// connection (no backend could be tried at all, as HAProxy answers), else
+    /// the last try's failure (502 or 504).
+    pub(super) fn give_up(&mut self, ctx: &RequestContext) -> ProxyError {
+        // Drop the replay state before answering so a large unread body is released.
+        self.settle_replay();
+        match self.last_error.take() {
+            Some(err) if !ctx.nothing_connected() => err,
+            _ => no_backend(self.service),
+        }
+    }
+
+    /// Counts a body that outgrew the replay buffer, once per request, and
+    /// releases this request's hold on the body.
+    fn settle_replay(&mut self) {
+        if let Some(replay) = self.replay.take() {
+            if !replay.can_replay() {
+                self.service.stats.count_replay_overflow();
+            }
+        }
+    }
+}
+
+impl<U> Drop for Forwarding<'_, U> {
+    /// Whichever way the request ended (answered, given up, failed by the
+    /// client), its body is settled exactly once.
+    fn drop(&mut self) {
+        self.settle_replay();
+    }
+}
+
+/// The client's response, from the relayed answer or the error, with the
+/// request's counters and latency recorded.
+pub(super) fn answer(
+    outcome: Result<Response<ProxyBody>, ProxyError>,
+    service: &ServiceRuntime,
+    client: &ClientContext,
+    asked_upgrade: bool,
+    ctx: &RequestContext,
+) -> Response<ProxyBody> {
+    let (mut response, answered_by) = match outcome {
+        Ok(response) => (response, ctx.last_backend()),
+        Err(err) => {
+            tracing::debug!(error = %err, side = ?err.side(), "request failed");
+            // A body cut short by the framing gate is the client's fault.
+            let err = match client.take_gate_violation() {
+                Some(reason) => ProxyError::BadRequest { reason },
+                None => err,
+            };
+            let mut response = err.into_response();
+            if err.side() == Side::Client {
+                close_connection(&mut response);
+            }
+            (response, None)
+        }
+    };
+    if asked_upgrade && !is_switching(response.status()) {
+        // The framing gate stopped reading this connection as HTTP at the
+        // upgrade request; nothing after it may be trusted.
+        close_connection(&mut response);
+    }
+    let code = response.status().as_u16();
+    match answered_by {
+        Some(backend) => backend.state.answers.add(code),
+        None => service.stats.gateway_answers.add(code),
+    }
+    service.stats.latency.observe(ctx.started.elapsed());
+    response
+}
