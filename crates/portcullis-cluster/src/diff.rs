@@ -7,7 +7,24 @@ use std::collections::BTreeMap;
 
 use portcullis_config::AdminState;
 
-use crate::watch::StoreEvent;
+/// One change in a store, in the order a member must apply them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreEvent {
+    /// A topology was added or its text changed.
+    Changed {
+        name: String,
+        text: String,
+    },
+    Removed {
+        name: String,
+    },
+    /// Every backend admin state that is not `enabled`, whenever any changed.
+    AdminStates(BTreeMap<String, AdminState>),
+    /// The store became reachable (true) or unreachable (false).
+    Connection(bool),
+    /// Every sealed alias value by name, whenever any changed.
+    Aliases(BTreeMap<String, String>),
+}
 
 /// Everything a member follows in a store, as read at one moment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -4,32 +4,11 @@
 //! into events with [`diff`](crate::diff::diff) and reports reachability only
 //! when it changes.
 
-use std::collections::BTreeMap;
-
-use portcullis_config::AdminState;
 use tokio::sync::mpsc;
 use tokio_util::task::AbortOnDropHandle;
 
+pub use crate::diff::StoreEvent;
 use crate::diff::{self, Snapshot};
-
-/// One change in a store, in the order a member must apply them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StoreEvent {
-    /// A topology was added or its text changed.
-    Changed {
-        name: String,
-        text: String,
-    },
-    Removed {
-        name: String,
-    },
-    /// Every backend admin state that is not `enabled`, whenever any changed.
-    AdminStates(BTreeMap<String, AdminState>),
-    /// The store became reachable (true) or unreachable (false).
-    Connection(bool),
-    /// Every sealed alias value by name, whenever any changed.
-    Aliases(BTreeMap<String, String>),
-}
 
 /// The events of a store, while this value lives. Its fields stay private:
 /// a caller that moved only the receiver out would drop the task handle and
@@ -121,6 +100,8 @@ impl Reporter {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
 
     fn with_topology(text: &str) -> Snapshot {

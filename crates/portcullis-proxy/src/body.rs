@@ -15,7 +15,10 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Empty, Full};
 use tokio::time::{Instant, Sleep};
 
-use crate::error::BoxError;
+/// The one boxed error type of the crate: bodies, backend sources, connections.
+/// Defined here, with the bodies, so that `error` depends on `body` and not
+/// the other way round.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The single body type used between client, proxy and backend. Its errors
 /// are boxed: they come from hyper, from timers and from the client, and the

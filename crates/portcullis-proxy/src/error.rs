@@ -62,8 +62,7 @@ pub enum ProxyError {
     ClientBody { reason: &'static str },
 }
 
-/// The one boxed error type of the crate: bodies, backend sources, connections.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub use crate::body::BoxError;
 
 impl ProxyError {
     pub fn status(&self) -> StatusCode {

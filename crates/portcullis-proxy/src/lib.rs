@@ -13,6 +13,7 @@ pub mod fuzzing;
 pub mod h1gate;
 pub mod ha;
 pub mod http;
+pub mod hyper_edge;
 pub mod listener;
 pub mod pipeline;
 pub mod routing;

@@ -32,7 +32,8 @@ use tokio::net::TcpListener;
 use tokio::net::TcpStream;
 use tokio::sync::{watch, Semaphore};
 
-use crate::http::{handle, ClientContext};
+use crate::http::ClientContext;
+use crate::hyper_edge::handle;
 use crate::routing::Gateway;
 use park::ReadAhead;
 use preface::{detect_tcp, Detected};

@@ -37,7 +37,8 @@ use tokio::sync::watch;
 
 use crate::body::ProxyBody;
 use crate::h1gate::{GateStatus, GatedIo};
-use crate::http::{handle, upgrade, ClientContext};
+use crate::http::ClientContext;
+use crate::hyper_edge::{handle, upgrade};
 use crate::routing::Gateway;
 
 /// Idle time after which a connection's hyper state is dropped. Between one

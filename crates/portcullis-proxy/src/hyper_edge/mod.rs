@@ -1,6 +1,9 @@
 //! hyper as the pipeline's engine: a hyper request goes into the request
 //! pipeline (`crate::pipeline`), tries go out on the service's hyper-util
-//! client, and upgrades use hyper's upgrade machinery.
+//! client, and upgrades use hyper's upgrade machinery. It sits above both
+//! the pipeline and the HTTP rules (`crate::http`), which know nothing of it.
+
+pub(crate) mod upgrade;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -11,8 +14,8 @@ use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::client::legacy::Error as ClientError;
 
-use super::{strict, upgrade, ClientContext};
 use crate::body::{IdleTimeout, ProxyBody};
+use crate::http::{strict, ClientContext};
 use crate::pipeline::{self, BackendConnector, ClientRequest, ClientUpgrade};
 use crate::routing::{Gateway, ServiceRuntime};
 use crate::slow_body::SlowBody;
