@@ -102,58 +102,15 @@ pub(super) async fn serve(stream: TcpStream, mut setup: Parking) {
                 _ = setup.shutdown.wait_for(|stop| *stop) => return,
             }
         }
-        let activity = Arc::new(SessionRequests::default());
-        let service = {
-            let (gateway, client, activity) = (
-                setup.gateway.clone(),
-                setup.client.clone(),
-                activity.clone(),
-            );
-            service_fn(move |request: Request<Incoming>| -> ServiceFuture {
-                let has_body = !hyper::body::Body::is_end_stream(request.body());
-                activity.latest_had_body.store(has_body, Ordering::Relaxed);
-                activity.started.fetch_add(1, Ordering::Relaxed);
-                let handling = handle(gateway.clone(), client.clone(), request);
-                let activity = activity.clone();
-                Box::pin(async move {
-                    let response = handling.await;
-                    activity.finished.fetch_add(1, Ordering::Relaxed);
-                    response
-                })
-            })
-        };
+        let requests = Arc::new(SessionRequests::default());
+        let service = counting_service(&setup, &requests);
         let io = TokioIo::new(ReadAhead::new(read_ahead, stream));
         // Boxed so that a parked connection's task does not keep room for it.
         let mut connection = Box::new(setup.builder.serve_connection(io, service));
-        let mut tick =
-            tokio::time::interval_at(tokio::time::Instant::now() + PARK_AFTER, PARK_AFTER);
-        // Missed ticks must not fire back to back: two ticks with no time
-        // between them would see no new request and park a busy connection.
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut seen = 0;
-        let mut parking = false;
-        let mut stopping = false;
+        let mut window = ParkWindow::new(holds_partial_request);
         let ended = poll_fn(|cx| {
-            while !parking && !stopping && tick.poll_tick(cx).is_ready() {
-                if *setup.shutdown.borrow() {
-                    Pin::new(&mut *connection).graceful_shutdown();
-                    stopping = true;
-                    break;
-                }
-                let started = activity.started.load(Ordering::Relaxed);
-                let finished = activity.finished.load(Ordering::Relaxed);
-                // A response head has been written when its service future
-                // finished, so ending keep-alive now adds no `Connection:
-                // close` to anything.
-                let quiet = started == seen
-                    && started == finished
-                    && !activity.latest_had_body.load(Ordering::Relaxed)
-                    && !(holds_partial_request && started == 0);
-                if quiet {
-                    Pin::new(&mut *connection).graceful_shutdown();
-                    parking = true;
-                }
-                seen = started;
+            if window.session_should_end(cx, &requests, &setup.shutdown) {
+                Pin::new(&mut *connection).graceful_shutdown();
             }
             connection.poll_without_shutdown(cx)
         })
@@ -186,7 +143,7 @@ pub(super) async fn serve(stream: TcpStream, mut setup: Parking) {
             Box::pin(upgrade::tunnel(client, backend, idle)).await;
             return;
         }
-        if !parking || stopping {
+        if !window.parking || window.stopping {
             // hyper ended the exchange itself (`Connection: close`, HTTP/1.0,
             // the client's end of stream) or shutdown began: close as hyper would.
             let _ = stream.shutdown().await;
@@ -195,6 +152,96 @@ pub(super) async fn serve(stream: TcpStream, mut setup: Parking) {
         stream.gate_mut().release_idle_memory();
         setup.gateway.count_parked_connection();
         holds_partial_request = !read_ahead.is_empty();
+    }
+}
+
+/// The hyper service of one session: the request handler, counting the
+/// requests it starts and finishes into `requests`.
+fn counting_service(
+    setup: &Parking,
+    requests: &Arc<SessionRequests>,
+) -> impl hyper::service::Service<
+    Request<Incoming>,
+    Response = Response<ProxyBody>,
+    Error = Infallible,
+    Future = ServiceFuture,
+> {
+    let (gateway, client, requests) = (
+        setup.gateway.clone(),
+        setup.client.clone(),
+        requests.clone(),
+    );
+    service_fn(move |request: Request<Incoming>| -> ServiceFuture {
+        let has_body = !hyper::body::Body::is_end_stream(request.body());
+        requests.latest_had_body.store(has_body, Ordering::Relaxed);
+        requests.started.fetch_add(1, Ordering::Relaxed);
+        let handling = handle(gateway.clone(), client.clone(), request);
+        let requests = requests.clone();
+        Box::pin(async move {
+            let response = handling.await;
+            requests.finished.fetch_add(1, Ordering::Relaxed);
+            response
+        })
+    })
+}
+
+/// Looks at a session once per `PARK_AFTER` window and decides when it ends:
+/// at shutdown, or after a whole window without a new request.
+struct ParkWindow {
+    tick: tokio::time::Interval,
+    /// Requests started as of the previous tick.
+    seen: u64,
+    /// The session ends so that the connection parks.
+    parking: bool,
+    /// The session ends because the member is shutting down.
+    stopping: bool,
+    holds_partial_request: bool,
+}
+
+impl ParkWindow {
+    fn new(holds_partial_request: bool) -> ParkWindow {
+        let mut tick =
+            tokio::time::interval_at(tokio::time::Instant::now() + PARK_AFTER, PARK_AFTER);
+        // Missed ticks must not fire back to back: two ticks with no time
+        // between them would see no new request and park a busy connection.
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ParkWindow {
+            tick,
+            seen: 0,
+            parking: false,
+            stopping: false,
+            holds_partial_request,
+        }
+    }
+
+    /// True once, when the session should be ended gracefully now.
+    fn session_should_end(
+        &mut self,
+        cx: &mut Context<'_>,
+        requests: &SessionRequests,
+        shutdown: &watch::Receiver<bool>,
+    ) -> bool {
+        while !self.parking && !self.stopping && self.tick.poll_tick(cx).is_ready() {
+            if *shutdown.borrow() {
+                self.stopping = true;
+                return true;
+            }
+            let started = requests.started.load(Ordering::Relaxed);
+            let finished = requests.finished.load(Ordering::Relaxed);
+            // A response head has been written when its service future
+            // finished, so ending keep-alive now adds no `Connection:
+            // close` to anything.
+            let quiet = started == self.seen
+                && started == finished
+                && !requests.latest_had_body.load(Ordering::Relaxed)
+                && !(self.holds_partial_request && started == 0);
+            self.seen = started;
+            if quiet {
+                self.parking = true;
+                return true;
+            }
+        }
+        false
     }
 }
 
