@@ -1,6 +1,6 @@
 //! The pipeline's two edges to an HTTP engine: the connection a try is sent
 //! on, and the client's side of an accepted upgrade. hyper's implementations
-//! are in `http::hyper_edge`.
+//! are in `crate::hyper_edge`.
 
 use std::future::Future;
 use std::time::Duration;

@@ -13,7 +13,7 @@
 //! The phases know no HTTP engine: they take the request head (`http` types),
 //! a body source (any `http_body::Body`), a [`BackendConnector`] to send tries
 //! on and a [`ClientUpgrade`] for accepted upgrades. hyper is one engine
-//! (`http::hyper_edge`); an own HTTP/1.1 engine drives the same pipeline.
+//! (`crate::hyper_edge`); an own HTTP/1.1 engine drives the same pipeline.
 
 mod attempt;
 mod connector;
