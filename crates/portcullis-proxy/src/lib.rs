@@ -3,6 +3,7 @@
 //! the binary feeds it typed config changes.
 #![forbid(unsafe_code)]
 
+pub mod balancer;
 pub mod body;
 pub mod client;
 pub mod error;
