@@ -750,9 +750,14 @@ mod tests {
         use rustls::pki_types::pem::PemObject;
         use rustls::pki_types::{CertificateDer, ServerName};
         let (ca_pem, server_pem, key_pem) = private_ca_and_server_cert();
-        let b = DemoBackend::spawn_tls("secure", "127.0.0.1:0".parse().unwrap(), &server_pem, &key_pem)
-            .await
-            .unwrap();
+        let b = DemoBackend::spawn_tls(
+            "secure",
+            "127.0.0.1:0".parse().unwrap(),
+            &server_pem,
+            &key_pem,
+        )
+        .await
+        .unwrap();
         assert_eq!(b.url(), format!("https://localhost:{}", b.addr().port()));
         let mut roots = rustls::RootCertStore::empty();
         let ca = CertificateDer::from_pem_slice(ca_pem.as_bytes()).unwrap();

@@ -60,10 +60,7 @@ pub fn convert_knox_topology(xml: &str) -> Result<KnoxConversion, KnoxError> {
 
 /// Converts Knox topology XML; `source` (for example the file name) goes in the
 /// header comment.
-pub fn convert_knox_topology_from(
-    xml: &str,
-    source: &str,
-) -> Result<KnoxConversion, KnoxError> {
+pub fn convert_knox_topology_from(xml: &str, source: &str) -> Result<KnoxConversion, KnoxError> {
     let doc = roxmltree::Document::parse(xml).map_err(KnoxError::Xml)?;
     let root = doc.root_element();
     if root.tag_name().name() != "topology" {

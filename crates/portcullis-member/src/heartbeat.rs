@@ -73,7 +73,11 @@ pub(crate) struct Advertised {
     pub(crate) admin_url: Option<String>,
 }
 
-pub(crate) fn member_record(config: &NodeConfig, gateway: &Gateway, advertised: &Advertised) -> MemberRecord {
+pub(crate) fn member_record(
+    config: &NodeConfig,
+    gateway: &Gateway,
+    advertised: &Advertised,
+) -> MemberRecord {
     MemberRecord {
         id: config.node.id.clone(),
         role: config.cluster.role.into(),

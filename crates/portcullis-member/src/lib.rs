@@ -7,10 +7,12 @@
 pub mod admin;
 mod apply;
 pub mod balancer;
+mod error;
 mod heartbeat;
 pub mod logging;
 mod member;
 pub mod secrets;
 
 pub use apply::{apply_change, TopologyChange};
+pub use error::MemberError;
 pub use member::Member;

@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use arc_swap::ArcSwap;
 use portcullis_cluster::{ClusterStore, StoreError, TopologyEvent, TopologyWatcher};
 use portcullis_config::{AdminState, NodeConfig};
@@ -24,6 +23,7 @@ use zeroize::Zeroizing;
 
 use crate::apply::{apply_change, TopologyChange};
 use crate::heartbeat::{advertised_url, heartbeat, member_record, Advertised};
+use crate::MemberError;
 
 /// How long a starting member waits for its store before giving up.
 const STARTUP_STORE_WAIT: Duration = Duration::from_secs(30);
@@ -84,12 +84,15 @@ struct Listeners {
 
 impl Member {
     /// Loads the store, binds every listener, then starts serving.
-    pub async fn start(config: NodeConfig) -> anyhow::Result<Member> {
+    pub async fn start(config: NodeConfig) -> Result<Member, MemberError> {
         let store = ClusterStore::open(&config.cluster.store, &config.cluster.name);
         let sealer = crate::secrets::sealer(&config)?;
         let state = initial_read(&store)
             .await
-            .with_context(|| format!("cluster.store: cannot read {}", store.describe()))?;
+            .map_err(|source| MemberError::StoreUnreadable {
+                store: store.describe(),
+                source,
+            })?;
         let secrets = read_secrets(&store, sealer).await?;
         let gateway = build_gateway(&config, &secrets, &state);
         // Applied before listening so the first request already sees the config.
@@ -138,7 +141,8 @@ impl Member {
         } = tasks;
         heartbeat.abort();
         let _ = heartbeat.await;
-        let leave = tokio::time::timeout(STOP_STEP_TIMEOUT, store.remove_member(&gateway.member_id));
+        let leave =
+            tokio::time::timeout(STOP_STEP_TIMEOUT, store.remove_member(&gateway.member_id));
         if let Ok(Err(err)) = leave.await {
             tracing::warn!(error = %err, "could not remove this member's record");
         }
@@ -287,11 +291,11 @@ impl Running {
 impl Listeners {
     /// Binds the gateway, admin and balancer listeners (and reads the
     /// gateway's TLS files), naming the config key of the one that fails.
-    async fn bind(config: &NodeConfig) -> anyhow::Result<Listeners> {
+    async fn bind(config: &NodeConfig) -> Result<Listeners, MemberError> {
         let tls = match &config.gateway.tls {
             Some(files) => Some(
                 portcullis_proxy::listener::server_config(&files.cert, &files.key)
-                    .context("gateway.tls")?,
+                    .map_err(MemberError::Tls)?,
             ),
             None => None,
         };
@@ -321,11 +325,17 @@ impl Listeners {
 }
 
 /// Binds `listen`, naming the config `key` on failure.
-async fn bind(key: &str, listen: SocketAddr) -> anyhow::Result<(TcpListener, SocketAddr)> {
-    let listener = TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("{key}: cannot listen on {listen}"))?;
-    let addr = listener.local_addr()?;
+async fn bind(
+    key: &'static str,
+    listen: SocketAddr,
+) -> Result<(TcpListener, SocketAddr), MemberError> {
+    let failed = |source| MemberError::Bind {
+        key,
+        listen,
+        source,
+    };
+    let listener = TcpListener::bind(listen).await.map_err(failed)?;
+    let addr = listener.local_addr().map_err(failed)?;
     Ok((listener, addr))
 }
 
@@ -386,7 +396,7 @@ async fn initial_read(store: &ClusterStore) -> Result<StoreState, StoreError> {
 async fn read_secrets(
     store: &ClusterStore,
     sealer: Option<AliasSealer>,
-) -> anyhow::Result<Secrets> {
+) -> Result<Secrets, MemberError> {
     let cookie_key = crate::secrets::cookie_key(store, sealer.as_ref()).await?;
     let admin_token = crate::secrets::admin_token(store, sealer.as_ref(), &cookie_key).await?;
     Ok(Secrets {
@@ -462,7 +472,10 @@ mod tests {
         let taken = taken.local_addr().map(|addr| (taken, addr)).unwrap();
         // The balancer binds last: before, the heartbeat was already running
         // by then and kept registering a member that never started.
-        let extra = format!("[admin]\nlisten = \"127.0.0.1:0\"\n[balancer]\nlisten = \"{}\"\nmode = \"proxy\"\n", taken.1);
+        let extra = format!(
+            "[admin]\nlisten = \"127.0.0.1:0\"\n[balancer]\nlisten = \"{}\"\nmode = \"proxy\"\n",
+            taken.1
+        );
         let config = config(dir.path(), "unbound", &extra);
         let store = store_of(&config);
         let err = match Member::start(config).await {
@@ -481,7 +494,13 @@ mod tests {
         let config = config(dir.path(), "dropped", "");
         let store = store_of(&config);
         let member = Member::start(config).await.unwrap();
-        let ids: Vec<String> = store.members().await.unwrap().into_iter().map(|m| m.id).collect();
+        let ids: Vec<String> = store
+            .members()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.id)
+            .collect();
         assert_eq!(ids, ["dropped"], "the first record is written at start");
         let addr = member.gateway_addr;
         drop(member);

@@ -164,5 +164,5 @@ pub async fn admin_token(config: &NodeConfig) -> anyhow::Result<zeroize::Zeroizi
     store.prepare().await?;
     let sealer = portcullis_member::secrets::sealer(config)?;
     let cookie_key = portcullis_member::secrets::cookie_key(&store, sealer.as_ref()).await?;
-    portcullis_member::secrets::admin_token(&store, sealer.as_ref(), &cookie_key).await
+    Ok(portcullis_member::secrets::admin_token(&store, sealer.as_ref(), &cookie_key).await?)
 }

@@ -215,4 +215,3 @@ pub async fn serve(
         tracing::error!(error = %err, "admin listener failed");
     }
 }
-

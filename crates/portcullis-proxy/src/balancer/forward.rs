@@ -102,7 +102,8 @@ async fn proxy(
         let Ok(uri) = member_target(&chosen.member, path_and_query).parse::<Uri>() else {
             return Err(unusable_path());
         };
-        let mut attempt = Request::from_parts(parts.clone(), body.take().unwrap_or_else(body::empty));
+        let mut attempt =
+            Request::from_parts(parts.clone(), body.take().unwrap_or_else(body::empty));
         *attempt.uri_mut() = uri;
         let counter = table.local(&chosen.member.id);
         counter.fetch_add(1, Ordering::Relaxed);

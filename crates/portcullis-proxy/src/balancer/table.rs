@@ -169,7 +169,11 @@ mod tests {
         table.local("a").fetch_add(5, Ordering::Relaxed);
         assert_eq!(table.choose(&[], now).unwrap().0.id, "b");
         assert_eq!(
-            table.choose_except(&[], now, &["b".to_string()]).unwrap().0.id,
+            table
+                .choose_except(&[], now, &["b".to_string()])
+                .unwrap()
+                .0
+                .id,
             "a",
             "an excluded member is never chosen"
         );

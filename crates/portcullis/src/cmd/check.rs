@@ -140,9 +140,18 @@ mod tests {
 
     #[test]
     fn paths_lose_their_dot_components() {
-        assert_eq!(clean(Path::new("././store/topologies/a.toml")), Path::new("store/topologies/a.toml"));
-        assert_eq!(clean(Path::new("./portcullis.toml")), Path::new("portcullis.toml"));
-        assert_eq!(clean(Path::new("/etc/./portcullis/a.toml")), Path::new("/etc/portcullis/a.toml"));
+        assert_eq!(
+            clean(Path::new("././store/topologies/a.toml")),
+            Path::new("store/topologies/a.toml")
+        );
+        assert_eq!(
+            clean(Path::new("./portcullis.toml")),
+            Path::new("portcullis.toml")
+        );
+        assert_eq!(
+            clean(Path::new("/etc/./portcullis/a.toml")),
+            Path::new("/etc/portcullis/a.toml")
+        );
         assert_eq!(clean(Path::new(".")), Path::new("."));
         assert_eq!(clean(Path::new("../x/./a.toml")), Path::new("../x/a.toml"));
     }

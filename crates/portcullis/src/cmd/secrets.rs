@@ -40,8 +40,12 @@ enum AliasCommand {
     /// Alias names (never values).
     List,
     /// Print an alias value (needs the master secret).
-    Show { name: String },
-    Delete { name: String },
+    Show {
+        name: String,
+    },
+    Delete {
+        name: String,
+    },
 }
 
 pub fn run_master(args: MasterArgs) -> anyhow::Result<()> {

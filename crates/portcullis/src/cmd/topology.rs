@@ -69,8 +69,8 @@ fn import_knox(file: &std::path::Path) -> anyhow::Result<()> {
     let xml =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let label = file.display().to_string();
-    let converted = portcullis_knox::convert_knox_topology_from(&xml, &label)
-        .with_context(|| label.clone())?;
+    let converted =
+        portcullis_knox::convert_knox_topology_from(&xml, &label).with_context(|| label.clone())?;
     for warning in &converted.warnings {
         eprintln!("warning: {warning}");
     }
