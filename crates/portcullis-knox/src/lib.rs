@@ -783,18 +783,25 @@ mod tests {
         }
     }
 
+    // The samples are the binary's end-to-end fixtures (tests/import_knox.rs).
     #[test]
     fn the_samples_convert_and_validate() {
-        let (t, w, _) = convert(include_str!("../tests/knox_samples/sandbox-ha.xml"));
+        let (t, w, _) = convert(include_str!(
+            "../../portcullis/tests/knox_samples/sandbox-ha.xml"
+        ));
         let hive = ha(&t, "hive");
         assert!(hive.sticky_session && hive.no_fallback);
         assert_eq!(hive.load_balancing, Lb::RoundRobin);
         assert_eq!(hive.sticky_session_cookie_name, "HIVE_BACKEND");
         assert_eq!(ha(&t, "resourcemanager").max_failover_attempts, 5);
         assert_warned(&w, "RESOURCEMANAGER: zookeeperEnsemble");
-        let (t, _, _) = convert(include_str!("../tests/knox_samples/ha-disabled.xml"));
+        let (t, _, _) = convert(include_str!(
+            "../../portcullis/tests/knox_samples/ha-disabled.xml"
+        ));
         let multi = t.services.iter().filter(|s| s.urls.len() > 1);
         assert!(multi.clone().count() == 2 && multi.clone().all(|s| !s.ha.enabled));
-        convert(include_str!("../tests/knox_samples/webhdfs-lb.xml"));
+        convert(include_str!(
+            "../../portcullis/tests/knox_samples/webhdfs-lb.xml"
+        ));
     }
 }

@@ -21,6 +21,14 @@ use crate::http::headers::strip_hop_by_hop;
 /// Members tried for one request before the balancer answers 502.
 const MAX_MEMBER_TRIES: usize = 3;
 
+/// What `redirect` and `proxy` answer: the way to the chosen member (which
+/// may set the affinity cookie), or the balancer's own refusal (which never
+/// does).
+enum Answer {
+    Member(Response<ProxyBody>),
+    Refused(Response<ProxyBody>),
+}
+
 /// Where a request went, and whether its client must get a new cookie.
 struct Chosen {
     member: MemberTarget,
@@ -45,15 +53,15 @@ pub(super) async fn handle(
         .map(|p| p.as_str())
         .unwrap_or("/")
         .to_string();
-    let result = match mode {
+    let answer = match mode {
         BalancerMode::Redirect => redirect(&chosen.member, &path_and_query),
         BalancerMode::Proxy => {
             proxy(table, client, peer, request, &path_and_query, &mut chosen).await
         }
     };
-    let mut response = match result {
-        Ok(response) => response,
-        Err(response) => return response,
+    let mut response = match answer {
+        Answer::Member(response) => response,
+        Answer::Refused(response) => return response,
     };
     if chosen.set_cookie {
         let cookie = format!(
@@ -68,16 +76,13 @@ pub(super) async fn handle(
 }
 
 /// 307 to the member's public URL.
-fn redirect(
-    member: &MemberTarget,
-    path_and_query: &str,
-) -> Result<Response<ProxyBody>, Response<ProxyBody>> {
+fn redirect(member: &MemberTarget, path_and_query: &str) -> Answer {
     let Ok(location) = HeaderValue::from_str(&member_target(member, path_and_query)) else {
-        return Err(unusable_path());
+        return Answer::Refused(unusable_path());
     };
     let mut response = answer(StatusCode::TEMPORARY_REDIRECT, "see Location");
     response.headers_mut().insert(header::LOCATION, location);
-    Ok(response)
+    Answer::Member(response)
 }
 
 /// Forwards the request to `chosen`'s member. A request without a body can be
@@ -91,7 +96,7 @@ async fn proxy(
     mut request: Request<Incoming>,
     path_and_query: &str,
     chosen: &mut Chosen,
-) -> Result<Response<ProxyBody>, Response<ProxyBody>> {
+) -> Answer {
     strip_hop_by_hop(request.headers_mut(), false);
     append_forwarded_for(request.headers_mut(), peer);
     let (parts, body) = request.into_parts();
@@ -100,7 +105,7 @@ async fn proxy(
     let mut tried: Vec<String> = Vec::new();
     loop {
         let Ok(uri) = member_target(&chosen.member, path_and_query).parse::<Uri>() else {
-            return Err(unusable_path());
+            return Answer::Refused(unusable_path());
         };
         let mut attempt =
             Request::from_parts(parts.clone(), body.take().unwrap_or_else(body::empty));
@@ -110,7 +115,7 @@ async fn proxy(
         let result = client.request(attempt).await;
         counter.fetch_sub(1, Ordering::Relaxed);
         let err = match result {
-            Ok(response) => return Ok(relay(response)),
+            Ok(response) => return Answer::Member(relay(response)),
             Err(err) => err,
         };
         tracing::warn!(member = %chosen.member.id, error = %err, "balancer could not reach a member");
@@ -119,7 +124,7 @@ async fn proxy(
             .then(|| table.choose_except(&[], now_ms(), &tried))
             .flatten();
         let Some((other, _)) = next else {
-            return Err(answer(StatusCode::BAD_GATEWAY, "member unavailable"));
+            return Answer::Refused(answer(StatusCode::BAD_GATEWAY, "member unavailable"));
         };
         // The client moves for good: its cookie names the new member.
         *chosen = Chosen {
