@@ -94,13 +94,15 @@ impl Member {
                 source,
             })?;
         let secrets = read_secrets(&store, sealer).await?;
+        // Bound before any config is applied or task started: a port in use
+        // fails the start with nothing left running.
+        let listeners = Listeners::bind(&config).await?;
         let gateway = build_gateway(&config, &secrets, &state);
-        // Applied before listening so the first request already sees the config.
+        // Applied before serving so the first request already sees the config.
         for (name, text) in state.topologies {
             apply_change(&gateway, TopologyChange::Upsert { name, text }).await;
         }
         let watcher = store.watch_topologies();
-        let listeners = Listeners::bind(&config).await?;
         let advertised = Advertised {
             public_url: advertised_url(&config, listeners.gateway_addr),
             admin_url: listeners.admin.as_ref().map(|(_, a)| format!("http://{a}")),
