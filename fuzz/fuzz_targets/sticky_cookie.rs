@@ -1,2 +1,2 @@
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| portcullis::fuzzing::sticky_cookie(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| portcullis_proxy::balancer::fuzzing::sticky_cookie(data));

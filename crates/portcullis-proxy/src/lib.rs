@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod backend;
+pub mod balancer;
 pub mod body;
 pub mod client;
 pub mod cookie_key;

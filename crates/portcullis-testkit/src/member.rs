@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use portcullis::app::Member;
+use portcullis_member::Member;
 use portcullis_proxy::routing::{Lookup, ServiceRuntime};
 
 use crate::init;

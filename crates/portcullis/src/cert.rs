@@ -63,18 +63,7 @@ pub fn create_certs(hosts: &[String], out_dir: &Path) -> anyhow::Result<CreatedC
     let not_before = time::OffsetDateTime::now_utc() - BACKDATE;
     let not_after = not_before + time::Duration::days(VALIDITY_DAYS);
     let ca_key = KeyPair::generate().context("cannot generate the CA key")?;
-    let mut ca_params = CertificateParams::default();
-    ca_params.distinguished_name = name("Portcullis local CA");
-    // Path length 0: this CA signs gateway certificates only, never another CA,
-    // so a leaked gateway key can never be used to mint certificates.
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    ca_params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    ca_params.not_before = not_before;
-    ca_params.not_after = not_after;
+    let ca_params = ca_params(not_before, not_after);
     let ca_cert = ca_params
         .self_signed(&ca_key)
         .context("cannot sign the CA certificate")?;
@@ -113,6 +102,26 @@ pub fn create_certs(hosts: &[String], out_dir: &Path) -> anyhow::Result<CreatedC
         }
     }
     Ok(created)
+}
+
+/// The private CA's certificate parameters.
+fn ca_params(
+    not_before: time::OffsetDateTime,
+    not_after: time::OffsetDateTime,
+) -> CertificateParams {
+    let mut params = CertificateParams::default();
+    params.distinguished_name = name("Portcullis local CA");
+    // Path length 0: this CA signs gateway certificates only, never another CA,
+    // so a leaked gateway key can never be used to mint certificates.
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    params.not_before = not_before;
+    params.not_after = not_after;
+    params
 }
 
 /// A SAN for `host`: an IP address when it parses as one, else a DNS name

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use tokio::io::AsyncBufReadExt;
 
-use crate::app::Member;
-use crate::demo_backend::DemoBackend;
+use portcullis_demo::DemoBackend;
+use portcullis_member::Member;
 
 const BACKEND_NAMES: [&str; 3] = ["alpha", "beta", "gamma"];
 /// Preferred ports, so the printed commands stay the same from run to run; any
@@ -155,10 +155,14 @@ fn print_banner(balancer: SocketAddr, members: &[Member], backends: &Backends) {
     println!("  curl -s -c jar -b jar {base}/hello   # keep the cookies: same member, same backend, every time");
     println!("  curl -s -d 'some body' {base}/echo");
     println!("  curl -s {base}/bytes/1048576 | wc -c");
-    println!(
-        "  WebSocket echo: ws://{}/gateway/demo/echo/ws",
-        members[0].gateway_addr
-    );
+    // The balancer never forwards an upgrade (it answers and closes), so the
+    // WebSocket URL is a member's own, and says so.
+    if let Some(member) = members.first() {
+        println!(
+            "  WebSocket echo, straight to member {} (the balancer does not carry WebSocket): ws://{}/gateway/demo/echo/ws",
+            member.gateway.member_id, member.gateway_addr
+        );
+    }
     println!();
     println!("Type 'stop alpha' (or beta, gamma) and Enter to stop a backend, 'start alpha' to bring it back;");
     println!("requests keep working while at least one backend is up. Ctrl-C stops everything.");

@@ -39,8 +39,3 @@ impl Shutdown {
         }
     }
 }
-
-/// Registers the handlers and waits; prefer `Shutdown::listen` early in main.
-pub async fn wait_for_shutdown() {
-    Shutdown::listen().wait().await
-}

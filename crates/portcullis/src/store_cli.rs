@@ -119,7 +119,7 @@ pub fn render_members(members: &[MemberRecord], now_ms: u64) -> String {
 }
 
 fn require_sealer(config: &NodeConfig) -> anyhow::Result<portcullis_secrets::AliasSealer> {
-    crate::secrets::sealer(config)?.context(
+    portcullis_member::secrets::sealer(config)?.context(
         "aliases need the cluster master secret: add [secrets] master = \"file:master.key\" to the config (portcullis master create writes one)",
     )
 }
@@ -162,7 +162,7 @@ pub async fn alias_delete(config: &NodeConfig, name: &str) -> anyhow::Result<()>
 pub async fn admin_token(config: &NodeConfig) -> anyhow::Result<zeroize::Zeroizing<String>> {
     let store = open_store(config);
     store.prepare().await?;
-    let sealer = crate::secrets::sealer(config)?;
-    let cookie_key = crate::secrets::cookie_key(&store, sealer.as_ref()).await?;
-    crate::secrets::admin_token(&store, sealer.as_ref(), &cookie_key).await
+    let sealer = portcullis_member::secrets::sealer(config)?;
+    let cookie_key = portcullis_member::secrets::cookie_key(&store, sealer.as_ref()).await?;
+    Ok(portcullis_member::secrets::admin_token(&store, sealer.as_ref(), &cookie_key).await?)
 }

@@ -4,8 +4,8 @@
 use std::time::{Duration, Instant};
 
 use http::{Request, StatusCode};
-use portcullis::app::Member;
-use portcullis::demo_backend::DemoBackend;
+use portcullis_demo::DemoBackend;
+use portcullis_member::Member;
 use portcullis_testkit::*;
 
 async fn member(
@@ -285,22 +285,24 @@ async fn with_no_live_member_the_balancer_answers_503() {
     ] {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let table = std::sync::Arc::new(portcullis::balancer::MemberTable::new(
+        let table = std::sync::Arc::new(portcullis_proxy::balancer::MemberTable::new(
             portcullis_proxy::CookieKey::random(),
         ));
-        table.replace(vec![portcullis_cluster::MemberRecord {
-            id: "gone".into(),
-            role: portcullis_cluster::RoleName::Manager,
-            public_url: format!("http://127.0.0.1:{}", free_port()),
-            admin_url: None,
-            version: "0".into(),
-            generation: 1,
-            in_flight: 0,
-            heartbeat_ms: 200,
-            updated_at_ms: now_ms() - 60_000,
-        }]);
+        table.replace(portcullis_member::balancer::member_targets(&[
+            portcullis_cluster::MemberRecord {
+                id: "gone".into(),
+                role: portcullis_cluster::RoleName::Manager,
+                public_url: format!("http://127.0.0.1:{}", free_port()),
+                admin_url: None,
+                version: "0".into(),
+                generation: 1,
+                in_flight: 0,
+                heartbeat_ms: 200,
+                updated_at_ms: now_ms() - 60_000,
+            },
+        ]));
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        let serving = tokio::spawn(portcullis::balancer::serve(
+        let serving = tokio::spawn(portcullis_proxy::balancer::serve(
             listener,
             table,
             mode,

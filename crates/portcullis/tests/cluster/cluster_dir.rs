@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use http::StatusCode;
-use portcullis::demo_backend::DemoBackend;
+use portcullis_demo::DemoBackend;
 use portcullis_testkit::*;
 
 /// Writes a member config sharing `store` and starts `portcullis serve` on it.

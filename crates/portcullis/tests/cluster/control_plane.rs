@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use http::StatusCode;
-use portcullis::demo_backend::DemoBackend;
+use portcullis_demo::DemoBackend;
 use portcullis_testkit::*;
 
 /// `services` services over one url each.

@@ -9,7 +9,7 @@ use portcullis_config::{parse_topology, LoadBalancing, Topology};
 
 fn sample(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/knox_samples")
+        .join("../portcullis-knox/samples")
         .join(name)
 }
 

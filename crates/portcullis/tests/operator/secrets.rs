@@ -6,7 +6,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use http::StatusCode;
-use portcullis::demo_backend::DemoBackend;
+use portcullis_demo::DemoBackend;
 use portcullis_testkit::*;
 
 fn write_config(

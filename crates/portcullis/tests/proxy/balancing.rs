@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use http::StatusCode;
-use portcullis::demo_backend::DemoBackend;
+use portcullis_demo::DemoBackend;
 use portcullis_testkit::*;
 
 async fn backend(name: &str) -> DemoBackend {

@@ -12,5 +12,8 @@ fn run_corpus(target: &str, check: fn(&[u8])) {
 
 #[test]
 fn sticky_cookie_corpus() {
-    run_corpus("sticky_cookie", portcullis::fuzzing::sticky_cookie);
+    run_corpus(
+        "sticky_cookie",
+        portcullis_proxy::balancer::fuzzing::sticky_cookie,
+    );
 }

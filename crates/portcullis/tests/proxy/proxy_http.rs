@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use http::{Method, Request, StatusCode};
-use portcullis::demo_backend::DemoBackend;
+use portcullis_demo::DemoBackend;
 use portcullis_testkit::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

@@ -7,7 +7,7 @@ use http::{Request, StatusCode, Version};
 use http_body_util::BodyExt;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use portcullis::demo_backend::DemoBackend;
+use portcullis_demo::DemoBackend;
 use portcullis_testkit::*;
 
 fn tls_client(

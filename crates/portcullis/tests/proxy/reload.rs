@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use http::StatusCode;
-use portcullis::demo_backend::DemoBackend;
+use portcullis_demo::DemoBackend;
 use portcullis_testkit::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,17 +5,18 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use anyhow::{bail, Context};
 use base64::Engine;
 use portcullis_cluster::ClusterStore;
 use portcullis_config::{NodeConfig, SecretSource};
 use portcullis_secrets::{AliasSealer, MasterSecret};
 use zeroize::Zeroizing;
 
+use crate::MemberError;
+
 pub const COOKIE_KEY_ALIAS: &str = "cluster.cookie-key";
 pub const ADMIN_TOKEN_ALIAS: &str = "admin.token";
 
-pub fn load_master(config: &NodeConfig) -> anyhow::Result<Option<MasterSecret>> {
+pub fn load_master(config: &NodeConfig) -> Result<Option<MasterSecret>, MemberError> {
     let Some(secrets) = &config.secrets else {
         return Ok(None);
     };
@@ -23,11 +24,11 @@ pub fn load_master(config: &NodeConfig) -> anyhow::Result<Option<MasterSecret>> 
         SecretSource::File(path) => MasterSecret::load_file(path),
         SecretSource::Env(name) => MasterSecret::load_env(name),
     }
-    .context("secrets.master")?;
+    .map_err(MemberError::Master)?;
     Ok(Some(master))
 }
 
-pub fn sealer(config: &NodeConfig) -> anyhow::Result<Option<AliasSealer>> {
+pub fn sealer(config: &NodeConfig) -> Result<Option<AliasSealer>, MemberError> {
     Ok(load_master(config)?.map(|m| AliasSealer::new(&m, &config.cluster.name)))
 }
 
@@ -35,13 +36,13 @@ pub fn sealer(config: &NodeConfig) -> anyhow::Result<Option<AliasSealer>> {
 async fn get_or_create(
     store: &ClusterStore,
     sealer: &AliasSealer,
-    alias: &str,
+    alias: &'static str,
     fresh: &[u8],
-) -> anyhow::Result<Vec<u8>> {
+) -> Result<Vec<u8>, MemberError> {
     let sealed = store
         .create_alias_if_absent(alias, &sealer.seal(alias, fresh))
         .await
-        .with_context(|| format!("cannot create or read alias {alias}"))?;
+        .map_err(|source| MemberError::Alias { alias, source })?;
     Ok(sealer.open(alias, &sealed)?)
 }
 
@@ -51,7 +52,7 @@ async fn get_or_create(
 pub async fn cookie_key(
     store: &ClusterStore,
     sealer: Option<&AliasSealer>,
-) -> anyhow::Result<[u8; 32]> {
+) -> Result<[u8; 32], MemberError> {
     let Some(sealer) = sealer else {
         tracing::warn!("no [secrets] master: the cookie key is kept unsealed in the store");
         return Ok(store.cookie_key().await?);
@@ -60,7 +61,7 @@ pub async fn cookie_key(
     let bytes = get_or_create(store, sealer, COOKIE_KEY_ALIAS, &fresh).await?;
     match <[u8; 32]>::try_from(bytes.as_slice()) {
         Ok(key) => Ok(key),
-        Err(_) => bail!("alias {COOKIE_KEY_ALIAS} does not hold 32 bytes"),
+        Err(_) => Err(MemberError::KeyLength(COOKIE_KEY_ALIAS)),
     }
 }
 
@@ -71,11 +72,12 @@ pub async fn admin_token(
     store: &ClusterStore,
     sealer: Option<&AliasSealer>,
     cookie_key: &[u8; 32],
-) -> anyhow::Result<Zeroizing<String>> {
+) -> Result<Zeroizing<String>, MemberError> {
     let Some(sealer) = sealer else {
         use hmac::Mac;
-        let mut mac =
-            hmac::Hmac::<sha2::Sha256>::new_from_slice(cookie_key).context("cookie key length")?;
+        // HMAC takes a key of any length: this cannot fail.
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(cookie_key)
+            .map_err(|_| MemberError::KeyLength(COOKIE_KEY_ALIAS))?;
         mac.update(b"portcullis admin.token v1");
         let derived = mac.finalize().into_bytes();
         return Ok(Zeroizing::new(
@@ -85,7 +87,7 @@ pub async fn admin_token(
     let fresh = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
     let bytes = get_or_create(store, sealer, ADMIN_TOKEN_ALIAS, fresh.as_bytes()).await?;
     Ok(Zeroizing::new(
-        String::from_utf8(bytes).context("alias admin.token is not text")?,
+        String::from_utf8(bytes).map_err(|_| MemberError::NotText(ADMIN_TOKEN_ALIAS))?,
     ))
 }
 

@@ -1,18 +1,17 @@
 //! Fuzz target for the balancer's affinity cookie (docs/fuzzing.md): the
-//! cargo-fuzz target in `fuzz/` calls it, and `tests/fuzz_corpus.rs` runs it
-//! over the committed corpus in every ordinary `cargo test`.
+//! cargo-fuzz target in `fuzz/` calls it (`fuzz/fuzz_targets/sticky_cookie.rs`), and
+//! `tests/fuzz_corpus.rs` runs it over the committed corpus in every ordinary
+//! `cargo test`.
 
-use portcullis_cluster::{MemberRecord, RoleName};
-use portcullis_proxy::fuzzing::CookieCase;
-use portcullis_proxy::ha::sticky::request_cookie;
-
-use crate::balancer::{MemberTable, AFFINITY_COOKIE};
+use super::{MemberTable, MemberTarget, AFFINITY_COOKIE};
+use crate::fuzzing::CookieCase;
+use crate::ha::sticky::request_cookie;
 
 const NOW_MS: u64 = 1_000_000;
 
 /// Members from a line of space-separated specs: `id` (alive), `id!` (dead,
 /// missed its heartbeats), `id+N` (alive, N requests in flight).
-fn members(line: &[u8]) -> Vec<MemberRecord> {
+fn members(line: &[u8]) -> Vec<MemberTarget> {
     String::from_utf8_lossy(line)
         .split(' ')
         .take(16)
@@ -25,16 +24,12 @@ fn members(line: &[u8]) -> Vec<MemberRecord> {
                 Some((id, n)) => (id, n.parse().unwrap_or(0)),
                 None => (spec, 0),
             };
-            MemberRecord {
+            MemberTarget {
                 id: id.to_string(),
-                role: RoleName::Manager,
-                public_url: "http://127.0.0.1:8443".to_string(),
-                admin_url: None,
-                version: "0".to_string(),
-                generation: 1,
+                url: "http://127.0.0.1:8443".to_string(),
                 in_flight,
-                heartbeat_ms: 1000,
-                updated_at_ms: if dead { NOW_MS - 10_000 } else { NOW_MS },
+                // Three missed 1 s heartbeats; a dead one missed them 10 s ago.
+                alive_until_ms: if dead { NOW_MS - 7_000 } else { NOW_MS + 3_000 },
             }
         })
         .collect()
@@ -45,7 +40,7 @@ fn members(line: &[u8]) -> Vec<MemberRecord> {
 /// otherwise picks a least-loaded live member and resets the cookie; and the
 /// cookie it sets for a member always brings the client back to it, among any
 /// other cookies (in a header that is readable as text; see
-/// `portcullis_proxy::fuzzing::sticky_cookie`).
+/// `crate::fuzzing::sticky_cookie`).
 ///
 /// Input: line 1 the members (see `members`), then as the proxy's
 /// `sticky_cookie` target: a line whose first word is ignored, then Cookie
@@ -60,7 +55,7 @@ pub fn balancer_cookie(data: &[u8]) {
     case.name = AFFINITY_COOKIE.to_string();
     let table = MemberTable::new(case.key.clone());
     table.replace(members.clone());
-    let alive: Vec<&MemberRecord> = members.iter().filter(|m| m.is_alive(NOW_MS)).collect();
+    let alive: Vec<&MemberTarget> = members.iter().filter(|m| m.is_alive(NOW_MS)).collect();
 
     // The client's own cookies.
     let mut plain = http::HeaderMap::new();
@@ -96,9 +91,9 @@ pub fn balancer_cookie(data: &[u8]) {
 /// Checks one choice against the rules; returns it.
 fn check_choice(
     table: &MemberTable,
-    alive: &[&MemberRecord],
+    alive: &[&MemberTarget],
     values: &[&str],
-) -> Option<(MemberRecord, bool)> {
+) -> Option<(MemberTarget, bool)> {
     let choice = table.choose(values, NOW_MS);
     let Some((member, set)) = &choice else {
         assert!(
@@ -109,7 +104,7 @@ fn check_choice(
         return None;
     };
     assert!(member.is_alive(NOW_MS), "a dead member was chosen");
-    let named = |m: &MemberRecord| values.contains(&table.tag(&m.id).as_str());
+    let named = |m: &MemberTarget| values.contains(&table.tag(&m.id).as_str());
     if *set {
         assert!(
             !alive.iter().any(|m| named(m)),
@@ -124,9 +119,9 @@ fn check_choice(
 }
 
 /// The `sticky_cookie` fuzz target: the gateway's sticky cookie
-/// (`portcullis_proxy::fuzzing::sticky_cookie`) and the balancer's affinity
+/// (`crate::fuzzing::sticky_cookie`) and the balancer's affinity
 /// cookie ([`balancer_cookie`]) on the same input.
 pub fn sticky_cookie(data: &[u8]) {
-    portcullis_proxy::fuzzing::sticky_cookie(data);
+    crate::fuzzing::sticky_cookie(data);
     balancer_cookie(data);
 }

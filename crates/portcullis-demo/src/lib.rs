@@ -2,6 +2,8 @@
 //! and h2c, optional TLS, WebSocket echo, and routes that stream, stall, redirect
 //! and fail on demand. Every response names the backend in `x-backend`.
 
+#![forbid(unsafe_code)]
+
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -747,20 +749,18 @@ mod tests {
     async fn tls_variant_serves_h2_and_http1_with_a_private_ca() {
         use rustls::pki_types::pem::PemObject;
         use rustls::pki_types::{CertificateDer, ServerName};
-        let dir = tempfile::tempdir().unwrap();
-        let certs = crate::cert::create_certs(&["localhost".into()], dir.path()).unwrap();
-        let read_file = |p: &std::path::Path| std::fs::read_to_string(p).unwrap();
+        let (ca_pem, server_pem, key_pem) = private_ca_and_server_cert();
         let b = DemoBackend::spawn_tls(
             "secure",
             "127.0.0.1:0".parse().unwrap(),
-            &read_file(&certs.server_cert),
-            &read_file(&certs.server_key),
+            &server_pem,
+            &key_pem,
         )
         .await
         .unwrap();
         assert_eq!(b.url(), format!("https://localhost:{}", b.addr().port()));
         let mut roots = rustls::RootCertStore::empty();
-        let ca = CertificateDer::from_pem_file(&certs.ca_cert).unwrap();
+        let ca = CertificateDer::from_pem_slice(ca_pem.as_bytes()).unwrap();
         roots.add(ca).unwrap();
         for (alpn, version) in [("h2", "HTTP/2.0"), ("http/1.1", "HTTP/1.1")] {
             let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
@@ -789,5 +789,20 @@ mod tests {
             assert_eq!(response.headers()["x-backend"], "secure");
             assert_eq!(json_of(&body)["version"], version);
         }
+    }
+
+    /// A CA certificate and a "localhost" server certificate it signed, with
+    /// the server key, all in PEM (what `portcullis cert create` writes).
+    fn private_ca_and_server_cert() -> (String, String, String) {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca_params, ca_key);
+        let server_key = KeyPair::generate().unwrap();
+        let server_params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        let server_cert = server_params.signed_by(&server_key, &issuer).unwrap();
+        (ca_cert.pem(), server_cert.pem(), server_key.serialize_pem())
     }
 }

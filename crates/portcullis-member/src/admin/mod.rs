@@ -5,7 +5,6 @@ mod api;
 mod metrics;
 mod views;
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -215,14 +214,4 @@ pub async fn serve(
     {
         tracing::error!(error = %err, "admin listener failed");
     }
-}
-
-/// Binds the admin listener, naming the key on failure.
-pub async fn bind(listen: SocketAddr) -> anyhow::Result<(TcpListener, SocketAddr)> {
-    use anyhow::Context;
-    let listener = TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("admin.listen: cannot listen on {listen}"))?;
-    let addr = listener.local_addr()?;
-    Ok((listener, addr))
 }

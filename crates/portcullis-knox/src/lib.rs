@@ -1,15 +1,32 @@
-//! `portcullis topology import-knox`: turns an Apache Knox topology (XML) into a
-//! Portcullis topology (TOML) that behaves as the services did under Knox.
+//! The importer behind `portcullis topology import-knox`: turns an Apache Knox
+//! topology (XML) into a Portcullis topology (TOML) that behaves as the
+//! services did under Knox.
 //!
 //! Knox ignores what it does not understand; this converter says so instead. Every
 //! setting that cannot be carried over becomes a warning naming what and why.
 //! Where Knox's defaults differ from Portcullis's, the Knox value is written out
 //! with a `# Knox default` comment, so that importing changes no behaviour silently.
 
+#![forbid(unsafe_code)]
+
 use std::fmt::Write as _;
 
-use anyhow::{bail, Context};
 use roxmltree::Node;
+
+/// Why a Knox topology could not be converted at all (what merely cannot be
+/// carried over is a warning instead).
+#[derive(Debug, thiserror::Error)]
+pub enum KnoxError {
+    #[error("invalid Knox topology XML")]
+    Xml(#[source] roxmltree::Error),
+    #[error("not a Knox topology: the root element is <{0}>, expected <topology>")]
+    NotATopology(String),
+    #[error("nothing to import: the Knox topology has no <service> with a <url>")]
+    NothingToImport,
+    /// A conversion that Portcullis would refuse: a bug here, not the operator's.
+    #[error("internal error: the converted topology does not validate: {0}")]
+    InvalidOutput(String),
+}
 
 /// The converted topology text and what could not be carried over.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,20 +54,17 @@ const SERVICE_HA_OVERRIDES: &str = "haEnabled failoverSleep maxFailoverAttempts 
     maxRetryAttempts zookeeperEnsemble zookeeperNamespace";
 
 /// Converts Knox topology XML; the header comment names no file.
-pub fn convert_knox_topology(xml: &str) -> anyhow::Result<KnoxConversion> {
+pub fn convert_knox_topology(xml: &str) -> Result<KnoxConversion, KnoxError> {
     convert_knox_topology_from(xml, "an Apache Knox topology")
 }
 
 /// Converts Knox topology XML; `source` (for example the file name) goes in the
 /// header comment.
-pub fn convert_knox_topology_from(xml: &str, source: &str) -> anyhow::Result<KnoxConversion> {
-    let doc = roxmltree::Document::parse(xml).context("invalid Knox topology XML")?;
+pub fn convert_knox_topology_from(xml: &str, source: &str) -> Result<KnoxConversion, KnoxError> {
+    let doc = roxmltree::Document::parse(xml).map_err(KnoxError::Xml)?;
     let root = doc.root_element();
     if root.tag_name().name() != "topology" {
-        bail!(
-            "not a Knox topology: the root element is <{}>, expected <topology>",
-            root.tag_name().name()
-        );
+        return Err(KnoxError::NotATopology(root.tag_name().name().to_string()));
     }
     let mut warnings = Vec::new();
     let mut services: Vec<KnoxService> = Vec::new();
@@ -73,7 +87,7 @@ pub fn convert_knox_topology_from(xml: &str, source: &str) -> anyhow::Result<Kno
         }
     }
     if services.is_empty() {
-        bail!("nothing to import: the Knox topology has no <service> with a <url>");
+        return Err(KnoxError::NothingToImport);
     }
     // No HaProvider: nothing is disabled, but no role is covered either.
     let ha = ha.unwrap_or_default();
@@ -109,7 +123,7 @@ pub fn convert_knox_topology_from(xml: &str, source: &str) -> anyhow::Result<Kno
 
     // A conversion that Portcullis would refuse is a bug here, not the operator's.
     if let Err(e) = portcullis_config::parse_topology("imported", "imported.toml", &out) {
-        bail!("internal error: the converted topology does not validate: {e}");
+        return Err(KnoxError::InvalidOutput(e.to_string()));
     }
     Ok(KnoxConversion {
         toml: out,
@@ -769,18 +783,19 @@ mod tests {
         }
     }
 
+    // The samples are the binary's end-to-end fixtures (tests/import_knox.rs).
     #[test]
     fn the_samples_convert_and_validate() {
-        let (t, w, _) = convert(include_str!("../tests/knox_samples/sandbox-ha.xml"));
+        let (t, w, _) = convert(include_str!("../samples/sandbox-ha.xml"));
         let hive = ha(&t, "hive");
         assert!(hive.sticky_session && hive.no_fallback);
         assert_eq!(hive.load_balancing, Lb::RoundRobin);
         assert_eq!(hive.sticky_session_cookie_name, "HIVE_BACKEND");
         assert_eq!(ha(&t, "resourcemanager").max_failover_attempts, 5);
         assert_warned(&w, "RESOURCEMANAGER: zookeeperEnsemble");
-        let (t, _, _) = convert(include_str!("../tests/knox_samples/ha-disabled.xml"));
+        let (t, _, _) = convert(include_str!("../samples/ha-disabled.xml"));
         let multi = t.services.iter().filter(|s| s.urls.len() > 1);
         assert!(multi.clone().count() == 2 && multi.clone().all(|s| !s.ha.enabled));
-        convert(include_str!("../tests/knox_samples/webhdfs-lb.xml"));
+        convert(include_str!("../samples/webhdfs-lb.xml"));
     }
 }

@@ -1,0 +1,18 @@
+//! One Portcullis gateway member: the cluster store feeding the data plane
+//! (`portcullis-proxy`), the member's heartbeat record, the balancer's member
+//! list, the admin API with `/metrics` and the dashboard, the cluster's
+//! secrets, and the process's adjustable logging.
+#![forbid(unsafe_code)]
+
+pub mod admin;
+mod apply;
+pub mod balancer;
+mod error;
+mod heartbeat;
+pub mod logging;
+mod member;
+pub mod secrets;
+
+pub use apply::{apply_change, TopologyChange};
+pub use error::MemberError;
+pub use member::Member;

@@ -1,0 +1,520 @@
+//! Wiring of one member: config store -> validated topologies -> data plane,
+//! the listeners, and the tasks that keep them fed, with one lifecycle: every
+//! listener is bound before any task starts, and every task belongs to the
+//! [`Member`], so dropping or stopping it stops them all.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use portcullis_cluster::{ClusterStore, StoreError, StoreEvent, StoreWatcher};
+use portcullis_config::{AdminState, NodeConfig};
+use portcullis_proxy::balancer::MemberTable;
+use portcullis_proxy::{Gateway, ListenerOptions};
+use portcullis_secrets::AliasSealer;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio_util::task::AbortOnDropHandle;
+use zeroize::Zeroizing;
+
+use crate::apply::{apply_change, TopologyChange};
+use crate::heartbeat::{advertised_url, heartbeat, member_record, Advertised};
+use crate::MemberError;
+
+/// How long a starting member waits for its store before giving up.
+const STARTUP_STORE_WAIT: Duration = Duration::from_secs(30);
+
+/// How long `stop` waits for the store to forget this member, and for the
+/// admin listener to finish.
+const STOP_STEP_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A running member.
+pub struct Member {
+    pub gateway: Arc<Gateway>,
+    pub gateway_addr: SocketAddr,
+    pub balancer_addr: Option<SocketAddr>,
+    /// Where the admin API listens, when `[admin]` is set.
+    pub admin_addr: Option<SocketAddr>,
+    admin_token: Zeroizing<String>,
+    store: ClusterStore,
+    /// Whether the store was reachable at the last attempt.
+    pub store_connected: Arc<AtomicBool>,
+    shutdown: watch::Sender<bool>,
+    tasks: MemberTasks,
+}
+
+/// Every task of a member. Each is aborted when this is dropped; `stop`
+/// ends them in order instead.
+struct MemberTasks {
+    heartbeat: AbortOnDropHandle<()>,
+    /// The store sync loop and the balancer: aborted, they hold no client.
+    background: JoinSet<()>,
+    /// The gateway listener, which drains its requests on shutdown.
+    serve: AbortOnDropHandle<()>,
+    admin: Option<AbortOnDropHandle<()>>,
+}
+
+/// What a member reads from the store before it serves anything.
+struct StoreState {
+    admin_states: BTreeMap<String, AdminState>,
+    topologies: BTreeMap<String, String>,
+    sealed_aliases: BTreeMap<String, String>,
+}
+
+/// The member's secrets, as read (or first created) in the store.
+struct Secrets {
+    sealer: Option<AliasSealer>,
+    cookie_key: [u8; 32],
+    admin_token: Zeroizing<String>,
+}
+
+/// Every listener of a member, bound before anything is spawned: a member
+/// that cannot bind one leaves nothing running and no record behind.
+struct Listeners {
+    gateway: TcpListener,
+    gateway_addr: SocketAddr,
+    options: ListenerOptions,
+    admin: Option<(TcpListener, SocketAddr)>,
+    balancer: Option<(TcpListener, SocketAddr)>,
+}
+
+impl Member {
+    /// Loads the store, binds every listener, then starts serving.
+    pub async fn start(config: NodeConfig) -> Result<Member, MemberError> {
+        let store = ClusterStore::open(&config.cluster.store, &config.cluster.name);
+        let sealer = crate::secrets::sealer(&config)?;
+        let state = initial_read(&store)
+            .await
+            .map_err(|source| MemberError::StoreUnreadable {
+                store: store.describe(),
+                source,
+            })?;
+        let secrets = read_secrets(&store, sealer).await?;
+        // Bound before any config is applied or task started: a port in use
+        // fails the start with nothing left running.
+        let listeners = Listeners::bind(&config).await?;
+        let gateway = build_gateway(&config, &secrets, &state);
+        // Applied before serving so the first request already sees the config.
+        for (name, text) in state.topologies {
+            apply_change(&gateway, TopologyChange::Upsert { name, text }).await;
+        }
+        let watcher = store.watch();
+        let advertised = Advertised {
+            public_url: advertised_url(&config, listeners.gateway_addr),
+            admin_url: listeners.admin.as_ref().map(|(_, a)| format!("http://{a}")),
+        };
+        // The first record is written before serving, so balancers and
+        // `cluster status` know the member as soon as it answers.
+        if let Err(err) = store
+            .put_member(&member_record(&config, &gateway, &advertised))
+            .await
+        {
+            tracing::error!(error = %err, "cannot write this member's record; retrying every heartbeat");
+        }
+        let running = Running {
+            config,
+            store,
+            gateway,
+            secrets,
+            store_connected: Arc::new(AtomicBool::new(true)),
+        };
+        Ok(running.spawn(listeners, watcher, advertised).await)
+    }
+
+    /// Leaves the cluster first (so balancers stop sending clients here), then
+    /// stops accepting and finishes in-flight requests within the grace period.
+    pub async fn stop(self) {
+        let Member {
+            gateway,
+            store,
+            shutdown,
+            tasks,
+            ..
+        } = self;
+        let MemberTasks {
+            heartbeat,
+            mut background,
+            serve,
+            admin,
+        } = tasks;
+        heartbeat.abort();
+        let _ = heartbeat.await;
+        let leave =
+            tokio::time::timeout(STOP_STEP_TIMEOUT, store.remove_member(&gateway.member_id));
+        if let Ok(Err(err)) = leave.await {
+            tracing::warn!(error = %err, "could not remove this member's record");
+        }
+        background.shutdown().await;
+        let _ = shutdown.send(true);
+        let _ = serve.await;
+        if let Some(admin) = admin {
+            let _ = tokio::time::timeout(STOP_STEP_TIMEOUT, admin).await;
+        }
+    }
+
+    /// The token the admin API expects.
+    pub fn admin_token(&self) -> &str {
+        self.admin_token.as_str()
+    }
+}
+
+/// A member whose store, secrets and data plane are ready, about to start its
+/// tasks.
+struct Running {
+    config: NodeConfig,
+    store: ClusterStore,
+    gateway: Arc<Gateway>,
+    secrets: Secrets,
+    store_connected: Arc<AtomicBool>,
+}
+
+impl Running {
+    /// Starts every task on listeners already bound; nothing here can fail.
+    async fn spawn(
+        self,
+        listeners: Listeners,
+        watcher: StoreWatcher,
+        advertised: Advertised,
+    ) -> Member {
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let members = Arc::new(ArcSwap::from_pointee(
+            self.store.members().await.unwrap_or_default(),
+        ));
+        let mut background = JoinSet::new();
+        background.spawn(sync_from_store(
+            watcher,
+            self.gateway.clone(),
+            self.secrets.sealer.clone(),
+            self.store_connected.clone(),
+        ));
+        let heartbeat = AbortOnDropHandle::new(tokio::spawn(heartbeat(
+            self.store.clone(),
+            self.gateway.clone(),
+            self.config.clone(),
+            advertised,
+            members.clone(),
+        )));
+        let admin_addr = listeners.admin.as_ref().map(|(_, addr)| *addr);
+        let admin = listeners
+            .admin
+            .map(|(listener, _)| self.spawn_admin(listener, members, &shutdown_rx));
+        let balancer_addr = listeners.balancer.as_ref().map(|(_, addr)| *addr);
+        if let Some((listener, addr)) = listeners.balancer {
+            self.spawn_balancer(&mut background, listener, addr, &shutdown_rx)
+                .await;
+        }
+        let serve = AbortOnDropHandle::new(tokio::spawn(portcullis_proxy::serve(
+            listeners.gateway,
+            self.gateway.clone(),
+            listeners.options,
+            shutdown_rx,
+        )));
+        tracing::info!(member = %self.config.node.id, listen = %listeners.gateway_addr, "gateway listening");
+        Member {
+            gateway: self.gateway,
+            gateway_addr: listeners.gateway_addr,
+            balancer_addr,
+            admin_addr,
+            admin_token: self.secrets.admin_token,
+            store: self.store,
+            store_connected: self.store_connected,
+            shutdown,
+            tasks: MemberTasks {
+                heartbeat,
+                background,
+                serve,
+                admin,
+            },
+        }
+    }
+
+    fn spawn_admin(
+        &self,
+        listener: TcpListener,
+        members: Arc<ArcSwap<Vec<portcullis_cluster::MemberRecord>>>,
+        shutdown: &watch::Receiver<bool>,
+    ) -> AbortOnDropHandle<()> {
+        let context = Arc::new(crate::admin::AdminContext {
+            gateway: self.gateway.clone(),
+            store: self.store.clone(),
+            cluster_name: self.config.cluster.name.clone(),
+            role: self.config.cluster.role,
+            sealer: self.secrets.sealer.clone(),
+            token: self.secrets.admin_token.clone(),
+            store_connected: self.store_connected.clone(),
+            members,
+        });
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(listen = %addr, "admin API, /metrics and dashboard listening");
+        }
+        AbortOnDropHandle::new(tokio::spawn(crate::admin::serve(
+            listener,
+            context,
+            shutdown.clone(),
+        )))
+    }
+
+    /// The balancer's listener and the task that keeps its member table
+    /// current, both in `tasks`.
+    async fn spawn_balancer(
+        &self,
+        tasks: &mut JoinSet<()>,
+        listener: TcpListener,
+        addr: SocketAddr,
+        shutdown: &watch::Receiver<bool>,
+    ) {
+        let Some(balancer) = &self.config.balancer else {
+            return;
+        };
+        let key = portcullis_proxy::CookieKey::new(self.secrets.cookie_key);
+        let table = Arc::new(MemberTable::new(key));
+        let records = self.store.members().await.unwrap_or_default();
+        table.replace(crate::balancer::member_targets(&records));
+        tasks.spawn(crate::balancer::refresh_members(
+            self.store.clone(),
+            table.clone(),
+            self.config.cluster.heartbeat,
+        ));
+        tasks.spawn(portcullis_proxy::balancer::serve(
+            listener,
+            table,
+            balancer.mode,
+            self.config.gateway.header_read_timeout,
+            shutdown.clone(),
+        ));
+        tracing::info!(listen = %addr, mode = ?balancer.mode, "balancer listening");
+    }
+}
+
+impl Listeners {
+    /// Binds the gateway, admin and balancer listeners (and reads the
+    /// gateway's TLS files), naming the config key of the one that fails.
+    async fn bind(config: &NodeConfig) -> Result<Listeners, MemberError> {
+        let tls = match &config.gateway.tls {
+            Some(files) => Some(
+                portcullis_proxy::listener::server_config(&files.cert, &files.key)
+                    .map_err(MemberError::Tls)?,
+            ),
+            None => None,
+        };
+        let (gateway, gateway_addr) = bind("gateway.listen", config.gateway.listen).await?;
+        let admin = match &config.admin {
+            Some(admin) => Some(bind("admin.listen", admin.listen).await?),
+            None => None,
+        };
+        let balancer = match &config.balancer {
+            Some(balancer) => Some(bind("balancer.listen", balancer.listen).await?),
+            None => None,
+        };
+        let options = ListenerOptions {
+            tls,
+            max_connections: config.gateway.max_connections,
+            header_read_timeout: config.gateway.header_read_timeout,
+            shutdown_grace: config.gateway.shutdown_grace,
+        };
+        Ok(Listeners {
+            gateway,
+            gateway_addr,
+            options,
+            admin,
+            balancer,
+        })
+    }
+}
+
+/// Binds `listen`, naming the config `key` on failure.
+async fn bind(
+    key: &'static str,
+    listen: SocketAddr,
+) -> Result<(TcpListener, SocketAddr), MemberError> {
+    let failed = |source| MemberError::Bind {
+        key,
+        listen,
+        source,
+    };
+    let listener = TcpListener::bind(listen).await.map_err(failed)?;
+    let addr = listener.local_addr().map_err(failed)?;
+    Ok((listener, addr))
+}
+
+/// The store sync loop: follows the store's events for the member's life, one
+/// at a time and in order (a topology change is applied, off the async
+/// threads, before the next event is looked at).
+async fn sync_from_store(
+    mut watcher: StoreWatcher,
+    gateway: Arc<Gateway>,
+    sealer: Option<AliasSealer>,
+    store_connected: Arc<AtomicBool>,
+) {
+    while let Some(event) = watcher.recv().await {
+        match event {
+            StoreEvent::Changed { name, text } => {
+                apply_change(&gateway, TopologyChange::Upsert { name, text }).await
+            }
+            StoreEvent::AdminStates(states) => {
+                gateway.set_admin_states(states.into_iter().collect())
+            }
+            StoreEvent::Aliases(sealed) => {
+                gateway.set_credentials(crate::secrets::open_all(sealer.as_ref(), &sealed))
+            }
+            StoreEvent::Connection(up) => store_connected.store(up, Ordering::Relaxed),
+            StoreEvent::Removed { name } => {
+                apply_change(&gateway, TopologyChange::Remove { name }).await
+            }
+        }
+    }
+}
+
+/// Reads what a member needs before it listens, retrying with backoff while the
+/// store is unreachable (up to `STARTUP_STORE_WAIT`).
+async fn initial_read(store: &ClusterStore) -> Result<StoreState, StoreError> {
+    let deadline = tokio::time::Instant::now() + STARTUP_STORE_WAIT;
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let attempt = async {
+            store.prepare().await?;
+            Ok::<_, StoreError>(StoreState {
+                admin_states: store.backend_states().await?,
+                topologies: store.list_topologies().await?,
+                sealed_aliases: store.aliases().await?,
+            })
+        };
+        match attempt.await {
+            Ok(state) => return Ok(state),
+            Err(err) if tokio::time::Instant::now() + backoff < deadline => {
+                tracing::warn!(error = %err, "store not ready; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+            Err(err) => return Err(err),
+        }
+    }
+}
+
+async fn read_secrets(
+    store: &ClusterStore,
+    sealer: Option<AliasSealer>,
+) -> Result<Secrets, MemberError> {
+    let cookie_key = crate::secrets::cookie_key(store, sealer.as_ref()).await?;
+    let admin_token = crate::secrets::admin_token(store, sealer.as_ref(), &cookie_key).await?;
+    Ok(Secrets {
+        sealer,
+        cookie_key,
+        admin_token,
+    })
+}
+
+/// The data plane with the store's admin states and credentials, and no
+/// topology yet.
+fn build_gateway(config: &NodeConfig, secrets: &Secrets, state: &StoreState) -> Arc<Gateway> {
+    let gateway = Arc::new(Gateway::new(
+        &config.node.id,
+        &config.gateway.path,
+        config.base_dir.clone(),
+        portcullis_proxy::CookieKey::new(secrets.cookie_key),
+    ));
+    gateway.set_admin_states(state.admin_states.clone().into_iter().collect());
+    gateway.set_edge(edge_settings(config));
+    gateway.set_credentials(crate::secrets::open_all(
+        secrets.sealer.as_ref(),
+        &state.sealed_aliases,
+    ));
+    gateway
+}
+
+/// The `[gateway]` settings the request path reads per request.
+fn edge_settings(config: &NodeConfig) -> portcullis_proxy::routing::EdgeSettings {
+    portcullis_proxy::routing::EdgeSettings {
+        public_base: config.gateway.public_url_configured.then(|| {
+            config
+                .gateway
+                .public_url
+                .as_str()
+                .trim_end_matches('/')
+                .to_string()
+        }),
+        min_body_rate: config.gateway.min_body_rate,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A heartbeat short enough that a stray one would show within the wait.
+    const HEARTBEAT_MS: u64 = 100;
+
+    fn config(dir: &std::path::Path, id: &str, extra: &str) -> NodeConfig {
+        let store = dir.join("store");
+        std::fs::create_dir_all(store.join("topologies")).unwrap();
+        let text = format!(
+            "[node]\nid = \"{id}\"\n[gateway]\nlisten = \"127.0.0.1:0\"\n[cluster]\nstore = \"dir:{}\"\nheartbeat = \"{HEARTBEAT_MS}ms\"\n{extra}",
+            store.display()
+        );
+        portcullis_config::parse_node_config(&text, &dir.join(format!("{id}.toml"))).unwrap()
+    }
+
+    fn store_of(config: &NodeConfig) -> ClusterStore {
+        ClusterStore::open(&config.cluster.store, &config.cluster.name)
+    }
+
+    /// Long enough for several heartbeats.
+    async fn a_few_heartbeats() {
+        tokio::time::sleep(Duration::from_millis(HEARTBEAT_MS * 6)).await;
+    }
+
+    #[tokio::test]
+    async fn a_member_that_cannot_bind_leaves_no_record_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let taken = taken.local_addr().map(|addr| (taken, addr)).unwrap();
+        // The balancer binds last: before, the heartbeat was already running
+        // by then and kept registering a member that never started.
+        let extra = format!(
+            "[admin]\nlisten = \"127.0.0.1:0\"\n[balancer]\nlisten = \"{}\"\nmode = \"proxy\"\n",
+            taken.1
+        );
+        let config = config(dir.path(), "unbound", &extra);
+        let store = store_of(&config);
+        let err = match Member::start(config).await {
+            Ok(_) => panic!("the member started on a port in use"),
+            Err(err) => format!("{err:#}"),
+        };
+        assert!(err.contains("balancer.listen"), "{err}");
+        a_few_heartbeats().await;
+        let records = store.members().await.unwrap();
+        assert!(records.is_empty(), "records left behind: {records:?}");
+    }
+
+    #[tokio::test]
+    async fn dropping_a_member_stops_its_heartbeat() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(dir.path(), "dropped", "");
+        let store = store_of(&config);
+        let member = Member::start(config).await.unwrap();
+        let ids: Vec<String> = store
+            .members()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.id)
+            .collect();
+        assert_eq!(ids, ["dropped"], "the first record is written at start");
+        let addr = member.gateway_addr;
+        drop(member);
+        // Let the aborted tasks finish unwinding, then forget the record: no
+        // heartbeat may write it again.
+        tokio::task::yield_now().await;
+        store.remove_member("dropped").await.unwrap();
+        a_few_heartbeats().await;
+        assert!(store.members().await.unwrap().is_empty());
+        assert!(
+            tokio::net::TcpStream::connect(addr).await.is_err(),
+            "the gateway listener is closed"
+        );
+    }
+}

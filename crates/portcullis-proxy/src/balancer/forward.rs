@@ -1,0 +1,194 @@
+//! One balancer request: choose a member, then redirect the client to it or
+//! proxy the request there (moving to another member when the chosen one
+//! cannot be reached), and set the affinity cookie when the choice changed.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+
+use http::header::{self, HeaderValue};
+use http::{Request, Response, StatusCode, Uri};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use portcullis_config::BalancerMode;
+
+use super::{closes, MemberTable, MemberTarget, AFFINITY_COOKIE};
+use crate::body::{self, BoxError, ProxyBody};
+use crate::error::ProxyError;
+use crate::http::headers::strip_hop_by_hop;
+
+/// Members tried for one request before the balancer answers 502.
+const MAX_MEMBER_TRIES: usize = 3;
+
+/// What `redirect` and `proxy` answer: the way to the chosen member (which
+/// may set the affinity cookie), or the balancer's own refusal (which never
+/// does).
+enum Answer {
+    Member(Response<ProxyBody>),
+    Refused(Response<ProxyBody>),
+}
+
+/// Where a request went, and whether its client must get a new cookie.
+struct Chosen {
+    member: MemberTarget,
+    set_cookie: bool,
+}
+
+pub(super) async fn handle(
+    table: &MemberTable,
+    client: &Client<HttpConnector, ProxyBody>,
+    mode: BalancerMode,
+    peer: SocketAddr,
+    request: Request<Incoming>,
+) -> Response<ProxyBody> {
+    let cookies = crate::ha::sticky::request_cookie(request.headers(), AFFINITY_COOKIE);
+    let Some((member, set_cookie)) = table.choose(&cookies, now_ms()) else {
+        return answer(StatusCode::SERVICE_UNAVAILABLE, "no live member");
+    };
+    let mut chosen = Chosen { member, set_cookie };
+    let path_and_query = request
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/")
+        .to_string();
+    let answer = match mode {
+        BalancerMode::Redirect => redirect(&chosen.member, &path_and_query),
+        BalancerMode::Proxy => {
+            proxy(table, client, peer, request, &path_and_query, &mut chosen).await
+        }
+    };
+    let mut response = match answer {
+        Answer::Member(response) => response,
+        Answer::Refused(response) => return response,
+    };
+    if chosen.set_cookie {
+        let cookie = format!(
+            "{AFFINITY_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax",
+            table.tag(&chosen.member.id)
+        );
+        if let Ok(value) = HeaderValue::from_str(&cookie) {
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
+    }
+    response
+}
+
+/// 307 to the member's public URL.
+fn redirect(member: &MemberTarget, path_and_query: &str) -> Answer {
+    let Ok(location) = HeaderValue::from_str(&member_target(member, path_and_query)) else {
+        return Answer::Refused(unusable_path());
+    };
+    let mut response = answer(StatusCode::TEMPORARY_REDIRECT, "see Location");
+    response.headers_mut().insert(header::LOCATION, location);
+    Answer::Member(response)
+}
+
+/// Forwards the request to `chosen`'s member. A request without a body can be
+/// sent again, whole, to another member when the chosen one cannot be reached
+/// (a member killed within its liveness window): the client never sees that
+/// member, and moves to the new one for good.
+async fn proxy(
+    table: &MemberTable,
+    client: &Client<HttpConnector, ProxyBody>,
+    peer: SocketAddr,
+    mut request: Request<Incoming>,
+    path_and_query: &str,
+    chosen: &mut Chosen,
+) -> Answer {
+    strip_hop_by_hop(request.headers_mut(), false);
+    append_forwarded_for(request.headers_mut(), peer);
+    let (parts, body) = request.into_parts();
+    let replayable = hyper::body::Body::is_end_stream(&body);
+    let mut body = Some(body.map_err(BoxError::from).boxed());
+    let mut tried: Vec<String> = Vec::new();
+    loop {
+        let Ok(uri) = member_target(&chosen.member, path_and_query).parse::<Uri>() else {
+            return Answer::Refused(unusable_path());
+        };
+        let mut attempt =
+            Request::from_parts(parts.clone(), body.take().unwrap_or_else(body::empty));
+        *attempt.uri_mut() = uri;
+        let counter = table.local(&chosen.member.id);
+        counter.fetch_add(1, Ordering::Relaxed);
+        let result = client.request(attempt).await;
+        counter.fetch_sub(1, Ordering::Relaxed);
+        let err = match result {
+            Ok(response) => return Answer::Member(relay(response)),
+            Err(err) => err,
+        };
+        tracing::warn!(member = %chosen.member.id, error = %err, "balancer could not reach a member");
+        tried.push(chosen.member.id.clone());
+        let next = (err.is_connect() && replayable && tried.len() < MAX_MEMBER_TRIES)
+            .then(|| table.choose_except(&[], now_ms(), &tried))
+            .flatten();
+        let Some((other, _)) = next else {
+            return Answer::Refused(answer(StatusCode::BAD_GATEWAY, "member unavailable"));
+        };
+        // The client moves for good: its cookie names the new member.
+        *chosen = Chosen {
+            member: other,
+            set_cookie: true,
+        };
+    }
+}
+
+/// A member's response as the client gets it. A member that refused the
+/// request closes; so does the balancer (see `strict_edge`).
+fn relay(response: Response<Incoming>) -> Response<ProxyBody> {
+    let (mut parts, body) = response.into_parts();
+    let member_closes = closes(&parts.headers);
+    strip_hop_by_hop(&mut parts.headers, false);
+    if member_closes {
+        parts
+            .headers
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    Response::from_parts(parts, body.map_err(BoxError::from).boxed())
+}
+
+fn append_forwarded_for(headers: &mut http::HeaderMap, peer: SocketAddr) {
+    let forwarded = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(existing) => format!("{existing}, {}", peer.ip()),
+        None => peer.ip().to_string(),
+    };
+    if let Ok(value) = HeaderValue::from_str(&forwarded) {
+        headers.insert("x-forwarded-for", value);
+    }
+}
+
+fn member_target(member: &MemberTarget, path_and_query: &str) -> String {
+    format!("{}{}", member.url.trim_end_matches('/'), path_and_query)
+}
+
+fn unusable_path() -> Response<ProxyBody> {
+    ProxyError::BadRequest {
+        reason: "unusable request path",
+    }
+    .into_response()
+}
+
+/// The balancer's own answers that no `ProxyError` variant words this way
+/// (they name members, not topologies and services): the same JSON shape
+/// as `ProxyError::into_response`. `error.rs` has no public constructor for a
+/// status with a free message, hence this small twin.
+fn answer(status: StatusCode, message: &'static str) -> Response<ProxyBody> {
+    let mut response = Response::new(body::full(
+        serde_json::json!({ "error": message }).to_string(),
+    ));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// Wall-clock milliseconds, the clock member records are written in.
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

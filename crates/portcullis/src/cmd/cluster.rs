@@ -1,0 +1,50 @@
+//! `portcullis cluster status` and `portcullis admin token`: what the store
+//! holds about the cluster.
+
+use std::path::PathBuf;
+
+use crate::store_cli;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[arg(short, long, default_value = "portcullis.toml", global = true)]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: ClusterCommand,
+}
+
+#[derive(clap::Subcommand)]
+enum ClusterCommand {
+    /// Members: id, role, url, state, last seen, generation, in-flight.
+    Status,
+}
+
+#[derive(clap::Args)]
+pub struct AdminArgs {
+    #[arg(short, long, default_value = "portcullis.toml", global = true)]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: AdminCommand,
+}
+
+#[derive(clap::Subcommand)]
+enum AdminCommand {
+    /// Print the cluster's admin API token (alias admin.token).
+    Token,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let ClusterCommand::Status = args.command;
+    let config = store_cli::load_config(&args.config)?;
+    let table = crate::runtime()?.block_on(store_cli::cluster_status(&config))?;
+    print!("{table}");
+    Ok(())
+}
+
+pub fn run_admin(args: AdminArgs) -> anyhow::Result<()> {
+    let AdminCommand::Token = args.command;
+    let config = store_cli::load_config(&args.config)?;
+    let token = crate::runtime()?.block_on(store_cli::admin_token(&config))?;
+    println!("{}", token.as_str());
+    Ok(())
+}

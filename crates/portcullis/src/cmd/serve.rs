@@ -1,0 +1,27 @@
+//! `portcullis serve`: run a gateway member until SIGTERM or SIGINT.
+
+use std::path::PathBuf;
+
+use portcullis_member::Member;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[arg(short, long, default_value = "portcullis.toml")]
+    config: PathBuf,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let config = portcullis_config::load_node_config(&args.config)
+        .map_err(|errors| anyhow::anyhow!("invalid configuration:\n{errors}"))?;
+    crate::runtime()?.block_on(serve(config))
+}
+
+async fn serve(config: portcullis_config::NodeConfig) -> anyhow::Result<()> {
+    let mut shutdown = crate::signals::Shutdown::listen();
+    let member = Member::start(config).await?;
+    shutdown.wait().await;
+    tracing::info!("shutting down");
+    member.stop().await;
+    tracing::info!("stopped");
+    Ok(())
+}
