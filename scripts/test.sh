@@ -5,3 +5,4 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cargo test --workspace --all-targets
 python3 -m unittest discover -s bench -p 'test_*.py'
+python3 scripts/structure.py

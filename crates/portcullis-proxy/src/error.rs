@@ -152,14 +152,24 @@ impl ProxyError {
         if let Some(service) = service {
             json["service"] = service.into();
         }
-        let mut response = Response::new(body::full(json.to_string()));
-        *response.status_mut() = self.status();
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            header::HeaderValue::from_static("application/json"),
-        );
-        response
+        json_response(self.status(), &json)
     }
+}
+
+/// The shape of every answer the gateway or the balancer makes itself: a
+/// JSON body with an `error` field (PRODUCT.md §3).
+pub fn json_error(status: StatusCode, message: &str) -> Response<ProxyBody> {
+    json_response(status, &serde_json::json!({ "error": message }))
+}
+
+fn json_response(status: StatusCode, json: &serde_json::Value) -> Response<ProxyBody> {
+    let mut response = Response::new(body::full(json.to_string()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    response
 }
 
 #[cfg(test)]

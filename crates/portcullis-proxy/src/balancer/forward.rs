@@ -15,7 +15,7 @@ use portcullis_config::BalancerMode;
 
 use super::{closes, MemberTable, MemberTarget, AFFINITY_COOKIE};
 use crate::body::{self, BoxError, ProxyBody};
-use crate::error::ProxyError;
+use crate::error::{json_error, ProxyError};
 use crate::http::headers::strip_hop_by_hop;
 
 /// Members tried for one request before the balancer answers 502.
@@ -44,7 +44,7 @@ pub(super) async fn handle(
 ) -> Response<ProxyBody> {
     let cookies = crate::ha::sticky::request_cookie(request.headers(), AFFINITY_COOKIE);
     let Some((member, set_cookie)) = table.choose(&cookies, now_ms()) else {
-        return answer(StatusCode::SERVICE_UNAVAILABLE, "no live member");
+        return json_error(StatusCode::SERVICE_UNAVAILABLE, "no live member");
     };
     let mut chosen = Chosen { member, set_cookie };
     let path_and_query = request
@@ -80,7 +80,7 @@ fn redirect(member: &MemberTarget, path_and_query: &str) -> Answer {
     let Ok(location) = HeaderValue::from_str(&member_target(member, path_and_query)) else {
         return Answer::Refused(unusable_path());
     };
-    let mut response = answer(StatusCode::TEMPORARY_REDIRECT, "see Location");
+    let mut response = json_error(StatusCode::TEMPORARY_REDIRECT, "see Location");
     response.headers_mut().insert(header::LOCATION, location);
     Answer::Member(response)
 }
@@ -124,7 +124,7 @@ async fn proxy(
             .then(|| table.choose_except(&[], now_ms(), &tried))
             .flatten();
         let Some((other, _)) = next else {
-            return Answer::Refused(answer(StatusCode::BAD_GATEWAY, "member unavailable"));
+            return Answer::Refused(json_error(StatusCode::BAD_GATEWAY, "member unavailable"));
         };
         // The client moves for good: its cookie names the new member.
         *chosen = Chosen {
@@ -167,22 +167,6 @@ fn unusable_path() -> Response<ProxyBody> {
         reason: "unusable request path",
     }
     .into_response()
-}
-
-/// The balancer's own answers that no `ProxyError` variant words this way
-/// (they name members, not topologies and services): the same JSON shape
-/// as `ProxyError::into_response`. `error.rs` has no public constructor for a
-/// status with a free message, hence this small twin.
-fn answer(status: StatusCode, message: &'static str) -> Response<ProxyBody> {
-    let mut response = Response::new(body::full(
-        serde_json::json!({ "error": message }).to_string(),
-    ));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
 }
 
 /// Wall-clock milliseconds, the clock member records are written in.
