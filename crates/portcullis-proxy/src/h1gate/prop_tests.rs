@@ -214,3 +214,26 @@ fn the_differential_sees_accepted_heads() {
     gate_is_never_more_lenient_than_httparse();
     assert!(ACCEPTED.load(std::sync::atomic::Ordering::Relaxed) >= 50);
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2048))]
+
+    /// The word-at-a-time search finds what a plain byte loop finds, at every
+    /// alignment and length (CR and LF in any place, bytes around them that
+    /// differ from them by one bit or borrow).
+    #[test]
+    fn cr_or_lf_search_agrees_with_a_byte_loop(
+        bytes in prop::collection::vec(
+            prop_oneof![
+                prop::sample::select(b"\r\n\x0c\x0b\x0e\x8d\x8a\x00\x01\xffa".to_vec()),
+                any::<u8>(),
+            ],
+            0..40,
+        ),
+        start in 0usize..8,
+    ) {
+        let bytes = &bytes[start.min(bytes.len())..];
+        let plain = bytes.iter().position(|&b| b == b'\r' || b == b'\n');
+        prop_assert_eq!(super::scan::find_cr_or_lf(bytes), plain);
+    }
+}

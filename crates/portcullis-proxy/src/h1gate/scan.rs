@@ -60,11 +60,38 @@ pub(super) fn is_target(b: u8) -> bool {
     (0x21..=0x7e).contains(&b)
 }
 
-/// Position of the first CR or LF. A plain loop: lines are short, and the
-/// compiler keeps it tight without a dependency.
+/// Position of the first CR or LF. Every head byte passes here twice (the
+/// line scan, then the head check), so it looks at eight bytes per step: a
+/// byte-at-a-time loop took about 7 instructions a byte, this about 2. No
+/// dependency: lines are short, and the word trick needs no set-up.
 #[inline]
 pub(super) fn find_cr_or_lf(bytes: &[u8]) -> Option<usize> {
-    bytes.iter().position(|&b| b == b'\r' || b == b'\n')
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    const CRS: u64 = u64::from_ne_bytes([b'\r'; 8]);
+    const LFS: u64 = u64::from_ne_bytes([b'\n'; 8]);
+    let mut words = bytes.chunks_exact(8);
+    let mut offset = 0;
+    for chunk in &mut words {
+        let Ok(eight) = <[u8; 8]>::try_from(chunk) else {
+            break;
+        };
+        let word = u64::from_le_bytes(eight);
+        let (cr, lf) = (word ^ CRS, word ^ LFS);
+        // A zero byte in `cr` or `lf` is a CR or LF in `word`. The lowest
+        // flagged byte of each is always a real zero (a false flag needs a
+        // borrow from a real zero below it), so the lowest of both is the
+        // first CR or LF; little-endian puts byte 0 lowest.
+        let found = ((cr.wrapping_sub(ONES) & !cr) | (lf.wrapping_sub(ONES) & !lf)) & HIGHS;
+        if found != 0 {
+            return Some(offset + (found.trailing_zeros() / 8) as usize);
+        }
+        offset += 8;
+    }
+    let tail = &bytes[offset..];
+    tail.iter()
+        .position(|&b| b == b'\r' || b == b'\n')
+        .map(|k| offset + k)
 }
 
 /// Follows line endings of a head (or trailer section) across feeds: every LF

@@ -1,7 +1,7 @@
 //! Header rules of a reverse proxy: hop-by-hop removal, the X-Forwarded-* set,
 //! and Location rewriting (what Apache calls ProxyPassReverse).
 
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, Entry, HeaderMap, HeaderName, HeaderValue};
 
 use super::ClientContext;
 
@@ -47,7 +47,7 @@ fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     let kept = |name: &HeaderName| {
         keep_upgrade && (*name == header::UPGRADE || *name == header::CONNECTION)
     };
-    let mut doomed: Vec<HeaderName> = Vec::new();
+    let mut doomed = Doomed::default();
     for (name, value) in headers.iter() {
         if *name == header::CONNECTION {
             let tokens = value.to_str().ok().into_iter().flat_map(|v| v.split(','));
@@ -67,8 +67,32 @@ fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
             doomed.push(name.clone());
         }
     }
-    for name in doomed {
+    // In the order found: a removal moves the map's last entry into the
+    // removed one's place, so the order decides the order of what is left.
+    for name in doomed.in_order() {
         headers.remove(name);
+    }
+}
+
+/// Names to remove, in the order found. The usual message has one or two
+/// (`Connection` itself, `Keep-Alive`): they stay on the stack, and only a
+/// longer list allocates.
+#[derive(Default)]
+struct Doomed {
+    first: [Option<HeaderName>; 4],
+    more: Vec<HeaderName>,
+}
+
+impl Doomed {
+    fn push(&mut self, name: HeaderName) {
+        match self.first.iter_mut().find(|slot| slot.is_none()) {
+            Some(slot) => *slot = Some(name),
+            None => self.more.push(name),
+        }
+    }
+
+    fn in_order(self) -> impl Iterator<Item = HeaderName> {
+        self.first.into_iter().flatten().chain(self.more)
     }
 }
 
@@ -107,15 +131,28 @@ pub fn add_forwarded(
     member_id: &HeaderValue,
     context: &HeaderValue,
 ) {
-    let appended = headers
-        .get(&X_FORWARDED_FOR)
-        .and_then(|v| v.to_str().ok())
-        .filter(|existing| !existing.trim().is_empty())
-        .map(|existing| format!("{existing}, {}", client.peer_ip));
-    match appended {
-        Some(value) => insert_str(headers, X_FORWARDED_FOR, &value),
-        None => {
-            headers.insert(X_FORWARDED_FOR, client.peer_ip_header().clone());
+    // One lookup for reading and replacing: the name is hashed once.
+    match headers.entry(X_FORWARDED_FOR) {
+        Entry::Occupied(mut entry) => {
+            let appended = entry
+                .get()
+                .to_str()
+                .ok()
+                .filter(|existing| !existing.trim().is_empty())
+                .map(|existing| format!("{existing}, {}", client.peer_ip));
+            match appended {
+                Some(value) => {
+                    if let Ok(value) = HeaderValue::from_str(&value) {
+                        entry.insert(value);
+                    }
+                }
+                None => {
+                    entry.insert(client.peer_ip_header().clone());
+                }
+            }
+        }
+        Entry::Vacant(entry) => {
+            entry.insert(client.peer_ip_header().clone());
         }
     }
     headers.insert(
@@ -125,9 +162,13 @@ pub fn add_forwarded(
     let host_port = original_host
         .and_then(|h| h.to_str().ok())
         .and_then(port_of_host);
+    // The Host's port is usually the listener's: its value, built once per
+    // connection, is shared instead of formatting the number again.
     match host_port {
-        Some(port) => headers.insert(X_FORWARDED_PORT, HeaderValue::from(port)),
-        None => headers.insert(X_FORWARDED_PORT, client.local_port_header().clone()),
+        Some(port) if port != client.local_port => {
+            headers.insert(X_FORWARDED_PORT, HeaderValue::from(port))
+        }
+        _ => headers.insert(X_FORWARDED_PORT, client.local_port_header().clone()),
     };
     match original_host {
         Some(host) => {
@@ -141,12 +182,6 @@ pub fn add_forwarded(
     }
     headers.insert(X_FORWARDED_SERVER, member_id.clone());
     headers.insert(X_FORWARDED_CONTEXT, context.clone());
-}
-
-fn insert_str(headers: &mut HeaderMap, name: HeaderName, value: &str) {
-    if let Ok(value) = HeaderValue::from_str(value) {
-        headers.insert(name, value);
-    }
 }
 
 /// The port of a Host header value, handling bracketed IPv6 literals.

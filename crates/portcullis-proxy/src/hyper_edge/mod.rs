@@ -24,18 +24,24 @@ use crate::slow_body::SlowBody;
 pub async fn handle(
     gateway: Arc<Gateway>,
     client: Arc<ClientContext>,
-    mut request: Request<Incoming>,
+    request: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, std::convert::Infallible> {
+    let request = client_request(request);
+    Ok(pipeline::serve(&gateway, &client, request, &ServiceClient).await)
+}
+
+/// A hyper request as the pipeline takes it, with the client's side of a
+/// WebSocket upgrade when it asks for one.
+pub fn client_request(mut request: Request<Incoming>) -> ClientRequest<Incoming, OnUpgrade> {
     let is_upgrade =
         strict::is_websocket_upgrade(request.method(), request.version(), request.headers());
     let upgrade = is_upgrade.then(|| hyper::upgrade::on(&mut request));
     let (head, body) = request.into_parts();
-    let request = ClientRequest {
+    ClientRequest {
         head,
         body,
         upgrade,
-    };
-    Ok(pipeline::serve(&gateway, &client, request, &ServiceClient).await)
+    }
 }
 
 /// Sends tries on the service's own hyper-util client (its connection pool).

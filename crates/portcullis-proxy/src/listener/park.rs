@@ -38,7 +38,8 @@ use tokio::sync::watch;
 use crate::body::ProxyBody;
 use crate::h1gate::{GateStatus, GatedIo};
 use crate::http::ClientContext;
-use crate::hyper_edge::{handle, upgrade};
+use crate::hyper_edge::{client_request, upgrade, ServiceClient};
+use crate::pipeline;
 use crate::routing::Gateway;
 
 /// Idle time after which a connection's hyper state is dropped. Between one
@@ -175,12 +176,15 @@ fn counting_service(
         let has_body = !hyper::body::Body::is_end_stream(request.body());
         requests.latest_had_body.store(has_body, Ordering::Relaxed);
         requests.started.fetch_add(1, Ordering::Relaxed);
-        let handling = handle(gateway.clone(), client.clone(), request);
-        let requests = requests.clone();
+        let (gateway, client, requests) = (gateway.clone(), client.clone(), requests.clone());
+        // The pipeline's future is made inside the boxed one, not wrapped in
+        // `hyper_edge::handle`'s: each future moved into another is copied
+        // whole, and these are kilobytes, once per request.
         Box::pin(async move {
-            let response = handling.await;
+            let request = client_request(request);
+            let response = pipeline::serve(&gateway, &client, request, &ServiceClient).await;
             requests.finished.fetch_add(1, Ordering::Relaxed);
-            response
+            Ok(response)
         })
     })
 }

@@ -2,8 +2,10 @@
 //! the request.
 
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use http::header;
+use http::uri::{self, PathAndQuery};
 use http::{Method, Request, Response, Uri, Version};
 use http_body_util::BodyExt;
 use tokio::time::Instant;
@@ -88,17 +90,18 @@ impl Attempt {
 }
 
 impl<U> Forwarding<'_, U> {
-    /// Counts a failover and waits `failover_sleep` before any try but the
-    /// first (a resend on a fresh connection is neither).
-    pub(super) async fn before_try(&mut self, ctx: &RequestContext) {
+    /// Counts a failover before any try but the first (a resend on a fresh
+    /// connection is neither) and says how long to wait first
+    /// (`failover_sleep`). Not async: most tries wait for nothing, and a
+    /// future holding a timer would be built and moved for each of them.
+    pub(super) fn before_try(&mut self, ctx: &RequestContext) -> Option<Duration> {
         let resending = std::mem::take(&mut self.resend);
         if ctx.tries_so_far() > 0 && !resending {
             self.service.stats.failovers.fetch_add(1, Ordering::Relaxed);
             let sleep = self.service.config.ha.failover_sleep;
-            if !sleep.is_zero() {
-                tokio::time::sleep(sleep).await;
-            }
+            return (!sleep.is_zero()).then_some(sleep);
         }
+        None
     }
 
     /// Builds the try for backend `index`; `None` when the body can no longer
@@ -137,10 +140,13 @@ impl<U> Forwarding<'_, U> {
         let last_try = !may_resend
             && (ctx.tries_so_far() + 1 >= self.plan.max_tries()
                 || self.tried.count_ones() as usize >= service.backends.len());
+        // The try takes the map itself and the copy stays: the copy is made
+        // with no room to spare, and the try's map still gets a Host below.
         *request.headers_mut() = if last_try {
             std::mem::take(&mut self.head.headers)
         } else {
-            self.head.headers.clone()
+            let copy = self.head.headers.clone();
+            std::mem::replace(&mut self.head.headers, copy)
         };
         if !service.config.preserve_host && self.backend_version == Version::HTTP_11 {
             request
@@ -331,14 +337,18 @@ pub(super) fn backend_uri(
         path_and_query.push('?');
         path_and_query.push_str(query);
     }
-    Uri::builder()
-        .scheme(backend.scheme.clone())
-        .authority(backend.authority.clone())
-        .path_and_query(path_and_query)
-        .build()
-        .map_err(|_| ProxyError::BadRequest {
-            reason: "request path cannot be forwarded",
-        })
+    let refused = |_| ProxyError::BadRequest {
+        reason: "request path cannot be forwarded",
+    };
+    // What `Uri::builder` does, without its chain of `Result`s that moves the
+    // parts at every step.
+    let mut parts = uri::Parts::default();
+    parts.scheme = Some(backend.scheme.clone());
+    parts.authority = Some(backend.authority.clone());
+    parts.path_and_query = Some(PathAndQuery::try_from(path_and_query).map_err(refused)?);
+    Uri::from_parts(parts).map_err(|_| ProxyError::BadRequest {
+        reason: "request path cannot be forwarded",
+    })
 }
 
 #[cfg(test)]

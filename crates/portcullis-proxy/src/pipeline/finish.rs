@@ -57,15 +57,21 @@ impl<U: ClientUpgrade> Forwarding<'_, U> {
     /// the sticky cookie when the client has none for this backend.
     fn edit_response_head(&self, parts: &mut response::Parts, index: usize, switching: bool) {
         let (service, client) = (self.service, self.client);
-        if parts.headers.contains_key(header::TRANSFER_ENCODING) {
+        // One pass over the names instead of a hashed lookup per name. A
+        // Location that the hop-by-hop rule removes below is simply not found
+        // by the rewrite.
+        let (mut chunked, mut locations) = (false, false);
+        for name in parts.headers.keys() {
+            chunked |= *name == header::TRANSFER_ENCODING;
+            locations |= *name == header::LOCATION || *name == header::CONTENT_LOCATION;
+        }
+        if chunked {
             // The body was decoded by its chunks; a Content-Length beside them is
             // stale and would frame the relayed body wrongly (RFC 9112 §6.3).
             parts.headers.remove(header::CONTENT_LENGTH);
         }
         headers::strip_hop_by_hop(&mut parts.headers, switching);
-        if parts.headers.contains_key(header::LOCATION)
-            || parts.headers.contains_key(header::CONTENT_LOCATION)
-        {
+        if locations {
             self.rewrite_locations(parts);
         }
         if self.sticky.active && self.sticky.cookie_backend != Some(index) {

@@ -22,7 +22,6 @@ mod prepare;
 
 use std::fmt::Write as _;
 use std::sync::Arc;
-use std::time::Instant;
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
@@ -56,7 +55,9 @@ struct TryRecord {
 
 /// What the pipeline keeps about one request from its arrival to its log line.
 pub struct RequestContext {
-    started: Instant,
+    /// On tokio's clock, which is the clock the prepare phase and the HA
+    /// state use (and the one tests may pause).
+    started: tokio::time::Instant,
     /// The access log is on; names are copied for it only then.
     logging: bool,
     method: Method,
@@ -64,19 +65,49 @@ pub struct RequestContext {
     uri: Uri,
     topology: String,
     service: String,
-    tries: Vec<TryRecord>,
+    tries: Tries,
+}
+
+/// The tries of one request, in order. Nearly every request makes one: it is
+/// kept inline, so only a request that fails over allocates for its list.
+#[derive(Default)]
+struct Tries {
+    first: Option<TryRecord>,
+    later: Vec<TryRecord>,
+}
+
+impl Tries {
+    fn push(&mut self, record: TryRecord) {
+        if self.first.is_none() {
+            self.first = Some(record);
+        } else {
+            self.later.push(record);
+        }
+    }
+
+    fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.later.len()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &TryRecord> {
+        self.first.iter().chain(&self.later)
+    }
+
+    fn last(&self) -> Option<&TryRecord> {
+        self.later.last().or(self.first.as_ref())
+    }
 }
 
 impl RequestContext {
     fn new(head: &request::Parts) -> RequestContext {
         RequestContext {
-            started: Instant::now(),
+            started: tokio::time::Instant::now(),
             logging: tracing::enabled!(target: "portcullis::access", tracing::Level::INFO),
             method: head.method.clone(),
             uri: head.uri.clone(),
             topology: String::new(),
             service: String::new(),
-            tries: Vec::new(),
+            tries: Tries::default(),
         }
     }
 
@@ -137,8 +168,14 @@ where
                 ctx.service.clone_from(&service.config.name);
             }
             let asked_upgrade = h1 && headers::is_upgrade_request(&request.head.headers);
-            let prepared = Forwarding::new(gateway, client, &service, request, rest_start);
-            let outcome = forward(prepared, connector, &mut ctx).await;
+            // The prepared request stays here and `forward` borrows it: moved
+            // into `forward`'s future, it was copied with that future.
+            let prepared =
+                Forwarding::new(gateway, client, &service, request, rest_start, ctx.started);
+            let outcome = match prepared {
+                Ok(mut forwarding) => forward(&mut forwarding, connector, &mut ctx).await,
+                Err(err) => Err(err),
+            };
             finish::answer(outcome, &service, client, asked_upgrade, &ctx)
         }
     };
@@ -150,7 +187,7 @@ where
 
 /// Runs tries until one answers or the retry rules allow no more.
 async fn forward<C, U>(
-    prepared: Result<Forwarding<'_, U>, ProxyError>,
+    forwarding: &mut Forwarding<'_, U>,
     connector: &C,
     ctx: &mut RequestContext,
 ) -> Result<Response<ProxyBody>, ProxyError>
@@ -158,14 +195,15 @@ where
     C: BackendConnector,
     U: ClientUpgrade,
 {
-    let mut forwarding = prepared?;
     let mut next = forwarding.first_backend();
     while let Some(index) = next.take() {
-        forwarding.before_try(ctx).await;
+        if let Some(pause) = forwarding.before_try(ctx) {
+            tokio::time::sleep(pause).await;
+        }
         let Some(attempt) = forwarding.start_try(index, ctx)? else {
             break;
         };
-        let sent = attempt.send(&forwarding, connector).await;
+        let sent = attempt.send(forwarding, connector).await;
         let now = tokio::time::Instant::now();
         match forwarding.classify(sent, connector, now, ctx) {
             Verdict::Answer(answer) => return Ok(forwarding.relay(answer)),

@@ -139,13 +139,15 @@ pub(super) struct Forwarding<'r, U> {
 impl<'r, U> Forwarding<'r, U> {
     /// Prepares a routed request: refuses a cookie-pinned client whose backend
     /// is gone (`no_fallback`), edits the headers once for every try, adds the
-    /// backend credentials and makes the body replayable.
+    /// backend credentials and makes the body replayable. `now` is when the
+    /// request arrived: microseconds earlier, it saves reading the clock again.
     pub(super) fn new<B>(
         gateway: &'r Gateway,
         client: &'r ClientContext,
         service: &'r Arc<ServiceRuntime>,
         request: ClientRequest<B, U>,
         rest_start: usize,
+        now: Instant,
     ) -> Result<Self, ProxyError>
     where
         B: Body<Data = Bytes> + Send + Sync + 'static,
@@ -157,7 +159,6 @@ impl<'r, U> Forwarding<'r, U> {
             upgrade,
         } = request;
         let ha = &service.config.ha;
-        let now = Instant::now();
         service.budget.record_request(now);
         let (sticky, policy) = stickiness(service, &parts.headers, now);
         if sticky.active
@@ -238,6 +239,10 @@ where
     ReplayBody::new(guarded, config.ha.replay_buffer_bytes)
 }
 
+/// Headers the gateway may add to a request: X-Real-IP, six X-Forwarded-*,
+/// Host and Authorization.
+const ADDED_HEADERS: usize = 9;
+
 /// The header edits every try shares.
 struct HeaderEdits<'a> {
     gateway: &'a Gateway,
@@ -254,6 +259,12 @@ impl HeaderEdits<'_> {
     fn apply(&self, parts: &mut request::Parts) -> Result<(), ProxyError> {
         let (service, config) = (self.service, &self.service.config);
         let headers = &mut parts.headers;
+        // Room for what is added here and per try, at once: a session's first
+        // request comes in a map sized for its own headers, which would
+        // otherwise be rehashed and reallocated up to four times on the way.
+        // It fails only past the map's size limit, far above hyper's header
+        // count limit; the inserts below grow the map themselves anyway.
+        let _ = headers.try_reserve(ADDED_HEADERS);
         headers::strip_hop_by_hop(headers, self.keep_upgrade);
         headers::remove_untrusted(headers, self.client);
         if parts.version == Version::HTTP_2 {

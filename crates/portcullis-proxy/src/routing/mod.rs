@@ -168,8 +168,13 @@ pub fn match_path<'a>(prefix: &str, path: &'a str) -> Option<RouteMatch<'a>> {
         .strip_prefix('/')?
         .strip_prefix(prefix)?
         .strip_prefix('/')?;
-    let (topology, after_topology) = after_prefix.split_once('/')?;
-    let (service, rest) = match after_topology.find('/') {
+    // A byte search: the pattern machinery of `split_once` and `find` costs
+    // more to set up than these few bytes take to scan. `/` is ASCII, so
+    // every index found is a char boundary.
+    let slash = |s: &str| s.bytes().position(|b| b == b'/');
+    let i = slash(after_prefix)?;
+    let (topology, after_topology) = (&after_prefix[..i], &after_prefix[i + 1..]);
+    let (service, rest) = match slash(after_topology) {
         Some(i) => (&after_topology[..i], &after_topology[i..]),
         None => (after_topology, ""),
     };
