@@ -136,13 +136,6 @@ impl CookieCase {
         }
         map
     }
-
-    /// True when the header carrying the tag is readable as text.
-    pub fn tag_header_is_text(&self) -> bool {
-        self.headers
-            .get(self.slot)
-            .is_none_or(|value| value.to_str().is_ok())
-    }
 }
 
 fn sticky_cookie_checked(data: &[u8]) {
