@@ -37,6 +37,19 @@ pub struct GatewaySection {
     pub header_read_timeout: Duration,
     /// Slowest request body accepted, in bytes/s averaged over 10 s; 0 is off.
     pub min_body_rate: u64,
+    /// What serves HTTP/1.1 clients and plain HTTP/1.1 backends.
+    pub engine: Engine,
+}
+
+/// The HTTP/1.1 engine (`[gateway] engine`). HTTP/2 is always hyper's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    /// Portcullis's own HTTP/1.1 engine on httparse (the default).
+    #[default]
+    Portcullis,
+    /// hyper on both sides, as before the own engine.
+    Hyper,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

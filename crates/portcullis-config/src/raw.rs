@@ -7,7 +7,7 @@ use std::fmt;
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 
-use crate::model::{BackendProtocol, BalancerMode, LoadBalancing, Role};
+use crate::model::{BackendProtocol, BalancerMode, Engine, LoadBalancing, Role};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -40,6 +40,7 @@ pub struct FileGateway {
     pub header_read_timeout: Option<FileDuration>,
     /// Bytes per second a request body must average over 10 s.
     pub min_body_rate: Option<i64>,
+    pub engine: Option<Engine>,
 }
 
 #[derive(Debug, Deserialize)]

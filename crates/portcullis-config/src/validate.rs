@@ -268,6 +268,7 @@ fn gateway_section(
         max_connections,
         header_read_timeout,
         min_body_rate,
+        engine: raw.engine.unwrap_or_default(),
     })
 }
 

@@ -315,6 +315,7 @@ impl Listeners {
             max_connections: config.gateway.max_connections,
             header_read_timeout: config.gateway.header_read_timeout,
             shutdown_grace: config.gateway.shutdown_grace,
+            engine: config.gateway.engine,
         };
         Ok(Listeners {
             gateway,

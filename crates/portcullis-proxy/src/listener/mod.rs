@@ -50,6 +50,8 @@ pub struct ListenerOptions {
     pub header_read_timeout: Duration,
     /// Time in-flight requests get to finish after shutdown begins.
     pub shutdown_grace: Duration,
+    /// What serves HTTP/1.1 clients (`[gateway] engine`).
+    pub engine: portcullis_config::Engine,
 }
 
 /// Serves `listener` until `shutdown` turns true, then stops accepting, lets
