@@ -65,6 +65,11 @@ impl ChunkScan {
         }
     }
 
+    /// True while the next bytes are chunk data.
+    pub(super) fn in_data(&self) -> bool {
+        matches!(self.part, Part::Data { .. })
+    }
+
     /// One step over `rest` (non-empty).
     pub(super) fn step(&mut self, rest: &[u8]) -> Result<ChunkStep, Violation> {
         match &mut self.part {

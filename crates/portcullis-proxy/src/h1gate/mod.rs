@@ -23,6 +23,7 @@
 //! After a violation the gate stays failed and repeats the same violation.
 
 mod chunked;
+mod decode;
 mod head;
 mod io;
 mod scan;
@@ -33,6 +34,7 @@ mod prop_tests;
 mod tests;
 
 pub(crate) use chunked::hex_digit;
+pub use decode::{ChunkedDecoder, Decoded};
 pub use head::{check_head, MAX_HEAD};
 pub use io::{GateStatus, GatedIo};
 
