@@ -559,3 +559,38 @@ mod tests {
         assert!(err.to_string().contains("idle timeout"));
     }
 }
+
+/// Why the client's body could not be read to its end.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+pub enum ClientBodyError {
+    #[error("the client closed the connection inside the request body")]
+    Incomplete,
+    #[error("bad chunked request body: {}", .0.reason())]
+    Violation(crate::h1gate::Violation),
+    #[error("reading the request body failed")]
+    Io,
+}
+
+/// Why a client's request body failed a try, when `error` or one of its
+/// sources says so (too slow, idle too long, or cut or malformed): the
+/// client's fault, never the backend's.
+pub fn body_failure_reason(error: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
+    let mut source = Some(error);
+    while let Some(cause) = source {
+        if cause.is::<crate::slow_body::SlowBody>() {
+            return Some("request body too slow");
+        }
+        if cause.is::<IdleTimeout>() {
+            return Some("request body idle for too long");
+        }
+        if let Some(err) = cause.downcast_ref::<ClientBodyError>() {
+            return Some(match err {
+                ClientBodyError::Incomplete => "request body cut short",
+                ClientBodyError::Violation(_) => "bad chunked request body",
+                ClientBodyError::Io => "reading the request body failed",
+            });
+        }
+        source = cause.source();
+    }
+    None
+}

@@ -4,10 +4,12 @@
 #![forbid(unsafe_code)]
 
 pub mod backend;
+pub mod backend_pool;
 pub mod balancer;
 pub mod body;
 pub mod client;
 pub mod cookie_key;
+pub mod engine;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;

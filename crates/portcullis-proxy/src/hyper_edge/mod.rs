@@ -14,11 +14,10 @@ use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::client::legacy::Error as ClientError;
 
-use crate::body::{IdleTimeout, ProxyBody};
+use crate::body::ProxyBody;
 use crate::http::{strict, ClientContext};
 use crate::pipeline::{self, BackendConnector, ClientRequest, ClientUpgrade};
 use crate::routing::{Gateway, ServiceRuntime};
-use crate::slow_body::SlowBody;
 
 /// Serves one request. Never fails: every error becomes a JSON response.
 pub async fn handle(
@@ -87,17 +86,7 @@ impl BackendConnector for ServiceClient {
     }
 
     fn client_body_failure(&self, error: &ClientError) -> Option<&'static str> {
-        let mut source = std::error::Error::source(error);
-        while let Some(cause) = source {
-            if cause.is::<SlowBody>() {
-                return Some("request body too slow");
-            }
-            if cause.is::<IdleTimeout>() {
-                return Some("request body idle for too long");
-            }
-            source = cause.source();
-        }
-        None
+        std::error::Error::source(error).and_then(crate::body::body_failure_reason)
     }
 }
 

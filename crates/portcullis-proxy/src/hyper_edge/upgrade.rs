@@ -40,10 +40,20 @@ where
             return;
         }
     };
+    relay(client, TokioIo::new(backend), idle).await;
+}
+
+/// Relays bytes both ways between two upgraded streams until either side
+/// closes or `idle` passes without traffic in either direction.
+pub async fn relay<C, B>(client: C, backend: B, idle: Duration)
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+    B: AsyncRead + AsyncWrite + Unpin,
+{
     let epoch = Instant::now();
     let last_activity = Arc::new(AtomicU64::new(0));
     let mut client = TunnelSide::new(client, last_activity.clone(), epoch);
-    let mut backend = TunnelSide::new(TokioIo::new(backend), last_activity.clone(), epoch);
+    let mut backend = TunnelSide::new(backend, last_activity.clone(), epoch);
     let copy = tokio::io::copy_bidirectional(&mut client, &mut backend);
     tokio::pin!(copy);
     loop {

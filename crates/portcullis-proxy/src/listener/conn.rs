@@ -133,21 +133,8 @@ impl Connections {
         B::Data: Send,
         B::Error: Into<BoxError>,
     {
-        let mut tls = match timeout_at(self.deadline(), acceptor.accept(stream)).await {
-            Ok(Ok(tls)) => tls,
-            Ok(Err(err)) => {
-                tracing::debug!(error = %err, %peer, "TLS handshake failed");
-                return;
-            }
-            Err(_) => {
-                tracing::debug!(%peer, "TLS handshake timed out");
-                return;
-            }
-        };
-        let detected = match tls.get_ref().1.alpn_protocol() {
-            Some(b"h2") => Detected::Http2(Bytes::new()),
-            Some(_) => Detected::Http1(Bytes::new()),
-            None => detect(&mut tls, self.deadline()).await,
+        let Some((tls, detected)) = self.handshake(stream, acceptor, peer).await else {
+            return;
         };
         match detected {
             Detected::Http1(read) => {
@@ -160,6 +147,33 @@ impl Connections {
             }
             Detected::Closed => {}
         }
+    }
+
+    /// The TLS handshake within the time limit, then the protocol ALPN chose;
+    /// without ALPN, the first bytes decide as on plain TCP.
+    pub(crate) async fn handshake(
+        &self,
+        stream: TcpStream,
+        acceptor: &tokio_rustls::TlsAcceptor,
+        peer: IpAddr,
+    ) -> Option<(tokio_rustls::server::TlsStream<TcpStream>, Detected)> {
+        let mut tls = match timeout_at(self.deadline(), acceptor.accept(stream)).await {
+            Ok(Ok(tls)) => tls,
+            Ok(Err(err)) => {
+                tracing::debug!(error = %err, %peer, "TLS handshake failed");
+                return None;
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "TLS handshake timed out");
+                return None;
+            }
+        };
+        let detected = match tls.get_ref().1.alpn_protocol() {
+            Some(b"h2") => Detected::Http2(Bytes::new()),
+            Some(_) => Detected::Http1(Bytes::new()),
+            None => detect(&mut tls, self.deadline()).await,
+        };
+        Some((tls, detected))
     }
 
     /// HTTP/1.1 with hyper's upgrades; hyper's header timeout bounds the wait

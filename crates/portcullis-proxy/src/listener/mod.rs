@@ -4,6 +4,7 @@
 
 mod conn;
 mod frames;
+mod own_engine;
 mod park;
 mod preface;
 mod sources;
@@ -16,6 +17,7 @@ pub use frames::{
     RESETS_PER_WINDOW, SETTINGS_PER_WINDOW, WINDOW_UPDATES_PER_WINDOW,
 };
 pub use park::PARK_AFTER;
+pub(crate) use park::ReadAhead;
 pub use sources::{COOL_OFF, SOURCE_RESETS_PER_WINDOW, SOURCE_WINDOW};
 
 pub use tls::{server_config, TlsSetupError};
@@ -35,7 +37,7 @@ use tokio::sync::{watch, Semaphore};
 use crate::http::ClientContext;
 use crate::hyper_edge::handle;
 use crate::routing::Gateway;
-use park::ReadAhead;
+use portcullis_config::Engine;
 use preface::{detect_tcp, Detected};
 
 /// Largest request header block accepted; larger ones get 431.
@@ -70,6 +72,7 @@ pub async fn serve(
     let slots = Arc::new(Semaphore::new(options.max_connections.max(1)));
     let at_cap_logged = AtomicBool::new(false);
     let tls = options.tls.clone().map(tokio_rustls::TlsAcceptor::from);
+    let engine = options.engine;
 
     loop {
         if slots.available_permits() == 0 && !at_cap_logged.swap(true, Ordering::Relaxed) {
@@ -114,7 +117,7 @@ pub async fn serve(
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             let _permit = permit;
-            serve_client(stream, tls, gateway, client, &connections, shutdown).await;
+            serve_client(stream, tls, gateway, client, &connections, shutdown, engine).await;
             drop(watcher);
         });
     }
@@ -143,7 +146,20 @@ async fn serve_client(
     client: ClientContext,
     connections: &Connections,
     shutdown: watch::Receiver<bool>,
+    engine: Engine,
 ) {
+    if engine == Engine::Portcullis {
+        // Boxed: the engine's state is not part of the accept loop's task.
+        return Box::pin(own_engine::serve_client(
+            stream,
+            tls,
+            gateway,
+            client,
+            connections,
+            shutdown,
+        ))
+        .await;
+    }
     let Some(acceptor) = tls else {
         return serve_plain(stream, gateway, client, connections, shutdown).await;
     };

@@ -76,6 +76,8 @@ pub struct ServiceRuntime {
     /// `urls` first, then `backup_urls`.
     pub backends: Vec<Arc<Backend>>,
     pub client: BackendClient,
+    /// Keep-alive connections of the own HTTP/1.1 engine.
+    pub pool: Arc<crate::backend_pool::Pool>,
     /// `/gateway/TOPOLOGY`, sent as X-Forwarded-Context.
     pub context: HeaderValue,
     /// Backend bases that Location headers are rewritten from.
@@ -110,6 +112,7 @@ impl ServiceRuntime {
             config: draft.config,
             backends: draft.backends,
             client,
+            pool: Arc::default(),
             context: draft.context,
             location_bases: draft.location_bases,
             budget: RetryBudget::counting_into(draft.stats.retry_budget_exhausted.clone()),

@@ -1,0 +1,161 @@
+//! Keep-alive connections to a service's plain HTTP/1.1 backends, for the
+//! own engine (`crate::engine`).
+//!
+//! No task watches an idle connection. Before one is reused, its readiness
+//! (as the reactor last saw it, no system call) says whether the backend
+//! closed it or sent something unasked; such a connection is dropped. A
+//! close that races with the reuse is the pipeline's stale-connection resend
+//! (PRODUCT.md §9).
+
+use std::io;
+use std::sync::Mutex;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use fnv::FnvHashMap;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+/// Idle connections are closed after this long: under common backend
+/// keep-alive timeouts, as for hyper's pool (`crate::client`).
+const POOL_IDLE: Duration = Duration::from_secs(50);
+
+/// Most idle connections kept per backend.
+const MAX_IDLE_PER_BACKEND: usize = 1024;
+
+/// A connection to one backend, with the bytes read ahead of the current
+/// response.
+#[derive(Debug)]
+pub(crate) struct BackendConn {
+    pub(crate) stream: TcpStream,
+    pub(crate) buf: BytesMut,
+    /// Requests sent on it so far (0 for a new connection).
+    pub(crate) used: u32,
+}
+
+#[derive(Debug)]
+struct Idle {
+    conn: BackendConn,
+    since: Instant,
+}
+
+/// Idle connections of one service, by backend authority (`host:port`).
+#[derive(Debug, Default)]
+pub struct Pool {
+    idle: Mutex<FnvHashMap<Box<str>, Vec<Idle>>>,
+}
+
+impl Pool {
+    /// The most recently used live connection to `authority`, if any.
+    pub(crate) fn take(&self, authority: &str) -> Option<BackendConn> {
+        let now = Instant::now();
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let list = idle.get_mut(authority)?;
+        while let Some(entry) = list.pop() {
+            if now.saturating_duration_since(entry.since) < POOL_IDLE && is_quiet(&entry.conn) {
+                return Some(entry.conn);
+            }
+        }
+        None
+    }
+
+    /// Keeps `conn` for the next request to `authority`. Only a connection
+    /// whose last response was read completely may come back.
+    pub(crate) fn put(&self, authority: &str, mut conn: BackendConn) {
+        if !conn.buf.is_empty() {
+            // Bytes after a complete response: the backend is not speaking
+            // HTTP/1.1 as we read it. Never reuse such a connection.
+            return;
+        }
+        // An idle connection keeps no buffer.
+        conn.buf = BytesMut::new();
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let list = match idle.get_mut(authority) {
+            Some(list) => list,
+            None => idle.entry(authority.into()).or_default(),
+        };
+        if list.len() < MAX_IDLE_PER_BACKEND {
+            list.push(Idle {
+                conn,
+                since: Instant::now(),
+            });
+        }
+    }
+
+    /// Idle connections held, for tests and the admin view.
+    pub fn idle_count(&self) -> usize {
+        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        idle.values().map(Vec::len).sum()
+    }
+}
+
+/// True when the backend has neither closed the connection nor sent bytes
+/// nobody asked for.
+fn is_quiet(conn: &BackendConn) -> bool {
+    let mut cx = Context::from_waker(Waker::noop());
+    match conn.stream.poll_read_ready(&mut cx) {
+        // Nothing readable as far as the reactor knows.
+        Poll::Pending => true,
+        Poll::Ready(Err(_)) => false,
+        // Readable: end-of-file, an error or stray bytes, unless the
+        // readiness is stale; one non-blocking read tells.
+        Poll::Ready(Ok(())) => {
+            let mut probe = [0u8; 1];
+            matches!(conn.stream.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::TcpListener;
+
+    async fn pair() -> (BackendConn, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (client, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
+        let conn = BackendConn {
+            stream: client.unwrap(),
+            buf: BytesMut::new(),
+            used: 1,
+        };
+        (conn, accepted.unwrap().0)
+    }
+
+    #[tokio::test]
+    async fn a_live_connection_comes_back_and_a_closed_one_does_not() {
+        let pool = Pool::default();
+        let (live, _live_peer) = pair().await;
+        let (closed, closed_peer) = pair().await;
+        pool.put("a:1", live);
+        pool.put("b:1", closed);
+        drop(closed_peer);
+        // Let the reactor see the FIN.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(pool.take("b:1").is_none(), "a closed connection is dropped");
+        assert!(pool.take("a:1").is_some());
+        assert!(pool.take("a:1").is_none(), "taken once");
+    }
+
+    #[tokio::test]
+    async fn a_connection_with_stray_bytes_is_dropped() {
+        let pool = Pool::default();
+        let (conn, mut peer) = pair().await;
+        pool.put("a:1", conn);
+        peer.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(pool.take("a:1").is_none());
+    }
+
+    #[tokio::test]
+    async fn a_connection_with_unread_bytes_is_not_kept() {
+        let pool = Pool::default();
+        let (mut conn, _peer) = pair().await;
+        conn.buf.extend_from_slice(b"x");
+        pool.put("a:1", conn);
+        assert_eq!(pool.idle_count(), 0);
+    }
+}

@@ -1,0 +1,365 @@
+//! The backend side of the own engine: a try on a plain HTTP/1.1 backend is
+//! written on a pooled (or new) connection, and the response head is read
+//! and checked strictly. Backends over TLS or HTTP/2 stay on the service's
+//! hyper client.
+
+use std::future::{poll_fn, Future};
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::{Buf, Bytes};
+use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::{Method, Request, Response, Version};
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use super::head::{parse_response, BadResponse, ResponseHead};
+use crate::backend_pool::BackendConn;
+use super::response_body::{read_more, BackendBody, ReturnTo};
+use crate::body::ProxyBody;
+use crate::error::BoxError;
+use crate::hyper_edge::ServiceClient;
+use crate::pipeline::BackendConnector;
+use crate::routing::ServiceRuntime;
+
+/// Why a try on the own engine's backend side failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("connecting to the backend failed: {0}")]
+    Connect(io::Error),
+    #[error("connecting to the backend timed out")]
+    ConnectTimeout,
+    #[error("the backend closed the connection before answering")]
+    ClosedBeforeAnswer,
+    #[error("talking to the backend failed: {0}")]
+    Io(io::Error),
+    #[error(transparent)]
+    BadResponse(#[from] BadResponse),
+    #[error("the request body failed: {0}")]
+    RequestBody(BoxError),
+    #[error(transparent)]
+    Hyper(#[from] hyper_util::client::legacy::Error),
+}
+
+/// A response body from either side of the connector.
+pub enum EngineResponseBody {
+    Own(BackendBody),
+    Hyper(Incoming),
+}
+
+impl Body for EngineResponseBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            EngineResponseBody::Own(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
+            EngineResponseBody::Hyper(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            EngineResponseBody::Own(body) => body.is_end_stream(),
+            EngineResponseBody::Hyper(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            EngineResponseBody::Own(body) => body.size_hint(),
+            EngineResponseBody::Hyper(body) => body.size_hint(),
+        }
+    }
+}
+
+/// The backend connection of an accepted upgrade, in the `101` response's
+/// extensions until the client side takes it.
+#[derive(Debug, Clone)]
+pub struct UpgradedBackend(pub(crate) Arc<std::sync::Mutex<Option<BackendConn>>>);
+
+/// Sends tries on the own engine where it can, on hyper where it cannot.
+pub struct OwnConnector;
+
+impl BackendConnector for OwnConnector {
+    type ResponseBody = EngineResponseBody;
+    type Error = EngineError;
+
+    fn send(
+        &self,
+        service: &ServiceRuntime,
+        request: Request<ProxyBody>,
+    ) -> impl Future<Output = Result<Response<EngineResponseBody>, EngineError>> + Send {
+        async move {
+            let own = request.version() == Version::HTTP_11
+                && request.uri().scheme() == Some(&http::uri::Scheme::HTTP);
+            if own {
+                send_own(service, request).await
+            } else {
+                let response = ServiceClient.send(service, request).await?;
+                Ok(response.map(EngineResponseBody::Hyper))
+            }
+        }
+    }
+
+    fn is_connect(&self, error: &EngineError) -> bool {
+        match error {
+            EngineError::Connect(_) | EngineError::ConnectTimeout => true,
+            EngineError::Hyper(err) => ServiceClient.is_connect(err),
+            _ => false,
+        }
+    }
+
+    fn closed_before_answer(&self, error: &EngineError) -> bool {
+        match error {
+            EngineError::ClosedBeforeAnswer => true,
+            EngineError::Hyper(err) => ServiceClient.closed_before_answer(err),
+            _ => false,
+        }
+    }
+
+    fn client_body_failure(&self, error: &EngineError) -> Option<&'static str> {
+        match error {
+            EngineError::RequestBody(err) => crate::body::body_failure_reason(err.as_ref()),
+            EngineError::Hyper(err) => ServiceClient.client_body_failure(err),
+            _ => None,
+        }
+    }
+}
+
+async fn send_own(
+    service: &ServiceRuntime,
+    request: Request<ProxyBody>,
+) -> Result<Response<EngineResponseBody>, EngineError> {
+    let authority: Box<str> = request
+        .uri()
+        .authority()
+        .map_or("", |a| a.as_str())
+        .into();
+    let mut conn = match service.pool.take(&authority) {
+        Some(conn) => conn,
+        None => connect(&authority, service.config.timeouts.connect).await?,
+    };
+    let reused = conn.used > 0;
+    conn.used += 1;
+    let (parts, body) = request.into_parts();
+    let method = parts.method.clone();
+    let wants_upgrade = parts.headers.contains_key(http::header::UPGRADE);
+    let mut head = Vec::with_capacity(256);
+    let chunked = write_request_head(&mut head, &parts, &body);
+    let exchange = Exchange {
+        conn: &mut conn,
+        reused,
+    };
+    let (response_head, body_sent) = exchange.run(head, body, chunked, &method).await?;
+    let ResponseHead {
+        parts: response_parts,
+        framing,
+        closes,
+    } = response_head;
+    let mut response = Response::from_parts(response_parts, ());
+    if response.status() == http::StatusCode::SWITCHING_PROTOCOLS && wants_upgrade {
+        let slot = Arc::new(std::sync::Mutex::new(Some(conn)));
+        response.extensions_mut().insert(UpgradedBackend(slot));
+        let empty = BackendBody::empty();
+        return Ok(response.map(|()| EngineResponseBody::Own(empty)));
+    }
+    let return_to = ReturnTo {
+        pool: service.pool.clone(),
+        authority,
+        reusable: body_sent && !closes,
+    };
+    let body = BackendBody::new(conn, framing, return_to);
+    Ok(response.map(|()| EngineResponseBody::Own(body)))
+}
+
+async fn connect(authority: &str, timeout: std::time::Duration) -> Result<BackendConn, EngineError> {
+    let connecting = TcpStream::connect(authority);
+    let stream = match tokio::time::timeout(timeout, connecting).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(err)) => return Err(EngineError::Connect(err)),
+        Err(_) => return Err(EngineError::ConnectTimeout),
+    };
+    let _ = stream.set_nodelay(true);
+    Ok(BackendConn {
+        stream,
+        buf: bytes::BytesMut::new(),
+        used: 0,
+    })
+}
+
+/// Writes the request line and fields; returns whether the body goes chunked.
+fn write_request_head(out: &mut Vec<u8>, parts: &http::request::Parts, body: &ProxyBody) -> bool {
+    out.extend_from_slice(parts.method.as_str().as_bytes());
+    out.push(b' ');
+    let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    let mut has_length = false;
+    for (name, value) in &parts.headers {
+        if name == TRANSFER_ENCODING {
+            continue;
+        }
+        has_length |= name == CONTENT_LENGTH;
+        super::respond::write_field(out, name.as_str(), value.as_bytes());
+    }
+    let mut chunked = false;
+    if !has_length {
+        match body.size_hint().exact() {
+            Some(0) if body.is_end_stream() && !sends_empty_length(&parts.method) => {}
+            Some(n) => super::respond::write_length(out, n),
+            None => {
+                out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+                chunked = true;
+            }
+        }
+    }
+    out.extend_from_slice(b"\r\n");
+    chunked
+}
+
+/// Methods whose empty body is still announced with `content-length: 0`.
+fn sends_empty_length(method: &Method) -> bool {
+    matches!(*method, Method::POST | Method::PUT | Method::PATCH)
+}
+
+/// One request and response on one connection.
+struct Exchange<'c> {
+    conn: &'c mut BackendConn,
+    /// The connection served an earlier request: a close before any answer
+    /// is a stale pooled connection, not a failed backend.
+    reused: bool,
+}
+
+impl Exchange<'_> {
+    /// Sends the head and the body, and reads the response head. A response
+    /// that comes before the whole body was sent ends the sending; the
+    /// connection is then not reused (`false` in the result).
+    async fn run(
+        self,
+        head: Vec<u8>,
+        body: ProxyBody,
+        chunked: bool,
+        method: &Method,
+    ) -> Result<(ResponseHead, bool), EngineError> {
+        let Exchange { conn, reused } = self;
+        let BackendConn { stream, buf, .. } = conn;
+        let (mut reader, mut writer) = stream.split();
+        if let Err(err) = writer.write_all(&head).await {
+            return Err(io_error(err, reused, false));
+        }
+        let mut got_bytes = false;
+        let mut body_sent = body.is_end_stream();
+        let response = if body_sent {
+            read_head(&mut reader, buf, method, &mut got_bytes).await
+        } else {
+            let sending = send_body(&mut writer, body, chunked);
+            let reading = read_head(&mut reader, buf, method, &mut got_bytes);
+            tokio::pin!(sending, reading);
+            tokio::select! {
+                biased;
+                response = &mut reading => response,
+                sent = &mut sending => {
+                    sent?;
+                    body_sent = true;
+                    reading.await
+                }
+            }
+        };
+        response
+            .map(|head| (head, body_sent))
+            .map_err(|err| match err {
+                ReadError::Io(err) => io_error(err, reused, got_bytes),
+                ReadError::Eof if !got_bytes => EngineError::ClosedBeforeAnswer,
+                ReadError::Eof => EngineError::Io(io::ErrorKind::UnexpectedEof.into()),
+                ReadError::Bad(bad) => EngineError::BadResponse(bad),
+            })
+    }
+}
+
+/// A failed read or write: on a reused connection with no answer yet, the
+/// backend closed it while it was idle.
+fn io_error(err: io::Error, reused: bool, got_bytes: bool) -> EngineError {
+    use io::ErrorKind::*;
+    let closed = matches!(
+        err.kind(),
+        ConnectionReset | BrokenPipe | ConnectionAborted | UnexpectedEof
+    );
+    if closed && !got_bytes && reused {
+        EngineError::ClosedBeforeAnswer
+    } else {
+        EngineError::Io(err)
+    }
+}
+
+enum ReadError {
+    Io(io::Error),
+    Eof,
+    Bad(BadResponse),
+}
+
+/// Reads until a final response head (interim 1xx heads other than 101 are
+/// skipped).
+async fn read_head<R: tokio::io::AsyncRead + Unpin>(
+    reader: &mut R,
+    buf: &mut bytes::BytesMut,
+    method: &Method,
+    got_bytes: &mut bool,
+) -> Result<ResponseHead, ReadError> {
+    loop {
+        if !buf.is_empty() {
+            if let Some(head) = parse_response(buf, method).map_err(ReadError::Bad)? {
+                let status = head.parts.status;
+                if status.is_informational() && status != http::StatusCode::SWITCHING_PROTOCOLS {
+                    continue;
+                }
+                return Ok(head);
+            }
+        }
+        let more = poll_fn(|cx| read_more(reader, buf, cx))
+            .await
+            .map_err(ReadError::Io)?;
+        if !more {
+            return Err(ReadError::Eof);
+        }
+        *got_bytes = true;
+    }
+}
+
+/// Writes the request body, chunk-framed when `chunked`. Trailers are not
+/// sent (PRODUCT.md §9).
+async fn send_body<W: tokio::io::AsyncWrite + Unpin>(
+    writer: &mut W,
+    mut body: ProxyBody,
+    chunked: bool,
+) -> Result<(), EngineError> {
+    use http_body_util::BodyExt;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(EngineError::RequestBody)?;
+        let Ok(mut data) = frame.into_data() else {
+            continue;
+        };
+        if !data.has_remaining() {
+            continue;
+        }
+        if chunked {
+            let size = format!("{:x}\r\n", data.len());
+            writer.write_all(size.as_bytes()).await.map_err(EngineError::Io)?;
+        }
+        writer.write_all_buf(&mut data).await.map_err(EngineError::Io)?;
+        if chunked {
+            writer.write_all(b"\r\n").await.map_err(EngineError::Io)?;
+        }
+    }
+    if chunked {
+        writer.write_all(b"0\r\n\r\n").await.map_err(EngineError::Io)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,319 @@
+//! Request and response heads: found with `httparse`, checked with the
+//! framing gate's strict rules (PRODUCT.md §9), and turned into `http` parts
+//! whose target and header values share the read buffer's bytes (no copy).
+
+use bytes::{Bytes, BytesMut};
+use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::{request, response, HeaderMap, Method, StatusCode, Uri, Version};
+
+use crate::h1gate::{check_head, Framing, Violation, MAX_HEAD};
+
+/// Most header fields in a head; more gets 431 (hyper's limit too).
+pub const MAX_HEADERS: usize = 100;
+
+/// Why a request head is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RequestHeadError {
+    /// A §9 rule: 400 and the connection closed.
+    #[error("{}", .0.reason())]
+    Violation(Violation),
+    /// Over 64 KiB or over [`MAX_HEADERS`] fields: 431.
+    #[error("request header fields too large")]
+    TooLarge,
+}
+
+impl RequestHeadError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            RequestHeadError::Violation(_) => StatusCode::BAD_REQUEST,
+            RequestHeadError::TooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        }
+    }
+
+    pub fn reason(&self) -> &'static str {
+        match self {
+            RequestHeadError::Violation(v) => v.reason(),
+            RequestHeadError::TooLarge => "request header fields too large",
+        }
+    }
+}
+
+/// A complete, valid request head.
+#[derive(Debug)]
+pub struct RequestHead {
+    pub parts: request::Parts,
+    pub framing: Framing,
+    /// `Expect: 100-continue` was sent (and removed from `parts`).
+    pub expects_continue: bool,
+}
+
+/// Parses the request head at the start of `buf`. `Ok(None)`: more bytes are
+/// needed. On success the head's bytes are split off `buf`; what follows it
+/// (a body, or the next pipelined request) stays.
+pub fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, RequestHeadError> {
+    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut parsed = httparse::Request::new(&mut fields);
+    let len = match parsed.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => {
+            return Err(RequestHeadError::TooLarge)
+        }
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => return Err(RequestHeadError::TooLarge),
+        // httparse stops at the first thing it cannot read; the gate's check
+        // names the rule (a bare LF, whitespace before a colon, ...).
+        Err(_) => return Err(head_violation(buf)),
+    };
+    if len > MAX_HEAD {
+        return Err(RequestHeadError::TooLarge);
+    }
+    let framing = check_head(&buf[..len]).map_err(RequestHeadError::Violation)?;
+    let base = buf.as_ptr() as usize;
+    let method = Method::from_bytes(parsed.method.unwrap_or("").as_bytes())
+        .map_err(|_| bad_line())?;
+    let target = range_of(base, parsed.path.unwrap_or("").as_bytes());
+    let version = if framing.http10 {
+        Version::HTTP_10
+    } else {
+        Version::HTTP_11
+    };
+    let named = named_ranges(base, parsed.headers)?;
+    let head = buf.split_to(len).freeze();
+    let uri = Uri::from_maybe_shared(head.slice(target.0..target.1)).map_err(|_| bad_line())?;
+    let mut headers = HeaderMap::with_capacity(named.len() + 9);
+    let mut expects_continue = false;
+    for (name, (start, end)) in named {
+        let value = shared_value(&head, start, end)?;
+        if name == http::header::EXPECT && value.as_bytes().eq_ignore_ascii_case(b"100-continue")
+        {
+            // Answered here (100 Continue when the body is wanted), as
+            // hyper's server does; the backend gets the body either way.
+            expects_continue = true;
+            continue;
+        }
+        headers.append(name, value);
+    }
+    let (mut parts, ()) = http::Request::new(()).into_parts();
+    parts.method = method;
+    parts.uri = uri;
+    parts.version = version;
+    parts.headers = headers;
+    Ok(Some(RequestHead {
+        parts,
+        framing,
+        expects_continue,
+    }))
+}
+
+/// The rule a head httparse could not read breaks, as the gate names it.
+fn head_violation(buf: &[u8]) -> RequestHeadError {
+    // The head ends at the first blank line if there is one; the gate checks
+    // a complete head only, so a cut head is closed off for the check.
+    let end = find_blank_line(buf).unwrap_or(buf.len());
+    let mut head = buf[..end].to_vec();
+    if !head.ends_with(b"\r\n\r\n") {
+        head.extend_from_slice(b"\r\n\r\n");
+    }
+    match check_head(&head) {
+        Err(violation) => RequestHeadError::Violation(violation),
+        // Whatever httparse refused that the gate has no name for.
+        Ok(_) => bad_line(),
+    }
+}
+
+fn find_blank_line(buf: &[u8]) -> Option<usize> {
+    buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4)
+}
+
+fn bad_line() -> RequestHeadError {
+    RequestHeadError::Violation(Violation::InvalidRequestLine)
+}
+
+/// Where `part` lies in the buffer that starts at address `base`.
+fn range_of(base: usize, part: &[u8]) -> (usize, usize) {
+    let start = part.as_ptr() as usize - base;
+    (start, start + part.len())
+}
+
+type Named = Vec<(HeaderName, (usize, usize))>;
+
+/// Header names (built now, while httparse's slices are alive) and where
+/// each value lies.
+fn named_ranges(base: usize, fields: &[httparse::Header<'_>]) -> Result<Named, RequestHeadError> {
+    let mut named = Vec::with_capacity(fields.len());
+    for field in fields {
+        let name = HeaderName::from_bytes(field.name.as_bytes())
+            .map_err(|_| RequestHeadError::Violation(Violation::InvalidFieldName))?;
+        named.push((name, range_of(base, field.value)));
+    }
+    Ok(named)
+}
+
+fn shared_value(head: &Bytes, start: usize, end: usize) -> Result<HeaderValue, RequestHeadError> {
+    HeaderValue::from_maybe_shared(head.slice(start..end))
+        .map_err(|_| RequestHeadError::Violation(Violation::InvalidFieldValue))
+}
+
+/// How a backend's response body is framed (RFC 9112 §6.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseFraming {
+    /// No body: 1xx, 204, 304, or an answer to HEAD.
+    Empty,
+    Length(u64),
+    Chunked,
+    /// Neither: the body runs until the backend closes.
+    UntilClose,
+}
+
+/// A complete, valid response head from a backend.
+#[derive(Debug)]
+pub struct ResponseHead {
+    pub parts: response::Parts,
+    pub framing: ResponseFraming,
+    /// The backend will close the connection after this response.
+    pub closes: bool,
+}
+
+/// Why a backend's response head is refused: the try fails (502).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("malformed response head from the backend: {0}")]
+pub struct BadResponse(pub &'static str);
+
+/// Parses the response head at the start of `buf` for a request with
+/// `method`. `Ok(None)`: more bytes are needed. On success the head's bytes
+/// are split off `buf`.
+pub fn parse_response(
+    buf: &mut BytesMut,
+    method: &Method,
+) -> Result<Option<ResponseHead>, BadResponse> {
+    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut parsed = httparse::Response::new(&mut fields);
+    let len = match parsed.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => {
+            return Err(BadResponse("head over 64 KiB"))
+        }
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(_) => return Err(BadResponse("not an HTTP/1.1 response head")),
+    };
+    if len > MAX_HEAD {
+        return Err(BadResponse("head over 64 KiB"));
+    }
+    check_line_endings(&buf[..len])?;
+    let code = parsed.code.unwrap_or(0);
+    let status = StatusCode::from_u16(code)
+        .ok()
+        .filter(|s| (100..=599).contains(&s.as_u16()))
+        .ok_or(BadResponse("status outside 100-599"))?;
+    let version = match parsed.version {
+        Some(0) => Version::HTTP_10,
+        _ => Version::HTTP_11,
+    };
+    let base = buf.as_ptr() as usize;
+    let named = named_ranges(base, parsed.headers).map_err(|_| BadResponse("bad field name"))?;
+    let head = buf.split_to(len).freeze();
+    let mut headers = HeaderMap::with_capacity(named.len() + 2);
+    for (name, (start, end)) in named {
+        let value = shared_value(&head, start, end).map_err(|_| BadResponse("bad field value"))?;
+        headers.append(name, value);
+    }
+    let framing = response_framing(status, method, &mut headers)?;
+    let closes = closes_after(version, &headers) || framing == ResponseFraming::UntilClose;
+    let (mut parts, ()) = http::Response::new(()).into_parts();
+    parts.status = status;
+    parts.version = version;
+    parts.headers = headers;
+    Ok(Some(ResponseHead {
+        parts,
+        framing,
+        closes,
+    }))
+}
+
+/// Every line ends in CRLF: httparse also takes a bare LF, which another
+/// parser on the way back to the client might not.
+fn check_line_endings(head: &[u8]) -> Result<(), BadResponse> {
+    let mut previous = 0u8;
+    for &b in head {
+        if b == b'\n' && previous != b'\r' {
+            return Err(BadResponse("bare LF"));
+        }
+        previous = b;
+    }
+    Ok(())
+}
+
+/// RFC 9112 §6.3 for responses. Content-Length next to Transfer-Encoding is
+/// removed (§9); a Transfer-Encoding that does not end in chunked, or
+/// differing or malformed lengths, refuse the response.
+fn response_framing(
+    status: StatusCode,
+    method: &Method,
+    headers: &mut HeaderMap,
+) -> Result<ResponseFraming, BadResponse> {
+    if status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+        || method == Method::HEAD
+    {
+        return Ok(ResponseFraming::Empty);
+    }
+    if headers.contains_key(TRANSFER_ENCODING) {
+        if !ends_in_chunked(headers) {
+            return Err(BadResponse("Transfer-Encoding does not end in chunked"));
+        }
+        headers.remove(CONTENT_LENGTH);
+        return Ok(ResponseFraming::Chunked);
+    }
+    let mut length = None;
+    for value in headers.get_all(CONTENT_LENGTH) {
+        let parsed = parse_length(value.as_bytes()).ok_or(BadResponse("bad Content-Length"))?;
+        if length.is_some_and(|l| l != parsed) {
+            return Err(BadResponse("differing Content-Length values"));
+        }
+        length = Some(parsed);
+    }
+    Ok(length.map_or(ResponseFraming::UntilClose, ResponseFraming::Length))
+}
+
+fn ends_in_chunked(headers: &HeaderMap) -> bool {
+    let last = headers
+        .get_all(TRANSFER_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .rfind(|coding| !coding.is_empty());
+    last.is_some_and(|coding| coding.eq_ignore_ascii_case("chunked"))
+}
+
+/// Plain decimal digits only (no sign, no spaces), at most 19 of them.
+pub fn parse_length(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(
+        digits
+            .iter()
+            .fold(0u64, |n, &d| n * 10 + u64::from(d - b'0')),
+    )
+}
+
+/// HTTP/1.0 without `Connection: keep-alive`, or any `Connection: close`.
+pub fn closes_after(version: Version, headers: &HeaderMap) -> bool {
+    let mut keep_alive = false;
+    for value in headers.get_all(http::header::CONNECTION) {
+        for token in value.as_bytes().split(|&b| b == b',') {
+            let token = token.trim_ascii();
+            if token.eq_ignore_ascii_case(b"close") {
+                return true;
+            }
+            keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+        }
+    }
+    version == Version::HTTP_10 && !keep_alive
+}
+
+#[cfg(test)]
+#[path = "head_tests.rs"]
+mod tests;

@@ -1,0 +1,28 @@
+//! Portcullis's own HTTP/1.1 engine (`[gateway] engine = "portcullis"`).
+//!
+//! It drives the same request pipeline as hyper (`crate::pipeline`): heads are
+//! found with `httparse` and checked with the framing gate's strict rules
+//! (`crate::h1gate`), and their target and header values share the read
+//! buffer's bytes. hyper stays for HTTP/2 on both sides and as the reference
+//! the differential test compares this engine with.
+//!
+//! - `server`: one client connection: heads, bodies, responses, keep-alive,
+//!   pipelining, `Expect: 100-continue`, upgrades. Between requests it holds
+//!   no buffer, so an idle connection is a socket and a small state.
+//! - `request_body`: the client's body, read by the connection and handed to
+//!   the pipeline through a small channel.
+//! - `respond`: response heads and body framing towards the client.
+//! - `backend`, `response_body` (and `crate::backend_pool`): the backend
+//!   side: a keep-alive pool per service, heads written from the edited request, responses parsed
+//!   strictly, and bodies that give their connection back when complete.
+
+pub mod backend;
+pub mod head;
+mod request_body;
+mod respond;
+mod response_body;
+mod server;
+
+pub use backend::{EngineError, EngineResponseBody, OwnConnector};
+pub use crate::backend_pool::Pool;
+pub use server::{serve, EngineIo, EngineSetup};

@@ -1,0 +1,334 @@
+//! Responses towards the client: the head from the pipeline's response, and
+//! the body framed by Content-Length, chunked, or the connection's close.
+//! Small frames are gathered into one write with the head.
+
+use std::cell::RefCell;
+use std::io;
+use std::time::{Duration, SystemTime};
+
+use bytes::Buf;
+use futures_util::FutureExt;
+use http::header::{CONNECTION, CONTENT_LENGTH, DATE, TRANSFER_ENCODING};
+use http::{Response, StatusCode};
+use http_body::Body;
+use http_body_util::BodyExt;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+
+use super::head::parse_length;
+use crate::body::ProxyBody;
+
+/// Frames at least this large are written on their own, not copied.
+const COPY_LIMIT: usize = 16 * 1024;
+
+/// What the connection knows about the request being answered.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Answering {
+    pub(super) head_request: bool,
+    pub(super) http10: bool,
+    /// The connection closes after this response (decided before writing).
+    pub(super) close: bool,
+}
+
+/// How the response went out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Written {
+    pub(super) status: StatusCode,
+    /// The connection must close: asked for, close-delimited, or the body
+    /// ended early or ran long.
+    pub(super) close: bool,
+}
+
+/// Writes `response` to `io`; `out` is the connection's write buffer (left
+/// empty).
+pub(super) async fn write_response<W: AsyncWrite + Unpin>(
+    io: &mut W,
+    out: &mut Vec<u8>,
+    response: Response<ProxyBody>,
+    answering: Answering,
+) -> io::Result<Written> {
+    let (parts, body) = response.into_parts();
+    let status = parts.status;
+    let mut close = answering.close || asks_close(&parts.headers);
+    let no_body = answering.head_request
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED;
+    write_status_line(out, status);
+    let mut length = None;
+    for (name, value) in &parts.headers {
+        if name == CONNECTION || name == TRANSFER_ENCODING {
+            continue;
+        }
+        if name == CONTENT_LENGTH {
+            if status == StatusCode::NO_CONTENT || status.is_informational() {
+                continue;
+            }
+            length = parse_length(value.as_bytes());
+        }
+        write_field(out, name.as_str(), value.as_bytes());
+    }
+    let mut chunked = false;
+    if !no_body && length.is_none() {
+        match body.size_hint().exact() {
+            Some(n) => {
+                write_length(out, n);
+                length = Some(n);
+            }
+            None if answering.http10 => close = true,
+            None => {
+                out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+                chunked = true;
+            }
+        }
+    }
+    if !parts.headers.contains_key(DATE) {
+        write_date(out);
+    }
+    if close {
+        out.extend_from_slice(b"connection: close\r\n");
+    } else if answering.http10 {
+        out.extend_from_slice(b"connection: keep-alive\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    if no_body {
+        flush(io, out).await?;
+        return Ok(Written { status, close });
+    }
+    let complete = write_body(io, out, body, length, chunked).await?;
+    Ok(Written {
+        status,
+        close: close || !complete,
+    })
+}
+
+/// Relays the body; `Ok(false)` when it failed or did not match its length
+/// (the client then sees the connection close, never a complete-looking
+/// response).
+async fn write_body<W: AsyncWrite + Unpin>(
+    io: &mut W,
+    out: &mut Vec<u8>,
+    mut body: ProxyBody,
+    length: Option<u64>,
+    chunked: bool,
+) -> io::Result<bool> {
+    let mut sent: u64 = 0;
+    loop {
+        let next = match body.frame().now_or_never() {
+            Some(next) => next,
+            None => {
+                flush(io, out).await?;
+                body.frame().await
+            }
+        };
+        let Some(frame) = next else { break };
+        let Ok(frame) = frame else {
+            flush(io, out).await?;
+            return Ok(false);
+        };
+        let Ok(mut data) = frame.into_data() else {
+            // Trailers are dropped (PRODUCT.md §9).
+            continue;
+        };
+        let len = data.remaining();
+        if len == 0 {
+            continue;
+        }
+        sent += len as u64;
+        if length.is_some_and(|l| sent > l) {
+            flush(io, out).await?;
+            return Ok(false);
+        }
+        if chunked {
+            out.extend_from_slice(format!("{len:x}\r\n").as_bytes());
+        }
+        if len >= COPY_LIMIT {
+            flush(io, out).await?;
+            io.write_all_buf(&mut data).await?;
+        } else {
+            out.extend_from_slice(data.chunk());
+        }
+        if chunked {
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+    if chunked {
+        out.extend_from_slice(b"0\r\n\r\n");
+    }
+    flush(io, out).await?;
+    Ok(length.is_none_or(|l| sent == l))
+}
+
+async fn flush<W: AsyncWrite + Unpin>(io: &mut W, out: &mut Vec<u8>) -> io::Result<()> {
+    if !out.is_empty() {
+        io.write_all(out).await?;
+        out.clear();
+    }
+    Ok(())
+}
+
+fn asks_close(headers: &http::HeaderMap) -> bool {
+    headers.get_all(CONNECTION).iter().any(|v| {
+        v.as_bytes()
+            .split(|&b| b == b',')
+            .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
+    })
+}
+
+fn write_status_line(out: &mut Vec<u8>, status: StatusCode) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    if let Some(reason) = status.canonical_reason() {
+        out.extend_from_slice(reason.as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// `name: value` and CRLF.
+pub(super) fn write_field(out: &mut Vec<u8>, name: &str, value: &[u8]) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+pub(super) fn write_length(out: &mut Vec<u8>, length: u64) {
+    out.extend_from_slice(b"content-length: ");
+    let mut digits = itoa_buf(length);
+    out.extend_from_slice(digits.as_mut_slice());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Decimal digits of `n`, without a formatter.
+fn itoa_buf(mut n: u64) -> DigitBuf {
+    let mut buf = DigitBuf {
+        bytes: [0; 20],
+        start: 20,
+    };
+    loop {
+        buf.start -= 1;
+        buf.bytes[buf.start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return buf;
+        }
+    }
+}
+
+struct DigitBuf {
+    bytes: [u8; 20],
+    start: usize,
+}
+
+impl DigitBuf {
+    fn as_mut_slice(&mut self) -> &mut [u8] {
+        &mut self.bytes[self.start..]
+    }
+}
+
+thread_local! {
+    /// `date: ...\r\n` for the current second, formatted once per second.
+    static DATE_LINE: RefCell<(u64, Vec<u8>)> = const { RefCell::new((u64::MAX, Vec::new())) };
+}
+
+fn write_date(out: &mut Vec<u8>) {
+    let now = SystemTime::now();
+    let second = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_secs();
+    DATE_LINE.with(|cell| {
+        let mut cached = cell.borrow_mut();
+        if cached.0 != second {
+            cached.0 = second;
+            cached.1.clear();
+            cached.1.extend_from_slice(b"date: ");
+            cached
+                .1
+                .extend_from_slice(httpdate::fmt_http_date(now).as_bytes());
+            cached.1.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(&cached.1);
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::body;
+
+    async fn written(response: Response<ProxyBody>, answering: Answering) -> (String, Written) {
+        let mut io = Vec::new();
+        let mut out = Vec::new();
+        let w = write_response(&mut io, &mut out, response, answering)
+            .await
+            .unwrap();
+        (String::from_utf8(io).unwrap(), w)
+    }
+
+    const PLAIN: Answering = Answering {
+        head_request: false,
+        http10: false,
+        close: false,
+    };
+
+    #[tokio::test]
+    async fn a_full_body_gets_its_length_and_one_write() {
+        let (text, w) = written(Response::new(body::full("hello")), PLAIN).await;
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\ncontent-length: 5\r\ndate: "));
+        assert!(text.ends_with("\r\n\r\nhello"));
+        assert!(!w.close);
+    }
+
+    #[tokio::test]
+    async fn an_unknown_length_is_chunked_for_http11_and_closes_for_http10() {
+        let stream = || {
+            let frames = futures_util::stream::iter(vec![Ok::<_, crate::error::BoxError>(
+                http_body::Frame::data(bytes::Bytes::from_static(b"abc")),
+            )]);
+            http_body_util::StreamBody::new(frames).boxed()
+        };
+        let (text, w) = written(Response::new(stream()), PLAIN).await;
+        assert!(text.contains("transfer-encoding: chunked\r\n"));
+        assert!(text.ends_with("\r\n\r\n3\r\nabc\r\n0\r\n\r\n"), "{text}");
+        assert!(!w.close);
+        let http10 = Answering {
+            http10: true,
+            ..PLAIN
+        };
+        let (text, w) = written(Response::new(stream()), http10).await;
+        assert!(text.contains("connection: close\r\n"));
+        assert!(text.ends_with("\r\n\r\nabc"));
+        assert!(w.close);
+    }
+
+    #[tokio::test]
+    async fn a_body_shorter_than_its_length_closes() {
+        let mut response = Response::new(body::full("abc"));
+        response
+            .headers_mut()
+            .insert(CONTENT_LENGTH, http::HeaderValue::from_static("10"));
+        let (_, w) = written(response, PLAIN).await;
+        assert!(w.close);
+    }
+
+    #[tokio::test]
+    async fn head_and_204_have_no_body() {
+        let head = Answering {
+            head_request: true,
+            ..PLAIN
+        };
+        let mut response = Response::new(body::empty());
+        response
+            .headers_mut()
+            .insert(CONTENT_LENGTH, http::HeaderValue::from_static("10"));
+        let (text, w) = written(response, head).await;
+        assert!(text.contains("content-length: 10\r\n"));
+        assert!(text.ends_with("\r\n\r\n"));
+        assert!(!w.close);
+        let mut response = Response::new(body::empty());
+        *response.status_mut() = StatusCode::NO_CONTENT;
+        let (text, _) = written(response, PLAIN).await;
+        assert!(!text.contains("content-length"), "{text}");
+    }
+}

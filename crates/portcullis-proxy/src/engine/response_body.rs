@@ -1,0 +1,210 @@
+//! A backend's response body, read from its connection as the client side
+//! asks for it. Once the body is complete, the connection goes back to the
+//! service's pool; a body cut short, or one dropped before its end, closes it.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+
+use bytes::{Bytes, BytesMut};
+use http_body::{Frame, SizeHint};
+use tokio::io::AsyncRead;
+
+use super::head::ResponseFraming;
+use crate::backend_pool::{BackendConn, Pool};
+use crate::h1gate::ChunkedDecoder;
+
+/// Read size for response bodies: large reads keep 1 MiB responses cheap.
+const READ_SIZE: usize = 64 * 1024;
+
+/// Why a response body failed: the backend broke its framing.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    #[error("backend closed the connection before the end of the body")]
+    Incomplete,
+    #[error("backend sent a bad chunked body: {0}")]
+    Chunked(&'static str),
+    #[error("reading the response body failed: {0}")]
+    Io(#[from] io::Error),
+}
+
+enum Remaining {
+    Length(u64),
+    Chunked(ChunkedDecoder),
+    UntilClose,
+    Done,
+}
+
+/// Where a connection goes when its response is complete.
+pub(crate) struct ReturnTo {
+    pub(crate) pool: Arc<Pool>,
+    pub(crate) authority: Box<str>,
+    /// False when the backend said it closes, or the request was not fully
+    /// sent: the connection is then dropped instead.
+    pub(crate) reusable: bool,
+}
+
+/// The body of one backend response.
+pub struct BackendBody {
+    conn: Option<BackendConn>,
+    remaining: Remaining,
+    return_to: Option<ReturnTo>,
+}
+
+impl BackendBody {
+    pub(crate) fn new(conn: BackendConn, framing: ResponseFraming, return_to: ReturnTo) -> Self {
+        let remaining = match framing {
+            ResponseFraming::Empty | ResponseFraming::Length(0) => Remaining::Done,
+            ResponseFraming::Length(n) => Remaining::Length(n),
+            ResponseFraming::Chunked => Remaining::Chunked(ChunkedDecoder::new()),
+            ResponseFraming::UntilClose => Remaining::UntilClose,
+        };
+        let mut body = BackendBody {
+            conn: Some(conn),
+            remaining,
+            return_to: Some(return_to),
+        };
+        if matches!(body.remaining, Remaining::Done) {
+            body.finish();
+        }
+        body
+    }
+
+    /// No body (the `101` of an upgrade: the connection is the tunnel's).
+    pub(crate) fn empty() -> Self {
+        BackendBody {
+            conn: None,
+            remaining: Remaining::Done,
+            return_to: None,
+        }
+    }
+
+    /// The body is complete: the connection goes back to the pool if it may.
+    fn finish(&mut self) {
+        self.remaining = Remaining::Done;
+        if let (Some(conn), Some(to)) = (self.conn.take(), self.return_to.take()) {
+            if to.reusable {
+                to.pool.put(&to.authority, conn);
+            }
+        }
+    }
+
+    /// The next frame from the bytes already read, if they hold one.
+    fn frame_from_buffer(&mut self) -> Result<Option<Bytes>, BodyError> {
+        let Some(conn) = self.conn.as_mut() else {
+            return Ok(None);
+        };
+        if conn.buf.is_empty() {
+            return Ok(None);
+        }
+        let buf = &mut conn.buf;
+        match &mut self.remaining {
+            Remaining::Length(left) => {
+                let take = usize::try_from(*left).map_or(buf.len(), |l| l.min(buf.len()));
+                *left -= take as u64;
+                let data = buf.split_to(take).freeze();
+                if *left == 0 {
+                    self.finish();
+                }
+                Ok(Some(data))
+            }
+            Remaining::UntilClose => Ok(Some(buf.split().freeze())),
+            Remaining::Chunked(decoder) => loop {
+                if buf.is_empty() {
+                    return Ok(None);
+                }
+                let step = decoder
+                    .decode(buf)
+                    .map_err(|v| BodyError::Chunked(v.reason()))?;
+                let used = buf.split_to(step.used).freeze();
+                if step.done {
+                    self.finish();
+                    return Ok(step.data.map(|range| used.slice(range)));
+                }
+                if let Some(range) = step.data {
+                    return Ok(Some(used.slice(range)));
+                }
+            },
+            Remaining::Done => Ok(None),
+        }
+    }
+
+    /// Reads more from the backend; `Ok(false)` at end-of-file.
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<Result<bool, BodyError>> {
+        let Some(conn) = self.conn.as_mut() else {
+            return Poll::Ready(Ok(false));
+        };
+        read_more(&mut conn.stream, &mut conn.buf, cx).map_err(BodyError::Io)
+    }
+}
+
+/// One read into `buf`; `Ok(false)` at end-of-file.
+pub(crate) fn read_more<R: AsyncRead + Unpin>(
+    io: &mut R,
+    buf: &mut BytesMut,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<bool>> {
+    if buf.capacity() - buf.len() < 1024 {
+        buf.reserve(READ_SIZE);
+    }
+    let n = ready!(tokio_util::io::poll_read_buf(Pin::new(io), cx, buf))?;
+    Poll::Ready(Ok(n > 0))
+}
+
+impl http_body::Body for BackendBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let this = &mut *self;
+        loop {
+            if matches!(this.remaining, Remaining::Done) {
+                return Poll::Ready(None);
+            }
+            match this.frame_from_buffer() {
+                Ok(Some(data)) if !data.is_empty() => return Poll::Ready(Some(Ok(Frame::data(data)))),
+                Ok(_) if matches!(this.remaining, Remaining::Done) => return Poll::Ready(None),
+                Ok(_) => {}
+                Err(err) => {
+                    this.conn = None;
+                    this.remaining = Remaining::Done;
+                    return Poll::Ready(Some(Err(err)));
+                }
+            }
+            match ready!(this.poll_fill(cx)) {
+                Ok(true) => {}
+                Ok(false) if matches!(this.remaining, Remaining::UntilClose) => {
+                    this.conn = None;
+                    this.remaining = Remaining::Done;
+                    return Poll::Ready(None);
+                }
+                Ok(false) => {
+                    this.conn = None;
+                    this.remaining = Remaining::Done;
+                    return Poll::Ready(Some(Err(BodyError::Incomplete)));
+                }
+                Err(err) => {
+                    this.conn = None;
+                    this.remaining = Remaining::Done;
+                    return Poll::Ready(Some(Err(err)));
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self.remaining, Remaining::Done)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.remaining {
+            Remaining::Done => SizeHint::with_exact(0),
+            Remaining::Length(n) => SizeHint::with_exact(n),
+            _ => SizeHint::default(),
+        }
+    }
+}
