@@ -19,7 +19,7 @@ use tokio::net::TcpStream;
 
 use super::head::{parse_response, BadResponse, ResponseHead};
 use crate::backend_pool::BackendConn;
-use super::response_body::{read_more, BackendBody, ReturnTo};
+use super::response_body::{read_more, BackendBody, ReturnTo, Upload, Wire};
 use crate::body::ProxyBody;
 use crate::error::BoxError;
 use crate::hyper_edge::ServiceClient;
@@ -154,30 +154,122 @@ async fn send_own(
     let wants_upgrade = parts.headers.contains_key(http::header::UPGRADE);
     let mut head = Vec::with_capacity(256);
     let chunked = write_request_head(&mut head, &parts, &body);
-    let exchange = Exchange {
-        conn: &mut conn,
-        reused,
+    let exchanged = if body.is_end_stream() {
+        exchange_head_only(conn, &head, &method).await
+    } else {
+        exchange_with_body(conn, &head, body, chunked, &method).await
     };
-    let (response_head, body_sent) = exchange.run(head, body, chunked, &method).await?;
+    let (response_head, wire, body_sent) = exchanged.map_err(|err| err.into_engine(reused))?;
     let ResponseHead {
         parts: response_parts,
         framing,
         closes,
     } = response_head;
     let mut response = Response::from_parts(response_parts, ());
-    if response.status() == http::StatusCode::SWITCHING_PROTOCOLS && wants_upgrade {
-        let slot = Arc::new(std::sync::Mutex::new(Some(conn)));
-        response.extensions_mut().insert(UpgradedBackend(slot));
+    let switched = response.status() == http::StatusCode::SWITCHING_PROTOCOLS;
+    if switched && wants_upgrade {
+        if let Wire::Whole(conn) = wire {
+            let slot = Arc::new(std::sync::Mutex::new(Some(conn)));
+            response.extensions_mut().insert(UpgradedBackend(slot));
+        }
         let empty = BackendBody::empty();
         return Ok(response.map(|()| EngineResponseBody::Own(empty)));
     }
     let return_to = ReturnTo {
         pool: service.pool.clone(),
         authority,
-        reusable: body_sent && !closes,
+        // After a 101 the connection speaks another protocol, asked or not.
+        reusable: body_sent && !closes && !switched,
     };
-    let body = BackendBody::new(conn, framing, return_to);
+    let body = BackendBody::new(wire, framing, return_to);
     Ok(response.map(|()| EngineResponseBody::Own(body)))
+}
+
+/// A failed exchange, and whether any byte of an answer came.
+struct Failed {
+    kind: ReadError,
+    got_bytes: bool,
+}
+
+impl Failed {
+    fn into_engine(self, reused: bool) -> EngineError {
+        match self.kind {
+            ReadError::Io(err) => io_error(err, reused, self.got_bytes),
+            ReadError::Eof if !self.got_bytes => EngineError::ClosedBeforeAnswer,
+            ReadError::Eof => EngineError::Io(io::ErrorKind::UnexpectedEof.into()),
+            ReadError::Bad(bad) => EngineError::BadResponse(bad),
+            ReadError::Body(err) => EngineError::RequestBody(err),
+        }
+    }
+}
+
+type Exchanged = Result<(ResponseHead, Wire, bool), Failed>;
+
+/// A request without a body: write the head, read the response head.
+async fn exchange_head_only(mut conn: BackendConn, head: &[u8], method: &Method) -> Exchanged {
+    let mut got_bytes = false;
+    let failed = |kind, got_bytes| Failed { kind, got_bytes };
+    if let Err(err) = conn.stream.write_all(head).await {
+        return Err(failed(ReadError::Io(err), false));
+    }
+    match read_head(&mut conn.stream, &mut conn.buf, method, &mut got_bytes).await {
+        Ok(response) => Ok((response, Wire::Whole(conn), true)),
+        Err(kind) => Err(failed(kind, got_bytes)),
+    }
+}
+
+/// A request with a body: the body is sent while the response head is
+/// awaited. A response that comes first is relayed while the rest of the
+/// body still goes up (`Wire::Split`); the connection is then not reused.
+async fn exchange_with_body(
+    conn: BackendConn,
+    head: &[u8],
+    body: ProxyBody,
+    chunked: bool,
+    method: &Method,
+) -> Exchanged {
+    let BackendConn {
+        stream,
+        mut buf,
+        used,
+    } = conn;
+    let (mut read, mut write) = stream.into_split();
+    let mut got_bytes = false;
+    let failed = |kind, got_bytes| Failed { kind, got_bytes };
+    if let Err(err) = write.write_all(head).await {
+        return Err(failed(ReadError::Io(err), false));
+    }
+    let mut upload: Upload = Box::pin(async move {
+        send_body(&mut write, body, chunked).await?;
+        Ok(write)
+    });
+    let early = tokio::select! {
+        biased;
+        response = read_head(&mut read, &mut buf, method, &mut got_bytes) => Some(response),
+        sent = &mut upload => match sent {
+            Ok(write) => {
+                let response = read_head(&mut read, &mut buf, method, &mut got_bytes).await;
+                let response = response.map_err(|kind| failed(kind, got_bytes))?;
+                let stream = read.reunite(write).map_err(|_| failed(ReadError::Eof, got_bytes))?;
+                let conn = BackendConn { stream, buf, used };
+                return Ok((response, Wire::Whole(conn), true));
+            }
+            Err(err) => return Err(failed(ReadError::Body(err), got_bytes)),
+        },
+    };
+    match early {
+        Some(Ok(response)) => {
+            let wire = Wire::Split {
+                read,
+                buf,
+                upload: Some(std::sync::Mutex::new(upload)),
+                write: None,
+            };
+            Ok((response, wire, false))
+        }
+        Some(Err(kind)) => Err(failed(kind, got_bytes)),
+        None => Err(failed(ReadError::Eof, got_bytes)),
+    }
 }
 
 async fn connect(authority: &str, timeout: std::time::Duration) -> Result<BackendConn, EngineError> {
@@ -230,60 +322,6 @@ fn sends_empty_length(method: &Method) -> bool {
     matches!(*method, Method::POST | Method::PUT | Method::PATCH)
 }
 
-/// One request and response on one connection.
-struct Exchange<'c> {
-    conn: &'c mut BackendConn,
-    /// The connection served an earlier request: a close before any answer
-    /// is a stale pooled connection, not a failed backend.
-    reused: bool,
-}
-
-impl Exchange<'_> {
-    /// Sends the head and the body, and reads the response head. A response
-    /// that comes before the whole body was sent ends the sending; the
-    /// connection is then not reused (`false` in the result).
-    async fn run(
-        self,
-        head: Vec<u8>,
-        body: ProxyBody,
-        chunked: bool,
-        method: &Method,
-    ) -> Result<(ResponseHead, bool), EngineError> {
-        let Exchange { conn, reused } = self;
-        let BackendConn { stream, buf, .. } = conn;
-        let (mut reader, mut writer) = stream.split();
-        if let Err(err) = writer.write_all(&head).await {
-            return Err(io_error(err, reused, false));
-        }
-        let mut got_bytes = false;
-        let mut body_sent = body.is_end_stream();
-        let response = if body_sent {
-            read_head(&mut reader, buf, method, &mut got_bytes).await
-        } else {
-            let sending = send_body(&mut writer, body, chunked);
-            let reading = read_head(&mut reader, buf, method, &mut got_bytes);
-            tokio::pin!(sending, reading);
-            tokio::select! {
-                biased;
-                response = &mut reading => response,
-                sent = &mut sending => {
-                    sent?;
-                    body_sent = true;
-                    reading.await
-                }
-            }
-        };
-        response
-            .map(|head| (head, body_sent))
-            .map_err(|err| match err {
-                ReadError::Io(err) => io_error(err, reused, got_bytes),
-                ReadError::Eof if !got_bytes => EngineError::ClosedBeforeAnswer,
-                ReadError::Eof => EngineError::Io(io::ErrorKind::UnexpectedEof.into()),
-                ReadError::Bad(bad) => EngineError::BadResponse(bad),
-            })
-    }
-}
-
 /// A failed read or write: on a reused connection with no answer yet, the
 /// backend closed it while it was idle.
 fn io_error(err: io::Error, reused: bool, got_bytes: bool) -> EngineError {
@@ -303,6 +341,8 @@ enum ReadError {
     Io(io::Error),
     Eof,
     Bad(BadResponse),
+    /// The client's request body failed (too slow, cut, malformed).
+    Body(BoxError),
 }
 
 /// Reads until a final response head (interim 1xx heads other than 101 are
@@ -334,16 +374,15 @@ async fn read_head<R: tokio::io::AsyncRead + Unpin>(
 }
 
 /// Writes the request body, chunk-framed when `chunked`. Trailers are not
-/// sent (PRODUCT.md §9).
+/// sent (PRODUCT.md §9). Errors are the body's own or the write's.
 async fn send_body<W: tokio::io::AsyncWrite + Unpin>(
     writer: &mut W,
     mut body: ProxyBody,
     chunked: bool,
-) -> Result<(), EngineError> {
+) -> Result<(), BoxError> {
     use http_body_util::BodyExt;
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(EngineError::RequestBody)?;
-        let Ok(mut data) = frame.into_data() else {
+        let Ok(mut data) = frame?.into_data() else {
             continue;
         };
         if !data.has_remaining() {
@@ -351,15 +390,15 @@ async fn send_body<W: tokio::io::AsyncWrite + Unpin>(
         }
         if chunked {
             let size = format!("{:x}\r\n", data.len());
-            writer.write_all(size.as_bytes()).await.map_err(EngineError::Io)?;
+            writer.write_all(size.as_bytes()).await?;
         }
-        writer.write_all_buf(&mut data).await.map_err(EngineError::Io)?;
+        writer.write_all_buf(&mut data).await?;
         if chunked {
-            writer.write_all(b"\r\n").await.map_err(EngineError::Io)?;
+            writer.write_all(b"\r\n").await?;
         }
     }
     if chunked {
-        writer.write_all(b"0\r\n\r\n").await.map_err(EngineError::Io)?;
+        writer.write_all(b"0\r\n\r\n").await?;
     }
     Ok(())
 }

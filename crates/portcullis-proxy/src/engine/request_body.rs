@@ -165,6 +165,27 @@ impl BodyPump {
             };
             self.continue_sent = (sent + n < CONTINUE.len()).then_some(sent + n);
         }
+        self.pump_data(io, buf).await
+    }
+
+    /// Moves body on while the response is being written (a backend that
+    /// echoes, or answers early, still reads the rest). A `100 Continue`
+    /// still owed can no longer be sent: the body is then left unread.
+    pub(super) async fn step_beside_response<R>(&mut self, io: &mut R, buf: &mut BytesMut)
+    where
+        R: AsyncRead + Unpin,
+    {
+        let owed = self.wanted.is_some() || self.continue_sent.is_some();
+        if owed || self.pump_data(io, buf).await.is_err() {
+            self.done = true;
+            self.chunks = None;
+        }
+    }
+
+    async fn pump_data<R>(&mut self, io: &mut R, buf: &mut BytesMut) -> Result<(), ()>
+    where
+        R: AsyncRead + Unpin,
+    {
         let Some(chunks) = self.chunks.as_ref() else {
             return Err(());
         };

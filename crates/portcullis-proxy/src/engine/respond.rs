@@ -54,6 +54,19 @@ pub(super) async fn write_response<W: AsyncWrite + Unpin>(
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED;
     write_status_line(out, status);
+    if status == StatusCode::SWITCHING_PROTOCOLS {
+        // An accepted upgrade: its Connection and Upgrade fields go as they
+        // are, and the connection is a tunnel from here on.
+        for (name, value) in &parts.headers {
+            write_field(out, name.as_str(), value.as_bytes());
+        }
+        out.extend_from_slice(b"\r\n");
+        flush(io, out).await?;
+        return Ok(Written {
+            status,
+            close: false,
+        });
+    }
     let mut length = None;
     for (name, value) in &parts.headers {
         if name == CONNECTION || name == TRANSFER_ENCODING {

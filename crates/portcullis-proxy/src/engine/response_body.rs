@@ -4,15 +4,17 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
 
 use bytes::{Bytes, BytesMut};
 use http_body::{Frame, SizeHint};
 use tokio::io::AsyncRead;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 use super::head::ResponseFraming;
 use crate::backend_pool::{BackendConn, Pool};
+use crate::error::BoxError;
 use crate::h1gate::ChunkedDecoder;
 
 /// Read size for response bodies: large reads keep 1 MiB responses cheap.
@@ -27,6 +29,8 @@ pub enum BodyError {
     Chunked(&'static str),
     #[error("reading the response body failed: {0}")]
     Io(#[from] io::Error),
+    #[error("the request body failed while the response was relayed: {0}")]
+    Upload(BoxError),
 }
 
 enum Remaining {
@@ -34,6 +38,67 @@ enum Remaining {
     Chunked(ChunkedDecoder),
     UntilClose,
     Done,
+}
+
+/// The rest of a request body still going to the backend; it gives the
+/// write half back when done.
+pub(crate) type Upload =
+    Pin<Box<dyn std::future::Future<Output = Result<OwnedWriteHalf, BoxError>> + Send>>;
+
+/// The connection a response is read from.
+pub(crate) enum Wire {
+    Whole(BackendConn),
+    /// The response came before the request body was all sent (an echo, or
+    /// an early answer): the upload goes on beside the response, and the
+    /// connection is not reused.
+    Split {
+        read: OwnedReadHalf,
+        buf: BytesMut,
+        /// A mutex only to make the body `Sync`; one task polls it.
+        upload: Option<Mutex<Upload>>,
+        /// Kept until the response ends: dropping it would shut the
+        /// backend's read side.
+        write: Option<OwnedWriteHalf>,
+    },
+}
+
+impl Wire {
+    fn buf(&mut self) -> &mut BytesMut {
+        match self {
+            Wire::Whole(conn) => &mut conn.buf,
+            Wire::Split { buf, .. } => buf,
+        }
+    }
+
+    fn poll_read_more(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
+        match self {
+            Wire::Whole(conn) => read_more(&mut conn.stream, &mut conn.buf, cx),
+            Wire::Split { read, buf, .. } => read_more(read, buf, cx),
+        }
+    }
+
+    /// Moves the upload on; an error when the client's body failed.
+    fn poll_upload(&mut self, cx: &mut Context<'_>) -> Result<(), BodyError> {
+        let Wire::Split { upload, write, .. } = self else {
+            return Ok(());
+        };
+        let Some(pending) = upload.as_mut() else {
+            return Ok(());
+        };
+        let pending = pending.get_mut().unwrap_or_else(|p| p.into_inner());
+        match pending.as_mut().poll(cx) {
+            Poll::Pending => Ok(()),
+            Poll::Ready(Ok(half)) => {
+                *write = Some(half);
+                *upload = None;
+                Ok(())
+            }
+            Poll::Ready(Err(err)) => {
+                *upload = None;
+                Err(BodyError::Upload(err))
+            }
+        }
+    }
 }
 
 /// Where a connection goes when its response is complete.
@@ -47,13 +112,13 @@ pub(crate) struct ReturnTo {
 
 /// The body of one backend response.
 pub struct BackendBody {
-    conn: Option<BackendConn>,
+    conn: Option<Wire>,
     remaining: Remaining,
     return_to: Option<ReturnTo>,
 }
 
 impl BackendBody {
-    pub(crate) fn new(conn: BackendConn, framing: ResponseFraming, return_to: ReturnTo) -> Self {
+    pub(crate) fn new(conn: Wire, framing: ResponseFraming, return_to: ReturnTo) -> Self {
         let remaining = match framing {
             ResponseFraming::Empty | ResponseFraming::Length(0) => Remaining::Done,
             ResponseFraming::Length(n) => Remaining::Length(n),
@@ -83,7 +148,7 @@ impl BackendBody {
     /// The body is complete: the connection goes back to the pool if it may.
     fn finish(&mut self) {
         self.remaining = Remaining::Done;
-        if let (Some(conn), Some(to)) = (self.conn.take(), self.return_to.take()) {
+        if let (Some(Wire::Whole(conn)), Some(to)) = (self.conn.take(), self.return_to.take()) {
             if to.reusable {
                 to.pool.put(&to.authority, conn);
             }
@@ -95,10 +160,10 @@ impl BackendBody {
         let Some(conn) = self.conn.as_mut() else {
             return Ok(None);
         };
-        if conn.buf.is_empty() {
+        let buf = conn.buf();
+        if buf.is_empty() {
             return Ok(None);
         }
-        let buf = &mut conn.buf;
         match &mut self.remaining {
             Remaining::Length(left) => {
                 let take = usize::try_from(*left).map_or(buf.len(), |l| l.min(buf.len()));
@@ -135,7 +200,7 @@ impl BackendBody {
         let Some(conn) = self.conn.as_mut() else {
             return Poll::Ready(Ok(false));
         };
-        read_more(&mut conn.stream, &mut conn.buf, cx).map_err(BodyError::Io)
+        conn.poll_read_more(cx).map_err(BodyError::Io)
     }
 }
 
@@ -161,6 +226,11 @@ impl http_body::Body for BackendBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = &mut *self;
+        if let Some(Err(err)) = this.conn.as_mut().map(|wire| wire.poll_upload(cx)) {
+            this.conn = None;
+            this.remaining = Remaining::Done;
+            return Poll::Ready(Some(Err(err)));
+        }
         loop {
             if matches!(this.remaining, Remaining::Done) {
                 return Poll::Ready(None);

@@ -143,9 +143,11 @@ impl<I: EngineIo> Conn<I> {
         if let Poll::Ready(ready) = now {
             return ready.is_ok();
         }
-        // Really idle: give the buffers back.
+        // Really idle: give the buffers back (counted as a park, as the
+        // hyper path's parking loop counts dropping its connection state).
         self.buf = BytesMut::new();
         self.out = Vec::new();
+        setup.gateway.count_parked_connection();
         let shutdown = &mut setup.shutdown;
         tokio::select! {
             ready = poll_fn(|cx| self.io.poll_idle(cx)) => ready.is_ok(),
@@ -199,16 +201,33 @@ impl<I: EngineIo> Conn<I> {
             http10,
             close: client_closes || !body_read || *setup.shutdown.borrow(),
         };
-        self.answer(response, answering, tunnel_slot).await
+        let pump = pump.filter(|p| !p.done());
+        self.answer(response, answering, tunnel_slot, pump).await
     }
 
+    /// Writes the response; a body still arriving is pumped beside it.
     async fn answer(
         &mut self,
         response: Response<crate::body::ProxyBody>,
         answering: Answering,
         tunnel_slot: Option<TunnelSlot>,
+        pump: Option<BodyPump>,
     ) -> After {
-        let written = write_response(&mut self.io, &mut self.out, response, answering).await;
+        let written = match pump {
+            None => write_response(&mut self.io, &mut self.out, response, answering).await,
+            Some(mut pump) => {
+                let (mut reader, mut writer) = tokio::io::split(&mut self.io);
+                let writing = write_response(&mut writer, &mut self.out, response, answering);
+                tokio::pin!(writing);
+                loop {
+                    tokio::select! {
+                        biased;
+                        written = &mut writing => break written,
+                        () = pump.step_beside_response(&mut reader, &mut self.buf), if !pump.done() => {}
+                    }
+                }
+            }
+        };
         let Ok(written) = written else {
             return After::Close;
         };

@@ -19,6 +19,16 @@ async fn one_backend_member(extra: &str) -> (DemoBackend, TestMember) {
     (b, member)
 }
 
+/// The same on the hyper engine, for tests of its parking loop (the own
+/// engine gives its buffers back as soon as a connection is idle).
+async fn one_backend_hyper_member() -> (DemoBackend, TestMember) {
+    let b = backend("solo").await;
+    let topologies = [("t", topology("svc", &[b.url()], ""))];
+    let topologies: Vec<(&str, &str)> = topologies.iter().map(|(n, t)| (*n, t.as_str())).collect();
+    let member = TestMember::start_with(&topologies, "engine = \"hyper\"").await;
+    (b, member)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streamed_uploads_arrive_intact_for_post_and_put() {
     let (_b, member) = one_backend_member("").await;
@@ -458,6 +468,7 @@ async fn idle_keep_alive_connections_park_and_keep_serving_requests_and_upgrades
     let request = b"GET /gateway/t/svc/x HTTP/1.1\r\nHost: a\r\n\r\n";
     let mut socket = tokio::net::TcpStream::connect(member.addr).await.unwrap();
     let mut pending = Vec::new();
+    let parked_before = member.gateway().parked_connections();
 
     socket.write_all(request).await.unwrap();
     let head = read_response(&mut socket, &mut pending).await;
@@ -466,7 +477,6 @@ async fn idle_keep_alive_connections_park_and_keep_serving_requests_and_upgrades
         !head.to_ascii_lowercase().contains("connection: close"),
         "{head}"
     );
-    let parked_before = member.gateway().parked_connections();
     wait_parked(&member, parked_before + 1, park).await;
 
     // Two pipelined requests in one write, on the parked connection.
@@ -502,7 +512,7 @@ async fn idle_keep_alive_connections_park_and_keep_serving_requests_and_upgrades
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_parks_only_after_a_request_without_a_body() {
-    let (_b, member) = one_backend_member("").await;
+    let (_b, member) = one_backend_hyper_member().await;
     let park = portcullis_proxy::listener::PARK_AFTER;
     let mut socket = tokio::net::TcpStream::connect(member.addr).await.unwrap();
     let mut pending = Vec::new();
@@ -531,7 +541,7 @@ async fn a_connection_parks_only_after_a_request_without_a_body() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn busy_connections_do_not_park() {
-    let (_b, member) = one_backend_member("").await;
+    let (_b, member) = one_backend_hyper_member().await;
     let park = portcullis_proxy::listener::PARK_AFTER;
     let request = b"GET /gateway/t/svc/x HTTP/1.1\r\nHost: a\r\n\r\n";
     let mut socket = tokio::net::TcpStream::connect(member.addr).await.unwrap();
