@@ -69,6 +69,10 @@ pub struct Received {
     /// False when the connection ended (or the framing broke) before the
     /// request was complete.
     pub complete: bool,
+    /// The request's framing was broken (a bad chunk, an unreadable
+    /// Content-Length, too large): a gateway sent what no parser should
+    /// accept, as opposed to a connection that ended early.
+    pub broken: bool,
     /// Bytes received after an [`After::Echo`] reply.
     pub tunnel: Vec<u8>,
 }
@@ -151,7 +155,9 @@ impl Drop for RawBackend {
 // A panic while holding the lock only happens in a failing test; the data is
 // still what was recorded.
 fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
-    state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    state
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn next_reply(state: &Mutex<State>) -> Option<Reply> {
@@ -168,16 +174,18 @@ fn next_reply(state: &Mutex<State>) -> Option<Reply> {
 async fn serve_connection(mut stream: TcpStream, connection: usize, state: Arc<Mutex<State>>) {
     let mut pending = Vec::new();
     loop {
-        let (raw, complete) = read_request(&mut stream, &mut pending).await;
+        let (raw, read) = read_request(&mut stream, &mut pending).await;
         if raw.is_empty() {
             return;
         }
+        let complete = read == Read::Complete;
         let index = {
             let mut state = lock(&state);
             state.received.push(Received {
                 connection,
                 raw,
                 complete,
+                broken: read == Read::Broken,
                 tunnel: Vec::new(),
             });
             state.received.len() - 1
@@ -209,9 +217,7 @@ async fn echo(mut stream: TcpStream, pending: Vec<u8>, index: usize, state: &Mut
     let mut buf = [0u8; 16384];
     loop {
         if !chunk.is_empty() {
-            lock(state).received[index]
-                .tunnel
-                .extend_from_slice(&chunk);
+            lock(state).received[index].tunnel.extend_from_slice(&chunk);
             if stream.write_all(&chunk).await.is_err() {
                 return;
             }
@@ -223,34 +229,43 @@ async fn echo(mut stream: TcpStream, pending: Vec<u8>, index: usize, state: &Mut
     }
 }
 
+/// How reading one request ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Read {
+    Complete,
+    /// The connection ended first.
+    Cut,
+    Broken,
+}
+
 /// Reads one request from `pending` plus the stream. Returns its raw bytes
-/// and whether it was complete; leaves bytes past it in `pending`. Answers
+/// and how the read ended; leaves bytes past it in `pending`. Answers
 /// `Expect: 100-continue` with a 100 before waiting for the body, as a
 /// server that wants the body would.
-async fn read_request(stream: &mut TcpStream, pending: &mut Vec<u8>) -> (Vec<u8>, bool) {
+async fn read_request(stream: &mut TcpStream, pending: &mut Vec<u8>) -> (Vec<u8>, Read) {
     let mut continued = false;
     let mut buf = [0u8; 16384];
     loop {
         match request_length(pending) {
             Framed::Complete(length) => {
                 let rest = pending.split_off(length);
-                return (std::mem::replace(pending, rest), true);
+                return (std::mem::replace(pending, rest), Read::Complete);
             }
-            Framed::Broken => return (std::mem::take(pending), false),
+            Framed::Broken => return (std::mem::take(pending), Read::Broken),
             Framed::NeedMore { head_done } => {
                 if head_done && !continued && expects_continue(pending) {
                     continued = true;
                     if stream.write_all(CONTINUE).await.is_err() {
-                        return (std::mem::take(pending), false);
+                        return (std::mem::take(pending), Read::Cut);
                     }
                 }
             }
         }
         if pending.len() > MAX_REQUEST {
-            return (std::mem::take(pending), false);
+            return (std::mem::take(pending), Read::Broken);
         }
         match stream.read(&mut buf).await {
-            Ok(0) | Err(_) => return (std::mem::take(pending), false),
+            Ok(0) | Err(_) => return (std::mem::take(pending), Read::Cut),
             Ok(n) => pending.extend_from_slice(&buf[..n]),
         }
     }
@@ -394,7 +409,10 @@ mod tests {
         let chunked =
             b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3;x=1\r\nabc\r\n0\r\nT: 1\r\n\r\nNEXT";
         assert_eq!(length(chunked), Some(chunked.len() - 4));
-        assert_eq!(length(b"POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\nab"), None);
+        assert_eq!(
+            length(b"POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\nab"),
+            None
+        );
         assert!(matches!(
             request_length(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"),
             Framed::Broken
@@ -417,7 +435,8 @@ mod tests {
         ])
         .await;
         let mut stream = TcpStream::connect(backend.addr).await.expect("connect");
-        let two = b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\nPOST /2 HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi";
+        let two =
+            b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\nPOST /2 HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi";
         stream.write_all(two).await.expect("write");
         let mut answer = Vec::new();
         stream.read_to_end(&mut answer).await.expect("read");
@@ -429,5 +448,25 @@ mod tests {
         assert_eq!(received.len(), 2);
         assert!(received.iter().all(|r| r.complete && r.connection == 0));
         assert!(received[1].raw.ends_with(b"\r\n\r\nhi"));
+    }
+
+    #[tokio::test]
+    async fn broken_framing_is_told_apart_from_a_cut_connection() {
+        let backend = RawBackend::start(vec![Reply::keep(&b"HTTP/1.1 200 OK\r\n\r\n"[..])]).await;
+        for bytes in [
+            &b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"[..],
+            &b"POST / HTTP/1.1\r\nContent-Length: 9\r\n\r\nabc"[..],
+        ] {
+            let mut stream = TcpStream::connect(backend.addr).await.expect("connect");
+            stream.write_all(bytes).await.expect("write");
+            stream.shutdown().await.expect("shutdown");
+            let mut answer = Vec::new();
+            let _ = stream.read_to_end(&mut answer).await;
+            assert!(answer.is_empty());
+        }
+        let received = backend.received();
+        assert_eq!(received.len(), 2);
+        assert!(received[0].broken && !received[0].complete);
+        assert!(!received[1].broken && !received[1].complete);
     }
 }

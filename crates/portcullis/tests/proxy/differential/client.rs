@@ -88,9 +88,19 @@ async fn read_answer(reader: &mut tokio::net::tcp::OwnedReadHalf, methods: &[Str
         };
         let wait = quiet.min(deadline.saturating_duration_since(Instant::now()));
         match tokio::time::timeout(wait, reader.read(&mut buf)).await {
-            Ok(Ok(0)) | Ok(Err(_)) => return Received { bytes, closed: true },
+            Ok(Ok(0)) | Ok(Err(_)) => {
+                return Received {
+                    bytes,
+                    closed: true,
+                }
+            }
             Ok(Ok(n)) => bytes.extend_from_slice(&buf[..n]),
-            Err(_) => return Received { bytes, closed: false },
+            Err(_) => {
+                return Received {
+                    bytes,
+                    closed: false,
+                }
+            }
         }
     }
 }

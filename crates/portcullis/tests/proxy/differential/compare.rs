@@ -11,7 +11,10 @@ use super::wire::{printable, Framing, Message};
 pub struct Outcome {
     /// Responses the client received, interim ones included, in order.
     pub responses: Vec<Message>,
-    /// Bytes after the last complete response (half a response, garbage).
+    /// A response after the last complete one whose head arrived but not
+    /// all of its body.
+    pub incomplete: Option<Message>,
+    /// Bytes after the last complete response that are not even a head.
     pub leftover: Vec<u8>,
     /// The gateway closed the client connection.
     pub closed: bool,
@@ -21,6 +24,9 @@ pub struct Outcome {
     pub backend_tunnel: Vec<u8>,
     /// Requests the backend saw begin but never complete.
     pub backend_partial: usize,
+    /// Requests whose framing the backend could not follow (a bad chunk, an
+    /// unreadable Content-Length): never normalised away.
+    pub backend_broken: usize,
     /// Which backend connection carried each request in `backend`.
     pub backend_connections: Vec<usize>,
 }
@@ -119,7 +125,11 @@ pub const ALLOWED: &[Allowed] = &[
 ];
 
 fn messages(outcome: &mut Outcome) -> impl Iterator<Item = &mut Message> {
-    outcome.responses.iter_mut().chain(outcome.backend.iter_mut())
+    outcome
+        .responses
+        .iter_mut()
+        .chain(outcome.incomplete.iter_mut())
+        .chain(outcome.backend.iter_mut())
 }
 
 fn mask_addresses(outcome: &mut Outcome, context: &Context) {
@@ -133,7 +143,11 @@ fn mask_addresses(outcome: &mut Outcome, context: &Context) {
     };
     for message in messages(outcome) {
         message.line.iter_mut().for_each(mask);
-        for (_, value) in message.headers.iter_mut().chain(message.trailers.iter_mut()) {
+        for (_, value) in message
+            .headers
+            .iter_mut()
+            .chain(message.trailers.iter_mut())
+        {
             mask(value);
             if *value == gateway_port {
                 *value = "{gateway-port}".into();
@@ -144,7 +158,11 @@ fn mask_addresses(outcome: &mut Outcome, context: &Context) {
 
 fn lowercase_names(outcome: &mut Outcome, _: &Context) {
     for message in messages(outcome) {
-        for (name, _) in message.headers.iter_mut().chain(message.trailers.iter_mut()) {
+        for (name, _) in message
+            .headers
+            .iter_mut()
+            .chain(message.trailers.iter_mut())
+        {
             *name = name.to_ascii_lowercase();
         }
     }
@@ -159,7 +177,11 @@ fn sort_fields(outcome: &mut Outcome, _: &Context) {
 }
 
 fn mask_dates(outcome: &mut Outcome, _: &Context) {
-    for message in outcome.responses.iter_mut() {
+    for message in outcome
+        .responses
+        .iter_mut()
+        .chain(outcome.incomplete.iter_mut())
+    {
         for (name, value) in message.headers.iter_mut() {
             if name.eq_ignore_ascii_case("date") {
                 *value = "{date}".into();
@@ -169,7 +191,11 @@ fn mask_dates(outcome: &mut Outcome, _: &Context) {
 }
 
 fn drop_reasons(outcome: &mut Outcome, _: &Context) {
-    for message in outcome.responses.iter_mut() {
+    for message in outcome
+        .responses
+        .iter_mut()
+        .chain(outcome.incomplete.iter_mut())
+    {
         message.line[2].clear();
     }
 }
@@ -251,19 +277,26 @@ fn lines(outcome: &Outcome) -> Vec<String> {
     for response in &outcome.responses {
         out.extend(response.to_string().lines().map(|l| format!("< {l}")));
     }
+    if let Some(incomplete) = &outcome.incomplete {
+        out.extend(incomplete.to_string().lines().map(|l| format!("< {l}")));
+    }
     if !outcome.leftover.is_empty() {
         out.push(format!("< leftover {}", printable(&outcome.leftover, 80)));
     }
     out.push(format!(
-        "backend: {} requests, {} partial",
+        "backend: {} requests, {} partial, {} broken",
         outcome.backend.len(),
-        outcome.backend_partial
+        outcome.backend_partial,
+        outcome.backend_broken
     ));
     for request in &outcome.backend {
         out.extend(request.to_string().lines().map(|l| format!("> {l}")));
     }
     if !outcome.backend_tunnel.is_empty() {
-        out.push(format!("> tunnel {}", printable(&outcome.backend_tunnel, 80)));
+        out.push(format!(
+            "> tunnel {}",
+            printable(&outcome.backend_tunnel, 80)
+        ));
     }
     out
 }
@@ -302,8 +335,18 @@ fn render(name: &str, request: &[u8], hyper: &Outcome, own: &Outcome) -> String 
 
 /// The side-by-side report of one case, whether or not the engines agree
 /// (for `DIFFERENTIAL_SHOW`).
-pub fn report(name: &str, request: &[u8], hyper: (&Outcome, &Context), own: (&Outcome, &Context)) -> String {
-    render(name, request, &normalise(hyper.0, hyper.1), &normalise(own.0, own.1))
+pub fn report(
+    name: &str,
+    request: &[u8],
+    hyper: (&Outcome, &Context),
+    own: (&Outcome, &Context),
+) -> String {
+    render(
+        name,
+        request,
+        &normalise(hyper.0, hyper.1),
+        &normalise(own.0, own.1),
+    )
 }
 
 /// `Err` with a report naming the case, its request bytes and both
@@ -334,7 +377,12 @@ mod tests {
         }
     }
 
-    fn message(line: [&str; 3], headers: &[(&str, &str)], framing: Framing, body: &[u8]) -> Message {
+    fn message(
+        line: [&str; 3],
+        headers: &[(&str, &str)],
+        framing: Framing,
+        body: &[u8],
+    ) -> Message {
         Message {
             line: line.map(String::from),
             headers: headers
@@ -365,12 +413,21 @@ mod tests {
                 Framing::Length(2),
                 b"ok",
             ),
-            message(["GET", "/x", "HTTP/1.1"], &[("host", "127.0.0.1:1001")], Framing::Empty, b""),
+            message(
+                ["GET", "/x", "HTTP/1.1"],
+                &[("host", "127.0.0.1:1001")],
+                Framing::Empty,
+                b"",
+            ),
         );
         let own = outcome(
             message(
                 ["HTTP/1.1", "200", "Fine"],
-                &[("X-A", "1"), ("Transfer-Encoding", "chunked"), ("Date", "Tue")],
+                &[
+                    ("X-A", "1"),
+                    ("Transfer-Encoding", "chunked"),
+                    ("Date", "Tue"),
+                ],
                 Framing::Chunked,
                 b"ok",
             ),
@@ -382,7 +439,12 @@ mod tests {
             ),
         );
         assert_eq!(
-            compare("same", b"GET /x", (&hyper, &context(1000)), (&own, &context(2000))),
+            compare(
+                "same",
+                b"GET /x",
+                (&hyper, &context(1000)),
+                (&own, &context(2000))
+            ),
             Ok(())
         );
     }
@@ -395,19 +457,37 @@ mod tests {
         let mut own = outcome(ok, request);
         own.closed = true;
         own.responses[0].line[1] = "502".into();
-        let report = compare("status-differs", b"GET /x HTTP/1.1\r\n", (&hyper, &context(1)), (&own, &context(1)))
-            .expect_err("a mismatch");
+        let report = compare(
+            "status-differs",
+            b"GET /x HTTP/1.1\r\n",
+            (&hyper, &context(1)),
+            (&own, &context(1)),
+        )
+        .expect_err("a mismatch");
         assert!(report.contains("case status-differs"), "{report}");
         assert!(report.contains("GET /x HTTP/1.1\\r\\n"), "{report}");
-        assert!(report.lines().any(|l| l.starts_with('!') && l.contains("502")), "{report}");
-        assert!(report.lines().any(|l| l.starts_with('!') && l.contains("closed yes")), "{report}");
+        assert!(
+            report
+                .lines()
+                .any(|l| l.starts_with('!') && l.contains("502")),
+            "{report}"
+        );
+        assert!(
+            report
+                .lines()
+                .any(|l| l.starts_with('!') && l.contains("closed yes")),
+            "{report}"
+        );
     }
 
     #[test]
     fn ambiguous_framing_and_body_changes_are_not_normalised_away() {
         let request = |headers: &[(&str, &str)], framing, body: &[u8]| {
             let ok = message(["HTTP/1.1", "200", "OK"], &[], Framing::Length(0), b"");
-            outcome(ok, message(["POST", "/x", "HTTP/1.1"], headers, framing, body))
+            outcome(
+                ok,
+                message(["POST", "/x", "HTTP/1.1"], headers, framing, body),
+            )
         };
         let plain = request(&[("content-length", "3")], Framing::Length(3), b"abc");
         let both = request(
@@ -426,6 +506,9 @@ mod tests {
         assert!(compare("cl+te", b"", (&plain, &c), (&both, &c)).is_err());
         assert!(compare("body", b"", (&plain, &c), (&other_body, &c)).is_err());
         assert!(compare("order", b"", (&same_name, &c), (&reordered_same_name, &c)).is_err());
+        let mut broken = plain.clone();
+        broken.backend_broken = 1;
+        assert!(compare("broken", b"", (&plain, &c), (&broken, &c)).is_err());
     }
 
     #[test]

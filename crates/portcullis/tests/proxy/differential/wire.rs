@@ -17,6 +17,8 @@ pub enum Framing {
     UntilClose,
     /// Bytes after a `101`: not HTTP any more.
     Tunnel,
+    /// A response whose body never completed: the body is what arrived.
+    Incomplete,
 }
 
 /// One request or response.
@@ -46,10 +48,9 @@ impl Message {
     }
 
     fn has_token(&self, name: &str, token: &str) -> bool {
-        self.values(name).iter().any(|v| {
-            v.split(',')
-                .any(|t| t.trim().eq_ignore_ascii_case(token))
-        })
+        self.values(name)
+            .iter()
+            .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
     }
 }
 
@@ -57,11 +58,27 @@ impl fmt::Display for Message {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "{}", printable(self.line.join(" ").as_bytes(), 200))?;
         for (name, value) in &self.headers {
-            writeln!(f, "  {}: {}", printable(name.as_bytes(), 60), printable(value.as_bytes(), 100))?;
+            writeln!(
+                f,
+                "  {}: {}",
+                printable(name.as_bytes(), 60),
+                printable(value.as_bytes(), 100)
+            )?;
         }
-        write!(f, "  [{:?}] body {} bytes: {}", self.framing, self.body.len(), printable(&self.body, 80))?;
+        write!(
+            f,
+            "  [{:?}] body {} bytes: {}",
+            self.framing,
+            self.body.len(),
+            printable(&self.body, 80)
+        )?;
         for (name, value) in &self.trailers {
-            write!(f, "\n  trailer {}: {}", printable(name.as_bytes(), 60), printable(value.as_bytes(), 60))?;
+            write!(
+                f,
+                "\n  trailer {}: {}",
+                printable(name.as_bytes(), 60),
+                printable(value.as_bytes(), 60)
+            )?;
         }
         Ok(())
     }
@@ -118,7 +135,10 @@ fn parse_head(bytes: &[u8]) -> Option<Head> {
 /// as a name with an empty value, so it still shows in a comparison.
 fn split_field(line: &str) -> (String, String) {
     match line.split_once(':') {
-        Some((name, value)) => (name.to_string(), value.trim_matches([' ', '\t']).to_string()),
+        Some((name, value)) => (
+            name.to_string(),
+            value.trim_matches([' ', '\t']).to_string(),
+        ),
         None => (line.to_string(), String::new()),
     }
 }
@@ -201,7 +221,12 @@ fn body_rule(head: &Message, is_request: bool, no_body: bool) -> Option<BodyRule
 /// Reads one message from `bytes`: the message and its length on the wire,
 /// or `None` when it is incomplete or cannot be framed. `closed`: nothing
 /// will follow the bytes (ends a close-delimited body).
-fn parse_message(bytes: &[u8], is_request: bool, head_request: bool, closed: bool) -> Option<(Message, usize)> {
+fn parse_message(
+    bytes: &[u8],
+    is_request: bool,
+    head_request: bool,
+    closed: bool,
+) -> Option<(Message, usize)> {
     let head = parse_head(bytes)?;
     let mut message = Message {
         line: head.line,
@@ -212,7 +237,10 @@ fn parse_message(bytes: &[u8], is_request: bool, head_request: bool, closed: boo
     };
     let status = message.status().unwrap_or(0);
     let no_body = !is_request
-        && (head_request || (100..200).contains(&status) && status != 101 || status == 204 || status == 304);
+        && (head_request
+            || (100..200).contains(&status) && status != 101
+            || status == 204
+            || status == 304);
     let rest = &bytes[head.length..];
     let used = match body_rule(&message, is_request, no_body)? {
         BodyRule::None => 0,
@@ -291,6 +319,19 @@ pub fn parse_responses(bytes: &[u8], methods: &[String], closed: bool) -> (Vec<M
     (messages, bytes[at..].to_vec())
 }
 
+/// A response cut off after its head: the head and the bytes that followed
+/// it, or `None` when not even the head is complete.
+pub fn parse_incomplete(bytes: &[u8]) -> Option<Message> {
+    let head = parse_head(bytes)?;
+    Some(Message {
+        line: head.line,
+        headers: head.headers,
+        framing: Framing::Incomplete,
+        body: bytes[head.length..].to_vec(),
+        trailers: Vec::new(),
+    })
+}
+
 /// True when `bytes` end exactly at the end of a response: nothing half-read.
 pub fn ends_at_boundary(bytes: &[u8], methods: &[String]) -> bool {
     parse_responses(bytes, methods, false).1.is_empty()
@@ -328,6 +369,9 @@ mod tests {
         assert_eq!(parse_responses(bytes, &[], false).0.len(), 0);
         let (responses, _) = parse_responses(bytes, &[], true);
         assert_eq!(responses[0].body, b"until close");
-        assert!(!ends_at_boundary(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nab", &[]));
+        assert!(!ends_at_boundary(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nab",
+            &[]
+        ));
     }
 }

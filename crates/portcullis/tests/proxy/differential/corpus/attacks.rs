@@ -89,48 +89,204 @@ fn framing() -> Vec<(&'static str, Vec<u8>)> {
 /// same way (compared: the status is the gateway's own choice).
 fn request_lines() -> Vec<(&'static str, Vec<u8>)> {
     vec![
-        ("line-double-space", raw("GET  {S}/x HTTP/1.1\r\nHost: gw.test\r\n\r\n")),
-        ("line-tab-separator", raw("GET\t{S}/x HTTP/1.1\r\nHost: gw.test\r\n\r\n")),
-        ("line-trailing-space", raw("GET {S}/x HTTP/1.1 \r\nHost: gw.test\r\n\r\n")),
-        ("line-version-1-2", raw("GET {S}/x HTTP/1.2\r\nHost: gw.test\r\n\r\n")),
-        ("line-version-2-0", raw("GET {S}/x HTTP/2.0\r\nHost: gw.test\r\n\r\n")),
-        ("line-version-lowercase", raw("GET {S}/x http/1.1\r\nHost: gw.test\r\n\r\n")),
-        ("line-version-missing", raw("GET {S}/x\r\nHost: gw.test\r\n\r\n")),
-        ("line-version-garbage", raw("GET {S}/x HTTP/1.1x\r\nHost: gw.test\r\n\r\n")),
-        ("line-method-lowercase", raw("get {S}/x HTTP/1.1\r\nHost: gw.test\r\n\r\n")),
-        ("line-method-bad-char", raw("G(T {S}/x HTTP/1.1\r\nHost: gw.test\r\n\r\n")),
-        ("line-method-long", format!("{} {SERVICE}/x HTTP/1.1\r\nHost: gw.test\r\n\r\n", "M".repeat(2000)).into_bytes()),
-        ("target-space", raw("GET {S}/a b HTTP/1.1\r\nHost: gw.test\r\n\r\n")),
-        ("target-nul", raw("GET {S}/a\0b HTTP/1.1\r\nHost: gw.test\r\n\r\n")),
-        ("target-ctl", raw("GET {S}/a\x01b HTTP/1.1\r\nHost: gw.test\r\n\r\n")),
-        ("target-raw-utf8", raw("GET {S}/caf\u{e9} HTTP/1.1\r\nHost: gw.test\r\n\r\n")),
-        ("target-fragment", raw("GET {S}/x#frag HTTP/1.1\r\nHost: gw.test\r\n\r\n")),
-        ("target-double-slash", raw("GET {S}//x HTTP/1.1\r\nHost: gw.test\r\n\r\n")),
-        ("target-no-leading-slash", raw("GET gateway/t/svc/x HTTP/1.1\r\nHost: gw.test\r\n\r\n")),
-        ("leading-empty-line", raw("\r\nGET {S}/x HTTP/1.1\r\nHost: gw.test\r\n\r\n")),
-        ("leading-space", raw(" GET {S}/x HTTP/1.1\r\nHost: gw.test\r\n\r\n")),
-        ("host-with-space", raw("GET {S}/x HTTP/1.1\r\nHost: gw test\r\n\r\n")),
-        ("host-with-userinfo", raw("GET {S}/x HTTP/1.1\r\nHost: user@gw.test\r\n\r\n")),
-        ("host-with-path", raw("GET {S}/x HTTP/1.1\r\nHost: gw.test/evil\r\n\r\n")),
+        (
+            "line-double-space",
+            raw("GET  {S}/x HTTP/1.1\r\nHost: gw.test\r\n\r\n"),
+        ),
+        (
+            "line-tab-separator",
+            raw("GET\t{S}/x HTTP/1.1\r\nHost: gw.test\r\n\r\n"),
+        ),
+        (
+            "line-trailing-space",
+            raw("GET {S}/x HTTP/1.1 \r\nHost: gw.test\r\n\r\n"),
+        ),
+        (
+            "line-version-1-2",
+            raw("GET {S}/x HTTP/1.2\r\nHost: gw.test\r\n\r\n"),
+        ),
+        (
+            "line-version-2-0",
+            raw("GET {S}/x HTTP/2.0\r\nHost: gw.test\r\n\r\n"),
+        ),
+        (
+            "line-version-lowercase",
+            raw("GET {S}/x http/1.1\r\nHost: gw.test\r\n\r\n"),
+        ),
+        (
+            "line-version-missing",
+            raw("GET {S}/x\r\nHost: gw.test\r\n\r\n"),
+        ),
+        (
+            "line-version-garbage",
+            raw("GET {S}/x HTTP/1.1x\r\nHost: gw.test\r\n\r\n"),
+        ),
+        (
+            "line-method-lowercase",
+            raw("get {S}/x HTTP/1.1\r\nHost: gw.test\r\n\r\n"),
+        ),
+        (
+            "line-method-bad-char",
+            raw("G(T {S}/x HTTP/1.1\r\nHost: gw.test\r\n\r\n"),
+        ),
+        (
+            "line-method-long",
+            format!(
+                "{} {SERVICE}/x HTTP/1.1\r\nHost: gw.test\r\n\r\n",
+                "M".repeat(2000)
+            )
+            .into_bytes(),
+        ),
+        (
+            "target-space",
+            raw("GET {S}/a b HTTP/1.1\r\nHost: gw.test\r\n\r\n"),
+        ),
+        (
+            "target-nul",
+            raw("GET {S}/a\0b HTTP/1.1\r\nHost: gw.test\r\n\r\n"),
+        ),
+        (
+            "target-ctl",
+            raw("GET {S}/a\x01b HTTP/1.1\r\nHost: gw.test\r\n\r\n"),
+        ),
+        (
+            "target-raw-utf8",
+            raw("GET {S}/caf\u{e9} HTTP/1.1\r\nHost: gw.test\r\n\r\n"),
+        ),
+        (
+            "target-fragment",
+            raw("GET {S}/x#frag HTTP/1.1\r\nHost: gw.test\r\n\r\n"),
+        ),
+        (
+            "target-double-slash",
+            raw("GET {S}//x HTTP/1.1\r\nHost: gw.test\r\n\r\n"),
+        ),
+        (
+            "target-no-leading-slash",
+            raw("GET gateway/t/svc/x HTTP/1.1\r\nHost: gw.test\r\n\r\n"),
+        ),
+        (
+            "leading-empty-line",
+            raw("\r\nGET {S}/x HTTP/1.1\r\nHost: gw.test\r\n\r\n"),
+        ),
+        (
+            "leading-space",
+            raw(" GET {S}/x HTTP/1.1\r\nHost: gw.test\r\n\r\n"),
+        ),
+        (
+            "host-with-space",
+            raw("GET {S}/x HTTP/1.1\r\nHost: gw test\r\n\r\n"),
+        ),
+        (
+            "host-with-userinfo",
+            raw("GET {S}/x HTTP/1.1\r\nHost: user@gw.test\r\n\r\n"),
+        ),
+        (
+            "host-with-path",
+            raw("GET {S}/x HTTP/1.1\r\nHost: gw.test/evil\r\n\r\n"),
+        ),
         ("host-empty", raw("GET {S}/x HTTP/1.1\r\nHost:\r\n\r\n")),
-        ("absolute-form-other-host", raw("GET http://other.test{S}/x HTTP/1.1\r\nHost: gw.test\r\n\r\n")),
+        (
+            "absolute-form-other-host",
+            raw("GET http://other.test{S}/x HTTP/1.1\r\nHost: gw.test\r\n\r\n"),
+        ),
         ("cl-leading-zeros", post("Content-Length: 005\r\n", "hello")),
-        ("cl-same-twice", post("Content-Length: 5\r\nContent-Length: 5\r\n", "hello")),
+        (
+            "cl-same-twice",
+            post("Content-Length: 5\r\nContent-Length: 5\r\n", "hello"),
+        ),
         ("cl-same-list", post("Content-Length: 5, 5\r\n", "hello")),
-        ("te-uppercase", post("Transfer-Encoding: CHUNKED\r\n", "5\r\nhello\r\n0\r\n\r\n")),
-        ("te-chunked-twice", post("Transfer-Encoding: chunked, chunked\r\n", "5\r\nhello\r\n0\r\n\r\n")),
-        ("te-gzip-then-chunked", post("Transfer-Encoding: gzip, chunked\r\n", "5\r\nhello\r\n0\r\n\r\n")),
-        ("te-two-fields-chunked", post("Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n", "5\r\nhello\r\n0\r\n\r\n")),
-        ("te-underscore-name", post("Transfer_Encoding: chunked\r\n", "")),
-        ("chunk-size-leading-zeros", post("Transfer-Encoding: chunked\r\n", "005\r\nhello\r\n0\r\n\r\n")),
-        ("chunk-size-uppercase-hex", post("Transfer-Encoding: chunked\r\n", "A\r\n0123456789\r\n0\r\n\r\n")),
-        ("chunk-ext-quoted", post("Transfer-Encoding: chunked\r\n", "5;a=\"b;c\"\r\nhello\r\n0\r\n\r\n")),
-        ("chunk-size-trailing-space", post("Transfer-Encoding: chunked\r\n", "5 \r\nhello\r\n0\r\n\r\n")),
-        ("trailer-content-length", post("Transfer-Encoding: chunked\r\n", "5\r\nhello\r\n0\r\nContent-Length: 50\r\n\r\n")),
-        ("trailer-host", post("Transfer-Encoding: chunked\r\n", "5\r\nhello\r\n0\r\nHost: evil.example\r\n\r\n")),
-        ("trailer-transfer-encoding", post("Transfer-Encoding: chunked\r\n", "5\r\nhello\r\n0\r\nTransfer-Encoding: chunked\r\n\r\n")),
-        ("body-holds-a-request", post("Content-Length: 44\r\n", "GET /gateway/t/svc/inner HTTP/1.1\r\nHost: a\r\n\r\n")),
-        ("get-with-body-holding-a-request", request("GET", T, "Content-Length: 44\r\n", "GET /gateway/t/svc/inner HTTP/1.1\r\nHost: a\r\n\r\n")),
+        (
+            "te-uppercase",
+            post("Transfer-Encoding: CHUNKED\r\n", "5\r\nhello\r\n0\r\n\r\n"),
+        ),
+        (
+            "te-chunked-twice",
+            post(
+                "Transfer-Encoding: chunked, chunked\r\n",
+                "5\r\nhello\r\n0\r\n\r\n",
+            ),
+        ),
+        (
+            "te-gzip-then-chunked",
+            post(
+                "Transfer-Encoding: gzip, chunked\r\n",
+                "5\r\nhello\r\n0\r\n\r\n",
+            ),
+        ),
+        (
+            "te-two-fields-chunked",
+            post(
+                "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
+                "5\r\nhello\r\n0\r\n\r\n",
+            ),
+        ),
+        (
+            "te-underscore-name",
+            post("Transfer_Encoding: chunked\r\n", ""),
+        ),
+        (
+            "chunk-size-leading-zeros",
+            post(
+                "Transfer-Encoding: chunked\r\n",
+                "005\r\nhello\r\n0\r\n\r\n",
+            ),
+        ),
+        (
+            "chunk-size-uppercase-hex",
+            post(
+                "Transfer-Encoding: chunked\r\n",
+                "A\r\n0123456789\r\n0\r\n\r\n",
+            ),
+        ),
+        (
+            "chunk-ext-quoted",
+            post(
+                "Transfer-Encoding: chunked\r\n",
+                "5;a=\"b;c\"\r\nhello\r\n0\r\n\r\n",
+            ),
+        ),
+        (
+            "chunk-size-trailing-space",
+            post("Transfer-Encoding: chunked\r\n", "5 \r\nhello\r\n0\r\n\r\n"),
+        ),
+        (
+            "trailer-content-length",
+            post(
+                "Transfer-Encoding: chunked\r\n",
+                "5\r\nhello\r\n0\r\nContent-Length: 50\r\n\r\n",
+            ),
+        ),
+        (
+            "trailer-host",
+            post(
+                "Transfer-Encoding: chunked\r\n",
+                "5\r\nhello\r\n0\r\nHost: evil.example\r\n\r\n",
+            ),
+        ),
+        (
+            "trailer-transfer-encoding",
+            post(
+                "Transfer-Encoding: chunked\r\n",
+                "5\r\nhello\r\n0\r\nTransfer-Encoding: chunked\r\n\r\n",
+            ),
+        ),
+        (
+            "body-holds-a-request",
+            post(
+                "Content-Length: 44\r\n",
+                "GET /gateway/t/svc/inner HTTP/1.1\r\nHost: a\r\n\r\n",
+            ),
+        ),
+        (
+            "get-with-body-holding-a-request",
+            request(
+                "GET",
+                T,
+                "Content-Length: 44\r\n",
+                "GET /gateway/t/svc/inner HTTP/1.1\r\nHost: a\r\n\r\n",
+            ),
+        ),
     ]
 }
 
@@ -172,22 +328,55 @@ const ESCAPES: &[&str] = &[
 
 fn connects() -> Vec<(&'static str, Vec<u8>)> {
     vec![
-        ("connect-authority", raw("CONNECT backend.internal:22 HTTP/1.1\r\nHost: backend.internal:22\r\n\r\n")),
+        (
+            "connect-authority",
+            raw("CONNECT backend.internal:22 HTTP/1.1\r\nHost: backend.internal:22\r\n\r\n"),
+        ),
         ("connect-gateway-path", request("CONNECT", T, "", "")),
-        ("connect-with-body", request("CONNECT", "/", "Content-Length: 3\r\n", "abc")),
-        ("connect-absolute", raw("CONNECT http://gw.test{S}/x HTTP/1.1\r\nHost: gw.test\r\n\r\n")),
-        ("connect-127", raw("CONNECT 127.0.0.1:80 HTTP/1.1\r\nHost: 127.0.0.1:80\r\n\r\n")),
-        ("connect-http10", raw("CONNECT 127.0.0.1:80 HTTP/1.0\r\n\r\n")),
+        (
+            "connect-with-body",
+            request("CONNECT", "/", "Content-Length: 3\r\n", "abc"),
+        ),
+        (
+            "connect-absolute",
+            raw("CONNECT http://gw.test{S}/x HTTP/1.1\r\nHost: gw.test\r\n\r\n"),
+        ),
+        (
+            "connect-127",
+            raw("CONNECT 127.0.0.1:80 HTTP/1.1\r\nHost: 127.0.0.1:80\r\n\r\n"),
+        ),
+        (
+            "connect-http10",
+            raw("CONNECT 127.0.0.1:80 HTTP/1.0\r\n\r\n"),
+        ),
     ]
 }
 
 /// Heads over the 64 KiB limit: 431 (PRODUCT.md §3).
 fn oversize() -> Vec<(&'static str, Vec<u8>)> {
-    let many = (0..300).map(|i| format!("X-H{i}: {}\r\n", "v".repeat(250))).collect::<String>();
+    let many = (0..300)
+        .map(|i| format!("X-H{i}: {}\r\n", "v".repeat(250)))
+        .collect::<String>();
     vec![
-        ("oversize-one-header", request("GET", T, &format!("X-Big: {}\r\n", "a".repeat(70 * 1024)), "")),
+        (
+            "oversize-one-header",
+            request(
+                "GET",
+                T,
+                &format!("X-Big: {}\r\n", "a".repeat(70 * 1024)),
+                "",
+            ),
+        ),
         ("oversize-many-headers", request("GET", T, &many, "")),
-        ("oversize-just-over", request("GET", T, &format!("X-Big: {}\r\n", "a".repeat(64 * 1024)), "")),
+        (
+            "oversize-just-over",
+            request(
+                "GET",
+                T,
+                &format!("X-Big: {}\r\n", "a".repeat(64 * 1024)),
+                "",
+            ),
+        ),
     ]
 }
 
@@ -199,19 +388,37 @@ pub fn cases() -> Vec<Case> {
     };
     let mut cases = Vec::new();
     for (name, bytes) in framing() {
-        cases.push(Case::refused(format!("attack-{name}"), then_smuggled(bytes), 400));
+        cases.push(Case::refused(
+            format!("attack-{name}"),
+            then_smuggled(bytes),
+            400,
+        ));
     }
     for (name, bytes) in request_lines() {
         let expect = Expect::Compared;
-        cases.push(Case::new(format!("edge-{name}"), then_smuggled(bytes), vec![super::ok()], expect));
+        cases.push(Case::new(
+            format!("edge-{name}"),
+            then_smuggled(bytes),
+            vec![super::ok()],
+            expect,
+        ));
     }
     for (i, escape) in ESCAPES.iter().enumerate() {
         // A refused path may leave the connection open, so nothing follows.
         let bytes = request("GET", escape, "", "");
-        cases.push(Case::new(format!("path-escape-{i:02}"), bytes, vec![super::ok()], Expect::Rejected(400)));
+        cases.push(Case::new(
+            format!("path-escape-{i:02}"),
+            bytes,
+            vec![super::ok()],
+            Expect::Rejected(400),
+        ));
     }
     for (name, bytes) in connects() {
-        cases.push(Case::refused(format!("attack-{name}"), then_smuggled(bytes), 405));
+        cases.push(Case::refused(
+            format!("attack-{name}"),
+            then_smuggled(bytes),
+            405,
+        ));
     }
     for (name, bytes) in oversize() {
         cases.push(Case::refused(format!("attack-{name}"), bytes, 431));

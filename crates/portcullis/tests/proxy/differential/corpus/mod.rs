@@ -40,7 +40,12 @@ pub struct Case {
 }
 
 impl Case {
-    pub fn new(name: impl Into<String>, request: Vec<u8>, replies: Vec<Reply>, expect: Expect) -> Case {
+    pub fn new(
+        name: impl Into<String>,
+        request: Vec<u8>,
+        replies: Vec<Reply>,
+        expect: Expect,
+    ) -> Case {
         Case {
             name: name.into(),
             pieces: vec![request],
@@ -51,7 +56,11 @@ impl Case {
 
     /// A valid request the backend answers with `200 ok` (head only for HEAD).
     pub fn forwarded(name: impl Into<String>, request: Vec<u8>) -> Case {
-        let reply = if request.starts_with(b"HEAD ") { ok_head() } else { ok() };
+        let reply = if request.starts_with(b"HEAD ") {
+            ok_head()
+        } else {
+            ok()
+        };
         Case::new(name, request, vec![reply], Expect::Forwarded)
     }
 
@@ -82,7 +91,8 @@ impl Case {
 /// `METHOD /gateway/t/svc{path} HTTP/1.1`, Host `gw.test`, then `headers`
 /// (each ending in CRLF), an empty line and `body`.
 pub fn request(method: &str, path: &str, headers: &str, body: &str) -> Vec<u8> {
-    format!("{method} {SERVICE}{path} HTTP/1.1\r\nHost: gw.test\r\n{headers}\r\n{body}").into_bytes()
+    format!("{method} {SERVICE}{path} HTTP/1.1\r\nHost: gw.test\r\n{headers}\r\n{body}")
+        .into_bytes()
 }
 
 pub fn ok() -> Reply {
@@ -121,7 +131,10 @@ mod tests {
         for case in all() {
             let text = String::from_utf8_lossy(&case.bytes()).to_string();
             assert!(
-                text.contains("/gateway/") || text.contains("CONNECT ") || text.contains(" * HTTP") || text.contains(" /other/"),
+                text.contains("/gateway/")
+                    || text.contains("CONNECT ")
+                    || text.contains(" * HTTP")
+                    || text.contains(" /other/"),
                 "{}",
                 case.name
             );

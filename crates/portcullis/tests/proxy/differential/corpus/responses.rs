@@ -144,11 +144,19 @@ fn expand(name: &str, reply: &str) -> Vec<u8> {
     match name {
         "large-cl" => {
             let body = "x".repeat(200 * 1024);
-            format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}", body.len()).into_bytes()
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .into_bytes()
         }
         "large-chunked" => {
             let chunk = format!("4000\r\n{}\r\n", "y".repeat(0x4000));
-            format!("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n{}0\r\n\r\n", chunk.repeat(12)).into_bytes()
+            format!(
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n{}0\r\n\r\n",
+                chunk.repeat(12)
+            )
+            .into_bytes()
         }
         _ => reply.as_bytes().to_vec(),
     }
@@ -169,17 +177,26 @@ fn askers(name: &str) -> Vec<(&'static str, Vec<u8>)> {
     let http10 = format!("GET {SERVICE}/x HTTP/1.0\r\nHost: gw.test\r\n\r\n").into_bytes();
     let pipelined = [get.clone(), request("GET", "/second", "", "")].concat();
     let mut askers = vec![("get", get)];
-    let framing_matters = name.starts_with("cl") || name.starts_with("chunked") || name.starts_with("close");
+    let framing_matters =
+        name.starts_with("cl") || name.starts_with("chunked") || name.starts_with("close");
     if framing_matters || name.starts_with("20") || name.starts_with("30") {
         askers.push(("head", head));
     }
-    if framing_matters || name.starts_with("10") || name.starts_with("status-") || name.starts_with("location") {
+    if framing_matters
+        || name.starts_with("10")
+        || name.starts_with("status-")
+        || name.starts_with("location")
+    {
         askers.push(("post", post));
     }
     if framing_matters || name.starts_with("10") || name.starts_with("http10") {
         askers.push(("http10", http10));
     }
-    if name.starts_with("longer") || name.starts_with("bytes-after") || name.starts_with("two-responses") || name.starts_with("connection-close") {
+    if name.starts_with("longer")
+        || name.starts_with("bytes-after")
+        || name.starts_with("two-responses")
+        || name.starts_with("connection-close")
+    {
         askers.push(("pipelined", pipelined));
     }
     askers
@@ -187,11 +204,21 @@ fn askers(name: &str) -> Vec<(&'static str, Vec<u8>)> {
 
 pub fn cases() -> Vec<Case> {
     let mut cases = Vec::new();
-    for (group, table) in [("framed", FRAMED), ("interim", INTERIM), ("broken", BROKEN), ("headers", HEADERS)] {
+    for (group, table) in [
+        ("framed", FRAMED),
+        ("interim", INTERIM),
+        ("broken", BROKEN),
+        ("headers", HEADERS),
+    ] {
         for (name, text, after) in table {
             for (asker, bytes) in askers(name) {
                 let script = vec![reply(name, text, *after)];
-                cases.push(Case::new(format!("response-{group}-{name}-{asker}"), bytes, script, Expect::Forwarded));
+                cases.push(Case::new(
+                    format!("response-{group}-{name}-{asker}"),
+                    bytes,
+                    script,
+                    Expect::Forwarded,
+                ));
             }
         }
     }
