@@ -75,6 +75,13 @@ pub const ALLOWED: &[Allowed] = &[
         apply: lowercase_names,
     },
     Allowed {
+        what: "whitespace around field values",
+        why: "optional whitespace before and after a field value is not part of it (RFC 9110 \
+              §5.5); hyper writes `name: value`, an engine relaying the client's bytes keeps \
+              the client's spacing",
+        apply: trim_values,
+    },
+    Allowed {
         what: "order of fields with different names",
         why: "only the order of fields with the same name carries meaning (RFC 9110 §5.3); fields \
               are sorted by name, keeping the order within one name",
@@ -149,7 +156,7 @@ fn mask_addresses(outcome: &mut Outcome, context: &Context) {
             .chain(message.trailers.iter_mut())
         {
             mask(value);
-            if *value == gateway_port {
+            if value.trim_matches([' ', '\t']) == gateway_port {
                 *value = "{gateway-port}".into();
             }
         }
@@ -164,6 +171,18 @@ fn lowercase_names(outcome: &mut Outcome, _: &Context) {
             .chain(message.trailers.iter_mut())
         {
             *name = name.to_ascii_lowercase();
+        }
+    }
+}
+
+fn trim_values(outcome: &mut Outcome, _: &Context) {
+    for message in messages(outcome) {
+        for (_, value) in message
+            .headers
+            .iter_mut()
+            .chain(message.trailers.iter_mut())
+        {
+            *value = value.trim_matches([' ', '\t']).to_string();
         }
     }
 }
@@ -392,6 +411,7 @@ mod tests {
             framing,
             body: body.to_vec(),
             trailers: Vec::new(),
+            chunk_extensions: Vec::new(),
         }
     }
 
@@ -424,7 +444,7 @@ mod tests {
             message(
                 ["HTTP/1.1", "200", "Fine"],
                 &[
-                    ("X-A", "1"),
+                    ("X-A", " 1 "),
                     ("Transfer-Encoding", "chunked"),
                     ("Date", "Tue"),
                 ],

@@ -88,6 +88,7 @@ fn unparsed(raw: &[u8]) -> Message {
         framing: Framing::Empty,
         body: Vec::new(),
         trailers: Vec::new(),
+        chunk_extensions: Vec::new(),
     }
 }
 

@@ -31,6 +31,8 @@ pub struct Message {
     /// The body with any chunked framing removed.
     pub body: Vec<u8>,
     pub trailers: Vec<(String, String)>,
+    /// Chunk extensions as `chunk index;extension`, in order.
+    pub chunk_extensions: Vec<String>,
 }
 
 impl Message {
@@ -72,6 +74,13 @@ impl fmt::Display for Message {
             self.body.len(),
             printable(&self.body, 80)
         )?;
+        for extension in &self.chunk_extensions {
+            write!(
+                f,
+                "\n  chunk extension {}",
+                printable(extension.as_bytes(), 60)
+            )?;
+        }
         for (name, value) in &self.trailers {
             write!(
                 f,
@@ -131,14 +140,13 @@ fn parse_head(bytes: &[u8]) -> Option<Head> {
     })
 }
 
-/// A field line split at its first colon; a line without one is kept whole
-/// as a name with an empty value, so it still shows in a comparison.
+/// A field line split at its first colon, the value exactly as sent
+/// (whitespace around it is one of the allowed differences); a line without
+/// a colon is kept whole as a name with an empty value, so it still shows in
+/// a comparison.
 fn split_field(line: &str) -> (String, String) {
     match line.split_once(':') {
-        Some((name, value)) => (
-            name.to_string(),
-            value.trim_matches([' ', '\t']).to_string(),
-        ),
+        Some((name, value)) => (name.to_string(), value.to_string()),
         None => (line.to_string(), String::new()),
     }
 }
@@ -147,17 +155,23 @@ fn split_field(line: &str) -> (String, String) {
 struct Chunked {
     body: Vec<u8>,
     trailers: Vec<(String, String)>,
+    extensions: Vec<String>,
     length: usize,
 }
 
 /// Decodes chunks from `bytes`; `None` when they are incomplete or broken.
 fn dechunk(bytes: &[u8]) -> Option<Chunked> {
     let mut body = Vec::new();
+    let mut extensions = Vec::new();
     let mut at = 0;
     loop {
         let line_end = at + find(&bytes[at..], b"\r\n")?;
         let line = std::str::from_utf8(&bytes[at..line_end]).ok()?;
-        let size = usize::from_str_radix(line.split(';').next()?.trim(), 16).ok()?;
+        let (size, extension) = line.split_once(';').unwrap_or((line, ""));
+        let size = usize::from_str_radix(size.trim(), 16).ok()?;
+        if !extension.is_empty() {
+            extensions.push(format!("{};{extension}", extensions.len()));
+        }
         at = line_end + 2;
         if size == 0 {
             break;
@@ -176,6 +190,7 @@ fn dechunk(bytes: &[u8]) -> Option<Chunked> {
             return Some(Chunked {
                 body,
                 trailers,
+                extensions,
                 length: end + 2,
             });
         }
@@ -234,6 +249,7 @@ fn parse_message(
         framing: Framing::Empty,
         body: Vec::new(),
         trailers: Vec::new(),
+        chunk_extensions: Vec::new(),
     };
     let status = message.status().unwrap_or(0);
     let no_body = !is_request
@@ -254,6 +270,7 @@ fn parse_message(
             message.framing = Framing::Chunked;
             message.body = chunked.body;
             message.trailers = chunked.trailers;
+            message.chunk_extensions = chunked.extensions;
             chunked.length
         }
         BodyRule::UntilClose if !closed => return None,
@@ -329,6 +346,7 @@ pub fn parse_incomplete(bytes: &[u8]) -> Option<Message> {
         framing: Framing::Incomplete,
         body: bytes[head.length..].to_vec(),
         trailers: Vec::new(),
+        chunk_extensions: Vec::new(),
     })
 }
 
@@ -347,7 +365,8 @@ mod tests {
         let (requests, rest) = parse_requests(bytes);
         assert_eq!(requests.len(), 2);
         assert_eq!(requests[0].body, b"abc");
-        assert_eq!(requests[0].trailers, vec![("T".into(), "v".into())]);
+        assert_eq!(requests[0].trailers, vec![("T".into(), " v".into())]);
+        assert_eq!(requests[0].chunk_extensions, vec!["0;e=1".to_string()]);
         assert_eq!(requests[1].line[1], "/b");
         assert_eq!(rest, b"GET /c HT");
     }

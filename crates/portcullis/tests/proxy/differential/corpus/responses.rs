@@ -202,8 +202,84 @@ fn askers(name: &str) -> Vec<(&'static str, Vec<u8>)> {
     askers
 }
 
+/// Pooled connections (PRODUCT.md §9 "Pooled backend connections"): two
+/// requests on one client connection; the backend answers the first, then
+/// closes its connection when the second arrives on it. A retry lands on a
+/// new connection and gets the third reply.
+fn pooled() -> Vec<Case> {
+    let ok_reply = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    let head_reply = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n";
+    let get = request("GET", "/1", "", "");
+    let head = request("HEAD", "/1", "", "");
+    let post = request("POST", "/1", "Content-Length: 2\r\n", "hi");
+    let script = |answer: &str, dying: Reply| {
+        vec![
+            Reply::keep(answer.as_bytes()),
+            dying,
+            Reply::keep(answer.as_bytes()),
+        ]
+    };
+    let unanswered = || Reply::close(Vec::new());
+    let half_head = || Reply::close(&b"HTTP/1.1 200 OK\r\nContent-Le"[..]);
+    let closing = || {
+        Reply::close(&b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok"[..])
+    };
+    let case = |name: &str, requests: Vec<Vec<u8>>, answer: &str, dying: Reply| {
+        Case::new(
+            format!("pooled-{name}"),
+            requests.concat(),
+            script(answer, dying),
+            Expect::Forwarded,
+        )
+    };
+    vec![
+        case(
+            "closed-unanswered-get",
+            vec![get.clone(), get.clone()],
+            ok_reply,
+            unanswered(),
+        ),
+        case(
+            "closed-unanswered-head",
+            vec![head.clone(), head.clone()],
+            head_reply,
+            unanswered(),
+        ),
+        case(
+            "closed-unanswered-post",
+            vec![post.clone(), post.clone()],
+            ok_reply,
+            unanswered(),
+        ),
+        case(
+            "closed-unanswered-post-then-get",
+            vec![post.clone(), get.clone()],
+            ok_reply,
+            unanswered(),
+        ),
+        case(
+            "closed-mid-head-get",
+            vec![get.clone(), get.clone()],
+            ok_reply,
+            half_head(),
+        ),
+        case(
+            "closed-mid-head-post",
+            vec![post.clone(), post],
+            ok_reply,
+            half_head(),
+        ),
+        case(
+            "connection-close-then-next",
+            vec![get.clone(), get.clone(), get],
+            ok_reply,
+            closing(),
+        ),
+    ]
+}
+
 pub fn cases() -> Vec<Case> {
-    let mut cases = Vec::new();
+    let mut cases = pooled();
     for (group, table) in [
         ("framed", FRAMED),
         ("interim", INTERIM),
