@@ -16,10 +16,11 @@ pub const PIECE_PAUSE: Duration = Duration::from_millis(30);
 /// Quiet time after every expected response has arrived complete: only a
 /// close can still come, and a gateway closes right after its last write.
 const QUIET_DONE: Duration = Duration::from_millis(300);
-/// Quiet time while a response is missing or half-read: long enough for a
-/// loaded machine, short enough that a gateway that keeps waiting (for a
-/// body, say) does not hold the test up much.
-const QUIET_WAITING: Duration = Duration::from_millis(1500);
+/// Quiet time while a response is missing or half-read: well past the
+/// members' 1 s timeouts (`header_read_timeout`, the services' `idle`), so a
+/// gateway that gives up on a connection is seen closing it, with margin
+/// for a loaded machine.
+const QUIET_WAITING: Duration = Duration::from_millis(2500);
 /// The most any exchange takes.
 const MAX: Duration = Duration::from_secs(4);
 
