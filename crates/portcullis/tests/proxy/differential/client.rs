@@ -105,3 +105,27 @@ async fn read_answer(reader: &mut tokio::net::tcp::OwnedReadHalf, methods: &[Str
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_short_wait_starts_only_once_every_answer_is_in() {
+        let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+        let get = vec!["GET".to_string()];
+        let two = vec!["GET".to_string(), "GET".to_string()];
+        assert!(all_answered(ok, &get));
+        assert!(!all_answered(ok, &two), "one answer of two");
+        assert!(!all_answered(&ok[..ok.len() - 1], &get), "half a body");
+        assert!(
+            !all_answered(b"HTTP/1.1 100 Continue\r\n\r\n", &get),
+            "only interim"
+        );
+        let closing = b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
+        assert!(
+            !all_answered(closing, &get),
+            "a close is announced: wait for it"
+        );
+    }
+}

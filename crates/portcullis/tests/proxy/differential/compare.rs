@@ -46,7 +46,8 @@ impl Outcome {
 pub struct Context {
     pub gateway: SocketAddr,
     pub backend: SocketAddr,
-    /// The case's request carried `Expect: 100-continue`.
+    /// A request with `Expect: 100-continue` was sent whole, body included,
+    /// without waiting for the 100.
     pub client_expects_continue: bool,
 }
 
@@ -101,8 +102,9 @@ pub const ALLOWED: &[Allowed] = &[
     Allowed {
         what: "Content-Length or chunked",
         why: "a body relayed with Content-Length by one engine and chunked by the other is the \
-              same body, and a request with Content-Length: 0 has no body like one without \
-              (RFC 9112 §6); a message carrying both, or a broken one, is not unified",
+              same body, whatever its chunk boundaries, and a request with Content-Length: 0 \
+              has no body like one without (RFC 9112 §6); a message carrying both, or a broken \
+              one, is not unified (chunk extensions are still compared)",
         apply: unify_framing,
     },
     Allowed {
@@ -112,9 +114,10 @@ pub const ALLOWED: &[Allowed] = &[
         apply: drop_request_trailers,
     },
     Allowed {
-        what: "100 Continue to a client that sent its body at once",
+        what: "100 Continue to a client that sent its body without waiting",
         why: "a server may omit the 100 once the content has started to arrive (RFC 9110 \
-              §10.1.1)",
+              §10.1.1), and whether it has when the gateway decides is timing; a 100 for a \
+              body that never comes is still compared",
         apply: drop_continue,
     },
     Allowed {

@@ -235,6 +235,32 @@ fn oversize() -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
+/// Requests that stop half-way (PRODUCT.md §9 "Slow and idle peers"): the
+/// members' 1 s `header_read_timeout` and service `idle` end them.
+fn unfinished() -> Vec<Case> {
+    let compared = |name: &str, bytes: Vec<u8>| {
+        Case::new(
+            format!("unfinished-{name}"),
+            bytes,
+            vec![super::ok()],
+            Expect::Compared,
+        )
+    };
+    vec![
+        compared("head", raw("GET {S}/x HTTP/1.1\r\nHost: gw.test\r\n")),
+        compared("request-line", raw("GET {S}/x HTT")),
+        compared("body-cl", post("Content-Length: 10\r\n", "hello")),
+        compared(
+            "body-chunked",
+            post("Transfer-Encoding: chunked\r\n", "5\r\nhello\r\n"),
+        ),
+        compared(
+            "expect-without-body",
+            post("Expect: 100-continue\r\nContent-Length: 5\r\n", ""),
+        ),
+    ]
+}
+
 pub fn cases() -> Vec<Case> {
     let smuggled = request("GET", "/smuggled", "", "");
     let then_smuggled = |mut bytes: Vec<u8>| {
@@ -278,5 +304,6 @@ pub fn cases() -> Vec<Case> {
     for (name, bytes) in oversize() {
         cases.push(Case::refused(format!("attack-{name}"), bytes, 431));
     }
+    cases.extend(unfinished());
     cases
 }
