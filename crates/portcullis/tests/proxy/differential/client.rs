@@ -9,7 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use super::wire::parse_responses;
+use super::wire::{parse_responses, Framing};
 
 /// Pause between two pieces of a request, so the gateway reads them apart.
 pub const PIECE_PAUSE: Duration = Duration::from_millis(30);
@@ -30,9 +30,17 @@ pub struct Received {
     pub closed: bool,
 }
 
-/// Sends `pieces` to `addr` and reads the answer. `methods` are the
-/// requests' methods in order, used to tell when every answer is in.
-pub async fn exchange(addr: SocketAddr, pieces: &[Vec<u8>], methods: &[String]) -> Received {
+/// What the client expects back, to tell when every answer is in.
+pub struct Expecting {
+    /// The requests' methods, in order (a HEAD answer has no body).
+    pub methods: Vec<String>,
+    /// Bytes sent after an upgrade request: after a `101` the backend
+    /// echoes them, so that many tunnel bytes are still to come.
+    pub tunnel: usize,
+}
+
+/// Sends `pieces` to `addr` and reads the answer.
+pub async fn exchange(addr: SocketAddr, pieces: &[Vec<u8>], expecting: &Expecting) -> Received {
     let stream = TcpStream::connect(addr).await.expect("connect to gateway");
     let (mut reader, mut writer) = stream.into_split();
     let (done, finished) = tokio::sync::oneshot::channel::<()>();
@@ -52,16 +60,21 @@ pub async fn exchange(addr: SocketAddr, pieces: &[Vec<u8>], methods: &[String]) 
         let _ = finished.await;
         drop(writer);
     });
-    let received = read_answer(&mut reader, methods).await;
+    let received = read_answer(&mut reader, expecting).await;
     let _ = done.send(());
     writing.abort();
     received
 }
 
 /// True when the bytes hold every final response the requests ask for, end
-/// at a message boundary, and the last one does not announce a close.
-fn all_answered(bytes: &[u8], methods: &[String]) -> bool {
+/// at a message boundary, the last one does not announce a close, and a
+/// tunnel has echoed what was sent into it.
+fn all_answered(bytes: &[u8], expecting: &Expecting) -> bool {
+    let methods = &expecting.methods;
     let (responses, leftover) = parse_responses(bytes, methods, false);
+    if let Some(tunnel) = responses.last().filter(|r| r.framing == Framing::Tunnel) {
+        return tunnel.body.len() >= expecting.tunnel;
+    }
     if !leftover.is_empty() {
         return false;
     }
@@ -77,12 +90,15 @@ fn all_answered(bytes: &[u8], methods: &[String]) -> bool {
     finals >= methods.len().max(1) && !closing
 }
 
-async fn read_answer(reader: &mut tokio::net::tcp::OwnedReadHalf, methods: &[String]) -> Received {
+async fn read_answer(
+    reader: &mut tokio::net::tcp::OwnedReadHalf,
+    expecting: &Expecting,
+) -> Received {
     let deadline = Instant::now() + MAX;
     let mut bytes = Vec::new();
     let mut buf = vec![0u8; 65536];
     loop {
-        let quiet = if all_answered(&bytes, methods) {
+        let quiet = if all_answered(&bytes, expecting) {
             QUIET_DONE
         } else {
             QUIET_WAITING
@@ -113,8 +129,11 @@ mod tests {
     #[test]
     fn the_short_wait_starts_only_once_every_answer_is_in() {
         let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
-        let get = vec!["GET".to_string()];
-        let two = vec!["GET".to_string(), "GET".to_string()];
+        let expecting = |count: usize, tunnel: usize| Expecting {
+            methods: vec!["GET".to_string(); count],
+            tunnel,
+        };
+        let (get, two) = (expecting(1, 0), expecting(2, 0));
         assert!(all_answered(ok, &get));
         assert!(!all_answered(ok, &two), "one answer of two");
         assert!(!all_answered(&ok[..ok.len() - 1], &get), "half a body");

@@ -114,13 +114,19 @@ async fn run_case(engine: &Engine, index: usize, case: &Case) -> (Outcome, Conte
         pieces.push(whole[at..at + piece.len()].to_vec());
         at += piece.len();
     }
-    let methods: Vec<String> = parse_requests(&whole)
-        .0
-        .into_iter()
-        .map(|r| r.line[0].clone())
-        .collect();
-    let received = client::exchange(engine.member.addr, &pieces, &methods).await;
-    let (responses, leftover) = parse_responses(&received.bytes, &methods, received.closed);
+    let (requests, rest) = parse_requests(&whole);
+    let upgrading = requests.last().is_some_and(|r| {
+        r.values("connection")
+            .iter()
+            .any(|v| v.to_ascii_lowercase().contains("upgrade"))
+    });
+    let expecting = client::Expecting {
+        methods: requests.iter().map(|r| r.line[0].clone()).collect(),
+        tunnel: if upgrading { rest.len() } else { 0 },
+    };
+    let received = client::exchange(engine.member.addr, &pieces, &expecting).await;
+    let (responses, leftover) =
+        parse_responses(&received.bytes, &expecting.methods, received.closed);
     let incomplete = parse_incomplete(&leftover);
     let mut outcome = Outcome {
         responses,
