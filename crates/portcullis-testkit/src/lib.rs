@@ -7,12 +7,14 @@
 //!   backends that can be killed or frozen, `serve`, the CLI);
 //! - [`requests`]: plain hyper clients, bodies and replies;
 //! - [`load`]: the one load generator;
+//! - [`raw_backend`]: a scripted raw HTTP/1.1 backend that records exact bytes;
 //! - [`wait`]: waits on a condition with a deadline, instead of fixed sleeps.
 #![forbid(unsafe_code)]
 
 pub mod load;
 pub mod member;
 pub mod process;
+pub mod raw_backend;
 pub mod requests;
 pub mod wait;
 

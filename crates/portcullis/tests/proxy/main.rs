@@ -8,11 +8,13 @@
 //!   budget);
 //! - `reload`: topology changes under load;
 //! - `edges`: the attack suite (raw sockets);
+//! - `differential`: the hyper and own HTTP/1.1 engines on one corpus, compared;
 //! - `fuzz_corpus`: the fuzz targets over their committed corpus.
 //!
 //! Fixtures come from the `portcullis-testkit` crate.
 
 mod balancing;
+mod differential;
 mod edges;
 mod fuzz_corpus;
 mod ha;
