@@ -3,7 +3,7 @@
 //! and checked strictly. Backends over TLS or HTTP/2 stay on the service's
 //! hyper client.
 
-use std::future::{poll_fn, Future};
+use std::future::poll_fn;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -18,8 +18,8 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use super::head::{parse_response, BadResponse, ResponseHead};
-use crate::backend_pool::BackendConn;
 use super::response_body::{read_more, BackendBody, ReturnTo, Upload, Wire};
+use crate::backend_pool::BackendConn;
 use crate::body::ProxyBody;
 use crate::error::BoxError;
 use crate::hyper_edge::ServiceClient;
@@ -92,20 +92,18 @@ impl BackendConnector for OwnConnector {
     type ResponseBody = EngineResponseBody;
     type Error = EngineError;
 
-    fn send(
+    async fn send(
         &self,
         service: &ServiceRuntime,
         request: Request<ProxyBody>,
-    ) -> impl Future<Output = Result<Response<EngineResponseBody>, EngineError>> + Send {
-        async move {
-            let own = request.version() == Version::HTTP_11
-                && request.uri().scheme() == Some(&http::uri::Scheme::HTTP);
-            if own {
-                send_own(service, request).await
-            } else {
-                let response = ServiceClient.send(service, request).await?;
-                Ok(response.map(EngineResponseBody::Hyper))
-            }
+    ) -> Result<Response<EngineResponseBody>, EngineError> {
+        let own = request.version() == Version::HTTP_11
+            && request.uri().scheme() == Some(&http::uri::Scheme::HTTP);
+        if own {
+            send_own(service, request).await
+        } else {
+            let response = ServiceClient.send(service, request).await?;
+            Ok(response.map(EngineResponseBody::Hyper))
         }
     }
 
@@ -138,11 +136,7 @@ async fn send_own(
     service: &ServiceRuntime,
     request: Request<ProxyBody>,
 ) -> Result<Response<EngineResponseBody>, EngineError> {
-    let authority: Box<str> = request
-        .uri()
-        .authority()
-        .map_or("", |a| a.as_str())
-        .into();
+    let authority: Box<str> = request.uri().authority().map_or("", |a| a.as_str()).into();
     let mut conn = match service.pool.take(&authority) {
         Some(conn) => conn,
         None => connect(&authority, service.config.timeouts.connect).await?,
@@ -195,7 +189,9 @@ impl Failed {
     fn into_engine(self, reused: bool) -> EngineError {
         match self.kind {
             ReadError::Io(err) => io_error(err, reused, self.got_bytes),
-            ReadError::Eof if !self.got_bytes => EngineError::ClosedBeforeAnswer,
+            // On a pooled connection, a close before a whole head is the
+            // idle close racing the request (hyper's incomplete message).
+            ReadError::Eof if !self.got_bytes || reused => EngineError::ClosedBeforeAnswer,
             ReadError::Eof => EngineError::Io(io::ErrorKind::UnexpectedEof.into()),
             ReadError::Bad(bad) => EngineError::BadResponse(bad),
             ReadError::Body(err) => EngineError::RequestBody(err),
@@ -272,7 +268,10 @@ async fn exchange_with_body(
     }
 }
 
-async fn connect(authority: &str, timeout: std::time::Duration) -> Result<BackendConn, EngineError> {
+async fn connect(
+    authority: &str,
+    timeout: std::time::Duration,
+) -> Result<BackendConn, EngineError> {
     let connecting = TcpStream::connect(authority);
     let stream = match tokio::time::timeout(timeout, connecting).await {
         Ok(Ok(stream)) => stream,

@@ -17,23 +17,29 @@ pub enum RequestHeadError {
     /// A §9 rule: 400 and the connection closed.
     #[error("{}", .0.reason())]
     Violation(Violation),
-    /// Over 64 KiB or over [`MAX_HEADERS`] fields: 431.
-    #[error("request header fields too large")]
+    /// Over 64 KiB: 431.
+    #[error("request head over 64 KiB")]
     TooLarge,
+    /// Over [`MAX_HEADERS`] fields: 431.
+    #[error("more than 100 header fields")]
+    TooManyFields,
 }
 
 impl RequestHeadError {
     pub fn status(&self) -> StatusCode {
         match self {
             RequestHeadError::Violation(_) => StatusCode::BAD_REQUEST,
-            RequestHeadError::TooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            RequestHeadError::TooLarge | RequestHeadError::TooManyFields => {
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+            }
         }
     }
 
     pub fn reason(&self) -> &'static str {
         match self {
             RequestHeadError::Violation(v) => v.reason(),
-            RequestHeadError::TooLarge => "request header fields too large",
+            RequestHeadError::TooLarge => Violation::HeadTooLarge.reason(),
+            RequestHeadError::TooManyFields => "more than 100 header fields",
         }
     }
 }
@@ -43,7 +49,7 @@ impl RequestHeadError {
 pub struct RequestHead {
     pub parts: request::Parts,
     pub framing: Framing,
-    /// `Expect: 100-continue` was sent (and removed from `parts`).
+    /// `Expect: 100-continue` was sent.
     pub expects_continue: bool,
 }
 
@@ -59,7 +65,7 @@ pub fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, RequestH
             return Err(RequestHeadError::TooLarge)
         }
         Ok(httparse::Status::Partial) => return Ok(None),
-        Err(httparse::Error::TooManyHeaders) => return Err(RequestHeadError::TooLarge),
+        Err(httparse::Error::TooManyHeaders) => return Err(RequestHeadError::TooManyFields),
         // httparse stops at the first thing it cannot read; the gate's check
         // names the rule (a bare LF, whitespace before a colon, ...).
         Err(_) => return Err(head_violation(buf)),
@@ -69,8 +75,8 @@ pub fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, RequestH
     }
     let framing = check_head(&buf[..len]).map_err(RequestHeadError::Violation)?;
     let base = buf.as_ptr() as usize;
-    let method = Method::from_bytes(parsed.method.unwrap_or("").as_bytes())
-        .map_err(|_| bad_line())?;
+    let method =
+        Method::from_bytes(parsed.method.unwrap_or("").as_bytes()).map_err(|_| bad_line())?;
     let target = range_of(base, parsed.path.unwrap_or("").as_bytes());
     let version = if framing.http10 {
         Version::HTTP_10
@@ -84,13 +90,10 @@ pub fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, RequestH
     let mut expects_continue = false;
     for (name, (start, end)) in named {
         let value = shared_value(&head, start, end)?;
-        if name == http::header::EXPECT && value.as_bytes().eq_ignore_ascii_case(b"100-continue")
-        {
-            // Answered here (100 Continue when the body is wanted), as
-            // hyper's server does; the backend gets the body either way.
-            expects_continue = true;
-            continue;
-        }
+        // Answered here (100 Continue when the body is wanted), as hyper's
+        // server does; the field still goes to the backend, as with hyper.
+        expects_continue |=
+            name == http::header::EXPECT && value.as_bytes().eq_ignore_ascii_case(b"100-continue");
         headers.append(name, value);
     }
     let (mut parts, ()) = http::Request::new(()).into_parts();
@@ -251,6 +254,14 @@ fn response_framing(
     method: &Method,
     headers: &mut HeaderMap,
 ) -> Result<ResponseFraming, BadResponse> {
+    // Checked even where there is no body: a HEAD answer's length is
+    // relayed, and a bad one would reach the client.
+    let length = content_length(headers)?;
+    if let Some(n) = length.filter(|_| headers.get_all(CONTENT_LENGTH).iter().nth(1).is_some()) {
+        // Identical repeats (RFC 9112 §6.3) go on as one field: a client
+        // as strict as this gateway would refuse the repeats.
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(n));
+    }
     if status.is_informational()
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED
@@ -265,6 +276,11 @@ fn response_framing(
         headers.remove(CONTENT_LENGTH);
         return Ok(ResponseFraming::Chunked);
     }
+    Ok(length.map_or(ResponseFraming::UntilClose, ResponseFraming::Length))
+}
+
+/// The one length all Content-Length fields agree on, if any.
+fn content_length(headers: &HeaderMap) -> Result<Option<u64>, BadResponse> {
     let mut length = None;
     for value in headers.get_all(CONTENT_LENGTH) {
         let parsed = parse_length(value.as_bytes()).ok_or(BadResponse("bad Content-Length"))?;
@@ -273,7 +289,7 @@ fn response_framing(
         }
         length = Some(parsed);
     }
-    Ok(length.map_or(ResponseFraming::UntilClose, ResponseFraming::Length))
+    Ok(length)
 }
 
 fn ends_in_chunked(headers: &HeaderMap) -> bool {

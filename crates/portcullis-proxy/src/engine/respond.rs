@@ -48,17 +48,21 @@ pub(super) async fn write_response<W: AsyncWrite + Unpin>(
 ) -> io::Result<Written> {
     let (parts, body) = response.into_parts();
     let status = parts.status;
-    let mut close = answering.close || asks_close(&parts.headers);
+    let refused = asks_close(&parts.headers);
+    let mut close = answering.close || refused;
     let no_body = answering.head_request
         || status.is_informational()
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED;
-    write_status_line(out, status);
+    write_status_line(out, status, answering.http10);
     if status == StatusCode::SWITCHING_PROTOCOLS {
         // An accepted upgrade: its Connection and Upgrade fields go as they
         // are, and the connection is a tunnel from here on.
         for (name, value) in &parts.headers {
             write_field(out, name.as_str(), value.as_bytes());
+        }
+        if !parts.headers.contains_key(DATE) {
+            write_date(out);
         }
         out.extend_from_slice(b"\r\n");
         flush(io, out).await?;
@@ -73,7 +77,11 @@ pub(super) async fn write_response<W: AsyncWrite + Unpin>(
             continue;
         }
         if name == CONTENT_LENGTH {
-            if status == StatusCode::NO_CONTENT || status.is_informational() {
+            // Not in a 204 (RFC 9110 §8.6); dropped from a 304 as hyper does.
+            if status == StatusCode::NO_CONTENT
+                || (status == StatusCode::NOT_MODIFIED && !answering.head_request)
+                || status.is_informational()
+            {
                 continue;
             }
             length = parse_length(value.as_bytes());
@@ -97,10 +105,13 @@ pub(super) async fn write_response<W: AsyncWrite + Unpin>(
     if !parts.headers.contains_key(DATE) {
         write_date(out);
     }
-    if close {
-        out.extend_from_slice(b"connection: close\r\n");
-    } else if answering.http10 {
-        out.extend_from_slice(b"connection: keep-alive\r\n");
+    // HTTP/1.0 closes unless keep-alive is said; HTTP/1.1 keeps unless close
+    // is. A refusal says close either way, as hyper's path does.
+    match (answering.http10, close) {
+        (false, true) => out.extend_from_slice(b"connection: close\r\n"),
+        (true, true) if refused => out.extend_from_slice(b"connection: close\r\n"),
+        (true, false) => out.extend_from_slice(b"connection: keep-alive\r\n"),
+        _ => {}
     }
     out.extend_from_slice(b"\r\n");
     if no_body {
@@ -187,8 +198,9 @@ fn asks_close(headers: &http::HeaderMap) -> bool {
     })
 }
 
-fn write_status_line(out: &mut Vec<u8>, status: StatusCode) {
-    out.extend_from_slice(b"HTTP/1.1 ");
+/// An HTTP/1.0 client is answered in HTTP/1.0, as hyper answers it.
+fn write_status_line(out: &mut Vec<u8>, status: StatusCode, http10: bool) {
+    out.extend_from_slice(if http10 { b"HTTP/1.0 " } else { b"HTTP/1.1 " });
     out.extend_from_slice(status.as_str().as_bytes());
     out.push(b' ');
     if let Some(reason) = status.canonical_reason() {
@@ -310,7 +322,8 @@ mod tests {
             ..PLAIN
         };
         let (text, w) = written(Response::new(stream()), http10).await;
-        assert!(text.contains("connection: close\r\n"));
+        assert!(text.starts_with("HTTP/1.0 200 OK\r\n"), "{text}");
+        assert!(!text.contains("connection:"), "{text}");
         assert!(text.ends_with("\r\n\r\nabc"));
         assert!(w.close);
     }

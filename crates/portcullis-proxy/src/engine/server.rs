@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use http::{Method, Response};
+use http::{Method, Response, StatusCode};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -18,10 +18,11 @@ use tokio::time::{sleep_until, Instant};
 
 use super::backend::{OwnConnector, UpgradedBackend};
 use super::head::{closes_after, parse_request, RequestHead, RequestHeadError};
-use crate::backend_pool::BackendConn;
 use super::request_body::{request_body, BodyPump};
 use super::respond::{write_response, Answering};
 use super::response_body::read_more;
+use crate::backend_pool::BackendConn;
+use crate::error::json_error;
 use crate::h1gate::{GateStatus, Violation};
 use crate::http::{strict, ClientContext};
 use crate::listener::ReadAhead;
@@ -69,11 +70,7 @@ pub async fn serve<I: EngineIo>(io: I, read_ahead: Bytes, mut setup: EngineSetup
             NextHead::Head(head) => head,
             NextHead::End => break,
             NextHead::Refused(err) => {
-                let violation = match err {
-                    RequestHeadError::Violation(v) => v,
-                    RequestHeadError::TooLarge => Violation::HeadTooLarge,
-                };
-                let _ = conn.io.write_all(&GateStatus::response(violation)).await;
+                conn.refuse_head(err).await;
                 break;
             }
         };
@@ -94,6 +91,9 @@ struct Conn<I> {
     out: Vec<u8>,
 }
 
+// The head is moved out at once, once per request: boxing it would cost an
+// allocation per request to save stack space nobody holds on to.
+#[allow(clippy::large_enum_variant)]
 enum NextHead {
     Head(RequestHead),
     /// Closed, timed out, or shutting down: end quietly.
@@ -192,7 +192,10 @@ impl<I: EngineIo> Conn<I> {
         };
         drop(serving);
         if let Some(violation) = pump.as_ref().and_then(|p| p.violation) {
-            let _ = self.io.write_all(&GateStatus::response(violation)).await;
+            // As the hyper path answers a body the gate refused: through the
+            // request path, so with a Date.
+            self.refuse(StatusCode::BAD_REQUEST, violation.reason())
+                .await;
             return After::Close;
         }
         let body_read = pump.as_ref().is_none_or(BodyPump::complete);
@@ -203,6 +206,31 @@ impl<I: EngineIo> Conn<I> {
         };
         let pump = pump.filter(|p| !p.done());
         self.answer(response, answering, tunnel_slot, pump).await
+    }
+
+    /// Answers a head the §9 rules refuse, in the very bytes the hyper
+    /// path's framing gate writes (PRODUCT.md §3 JSON body, no Date).
+    async fn refuse_head(&mut self, err: RequestHeadError) {
+        let violation = match err {
+            RequestHeadError::Violation(v) => v,
+            RequestHeadError::TooLarge => Violation::HeadTooLarge,
+            RequestHeadError::TooManyFields => {
+                return self.refuse(err.status(), err.reason()).await;
+            }
+        };
+        let _ = self.io.write_all(&GateStatus::response(violation)).await;
+    }
+
+    /// Answers a request the §9 rules refuse (JSON body naming the rule);
+    /// the connection closes after it.
+    async fn refuse(&mut self, status: StatusCode, reason: &'static str) {
+        let answering = Answering {
+            head_request: false,
+            http10: false,
+            close: true,
+        };
+        let response = json_error(status, reason);
+        let _ = write_response(&mut self.io, &mut self.out, response, answering).await;
     }
 
     /// Writes the response; a body still arriving is pumped beside it.
@@ -272,7 +300,10 @@ pub(super) struct EngineUpgrade {
 
 impl ClientUpgrade for EngineUpgrade {
     fn join<R>(self, backend_response: &mut Response<R>, idle: Duration, _: &ClientContext) {
-        let Some(upgraded) = backend_response.extensions_mut().remove::<UpgradedBackend>() else {
+        let Some(upgraded) = backend_response
+            .extensions_mut()
+            .remove::<UpgradedBackend>()
+        else {
             return;
         };
         let conn = lock(&upgraded.0).take();
