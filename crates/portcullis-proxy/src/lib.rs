@@ -19,6 +19,7 @@ pub mod http;
 pub mod hyper_edge;
 pub mod listener;
 pub mod pipeline;
+mod read_ahead;
 pub mod routing;
 pub mod slow_body;
 pub mod stats;

@@ -48,6 +48,8 @@ pub(super) async fn write_response<W: AsyncWrite + Unpin>(
 ) -> io::Result<Written> {
     let (parts, body) = response.into_parts();
     let status = parts.status;
+    // One allocation for the head and small bodies, not one per growth.
+    out.reserve(1024);
     let refused = asks_close(&parts.headers);
     let mut close = answering.close || refused;
     let no_body = answering.head_request

@@ -11,10 +11,12 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http::{Method, Response, StatusCode};
+use std::pin::Pin;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
-use tokio::time::{sleep_until, Instant};
+
+use tokio::time::{Instant, Sleep};
 
 use super::backend::{OwnConnector, UpgradedBackend};
 use super::head::{closes_after, parse_request, RequestHead, RequestHeadError};
@@ -25,8 +27,8 @@ use crate::backend_pool::BackendConn;
 use crate::error::json_error;
 use crate::h1gate::{GateStatus, Violation};
 use crate::http::{strict, ClientContext};
-use crate::listener::ReadAhead;
 use crate::pipeline::{self, ClientRequest, ClientUpgrade};
+use crate::read_ahead::ReadAhead;
 use crate::routing::Gateway;
 
 /// A client stream the engine can serve.
@@ -64,6 +66,7 @@ pub async fn serve<I: EngineIo>(io: I, read_ahead: Bytes, mut setup: EngineSetup
         io,
         buf: BytesMut::from(&read_ahead[..]),
         out: Vec::new(),
+        head_timer: Box::pin(tokio::time::sleep(setup.header_timeout)),
     };
     loop {
         let head = match conn.next_head(&mut setup).await {
@@ -89,6 +92,11 @@ struct Conn<I> {
     buf: BytesMut,
     /// The response being written.
     out: Vec<u8>,
+    /// Bounds the wait for each head. One timer for the connection's life,
+    /// moved later for each head: pushing a deadline later is an atomic
+    /// update, where a new timer per request is a timer-wheel insert and
+    /// removal.
+    head_timer: Pin<Box<Sleep>>,
 }
 
 // The head is moved out at once, once per request: boxing it would cost an
@@ -111,6 +119,7 @@ enum After {
 impl<I: EngineIo> Conn<I> {
     async fn next_head(&mut self, setup: &mut EngineSetup) -> NextHead {
         let deadline = Instant::now() + setup.header_timeout;
+        self.head_timer.as_mut().reset(deadline);
         loop {
             if !self.buf.is_empty() {
                 match parse_request(&mut self.buf) {
@@ -118,7 +127,7 @@ impl<I: EngineIo> Conn<I> {
                     Ok(None) => {}
                     Err(err) => return NextHead::Refused(err),
                 }
-            } else if !self.wait_idle(setup, deadline).await {
+            } else if !self.wait_idle(setup).await {
                 return NextHead::End;
             }
             let read = poll_fn(|cx| read_more(&mut self.io, &mut self.buf, cx));
@@ -128,14 +137,14 @@ impl<I: EngineIo> Conn<I> {
                     Ok(true) => {}
                     Ok(false) | Err(_) => return NextHead::End,
                 },
-                () = sleep_until(deadline) => return NextHead::End,
+                () = self.head_timer.as_mut() => return NextHead::End,
             }
         }
     }
 
     /// Waits, with no buffer held, until the next request's bytes arrive;
     /// false on timeout, shutdown or error.
-    async fn wait_idle(&mut self, setup: &mut EngineSetup, deadline: Instant) -> bool {
+    async fn wait_idle(&mut self, setup: &mut EngineSetup) -> bool {
         let now = {
             let mut cx = Context::from_waker(std::task::Waker::noop());
             self.io.poll_idle(&mut cx)
@@ -151,7 +160,7 @@ impl<I: EngineIo> Conn<I> {
         let shutdown = &mut setup.shutdown;
         tokio::select! {
             ready = poll_fn(|cx| self.io.poll_idle(cx)) => ready.is_ok(),
-            () = sleep_until(deadline) => false,
+            () = self.head_timer.as_mut() => false,
             _ = shutdown.wait_for(|stop| *stop) => false,
         }
     }

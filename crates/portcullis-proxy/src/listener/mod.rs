@@ -16,7 +16,6 @@ pub use frames::{
     CONTINUATIONS_PER_WINDOW, FRAME_WINDOW, OTHER_FRAMES_PER_WINDOW, PINGS_PER_WINDOW,
     RESETS_PER_WINDOW, SETTINGS_PER_WINDOW, WINDOW_UPDATES_PER_WINDOW,
 };
-pub(crate) use park::ReadAhead;
 pub use park::PARK_AFTER;
 pub use sources::{COOL_OFF, SOURCE_RESETS_PER_WINDOW, SOURCE_WINDOW};
 
@@ -36,6 +35,7 @@ use tokio::sync::{watch, Semaphore};
 
 use crate::http::ClientContext;
 use crate::hyper_edge::handle;
+use crate::read_ahead::ReadAhead;
 use crate::routing::Gateway;
 use portcullis_config::Engine;
 use preface::{detect_tcp, Detected};

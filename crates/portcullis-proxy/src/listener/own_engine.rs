@@ -10,7 +10,6 @@ use hyper::{Request, Response};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use super::park::ReadAhead;
 use super::preface::{detect_tcp, Detected};
 use super::Connections;
 use crate::body::ProxyBody;
@@ -18,6 +17,7 @@ use crate::engine::{self, EngineIo, EngineSetup, OwnConnector};
 use crate::http::ClientContext;
 use crate::hyper_edge::client_request;
 use crate::pipeline;
+use crate::read_ahead::ReadAhead;
 use crate::routing::Gateway;
 
 pub(super) async fn serve_client(

@@ -22,16 +22,16 @@ use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::Context;
 use std::time::Duration;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
@@ -40,6 +40,7 @@ use crate::h1gate::{GateStatus, GatedIo};
 use crate::http::ClientContext;
 use crate::hyper_edge::{client_request, upgrade, ServiceClient};
 use crate::pipeline;
+use crate::read_ahead::ReadAhead;
 use crate::routing::Gateway;
 
 /// Idle time after which a connection's hyper state is dropped. Between one
@@ -260,68 +261,6 @@ fn join(first: Bytes, second: Bytes) -> Bytes {
     joined.extend_from_slice(&first);
     joined.extend_from_slice(&second);
     joined.freeze()
-}
-
-/// A stream that yields bytes already read from it before reading more.
-pub(crate) struct ReadAhead<T> {
-    unread: Bytes,
-    inner: T,
-}
-
-impl<T> ReadAhead<T> {
-    pub(crate) fn new(unread: Bytes, inner: T) -> Self {
-        Self { unread, inner }
-    }
-
-    fn into_parts(self) -> (Bytes, T) {
-        (self.unread, self.inner)
-    }
-}
-
-impl<T: AsyncRead + Unpin> AsyncRead for ReadAhead<T> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        if !self.unread.is_empty() {
-            let n = self.unread.len().min(buf.remaining());
-            buf.put_slice(&self.unread[..n]);
-            self.unread.advance(n);
-            return Poll::Ready(Ok(()));
-        }
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl<T: AsyncWrite + Unpin> AsyncWrite for ReadAhead<T> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        data: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, data)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
 }
 
 #[cfg(test)]
