@@ -18,7 +18,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use super::head::{parse_response, BadResponse, ResponseHead};
-use super::response_body::{read_more, BackendBody, ReturnTo, Upload, Wire};
+use super::response_body::{read_more, BackendBody, ReturnTo, Upload, Wire, HEAD_READ};
 use crate::backend_pool::BackendConn;
 use crate::body::ProxyBody;
 use crate::error::BoxError;
@@ -362,7 +362,7 @@ async fn read_head<R: tokio::io::AsyncRead + Unpin>(
                 return Ok(head);
             }
         }
-        let more = poll_fn(|cx| read_more(reader, buf, cx))
+        let more = poll_fn(|cx| read_more(reader, buf, HEAD_READ, cx))
             .await
             .map_err(ReadError::Io)?;
         if !more {

@@ -12,7 +12,7 @@ use http_body::{Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 
-use super::response_body::read_more;
+use super::response_body::{read_more, BODY_READ};
 use crate::body::ClientBodyError;
 use crate::error::BoxError;
 use crate::h1gate::{Body as Framing, ChunkedDecoder, Violation};
@@ -213,7 +213,7 @@ impl BodyPump {
                     }
                 }
             }
-            let more = std::future::poll_fn(|cx| read_more(io, buf, cx)).await;
+            let more = std::future::poll_fn(|cx| read_more(io, buf, BODY_READ, cx)).await;
             match more {
                 Ok(true) => {}
                 Ok(false) => {

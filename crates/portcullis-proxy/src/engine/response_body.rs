@@ -17,8 +17,14 @@ use crate::backend_pool::{BackendConn, Pool};
 use crate::error::BoxError;
 use crate::h1gate::ChunkedDecoder;
 
-/// Read size for response bodies: large reads keep 1 MiB responses cheap.
-const READ_SIZE: usize = 64 * 1024;
+/// Room made for a read of body bytes: large reads keep 1 MiB responses
+/// cheap.
+pub(crate) const BODY_READ: usize = 64 * 1024;
+
+/// Room made for a read of a head: most heads are a few hundred bytes, and a
+/// small buffer that lives only while a head arrives keeps the heap compact
+/// under many connections. It grows if a head needs more.
+pub(crate) const HEAD_READ: usize = 4 * 1024;
 
 /// Why a response body failed: the backend broke its framing.
 #[derive(Debug, thiserror::Error)]
@@ -72,8 +78,8 @@ impl Wire {
 
     fn poll_read_more(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
         match self {
-            Wire::Whole(conn) => read_more(&mut conn.stream, &mut conn.buf, cx),
-            Wire::Split { read, buf, .. } => read_more(read, buf, cx),
+            Wire::Whole(conn) => read_more(&mut conn.stream, &mut conn.buf, BODY_READ, cx),
+            Wire::Split { read, buf, .. } => read_more(read, buf, BODY_READ, cx),
         }
     }
 
@@ -204,14 +210,16 @@ impl BackendBody {
     }
 }
 
-/// One read into `buf`; `Ok(false)` at end-of-file.
+/// One read into `buf`, with at least `room` bytes free (or as much again
+/// as it holds); `Ok(false)` at end-of-file.
 pub(crate) fn read_more<R: AsyncRead + Unpin>(
     io: &mut R,
     buf: &mut BytesMut,
+    room: usize,
     cx: &mut Context<'_>,
 ) -> Poll<io::Result<bool>> {
     if buf.capacity() - buf.len() < 1024 {
-        buf.reserve(READ_SIZE);
+        buf.reserve(room.max(buf.len()));
     }
     let n = ready!(tokio_util::io::poll_read_buf(Pin::new(io), cx, buf))?;
     Poll::Ready(Ok(n > 0))

@@ -161,7 +161,7 @@ async fn serve_client(
         .await;
     }
     let Some(acceptor) = tls else {
-        return serve_plain(stream, gateway, client, connections, shutdown).await;
+        return Box::pin(serve_plain(stream, gateway, client, connections, shutdown)).await;
     };
     let peer = client.peer_ip;
     let gate = Arc::new(GateStatus::default());

@@ -43,10 +43,13 @@ pub(super) async fn serve_client(
             dispatch(stream, detected, setup, connections, peer).await;
         }
         Some(acceptor) => {
-            let Some((tls, detected)) = connections.handshake(stream, &acceptor, peer).await else {
+            // Boxed: a handshake's state is large, and as part of this
+            // future it would be part of every plain connection too.
+            let handshake = Box::pin(connections.handshake(stream, &acceptor, peer));
+            let Some((tls, detected)) = handshake.await else {
                 return;
             };
-            dispatch(tls, detected, setup, connections, peer).await;
+            Box::pin(dispatch(tls, detected, setup, connections, peer)).await;
         }
     }
 }
