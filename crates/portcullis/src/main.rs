@@ -9,6 +9,13 @@ mod store_cli;
 
 use std::process::ExitCode;
 
+/// mimalloc instead of the C library's malloc: a proxied request allocates
+/// and frees a few dozen small objects and one large read buffer, and glibc's
+/// malloc spent about a quarter of the instructions per request on them
+/// (callgrind, `bench/perf/cg.sh`; figures in docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
