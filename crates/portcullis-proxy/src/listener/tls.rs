@@ -13,9 +13,10 @@ use rustls::server::ServerSessionMemoryCache;
 use rustls::{CipherSuite, ServerConfig};
 
 /// Sessions kept in memory for TLS 1.2 clients that resume by session id
-/// rather than by ticket: an entry is a few hundred bytes, so the cache stays
-/// near 1 MiB however many clients come and go (rustls's default is 256,
-/// which a busy listener overwrites within a second).
+/// rather than by ticket. An entry holds one session's secrets and
+/// parameters, so the bound keeps the cache to a few MiB however many clients
+/// come and go; rustls's default of 256 is gone within a second at a few
+/// hundred new clients a second.
 const SESSION_CACHE_ENTRIES: usize = 4096;
 
 /// Tickets sent after each TLS 1.3 handshake. A client resumes with one
