@@ -287,3 +287,64 @@ async fn protocol_h2_speaks_http2_to_a_tls_backend() {
     assert_eq!(reply.json()["version"], "HTTP/1.1");
     member.stop().await;
 }
+
+/// A rustls client that keeps its `ClientConfig` resumes on its next
+/// connection to the gateway's TLS listener (a ticket from the first), and the
+/// resumed connection serves requests like any other.
+#[tokio::test]
+async fn a_second_tls_connection_from_the_same_client_resumes() {
+    use rustls::pki_types::pem::PemObject;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    init();
+    let certs_dir = tempfile::tempdir().unwrap();
+    let certs =
+        portcullis::cert::create_certs(&["localhost".to_string()], certs_dir.path()).unwrap();
+    let backend = DemoBackend::spawn("plain", "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let member = TestMember::start_with(
+        &[("t", &topology("svc", &[backend.url()], ""))],
+        &format!(
+            "tls = {{ cert = {:?}, key = {:?} }}",
+            certs.server_cert.display().to_string(),
+            certs.server_key.display().to_string()
+        ),
+    )
+    .await;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_file_iter(&certs.ca_cert).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let mut kinds = Vec::new();
+    for _ in 0..3 {
+        let tcp = tokio::net::TcpStream::connect(member.addr).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let mut tls = connector.connect(name, tcp).await.expect("handshake");
+        kinds.push(tls.get_ref().1.handshake_kind());
+        tls.write_all(
+            b"GET /gateway/t/svc/x HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+        )
+        .await
+        .unwrap();
+        // Reading to the end also takes in the ticket sent after the handshake.
+        let mut answer = Vec::new();
+        let _ = tls.read_to_end(&mut answer).await;
+        assert!(
+            answer.starts_with(b"HTTP/1.1 200"),
+            "{:?}",
+            String::from_utf8_lossy(&answer)
+        );
+    }
+    use rustls::HandshakeKind::{Full, Resumed};
+    assert_eq!(kinds, [Some(Full), Some(Resumed), Some(Resumed)]);
+    member.stop().await;
+}
