@@ -239,22 +239,31 @@ impl RequestContext {
     /// One line per request. It is formatted here, in one pass, and handed to
     /// `tracing` as the event's message: as ten separate fields, the fmt
     /// layer's per-field visiting and styling cost about 18,000 instructions
-    /// per request (callgrind). Strings use `{:?}`, as `tracing` does, so
-    /// quotes and control characters in a path are escaped.
+    /// per request (callgrind). Strings are quoted and escaped as `{:?}`
+    /// would (so quotes and control characters in a path are escaped), but
+    /// plain ones are copied as they are: `{:?}` walks every character.
     fn access_log(&self, gateway: &Gateway, response: &Response<ProxyBody>) {
         let mut line = String::with_capacity(192);
         let backend = self.last_backend().map_or("-", |b| b.id.as_str());
+        line.push_str("member=");
+        line.push_str(&gateway.member_id);
+        line.push_str(" method=");
+        line.push_str(self.method.as_str());
+        line.push_str(" path=");
+        push_quoted(&mut line, self.uri.path());
+        line.push_str(" topology=");
+        push_quoted(&mut line, &self.topology);
+        line.push_str(" service=");
+        push_quoted(&mut line, &self.service);
+        line.push_str(" backend=");
+        push_quoted(&mut line, backend);
+        let micros = self.started.elapsed().as_micros();
         let _ = write!(
             line,
-            "member={} method={} path={:?} topology={:?} service={:?} backend={:?} status={} duration_ms={:.3} tries={} outcomes=\"",
-            gateway.member_id,
-            self.method,
-            self.uri.path(),
-            self.topology,
-            self.service,
-            backend,
+            " status={} duration_ms={}.{:03} tries={} outcomes=\"",
             response.status().as_u16(),
-            self.started.elapsed().as_secs_f64() * 1000.0,
+            micros / 1000,
+            micros % 1000,
             self.tries.len(),
         );
         for (i, record) in self.tries.iter().enumerate() {
@@ -265,6 +274,20 @@ impl RequestContext {
         }
         line.push('"');
         tracing::info!(target: "portcullis::access", "{line}");
+    }
+}
+
+/// `value` in double quotes, escaped exactly as `{:?}` escapes a `str`.
+fn push_quoted(line: &mut String, value: &str) {
+    let plain = value
+        .bytes()
+        .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\');
+    if plain {
+        line.push('"');
+        line.push_str(value);
+        line.push('"');
+    } else {
+        let _ = write!(line, "{value:?}");
     }
 }
 

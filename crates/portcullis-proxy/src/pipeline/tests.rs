@@ -134,3 +134,21 @@ async fn a_spent_retry_budget_is_counted_and_the_last_answer_relayed() {
     assert_eq!(service.stats.retry_budget_exhausted(), 1);
     assert_eq!(service.stats.failovers.load(Ordering::Relaxed), 100);
 }
+
+#[test]
+fn access_log_strings_are_quoted_as_debug_quotes_them() {
+    for value in [
+        "",
+        "/a/b?c",
+        "café",
+        "a\"b",
+        "back\\slash",
+        "tab\there",
+        "nul\0",
+        "\u{7f}",
+    ] {
+        let mut line = String::new();
+        super::push_quoted(&mut line, value);
+        assert_eq!(line, format!("{value:?}"), "{value:?}");
+    }
+}
