@@ -491,17 +491,7 @@ fn upgrades() -> Vec<Case> {
     ];
     // Upgrades that must not be forwarded as upgrades: against a backend that
     // answers 200, and against one that switches protocols for anything.
-    let refused_upgrades: [(&str, String); 9] = [
-        ("h2c-with-settings", "Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n".into()),
-        ("h2c-without-settings", "Connection: Upgrade\r\nUpgrade: h2c\r\n".into()),
-        ("h2c-uppercase", "Connection: upgrade\r\nUpgrade: H2C\r\n".into()),
-        ("h2-token", "Connection: Upgrade\r\nUpgrade: h2\r\n".into()),
-        ("tls-upgrade", "Connection: Upgrade\r\nUpgrade: TLS/1.2, HTTP/1.1\r\n".into()),
-        ("websocket-no-key", "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n".into()),
-        ("websocket-bad-key", "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: not-a-key\r\n".into()),
-        ("websocket-and-h2c", format!("Connection: Upgrade\r\nUpgrade: websocket, h2c\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {KEY}\r\n")),
-        ("websocket-no-version", format!("Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: {KEY}\r\n")),
-    ];
+    let refused_upgrades = crate::edges::upgrades::smuggling_attempts();
     let h2c_switch = Reply::echo(
         &b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n"[..],
     );
