@@ -18,8 +18,8 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use super::head::{parse_response, BadResponse, ResponseHead};
-use super::response_body::{read_more, BackendBody, ReturnTo, Upload, Wire};
 use crate::backend_pool::BackendConn;
+use super::response_body::{read_more, BackendBody, ReturnTo, Upload, Wire};
 use crate::body::ProxyBody;
 use crate::error::BoxError;
 use crate::hyper_edge::ServiceClient;
@@ -138,7 +138,11 @@ async fn send_own(
     service: &ServiceRuntime,
     request: Request<ProxyBody>,
 ) -> Result<Response<EngineResponseBody>, EngineError> {
-    let authority: Box<str> = request.uri().authority().map_or("", |a| a.as_str()).into();
+    let authority: Box<str> = request
+        .uri()
+        .authority()
+        .map_or("", |a| a.as_str())
+        .into();
     let mut conn = match service.pool.take(&authority) {
         Some(conn) => conn,
         None => connect(&authority, service.config.timeouts.connect).await?,
@@ -268,10 +272,7 @@ async fn exchange_with_body(
     }
 }
 
-async fn connect(
-    authority: &str,
-    timeout: std::time::Duration,
-) -> Result<BackendConn, EngineError> {
+async fn connect(authority: &str, timeout: std::time::Duration) -> Result<BackendConn, EngineError> {
     let connecting = TcpStream::connect(authority);
     let stream = match tokio::time::timeout(timeout, connecting).await {
         Ok(Ok(stream)) => stream,

@@ -76,8 +76,8 @@ pub fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, RequestH
         return Err(RequestHeadError::Violation(Violation::InvalidContentLength));
     }
     let base = buf.as_ptr() as usize;
-    let method =
-        Method::from_bytes(parsed.method.unwrap_or("").as_bytes()).map_err(|_| bad_line())?;
+    let method = Method::from_bytes(parsed.method.unwrap_or("").as_bytes())
+        .map_err(|_| bad_line())?;
     let target = range_of(base, parsed.path.unwrap_or("").as_bytes());
     let version = if framing.http10 {
         Version::HTTP_10
@@ -91,7 +91,8 @@ pub fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, RequestH
     let mut expects_continue = false;
     for (name, (start, end)) in named {
         let value = shared_value(&head, start, end)?;
-        if name == http::header::EXPECT && value.as_bytes().eq_ignore_ascii_case(b"100-continue") {
+        if name == http::header::EXPECT && value.as_bytes().eq_ignore_ascii_case(b"100-continue")
+        {
             // Answered here (100 Continue when the body is wanted), as
             // hyper's server does; the backend gets the body either way.
             expects_continue = true;

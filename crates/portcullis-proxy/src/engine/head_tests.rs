@@ -11,10 +11,7 @@ fn response(bytes: &[u8], method: Method) -> Result<Option<ResponseHead>, BadRes
 
 #[test]
 fn a_request_head_is_split_off_and_the_rest_stays() {
-    let mut buf = BytesMut::from(
-        &b"POST /a?b=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nX-A: 1\r\nx-a: 2\r\n\r\nabcGET"
-            [..],
-    );
+    let mut buf = BytesMut::from(&b"POST /a?b=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nX-A: 1\r\nx-a: 2\r\n\r\nabcGET"[..]);
     let head = parse_request(&mut buf).unwrap().unwrap();
     assert_eq!(&buf[..], b"abcGET");
     assert_eq!(head.parts.method, Method::POST);
@@ -70,10 +67,9 @@ fn strict_rules_name_the_violation() {
 
 #[test]
 fn expect_continue_is_answered_here_not_forwarded() {
-    let head =
-        request(b"PUT / HTTP/1.1\r\nHost: x\r\nExpect: 100-Continue\r\nContent-Length: 1\r\n\r\n")
-            .unwrap()
-            .unwrap();
+    let head = request(b"PUT / HTTP/1.1\r\nHost: x\r\nExpect: 100-Continue\r\nContent-Length: 1\r\n\r\n")
+        .unwrap()
+        .unwrap();
     assert!(head.expects_continue);
     assert!(!head.parts.headers.contains_key(http::header::EXPECT));
 }
@@ -82,36 +78,12 @@ fn expect_continue_is_answered_here_not_forwarded() {
 fn response_framing_follows_rfc_9112() {
     let get = || Method::GET;
     let cases: [(&[u8], Method, ResponseFraming); 6] = [
-        (
-            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n",
-            get(),
-            ResponseFraming::Length(5),
-        ),
-        (
-            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n",
-            Method::HEAD,
-            ResponseFraming::Empty,
-        ),
-        (
-            b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n",
-            get(),
-            ResponseFraming::Empty,
-        ),
-        (
-            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
-            get(),
-            ResponseFraming::Chunked,
-        ),
-        (
-            b"HTTP/1.1 200 OK\r\n\r\n",
-            get(),
-            ResponseFraming::UntilClose,
-        ),
-        (
-            b"HTTP/1.1 103 Early Hints\r\nLink: x\r\n\r\n",
-            get(),
-            ResponseFraming::Empty,
-        ),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", get(), ResponseFraming::Length(5)),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", Method::HEAD, ResponseFraming::Empty),
+        (b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n", get(), ResponseFraming::Empty),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", get(), ResponseFraming::Chunked),
+        (b"HTTP/1.1 200 OK\r\n\r\n", get(), ResponseFraming::UntilClose),
+        (b"HTTP/1.1 103 Early Hints\r\nLink: x\r\n\r\n", get(), ResponseFraming::Empty),
     ];
     for (bytes, method, want) in cases {
         let head = response(bytes, method).unwrap().unwrap();
@@ -153,12 +125,9 @@ fn malformed_responses_are_refused() {
 
 #[test]
 fn connection_close_and_http10_close() {
-    let head = response(
-        b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
-        Method::GET,
-    )
-    .unwrap()
-    .unwrap();
+    let head = response(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n", Method::GET)
+        .unwrap()
+        .unwrap();
     assert!(head.closes);
     let head = response(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n", Method::GET)
         .unwrap()

@@ -23,6 +23,6 @@ mod respond;
 mod response_body;
 mod server;
 
-pub use crate::backend_pool::Pool;
 pub use backend::{EngineError, EngineResponseBody, OwnConnector};
+pub use crate::backend_pool::Pool;
 pub use server::{serve, EngineIo, EngineSetup};

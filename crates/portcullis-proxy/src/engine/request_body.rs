@@ -227,13 +227,11 @@ impl BodyPump {
             }
         }
     }
+
 }
 
 /// Body data at the front of `buf`, and whether the body is complete.
-fn take_data(
-    left: &mut Left,
-    buf: &mut BytesMut,
-) -> Result<(Option<Bytes>, bool), ClientBodyError> {
+fn take_data(left: &mut Left, buf: &mut BytesMut) -> Result<(Option<Bytes>, bool), ClientBodyError> {
     {
         match left {
             Left::Length(left) => {

@@ -236,9 +236,7 @@ impl http_body::Body for BackendBody {
                 return Poll::Ready(None);
             }
             match this.frame_from_buffer() {
-                Ok(Some(data)) if !data.is_empty() => {
-                    return Poll::Ready(Some(Ok(Frame::data(data))))
-                }
+                Ok(Some(data)) if !data.is_empty() => return Poll::Ready(Some(Ok(Frame::data(data)))),
                 Ok(_) if matches!(this.remaining, Remaining::Done) => return Poll::Ready(None),
                 Ok(_) => {}
                 Err(err) => {

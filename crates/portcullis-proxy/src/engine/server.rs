@@ -18,10 +18,10 @@ use tokio::time::{sleep_until, Instant};
 
 use super::backend::{OwnConnector, UpgradedBackend};
 use super::head::{closes_after, parse_request, RequestHead, RequestHeadError};
+use crate::backend_pool::BackendConn;
 use super::request_body::{request_body, BodyPump};
 use super::respond::{write_response, Answering};
 use super::response_body::read_more;
-use crate::backend_pool::BackendConn;
 use crate::h1gate::{GateStatus, Violation};
 use crate::http::{strict, ClientContext};
 use crate::listener::ReadAhead;
@@ -272,10 +272,7 @@ pub(super) struct EngineUpgrade {
 
 impl ClientUpgrade for EngineUpgrade {
     fn join<R>(self, backend_response: &mut Response<R>, idle: Duration, _: &ClientContext) {
-        let Some(upgraded) = backend_response
-            .extensions_mut()
-            .remove::<UpgradedBackend>()
-        else {
+        let Some(upgraded) = backend_response.extensions_mut().remove::<UpgradedBackend>() else {
             return;
         };
         let conn = lock(&upgraded.0).take();

@@ -146,10 +146,7 @@ mod tests {
         let cases: [(&[u8], Violation); 6] = [
             (b"+5\r\nhello\r\n0\r\n\r\n", Violation::InvalidChunkSize),
             (b"5\nhello\r\n0\r\n\r\n", Violation::BareLf),
-            (
-                b"5\r\nhelloX\r\n0\r\n\r\n",
-                Violation::ChunkDataNotTerminated,
-            ),
+            (b"5\r\nhelloX\r\n0\r\n\r\n", Violation::ChunkDataNotTerminated),
             (b"11111111111111111\r\n", Violation::ChunkSizeTooLong),
             (b"0\r\nBad Name: x\r\n\r\n", Violation::InvalidFieldName),
             (b" 5\r\nhello\r\n0\r\n\r\n", Violation::InvalidChunkSize),

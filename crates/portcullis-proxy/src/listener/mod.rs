@@ -16,8 +16,8 @@ pub use frames::{
     CONTINUATIONS_PER_WINDOW, FRAME_WINDOW, OTHER_FRAMES_PER_WINDOW, PINGS_PER_WINDOW,
     RESETS_PER_WINDOW, SETTINGS_PER_WINDOW, WINDOW_UPDATES_PER_WINDOW,
 };
-pub(crate) use park::ReadAhead;
 pub use park::PARK_AFTER;
+pub(crate) use park::ReadAhead;
 pub use sources::{COOL_OFF, SOURCE_RESETS_PER_WINDOW, SOURCE_WINDOW};
 
 pub use tls::{server_config, TlsSetupError};
