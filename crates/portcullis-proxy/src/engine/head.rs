@@ -352,3 +352,7 @@ pub fn closes_after(version: Version, headers: &HeaderMap) -> bool {
 #[cfg(test)]
 #[path = "head_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "head_prop_tests.rs"]
+mod prop_tests;
