@@ -61,26 +61,24 @@ pub fn engine_request_head(data: &[u8]) {
         "feeding {:?} at {cuts:?} changed the verdict",
         shown()
     );
-    match verdict {
-        Ok(Some(_)) => {
-            let Verdict::Head(seen, _) = &whole else {
-                unreachable!("an accepted head is a Verdict::Head");
-            };
+    match &whole {
+        Verdict::Head(seen, rest) => {
             let head = &data[..data.len() - rest];
             check_request_httparse(head, seen);
             check_request_hyper(head, seen);
         }
-        Ok(None) => assert!(
+        Verdict::More => assert!(
             data.len() <= MAX_HEAD,
             "{} bytes without a complete head and no refusal",
             data.len()
         ),
-        Err(RequestHeadError::TooLarge) => assert!(
-            data.len() > MAX_HEAD || field_lines(data) > MAX_HEADERS,
+        Verdict::Refused => assert!(
+            !matches!(verdict, Err(RequestHeadError::TooLarge))
+                || data.len() > MAX_HEAD
+                || field_lines(data) > MAX_HEADERS,
             "431 for {:?}: neither over 64 KiB nor over 100 fields",
             shown()
         ),
-        Err(RequestHeadError::Violation(_)) => {}
     }
 }
 
