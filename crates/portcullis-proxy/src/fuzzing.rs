@@ -8,6 +8,13 @@
 
 use std::net::IpAddr;
 
+mod chunked;
+mod engine;
+mod hyper_peer;
+
+pub use chunked::{engine_chunked, engine_chunked_rfc_extensions};
+pub use engine::{engine_request_head, engine_response_head};
+
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Version};
 

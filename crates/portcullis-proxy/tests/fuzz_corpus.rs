@@ -33,6 +33,27 @@ fn request_head_corpus() {
     run_corpus("request_head", portcullis_proxy::fuzzing::request_head);
 }
 
+#[test]
+fn engine_request_head_corpus() {
+    run_corpus(
+        "engine_request_head",
+        portcullis_proxy::fuzzing::engine_request_head,
+    );
+}
+
+#[test]
+fn engine_response_head_corpus() {
+    run_corpus(
+        "engine_response_head",
+        portcullis_proxy::fuzzing::engine_response_head,
+    );
+}
+
+#[test]
+fn engine_chunked_corpus() {
+    run_corpus("engine_chunked", portcullis_proxy::fuzzing::engine_chunked);
+}
+
 // Bugs the fuzz targets found (docs/fuzzing.md), fixed; each test runs the
 // target on the input under fuzz/regressions/ that reproduced it.
 
@@ -61,4 +82,19 @@ fn sticky_tag_beside_non_ascii_cookie() {
     )
     .expect("regression input");
     portcullis_proxy::fuzzing::sticky_cookie_strict(&data);
+}
+
+/// Open, not fixed: the chunked decoder takes any visible bytes after `;` on
+/// a size line (`5;;`, `5;a=\xff`), where RFC 9112 §7.1.1's chunk-ext
+/// grammar wants `;` token [`=` token / quoted-string]. The line still ends
+/// at its CRLF for every reader and the engine drops extensions, so nothing
+/// reaches a backend; the fix belongs in `h1gate/chunked.rs` (the gate's
+/// size-line scan). docs/fuzzing.md has the details.
+#[test]
+#[ignore = "open: chunk extensions are not checked against the RFC 9112 grammar (docs/fuzzing.md)"]
+fn chunk_extensions_follow_the_rfc_grammar() {
+    run_corpus(
+        "engine_chunked_rfc_extensions",
+        portcullis_proxy::fuzzing::engine_chunked_rfc_extensions,
+    );
 }

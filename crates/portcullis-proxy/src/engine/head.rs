@@ -8,10 +8,14 @@ use bytes::{Bytes, BytesMut};
 use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{request, response, HeaderMap, Method, StatusCode, Uri, Version};
 
-use crate::h1gate::{check_head, Framing, Violation, MAX_HEAD};
+use crate::h1gate::{check_head, Body, Framing, Violation, MAX_HEAD};
 
 /// Most header fields in a head; more gets 431 (hyper's limit too).
 pub const MAX_HEADERS: usize = 100;
+
+/// Largest request Content-Length: what a signed 64-bit offset holds, as
+/// most backends count (hyper refuses the top of the u64 range itself).
+pub const MAX_CONTENT_LENGTH: u64 = i64::MAX as u64;
 
 /// Why a request head is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -78,6 +82,9 @@ pub fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, RequestH
         return Err(RequestHeadError::TooLarge);
     }
     let framing = check_head(&buf[..len]).map_err(RequestHeadError::Violation)?;
+    if matches!(framing.body, Body::Length(n) if n > MAX_CONTENT_LENGTH) {
+        return Err(RequestHeadError::Violation(Violation::InvalidContentLength));
+    }
     let base = buf.as_ptr() as usize;
     let method =
         Method::from_bytes(parsed.method.unwrap_or("").as_bytes()).map_err(|_| bad_line())?;
@@ -225,7 +232,7 @@ pub fn parse_response(
         let value = shared_value(&head, start, end).map_err(|_| BadResponse("bad field value"))?;
         headers.append(name, value);
     }
-    let framing = response_framing(status, method, &mut headers)?;
+    let framing = response_framing(status, method, version, &mut headers)?;
     let closes = closes_after(version, &headers) || framing == ResponseFraming::UntilClose;
     let (mut parts, ()) = http::Response::new(()).into_parts();
     parts.status = status;
@@ -250,11 +257,13 @@ fn check_line_endings(head: &[u8]) -> Result<(), BadResponse> {
 }
 
 /// RFC 9112 §6.3 for responses. Content-Length next to Transfer-Encoding is
-/// removed (§9); a Transfer-Encoding that does not end in chunked, or
-/// differing or malformed lengths, refuse the response.
+/// removed (§9); a Transfer-Encoding that does not end in chunked or comes
+/// in an HTTP/1.0 response (§6.1: faulty framing), or differing or
+/// malformed lengths, refuse the response.
 fn response_framing(
     status: StatusCode,
     method: &Method,
+    version: Version,
     headers: &mut HeaderMap,
 ) -> Result<ResponseFraming, BadResponse> {
     // Checked even where there is no body: a HEAD answer's length is
@@ -273,6 +282,9 @@ fn response_framing(
         return Ok(ResponseFraming::Empty);
     }
     if headers.contains_key(TRANSFER_ENCODING) {
+        if version == Version::HTTP_10 {
+            return Err(BadResponse("Transfer-Encoding in an HTTP/1.0 response"));
+        }
         if !ends_in_chunked(headers) {
             return Err(BadResponse("Transfer-Encoding does not end in chunked"));
         }
@@ -295,15 +307,38 @@ fn content_length(headers: &HeaderMap) -> Result<Option<u64>, BadResponse> {
     Ok(length)
 }
 
+/// Every coding of every Transfer-Encoding line is a token, and `chunked`
+/// is the last and only there. hyper's client reads only the last element
+/// of the last line, so an empty element (`chunked,`, an empty last line)
+/// or a byte outside the token set would make it read the body until close
+/// where skipping them would read it chunked: such lists are refused.
 fn ends_in_chunked(headers: &HeaderMap) -> bool {
-    let last = headers
-        .get_all(TRANSFER_ENCODING)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .rfind(|coding| !coding.is_empty());
-    last.is_some_and(|coding| coding.eq_ignore_ascii_case("chunked"))
+    let mut chunked_last = false;
+    for value in headers.get_all(TRANSFER_ENCODING) {
+        for coding in value.as_bytes().split(|&b| b == b',') {
+            let coding = trim_ows(coding);
+            if chunked_last || coding.is_empty() || !coding.iter().all(|&b| is_tchar(b)) {
+                return false;
+            }
+            chunked_last = coding.eq_ignore_ascii_case(b"chunked");
+        }
+    }
+    chunked_last
+}
+
+fn trim_ows(mut bytes: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = bytes {
+        bytes = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = bytes {
+        bytes = rest;
+    }
+    bytes
+}
+
+/// RFC 9110 §5.6.2 tchar.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 /// Plain decimal digits only (no sign, no spaces), at most 19 of them.
@@ -336,3 +371,7 @@ pub fn closes_after(version: Version, headers: &HeaderMap) -> bool {
 #[cfg(test)]
 #[path = "head_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "head_prop_tests.rs"]
+mod prop_tests;
