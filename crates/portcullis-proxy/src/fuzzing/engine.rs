@@ -137,15 +137,15 @@ fn field_lines(data: &[u8]) -> usize {
 
 /// Field lines as the `http` crate holds them, without the
 /// `Expect: 100-continue` the engine answers itself; and whether there was one.
+/// The fields as the engine keeps them (`Expect` included: it still goes to
+/// the backend), and whether they ask for `100 Continue`.
 fn without_continue(fields: impl Iterator<Item = (HeaderName, HeaderValue)>) -> (HeaderMap, bool) {
     let mut headers = HeaderMap::new();
     let mut expects_continue = false;
     for (name, value) in fields {
-        if name == EXPECT && value.as_bytes().eq_ignore_ascii_case(b"100-continue") {
-            expects_continue = true;
-        } else {
-            headers.append(name, value);
-        }
+        expects_continue |=
+            name == EXPECT && value.as_bytes().eq_ignore_ascii_case(b"100-continue");
+        headers.append(name, value);
     }
     (headers, expects_continue)
 }
@@ -322,6 +322,17 @@ fn response_in_pieces(data: &[u8], cuts: &[usize], method: &Method) -> Verdict<R
 fn as_relayed(mut headers: HeaderMap, framing: ResponseFraming) -> HeaderMap {
     if framing == ResponseFraming::Chunked {
         headers.remove(CONTENT_LENGTH);
+    }
+    // Repeated lengths (the engine refuses differing ones) go on as one
+    // field holding the number.
+    if headers.get_all(CONTENT_LENGTH).iter().count() > 1 {
+        let length = headers
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if let Some(length) = length {
+            headers.insert(CONTENT_LENGTH, HeaderValue::from(length));
+        }
     }
     headers
 }
