@@ -2,7 +2,7 @@
 //! data counted down without scanning, the CRLF after data, and the trailer
 //! section.
 
-use super::scan::LineScan;
+use super::scan::{is_token, LineScan};
 use super::Violation;
 
 /// 16 hex digits fill a u64; more would overflow (leading zeros included:
@@ -20,10 +20,11 @@ enum Part {
         digits: u8,
         value: u64,
     },
-    /// After `;`, up to the CR.
+    /// After `;`, up to the CR, following the extension grammar.
     Extension {
         len: u16,
         value: u64,
+        at: Ext,
     },
     /// The CR of the size line was seen; LF must follow.
     SizeLf {
@@ -130,7 +131,11 @@ impl ChunkScan {
                         let (digits, value) = (*digits, *value);
                         self.part = match b {
                             _ if digits == 0 => return Err(hex_error(b)),
-                            b';' => Part::Extension { len: 0, value },
+                            b';' => Part::Extension {
+                                len: 0,
+                                value,
+                                at: Ext::AfterSemicolon,
+                            },
                             b'\r' => Part::SizeLf { value },
                             _ => return Err(hex_error(b)),
                         };
@@ -142,10 +147,13 @@ impl ChunkScan {
                     *digits += 1;
                     *value = (*value << 4) | u64::from(d);
                 }
-                Part::Extension { len, value } => match b {
-                    b'\r' => self.part = Part::SizeLf { value: *value },
+                Part::Extension { len, value, at } => match b {
                     b'\n' => return Err(Violation::BareLf),
-                    b'\t' | 0x20..=0x7e | 0x80..=0xff if *len < MAX_EXTENSION => *len += 1,
+                    b'\r' if at.may_end() => self.part = Part::SizeLf { value: *value },
+                    _ if *len < MAX_EXTENSION => {
+                        *at = at.next(b).ok_or(Violation::InvalidChunkExtension)?;
+                        *len += 1;
+                    }
                     _ => return Err(Violation::InvalidChunkExtension),
                 },
                 Part::SizeLf { value } => {
@@ -165,6 +173,57 @@ impl ChunkScan {
         Ok(ChunkStep::Partial {
             used: rest.len(),
             trailer: false,
+        })
+    }
+}
+
+/// Where a chunk extension is, by RFC 9112 §7.1.1:
+/// `*( BWS ";" BWS token [ BWS "=" BWS ( token / quoted-string ) ] )`.
+/// Whitespace is allowed only around `;` and `=`, not before the CR.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ext {
+    AfterSemicolon,
+    Name,
+    /// Whitespace after a name: `=` or `;` must follow.
+    AfterName,
+    AfterEquals,
+    TokenValue,
+    Quoted,
+    QuotedEscape,
+    /// Just after a closing quote.
+    AfterQuoted,
+    /// Whitespace after a value: `;` must follow.
+    AfterValue,
+}
+
+impl Ext {
+    /// The line may end here.
+    fn may_end(self) -> bool {
+        matches!(self, Ext::Name | Ext::TokenValue | Ext::AfterQuoted)
+    }
+
+    /// The state after byte `b`, or `None` when the grammar refuses it.
+    fn next(self, b: u8) -> Option<Ext> {
+        let ws = b == b' ' || b == b'\t';
+        let text = b == b'\t' || (0x20..=0x7e).contains(&b) || b >= 0x80;
+        Some(match self {
+            Ext::AfterSemicolon if ws => Ext::AfterSemicolon,
+            Ext::AfterSemicolon | Ext::Name if is_token(b) => Ext::Name,
+            Ext::Name | Ext::AfterName if ws => Ext::AfterName,
+            Ext::Name | Ext::AfterName if b == b'=' => Ext::AfterEquals,
+            Ext::AfterEquals if ws => Ext::AfterEquals,
+            Ext::AfterEquals if b == b'"' => Ext::Quoted,
+            Ext::AfterEquals | Ext::TokenValue if is_token(b) => Ext::TokenValue,
+            Ext::Quoted if b == b'"' => Ext::AfterQuoted,
+            Ext::Quoted if b == b'\\' => Ext::QuotedEscape,
+            Ext::Quoted | Ext::QuotedEscape if text => Ext::Quoted,
+            Ext::TokenValue | Ext::AfterQuoted | Ext::AfterValue if ws => Ext::AfterValue,
+            Ext::Name | Ext::AfterName | Ext::TokenValue | Ext::AfterQuoted | Ext::AfterValue
+                if b == b';' =>
+            {
+                Ext::AfterSemicolon
+            }
+            _ => return None,
         })
     }
 }

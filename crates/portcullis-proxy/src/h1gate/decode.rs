@@ -160,6 +160,32 @@ mod tests {
     }
 
     #[test]
+    fn chunk_extensions_follow_the_rfc_grammar() {
+        for ext in [
+            ";a",
+            ";a=b",
+            "; a = b",
+            ";a=\"q \\\" x\";b",
+            ";a;b=c",
+            ";a=\"\"",
+        ] {
+            let body = format!("5{ext}\r\nhello\r\n0\r\n\r\n");
+            let (data, done, _) = decode_all(body.as_bytes(), 1).unwrap();
+            assert_eq!((data.as_slice(), done), (&b"hello"[..], true), "{ext:?}");
+        }
+        for ext in [
+            ";", ";;", "; ", ";a ", ";a=", ";a=b ", ";=b", ";a=\"x", ";a=b c", ";a\x01",
+        ] {
+            let body = format!("5{ext}\r\nhello\r\n0\r\n\r\n");
+            assert_eq!(
+                decode_all(body.as_bytes(), 1).unwrap_err(),
+                Violation::InvalidChunkExtension,
+                "{ext:?}"
+            );
+        }
+    }
+
+    #[test]
     fn an_unfinished_body_is_not_done() {
         let (data, done, _) = decode_all(b"5\r\nhel", 2).unwrap();
         assert_eq!(data, b"hel");
