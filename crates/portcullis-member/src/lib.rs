@@ -11,6 +11,7 @@ mod error;
 mod heartbeat;
 pub mod logging;
 mod member;
+mod per_core;
 pub mod secrets;
 
 pub use apply::{apply_change, TopologyChange};

@@ -207,12 +207,21 @@ impl Running {
             self.spawn_balancer(&mut background, listener, addr, &shutdown_rx)
                 .await;
         }
-        let serve = AbortOnDropHandle::new(tokio::spawn(portcullis_proxy::serve(
-            listeners.gateway,
-            self.gateway.clone(),
-            listeners.options,
-            shutdown_rx,
-        )));
+        let serve = match crate::per_core::cores() {
+            0 => AbortOnDropHandle::new(tokio::spawn(portcullis_proxy::serve(
+                listeners.gateway,
+                self.gateway.clone(),
+                listeners.options,
+                shutdown_rx,
+            ))),
+            cores => crate::per_core::spawn(
+                cores,
+                listeners.gateway,
+                self.gateway.clone(),
+                listeners.options,
+                shutdown_rx,
+            ),
+        };
         tracing::info!(member = %self.config.node.id, listen = %listeners.gateway_addr, "gateway listening");
         Member {
             gateway: self.gateway,
@@ -337,7 +346,12 @@ async fn bind(
         listen,
         source,
     };
-    let listener = TcpListener::bind(listen).await.map_err(failed)?;
+    let listener = if crate::per_core::cores() > 0 && key == "gateway.listen" {
+        let listener = crate::per_core::reuse_port_listener(listen).map_err(failed)?;
+        TcpListener::from_std(listener).map_err(failed)?
+    } else {
+        TcpListener::bind(listen).await.map_err(failed)?
+    };
     let addr = listener.local_addr().map_err(failed)?;
     Ok((listener, addr))
 }

@@ -40,18 +40,25 @@ struct Idle {
     since: Instant,
 }
 
-/// Idle connections of one service, by backend authority (`host:port`).
+/// One thread's idle connections, by backend authority (`host:port`).
+type ByAuthority = FnvHashMap<Box<str>, Vec<Idle>>;
+
+/// Idle connections of one service, by thread and backend authority. By
+/// thread because a connection's readiness is delivered by the runtime that
+/// registered it: with a runtime per core (`PORTCULLIS_PER_CORE`), a
+/// connection stays with the runtime that opened it.
 #[derive(Debug, Default)]
 pub struct Pool {
-    idle: Mutex<FnvHashMap<Box<str>, Vec<Idle>>>,
+    idle: Mutex<FnvHashMap<std::thread::ThreadId, ByAuthority>>,
 }
 
 impl Pool {
     /// The most recently used live connection to `authority`, if any.
     pub(crate) fn take(&self, authority: &str) -> Option<BackendConn> {
         let now = Instant::now();
+        let me = std::thread::current().id();
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        let list = idle.get_mut(authority)?;
+        let list = idle.get_mut(&me)?.get_mut(authority)?;
         while let Some(entry) = list.pop() {
             if now.saturating_duration_since(entry.since) < POOL_IDLE && is_quiet(&entry.conn) {
                 return Some(entry.conn);
@@ -70,7 +77,9 @@ impl Pool {
         }
         // An idle connection keeps no buffer.
         conn.buf = BytesMut::new();
+        let me = std::thread::current().id();
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let idle = idle.entry(me).or_default();
         let list = match idle.get_mut(authority) {
             Some(list) => list,
             None => idle.entry(authority.into()).or_default(),
@@ -86,7 +95,7 @@ impl Pool {
     /// Idle connections held, for tests and the admin view.
     pub fn idle_count(&self) -> usize {
         let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        idle.values().map(Vec::len).sum()
+        idle.values().flat_map(|m| m.values()).map(Vec::len).sum()
     }
 }
 

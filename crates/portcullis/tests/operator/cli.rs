@@ -52,6 +52,16 @@ fn spawn_serve_logging(
     log: &str,
     stderr: Stdio,
 ) -> (Reaped, u16) {
+    spawn_serve_with_env(dir, topology_text, log, stderr, &[])
+}
+
+fn spawn_serve_with_env(
+    dir: &std::path::Path,
+    topology_text: &str,
+    log: &str,
+    stderr: Stdio,
+    env: &[(&str, &str)],
+) -> (Reaped, u16) {
     std::fs::create_dir_all(dir.join("store/topologies")).unwrap();
     write_topology(dir, "t", topology_text);
     let port = free_port();
@@ -65,6 +75,7 @@ fn spawn_serve_logging(
             .args(["serve", "-c"])
             .arg(dir.join("portcullis.toml"))
             .env("RUST_LOG", log)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(stderr)
             .spawn()
@@ -128,6 +139,43 @@ async fn sigterm_finishes_the_in_flight_request_then_exits_zero() {
             .await
             .unwrap();
     assert!(status.success(), "{status:?}");
+}
+
+/// The experimental per-core mode (`PORTCULLIS_PER_CORE`): the gateway is
+/// served by current-thread runtimes with SO_REUSEPORT listeners; requests on
+/// many connections are answered and SIGTERM still ends it cleanly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_core_runtimes_serve_and_shut_down_cleanly() {
+    init();
+    let backend = DemoBackend::spawn("b", "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, port) = spawn_serve_with_env(
+        dir.path(),
+        &topology("svc", &[backend.url()], ""),
+        "warn",
+        Stdio::null(),
+        &[("PORTCULLIS_PER_CORE", "2")],
+    );
+    let url = format!("http://127.0.0.1:{port}/gateway/t/svc/x");
+    let mut answers = Vec::new();
+    for _ in 0..40 {
+        // A new connection each time, so the kernel spreads them over the
+        // listeners.
+        let url = url.clone();
+        answers.push(tokio::spawn(async move { get(&url).await.status }));
+    }
+    for answer in answers {
+        assert_eq!(answer.await.unwrap(), StatusCode::OK);
+    }
+    signal(&child, "TERM");
+    let status =
+        tokio::task::spawn_blocking(move || wait_exit(&mut child, Duration::from_secs(10)))
+            .await
+            .unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
 }
 
 fn peak_rss_kib(pid: u32) -> u64 {
