@@ -58,6 +58,7 @@ pub(crate) fn spawn(
         }
     };
     drop(first);
+    portcullis_proxy::backend_pool::keep_per_thread();
     let mut threads = Vec::new();
     for (core, listener) in listeners.into_iter().enumerate() {
         let (gateway, options, shutdown) = (gateway.clone(), options.clone(), shutdown.clone());

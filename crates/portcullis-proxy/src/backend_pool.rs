@@ -43,20 +43,20 @@ struct Idle {
 /// One thread's idle connections, by backend authority (`host:port`).
 type ByAuthority = FnvHashMap<Box<str>, Vec<Idle>>;
 
-/// Idle connections of one service, by thread and backend authority. By
-/// thread because a connection's readiness is delivered by the runtime that
-/// registered it: with a runtime per core (`PORTCULLIS_PER_CORE`), a
-/// connection stays with the runtime that opened it.
+/// Idle connections of one service, by backend authority, and by thread
+/// when each thread runs its own runtime ([`keep_per_thread`]): a
+/// connection's readiness is delivered by the runtime that registered it, so
+/// there a connection stays with the runtime that opened it.
 #[derive(Debug, Default)]
 pub struct Pool {
-    idle: Mutex<FnvHashMap<std::thread::ThreadId, ByAuthority>>,
+    idle: Mutex<FnvHashMap<Option<std::thread::ThreadId>, ByAuthority>>,
 }
 
 impl Pool {
     /// The most recently used live connection to `authority`, if any.
     pub(crate) fn take(&self, authority: &str) -> Option<BackendConn> {
         let now = Instant::now();
-        let me = std::thread::current().id();
+        let me = owner();
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         let list = idle.get_mut(&me)?.get_mut(authority)?;
         while let Some(entry) = list.pop() {
@@ -77,7 +77,7 @@ impl Pool {
         }
         // An idle connection keeps no buffer.
         conn.buf = BytesMut::new();
-        let me = std::thread::current().id();
+        let me = owner();
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         let idle = idle.entry(me).or_default();
         let list = match idle.get_mut(authority) {
@@ -97,6 +97,21 @@ impl Pool {
         let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         idle.values().flat_map(|m| m.values()).map(Vec::len).sum()
     }
+}
+
+static PER_THREAD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Keeps idle connections per thread from now on: for processes that run a
+/// current-thread runtime per core. With one shared runtime every worker may
+/// use every connection.
+pub fn keep_per_thread() {
+    PER_THREAD.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn owner() -> Option<std::thread::ThreadId> {
+    PER_THREAD
+        .load(std::sync::atomic::Ordering::Relaxed)
+        .then(|| std::thread::current().id())
 }
 
 /// True when the backend has neither closed the connection nor sent bytes
