@@ -11,6 +11,7 @@ use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes};
 use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::uri::Authority;
 use http::{Method, Request, Response, Version};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
@@ -18,6 +19,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use super::head::{parse_response, BadResponse, ResponseHead};
+use super::respond::ChunkSizeLine;
 use super::response_body::{read_more, BackendBody, ReturnTo, Upload, Wire, HEAD_READ};
 use crate::backend_pool::BackendConn;
 use crate::body::ProxyBody;
@@ -136,10 +138,15 @@ async fn send_own(
     service: &ServiceRuntime,
     request: Request<ProxyBody>,
 ) -> Result<Response<EngineResponseBody>, EngineError> {
-    let authority: Box<str> = request.uri().authority().map_or("", |a| a.as_str()).into();
-    let mut conn = match service.pool.take(&authority) {
+    // A clone shares the uri's bytes: no copy per request.
+    let authority = request
+        .uri()
+        .authority()
+        .cloned()
+        .unwrap_or_else(|| Authority::from_static("invalid"));
+    let mut conn = match service.pool.take(authority.as_str()) {
         Some(conn) => conn,
-        None => connect(&authority, service.config.timeouts.connect).await?,
+        None => connect(authority.as_str(), service.config.timeouts.connect).await?,
     };
     let reused = conn.used > 0;
     conn.used += 1;
@@ -388,7 +395,7 @@ async fn send_body<W: tokio::io::AsyncWrite + Unpin>(
             continue;
         }
         if chunked {
-            let size = format!("{:x}\r\n", data.len());
+            let size = ChunkSizeLine::new(data.len());
             writer.write_all(size.as_bytes()).await?;
         }
         writer.write_all_buf(&mut data).await?;

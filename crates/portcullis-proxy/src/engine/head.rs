@@ -97,16 +97,14 @@ pub fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, RequestH
     let named = named_ranges(base, parsed.headers)?;
     let head = buf.split_to(len).freeze();
     let uri = Uri::from_maybe_shared(head.slice(target.0..target.1)).map_err(|_| bad_line())?;
-    let mut headers = HeaderMap::with_capacity(named.len() + 9);
-    let mut expects_continue = false;
-    for (name, (start, end)) in named {
-        let value = shared_value(&head, start, end)?;
-        // Answered here (100 Continue when the body is wanted), as hyper's
-        // server does; the field still goes to the backend, as with hyper.
-        expects_continue |=
-            name == http::header::EXPECT && value.as_bytes().eq_ignore_ascii_case(b"100-continue");
-        headers.append(name, value);
-    }
+    // Room for the fields the pipeline adds, so the map is not regrown.
+    let headers = shared_map(&head, named, crate::pipeline::ADDED_HEADERS)?;
+    // Answered here (100 Continue when the body is wanted), as hyper's
+    // server does; the field still goes to the backend, as with hyper.
+    let expects_continue = headers
+        .get_all(http::header::EXPECT)
+        .iter()
+        .any(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
     let (mut parts, ()) = http::Request::new(()).into_parts();
     parts.method = method;
     parts.uri = uri;
@@ -163,9 +161,16 @@ fn named_ranges(base: usize, fields: &[httparse::Header<'_>]) -> Result<Named, R
     Ok(named)
 }
 
-fn shared_value(head: &Bytes, start: usize, end: usize) -> Result<HeaderValue, RequestHeadError> {
-    HeaderValue::from_maybe_shared(head.slice(start..end))
-        .map_err(|_| RequestHeadError::Violation(Violation::InvalidFieldValue))
+/// The fields as a map whose values share `head`'s bytes, with `room` for
+/// fields to be added.
+fn shared_map(head: &Bytes, named: Named, room: usize) -> Result<HeaderMap, RequestHeadError> {
+    let mut headers = HeaderMap::with_capacity(named.len() + room);
+    for (name, (start, end)) in named {
+        let value = HeaderValue::from_maybe_shared(head.slice(start..end))
+            .map_err(|_| RequestHeadError::Violation(Violation::InvalidFieldValue))?;
+        headers.append(name, value);
+    }
+    Ok(headers)
 }
 
 /// How a backend's response body is framed (RFC 9112 §6.3).
@@ -227,11 +232,7 @@ pub fn parse_response(
     let base = buf.as_ptr() as usize;
     let named = named_ranges(base, parsed.headers).map_err(|_| BadResponse("bad field name"))?;
     let head = buf.split_to(len).freeze();
-    let mut headers = HeaderMap::with_capacity(named.len() + 2);
-    for (name, (start, end)) in named {
-        let value = shared_value(&head, start, end).map_err(|_| BadResponse("bad field value"))?;
-        headers.append(name, value);
-    }
+    let mut headers = shared_map(&head, named, 2).map_err(|_| BadResponse("bad field value"))?;
     let framing = response_framing(status, method, version, &mut headers)?;
     let closes = closes_after(version, &headers) || framing == ResponseFraming::UntilClose;
     let (mut parts, ()) = http::Response::new(()).into_parts();
@@ -355,17 +356,21 @@ pub fn parse_length(digits: &[u8]) -> Option<u64> {
 
 /// HTTP/1.0 without `Connection: keep-alive`, or any `Connection: close`.
 pub fn closes_after(version: Version, headers: &HeaderMap) -> bool {
-    let mut keep_alive = false;
-    for value in headers.get_all(http::header::CONNECTION) {
-        for token in value.as_bytes().split(|&b| b == b',') {
-            let token = token.trim_ascii();
-            if token.eq_ignore_ascii_case(b"close") {
-                return true;
-            }
-            keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
-        }
-    }
-    version == Version::HTTP_10 && !keep_alive
+    connection_says(headers, b"close")
+        || (version == Version::HTTP_10 && !connection_says(headers, b"keep-alive"))
+}
+
+/// Whether a `Connection` field lists `token`.
+pub(super) fn connection_says(headers: &HeaderMap, token: &[u8]) -> bool {
+    headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .any(|value| {
+            value
+                .as_bytes()
+                .split(|&b| b == b',')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
+        })
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use http_body::Body;
 use http_body_util::BodyExt;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-use super::head::parse_length;
+use super::head::{connection_says, parse_length};
 use crate::body::ProxyBody;
 
 /// Frames at least this large are written on their own, not copied.
@@ -50,7 +50,7 @@ pub(super) async fn write_response<W: AsyncWrite + Unpin>(
     let status = parts.status;
     // One allocation for the head and small bodies, not one per growth.
     out.reserve(1024);
-    let refused = asks_close(&parts.headers);
+    let refused = connection_says(&parts.headers, b"close");
     let mut close = answering.close || refused;
     let no_body = answering.head_request
         || status.is_informational()
@@ -165,7 +165,7 @@ async fn write_body<W: AsyncWrite + Unpin>(
             return Ok(false);
         }
         if chunked {
-            out.extend_from_slice(format!("{len:x}\r\n").as_bytes());
+            out.extend_from_slice(ChunkSizeLine::new(len).as_bytes());
         }
         if len >= COPY_LIMIT {
             flush(io, out).await?;
@@ -192,14 +192,6 @@ async fn flush<W: AsyncWrite + Unpin>(io: &mut W, out: &mut Vec<u8>) -> io::Resu
     Ok(())
 }
 
-fn asks_close(headers: &http::HeaderMap) -> bool {
-    headers.get_all(CONNECTION).iter().any(|v| {
-        v.as_bytes()
-            .split(|&b| b == b',')
-            .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
-    })
-}
-
 /// An HTTP/1.0 client is answered in HTTP/1.0, as hyper answers it.
 fn write_status_line(out: &mut Vec<u8>, status: StatusCode, http10: bool) {
     out.extend_from_slice(if http10 { b"HTTP/1.0 " } else { b"HTTP/1.1 " });
@@ -221,35 +213,35 @@ pub(super) fn write_field(out: &mut Vec<u8>, name: &str, value: &[u8]) {
 
 pub(super) fn write_length(out: &mut Vec<u8>, length: u64) {
     out.extend_from_slice(b"content-length: ");
-    let mut digits = itoa_buf(length);
-    out.extend_from_slice(digits.as_mut_slice());
+    out.extend_from_slice(itoa::Buffer::new().format(length).as_bytes());
     out.extend_from_slice(b"\r\n");
 }
 
-/// Decimal digits of `n`, without a formatter.
-fn itoa_buf(mut n: u64) -> DigitBuf {
-    let mut buf = DigitBuf {
-        bytes: [0; 20],
-        start: 20,
-    };
-    loop {
-        buf.start -= 1;
-        buf.bytes[buf.start] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            return buf;
-        }
-    }
-}
-
-struct DigitBuf {
-    bytes: [u8; 20],
+/// A chunk-size line (`{len:x}` and CRLF), built on the stack.
+pub(super) struct ChunkSizeLine {
+    bytes: [u8; 18],
     start: usize,
 }
 
-impl DigitBuf {
-    fn as_mut_slice(&mut self) -> &mut [u8] {
-        &mut self.bytes[self.start..]
+impl ChunkSizeLine {
+    pub(super) fn new(mut len: usize) -> Self {
+        let mut line = ChunkSizeLine {
+            bytes: [0; 18],
+            start: 16,
+        };
+        line.bytes[16..].copy_from_slice(b"\r\n");
+        loop {
+            line.start -= 1;
+            line.bytes[line.start] = b"0123456789abcdef"[len & 0xf];
+            len >>= 4;
+            if len == 0 {
+                return line;
+            }
+        }
+    }
+
+    pub(super) fn as_bytes(&self) -> &[u8] {
+        &self.bytes[self.start..]
     }
 }
 
@@ -298,6 +290,14 @@ mod tests {
         http10: false,
         close: false,
     };
+
+    #[test]
+    fn chunk_size_lines_are_lowercase_hex() {
+        for len in [1usize, 15, 16, 255, 4096, usize::MAX] {
+            let line = ChunkSizeLine::new(len);
+            assert_eq!(line.as_bytes(), format!("{len:x}\r\n").as_bytes());
+        }
+    }
 
     #[tokio::test]
     async fn a_full_body_gets_its_length_and_one_write() {

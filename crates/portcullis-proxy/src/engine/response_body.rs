@@ -110,7 +110,7 @@ impl Wire {
 /// Where a connection goes when its response is complete.
 pub(crate) struct ReturnTo {
     pub(crate) pool: Arc<Pool>,
-    pub(crate) authority: Box<str>,
+    pub(crate) authority: http::uri::Authority,
     /// False when the backend said it closes, or the request was not fully
     /// sent: the connection is then dropped instead.
     pub(crate) reusable: bool,
@@ -156,7 +156,7 @@ impl BackendBody {
         self.remaining = Remaining::Done;
         if let (Some(Wire::Whole(conn)), Some(to)) = (self.conn.take(), self.return_to.take()) {
             if to.reusable {
-                to.pool.put(&to.authority, conn);
+                to.pool.put(to.authority.as_str(), conn);
             }
         }
     }

@@ -29,6 +29,7 @@ use http::{request, Method, Response, StatusCode, Uri, Version};
 use http_body::Body;
 
 pub use connector::{BackendConnector, ClientUpgrade};
+pub(crate) use prepare::ADDED_HEADERS;
 
 use crate::body::ProxyBody;
 use crate::error::{BoxError, ProxyError, Side};

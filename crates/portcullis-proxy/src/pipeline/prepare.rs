@@ -241,7 +241,7 @@ where
 
 /// Headers the gateway may add to a request: X-Real-IP, six X-Forwarded-*,
 /// Host and Authorization.
-const ADDED_HEADERS: usize = 9;
+pub(crate) const ADDED_HEADERS: usize = 9;
 
 /// The header edits every try shares.
 struct HeaderEdits<'a> {
