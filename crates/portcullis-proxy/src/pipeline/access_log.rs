@@ -63,7 +63,7 @@ impl RequestContext {
 }
 
 /// `value` in double quotes, escaped exactly as `{:?}` escapes a `str`.
-fn push_quoted(line: &mut String, value: &str) {
+pub(super) fn push_quoted(line: &mut String, value: &str) {
     let plain = value
         .bytes()
         .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\');

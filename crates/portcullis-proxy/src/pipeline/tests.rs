@@ -148,7 +148,7 @@ fn access_log_strings_are_quoted_as_debug_quotes_them() {
         "\u{7f}",
     ] {
         let mut line = String::new();
-        super::push_quoted(&mut line, value);
+        super::access_log::push_quoted(&mut line, value);
         assert_eq!(line, format!("{value:?}"), "{value:?}");
     }
 }
