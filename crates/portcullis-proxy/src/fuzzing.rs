@@ -21,7 +21,7 @@ use http::{Method, Version};
 use crate::h1gate::{self, Gate, Phase, Violation};
 use crate::ha::sticky::{backend_tag, request_cookie};
 use crate::ha::CookieKey;
-use crate::http::headers::{add_forwarded, remove_untrusted};
+use crate::http::headers::{remove_client_forwarding, ForwardedFields};
 use crate::http::strict::{check_path, check_request_head, UNTRUSTED_CLIENT_HEADERS};
 use crate::http::ClientContext;
 
@@ -343,14 +343,15 @@ fn client_line(line: &[u8]) -> ClientContext {
     ClientContext::new(ip, port, tls)
 }
 
-/// `remove_untrusted` then `add_forwarded` (as the forwarding path calls them)
+/// `remove_client_forwarding` then `ForwardedFields` (as the forwarding path
+/// uses them)
 /// never panic, and leave one X-Forwarded-Proto, -Port, -Server, -Context,
 /// -Host (when the request named a host), X-Real-IP and X-Forwarded-For
 /// ending with the peer; none of the untrusted headers; every other header
 /// as the client sent it.
 ///
 /// Input: line 1 `IP PORT [tls]`, line 2 `MEMBER-ID CONTEXT`, then headers.
-/// Without a Host header `add_forwarded` gets no host, and a client's own
+/// Without a Host header the forwarded fields get no host, and a client's own
 /// X-Forwarded-Host must not survive (this target found that it once did).
 pub fn forwarded_headers(data: &[u8]) {
     forwarded_headers_checked(data, true);
@@ -373,14 +374,20 @@ fn forwarded_headers_checked(data: &[u8], strict: bool) {
     let before = headers.clone();
     let original_host = headers.get(header::HOST).cloned();
 
-    remove_untrusted(&mut headers, &client);
-    add_forwarded(
-        &mut headers,
-        &client,
-        original_host.as_ref(),
-        &member,
-        &context,
-    );
+    let prior_for = remove_client_forwarding(&mut headers);
+    let fields = ForwardedFields {
+        client: &client,
+        prior_for: prior_for.as_ref(),
+        host: original_host.as_ref(),
+        member_id: &member,
+        context: &context,
+    };
+    fields.insert_into(&mut headers);
+    let mut lines = Vec::new();
+    fields.write_h1(&mut lines);
+    let written = lines.split(|&b| b == b'\n').filter(|l| !l.is_empty()).count();
+    // The engine's lines are the map's fields, one per name.
+    assert_eq!(written, if original_host.is_some() { 7 } else { 6 });
 
     let one = |name: &str| -> HeaderValue {
         let mut values = headers.get_all(name).iter();

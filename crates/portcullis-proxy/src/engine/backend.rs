@@ -12,7 +12,7 @@ use std::task::{Context, Poll};
 use bytes::{Buf, Bytes};
 use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::uri::Authority;
-use http::{Method, Request, Response, Version};
+use http::{Method, Response, Version};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use tokio::io::AsyncWriteExt;
@@ -25,7 +25,7 @@ use crate::backend_pool::BackendConn;
 use crate::body::ProxyBody;
 use crate::error::BoxError;
 use crate::hyper_edge::ServiceClient;
-use crate::pipeline::BackendConnector;
+use crate::pipeline::{BackendConnector, TryRequest};
 use crate::routing::ServiceRuntime;
 
 /// Why a try on the own engine's backend side failed.
@@ -97,10 +97,10 @@ impl BackendConnector for OwnConnector {
     async fn send(
         &self,
         service: &ServiceRuntime,
-        request: Request<ProxyBody>,
+        request: TryRequest<'_>,
     ) -> Result<Response<EngineResponseBody>, EngineError> {
-        let own = request.version() == Version::HTTP_11
-            && request.uri().scheme() == Some(&http::uri::Scheme::HTTP);
+        let own = request.version == Version::HTTP_11
+            && request.uri.scheme() == Some(&http::uri::Scheme::HTTP);
         if own {
             send_own(service, request).await
         } else {
@@ -136,11 +136,11 @@ impl BackendConnector for OwnConnector {
 
 async fn send_own(
     service: &ServiceRuntime,
-    request: Request<ProxyBody>,
+    request: TryRequest<'_>,
 ) -> Result<Response<EngineResponseBody>, EngineError> {
     // A clone shares the uri's bytes: no copy per request.
     let authority = request
-        .uri()
+        .uri
         .authority()
         .cloned()
         .unwrap_or_else(|| Authority::from_static("invalid"));
@@ -150,11 +150,11 @@ async fn send_own(
     };
     let reused = conn.used > 0;
     conn.used += 1;
-    let (parts, body) = request.into_parts();
-    let method = parts.method.clone();
-    let wants_upgrade = parts.headers.contains_key(http::header::UPGRADE);
-    let mut head = Vec::with_capacity(256);
-    let chunked = write_request_head(&mut head, &parts, &body);
+    let method = request.head.method.clone();
+    let wants_upgrade = request.head.headers.contains_key(http::header::UPGRADE);
+    let mut head = Vec::with_capacity(384);
+    let chunked = write_request_head(&mut head, &request);
+    let body = request.body;
     let exchanged = if body.is_end_stream() {
         exchange_head_only(conn, &head, &method).await
     } else {
@@ -293,13 +293,19 @@ async fn connect(
     })
 }
 
-/// Writes the request line and fields; returns whether the body goes chunked.
-fn write_request_head(out: &mut Vec<u8>, parts: &http::request::Parts, body: &ProxyBody) -> bool {
+/// Writes the request line and fields: the try's Host first (RFC 9112 §3.2),
+/// the client's edited fields, then the forwarded set. Returns whether the
+/// body goes chunked.
+fn write_request_head(out: &mut Vec<u8>, request: &TryRequest<'_>) -> bool {
+    let (parts, body) = (request.head, &request.body);
     out.extend_from_slice(parts.method.as_str().as_bytes());
     out.push(b' ');
-    let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let target = request.uri.path_and_query().map_or("/", |p| p.as_str());
     out.extend_from_slice(target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
+    if let Some(host) = request.host {
+        super::respond::write_field(out, "host", host.as_bytes());
+    }
     let mut has_length = false;
     for (name, value) in &parts.headers {
         if name == TRANSFER_ENCODING {
@@ -308,6 +314,7 @@ fn write_request_head(out: &mut Vec<u8>, parts: &http::request::Parts, body: &Pr
         has_length |= name == CONTENT_LENGTH;
         super::respond::write_field(out, name.as_str(), value.as_bytes());
     }
+    request.forwarded.write_h1(out);
     let mut chunked = false;
     if !has_length {
         match body.size_hint().exact() {

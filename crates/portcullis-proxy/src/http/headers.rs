@@ -1,7 +1,7 @@
 //! Header rules of a reverse proxy: hop-by-hop removal, the X-Forwarded-* set,
 //! and Location rewriting (what Apache calls ProxyPassReverse).
 
-use http::header::{self, Entry, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 use super::ClientContext;
 
@@ -91,6 +91,10 @@ impl Doomed {
         }
     }
 
+    fn contains(&self, name: &HeaderName) -> bool {
+        self.first.iter().flatten().chain(&self.more).any(|n| n == name)
+    }
+
     fn in_order(self) -> impl Iterator<Item = HeaderName> {
         self.first.into_iter().flatten().chain(self.more)
     }
@@ -109,79 +113,160 @@ pub fn is_upgrade_request(headers: &HeaderMap) -> bool {
 
 const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 
-/// Removes the headers a backend framework would trust as its proxy's
-/// (`Forwarded`, `X-Original-URL`, ...) and sets `X-Real-IP` to the peer, so
-/// nothing the client wrote contradicts the X-Forwarded-* set here (§9).
-pub fn remove_untrusted(headers: &mut HeaderMap, client: &ClientContext) {
-    // One pass over the names, without hashing, decides whether any must go.
-    let untrusted = &super::strict::UNTRUSTED_CLIENT_HEADERS;
-    if headers.keys().any(|name| untrusted.contains(name)) {
-        for name in untrusted {
-            headers.remove(name);
-        }
-    }
-    headers.insert(X_REAL_IP, client.peer_ip_header().clone());
+/// True for the names whose client copies never reach a backend: the ones a
+/// backend framework would trust as its proxy's (`Forwarded`, `X-Original-URL`,
+/// ..., `strict::UNTRUSTED_CLIENT_HEADERS`, §9) and the ones the gateway sets
+/// itself (X-Real-IP and X-Forwarded-*, §3). One match on the name: the
+/// compiler dispatches on its length first.
+fn is_gateway_owned(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "forwarded"
+            | "x-original-url"
+            | "x-rewrite-url"
+            | "x-forwarded-prefix"
+            | "true-client-ip"
+            | "x-client-ip"
+            | "x-cluster-client-ip"
+            | "http2-settings"
+            | "x-real-ip"
+            | "x-forwarded-for"
+            | "x-forwarded-proto"
+            | "x-forwarded-port"
+            | "x-forwarded-host"
+            | "x-forwarded-server"
+            | "x-forwarded-context"
+    )
 }
 
-/// Adds X-Forwarded-For (appended), -Proto, -Host, -Port, -Server and -Context.
-pub fn add_forwarded(
-    headers: &mut HeaderMap,
-    client: &ClientContext,
-    original_host: Option<&HeaderValue>,
-    member_id: &HeaderValue,
-    context: &HeaderValue,
-) {
-    // One lookup for reading and replacing: the name is hashed once.
-    match headers.entry(X_FORWARDED_FOR) {
-        Entry::Occupied(mut entry) => {
-            let appended = entry
-                .get()
-                .to_str()
-                .ok()
-                .filter(|existing| !existing.trim().is_empty())
-                .map(|existing| format!("{existing}, {}", client.peer_ip));
-            match appended {
-                Some(value) => {
-                    if let Ok(value) = HeaderValue::from_str(&value) {
-                        entry.insert(value);
-                    }
-                }
-                None => {
-                    entry.insert(client.peer_ip_header().clone());
-                }
+/// Removes the client's copies of what the gateway owns (`is_gateway_owned`)
+/// so nothing the client wrote contradicts the fields the gateway adds (§9).
+/// Returns the client's X-Forwarded-For, its fields joined, when it names
+/// anything: the gateway appends the peer to it.
+pub fn remove_client_forwarding(headers: &mut HeaderMap) -> Option<HeaderValue> {
+    // Most requests carry none: one pass over the names, without hashing,
+    // decides whether anything has to be removed.
+    if !headers.keys().any(is_gateway_owned) {
+        return None;
+    }
+    let prior_for = client_forwarded_for(headers);
+    let mut doomed = Doomed::default();
+    for name in headers.keys().filter(|name| is_gateway_owned(name)) {
+        if !doomed.contains(name) {
+            doomed.push(name.clone());
+        }
+    }
+    for name in doomed.in_order() {
+        headers.remove(name);
+    }
+    prior_for
+}
+
+/// The client's X-Forwarded-For fields joined with `, `, blank ones left out;
+/// `None` when none names anything or one is not visible ASCII.
+fn client_forwarded_for(headers: &HeaderMap) -> Option<HeaderValue> {
+    let mut joined: Option<String> = None;
+    for value in headers.get_all(X_FORWARDED_FOR) {
+        let value = value.to_str().ok()?.trim();
+        if value.is_empty() {
+            continue;
+        }
+        match &mut joined {
+            None => joined = Some(value.to_owned()),
+            Some(list) => {
+                list.push_str(", ");
+                list.push_str(value);
             }
         }
-        Entry::Vacant(entry) => {
-            entry.insert(client.peer_ip_header().clone());
+    }
+    HeaderValue::from_str(&joined?).ok()
+}
+
+/// The fields the gateway adds to every request it forwards (§3): X-Real-IP,
+/// X-Forwarded-For (the client's list with the peer appended), -Proto,
+/// -Port, -Host, -Server and -Context. They are not inserted into the
+/// client's header map: the connector writes them after the client's fields
+/// (the own engine straight into the head it sends), where seven map inserts
+/// cost about 2,400 instructions per request (callgrind).
+pub struct ForwardedFields<'a> {
+    pub client: &'a ClientContext,
+    /// The client's own X-Forwarded-For (`remove_client_forwarding`).
+    pub prior_for: Option<&'a HeaderValue>,
+    /// The client's Host (or authority); an HTTP/1.0 request may have none.
+    pub host: Option<&'a HeaderValue>,
+    pub member_id: &'a HeaderValue,
+    pub context: &'a HeaderValue,
+}
+
+impl ForwardedFields<'_> {
+    fn proto(&self) -> &'static str {
+        if self.client.tls {
+            "https"
+        } else {
+            "http"
         }
     }
-    headers.insert(
-        X_FORWARDED_PROTO,
-        HeaderValue::from_static(if client.tls { "https" } else { "http" }),
-    );
-    let host_port = original_host
-        .and_then(|h| h.to_str().ok())
-        .and_then(port_of_host);
-    // The Host's port is usually the listener's: its value, built once per
-    // connection, is shared instead of formatting the number again.
-    match host_port {
-        Some(port) if port != client.local_port => {
-            headers.insert(X_FORWARDED_PORT, HeaderValue::from(port))
+
+    /// The Host's port when it names one other than the listener's.
+    fn other_port(&self) -> Option<u16> {
+        let port = port_of_host(self.host?.to_str().ok()?)?;
+        (port != self.client.local_port).then_some(port)
+    }
+
+    /// Writes the fields as HTTP/1.1 field lines (`name: value\r\n`).
+    pub fn write_h1(&self, out: &mut Vec<u8>) {
+        let peer = self.client.peer_ip_header().as_bytes();
+        line(out, "x-real-ip", &[peer]);
+        match self.prior_for {
+            Some(prior) => line(out, "x-forwarded-for", &[prior.as_bytes(), b", ", peer]),
+            None => line(out, "x-forwarded-for", &[peer]),
         }
-        _ => headers.insert(X_FORWARDED_PORT, client.local_port_header().clone()),
-    };
-    match original_host {
-        Some(host) => {
+        line(out, "x-forwarded-proto", &[self.proto().as_bytes()]);
+        match self.other_port() {
+            Some(port) => line(out, "x-forwarded-port", &[itoa::Buffer::new().format(port).as_bytes()]),
+            None => line(out, "x-forwarded-port", &[self.client.local_port_header().as_bytes()]),
+        }
+        if let Some(host) = self.host {
+            line(out, "x-forwarded-host", &[host.as_bytes()]);
+        }
+        line(out, "x-forwarded-server", &[self.member_id.as_bytes()]);
+        line(out, "x-forwarded-context", &[self.context.as_bytes()]);
+    }
+
+    /// Inserts the fields into a header map, for engines that take one.
+    pub fn insert_into(&self, headers: &mut HeaderMap) {
+        let peer = self.client.peer_ip_header();
+        headers.insert(X_REAL_IP, peer.clone());
+        let for_value = self.prior_for.and_then(|prior| {
+            let mut list = Vec::with_capacity(prior.len() + 2 + peer.len());
+            list.extend_from_slice(prior.as_bytes());
+            list.extend_from_slice(b", ");
+            list.extend_from_slice(peer.as_bytes());
+            HeaderValue::from_bytes(&list).ok()
+        });
+        headers.insert(X_FORWARDED_FOR, for_value.unwrap_or_else(|| peer.clone()));
+        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(self.proto()));
+        let port = match self.other_port() {
+            Some(port) => HeaderValue::from(port),
+            None => self.client.local_port_header().clone(),
+        };
+        headers.insert(X_FORWARDED_PORT, port);
+        if let Some(host) = self.host {
             headers.insert(X_FORWARDED_HOST, host.clone());
         }
-        // An HTTP/1.0 request may carry no host at all; the client's own
-        // X-Forwarded-Host must not pass for the gateway's.
-        None => {
-            headers.remove(X_FORWARDED_HOST);
-        }
+        headers.insert(X_FORWARDED_SERVER, self.member_id.clone());
+        headers.insert(X_FORWARDED_CONTEXT, self.context.clone());
     }
-    headers.insert(X_FORWARDED_SERVER, member_id.clone());
-    headers.insert(X_FORWARDED_CONTEXT, context.clone());
+}
+
+/// One field line from the parts of its value.
+fn line(out: &mut Vec<u8>, name: &str, value: &[&[u8]]) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    for part in value {
+        out.extend_from_slice(part);
+    }
+    out.extend_from_slice(b"\r\n");
 }
 
 /// The port of a Host header value, handling bracketed IPv6 literals.
@@ -275,24 +360,78 @@ mod tests {
         assert_eq!(h["connection"], "upgrade");
     }
 
+    fn forwarded_map(client_headers: &mut HeaderMap, client: &ClientContext) -> HeaderMap {
+        let prior = remove_client_forwarding(client_headers);
+        let host = client_headers.get(header::HOST).cloned();
+        let fields = ForwardedFields {
+            client,
+            prior_for: prior.as_ref(),
+            host: host.as_ref(),
+            member_id: &HeaderValue::from_static("m1"),
+            context: &HeaderValue::from_static("/gateway/sales"),
+        };
+        let mut written = Vec::new();
+        fields.write_h1(&mut written);
+        let mut inserted = HeaderMap::new();
+        fields.insert_into(&mut inserted);
+        // Both ways of adding the fields give the same fields.
+        let mut from_lines = HeaderMap::new();
+        for field in String::from_utf8(written).unwrap().split_terminator("\r\n") {
+            let (name, value) = field.split_once(": ").unwrap();
+            from_lines.append(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_str(value).unwrap(),
+            );
+        }
+        assert_eq!(from_lines, inserted);
+        inserted
+    }
+
     #[test]
     fn forwarded_headers_append_and_name_the_member() {
         let mut h = HeaderMap::new();
-        h.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.9"));
+        h.insert("host", HeaderValue::from_static("gw.example:9443"));
+        h.append("x-forwarded-for", HeaderValue::from_static("10.0.0.9"));
+        h.append("x-forwarded-for", HeaderValue::from_static("10.0.0.10"));
+        h.insert("x-forwarded-proto", HeaderValue::from_static("gopher"));
+        h.insert("x-real-ip", HeaderValue::from_static("1.2.3.4"));
+        h.insert("forwarded", HeaderValue::from_static("for=evil"));
+        h.insert("accept", HeaderValue::from_static("*/*"));
         let client = ClientContext::new("127.0.0.7".parse().unwrap(), 8443, true);
-        add_forwarded(
-            &mut h,
-            &client,
-            Some(&HeaderValue::from_static("gw.example:9443")),
-            &HeaderValue::from_static("m1"),
-            &HeaderValue::from_static("/gateway/sales"),
-        );
-        assert_eq!(h["x-forwarded-for"], "10.0.0.9, 127.0.0.7");
-        assert_eq!(h["x-forwarded-proto"], "https");
-        assert_eq!(h["x-forwarded-host"], "gw.example:9443");
-        assert_eq!(h["x-forwarded-port"], "9443");
-        assert_eq!(h["x-forwarded-server"], "m1");
-        assert_eq!(h["x-forwarded-context"], "/gateway/sales");
+        let added = forwarded_map(&mut h, &client);
+        // The client's copies are gone; what is not the gateway's stays.
+        assert_eq!(h.len(), 2, "{h:?}");
+        assert_eq!(h["accept"], "*/*");
+        assert_eq!(added["x-forwarded-for"], "10.0.0.9, 10.0.0.10, 127.0.0.7");
+        assert_eq!(added["x-real-ip"], "127.0.0.7");
+        assert_eq!(added["x-forwarded-proto"], "https");
+        assert_eq!(added["x-forwarded-host"], "gw.example:9443");
+        assert_eq!(added["x-forwarded-port"], "9443");
+        assert_eq!(added["x-forwarded-server"], "m1");
+        assert_eq!(added["x-forwarded-context"], "/gateway/sales");
+    }
+
+    #[test]
+    fn forwarded_headers_without_host_or_client_list() {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-host", HeaderValue::from_static("evil.example"));
+        h.insert("x-forwarded-for", HeaderValue::from_static("  "));
+        let client = ClientContext::new("::1".parse().unwrap(), 8080, false);
+        let added = forwarded_map(&mut h, &client);
+        assert!(h.is_empty(), "{h:?}");
+        assert_eq!(added["x-forwarded-for"], "::1");
+        assert_eq!(added["x-forwarded-proto"], "http");
+        assert_eq!(added["x-forwarded-port"], "8080");
+        assert!(!added.contains_key("x-forwarded-host"));
+    }
+
+    #[test]
+    fn every_untrusted_name_is_removed() {
+        for name in &crate::http::strict::UNTRUSTED_CLIENT_HEADERS {
+            assert!(is_gateway_owned(name), "{name}");
+        }
+        assert!(!is_gateway_owned(&header::ACCEPT));
+        assert!(!is_gateway_owned(&HeaderName::from_static("x-forwarded-other")));
     }
 
     #[test]

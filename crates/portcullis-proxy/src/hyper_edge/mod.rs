@@ -16,7 +16,7 @@ use hyper_util::client::legacy::Error as ClientError;
 
 use crate::body::ProxyBody;
 use crate::http::{strict, ClientContext};
-use crate::pipeline::{self, BackendConnector, ClientRequest, ClientUpgrade};
+use crate::pipeline::{self, BackendConnector, ClientRequest, ClientUpgrade, TryRequest};
 use crate::routing::{Gateway, ServiceRuntime};
 
 /// Serves one request. Never fails: every error becomes a JSON response.
@@ -53,9 +53,9 @@ impl BackendConnector for ServiceClient {
     fn send(
         &self,
         service: &ServiceRuntime,
-        request: Request<ProxyBody>,
+        request: TryRequest<'_>,
     ) -> impl Future<Output = Result<Response<Incoming>, ClientError>> + Send {
-        service.client.request(request)
+        service.client.request(request.into_request())
     }
 
     fn is_connect(&self, error: &ClientError) -> bool {

@@ -4,14 +4,13 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use http::header;
 use http::uri::{self, PathAndQuery};
-use http::{Method, Request, Response, Uri, Version};
+use http::{Method, Response, Uri, Version};
 use http_body_util::BodyExt;
 use tokio::time::Instant;
 
 use super::prepare::Forwarding;
-use super::{rest_of_path, BackendConnector, RequestContext};
+use super::{rest_of_path, BackendConnector, RequestContext, TryRequest};
 use crate::body::{self, ProxyBody};
 use crate::error::ProxyError;
 use crate::ha::retry::{FailureKind, NextTry};
@@ -25,7 +24,8 @@ const MAX_STALE_RETRIES: u32 = 2;
 /// One try, ready to send.
 pub(super) struct Attempt {
     index: usize,
-    request: Request<ProxyBody>,
+    uri: Uri,
+    body: ProxyBody,
     /// A GET or HEAD without a body may go again on a fresh connection when a
     /// pooled one turns out closed (§9).
     may_resend: bool,
@@ -73,8 +73,18 @@ impl Attempt {
         let service = forwarding.service;
         let backend = &service.backends[self.index];
         let in_flight = InFlight::start(backend.clone());
+        let version = forwarding.backend_version;
+        let request = TryRequest {
+            head: &forwarding.head,
+            uri: self.uri,
+            version,
+            host: (!service.config.preserve_host && version == Version::HTTP_11)
+                .then_some(&backend.host_header),
+            forwarded: forwarding.forwarded_fields(),
+            body: self.body,
+        };
         let waited = wait_for_head(
-            connector.send(service, self.request),
+            connector.send(service, request),
             &backend.state,
             service.config.timeouts.request,
             forwarding.stall_timeout,
@@ -106,11 +116,7 @@ impl<U> Forwarding<'_, U> {
 
     /// Builds the try for backend `index`; `None` when the body can no longer
     /// be sent again.
-    pub(super) fn start_try(
-        &mut self,
-        index: usize,
-        ctx: &RequestContext,
-    ) -> Result<Option<Attempt>, ProxyError> {
+    pub(super) fn start_try(&mut self, index: usize) -> Result<Option<Attempt>, ProxyError> {
         let service = self.service;
         let backend = &service.backends[index];
         self.tried |= 1u64 << index;
@@ -126,36 +132,13 @@ impl<U> Forwarding<'_, U> {
             rest_of_path(&self.head.uri, self.rest_start),
             self.head.uri.query(),
         )?;
-        let mut request = Request::new(body);
-        *request.method_mut() = self.head.method.clone();
-        *request.uri_mut() = uri;
-        *request.version_mut() = self.backend_version;
         let may_resend = self.stale_retries < MAX_STALE_RETRIES
             && self.replay.is_none()
             && matches!(self.head.method, Method::GET | Method::HEAD);
-        // A later try needs the headers again unless this is the last try the
-        // rules allow (tries used up, or every backend tried): then they move.
-        // A GET or HEAD may be sent again on a fresh connection, so it keeps
-        // its headers until then.
-        let last_try = !may_resend
-            && (ctx.tries_so_far() + 1 >= self.plan.max_tries()
-                || self.tried.count_ones() as usize >= service.backends.len());
-        // The try takes the map itself and the copy stays: the copy is made
-        // with no room to spare, and the try's map still gets a Host below.
-        *request.headers_mut() = if last_try {
-            std::mem::take(&mut self.head.headers)
-        } else {
-            let copy = self.head.headers.clone();
-            std::mem::replace(&mut self.head.headers, copy)
-        };
-        if !service.config.preserve_host && self.backend_version == Version::HTTP_11 {
-            request
-                .headers_mut()
-                .insert(header::HOST, backend.host_header.clone());
-        }
         Ok(Some(Attempt {
             index,
-            request,
+            uri,
+            body,
             may_resend,
         }))
     }

@@ -6,13 +6,51 @@ use std::future::Future;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Request, Response};
+use http::header::{HeaderValue, HOST};
+use http::{request, Request, Response, Uri, Version};
 use http_body::Body;
 
 use crate::body::ProxyBody;
 use crate::error::BoxError;
+use crate::http::headers::ForwardedFields;
 use crate::http::ClientContext;
 use crate::routing::ServiceRuntime;
+
+/// One try as a connector sends it: the head every try of the request shares,
+/// borrowed (no copy of the header map per try), and what is this try's own.
+pub struct TryRequest<'a> {
+    /// The client's method and fields, edited for backends. Its uri is the
+    /// client's: the try's is `uri`.
+    pub head: &'a request::Parts,
+    /// The backend's url for this try.
+    pub uri: Uri,
+    pub version: Version,
+    /// The Host for this try (its backend's authority), when the client's is
+    /// not kept (`preserve_host`) and the backend speaks HTTP/1.1.
+    pub host: Option<&'a HeaderValue>,
+    /// X-Real-IP and X-Forwarded-*, which go after the client's fields.
+    pub forwarded: ForwardedFields<'a>,
+    pub body: ProxyBody,
+}
+
+impl TryRequest<'_> {
+    /// The try as one owned request with every field in its map, for
+    /// engines that take one (hyper's client).
+    pub fn into_request(self) -> Request<ProxyBody> {
+        let mut headers = self.head.headers.clone();
+        headers.reserve(9);
+        if let Some(host) = self.host {
+            headers.insert(HOST, host.clone());
+        }
+        self.forwarded.insert_into(&mut headers);
+        let mut request = Request::new(self.body);
+        *request.method_mut() = self.head.method.clone();
+        *request.uri_mut() = self.uri;
+        *request.version_mut() = self.version;
+        *request.headers_mut() = headers;
+        request
+    }
+}
 
 /// Sends one try to a backend of a service and tells its failures apart.
 pub trait BackendConnector {
@@ -24,7 +62,7 @@ pub trait BackendConnector {
     fn send(
         &self,
         service: &ServiceRuntime,
-        request: Request<ProxyBody>,
+        request: TryRequest<'_>,
     ) -> impl Future<Output = Result<Response<Self::ResponseBody>, Self::Error>> + Send;
 
     /// Nothing reached the backend: any method may go elsewhere.

@@ -28,7 +28,7 @@ use http::header::{self, HeaderValue};
 use http::{request, Method, Response, StatusCode, Uri, Version};
 use http_body::Body;
 
-pub use connector::{BackendConnector, ClientUpgrade};
+pub use connector::{BackendConnector, ClientUpgrade, TryRequest};
 pub(crate) use prepare::ADDED_HEADERS;
 
 use crate::body::ProxyBody;
@@ -201,7 +201,7 @@ where
         if let Some(pause) = forwarding.before_try(ctx) {
             tokio::time::sleep(pause).await;
         }
-        let Some(attempt) = forwarding.start_try(index, ctx)? else {
+        let Some(attempt) = forwarding.start_try(index)? else {
             break;
         };
         let sent = attempt.send(forwarding, connector).await;

@@ -19,7 +19,8 @@ use crate::body::{IdleTimeoutBody, ReplayBody};
 use crate::error::{BoxError, ProxyError};
 use crate::ha::retry::RetryPlan;
 use crate::ha::{sticky, Tried};
-use crate::http::{headers, strict, ClientContext};
+use crate::http::headers::{self, ForwardedFields};
+use crate::http::{strict, ClientContext};
 use crate::routing::{match_path, Gateway, Lookup, ServiceRuntime};
 use crate::slow_body::MinRateBody;
 
@@ -116,6 +117,8 @@ pub(super) struct Forwarding<'r, U> {
     pub(super) rest_start: usize,
     /// The client's Host (or authority), for `preserve_host` and Location.
     pub(super) original_host: Option<HeaderValue>,
+    /// The client's own X-Forwarded-For, which the gateway's extends.
+    pub(super) prior_for: Option<HeaderValue>,
     pub(super) backend_version: Version,
     pub(super) replay: Option<ReplayBody>,
     /// The client's side of a WebSocket upgrade, until a backend accepts it.
@@ -176,12 +179,11 @@ impl<'r, U> Forwarding<'r, U> {
         });
         let edits = HeaderEdits {
             gateway,
-            client,
             service,
             original_host: original_host.as_ref(),
             keep_upgrade: upgrade.is_some(),
         };
-        edits.apply(&mut parts)?;
+        let prior_for = edits.apply(&mut parts)?;
         let replay = (!body.is_end_stream()).then(|| replayable(gateway, service, body));
         Ok(Forwarding {
             gateway,
@@ -191,6 +193,7 @@ impl<'r, U> Forwarding<'r, U> {
             head: parts,
             rest_start,
             original_host,
+            prior_for,
             backend_version: match service.config.protocol {
                 BackendProtocol::Http1 => Version::HTTP_11,
                 BackendProtocol::H2 => Version::HTTP_2,
@@ -211,6 +214,17 @@ impl<'r, U> Forwarding<'r, U> {
             stale_retries: 0,
             resend: false,
         })
+    }
+
+    /// The X-Real-IP and X-Forwarded-* fields every try carries.
+    pub(super) fn forwarded_fields(&self) -> ForwardedFields<'_> {
+        ForwardedFields {
+            client: self.client,
+            prior_for: self.prior_for.as_ref(),
+            host: self.original_host.as_ref(),
+            member_id: &self.gateway.member_id_header,
+            context: &self.service.context,
+        }
     }
 
     /// The backend of the first try: the cookie's, else the policy's choice.
@@ -239,14 +253,14 @@ where
     ReplayBody::new(guarded, config.ha.replay_buffer_bytes)
 }
 
-/// Headers the gateway may add to a request: X-Real-IP, six X-Forwarded-*,
-/// Host and Authorization.
-pub(crate) const ADDED_HEADERS: usize = 9;
+/// Headers the pipeline may insert into a request's map: Host, Authorization
+/// and `Connection: upgrade`. X-Real-IP and X-Forwarded-* are not inserted:
+/// the connector writes them (`headers::ForwardedFields`).
+pub(crate) const ADDED_HEADERS: usize = 3;
 
 /// The header edits every try shares.
 struct HeaderEdits<'a> {
     gateway: &'a Gateway,
-    client: &'a ClientContext,
     service: &'a ServiceRuntime,
     original_host: Option<&'a HeaderValue>,
     /// The request is a WebSocket upgrade: Connection and Upgrade stay.
@@ -254,36 +268,28 @@ struct HeaderEdits<'a> {
 }
 
 impl HeaderEdits<'_> {
-    /// Hop-by-hop and untrusted headers out, X-Forwarded-* in, the Host rule,
-    /// and the backend credentials (fail closed when they cannot be read).
-    fn apply(&self, parts: &mut request::Parts) -> Result<(), ProxyError> {
-        let (service, config) = (self.service, &self.service.config);
+    /// Hop-by-hop fields and the client's copies of the gateway's own out,
+    /// the Host rule, and the backend credentials (fail closed when they
+    /// cannot be read). Returns the client's X-Forwarded-For, which the
+    /// forwarded fields extend.
+    fn apply(&self, parts: &mut request::Parts) -> Result<Option<HeaderValue>, ProxyError> {
+        let config = &self.service.config;
         let headers = &mut parts.headers;
-        // Room for what is added here and per try, at once: a session's first
-        // request comes in a map sized for its own headers, which would
-        // otherwise be rehashed and reallocated up to four times on the way.
-        // It fails only past the map's size limit, far above hyper's header
-        // count limit; the inserts below grow the map themselves anyway.
-        let _ = headers.try_reserve(ADDED_HEADERS);
         headers::strip_hop_by_hop(headers, self.keep_upgrade);
-        headers::remove_untrusted(headers, self.client);
+        let prior_for = headers::remove_client_forwarding(headers);
         if parts.version == Version::HTTP_2 {
             strict::join_cookies(headers);
         }
-        headers::add_forwarded(
-            headers,
-            self.client,
-            self.original_host,
-            &self.gateway.member_id_header,
-            &service.context,
-        );
         if !config.preserve_host {
-            // Set per try to the chosen backend's authority.
+            // Each try names its backend's authority.
             headers.remove(header::HOST);
         } else if let Some(host) = self.original_host {
-            headers.insert(header::HOST, host.clone());
+            if headers.get(header::HOST) != Some(host) {
+                headers.insert(header::HOST, host.clone());
+            }
         }
-        self.add_backend_auth(headers)
+        self.add_backend_auth(headers)?;
+        Ok(prior_for)
     }
 
     /// A backend must never get an anonymous request where the operator

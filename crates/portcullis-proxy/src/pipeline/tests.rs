@@ -30,9 +30,9 @@ impl BackendConnector for Scripted {
     fn send(
         &self,
         _: &ServiceRuntime,
-        request: http::Request<ProxyBody>,
+        request: TryRequest<'_>,
     ) -> impl Future<Output = Result<Response<Full<Bytes>>, Refused>> + Send {
-        let status = match request.uri().host() {
+        let status = match request.uri.host() {
             Some("up.test") => Ok(StatusCode::OK),
             Some("busy.test") => Ok(StatusCode::SERVICE_UNAVAILABLE),
             _ => Err(Refused),
