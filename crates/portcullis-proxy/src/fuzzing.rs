@@ -385,7 +385,10 @@ fn forwarded_headers_checked(data: &[u8], strict: bool) {
     fields.insert_into(&mut headers);
     let mut lines = Vec::new();
     fields.write_h1(&mut lines);
-    let written = lines.split(|&b| b == b'\n').filter(|l| !l.is_empty()).count();
+    let written = lines
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .count();
     // The engine's lines are the map's fields, one per name.
     assert_eq!(written, if original_host.is_some() { 7 } else { 6 });
 

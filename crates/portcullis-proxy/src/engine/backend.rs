@@ -3,14 +3,14 @@
 //! and checked strictly. Backends over TLS or HTTP/2 stay on the service's
 //! hyper client.
 
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes};
-use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use http::uri::Authority;
 use http::{Method, Response, Version};
 use http_body::{Body, Frame, SizeHint};
@@ -25,7 +25,7 @@ use crate::backend_pool::BackendConn;
 use crate::body::ProxyBody;
 use crate::error::BoxError;
 use crate::hyper_edge::ServiceClient;
-use crate::pipeline::{BackendConnector, TryRequest};
+use crate::pipeline::{BackendConnector, TryHost, TryRequest};
 use crate::routing::ServiceRuntime;
 
 /// Why a try on the own engine's backend side failed.
@@ -94,19 +94,23 @@ impl BackendConnector for OwnConnector {
     type ResponseBody = EngineResponseBody;
     type Error = EngineError;
 
-    async fn send(
+    fn send(
         &self,
         service: &ServiceRuntime,
         request: TryRequest<'_>,
-    ) -> Result<Response<EngineResponseBody>, EngineError> {
-        let own = request.version == Version::HTTP_11
-            && request.uri.scheme() == Some(&http::uri::Scheme::HTTP);
-        if own {
-            send_own(service, request).await
-        } else {
-            let response = ServiceClient.send(service, request).await?;
-            Ok(response.map(EngineResponseBody::Hyper))
-        }
+    ) -> impl Future<Output = Result<Response<EngineResponseBody>, EngineError>> + Send {
+        // Boxed: the exchange's state is kilobytes, and every future that
+        // awaits it would otherwise hold and copy it (callgrind: memcpy).
+        Box::pin(async move {
+            let own = request.version == Version::HTTP_11
+                && request.uri.scheme() == Some(&http::uri::Scheme::HTTP);
+            if own {
+                send_own(service, request).await
+            } else {
+                let response = ServiceClient.send(service, request).await?;
+                Ok(response.map(EngineResponseBody::Hyper))
+            }
+        })
     }
 
     fn is_connect(&self, error: &EngineError) -> bool {
@@ -303,12 +307,13 @@ fn write_request_head(out: &mut Vec<u8>, request: &TryRequest<'_>) -> bool {
     let target = request.uri.path_and_query().map_or("/", |p| p.as_str());
     out.extend_from_slice(target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    if let Some(host) = request.host {
+    if let TryHost::Backend(host) = request.host {
         super::respond::write_field(out, "host", host.as_bytes());
     }
+    let client_host = request.host.keeps_client();
     let mut has_length = false;
     for (name, value) in &parts.headers {
-        if name == TRANSFER_ENCODING {
+        if name == TRANSFER_ENCODING || (name == HOST && !client_host) {
             continue;
         }
         has_length |= name == CONTENT_LENGTH;

@@ -5,17 +5,6 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 use super::ClientContext;
 
-/// Headers that describe one connection and must not be forwarded (RFC 9110 §7.6.1).
-const HOP_BY_HOP: [HeaderName; 6] = [
-    header::CONNECTION,
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
-    header::PROXY_AUTHORIZATION,
-];
-
-const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
@@ -23,11 +12,25 @@ const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host")
 const X_FORWARDED_SERVER: HeaderName = HeaderName::from_static("x-forwarded-server");
 const X_FORWARDED_CONTEXT: HeaderName = HeaderName::from_static("x-forwarded-context");
 
-/// True for a name `strip_hop_by_hop` may remove: the fixed hop-by-hop set,
-/// Keep-Alive and `proxy-*`. Names listed in Connection only matter when a
+/// True for a name `strip_hop_by_hop` may remove: the fixed hop-by-hop set of
+/// RFC 9110 §7.6.1 (Connection, TE, Trailer, Transfer-Encoding, Upgrade,
+/// Proxy-Authorization), Keep-Alive and `proxy-*`. Names listed in Connection only matter when a
 /// Connection header is present, which this also reports.
 fn is_hop_by_hop_name(name: &HeaderName) -> bool {
-    HOP_BY_HOP.contains(name) || *name == KEEP_ALIVE || name.as_str().starts_with("proxy-")
+    // One match on the name (the compiler dispatches on its length first)
+    // instead of comparing it with each of the set: this runs for every
+    // field of every request and response.
+    let name = name.as_str();
+    matches!(
+        name,
+        "connection"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+            | "proxy-authorization"
+            | "keep-alive"
+    ) || name.starts_with("proxy-")
 }
 
 /// Removes hop-by-hop headers. With `keep_upgrade`, `Connection: upgrade` and
@@ -92,7 +95,11 @@ impl Doomed {
     }
 
     fn contains(&self, name: &HeaderName) -> bool {
-        self.first.iter().flatten().chain(&self.more).any(|n| n == name)
+        self.first
+            .iter()
+            .flatten()
+            .chain(&self.more)
+            .any(|n| n == name)
     }
 
     fn in_order(self) -> impl Iterator<Item = HeaderName> {
@@ -209,7 +216,7 @@ impl ForwardedFields<'_> {
 
     /// The Host's port when it names one other than the listener's.
     fn other_port(&self) -> Option<u16> {
-        let port = port_of_host(self.host?.to_str().ok()?)?;
+        let port = port_of_host(self.host?.as_bytes())?;
         (port != self.client.local_port).then_some(port)
     }
 
@@ -223,8 +230,16 @@ impl ForwardedFields<'_> {
         }
         line(out, "x-forwarded-proto", &[self.proto().as_bytes()]);
         match self.other_port() {
-            Some(port) => line(out, "x-forwarded-port", &[itoa::Buffer::new().format(port).as_bytes()]),
-            None => line(out, "x-forwarded-port", &[self.client.local_port_header().as_bytes()]),
+            Some(port) => line(
+                out,
+                "x-forwarded-port",
+                &[itoa::Buffer::new().format(port).as_bytes()],
+            ),
+            None => line(
+                out,
+                "x-forwarded-port",
+                &[self.client.local_port_header().as_bytes()],
+            ),
         }
         if let Some(host) = self.host {
             line(out, "x-forwarded-host", &[host.as_bytes()]);
@@ -269,13 +284,27 @@ fn line(out: &mut Vec<u8>, name: &str, value: &[&[u8]]) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// The port of a Host header value, handling bracketed IPv6 literals.
-fn port_of_host(host: &str) -> Option<u16> {
-    let after_bracket = match host.rfind(']') {
+/// The port of a Host header value, handling bracketed IPv6 literals; digits
+/// only (RFC 3986 §3.2.3). On the value's bytes: no UTF-8 check and no
+/// `str::parse`, as this runs for every forwarded request.
+fn port_of_host(host: &[u8]) -> Option<u16> {
+    let after_bracket = match host.iter().rposition(|&b| b == b']') {
         Some(i) => &host[i + 1..],
         None => host,
     };
-    after_bracket.rsplit_once(':')?.1.parse().ok()
+    let colon = after_bracket.iter().rposition(|&b| b == b':')?;
+    let digits = &after_bracket[colon + 1..];
+    if digits.is_empty() || digits.len() > 5 {
+        return None;
+    }
+    let mut port: u32 = 0;
+    for &b in digits {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        port = port * 10 + u32::from(b - b'0');
+    }
+    u16::try_from(port).ok()
 }
 
 /// Rewrites a Location-style value that points into one of the backend bases to
@@ -431,14 +460,33 @@ mod tests {
             assert!(is_gateway_owned(name), "{name}");
         }
         assert!(!is_gateway_owned(&header::ACCEPT));
-        assert!(!is_gateway_owned(&HeaderName::from_static("x-forwarded-other")));
+        assert!(!is_gateway_owned(&HeaderName::from_static(
+            "x-forwarded-other"
+        )));
     }
 
     #[test]
-    fn port_defaults_to_listener_port() {
-        assert_eq!(port_of_host("[::1]:81"), Some(81));
-        assert_eq!(port_of_host("[::1]"), None);
-        assert_eq!(port_of_host("host"), None);
+    fn port_of_host_takes_digits_after_the_last_colon() {
+        let cases: [(&str, Option<u16>); 15] = [
+            ("h", None),
+            ("h:", None),
+            ("h:80", Some(80)),
+            ("h:080", Some(80)),
+            ("h:65535", Some(65535)),
+            ("h:65536", None),
+            ("h:123456", None),
+            ("h:8a", None),
+            ("h:+80", None),
+            ("h: 80", None),
+            ("a:b:99", Some(99)),
+            ("[::1]", None),
+            ("[::1]:81", Some(81)),
+            ("[::1]:", None),
+            ("::1", Some(1)),
+        ];
+        for (host, port) in cases {
+            assert_eq!(port_of_host(host.as_bytes()), port, "{host}");
+        }
     }
 
     #[test]

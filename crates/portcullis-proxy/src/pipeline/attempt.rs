@@ -10,7 +10,7 @@ use http_body_util::BodyExt;
 use tokio::time::Instant;
 
 use super::prepare::Forwarding;
-use super::{rest_of_path, BackendConnector, RequestContext, TryRequest};
+use super::{rest_of_path, BackendConnector, RequestContext, TryHost, TryRequest};
 use crate::body::{self, ProxyBody};
 use crate::error::ProxyError;
 use crate::ha::retry::{FailureKind, NextTry};
@@ -78,8 +78,11 @@ impl Attempt {
             head: &forwarding.head,
             uri: self.uri,
             version,
-            host: (!service.config.preserve_host && version == Version::HTTP_11)
-                .then_some(&backend.host_header),
+            host: match (service.config.preserve_host, version) {
+                (true, _) => TryHost::Client,
+                (false, Version::HTTP_11) => TryHost::Backend(&backend.host_header),
+                (false, _) => TryHost::Omit,
+            },
             forwarded: forwarding.forwarded_fields(),
             body: self.body,
         };

@@ -25,12 +25,31 @@ pub struct TryRequest<'a> {
     /// The backend's url for this try.
     pub uri: Uri,
     pub version: Version,
-    /// The Host for this try (its backend's authority), when the client's is
-    /// not kept (`preserve_host`) and the backend speaks HTTP/1.1.
-    pub host: Option<&'a HeaderValue>,
+    /// What becomes of the head's Host on this try.
+    pub host: TryHost<'a>,
     /// X-Real-IP and X-Forwarded-*, which go after the client's fields.
     pub forwarded: ForwardedFields<'a>,
     pub body: ProxyBody,
+}
+
+/// The Host a try sends. The prepared head keeps the client's Host (the
+/// `preserve_host` one, when that is set): replacing it in the map for each
+/// try would cost a removal and an insert per request.
+#[derive(Clone, Copy)]
+pub enum TryHost<'a> {
+    /// The head's own (`preserve_host`).
+    Client,
+    /// The backend's authority, in place of the head's.
+    Backend(&'a HeaderValue),
+    /// None: an HTTP/2 backend gets the authority in the uri.
+    Omit,
+}
+
+impl TryHost<'_> {
+    /// Whether the head's own Host field is sent.
+    pub fn keeps_client(&self) -> bool {
+        matches!(self, TryHost::Client)
+    }
 }
 
 impl TryRequest<'_> {
@@ -39,8 +58,14 @@ impl TryRequest<'_> {
     pub fn into_request(self) -> Request<ProxyBody> {
         let mut headers = self.head.headers.clone();
         headers.reserve(9);
-        if let Some(host) = self.host {
-            headers.insert(HOST, host.clone());
+        match self.host {
+            TryHost::Client => {}
+            TryHost::Backend(host) => {
+                headers.insert(HOST, host.clone());
+            }
+            TryHost::Omit => {
+                headers.remove(HOST);
+            }
         }
         self.forwarded.insert_into(&mut headers);
         let mut request = Request::new(self.body);

@@ -280,12 +280,12 @@ impl HeaderEdits<'_> {
         if parts.version == Version::HTTP_2 {
             strict::join_cookies(headers);
         }
-        if !config.preserve_host {
-            // Each try names its backend's authority.
-            headers.remove(header::HOST);
-        } else if let Some(host) = self.original_host {
-            if headers.get(header::HOST) != Some(host) {
-                headers.insert(header::HOST, host.clone());
+        // Without `preserve_host` each try replaces the Host (`TryHost`).
+        if config.preserve_host {
+            if let Some(host) = self.original_host {
+                if headers.get(header::HOST) != Some(host) {
+                    headers.insert(header::HOST, host.clone());
+                }
             }
         }
         self.add_backend_auth(headers)?;
