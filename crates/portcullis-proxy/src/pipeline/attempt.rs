@@ -312,8 +312,10 @@ pub(super) fn backend_uri(
     query: Option<&str>,
 ) -> Result<Uri, ProxyError> {
     let query_len = query.map_or(0, |q| q.len() + 1);
-    let mut path_and_query =
-        String::with_capacity(backend.base_path.len() + rest.len() + 1 + query_len);
+    let path_len = (backend.base_path.len() + rest.len()).max(1);
+    // Exactly as long as its content: `Bytes` takes a full `Vec` as it is,
+    // and allocates a second block for one with room to spare.
+    let mut path_and_query = String::with_capacity(path_len + query_len);
     path_and_query.push_str(&backend.base_path);
     path_and_query.push_str(rest);
     if path_and_query.is_empty() {
