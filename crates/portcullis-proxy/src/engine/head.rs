@@ -94,11 +94,11 @@ pub fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, RequestH
     } else {
         Version::HTTP_11
     };
-    let ranges = FieldRanges::new(base, parsed.headers);
+    let named = named_ranges(base, parsed.headers)?;
     let head = buf.split_to(len).freeze();
     let uri = Uri::from_maybe_shared(head.slice(target.0..target.1)).map_err(|_| bad_line())?;
     // Room for the fields the pipeline adds, so the map is not regrown.
-    let headers = shared_map(&head, &ranges, crate::pipeline::ADDED_HEADERS)?;
+    let headers = shared_map(&head, named, crate::pipeline::ADDED_HEADERS)?;
     // Answered here (100 Continue when the body is wanted), as hyper's
     // server does; the field still goes to the backend, as with hyper.
     let expects_continue = headers
@@ -147,54 +147,26 @@ fn range_of(base: usize, part: &[u8]) -> (usize, usize) {
     (start, start + part.len())
 }
 
-/// Where one field's name and value lie in its head, as offsets.
-#[derive(Clone, Copy, Default)]
-struct FieldAt {
-    name: (usize, usize),
-    value: (usize, usize),
-}
+type Named = Vec<(HeaderName, (usize, usize))>;
 
-/// Where each field lies, kept on the stack (at most `MAX_HEADERS`) while
-/// httparse's slices are alive: the head is frozen after, and a list on the
-/// heap cost two allocations per request and response.
-struct FieldRanges {
-    at: [FieldAt; MAX_HEADERS],
-    len: usize,
-}
-
-impl FieldRanges {
-    fn new(base: usize, fields: &[httparse::Header<'_>]) -> FieldRanges {
-        let mut ranges = FieldRanges {
-            at: [FieldAt::default(); MAX_HEADERS],
-            len: 0,
-        };
-        for (slot, field) in ranges.at.iter_mut().zip(fields) {
-            *slot = FieldAt {
-                name: range_of(base, field.name.as_bytes()),
-                value: range_of(base, field.value),
-            };
-            ranges.len += 1;
-        }
-        ranges
+/// Header names (built now, while httparse's slices are alive) and where
+/// each value lies.
+fn named_ranges(base: usize, fields: &[httparse::Header<'_>]) -> Result<Named, RequestHeadError> {
+    let mut named = Vec::with_capacity(fields.len());
+    for field in fields {
+        let name = HeaderName::from_bytes(field.name.as_bytes())
+            .map_err(|_| RequestHeadError::Violation(Violation::InvalidFieldName))?;
+        named.push((name, range_of(base, field.value)));
     }
-
-    fn fields(&self) -> &[FieldAt] {
-        &self.at[..self.len]
-    }
+    Ok(named)
 }
 
 /// The fields as a map whose values share `head`'s bytes, with `room` for
 /// fields to be added.
-fn shared_map(
-    head: &Bytes,
-    ranges: &FieldRanges,
-    room: usize,
-) -> Result<HeaderMap, RequestHeadError> {
-    let mut headers = HeaderMap::with_capacity(ranges.len + room);
-    for field in ranges.fields() {
-        let name = HeaderName::from_bytes(&head[field.name.0..field.name.1])
-            .map_err(|_| RequestHeadError::Violation(Violation::InvalidFieldName))?;
-        let value = HeaderValue::from_maybe_shared(head.slice(field.value.0..field.value.1))
+fn shared_map(head: &Bytes, named: Named, room: usize) -> Result<HeaderMap, RequestHeadError> {
+    let mut headers = HeaderMap::with_capacity(named.len() + room);
+    for (name, (start, end)) in named {
+        let value = HeaderValue::from_maybe_shared(head.slice(start..end))
             .map_err(|_| RequestHeadError::Violation(Violation::InvalidFieldValue))?;
         headers.append(name, value);
     }
@@ -258,12 +230,9 @@ pub fn parse_response(
         _ => Version::HTTP_11,
     };
     let base = buf.as_ptr() as usize;
-    let ranges = FieldRanges::new(base, parsed.headers);
+    let named = named_ranges(base, parsed.headers).map_err(|_| BadResponse("bad field name"))?;
     let head = buf.split_to(len).freeze();
-    let mut headers = shared_map(&head, &ranges, 2).map_err(|err| match err {
-        RequestHeadError::Violation(Violation::InvalidFieldName) => BadResponse("bad field name"),
-        _ => BadResponse("bad field value"),
-    })?;
+    let mut headers = shared_map(&head, named, 2).map_err(|_| BadResponse("bad field value"))?;
     let framing = response_framing(status, method, version, &mut headers)?;
     let closes = closes_after(version, &headers) || framing == ResponseFraming::UntilClose;
     let (mut parts, ()) = http::Response::new(()).into_parts();
