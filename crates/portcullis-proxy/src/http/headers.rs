@@ -36,14 +36,37 @@ fn is_hop_by_hop_name(name: &HeaderName) -> bool {
 /// Removes hop-by-hop headers. With `keep_upgrade`, `Connection: upgrade` and
 /// `Upgrade` survive so a WebSocket handshake can pass.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
-    // Most messages carry none of these: one pass over the names, without
-    // hashing, decides whether anything has to be removed.
-    if headers.keys().any(is_hop_by_hop_name) {
+    // One pass over the fields, without hashing, decides what has to go.
+    // Most messages carry none of these, or only `Connection: keep-alive`
+    // (or `close`), which names nothing else to remove.
+    let (mut connection, mut more) = (false, false);
+    for (name, value) in headers.iter() {
+        if !is_hop_by_hop_name(name) {
+            continue;
+        }
+        if *name == header::CONNECTION && names_no_field(value) {
+            connection = true;
+        } else {
+            more = true;
+        }
+    }
+    if more {
         remove_hop_by_hop(headers, keep_upgrade);
+    } else if connection {
+        headers.remove(header::CONNECTION);
     }
     if keep_upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     }
+}
+
+/// True when a Connection value lists only `keep-alive` and `close`, which
+/// name no other field to remove.
+fn names_no_field(value: &HeaderValue) -> bool {
+    value.as_bytes().split(|&b| b == b',').all(|token| {
+        let token = token.trim_ascii();
+        token.eq_ignore_ascii_case(b"keep-alive") || token.eq_ignore_ascii_case(b"close")
+    })
 }
 
 fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
@@ -220,32 +243,41 @@ impl ForwardedFields<'_> {
         (port != self.client.local_port).then_some(port)
     }
 
-    /// Writes the fields as HTTP/1.1 field lines (`name: value\r\n`).
+    /// Writes the fields as HTTP/1.1 field lines (`name: value\r\n`). Each
+    /// line's end and the next line's name are one constant: the pieces are
+    /// few, and the buffer grows at most once.
     pub fn write_h1(&self, out: &mut Vec<u8>) {
         let peer = self.client.peer_ip_header().as_bytes();
-        line(out, "x-real-ip", &[peer]);
-        match self.prior_for {
-            Some(prior) => line(out, "x-forwarded-for", &[prior.as_bytes(), b", ", peer]),
-            None => line(out, "x-forwarded-for", &[peer]),
+        let prior = self.prior_for.map_or(&[][..], |p| p.as_bytes());
+        let host = self.host.map_or(&[][..], |h| h.as_bytes());
+        let (member, context) = (self.member_id.as_bytes(), self.context.as_bytes());
+        out.reserve(192 + 2 * peer.len() + prior.len() + host.len() + member.len() + context.len());
+        out.extend_from_slice(b"x-real-ip: ");
+        out.extend_from_slice(peer);
+        out.extend_from_slice(b"\r\nx-forwarded-for: ");
+        if !prior.is_empty() {
+            out.extend_from_slice(prior);
+            out.extend_from_slice(b", ");
         }
-        line(out, "x-forwarded-proto", &[self.proto().as_bytes()]);
+        out.extend_from_slice(peer);
+        out.extend_from_slice(if self.client.tls {
+            b"\r\nx-forwarded-proto: https\r\nx-forwarded-port: "
+        } else {
+            b"\r\nx-forwarded-proto: http\r\nx-forwarded-port: "
+        });
         match self.other_port() {
-            Some(port) => line(
-                out,
-                "x-forwarded-port",
-                &[itoa::Buffer::new().format(port).as_bytes()],
-            ),
-            None => line(
-                out,
-                "x-forwarded-port",
-                &[self.client.local_port_header().as_bytes()],
-            ),
+            Some(port) => out.extend_from_slice(itoa::Buffer::new().format(port).as_bytes()),
+            None => out.extend_from_slice(self.client.local_port_header().as_bytes()),
         }
         if let Some(host) = self.host {
-            line(out, "x-forwarded-host", &[host.as_bytes()]);
+            out.extend_from_slice(b"\r\nx-forwarded-host: ");
+            out.extend_from_slice(host.as_bytes());
         }
-        line(out, "x-forwarded-server", &[self.member_id.as_bytes()]);
-        line(out, "x-forwarded-context", &[self.context.as_bytes()]);
+        out.extend_from_slice(b"\r\nx-forwarded-server: ");
+        out.extend_from_slice(member);
+        out.extend_from_slice(b"\r\nx-forwarded-context: ");
+        out.extend_from_slice(context);
+        out.extend_from_slice(b"\r\n");
     }
 
     /// Inserts the fields into a header map, for engines that take one.
@@ -272,16 +304,6 @@ impl ForwardedFields<'_> {
         headers.insert(X_FORWARDED_SERVER, self.member_id.clone());
         headers.insert(X_FORWARDED_CONTEXT, self.context.clone());
     }
-}
-
-/// One field line from the parts of its value.
-fn line(out: &mut Vec<u8>, name: &str, value: &[&[u8]]) {
-    out.extend_from_slice(name.as_bytes());
-    out.extend_from_slice(b": ");
-    for part in value {
-        out.extend_from_slice(part);
-    }
-    out.extend_from_slice(b"\r\n");
 }
 
 /// The port of a Host header value, handling bracketed IPv6 literals; digits
@@ -350,6 +372,27 @@ mod tests {
         strip_hop_by_hop(&mut h, false);
         let names: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
         assert_eq!(names, vec!["x-kept"]);
+    }
+
+    #[test]
+    fn plain_connection_values_are_removed_alone() {
+        for value in ["keep-alive", "close", "Keep-Alive, close", " close "] {
+            let mut h = HeaderMap::new();
+            h.insert("connection", HeaderValue::from_static(value));
+            h.insert("x-kept", HeaderValue::from_static("1"));
+            h.insert("keep", HeaderValue::from_static("2"));
+            strip_hop_by_hop(&mut h, false);
+            assert_eq!(h.len(), 2, "{value}: {h:?}");
+        }
+        let mut h = HeaderMap::new();
+        h.insert(
+            "connection",
+            HeaderValue::from_static("keep-alive, x-secret"),
+        );
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        strip_hop_by_hop(&mut h, false);
+        assert!(h.is_empty(), "{h:?}");
     }
 
     #[test]
