@@ -6,7 +6,8 @@ configuration the tls scenario benchmarks; prints the arguments that run it.
     tls_peer.py PEER DIR PORT CERT KEY BACKEND_PORT...
 
 PEER is portcullis, nginx or haproxy; the printed arguments follow the
-program's name. The one change from the harness: one
+program's name. CERT and KEY given as `-` write the plain-HTTP variant (for
+bench/perf/cg-peer.sh). The one change from the harness: one
 worker (one nginx process without master, one HAProxy thread; cg-tls.sh sets
 PORTCULLIS_WORKERS=1), so a single process holds every instruction and
 callgrind's serialised threads do not pay for idle hand-offs between workers.
@@ -43,9 +44,12 @@ def portcullis(d, port, cert, key, backends):
 
 def nginx(d, port, cert, key, backends):
     servers = "\n".join(f"    server {LOOPBACK}:{p};" for p in backends)
-    tls = f"    ssl_certificate {cert};\n    ssl_certificate_key {key};\n"
-    text = render("nginx.conf", nofile=NOFILE, dir=d, servers=servers, listen=f"{LOOPBACK}:{port} ssl http2",
-                  tls=tls)
+    if cert == "-":
+        tls, listen = "", f"{LOOPBACK}:{port}"
+    else:
+        tls = f"    ssl_certificate {cert};\n    ssl_certificate_key {key};\n"
+        listen = f"{LOOPBACK}:{port} ssl http2"
+    text = render("nginx.conf", nofile=NOFILE, dir=d, servers=servers, listen=listen, tls=tls)
     text = one_worker(text, "worker_processes 2;", "worker_processes 1;\nmaster_process off;")
     conf = d / "nginx.conf"
     conf.write_text(text)
@@ -53,11 +57,13 @@ def nginx(d, port, cert, key, backends):
 
 
 def haproxy(d, port, cert, key, backends):
-    pem = d / "combined.pem"  # HAProxy wants certificate and key in one file
-    pem.write_text(Path(cert).read_text() + Path(key).read_text())
-    pem.chmod(0o600)
     servers = "\n".join(f"  server b{i} {LOOPBACK}:{p} check inter 1s" for i, p in enumerate(backends, 1))
-    bind = f"{LOOPBACK}:{port} ssl crt {pem} alpn h2,http/1.1"
+    bind = f"{LOOPBACK}:{port}"
+    if cert != "-":
+        pem = d / "combined.pem"  # HAProxy wants certificate and key in one file
+        pem.write_text(Path(cert).read_text() + Path(key).read_text())
+        pem.chmod(0o600)
+        bind += f" ssl crt {pem} alpn h2,http/1.1"
     text = render("haproxy.cfg", nofile=NOFILE, bind=bind, servers=servers)
     text = one_worker(text, "nbthread 2", "nbthread 1")
     conf = d / "haproxy.cfg"
