@@ -346,12 +346,7 @@ async fn bind(
         listen,
         source,
     };
-    let listener = if crate::per_core::cores() > 0 && key == "gateway.listen" {
-        let listener = crate::per_core::reuse_port_listener(listen).map_err(failed)?;
-        TcpListener::from_std(listener).map_err(failed)?
-    } else {
-        TcpListener::bind(listen).await.map_err(failed)?
-    };
+    let listener = TcpListener::bind(listen).await.map_err(failed)?;
     let addr = listener.local_addr().map_err(failed)?;
     Ok((listener, addr))
 }

@@ -1,10 +1,12 @@
-//! Experimental (issue 13): one current-thread runtime per core, each with
-//! its own SO_REUSEPORT listener on the gateway's address (the nginx and
-//! Pingora model), instead of the process's multi-thread runtime. Turned on
-//! with `PORTCULLIS_PER_CORE=N`; measured in docs/benchmarks.md. Not the
-//! default yet: see the notes there.
+//! One current-thread runtime per core, each with its own SO_REUSEPORT
+//! listener on the gateway's address (the nginx and Pingora model), instead
+//! of the process's multi-thread runtime. `portcullis serve` uses it by
+//! default with one runtime per worker (measured in docs/benchmarks.md);
+//! `PORTCULLIS_PER_CORE=N` sets the count, and `0` turns it off. Members
+//! started in-process (the tests') keep the caller's runtime unless the
+//! binary's default is set, so a paused test clock still drives them.
 
-use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use portcullis_proxy::{Gateway, ListenerOptions};
@@ -12,33 +14,38 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::task::AbortOnDropHandle;
 
-/// How many per-core runtimes `PORTCULLIS_PER_CORE` asks for (0: off).
-pub(crate) fn cores() -> usize {
-    std::env::var("PORTCULLIS_PER_CORE")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
+/// The count used when `PORTCULLIS_PER_CORE` is not set (0: off).
+static DEFAULT_CORES: AtomicUsize = AtomicUsize::new(0);
+
+/// Serves the gateway listener of members started from now on from `cores`
+/// per-core runtimes, unless `PORTCULLIS_PER_CORE` says otherwise. The
+/// binary's `serve` sets it once, before starting its member.
+pub fn serve_per_core_by_default(cores: usize) {
+    DEFAULT_CORES.store(cores, Ordering::Relaxed);
 }
 
-/// A listener with SO_REUSEPORT, so several can share the address.
-pub(crate) fn reuse_port_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
-    let socket = socket2::Socket::new(
-        socket2::Domain::for_address(addr),
-        socket2::Type::STREAM,
-        None,
-    )?;
-    socket.set_reuse_address(true)?;
-    socket.set_reuse_port(true)?;
-    socket.set_nonblocking(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(1024)?;
-    Ok(socket.into())
+/// How many per-core runtimes to start (0: serve on the shared runtime).
+pub(crate) fn cores() -> usize {
+    match std::env::var("PORTCULLIS_PER_CORE") {
+        Ok(value) => value.trim().parse().unwrap_or_else(|_| {
+            tracing::warn!(
+                value,
+                "PORTCULLIS_PER_CORE is not a number; serving on the shared runtime"
+            );
+            0
+        }),
+        Err(_) => DEFAULT_CORES.load(Ordering::Relaxed),
+    }
 }
 
 /// Serves the gateway from `cores` threads, each a current-thread runtime
-/// with its own listener on `first`'s address; `first` is closed once they
-/// listen. If they cannot be set up, `first` is served here as usual. The
-/// threads end when `shutdown` turns true or its sender is dropped.
+/// polling its own descriptor of `first`'s socket. One socket, not one per
+/// core with SO_REUSEPORT: each of those would have its own accept queue, so
+/// connections queued on one that closes (the start-up listener, a runtime
+/// that ends) would be reset, and a second process on the same port would
+/// silently get half the connections instead of "address in use". If the
+/// descriptors cannot be made, `first` is served here as usual. The threads
+/// end when `shutdown` turns true or its sender is dropped.
 pub(crate) fn spawn(
     cores: usize,
     first: TcpListener,
@@ -46,10 +53,10 @@ pub(crate) fn spawn(
     options: ListenerOptions,
     shutdown: watch::Receiver<bool>,
 ) -> AbortOnDropHandle<()> {
-    let started = first
-        .local_addr()
-        .and_then(|addr| (0..cores).map(|_| reuse_port_listener(addr)).collect());
-    let listeners: Vec<std::net::TcpListener> = match started {
+    let descriptors: std::io::Result<Vec<std::net::TcpListener>> = (0..cores)
+        .map(|_| socket2::SockRef::from(&first).try_clone().map(Into::into))
+        .collect();
+    let listeners = match descriptors {
         Ok(listeners) => listeners,
         Err(err) => {
             tracing::error!(error = %err, "per-core listeners failed; serving on the shared runtime");
@@ -57,6 +64,7 @@ pub(crate) fn spawn(
             return AbortOnDropHandle::new(tokio::spawn(serving));
         }
     };
+    // The socket stays open through the other descriptors.
     drop(first);
     portcullis_proxy::backend_pool::keep_per_thread();
     let mut threads = Vec::new();

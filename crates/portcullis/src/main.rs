@@ -93,15 +93,27 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
 /// sets its worker threads.
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Some(workers) = std::env::var("PORTCULLIS_WORKERS")
-        .ok()
-        .and_then(|w| w.parse::<usize>().ok())
-        .filter(|w| *w > 0)
-    {
+    if let Some(workers) = configured_workers() {
         builder.worker_threads(workers);
     }
     builder
         .enable_all()
         .build()
         .context("cannot start the async runtime")
+}
+
+/// `PORTCULLIS_WORKERS`, when set to a positive number.
+fn configured_workers() -> Option<usize> {
+    std::env::var("PORTCULLIS_WORKERS")
+        .ok()
+        .and_then(|w| w.parse::<usize>().ok())
+        .filter(|w| *w > 0)
+}
+
+/// Worker threads of the runtime: `PORTCULLIS_WORKERS`, else one per core
+/// (tokio's own default).
+fn workers() -> usize {
+    configured_workers().unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    })
 }

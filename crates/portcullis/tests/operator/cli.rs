@@ -141,11 +141,72 @@ async fn sigterm_finishes_the_in_flight_request_then_exits_zero() {
     assert!(status.success(), "{status:?}");
 }
 
-/// The experimental per-core mode (`PORTCULLIS_PER_CORE`): the gateway is
-/// served by current-thread runtimes with SO_REUSEPORT listeners; requests on
-/// many connections are answered and SIGTERM still ends it cleanly.
+/// The per-core mode (the default of `serve`; `PORTCULLIS_PER_CORE` sets the
+/// count): the gateway is served by current-thread runtimes with SO_REUSEPORT
+/// listeners; requests on many connections are answered and SIGTERM still
+/// ends it cleanly. `PORTCULLIS_PER_CORE=0` serves from the shared runtime.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn per_core_runtimes_serve_and_shut_down_cleanly() {
+    serves_and_shuts_down_cleanly(&[("PORTCULLIS_PER_CORE", "2")], 2).await;
+}
+
+/// Without the variable, `serve` starts one per-core runtime per worker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_runs_per_core_runtimes_by_default() {
+    serves_and_shuts_down_cleanly(&[("PORTCULLIS_WORKERS", "3")], 3).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shared_runtime_serves_and_shuts_down_cleanly() {
+    serves_and_shuts_down_cleanly(&[("PORTCULLIS_PER_CORE", "0")], 0).await;
+}
+
+/// A second member on a port already served fails to start ("address in
+/// use") instead of sharing the port: the per-core runtimes share one socket,
+/// not SO_REUSEPORT sockets that a second process could join.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_member_on_the_same_port_fails_to_start() {
+    init();
+    let backend = DemoBackend::spawn("b", "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let (first_dir, second_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let topology_text = topology("svc", &[backend.url()], "");
+    let (_first, port) = spawn_serve(first_dir.path(), &topology_text);
+    std::fs::create_dir_all(second_dir.path().join("store/topologies")).unwrap();
+    write_topology(second_dir.path(), "t", &topology_text);
+    std::fs::write(
+        second_dir.path().join("portcullis.toml"),
+        format!("[node]\nid = \"second\"\n[gateway]\nlisten = \"127.0.0.1:{port}\"\n[cluster]\nstore = \"dir:./store\"\n"),
+    )
+    .unwrap();
+    let mut second = Reaped(
+        Command::new(binary())
+            .args(["serve", "-c"])
+            .arg(second_dir.path().join("portcullis.toml"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let status =
+        tokio::task::spawn_blocking(move || wait_exit(&mut second, Duration::from_secs(20)))
+            .await
+            .unwrap();
+    assert!(!status.success(), "{status:?}");
+}
+
+/// The names of a process's threads.
+fn thread_names(pid: u32) -> Vec<String> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+    tasks
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .map(|name| name.trim().to_string())
+        .collect()
+}
+
+/// Serves with `env` and checks that `gateway_threads` per-core threads run.
+async fn serves_and_shuts_down_cleanly(env: &[(&str, &str)], gateway_threads: usize) {
     init();
     let backend = DemoBackend::spawn("b", "127.0.0.1:0".parse().unwrap())
         .await
@@ -156,7 +217,7 @@ async fn per_core_runtimes_serve_and_shut_down_cleanly() {
         &topology("svc", &[backend.url()], ""),
         "warn",
         Stdio::null(),
-        &[("PORTCULLIS_PER_CORE", "2")],
+        env,
     );
     let url = format!("http://127.0.0.1:{port}/gateway/t/svc/x");
     let mut answers = Vec::new();
@@ -169,6 +230,9 @@ async fn per_core_runtimes_serve_and_shut_down_cleanly() {
     for answer in answers {
         assert_eq!(answer.await.unwrap(), StatusCode::OK);
     }
+    let names = thread_names(child.id());
+    let per_core = names.iter().filter(|n| n.starts_with("gateway-")).count();
+    assert_eq!(per_core, gateway_threads, "threads: {names:?}");
     signal(&child, "TERM");
     let status =
         tokio::task::spawn_blocking(move || wait_exit(&mut child, Duration::from_secs(10)))
