@@ -18,7 +18,8 @@ use tokio::sync::watch;
 
 use tokio::time::{Instant, Sleep};
 
-use super::backend::{OwnConnector, UpgradedBackend};
+use super::backend::{RelayingConnector, UpgradedBackend};
+use super::interim::InterimHeads;
 use super::head::{closes_after, parse_request, RequestHead, RequestHeadError};
 use super::request_body::{request_body, BodyPump};
 use super::respond::{write_response, Answering};
@@ -186,23 +187,34 @@ impl<I: EngineIo> Conn<I> {
             body,
             upgrade,
         };
+        // 1xx heads of the tries, written before the final one (never to
+        // an HTTP/1.0 client).
+        let interim = InterimHeads::default();
+        let connector = RelayingConnector((!http10).then_some(&interim));
         let mut serving = Box::pin(pipeline::serve(
             &setup.gateway,
             &setup.client,
             request,
-            &OwnConnector,
+            &connector,
         ));
         let response = match pump.as_mut() {
-            None => (&mut serving).await,
+            None => loop {
+                match interim.beside(&mut serving).await {
+                    Some(response) => break response,
+                    None => interim.write_to(&mut self.io).await,
+                }
+            },
             Some(pump) => loop {
                 tokio::select! {
                     biased;
                     response = &mut serving => break response,
+                    () = interim.queued(), if !pump.writing_continue() => interim.write_to(&mut self.io).await,
                     () = pump.step(&mut self.io, &mut self.buf), if !pump.done() => {}
                 }
             },
         };
         drop(serving);
+        interim.write_to(&mut self.io).await;
         if let Some(violation) = pump.as_ref().and_then(|p| p.violation) {
             // As the hyper path answers a body the gate refused: through the
             // request path, so with a Date.

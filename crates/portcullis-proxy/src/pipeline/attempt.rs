@@ -11,7 +11,7 @@ use http_body_util::BodyExt;
 use tokio::time::Instant;
 
 use super::prepare::Forwarding;
-use super::{rest_of_path, BackendConnector, RequestContext};
+use super::{rest_of_path, BackendConnector, ConnectionChoice, RequestContext};
 use crate::body::{self, ProxyBody};
 use crate::error::ProxyError;
 use crate::ha::retry::{FailureKind, NextTry};
@@ -20,6 +20,9 @@ use crate::http::strict;
 use crate::routing::Backend;
 
 /// Sends of one request again after a pooled connection turned out closed.
+/// The own engine resends on a new connection, so one is enough against any
+/// number of dead pooled ones; the second covers hyper's pool, which cannot
+/// be bypassed (`ConnectionChoice`).
 const MAX_STALE_RETRIES: u32 = 2;
 
 /// One try, ready to send.
@@ -29,6 +32,8 @@ pub(super) struct Attempt {
     /// A GET or HEAD without a body may go again on a fresh connection when a
     /// pooled one turns out closed (§9).
     may_resend: bool,
+    /// `New` for that resend.
+    connection: ConnectionChoice,
 }
 
 /// A try after its wait for the response head.
@@ -74,7 +79,7 @@ impl Attempt {
         let backend = &service.backends[self.index];
         let in_flight = InFlight::start(backend.clone());
         let waited = wait_for_head(
-            connector.send(service, self.request),
+            connector.send(service, self.request, self.connection),
             &backend.state,
             service.config.timeouts.request,
             forwarding.stall_timeout,
@@ -95,8 +100,7 @@ impl<U> Forwarding<'_, U> {
     /// (`failover_sleep`). Not async: most tries wait for nothing, and a
     /// future holding a timer would be built and moved for each of them.
     pub(super) fn before_try(&mut self, ctx: &RequestContext) -> Option<Duration> {
-        let resending = std::mem::take(&mut self.resend);
-        if ctx.tries_so_far() > 0 && !resending {
+        if ctx.tries_so_far() > 0 && !self.resend {
             self.service.stats.failovers.fetch_add(1, Ordering::Relaxed);
             let sleep = self.service.config.ha.failover_sleep;
             return (!sleep.is_zero()).then_some(sleep);
@@ -130,6 +134,11 @@ impl<U> Forwarding<'_, U> {
         *request.method_mut() = self.head.method.clone();
         *request.uri_mut() = uri;
         *request.version_mut() = self.backend_version;
+        // The resend after a stale pooled connection goes on a new one.
+        let connection = match std::mem::take(&mut self.resend) {
+            true => ConnectionChoice::New,
+            false => ConnectionChoice::Pooled,
+        };
         let may_resend = self.stale_retries < MAX_STALE_RETRIES
             && self.replay.is_none()
             && matches!(self.head.method, Method::GET | Method::HEAD);
@@ -157,6 +166,7 @@ impl<U> Forwarding<'_, U> {
             index,
             request,
             may_resend,
+            connection,
         }))
     }
 
