@@ -221,7 +221,10 @@ async fn send_own(
     let wants_upgrade = parts.headers.contains_key(http::header::UPGRADE);
     let mut head = Vec::with_capacity(256);
     let chunked = write_request_head(&mut head, &parts, &body);
-    let reading = HeadReading { method: &method, interim };
+    let reading = HeadReading {
+        method: &method,
+        interim,
+    };
     let exchanged = if body.is_end_stream() {
         exchange_head_only(conn, &head, &reading).await
     } else {
@@ -276,7 +279,11 @@ impl Failed {
 type Exchanged = Result<(ResponseHead, Wire, bool), Failed>;
 
 /// A request without a body: write the head, read the response head.
-async fn exchange_head_only(mut conn: BackendConn, head: &[u8], reading: &HeadReading<'_>) -> Exchanged {
+async fn exchange_head_only(
+    mut conn: BackendConn,
+    head: &[u8],
+    reading: &HeadReading<'_>,
+) -> Exchanged {
     let mut got_bytes = false;
     let failed = |kind, got_bytes| Failed { kind, got_bytes };
     if let Err(err) = conn.stream.write_all(head).await {
@@ -444,9 +451,7 @@ async fn read_head<R: tokio::io::AsyncRead + Unpin>(
                 if !status.is_informational() || status == http::StatusCode::SWITCHING_PROTOCOLS {
                     return Ok(head);
                 }
-                interim
-                    .count(before - buf.len())
-                    .map_err(ReadError::Bad)?;
+                interim.count(before - buf.len()).map_err(ReadError::Bad)?;
                 match reading.interim {
                     Some(heads) if is_relayed(status) => heads.push(head.parts),
                     _ => {}
@@ -498,7 +503,10 @@ async fn send_body<W: tokio::io::AsyncWrite + Unpin>(
 mod tests {
     use super::*;
 
-    async fn read_from(bytes: &[u8], interim: Option<&InterimHeads>) -> Result<ResponseHead, ReadError> {
+    async fn read_from(
+        bytes: &[u8],
+        interim: Option<&InterimHeads>,
+    ) -> Result<ResponseHead, ReadError> {
         let mut reader = bytes;
         let mut buf = bytes::BytesMut::new();
         let reading = HeadReading {
@@ -516,7 +524,10 @@ mod tests {
         let bytes = format!(
             "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n{FINAL}"
         );
-        let head = read_from(bytes.as_bytes(), Some(&heads)).await.ok().unwrap();
+        let head = read_from(bytes.as_bytes(), Some(&heads))
+            .await
+            .ok()
+            .unwrap();
         assert_eq!(head.parts.status, 200);
         let queued = String::from_utf8(heads.take()).unwrap();
         assert_eq!(queued, "HTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\n");
@@ -540,7 +551,10 @@ mod tests {
         assert!(matches!(refused, Err(ReadError::Bad(_))));
         let most = format!("{}{FINAL}", "HTTP/1.1 100 Continue\r\n\r\n".repeat(32));
         assert!(read_from(most.as_bytes(), Some(&heads)).await.is_ok());
-        let big = format!("HTTP/1.1 103 Early Hints\r\nLink: {}\r\n\r\n", "x".repeat(30_000));
+        let big = format!(
+            "HTTP/1.1 103 Early Hints\r\nLink: {}\r\n\r\n",
+            "x".repeat(30_000)
+        );
         let too_big = format!("{}{FINAL}", big.repeat(3));
         let refused = read_from(too_big.as_bytes(), Some(&heads)).await;
         assert!(matches!(refused, Err(ReadError::Bad(_))), "over 64 KiB");

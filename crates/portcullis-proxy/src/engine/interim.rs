@@ -27,11 +27,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::task::Poll;
 
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use http::{response, StatusCode};
 
 use super::head::BadResponse;
+use super::request_body::BodyPump;
 
 /// Most interim heads a backend may send before its final head.
 pub const MAX_INTERIM: u32 = 32;
@@ -70,9 +72,52 @@ impl InterimHeads {
         std::mem::take(&mut *bytes)
     }
 
+    /// Runs the pipeline's future `serving` to its response while the
+    /// request body is pumped from `io` (when there is one) and interim
+    /// heads are written to `io` as they come. Heads still queued when the
+    /// response is ready go out before it, unless the engine's own `100
+    /// Continue` is half written (then they are dropped: a 1xx is advice,
+    /// and interleaved bytes would break the connection).
+    pub(super) async fn serve_beside<F, I>(
+        &self,
+        serving: &mut F,
+        pump: Option<&mut BodyPump>,
+        io: &mut I,
+        buf: &mut BytesMut,
+    ) -> F::Output
+    where
+        F: Future + Unpin,
+        I: AsyncRead + AsyncWrite + Unpin,
+    {
+        let response = match pump {
+            None => loop {
+                match self.beside(serving).await {
+                    Some(response) => break response,
+                    None => self.write_to(io).await,
+                }
+            },
+            Some(pump) => {
+                let response = loop {
+                    tokio::select! {
+                        biased;
+                        response = &mut *serving => break response,
+                        () = self.queued(), if !pump.writing_continue() => self.write_to(io).await,
+                        () = pump.step(io, buf), if !pump.done() => {}
+                    }
+                };
+                if pump.writing_continue() {
+                    return response;
+                }
+                response
+            }
+        };
+        self.write_to(io).await;
+        response
+    }
+
     /// Polls `serving` until it is done (`Some`) or has queued heads
     /// (`None`).
-    pub(super) async fn beside<F: Future + Unpin>(&self, serving: &mut F) -> Option<F::Output> {
+    async fn beside<F: Future + Unpin>(&self, serving: &mut F) -> Option<F::Output> {
         poll_fn(|cx| match Pin::new(&mut *serving).poll(cx) {
             Poll::Ready(output) => Poll::Ready(Some(output)),
             Poll::Pending if self.is_queued() => Poll::Ready(None),
@@ -84,7 +129,7 @@ impl InterimHeads {
     /// Ready while heads are queued. Registers no waker: only a poll of the
     /// pipeline's future queues heads, and the loop polls this right after
     /// that future in the same pass (see [`InterimHeads`]).
-    pub(super) async fn queued(&self) {
+    async fn queued(&self) {
         poll_fn(|_| match self.is_queued() {
             true => Poll::Ready(()),
             false => Poll::Pending,
@@ -94,7 +139,7 @@ impl InterimHeads {
 
     /// Writes the queued heads to the client. A failed write is left to the
     /// final response's write to notice.
-    pub(super) async fn write_to<W: AsyncWrite + Unpin>(&self, io: &mut W) {
+    async fn write_to<W: AsyncWrite + Unpin>(&self, io: &mut W) {
         if self.is_queued() {
             let bytes = self.take();
             let _ = io.write_all(&bytes).await;

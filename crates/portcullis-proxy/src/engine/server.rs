@@ -19,8 +19,8 @@ use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
 
 use super::backend::{RelayingConnector, UpgradedBackend};
-use super::interim::InterimHeads;
 use super::head::{closes_after, parse_request, RequestHead, RequestHeadError};
+use super::interim::InterimHeads;
 use super::request_body::{request_body, BodyPump};
 use super::respond::{write_response, Answering};
 use super::response_body::{read_more, HEAD_READ};
@@ -197,24 +197,10 @@ impl<I: EngineIo> Conn<I> {
             request,
             &connector,
         ));
-        let response = match pump.as_mut() {
-            None => loop {
-                match interim.beside(&mut serving).await {
-                    Some(response) => break response,
-                    None => interim.write_to(&mut self.io).await,
-                }
-            },
-            Some(pump) => loop {
-                tokio::select! {
-                    biased;
-                    response = &mut serving => break response,
-                    () = interim.queued(), if !pump.writing_continue() => interim.write_to(&mut self.io).await,
-                    () = pump.step(&mut self.io, &mut self.buf), if !pump.done() => {}
-                }
-            },
-        };
+        let response = interim
+            .serve_beside(&mut serving, pump.as_mut(), &mut self.io, &mut self.buf)
+            .await;
         drop(serving);
-        interim.write_to(&mut self.io).await;
         if let Some(violation) = pump.as_ref().and_then(|p| p.violation) {
             // As the hyper path answers a body the gate refused: through the
             // request path, so with a Date.

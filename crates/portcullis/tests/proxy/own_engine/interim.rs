@@ -95,10 +95,7 @@ async fn early_hints_reach_the_client_before_the_final_response_exists() {
     // once, not only ahead of the final head.
     let interim = read_until(&mut client, |b| head_end(b).is_some()).await;
     let text = String::from_utf8_lossy(&interim).to_ascii_lowercase();
-    assert!(
-        text.starts_with("http/1.1 103 early hints\r\n"),
-        "{text:?}"
-    );
+    assert!(text.starts_with("http/1.1 103 early hints\r\n"), "{text:?}");
     assert!(text.contains("link: </a.css>; rel=preload\r\n"), "{text:?}");
     for hop_field in ["connection", "x-private", "keep-alive"] {
         assert!(!text.contains(hop_field), "{hop_field} relayed: {text:?}");
@@ -127,10 +124,18 @@ async fn interim_responses_go_in_order_and_never_to_http10_clients() {
     let http11 = exchange(member.addr, &get("/x", "HTTP/1.1")).await;
     assert_eq!(statuses(&http11), [102, 103, 103, 200]);
     let text = String::from_utf8_lossy(&http11);
-    let (a, b) = (text.find("</a.css>").unwrap(), text.find("</b.js>").unwrap());
+    let (a, b) = (
+        text.find("</a.css>").unwrap(),
+        text.find("</b.js>").unwrap(),
+    );
     assert!(a < b, "hints in the backend's order: {text}");
     let http10 = exchange(member.addr, &get("/x", "HTTP/1.0")).await;
-    assert_eq!(statuses(&http10), [200], "{}", String::from_utf8_lossy(&http10));
+    assert_eq!(
+        statuses(&http10),
+        [200],
+        "{}",
+        String::from_utf8_lossy(&http10)
+    );
     member.stop().await;
     task.abort();
 }
@@ -138,7 +143,11 @@ async fn interim_responses_go_in_order_and_never_to_http10_clients() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backends_100_is_dropped_and_an_expect_gets_exactly_one_100() {
     let script: Script = Arc::new(|_: &[u8]| {
-        sends(&["HTTP/1.1 100 Continue\r\n\r\n", HINTS, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"])
+        sends(&[
+            "HTTP/1.1 100 Continue\r\n\r\n",
+            HINTS,
+            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        ])
     });
     let (url, task) = backend(script).await;
     let member = own_member(&url).await;
@@ -155,7 +164,12 @@ async fn a_backends_100_is_dropped_and_an_expect_gets_exactly_one_100() {
     assert_eq!(statuses(&continued), [100]);
     client.write_all(b"hello").await.unwrap();
     let rest = read_until(&mut client, has_final).await;
-    assert_eq!(statuses(&rest), [103, 200], "{}", String::from_utf8_lossy(&rest));
+    assert_eq!(
+        statuses(&rest),
+        [103, 200],
+        "{}",
+        String::from_utf8_lossy(&rest)
+    );
     member.stop().await;
     task.abort();
 }
@@ -163,7 +177,11 @@ async fn a_backends_100_is_dropped_and_an_expect_gets_exactly_one_100() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thirty_two_interim_responses_pass_and_the_thirty_third_is_a_502() {
     let script: Script = Arc::new(|request: &[u8]| {
-        let count = if request.starts_with(b"GET /many") { 33 } else { 32 };
+        let count = if request.starts_with(b"GET /many") {
+            33
+        } else {
+            32
+        };
         let mut steps: Vec<Step> = (0..count)
             .map(|_| Step::Send(HINTS.as_bytes().to_vec()))
             .collect();
@@ -175,7 +193,10 @@ async fn thirty_two_interim_responses_pass_and_the_thirty_third_is_a_502() {
     let most = exchange(member.addr, &get("/most", "HTTP/1.1")).await;
     let seen = statuses(&most);
     assert_eq!(seen.len(), 33, "{seen:?}");
-    assert!(seen[..32].iter().all(|s| *s == 103) && seen[32] == 200, "{seen:?}");
+    assert!(
+        seen[..32].iter().all(|s| *s == 103) && seen[32] == 200,
+        "{seen:?}"
+    );
     let many = exchange(member.addr, &get("/many", "HTTP/1.1")).await;
     let seen = statuses(&many);
     assert_eq!(seen.last(), Some(&502), "{seen:?}");
@@ -194,11 +215,18 @@ async fn a_malformed_interim_head_is_a_502() {
         "HTTP/1.1 1033 Early Hints\r\n\r\n",
     ];
     for interim in broken {
-        let script: Script = Arc::new(move |_: &[u8]| sends(&[interim, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"]));
+        let script: Script = Arc::new(move |_: &[u8]| {
+            sends(&[interim, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"])
+        });
         let (url, task) = backend(script).await;
         let member = own_member(&url).await;
         let reply = exchange(member.addr, &get("/x", "HTTP/1.1")).await;
-        assert_eq!(statuses(&reply), [502], "{interim:?}: {}", String::from_utf8_lossy(&reply));
+        assert_eq!(
+            statuses(&reply),
+            [502],
+            "{interim:?}: {}",
+            String::from_utf8_lossy(&reply)
+        );
         member.stop().await;
         task.abort();
     }

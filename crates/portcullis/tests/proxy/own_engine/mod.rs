@@ -28,7 +28,10 @@ pub async fn own_member(url: &str) -> TestMember {
 
 /// Where the head at the start of `bytes` ends (after its blank line).
 pub fn head_end(bytes: &[u8]) -> Option<usize> {
-    bytes.windows(4).position(|w| w == b"\r\n\r\n").map(|at| at + 4)
+    bytes
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|at| at + 4)
 }
 
 /// The Content-Length of the head at the start of `bytes` (0 without one).

@@ -31,7 +31,10 @@ struct Counts {
 /// connections, once `stale` is set, close on their next request without
 /// answering: the backend's idle close racing the gateway's reuse, for
 /// every pooled connection at once.
-async fn backend(stale: Arc<AtomicBool>, counts: Arc<Counts>) -> (String, tokio::task::JoinHandle<()>) {
+async fn backend(
+    stale: Arc<AtomicBool>,
+    counts: Arc<Counts>,
+) -> (String, tokio::task::JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     let warm = Arc::new(Barrier::new(POOLED));
