@@ -111,7 +111,11 @@ impl InterimHeads {
                 response
             }
         };
-        self.write_to(io).await;
+        // Heads queued by the poll that finished: checked here, so the
+        // usual request (no heads) does not enter the write at all.
+        if self.is_queued() {
+            self.write_to(io).await;
+        }
         response
     }
 
