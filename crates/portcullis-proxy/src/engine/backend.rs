@@ -19,13 +19,14 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use super::head::{parse_response, BadResponse, ResponseHead};
+use super::interim::{is_relayed, InterimCount, InterimHeads};
 use super::respond::ChunkSizeLine;
 use super::response_body::{read_more, BackendBody, ReturnTo, Upload, Wire, HEAD_READ};
 use crate::backend_pool::BackendConn;
 use crate::body::ProxyBody;
 use crate::error::BoxError;
 use crate::hyper_edge::ServiceClient;
-use crate::pipeline::{BackendConnector, TryHost, TryRequest};
+use crate::pipeline::{BackendConnector, ConnectionChoice, TryHost, TryRequest};
 use crate::routing::ServiceRuntime;
 
 /// Why a try on the own engine's backend side failed.
@@ -88,7 +89,13 @@ impl Body for EngineResponseBody {
 pub struct UpgradedBackend(pub(crate) Arc<std::sync::Mutex<Option<BackendConn>>>);
 
 /// Sends tries on the own engine where it can, on hyper where it cannot.
+/// Interim (1xx) responses are not relayed: for clients that cannot take
+/// them (HTTP/2 through hyper's server, HTTP/1.0).
 pub struct OwnConnector;
+
+/// [`OwnConnector`] for a client of the engine: interim responses of its
+/// tries are queued for the client's connection (`None` for HTTP/1.0).
+pub(super) struct RelayingConnector<'a>(pub(super) Option<&'a InterimHeads>);
 
 impl BackendConnector for OwnConnector {
     type ResponseBody = EngineResponseBody;
@@ -98,49 +105,100 @@ impl BackendConnector for OwnConnector {
         &self,
         service: &ServiceRuntime,
         request: TryRequest<'_>,
+        connection: ConnectionChoice,
     ) -> impl Future<Output = Result<Response<EngineResponseBody>, EngineError>> + Send {
         // Boxed: the exchange's state is kilobytes, and every future that
         // awaits it would otherwise hold and copy it (callgrind: memcpy).
-        Box::pin(async move {
-            let own = request.version == Version::HTTP_11
-                && request.uri.scheme() == Some(&http::uri::Scheme::HTTP);
-            if own {
-                send_own(service, request).await
-            } else {
-                let response = ServiceClient.send(service, request).await?;
-                Ok(response.map(EngineResponseBody::Hyper))
-            }
-        })
+        Box::pin(send(service, request, connection, None))
     }
 
     fn is_connect(&self, error: &EngineError) -> bool {
-        match error {
-            EngineError::Connect(_) | EngineError::ConnectTimeout => true,
-            EngineError::Hyper(err) => ServiceClient.is_connect(err),
-            _ => false,
-        }
+        is_connect(error)
     }
 
     fn closed_before_answer(&self, error: &EngineError) -> bool {
-        match error {
-            EngineError::ClosedBeforeAnswer => true,
-            EngineError::Hyper(err) => ServiceClient.closed_before_answer(err),
-            _ => false,
-        }
+        closed_before_answer(error)
     }
 
     fn client_body_failure(&self, error: &EngineError) -> Option<&'static str> {
-        match error {
-            EngineError::RequestBody(err) => crate::body::body_failure_reason(err.as_ref()),
-            EngineError::Hyper(err) => ServiceClient.client_body_failure(err),
-            _ => None,
-        }
+        client_body_failure(error)
+    }
+}
+
+impl BackendConnector for RelayingConnector<'_> {
+    type ResponseBody = EngineResponseBody;
+    type Error = EngineError;
+
+    fn send(
+        &self,
+        service: &ServiceRuntime,
+        request: TryRequest<'_>,
+        connection: ConnectionChoice,
+    ) -> impl Future<Output = Result<Response<EngineResponseBody>, EngineError>> + Send {
+        Box::pin(send(service, request, connection, self.0))
+    }
+
+    fn is_connect(&self, error: &EngineError) -> bool {
+        is_connect(error)
+    }
+
+    fn closed_before_answer(&self, error: &EngineError) -> bool {
+        closed_before_answer(error)
+    }
+
+    fn client_body_failure(&self, error: &EngineError) -> Option<&'static str> {
+        client_body_failure(error)
+    }
+}
+
+/// A plain HTTP/1.1 backend on the own engine, anything else on the
+/// service's hyper client (whose pool cannot be bypassed for one request,
+/// so there a resend may take a pooled connection again).
+async fn send(
+    service: &ServiceRuntime,
+    request: TryRequest<'_>,
+    connection: ConnectionChoice,
+    interim: Option<&InterimHeads>,
+) -> Result<Response<EngineResponseBody>, EngineError> {
+    let own = request.version == Version::HTTP_11
+        && request.uri.scheme() == Some(&http::uri::Scheme::HTTP);
+    if own {
+        send_own(service, request, connection, interim).await
+    } else {
+        let response = ServiceClient.send(service, request, connection).await?;
+        Ok(response.map(EngineResponseBody::Hyper))
+    }
+}
+
+fn is_connect(error: &EngineError) -> bool {
+    match error {
+        EngineError::Connect(_) | EngineError::ConnectTimeout => true,
+        EngineError::Hyper(err) => ServiceClient.is_connect(err),
+        _ => false,
+    }
+}
+
+fn closed_before_answer(error: &EngineError) -> bool {
+    match error {
+        EngineError::ClosedBeforeAnswer => true,
+        EngineError::Hyper(err) => ServiceClient.closed_before_answer(err),
+        _ => false,
+    }
+}
+
+fn client_body_failure(error: &EngineError) -> Option<&'static str> {
+    match error {
+        EngineError::RequestBody(err) => crate::body::body_failure_reason(err.as_ref()),
+        EngineError::Hyper(err) => ServiceClient.client_body_failure(err),
+        _ => None,
     }
 }
 
 async fn send_own(
     service: &ServiceRuntime,
     request: TryRequest<'_>,
+    connection: ConnectionChoice,
+    interim: Option<&InterimHeads>,
 ) -> Result<Response<EngineResponseBody>, EngineError> {
     // A clone shares the uri's bytes: no copy per request.
     let authority = request
@@ -148,7 +206,13 @@ async fn send_own(
         .authority()
         .cloned()
         .unwrap_or_else(|| Authority::from_static("invalid"));
-    let mut conn = match service.pool.take(authority.as_str()) {
+    // A resend after a pooled connection turned out closed goes on a new
+    // one: the next pooled connection may be just as dead (§9).
+    let pooled = match connection {
+        ConnectionChoice::Pooled => service.pool.take(authority.as_str()),
+        ConnectionChoice::New => None,
+    };
+    let mut conn = match pooled {
         Some(conn) => conn,
         None => connect(authority.as_str(), service.config.timeouts.connect).await?,
     };
@@ -159,10 +223,14 @@ async fn send_own(
     let mut head = Vec::with_capacity(384);
     let chunked = write_request_head(&mut head, &request);
     let body = request.body;
+    let reading = HeadReading {
+        method: &method,
+        interim,
+    };
     let exchanged = if body.is_end_stream() {
-        exchange_head_only(conn, &head, &method).await
+        exchange_head_only(conn, &head, &reading).await
     } else {
-        exchange_with_body(conn, &head, body, chunked, &method).await
+        exchange_with_body(conn, &head, body, chunked, &reading).await
     };
     let (response_head, wire, body_sent) = exchanged.map_err(|err| err.into_engine(reused))?;
     let ResponseHead {
@@ -213,13 +281,17 @@ impl Failed {
 type Exchanged = Result<(ResponseHead, Wire, bool), Failed>;
 
 /// A request without a body: write the head, read the response head.
-async fn exchange_head_only(mut conn: BackendConn, head: &[u8], method: &Method) -> Exchanged {
+async fn exchange_head_only(
+    mut conn: BackendConn,
+    head: &[u8],
+    reading: &HeadReading<'_>,
+) -> Exchanged {
     let mut got_bytes = false;
     let failed = |kind, got_bytes| Failed { kind, got_bytes };
     if let Err(err) = conn.stream.write_all(head).await {
         return Err(failed(ReadError::Io(err), false));
     }
-    match read_head(&mut conn.stream, &mut conn.buf, method, &mut got_bytes).await {
+    match read_head(&mut conn.stream, &mut conn.buf, reading, &mut got_bytes).await {
         Ok(response) => Ok((response, Wire::Whole(conn), true)),
         Err(kind) => Err(failed(kind, got_bytes)),
     }
@@ -233,7 +305,7 @@ async fn exchange_with_body(
     head: &[u8],
     body: ProxyBody,
     chunked: bool,
-    method: &Method,
+    reading: &HeadReading<'_>,
 ) -> Exchanged {
     let BackendConn {
         stream,
@@ -252,10 +324,10 @@ async fn exchange_with_body(
     });
     let early = tokio::select! {
         biased;
-        response = read_head(&mut read, &mut buf, method, &mut got_bytes) => Some(response),
+        response = read_head(&mut read, &mut buf, reading, &mut got_bytes) => Some(response),
         sent = &mut upload => match sent {
             Ok(write) => {
-                let response = read_head(&mut read, &mut buf, method, &mut got_bytes).await;
+                let response = read_head(&mut read, &mut buf, reading, &mut got_bytes).await;
                 let response = response.map_err(|kind| failed(kind, got_bytes))?;
                 let stream = read.reunite(write).map_err(|_| failed(ReadError::Eof, got_bytes))?;
                 let conn = BackendConn { stream, buf, used };
@@ -363,22 +435,38 @@ enum ReadError {
     Body(BoxError),
 }
 
-/// Reads until a final response head (interim 1xx heads other than 101 are
-/// skipped).
+/// What reading a response head needs besides the bytes.
+struct HeadReading<'a> {
+    /// The request's method (a HEAD answer has no body).
+    method: &'a Method,
+    /// Where interim responses go when the client takes them.
+    interim: Option<&'a InterimHeads>,
+}
+
+/// Reads until a final response head. Interim 1xx heads (other than 101)
+/// are checked like any head, counted against their bounds, and queued for
+/// the client when it takes them (`super::interim`).
 async fn read_head<R: tokio::io::AsyncRead + Unpin>(
     reader: &mut R,
     buf: &mut bytes::BytesMut,
-    method: &Method,
+    reading: &HeadReading<'_>,
     got_bytes: &mut bool,
 ) -> Result<ResponseHead, ReadError> {
+    let mut interim = InterimCount::default();
     loop {
         if !buf.is_empty() {
-            if let Some(head) = parse_response(buf, method).map_err(ReadError::Bad)? {
+            let before = buf.len();
+            if let Some(head) = parse_response(buf, reading.method).map_err(ReadError::Bad)? {
                 let status = head.parts.status;
-                if status.is_informational() && status != http::StatusCode::SWITCHING_PROTOCOLS {
-                    continue;
+                if !status.is_informational() || status == http::StatusCode::SWITCHING_PROTOCOLS {
+                    return Ok(head);
                 }
-                return Ok(head);
+                interim.count(before - buf.len()).map_err(ReadError::Bad)?;
+                match reading.interim {
+                    Some(heads) if is_relayed(status) => heads.push(head.parts),
+                    _ => {}
+                }
+                continue;
             }
         }
         let more = poll_fn(|cx| read_more(reader, buf, HEAD_READ, cx))
@@ -419,4 +507,69 @@ async fn send_body<W: tokio::io::AsyncWrite + Unpin>(
         writer.write_all(b"0\r\n\r\n").await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn read_from(
+        bytes: &[u8],
+        interim: Option<&InterimHeads>,
+    ) -> Result<ResponseHead, ReadError> {
+        let mut reader = bytes;
+        let mut buf = bytes::BytesMut::new();
+        let reading = HeadReading {
+            method: &Method::GET,
+            interim,
+        };
+        read_head(&mut reader, &mut buf, &reading, &mut false).await
+    }
+
+    const FINAL: &str = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+
+    #[tokio::test]
+    async fn interim_heads_are_queued_but_not_the_100() {
+        let heads = InterimHeads::default();
+        let bytes = format!(
+            "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n{FINAL}"
+        );
+        let head = read_from(bytes.as_bytes(), Some(&heads))
+            .await
+            .ok()
+            .unwrap();
+        assert_eq!(head.parts.status, 200);
+        let queued = String::from_utf8(heads.take()).unwrap();
+        assert_eq!(queued, "HTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\n");
+    }
+
+    #[tokio::test]
+    async fn without_a_client_that_takes_them_interim_heads_are_skipped() {
+        let bytes = format!("HTTP/1.1 102 Processing\r\n\r\n{FINAL}");
+        let head = read_from(bytes.as_bytes(), None).await.ok().unwrap();
+        assert_eq!(head.parts.status, 200);
+    }
+
+    #[tokio::test]
+    async fn a_101_is_final_and_a_33rd_interim_head_or_a_bad_one_refused() {
+        let switching = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n";
+        let head = read_from(switching.as_bytes(), None).await.ok().unwrap();
+        assert_eq!(head.parts.status, 101);
+        let heads = InterimHeads::default();
+        let too_many = format!("{}{FINAL}", "HTTP/1.1 100 Continue\r\n\r\n".repeat(33));
+        let refused = read_from(too_many.as_bytes(), Some(&heads)).await;
+        assert!(matches!(refused, Err(ReadError::Bad(_))));
+        let most = format!("{}{FINAL}", "HTTP/1.1 100 Continue\r\n\r\n".repeat(32));
+        assert!(read_from(most.as_bytes(), Some(&heads)).await.is_ok());
+        let big = format!(
+            "HTTP/1.1 103 Early Hints\r\nLink: {}\r\n\r\n",
+            "x".repeat(30_000)
+        );
+        let too_big = format!("{}{FINAL}", big.repeat(3));
+        let refused = read_from(too_big.as_bytes(), Some(&heads)).await;
+        assert!(matches!(refused, Err(ReadError::Bad(_))), "over 64 KiB");
+        let bare_lf = format!("HTTP/1.1 103 Early Hints\nLink: </a>\n\n{FINAL}");
+        let refused = read_from(bare_lf.as_bytes(), Some(&heads)).await;
+        assert!(matches!(refused, Err(ReadError::Bad(_))), "bare LF");
+    }
 }

@@ -9,6 +9,7 @@
 //! - `server`: one client connection: heads, bodies, responses, keep-alive,
 //!   pipelining, `Expect: 100-continue`, upgrades. Between requests it holds
 //!   no buffer, so an idle connection is a socket and a small state.
+//! - `interim`: 1xx responses relayed to the client before the final one.
 //! - `request_body`: the client's body, read by the connection and handed to
 //!   the pipeline through a small channel.
 //! - `respond`: response heads and body framing towards the client.
@@ -18,6 +19,7 @@
 
 pub mod backend;
 pub mod head;
+mod interim;
 mod request_body;
 mod respond;
 mod response_body;

@@ -128,6 +128,12 @@ impl BodyPump {
         self.done
     }
 
+    /// Part of the engine's own `100 Continue` is written and the rest is
+    /// owed: nothing else may be written to the client until it is.
+    pub(super) fn writing_continue(&self) -> bool {
+        self.continue_sent.is_some_and(|sent| sent > 0)
+    }
+
     /// Every byte of the body was read from the connection, so the next
     /// request's head starts at the front of the buffer.
     pub(super) fn complete(&self) -> bool {

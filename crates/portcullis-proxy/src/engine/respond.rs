@@ -203,6 +203,20 @@ fn write_status_line(out: &mut Vec<u8>, status: StatusCode, http10: bool) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// An interim (1xx) head as the client gets it: HTTP/1.1, the backend's
+/// fields without hop-by-hop ones (RFC 9110 §7.6.1) and without any
+/// Content-Length (a 1xx has no content, RFC 9110 §8.6).
+pub(super) fn write_interim_head(out: &mut Vec<u8>, mut head: http::response::Parts) {
+    crate::http::headers::strip_hop_by_hop(&mut head.headers, false);
+    write_status_line(out, head.status, false);
+    for (name, value) in &head.headers {
+        if name != CONTENT_LENGTH {
+            write_field(out, name.as_str(), value.as_bytes());
+        }
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
 /// `name: value` and CRLF.
 pub(super) fn write_field(out: &mut Vec<u8>, name: &str, value: &[u8]) {
     out.extend_from_slice(name.as_bytes());

@@ -18,8 +18,9 @@ use tokio::sync::watch;
 
 use tokio::time::{Instant, Sleep};
 
-use super::backend::{OwnConnector, UpgradedBackend};
+use super::backend::{RelayingConnector, UpgradedBackend};
 use super::head::{closes_after, parse_request, RequestHead, RequestHeadError};
+use super::interim::InterimHeads;
 use super::request_body::{request_body, BodyPump};
 use super::respond::{write_response, Answering};
 use super::response_body::{read_more, HEAD_READ};
@@ -186,22 +187,19 @@ impl<I: EngineIo> Conn<I> {
             body,
             upgrade,
         };
+        // 1xx heads of the tries, written before the final one (never to
+        // an HTTP/1.0 client).
+        let interim = InterimHeads::default();
+        let connector = RelayingConnector((!http10).then_some(&interim));
         let mut serving = Box::pin(pipeline::serve(
             &setup.gateway,
             &setup.client,
             request,
-            &OwnConnector,
+            &connector,
         ));
-        let response = match pump.as_mut() {
-            None => (&mut serving).await,
-            Some(pump) => loop {
-                tokio::select! {
-                    biased;
-                    response = &mut serving => break response,
-                    () = pump.step(&mut self.io, &mut self.buf), if !pump.done() => {}
-                }
-            },
-        };
+        let response = interim
+            .serve_beside(&mut serving, pump.as_mut(), &mut self.io, &mut self.buf)
+            .await;
         drop(serving);
         if let Some(violation) = pump.as_ref().and_then(|p| p.violation) {
             // As the hyper path answers a body the gate refused: through the

@@ -16,7 +16,9 @@ use hyper_util::client::legacy::Error as ClientError;
 
 use crate::body::ProxyBody;
 use crate::http::{strict, ClientContext};
-use crate::pipeline::{self, BackendConnector, ClientRequest, ClientUpgrade, TryRequest};
+use crate::pipeline::{
+    self, BackendConnector, ClientRequest, ClientUpgrade, ConnectionChoice, TryRequest,
+};
 use crate::routing::{Gateway, ServiceRuntime};
 
 /// Serves one request. Never fails: every error becomes a JSON response.
@@ -50,10 +52,14 @@ impl BackendConnector for ServiceClient {
     type ResponseBody = Incoming;
     type Error = ClientError;
 
+    /// `connection` is not followed: hyper-util's pool offers no way to
+    /// skip its idle connections for one request, so a resend may take a
+    /// pooled connection again (hence two resends, `pipeline::attempt`).
     fn send(
         &self,
         service: &ServiceRuntime,
         request: TryRequest<'_>,
+        _connection: ConnectionChoice,
     ) -> impl Future<Output = Result<Response<Incoming>, ClientError>> + Send {
         service.client.request(request.into_request())
     }

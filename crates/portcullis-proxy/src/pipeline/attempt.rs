@@ -10,7 +10,9 @@ use http_body_util::BodyExt;
 use tokio::time::Instant;
 
 use super::prepare::Forwarding;
-use super::{rest_of_path, BackendConnector, RequestContext, TryHost, TryRequest};
+use super::{
+    rest_of_path, BackendConnector, ConnectionChoice, RequestContext, TryHost, TryRequest,
+};
 use crate::body::{self, ProxyBody};
 use crate::error::ProxyError;
 use crate::ha::retry::{FailureKind, NextTry};
@@ -19,6 +21,9 @@ use crate::http::strict;
 use crate::routing::Backend;
 
 /// Sends of one request again after a pooled connection turned out closed.
+/// The own engine resends on a new connection, so one is enough against any
+/// number of dead pooled ones; the second covers hyper's pool, which cannot
+/// be bypassed (`ConnectionChoice`).
 const MAX_STALE_RETRIES: u32 = 2;
 
 /// One try, ready to send.
@@ -29,6 +34,8 @@ pub(super) struct Attempt {
     /// A GET or HEAD without a body may go again on a fresh connection when a
     /// pooled one turns out closed (§9).
     may_resend: bool,
+    /// `New` for that resend.
+    connection: ConnectionChoice,
 }
 
 /// A try after its wait for the response head.
@@ -87,7 +94,7 @@ impl Attempt {
             body: self.body,
         };
         let waited = wait_for_head(
-            connector.send(service, request),
+            connector.send(service, request, self.connection),
             &backend.state,
             service.config.timeouts.request,
             forwarding.stall_timeout,
@@ -108,8 +115,7 @@ impl<U> Forwarding<'_, U> {
     /// (`failover_sleep`). Not async: most tries wait for nothing, and a
     /// future holding a timer would be built and moved for each of them.
     pub(super) fn before_try(&mut self, ctx: &RequestContext) -> Option<Duration> {
-        let resending = std::mem::take(&mut self.resend);
-        if ctx.tries_so_far() > 0 && !resending {
+        if ctx.tries_so_far() > 0 && !self.resend {
             self.service.stats.failovers.fetch_add(1, Ordering::Relaxed);
             let sleep = self.service.config.ha.failover_sleep;
             return (!sleep.is_zero()).then_some(sleep);
@@ -135,6 +141,11 @@ impl<U> Forwarding<'_, U> {
             rest_of_path(&self.head.uri, self.rest_start),
             self.head.uri.query(),
         )?;
+        // The resend after a stale pooled connection goes on a new one.
+        let connection = match std::mem::take(&mut self.resend) {
+            true => ConnectionChoice::New,
+            false => ConnectionChoice::Pooled,
+        };
         let may_resend = self.stale_retries < MAX_STALE_RETRIES
             && self.replay.is_none()
             && matches!(self.head.method, Method::GET | Method::HEAD);
@@ -143,6 +154,7 @@ impl<U> Forwarding<'_, U> {
             uri,
             body,
             may_resend,
+            connection,
         }))
     }
 

@@ -77,17 +77,33 @@ impl TryRequest<'_> {
     }
 }
 
+/// Which connection a try may go out on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionChoice {
+    /// An idle pooled connection if there is one, else a new one.
+    Pooled,
+    /// A new connection, never a pooled one: the resend of a GET or HEAD
+    /// whose pooled connection turned out closed (PRODUCT.md §9). Other
+    /// pooled connections to the backend may be just as dead (it closed
+    /// them all after its idle timeout), so only a new one makes a single
+    /// resend enough. A connector whose pool cannot be bypassed may treat
+    /// it as `Pooled` and must say so.
+    New,
+}
+
 /// Sends one try to a backend of a service and tells its failures apart.
 pub trait BackendConnector {
     type ResponseBody: Body<Data = Bytes, Error: Into<BoxError>> + Send + Sync + 'static;
     type Error: std::error::Error + Send + Sync + 'static;
 
     /// Sends `request` (its uri names the backend) over one of the service's
-    /// connections and resolves with the response head.
+    /// connections, as `connection` says, and resolves with the response
+    /// head.
     fn send(
         &self,
         service: &ServiceRuntime,
         request: TryRequest<'_>,
+        connection: ConnectionChoice,
     ) -> impl Future<Output = Result<Response<Self::ResponseBody>, Self::Error>> + Send;
 
     /// Nothing reached the backend: any method may go elsewhere.

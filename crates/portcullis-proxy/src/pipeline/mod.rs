@@ -28,7 +28,7 @@ use http::header::{self, HeaderValue};
 use http::{request, Method, Response, StatusCode, Uri, Version};
 use http_body::Body;
 
-pub use connector::{BackendConnector, ClientUpgrade, TryHost, TryRequest};
+pub use connector::{BackendConnector, ClientUpgrade, ConnectionChoice, TryHost, TryRequest};
 pub(crate) use prepare::ADDED_HEADERS;
 
 use crate::body::ProxyBody;

@@ -31,6 +31,7 @@ impl BackendConnector for Scripted {
         &self,
         _: &ServiceRuntime,
         request: TryRequest<'_>,
+        _: ConnectionChoice,
     ) -> impl Future<Output = Result<Response<Full<Bytes>>, Refused>> + Send {
         let status = match request.uri.host() {
             Some("up.test") => Ok(StatusCode::OK),

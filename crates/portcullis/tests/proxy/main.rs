@@ -18,6 +18,7 @@ mod differential;
 mod edges;
 mod fuzz_corpus;
 mod ha;
+mod own_engine;
 mod proxy_http;
 mod proxy_tls;
 mod reload;

@@ -186,7 +186,120 @@ pub const DEVIATIONS: &[Deviation] = &[
               with an empty body",
         check: |o| json_refusal(o, 400),
     },
+    Deviation {
+        covers: |c| {
+            interim_case(
+                c,
+                &[
+                    "103-then-200",
+                    "100-103-200",
+                    "103-hop-by-hop",
+                    "103-content-length",
+                ],
+            )
+        },
+        what: "a 103 Early Hints is relayed to an HTTP/1.1 client before the final response",
+        why: "§9 and RFC 9110 §15.2: a proxy forwards 1xx responses (hop-by-hop fields and any \
+              Content-Length removed); hyper's client drops them. A backend's 100 is not relayed: \
+              the engine answers Expect itself",
+        check: |o| relayed(o, &[103, 200]),
+    },
+    Deviation {
+        covers: |c| interim_case(c, &["two-103"]),
+        what: "two 103s are relayed in order",
+        why: "§9: every 1xx but 100 and 101 goes on to an HTTP/1.1 client; hyper drops them",
+        check: |o| relayed(o, &[103, 103, 200]),
+    },
+    Deviation {
+        covers: |c| interim_case(c, &["102-processing"]),
+        what: "a 102 Processing is relayed",
+        why: "§9: every 1xx but 100 and 101 goes on to an HTTP/1.1 client; hyper drops them",
+        check: |o| relayed(o, &[102, 200]),
+    },
+    Deviation {
+        covers: |c| interim_case(c, &["199-unknown"]),
+        what: "an unknown 1xx is relayed",
+        why: "RFC 9110 §15.2: a proxy forwards 1xx codes it does not know too; hyper drops them",
+        check: |o| relayed(o, &[199, 200]),
+    },
+    Deviation {
+        covers: |c| interim_case(c, &["103-then-404"]),
+        what: "a 103 is relayed whatever the final status",
+        why: "§9: hints come before any final response, an error too; hyper drops them",
+        check: |o| relayed(o, &[103, 404]),
+    },
+    Deviation {
+        covers: |c| interim_case(c, &["many-103-32"]),
+        what: "32 interim responses, the most a try may send, are all relayed",
+        why: "the own engine bounds interim responses per try at 32 (and 64 KiB); up to the \
+              bound each goes on to the client; hyper drops them",
+        check: |o| {
+            let mut expected = vec![103; 32];
+            expected.push(200);
+            relayed(o, &expected)
+        },
+    },
+    Deviation {
+        covers: |c| interim_case(c, &["many-103-33", "many-100-40"]),
+        what: "more than 32 interim responses make the try a 502",
+        why: "a backend must not hold a request open or fill memory with 1xx answers (100s \
+              count too, though they are not relayed); hyper reads any number of them",
+        check: interim_refused,
+    },
+    Deviation {
+        covers: |c| c.starts_with("response-interim-1xx-broken-"),
+        what: "a malformed interim head is a 502",
+        why: "§9: a malformed response head is a 502 or a closed connection, interim or not; \
+              hyper's client reads some of these (a bare LF) and skips the head",
+        check: |o| one_status(o, 502),
+    },
 ];
+
+/// The statuses are `expected`, the connection stayed open, and no relayed
+/// 1xx carries a hop-by-hop field or a Content-Length.
+fn relayed(o: &Outcome, expected: &[u16]) -> Result<(), String> {
+    if o.statuses() != expected || o.closed {
+        return Err(format!(
+            "expected {expected:?} on an open connection, got {:?} (closed: {})",
+            o.statuses(),
+            o.closed
+        ));
+    }
+    let interim = o
+        .responses
+        .iter()
+        .filter(|r| r.status().is_some_and(|s| s < 200));
+    for response in interim {
+        for name in ["connection", "keep-alive", "x-hop", "content-length"] {
+            if !response.values(name).is_empty() {
+                return Err(format!("{name} in a relayed {:?}", response.status()));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The try ended in a 502 after at most 32 relayed interim responses.
+fn interim_refused(o: &Outcome) -> Result<(), String> {
+    let statuses = o.statuses();
+    let interim = statuses.iter().filter(|s| **s < 200).count();
+    match statuses.last() {
+        Some(502) if interim <= 32 && interim + 1 == statuses.len() => Ok(()),
+        _ => Err(format!(
+            "expected interim answers then a 502, got {statuses:?}"
+        )),
+    }
+}
+
+/// A case `response-interim-{name}-{asker}` for one of `names`, asked by
+/// anything but an HTTP/1.0 client (which gets no 1xx from either engine).
+fn interim_case(case: &str, names: &[&str]) -> bool {
+    names.iter().any(|name| {
+        case.strip_prefix("response-interim-")
+            .and_then(|rest| rest.strip_prefix(name))
+            .is_some_and(|asker| ["-get", "-post", "-head"].contains(&asker))
+    })
+}
 
 fn json_refusal(o: &Outcome, status: u16) -> Result<(), String> {
     if o.statuses() != [status] || !o.closed {

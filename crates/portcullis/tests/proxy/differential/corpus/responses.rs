@@ -52,6 +52,18 @@ const INTERIM: &[Scripted] = &[
     ("two-103", "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </b>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", KEEP),
     ("102-processing", "HTTP/1.1 102 Processing\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", KEEP),
     ("1xx-with-body-bytes", "HTTP/1.1 100 Continue\r\nContent-Length: 3\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", KEEP),
+    ("103-hop-by-hop", "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\nConnection: X-Hop\r\nX-Hop: 1\r\nKeep-Alive: timeout=5\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", KEEP),
+    ("103-content-length", "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\nContent-Length: 0\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", KEEP),
+    ("103-then-404", "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nnot found", KEEP),
+    ("199-unknown", "HTTP/1.1 199 Odd\r\nX-Stage: 1\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", KEEP),
+    ("many-103-32", "", KEEP),
+    ("many-103-33", "", KEEP),
+    ("many-100-40", "", KEEP),
+    ("1xx-broken-bare-lf", "HTTP/1.1 103 Early Hints\nLink: </a>\n\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", KEEP),
+    ("1xx-broken-space-before-colon", "HTTP/1.1 103 Early Hints\r\nLink : </a>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", KEEP),
+    ("1xx-broken-obs-fold", "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n </b>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", KEEP),
+    ("1xx-broken-content-length", "HTTP/1.1 103 Early Hints\r\nContent-Length: x\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", KEEP),
+    ("1xx-broken-nul-in-value", "HTTP/1.1 103 Early Hints\r\nLink: </a\0>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", KEEP),
     ("101-unasked", "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n", After::Echo),
     ("101-unasked-websocket", "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n", After::Echo),
 ];
@@ -155,6 +167,18 @@ fn expand(name: &str, reply: &str) -> Vec<u8> {
             format!(
                 "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n{}0\r\n\r\n",
                 chunk.repeat(12)
+            )
+            .into_bytes()
+        }
+        "many-103-32" | "many-103-33" | "many-100-40" => {
+            let (interim, count) = match name {
+                "many-103-32" => ("HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n", 32),
+                "many-103-33" => ("HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n", 33),
+                _ => ("HTTP/1.1 100 Continue\r\n\r\n", 40),
+            };
+            format!(
+                "{}HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+                interim.repeat(count)
             )
             .into_bytes()
         }
