@@ -6,14 +6,12 @@ use std::sync::{Mutex, OnceLock};
 use std::fmt::Write as _;
 use std::io::Write as _;
 
+use portcullis_proxy::access_sink::{self, AccessLogMode, AccessLogSink, ACCESS_TARGET};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{reload, EnvFilter, Layer, Registry};
-
-/// Target of the data plane's access-log events.
-const ACCESS_TARGET: &str = "portcullis::access";
 
 struct LogControl {
     handle: reload::Handle<EnvFilter, Registry>,
@@ -40,11 +38,28 @@ pub fn init(level: Option<&str>) {
     let (filter, handle) = reload::Layer::new(filter);
     let installed = subscriber(filter).try_init();
     if installed.is_ok() {
+        access_sink::install_sink(&StderrAccessSink);
+        follow_filter(&directives);
         let _ = CONTROL.set(LogControl {
             handle,
             current: Mutex::new(directives),
         });
     }
+}
+
+/// Tells the data plane whether the filter now in force wants access lines,
+/// so that it need not ask `tracing` per request. A filter that mentions
+/// spans or fields (`[...]`) may answer differently inside different spans:
+/// the data plane then asks `tracing` per request, as it always did.
+fn follow_filter(directives: &str) {
+    let mode = if directives.contains('[') {
+        AccessLogMode::Tracing
+    } else if tracing::enabled!(target: ACCESS_TARGET, tracing::Level::INFO) {
+        AccessLogMode::Sink
+    } else {
+        AccessLogMode::Off
+    };
+    access_sink::set_mode(mode);
 }
 
 /// The adjustable filter, the fmt layer for everything but the access log,
@@ -101,6 +116,46 @@ impl<S: Subscriber> Layer<S> for AccessLogLayer {
         event.record(&mut MessageVisitor(&mut line));
         line.push('\n');
         let _ = std::io::stderr().lock().write_all(line.as_bytes());
+    }
+}
+
+/// The data plane's access lines without `tracing` (in
+/// [`AccessLogMode::Sink`], which `follow_filter` sets when the filter
+/// allows them): the same bytes [`AccessLogLayer`] writes for an access
+/// event at `INFO`, in one `write` to stderr per line, as that layer does.
+struct StderrAccessSink;
+
+/// What [`AccessLogLayer`] writes between the timestamp and the fields.
+const ACCESS_PREFIX: &str = "  INFO portcullis::access: ";
+
+/// A buffer grown past this by an unusual line is dropped, not kept.
+const KEPT_CAPACITY: usize = 4096;
+
+thread_local! {
+    static ACCESS_LINE: std::cell::RefCell<String> = const {
+        std::cell::RefCell::new(String::new())
+    };
+}
+
+impl AccessLogSink for StderrAccessSink {
+    fn write_line(&self, fields: &str) {
+        let write = |line: &mut String| {
+            line.clear();
+            push_timestamp(line, std::time::SystemTime::now());
+            line.push_str(ACCESS_PREFIX);
+            line.push_str(fields);
+            line.push('\n');
+            let _ = std::io::stderr().lock().write_all(line.as_bytes());
+        };
+        ACCESS_LINE.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut line) => {
+                write(&mut line);
+                if line.capacity() > KEPT_CAPACITY {
+                    *line = String::new();
+                }
+            }
+            Err(_) => write(&mut String::new()),
+        });
     }
 }
 
@@ -173,6 +228,7 @@ pub fn set(directives: &str) -> Result<(), LogLevelError> {
         .handle
         .reload(filter)
         .map_err(|_| LogLevelError::NotAdjustable)?;
+    follow_filter(directives);
     *control.current.lock().unwrap_or_else(|p| p.into_inner()) = directives.to_string();
     tracing::info!(filter = directives, "log filter changed");
     Ok(())
@@ -194,6 +250,39 @@ mod tests {
         assert_eq!(at(1_000_000_000, 500_000), "2001-09-09T01:46:40.500000Z");
         // The cached second is replaced when the second changes.
         assert_eq!(at(1_000_000_001, 7), "2001-09-09T01:46:41.000007Z");
+    }
+
+    #[test]
+    fn the_access_prefix_is_what_the_layer_writes_for_an_info_event() {
+        let layer = format!(" {:>5} {ACCESS_TARGET}: ", tracing::Level::INFO);
+        assert_eq!(ACCESS_PREFIX, layer);
+    }
+
+    /// The data plane's mode follows every filter change, as the filter
+    /// itself would answer for an access event.
+    #[test]
+    fn the_access_mode_follows_the_filter() {
+        let (filter, handle) = reload::Layer::new(EnvFilter::new("info"));
+        let mode_after = |directives: &str| {
+            handle.reload(EnvFilter::new(directives)).unwrap();
+            follow_filter(directives);
+            access_sink::mode()
+        };
+        tracing::subscriber::with_default(subscriber(filter), || {
+            assert_eq!(mode_after("info"), AccessLogMode::Sink);
+            assert_eq!(
+                mode_after("debug,portcullis::access=off"),
+                AccessLogMode::Off
+            );
+            assert_eq!(mode_after("warn"), AccessLogMode::Off);
+            assert_eq!(
+                mode_after("warn,portcullis::access=info"),
+                AccessLogMode::Sink
+            );
+            assert_eq!(mode_after("portcullis=info"), AccessLogMode::Sink);
+            assert_eq!(mode_after("info,[request]=debug"), AccessLogMode::Tracing);
+        });
+        access_sink::set_mode(AccessLogMode::Tracing);
     }
 
     #[test]

@@ -103,7 +103,7 @@ impl RequestContext {
     fn new(head: &request::Parts) -> RequestContext {
         RequestContext {
             started: tokio::time::Instant::now(),
-            logging: tracing::enabled!(target: "portcullis::access", tracing::Level::INFO),
+            logging: crate::access_sink::wanted(),
             method: head.method.clone(),
             uri: head.uri.clone(),
             topology: String::new(),
