@@ -3,7 +3,6 @@
 
 use std::sync::{Mutex, OnceLock};
 
-use std::fmt::Write as _;
 use std::io::Write as _;
 
 use portcullis_proxy::access_sink::{self, AccessLogMode, AccessLogSink, ACCESS_TARGET};
@@ -95,7 +94,7 @@ fn subscriber(filter: reload::Layer<EnvFilter, Registry>) -> impl Subscriber + S
 /// exists at all (`portcullis::access=off`).
 struct AccessLogLayer;
 
-struct MessageVisitor<'a>(&'a mut String);
+struct MessageVisitor<'a>(&'a mut Vec<u8>);
 
 impl Visit for MessageVisitor<'_> {
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
@@ -110,12 +109,12 @@ impl<S: Subscriber> Layer<S> for AccessLogLayer {
         if event.metadata().target() != ACCESS_TARGET {
             return;
         }
-        let mut line = String::with_capacity(256);
+        let mut line = Vec::with_capacity(256);
         push_timestamp(&mut line, std::time::SystemTime::now());
         let _ = write!(line, " {:>5} {ACCESS_TARGET}: ", event.metadata().level());
         event.record(&mut MessageVisitor(&mut line));
-        line.push('\n');
-        let _ = std::io::stderr().lock().write_all(line.as_bytes());
+        line.push(b'\n');
+        let _ = std::io::stderr().lock().write_all(&line);
     }
 }
 
@@ -126,36 +125,16 @@ impl<S: Subscriber> Layer<S> for AccessLogLayer {
 struct StderrAccessSink;
 
 /// What [`AccessLogLayer`] writes between the timestamp and the fields.
-const ACCESS_PREFIX: &str = "  INFO portcullis::access: ";
-
-/// A buffer grown past this by an unusual line is dropped, not kept.
-const KEPT_CAPACITY: usize = 4096;
-
-thread_local! {
-    static ACCESS_LINE: std::cell::RefCell<String> = const {
-        std::cell::RefCell::new(String::new())
-    };
-}
+const ACCESS_PREFIX: &[u8] = b"  INFO portcullis::access: ";
 
 impl AccessLogSink for StderrAccessSink {
-    fn write_line(&self, fields: &str) {
-        let write = |line: &mut String| {
-            line.clear();
-            push_timestamp(line, std::time::SystemTime::now());
-            line.push_str(ACCESS_PREFIX);
-            line.push_str(fields);
-            line.push('\n');
-            let _ = std::io::stderr().lock().write_all(line.as_bytes());
-        };
-        ACCESS_LINE.with(|cell| match cell.try_borrow_mut() {
-            Ok(mut line) => {
-                write(&mut line);
-                if line.capacity() > KEPT_CAPACITY {
-                    *line = String::new();
-                }
-            }
-            Err(_) => write(&mut String::new()),
-        });
+    fn push_prefix(&self, line: &mut Vec<u8>) {
+        push_timestamp(line, std::time::SystemTime::now());
+        line.extend_from_slice(ACCESS_PREFIX);
+    }
+
+    fn write_line(&self, line: &[u8]) {
+        let _ = std::io::stderr().lock().write_all(line);
     }
 }
 
@@ -167,39 +146,58 @@ thread_local! {
     };
 }
 
+/// `YYYY-MM-DDTHH:MM:SS` in UTC of `second` since the epoch.
+fn push_second(out: &mut String, second: u64) {
+    use std::fmt::Write as _;
+    let at = time::OffsetDateTime::from_unix_timestamp(second as i64)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let _ = write!(
+        out,
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second()
+    );
+}
+
 /// `now` as RFC 3339 in UTC with microseconds, as the fmt layer's
 /// `SystemTime` timer writes it (`2026-12-01T23:11:32.123456Z`).
-fn push_timestamp(line: &mut String, now: std::time::SystemTime) {
+fn push_timestamp(line: &mut Vec<u8>, now: std::time::SystemTime) {
     let since = now
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     let second = since.as_secs();
-    SECOND.with(|cell| {
-        let mut cached = cell.borrow_mut();
-        if cached.0 != second {
-            let at = time::OffsetDateTime::from_unix_timestamp(second as i64)
-                .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-            cached.1.clear();
-            let _ = write!(
-                cached.1,
-                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-                at.year(),
-                u8::from(at.month()),
-                at.day(),
-                at.hour(),
-                at.minute(),
-                at.second()
-            );
-            cached.0 = second;
+    SECOND.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut cached) => {
+            if cached.0 != second {
+                cached.1.clear();
+                push_second(&mut cached.1, second);
+                cached.0 = second;
+            }
+            line.extend_from_slice(cached.1.as_bytes());
         }
-        line.push_str(&cached.1);
+        Err(_) => {
+            let mut fresh = String::new();
+            push_second(&mut fresh, second);
+            line.extend_from_slice(fresh.as_bytes());
+        }
     });
+    // The fraction in one fixed-size copy rather than a push per digit.
     let micros = since.subsec_micros();
-    line.push('.');
-    for divisor in [100_000, 10_000, 1_000, 100, 10, 1] {
-        line.push(char::from(b'0' + ((micros / divisor) % 10) as u8));
-    }
-    line.push('Z');
+    let digit = |divisor: u32| b'0' + ((micros / divisor) % 10) as u8;
+    line.extend_from_slice(&[
+        b'.',
+        digit(100_000),
+        digit(10_000),
+        digit(1_000),
+        digit(100),
+        digit(10),
+        digit(1),
+        b'Z',
+    ]);
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -241,10 +239,10 @@ mod tests {
     #[test]
     fn access_timestamps_are_rfc3339_utc_with_microseconds() {
         let at = |secs: u64, micros: u32| {
-            let mut line = String::new();
+            let mut line = Vec::new();
             let when = std::time::UNIX_EPOCH + std::time::Duration::new(secs, micros * 1000);
             push_timestamp(&mut line, when);
-            line
+            String::from_utf8(line).unwrap()
         };
         assert_eq!(at(0, 0), "1970-01-01T00:00:00.000000Z");
         assert_eq!(at(1_000_000_000, 500_000), "2001-09-09T01:46:40.500000Z");
@@ -255,7 +253,7 @@ mod tests {
     #[test]
     fn the_access_prefix_is_what_the_layer_writes_for_an_info_event() {
         let layer = format!(" {:>5} {ACCESS_TARGET}: ", tracing::Level::INFO);
-        assert_eq!(ACCESS_PREFIX, layer);
+        assert_eq!(ACCESS_PREFIX, layer.as_bytes());
     }
 
     /// The data plane's mode follows every filter change, as the filter

@@ -21,9 +21,12 @@ pub const ACCESS_TARGET: &str = "portcullis::access";
 
 /// Writes access lines for the process.
 pub trait AccessLogSink: Send + Sync {
-    /// Writes one line. `fields` is everything after the prefix the sink adds
-    /// (`member=... outcomes="..."`), without the newline.
-    fn write_line(&self, fields: &str);
+    /// Appends what comes before the fields (the timestamp, level and
+    /// target), so that the line is formatted in one buffer.
+    fn push_prefix(&self, line: &mut Vec<u8>);
+    /// Writes one whole line: the prefix, `member=... outcomes="..."` and
+    /// the newline.
+    fn write_line(&self, line: &[u8]);
 }
 
 /// How the data plane decides whether to log a request, and where the line
@@ -75,12 +78,24 @@ pub(crate) fn wanted() -> bool {
     }
 }
 
-/// Emits one access line. The mode is read again: a filter changed while
-/// the request ran applies to its line, as it would to a `tracing` event.
-pub(crate) fn emit(fields: &str) {
+/// Where a finished request's line goes. The mode is read again when the
+/// request ends: a filter changed while it ran applies to its line, as it
+/// would to a `tracing` event.
+pub(crate) enum Destination {
+    Off,
+    Sink(&'static dyn AccessLogSink),
+    Tracing,
+}
+
+pub(crate) fn destination() -> Destination {
     match (mode(), SINK.get()) {
-        (AccessLogMode::Off, _) => {}
-        (AccessLogMode::Sink, Some(sink)) => sink.write_line(fields),
-        _ => tracing::info!(target: ACCESS_TARGET, "{fields}"),
+        (AccessLogMode::Off, _) => Destination::Off,
+        (AccessLogMode::Sink, Some(sink)) => Destination::Sink(*sink),
+        _ => Destination::Tracing,
     }
+}
+
+/// Emits the line's fields as a `tracing` event, which filters it again.
+pub(crate) fn emit_event(fields: &[u8]) {
+    tracing::info!(target: ACCESS_TARGET, "{}", String::from_utf8_lossy(fields));
 }
