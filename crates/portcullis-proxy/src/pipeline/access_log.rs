@@ -23,16 +23,15 @@ thread_local! {
         const { RefCell::new((Vec::new(), NamesSegment::new())) };
 }
 
-/// `" topology="T" service="S" backend="B" status=` as last written on this
-/// thread, with the names it was written for. Nearly every line of a thread
-/// names the same few services and backends, and checking and quoting the
-/// three names cost about 350 instructions a line; comparing them with the
-/// last ones costs about 50 (callgrind). The names are the key, so a hit
-/// writes exactly what quoting them would.
+/// `" topology="T" service="S" backend="` as last written on this thread,
+/// with the names it was written for. Nearly every line of a thread names
+/// one of a few services, and checking and quoting both names cost about
+/// 250 instructions a line; comparing them with the last ones about 40
+/// (callgrind). The names are the key, so a hit writes exactly what quoting
+/// them would. Backends are left out: a balanced service alternates them.
 pub(super) struct NamesSegment {
     topology: String,
     service: String,
-    backend: String,
     bytes: Vec<u8>,
 }
 
@@ -41,23 +40,19 @@ impl NamesSegment {
         NamesSegment {
             topology: String::new(),
             service: String::new(),
-            backend: String::new(),
             bytes: Vec::new(),
         }
     }
 
-    fn push(&mut self, line: &mut Vec<u8>, topology: &str, service: &str, backend: &str) {
-        let hit = !self.bytes.is_empty()
-            && self.backend == backend
-            && self.service == service
-            && self.topology == topology;
+    fn push(&mut self, line: &mut Vec<u8>, topology: &str, service: &str) {
+        let hit = !self.bytes.is_empty() && self.service == service && self.topology == topology;
         if !hit {
-            self.rebuild(topology, service, backend);
+            self.rebuild(topology, service);
         }
         line.extend_from_slice(&self.bytes);
     }
 
-    fn rebuild(&mut self, topology: &str, service: &str, backend: &str) {
+    fn rebuild(&mut self, topology: &str, service: &str) {
         if self.bytes.capacity() > KEPT_CAPACITY {
             *self = NamesSegment::new();
         }
@@ -65,16 +60,12 @@ impl NamesSegment {
         self.topology.push_str(topology);
         self.service.clear();
         self.service.push_str(service);
-        self.backend.clear();
-        self.backend.push_str(backend);
         self.bytes.clear();
         self.bytes.extend_from_slice(b"\" topology=\"");
         push_escaped(&mut self.bytes, topology);
         self.bytes.extend_from_slice(b"\" service=\"");
         push_escaped(&mut self.bytes, service);
         self.bytes.extend_from_slice(b"\" backend=\"");
-        push_escaped(&mut self.bytes, backend);
-        self.bytes.extend_from_slice(b"\" status=");
     }
 }
 
@@ -181,8 +172,9 @@ impl AccessFields<'_> {
         line.extend_from_slice(self.method.as_bytes());
         line.extend_from_slice(b" path=\"");
         push_escaped(line, self.path);
-        let backend = self.backend.unwrap_or("-");
-        names.push(line, self.topology, self.service, backend);
+        names.push(line, self.topology, self.service);
+        push_escaped(line, self.backend.unwrap_or("-"));
+        line.extend_from_slice(b"\" status=");
         push_status(line, self.status);
         line.extend_from_slice(b" duration_ms=");
         line.extend_from_slice(numbers.format(self.micros / 1000).as_bytes());
@@ -258,29 +250,39 @@ pub(super) fn push_quoted(line: &mut String, value: &str) {
 
 /// True when `{:?}` would copy every byte as it is: printable ASCII other
 /// than `"` and `\`. Eight bytes at a time, since every request's path is
-/// checked; the word tests are exact for "some byte matches".
+/// checked: the last word overlaps the one before it rather than leaving a
+/// tail to check byte by byte, and a string shorter than a word is padded
+/// with a plain byte.
 fn is_plain(bytes: &[u8]) -> bool {
+    if bytes.len() < 8 {
+        let mut word = [b'a'; 8];
+        word[..bytes.len()].copy_from_slice(bytes);
+        return is_plain_word(word);
+    }
+    let mut words = bytes.chunks_exact(8);
+    let all_plain = words.all(|chunk| {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        is_plain_word(word)
+    });
+    let mut last = [0u8; 8];
+    last.copy_from_slice(&bytes[bytes.len() - 8..]);
+    all_plain && is_plain_word(last)
+}
+
+/// [`is_plain`] for eight bytes; the word tests are exact for "some byte
+/// matches".
+fn is_plain_word(bytes: [u8; 8]) -> bool {
     const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
     const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
     let has_zero_byte = |word: u64| word.wrapping_sub(ONES) & !word & HIGHS != 0;
-    let mut words = bytes.chunks_exact(8);
-    for chunk in &mut words {
-        let mut word_bytes = [0u8; 8];
-        word_bytes.copy_from_slice(chunk);
-        let word = u64::from_ne_bytes(word_bytes);
-        let control = word.wrapping_sub(ONES * 0x20) & !word & HIGHS != 0;
-        // A byte of 0x7f or above: its high bit, or a carry into it.
-        let high = (word.wrapping_add(ONES) | word) & HIGHS != 0;
-        let quote = has_zero_byte(word ^ (ONES * u64::from(b'"')));
-        let backslash = has_zero_byte(word ^ (ONES * u64::from(b'\\')));
-        if control | high | quote | backslash {
-            return false;
-        }
-    }
-    words
-        .remainder()
-        .iter()
-        .all(|&b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+    let word = u64::from_ne_bytes(bytes);
+    let control = word.wrapping_sub(ONES * 0x20) & !word & HIGHS != 0;
+    // A byte of 0x7f or above: its high bit, or a carry into it.
+    let high = (word.wrapping_add(ONES) | word) & HIGHS != 0;
+    let quote = has_zero_byte(word ^ (ONES * u64::from(b'"')));
+    let backslash = has_zero_byte(word ^ (ONES * u64::from(b'\\')));
+    !(control | high | quote | backslash)
 }
 
 #[cfg(test)]
@@ -373,8 +375,9 @@ mod tests {
         assert!(line.ends_with("tries=0 outcomes=\"\""), "{line}");
     }
 
-    /// One segment reused over lines whose names repeat and change, each
-    /// name alone: every line is still what quoting its own names writes.
+    /// One segment reused over lines whose names and backends repeat and
+    /// change, each alone: every line is still what quoting its own names
+    /// writes.
     #[test]
     fn the_names_segment_is_rebuilt_whenever_a_name_changes() {
         let mut names = NamesSegment::new();
@@ -423,13 +426,20 @@ mod tests {
     #[test]
     fn the_word_check_finds_every_byte_debug_escapes_at_every_position() {
         for byte in 0u8..=255 {
-            for position in 0..20 {
-                let mut bytes = vec![b'a'; 20];
-                bytes[position] = byte;
-                let expected = (0x20..0x7f).contains(&byte) && byte != b'"' && byte != b'\\';
-                assert_eq!(is_plain(&bytes), expected, "byte {byte:#x} at {position}");
+            let expected = (0x20..0x7f).contains(&byte) && byte != b'"' && byte != b'\\';
+            for len in 1..=20 {
+                for position in 0..len {
+                    let mut bytes = vec![b'a'; len];
+                    bytes[position] = byte;
+                    assert_eq!(
+                        is_plain(&bytes),
+                        expected,
+                        "byte {byte:#x} at {position} of {len}"
+                    );
+                }
             }
         }
+        assert!(is_plain(b""));
         // Neighbours that could carry or borrow into each other.
         for pair in [[0xffu8, 0x20], [0x20, 0xff], [0x00, 0x7e], [0x7e, 0x1f]] {
             let mut bytes = [b'a'; 16];
