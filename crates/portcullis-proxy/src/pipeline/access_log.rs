@@ -96,7 +96,7 @@ impl RequestContext {
             service: &self.service,
             backend: self.last_backend().map(|b| b.id.as_str()),
             status: response.status(),
-            micros: u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            micros: micros(self.started.elapsed()),
             tries: self.tries.len(),
         };
         let tries = self
@@ -117,6 +117,15 @@ impl RequestContext {
             Err(_) => write_line(&mut Vec::new(), &mut NamesSegment::new(), &fields, tries),
         });
     }
+}
+
+/// Whole microseconds in `duration`, in `u64` arithmetic (`as_micros` is
+/// `u128`).
+fn micros(duration: std::time::Duration) -> u64 {
+    duration
+        .as_secs()
+        .saturating_mul(1_000_000)
+        .saturating_add(u64::from(duration.subsec_micros()))
 }
 
 fn write_line<'t>(
@@ -174,18 +183,15 @@ impl AccessFields<'_> {
         push_escaped(line, self.path);
         names.push(line, self.topology, self.service);
         push_escaped(line, self.backend.unwrap_or("-"));
-        line.extend_from_slice(b"\" status=");
-        push_status(line, self.status);
-        line.extend_from_slice(b" duration_ms=");
+        // Fixed-size pieces with their digits patched in: one copy each. A
+        // `StatusCode` is 100 to 999, so always three digits.
+        let mut status = *b"\" status=000 duration_ms=";
+        put_three_digits(&mut status[9..12], self.status.as_u16());
+        line.extend_from_slice(&status);
         line.extend_from_slice(numbers.format(self.micros / 1000).as_bytes());
-        let fraction = (self.micros % 1000) as u16;
-        line.extend_from_slice(&[
-            b'.',
-            digit(fraction / 100),
-            digit(fraction / 10),
-            digit(fraction),
-        ]);
-        line.extend_from_slice(b" tries=");
+        let mut fraction = *b".000 tries=";
+        put_three_digits(&mut fraction[1..4], (self.micros % 1000) as u16);
+        line.extend_from_slice(&fraction);
         line.extend_from_slice(numbers.format(self.tries).as_bytes());
         line.extend_from_slice(b" outcomes=\"");
         for (i, (backend, outcome)) in tries.enumerate() {
@@ -200,15 +206,12 @@ impl AccessFields<'_> {
     }
 }
 
-/// The last decimal digit of `value`, as ASCII.
-fn digit(value: u16) -> u8 {
-    b'0' + (value % 10) as u8
-}
-
-/// A status code is three digits (`StatusCode` holds 100 to 999).
-fn push_status(line: &mut Vec<u8>, status: StatusCode) {
-    let code = status.as_u16();
-    line.extend_from_slice(&[digit(code / 100), digit(code / 10), digit(code)]);
+/// The last three decimal digits of `value` (a status code, or a
+/// fraction below 1000), as ASCII.
+fn put_three_digits(out: &mut [u8], value: u16) {
+    for (place, divisor) in out.iter_mut().zip([100, 10, 1]) {
+        *place = b'0' + (value / divisor % 10) as u8;
+    }
 }
 
 /// An outcome as [`TryOutcome`]'s `Display` writes it, without `fmt`.
@@ -404,6 +407,19 @@ mod tests {
                 reference(&fields, tries)
             );
         }
+    }
+
+    #[test]
+    fn microseconds_are_counted_as_as_micros_counts_them() {
+        for duration in [
+            std::time::Duration::ZERO,
+            std::time::Duration::from_nanos(1_999),
+            std::time::Duration::new(3, 999_999_999),
+            std::time::Duration::new(1 << 40, 5_000),
+        ] {
+            assert_eq!(u128::from(micros(duration)), duration.as_micros());
+        }
+        assert_eq!(micros(std::time::Duration::MAX), u64::MAX);
     }
 
     #[test]
