@@ -88,12 +88,16 @@ impl RequestContext {
     /// into a reused buffer, numbers with `itoa`, and the line goes to the
     /// member's sink in one buffer with its prefix.
     pub(super) fn access_log(&self, gateway: &Gateway, response: &Response<ProxyBody>) {
+        let (topology, service) = match &self.routed {
+            Some(routed) => (routed.topology.as_str(), routed.config.name.as_str()),
+            None => (self.topology.as_str(), self.service.as_str()),
+        };
         let fields = AccessFields {
             member: &gateway.member_id,
             method: self.method.as_str(),
             path: self.uri.path(),
-            topology: &self.topology,
-            service: &self.service,
+            topology,
+            service,
             backend: self.last_backend().map(|b| b.id.as_str()),
             status: response.status(),
             micros: micros(self.started.elapsed()),
