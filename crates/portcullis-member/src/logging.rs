@@ -3,17 +3,14 @@
 
 use std::sync::{Mutex, OnceLock};
 
-use std::fmt::Write as _;
 use std::io::Write as _;
 
+use portcullis_proxy::access_sink::{self, AccessLogMode, AccessLogSink, ACCESS_TARGET};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{reload, EnvFilter, Layer, Registry};
-
-/// Target of the data plane's access-log events.
-const ACCESS_TARGET: &str = "portcullis::access";
 
 struct LogControl {
     handle: reload::Handle<EnvFilter, Registry>,
@@ -40,11 +37,28 @@ pub fn init(level: Option<&str>) {
     let (filter, handle) = reload::Layer::new(filter);
     let installed = subscriber(filter).try_init();
     if installed.is_ok() {
+        access_sink::install_sink(STDERR_SINK.get_or_init(StderrAccessSink::new));
+        follow_filter(&directives);
         let _ = CONTROL.set(LogControl {
             handle,
             current: Mutex::new(directives),
         });
     }
+}
+
+/// Tells the data plane whether the filter now in force wants access lines,
+/// so that it need not ask `tracing` per request. A filter that mentions
+/// spans or fields (`[...]`) may answer differently inside different spans:
+/// the data plane then asks `tracing` per request, as it always did.
+fn follow_filter(directives: &str) {
+    let mode = if directives.contains('[') {
+        AccessLogMode::Tracing
+    } else if tracing::enabled!(target: ACCESS_TARGET, tracing::Level::INFO) {
+        AccessLogMode::Sink
+    } else {
+        AccessLogMode::Off
+    };
+    access_sink::set_mode(mode);
 }
 
 /// The adjustable filter, the fmt layer for everything but the access log,
@@ -80,7 +94,7 @@ fn subscriber(filter: reload::Layer<EnvFilter, Registry>) -> impl Subscriber + S
 /// exists at all (`portcullis::access=off`).
 struct AccessLogLayer;
 
-struct MessageVisitor<'a>(&'a mut String);
+struct MessageVisitor<'a>(&'a mut Vec<u8>);
 
 impl Visit for MessageVisitor<'_> {
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
@@ -95,13 +109,121 @@ impl<S: Subscriber> Layer<S> for AccessLogLayer {
         if event.metadata().target() != ACCESS_TARGET {
             return;
         }
-        let mut line = String::with_capacity(256);
+        let mut line = Vec::with_capacity(256);
         push_timestamp(&mut line, std::time::SystemTime::now());
         let _ = write!(line, " {:>5} {ACCESS_TARGET}: ", event.metadata().level());
         event.record(&mut MessageVisitor(&mut line));
-        line.push('\n');
-        let _ = std::io::stderr().lock().write_all(line.as_bytes());
+        line.push(b'\n');
+        let _ = std::io::stderr().lock().write_all(&line);
     }
+}
+
+/// The data plane's access lines without `tracing` (in
+/// [`AccessLogMode::Sink`], which `follow_filter` sets when the filter
+/// allows them): the same bytes [`AccessLogLayer`] writes for an access
+/// event at `INFO`, in one `write` to stderr per line, as that layer does.
+struct StderrAccessSink {
+    /// A duplicate of stderr's descriptor: the same open file, so the same
+    /// stream and offset. Writing to it skips std's re-entrant stderr lock,
+    /// about 90 instructions a line (callgrind). `None` when stderr could
+    /// not be duplicated (it is closed): std's stderr then ignores the line.
+    stderr: Option<std::fs::File>,
+}
+
+/// Up to this length one `write` reaches a pipe whole, never interleaved
+/// with another writer's bytes (POSIX `PIPE_BUF` on Linux); a longer line
+/// takes std's stderr lock, as every line did before.
+const ATOMIC_WRITE: usize = 4096;
+
+static STDERR_SINK: OnceLock<StderrAccessSink> = OnceLock::new();
+
+impl StderrAccessSink {
+    fn new() -> StderrAccessSink {
+        use std::os::fd::AsFd as _;
+        let stderr = std::io::stderr().as_fd().try_clone_to_owned().ok();
+        StderrAccessSink {
+            stderr: stderr.map(std::fs::File::from),
+        }
+    }
+}
+
+/// What [`AccessLogLayer`] writes between the timestamp and the fields.
+const ACCESS_PREFIX: &[u8] = b"  INFO portcullis::access: ";
+
+impl AccessLogSink for StderrAccessSink {
+    fn push_prefix(&self, line: &mut Vec<u8>) {
+        push_access_prefix(line, std::time::SystemTime::now());
+    }
+
+    fn write_line(&self, line: &[u8]) {
+        match &self.stderr {
+            Some(stderr) if line.len() <= ATOMIC_WRITE => {
+                // `Write` is implemented for `&File`: no lock of ours.
+                let mut stderr: &std::fs::File = stderr;
+                let _ = stderr.write_all(line);
+            }
+            _ => {
+                let _ = std::io::stderr().lock().write_all(line);
+            }
+        }
+    }
+}
+
+/// `2026-12-01T23:11:32.000000Z  INFO portcullis::access: `: the access
+/// line's prefix, fraction digits at [`FRACTION`].
+const PREFIX_LEN: usize = "2026-12-01T23:11:32.000000Z".len() + ACCESS_PREFIX.len();
+const FRACTION: std::ops::Range<usize> = 20..26;
+
+thread_local! {
+    /// The access line's prefix for the second the thread's last line was
+    /// in, to be copied whole with its six fraction digits patched: the
+    /// prefix in pieces cost about 160 instructions a line (callgrind).
+    static PREFIX: std::cell::Cell<(u64, [u8; PREFIX_LEN])> =
+        const { std::cell::Cell::new((u64::MAX, [0; PREFIX_LEN])) };
+}
+
+/// What [`AccessLogLayer`] writes before an access event's message: the
+/// timestamp, then `  INFO portcullis::access: `.
+fn push_access_prefix(line: &mut Vec<u8>, now: std::time::SystemTime) {
+    let since = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let second = since.as_secs();
+    let (cached, mut prefix) = PREFIX.get();
+    if cached != second {
+        let Some(fresh) = prefix_template(second) else {
+            // A date longer than the template (a year past 9999).
+            push_timestamp(line, now);
+            line.extend_from_slice(ACCESS_PREFIX);
+            return;
+        };
+        prefix = fresh;
+        PREFIX.set((second, prefix));
+    }
+    // Written out so that every divisor is a constant: a loop over the
+    // divisors compiled to `div` instructions.
+    let micros = since.subsec_micros();
+    let digit = |value: u32| b'0' + (value % 10) as u8;
+    prefix[FRACTION].copy_from_slice(&[
+        digit(micros / 100_000),
+        digit(micros / 10_000),
+        digit(micros / 1_000),
+        digit(micros / 100),
+        digit(micros / 10),
+        digit(micros),
+    ]);
+    line.extend_from_slice(&prefix);
+}
+
+/// The prefix of `second`, fraction zero, when its date has four-digit years.
+fn prefix_template(second: u64) -> Option<[u8; PREFIX_LEN]> {
+    let mut text = Vec::with_capacity(PREFIX_LEN);
+    push_timestamp(
+        &mut text,
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(second),
+    );
+    text.extend_from_slice(ACCESS_PREFIX);
+    text.try_into().ok()
 }
 
 thread_local! {
@@ -112,39 +234,58 @@ thread_local! {
     };
 }
 
+/// `YYYY-MM-DDTHH:MM:SS` in UTC of `second` since the epoch.
+fn push_second(out: &mut String, second: u64) {
+    use std::fmt::Write as _;
+    let at = time::OffsetDateTime::from_unix_timestamp(second as i64)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let _ = write!(
+        out,
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second()
+    );
+}
+
 /// `now` as RFC 3339 in UTC with microseconds, as the fmt layer's
 /// `SystemTime` timer writes it (`2026-12-01T23:11:32.123456Z`).
-fn push_timestamp(line: &mut String, now: std::time::SystemTime) {
+fn push_timestamp(line: &mut Vec<u8>, now: std::time::SystemTime) {
     let since = now
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     let second = since.as_secs();
-    SECOND.with(|cell| {
-        let mut cached = cell.borrow_mut();
-        if cached.0 != second {
-            let at = time::OffsetDateTime::from_unix_timestamp(second as i64)
-                .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-            cached.1.clear();
-            let _ = write!(
-                cached.1,
-                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-                at.year(),
-                u8::from(at.month()),
-                at.day(),
-                at.hour(),
-                at.minute(),
-                at.second()
-            );
-            cached.0 = second;
+    SECOND.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut cached) => {
+            if cached.0 != second {
+                cached.1.clear();
+                push_second(&mut cached.1, second);
+                cached.0 = second;
+            }
+            line.extend_from_slice(cached.1.as_bytes());
         }
-        line.push_str(&cached.1);
+        Err(_) => {
+            let mut fresh = String::new();
+            push_second(&mut fresh, second);
+            line.extend_from_slice(fresh.as_bytes());
+        }
     });
+    // The fraction in one fixed-size copy rather than a push per digit.
     let micros = since.subsec_micros();
-    line.push('.');
-    for divisor in [100_000, 10_000, 1_000, 100, 10, 1] {
-        line.push(char::from(b'0' + ((micros / divisor) % 10) as u8));
-    }
-    line.push('Z');
+    let digit = |divisor: u32| b'0' + ((micros / divisor) % 10) as u8;
+    line.extend_from_slice(&[
+        b'.',
+        digit(100_000),
+        digit(10_000),
+        digit(1_000),
+        digit(100),
+        digit(10),
+        digit(1),
+        b'Z',
+    ]);
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -173,6 +314,7 @@ pub fn set(directives: &str) -> Result<(), LogLevelError> {
         .handle
         .reload(filter)
         .map_err(|_| LogLevelError::NotAdjustable)?;
+    follow_filter(directives);
     *control.current.lock().unwrap_or_else(|p| p.into_inner()) = directives.to_string();
     tracing::info!(filter = directives, "log filter changed");
     Ok(())
@@ -185,15 +327,74 @@ mod tests {
     #[test]
     fn access_timestamps_are_rfc3339_utc_with_microseconds() {
         let at = |secs: u64, micros: u32| {
-            let mut line = String::new();
+            let mut line = Vec::new();
             let when = std::time::UNIX_EPOCH + std::time::Duration::new(secs, micros * 1000);
             push_timestamp(&mut line, when);
-            line
+            String::from_utf8(line).unwrap()
         };
         assert_eq!(at(0, 0), "1970-01-01T00:00:00.000000Z");
         assert_eq!(at(1_000_000_000, 500_000), "2001-09-09T01:46:40.500000Z");
         // The cached second is replaced when the second changes.
         assert_eq!(at(1_000_000_001, 7), "2001-09-09T01:46:41.000007Z");
+    }
+
+    #[test]
+    fn the_cached_prefix_is_the_timestamp_then_the_layers_prefix() {
+        let times = [
+            (1_000_000_000, 500_000),
+            (1_000_000_000, 7),
+            (1_000_000_001, 999_999),
+            (0, 0),
+            (1_000_000_000, 123_456),
+            // Year 10000: past the date crate's range, written as 1970 by
+            // both, as before.
+            (253_402_300_800, 1),
+        ];
+        for (secs, micros) in times {
+            let when = std::time::UNIX_EPOCH + std::time::Duration::new(secs, micros * 1000 + 999);
+            let mut cached = b"kept".to_vec();
+            push_access_prefix(&mut cached, when);
+            let mut expected = b"kept".to_vec();
+            push_timestamp(&mut expected, when);
+            expected.extend_from_slice(ACCESS_PREFIX);
+            assert_eq!(
+                String::from_utf8(cached).unwrap(),
+                String::from_utf8(expected).unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn the_access_prefix_is_what_the_layer_writes_for_an_info_event() {
+        let layer = format!(" {:>5} {ACCESS_TARGET}: ", tracing::Level::INFO);
+        assert_eq!(ACCESS_PREFIX, layer.as_bytes());
+    }
+
+    /// The data plane's mode follows every filter change, as the filter
+    /// itself would answer for an access event.
+    #[test]
+    fn the_access_mode_follows_the_filter() {
+        let (filter, handle) = reload::Layer::new(EnvFilter::new("info"));
+        let mode_after = |directives: &str| {
+            handle.reload(EnvFilter::new(directives)).unwrap();
+            follow_filter(directives);
+            access_sink::mode()
+        };
+        tracing::subscriber::with_default(subscriber(filter), || {
+            assert_eq!(mode_after("info"), AccessLogMode::Sink);
+            assert_eq!(
+                mode_after("debug,portcullis::access=off"),
+                AccessLogMode::Off
+            );
+            assert_eq!(mode_after("warn"), AccessLogMode::Off);
+            assert_eq!(
+                mode_after("warn,portcullis::access=info"),
+                AccessLogMode::Sink
+            );
+            assert_eq!(mode_after("portcullis=info"), AccessLogMode::Sink);
+            assert_eq!(mode_after("info,[request]=debug"), AccessLogMode::Tracing);
+        });
+        access_sink::set_mode(AccessLogMode::Tracing);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! the binary feeds it typed config changes.
 #![forbid(unsafe_code)]
 
+pub mod access_sink;
 pub mod backend;
 pub mod backend_pool;
 pub mod balancer;

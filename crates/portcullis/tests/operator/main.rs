@@ -3,6 +3,7 @@
 //!
 //! Fixtures come from the `portcullis-testkit` crate.
 
+mod access_log;
 mod admin_api;
 mod cli;
 mod dashboard;
