@@ -5,16 +5,19 @@
 
 use std::future::poll_fn;
 use std::io;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use http::header::HeaderValue;
 use http::{Method, Response, StatusCode};
 use std::pin::Pin;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
+use tokio::sync::Notify;
 
 use tokio::time::{Instant, Sleep};
 
@@ -49,57 +52,145 @@ impl EngineIo for TcpStream {
 
 impl EngineIo for tokio_rustls::server::TlsStream<TcpStream> {}
 
-/// What every request on one connection shares.
+/// What every connection of one listener shares; each connection borrows
+/// it, so none holds a copy of it while it idles.
 pub struct EngineSetup {
-    pub gateway: Arc<Gateway>,
-    pub client: Arc<ClientContext>,
+    gateway: Arc<Gateway>,
     /// Longest wait for a request head (and between requests).
-    pub header_timeout: Duration,
-    pub shutdown: watch::Receiver<bool>,
+    header_timeout: Duration,
+    local_port: u16,
+    /// The local port as a header value, built once for all connections.
+    local_port_header: HeaderValue,
+    tls: bool,
+    stopping: Stopping,
 }
 
-/// Serves `io` until the client closes it, an error or a refusal ends it, it
-/// waits past the header timeout, or shutdown. `read_ahead` holds bytes
-/// already read from it.
-pub async fn serve<I: EngineIo>(io: I, read_ahead: Bytes, mut setup: EngineSetup) {
+impl EngineSetup {
+    pub fn new(gateway: Arc<Gateway>, header_timeout: Duration, local_port: u16, tls: bool) -> Self {
+        EngineSetup {
+            gateway,
+            header_timeout,
+            local_port,
+            local_port_header: HeaderValue::from(local_port),
+            tls,
+            stopping: Stopping::default(),
+        }
+    }
+
+    /// Shutdown as this listener's connections see it.
+    pub fn stopping(&self) -> &Stopping {
+        &self.stopping
+    }
+
+    /// What the pipeline knows about a client of this listener.
+    pub fn client_context(&self, peer: IpAddr) -> ClientContext {
+        ClientContext::with_port_header(
+            peer,
+            self.local_port,
+            self.local_port_header.clone(),
+            self.tls,
+        )
+    }
+}
+
+/// Shutdown for the engine's connections: a flag checked after each
+/// response, and a wake-up for the connections waiting for their next
+/// request. One per listener, so an idle connection holds no receiver of its
+/// own, only a waiter in the listener's list while it waits.
+#[derive(Default)]
+pub struct Stopping {
+    begun: AtomicBool,
+    wake: Notify,
+}
+
+impl Stopping {
+    /// Ends every idle connection and every connection after its current
+    /// response.
+    pub fn begin(&self) {
+        self.begun.store(true, Ordering::SeqCst);
+        self.wake.notify_waiters();
+    }
+
+    pub fn has_begun(&self) -> bool {
+        self.begun.load(Ordering::SeqCst)
+    }
+
+    /// Resolves once shutdown has begun.
+    async fn wait(&self) {
+        let notified = self.wake.notified();
+        tokio::pin!(notified);
+        // Listed as a waiter before the flag is read, so a `begin` between
+        // the two still wakes this one.
+        notified.as_mut().enable();
+        if self.has_begun() {
+            return;
+        }
+        notified.await
+    }
+}
+
+/// Serves `io` from `peer` until the client closes it, an error or a
+/// refusal ends it, it waits past the header timeout, or shutdown.
+/// `read_ahead` holds bytes already read from it.
+pub async fn serve<I: EngineIo>(mut io: I, read_ahead: Bytes, setup: &EngineSetup, peer: IpAddr) {
+    // One timer for the connection's life, moved later for each head:
+    // pushing a deadline later is an atomic update, where a new timer per
+    // request is a timer-wheel insert and removal. Part of this future, not
+    // boxed: an allocation of its own would cost an idle connection more.
+    let head_timer = tokio::time::sleep(setup.header_timeout);
+    tokio::pin!(head_timer);
+    // The connection borrows the stream: moved into it, the stream would
+    // keep its room in this future twice.
     let mut conn = Conn {
-        io,
+        io: &mut io,
         buf: BytesMut::from(&read_ahead[..]),
         out: Vec::new(),
-        head_timer: Box::pin(tokio::time::sleep(setup.header_timeout)),
     };
+    // Built with the first head: a connection that never sends one does
+    // not pay for it.
+    let mut client: Option<Box<ClientContext>> = None;
+    let mut refused = None;
     loop {
-        let head = match conn.next_head(&mut setup).await {
-            NextHead::Head(head) => head,
+        // The head is consumed inside this block, and only the boxed
+        // request state lives on across the await below: a value still in
+        // scope at an await (even moved out) keeps its room in this future,
+        // so no await may happen while the match holds the head.
+        let serving = match conn.next_head(setup, head_timer.as_mut()).await {
+            NextHead::Head(head) => {
+                let client = client.get_or_insert_with(|| Box::new(setup.client_context(peer)));
+                // Boxed, like the tunnel: the state of a request in flight
+                // is allocated per request, so a connection between requests
+                // is only the small loop state.
+                Box::pin(conn.serve_request(head, setup, client))
+            }
             NextHead::End => break,
             NextHead::Refused(err) => {
-                Box::pin(conn.refuse_head(err)).await;
+                refused = Some(err);
                 break;
             }
         };
-        // Boxed, like the tunnel: the state of a request in flight is
-        // allocated per request, so a connection between requests is only
-        // the small loop state.
-        match Box::pin(conn.serve_request(head, &setup)).await {
-            After::KeepAlive if !*setup.shutdown.borrow() => {}
+        match serving.await {
+            After::KeepAlive if !setup.stopping.has_begun() => {}
             After::KeepAlive | After::Close => break,
-            After::Tunnel(backend, idle) => return Box::pin(conn.tunnel(backend, idle)).await,
+            After::Tunnel(backend, idle) => {
+                let tunnel = Box::pin(conn.tunnel(backend, idle));
+                return tunnel.await;
+            }
         }
     }
-    let _ = conn.io.shutdown().await;
+    if let Some(err) = refused {
+        let refusing = Box::pin(conn.refuse_head(err));
+        refusing.await;
+    }
+    let _ = io.shutdown().await;
 }
 
-struct Conn<I> {
-    io: I,
+struct Conn<'a, I> {
+    io: &'a mut I,
     /// Bytes read and not yet used; empty (no allocation) between requests.
     buf: BytesMut,
     /// The response being written.
     out: Vec<u8>,
-    /// Bounds the wait for each head. One timer for the connection's life,
-    /// moved later for each head: pushing a deadline later is an atomic
-    /// update, where a new timer per request is a timer-wheel insert and
-    /// removal.
-    head_timer: Pin<Box<Sleep>>,
 }
 
 // The head is moved out at once, once per request: boxing it would cost an
@@ -119,10 +210,10 @@ enum After {
     Tunnel(BackendConn, Duration),
 }
 
-impl<I: EngineIo> Conn<I> {
-    async fn next_head(&mut self, setup: &mut EngineSetup) -> NextHead {
+impl<I: EngineIo> Conn<'_, I> {
+    async fn next_head(&mut self, setup: &EngineSetup, mut timer: Pin<&mut Sleep>) -> NextHead {
         let deadline = Instant::now() + setup.header_timeout;
-        self.head_timer.as_mut().reset(deadline);
+        timer.as_mut().reset(deadline);
         loop {
             if !self.buf.is_empty() {
                 match parse_request(&mut self.buf) {
@@ -130,24 +221,24 @@ impl<I: EngineIo> Conn<I> {
                     Ok(None) => {}
                     Err(err) => return NextHead::Refused(err),
                 }
-            } else if !self.wait_idle(setup).await {
+            } else if !self.wait_idle(setup, timer.as_mut()).await {
                 return NextHead::End;
             }
-            let read = poll_fn(|cx| read_more(&mut self.io, &mut self.buf, HEAD_READ, cx));
+            let read = poll_fn(|cx| read_more(&mut *self.io, &mut self.buf, HEAD_READ, cx));
             tokio::select! {
                 biased;
                 more = read => match more {
                     Ok(true) => {}
                     Ok(false) | Err(_) => return NextHead::End,
                 },
-                () = self.head_timer.as_mut() => return NextHead::End,
+                () = timer.as_mut() => return NextHead::End,
             }
         }
     }
 
     /// Waits, with no buffer held, until the next request's bytes arrive;
     /// false on timeout, shutdown or error.
-    async fn wait_idle(&mut self, setup: &mut EngineSetup) -> bool {
+    async fn wait_idle(&mut self, setup: &EngineSetup, timer: Pin<&mut Sleep>) -> bool {
         let now = {
             let mut cx = Context::from_waker(std::task::Waker::noop());
             self.io.poll_idle(&mut cx)
@@ -160,15 +251,19 @@ impl<I: EngineIo> Conn<I> {
         self.buf = BytesMut::new();
         self.out = Vec::new();
         setup.gateway.count_parked_connection();
-        let shutdown = &mut setup.shutdown;
         tokio::select! {
             ready = poll_fn(|cx| self.io.poll_idle(cx)) => ready.is_ok(),
-            () = self.head_timer.as_mut() => false,
-            _ = shutdown.wait_for(|stop| *stop) => false,
+            () = timer => false,
+            () = setup.stopping.wait() => false,
         }
     }
 
-    async fn serve_request(&mut self, head: RequestHead, setup: &EngineSetup) -> After {
+    async fn serve_request(
+        &mut self,
+        head: RequestHead,
+        setup: &EngineSetup,
+        client: &ClientContext,
+    ) -> After {
         let RequestHead {
             parts,
             framing,
@@ -188,7 +283,7 @@ impl<I: EngineIo> Conn<I> {
         };
         let mut serving = Box::pin(pipeline::serve(
             &setup.gateway,
-            &setup.client,
+            client,
             request,
             &OwnConnector,
         ));
@@ -198,7 +293,7 @@ impl<I: EngineIo> Conn<I> {
                 tokio::select! {
                     biased;
                     response = &mut serving => break response,
-                    () = pump.step(&mut self.io, &mut self.buf), if !pump.done() => {}
+                    () = pump.step(&mut *self.io, &mut self.buf), if !pump.done() => {}
                 }
             },
         };
@@ -214,7 +309,7 @@ impl<I: EngineIo> Conn<I> {
         let answering = Answering {
             head_request,
             http10,
-            close: client_closes || !body_read || *setup.shutdown.borrow(),
+            close: client_closes || !body_read || setup.stopping.has_begun(),
         };
         let pump = pump.filter(|p| !p.done());
         self.answer(response, answering, tunnel_slot, pump).await
@@ -242,7 +337,7 @@ impl<I: EngineIo> Conn<I> {
             close: true,
         };
         let response = json_error(status, reason);
-        let _ = write_response(&mut self.io, &mut self.out, response, answering).await;
+        let _ = write_response(&mut *self.io, &mut self.out, response, answering).await;
     }
 
     /// Writes the response; a body still arriving is pumped beside it.
@@ -254,9 +349,9 @@ impl<I: EngineIo> Conn<I> {
         pump: Option<BodyPump>,
     ) -> After {
         let written = match pump {
-            None => write_response(&mut self.io, &mut self.out, response, answering).await,
+            None => write_response(&mut *self.io, &mut self.out, response, answering).await,
             Some(mut pump) => {
-                let (mut reader, mut writer) = tokio::io::split(&mut self.io);
+                let (mut reader, mut writer) = tokio::io::split(&mut *self.io);
                 let writing = write_response(&mut writer, &mut self.out, response, answering);
                 tokio::pin!(writing);
                 loop {
@@ -344,17 +439,49 @@ mod size_tests {
             ".".into(),
             CookieKey::random(),
         ));
-        let setup = EngineSetup {
-            gateway,
-            client: Arc::new(ClientContext::new(peer.ip(), addr.port(), false)),
-            header_timeout: Duration::from_secs(10),
-            shutdown: watch::channel(false).1,
-        };
-        let future = serve(stream, Bytes::new(), setup);
+        let setup = EngineSetup::new(gateway, Duration::from_secs(10), addr.port(), false);
+        let future = serve(stream, Bytes::new(), &setup, peer.ip());
         let size = std::mem::size_of_val(&future);
+        {
+            let (c2, a2) = tokio::join!(TcpStream::connect(addr), listener.accept());
+            let _c2 = c2.unwrap();
+            let mut s2 = a2.unwrap().0;
+            let mut conn = Conn { io: &mut s2, buf: BytesMut::new(), out: Vec::new() };
+            let t = tokio::time::sleep(Duration::from_secs(1));
+            tokio::pin!(t);
+            eprintln!("stopping wait {}", std::mem::size_of_val(&setup.stopping.wait()));
+            eprintln!("wait_idle {}", std::mem::size_of_val(&conn.wait_idle(&setup, t.as_mut())));
+            eprintln!("next_head {}", std::mem::size_of_val(&conn.next_head(&setup, t.as_mut())));
+            eprintln!("refuse_head {}", std::mem::size_of_val(&conn.refuse_head(RequestHeadError::TooLarge)));
+            eprintln!("shutdown {}", std::mem::size_of_val(&conn.io.shutdown()));
+            eprintln!("NextHead {} RequestHead {}", std::mem::size_of::<NextHead>(), std::mem::size_of::<RequestHead>());
+        }
         eprintln!("engine connection future: {size} bytes");
         // About 920 bytes in a debug build (less in release). A request in
         // flight, a refusal and a tunnel are boxed, so they do not count.
         assert!(size <= 1024, "{size} bytes");
+    }
+}
+
+#[cfg(test)]
+mod tmp_sizes {
+    #[test]
+    fn print_sizes() {
+        use std::mem::size_of;
+        eprintln!("Sleep {}", size_of::<tokio::time::Sleep>());
+        eprintln!("Notified {}", size_of::<tokio::sync::futures::Notified<'static>>());
+        eprintln!("TcpStream {}", size_of::<tokio::net::TcpStream>());
+        eprintln!("watch::Receiver {}", size_of::<tokio::sync::watch::Receiver<bool>>());
+        eprintln!("ClientContext {}", size_of::<crate::http::ClientContext>());
+        eprintln!("permit {}", size_of::<tokio::sync::OwnedSemaphorePermit>());
+        eprintln!("BytesMut {} Bytes {}", size_of::<bytes::BytesMut>(), size_of::<bytes::Bytes>());
+        eprintln!("IpAddr {}", size_of::<std::net::IpAddr>());
+        eprintln!("HeaderValue {}", size_of::<http::HeaderValue>());
+        let (_tx, mut rx) = tokio::sync::watch::channel(false);
+        let f = rx.wait_for(|s| *s);
+        eprintln!("wait_for fut {}", std::mem::size_of_val(&f));
+        drop(f);
+        let f = rx.changed();
+        eprintln!("changed fut {}", std::mem::size_of_val(&f));
     }
 }

@@ -17,7 +17,9 @@ pub struct ClientContext {
     local_port_header: HeaderValue,
     /// Set on connections whose loop runs tunnels itself (see
     /// `listener::park`): the backend side of an accepted upgrade waits here.
-    tunnel_slot: Option<Mutex<Option<PendingTunnel>>>,
+    /// Boxed: most connections have none, and this context lives as long as
+    /// its connection, idle or not.
+    tunnel_slot: Option<Box<Mutex<Option<PendingTunnel>>>>,
     /// The strict HTTP/1 framing gate of this connection, when it has one.
     gate: std::sync::OnceLock<std::sync::Arc<crate::h1gate::GateStatus>>,
 }
@@ -37,13 +39,24 @@ impl ClientContext {
     }
 
     pub fn new(peer_ip: std::net::IpAddr, local_port: u16, tls: bool) -> ClientContext {
+        Self::with_port_header(peer_ip, local_port, HeaderValue::from(local_port), tls)
+    }
+
+    /// As [`ClientContext::new`], with the local port's header value given:
+    /// a listener builds it once and every connection shares its bytes.
+    pub fn with_port_header(
+        peer_ip: std::net::IpAddr,
+        local_port: u16,
+        local_port_header: HeaderValue,
+        tls: bool,
+    ) -> ClientContext {
         ClientContext {
             peer_ip,
             local_port,
             tls,
             peer_ip_header: HeaderValue::from_str(&peer_ip.to_string())
                 .unwrap_or_else(|_| HeaderValue::from_static("unknown")),
-            local_port_header: HeaderValue::from(local_port),
+            local_port_header,
             tunnel_slot: None,
             gate: std::sync::OnceLock::new(),
         }
@@ -66,7 +79,7 @@ impl ClientContext {
     /// For connections that take their socket back from hyper: upgrades are
     /// handed to the connection loop instead of hyper's upgrade machinery.
     pub fn with_tunnel_slot(mut self) -> Self {
-        self.tunnel_slot = Some(Mutex::new(None));
+        self.tunnel_slot = Some(Box::new(Mutex::new(None)));
         self
     }
 
