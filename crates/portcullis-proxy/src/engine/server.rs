@@ -3,7 +3,7 @@
 //! on with the next head (pipelined bytes are already in the buffer). A
 //! connection waiting for its next request holds no buffer.
 
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::io;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -60,7 +60,7 @@ pub struct EngineSetup {
     header_timeout: Duration,
     local_port: u16,
     /// The local port as a header value, built once for all connections.
-    local_port_header: HeaderValue,
+    local_port_header: Arc<HeaderValue>,
     tls: bool,
     stopping: Stopping,
 }
@@ -71,7 +71,7 @@ impl EngineSetup {
             gateway,
             header_timeout,
             local_port,
-            local_port_header: HeaderValue::from(local_port),
+            local_port_header: Arc::new(HeaderValue::from(local_port)),
             tls,
             stopping: Stopping::default(),
         }
@@ -114,19 +114,6 @@ impl Stopping {
     pub fn has_begun(&self) -> bool {
         self.begun.load(Ordering::SeqCst)
     }
-
-    /// Resolves once shutdown has begun.
-    async fn wait(&self) {
-        let notified = self.wake.notified();
-        tokio::pin!(notified);
-        // Listed as a waiter before the flag is read, so a `begin` between
-        // the two still wakes this one.
-        notified.as_mut().enable();
-        if self.has_begun() {
-            return;
-        }
-        notified.await
-    }
 }
 
 /// Serves `io` from `peer` until the client closes it, an error or a
@@ -161,7 +148,7 @@ pub async fn serve<I: EngineIo>(mut io: I, read_ahead: Bytes, setup: &EngineSetu
                 // Boxed, like the tunnel: the state of a request in flight
                 // is allocated per request, so a connection between requests
                 // is only the small loop state.
-                Box::pin(conn.serve_request(head, setup, client))
+                build_boxed(|| conn.serve_request(head, setup, client))
             }
             NextHead::End => break,
             NextHead::Refused(err) => {
@@ -251,11 +238,27 @@ impl<I: EngineIo> Conn<'_, I> {
         self.buf = BytesMut::new();
         self.out = Vec::new();
         setup.gateway.count_parked_connection();
-        tokio::select! {
-            ready = poll_fn(|cx| self.io.poll_idle(cx)) => ready.is_ok(),
-            () = timer => false,
-            () = setup.stopping.wait() => false,
+        let stopping = setup.stopping.wake.notified();
+        tokio::pin!(stopping);
+        // Listed as a waiter before the flag is read, so a `begin` between
+        // the two still wakes this connection.
+        stopping.as_mut().enable();
+        if setup.stopping.has_begun() {
+            return false;
         }
+        let mut timer = timer;
+        // One poll by hand rather than `select!`: the shutdown waiter is the
+        // only state it keeps, and no random branch order is drawn.
+        poll_fn(|cx| {
+            if let Poll::Ready(ready) = self.io.poll_idle(cx) {
+                return Poll::Ready(ready.is_ok());
+            }
+            if timer.as_mut().poll(cx).is_ready() || stopping.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(false);
+            }
+            Poll::Pending
+        })
+        .await
     }
 
     async fn serve_request(
@@ -281,12 +284,8 @@ impl<I: EngineIo> Conn<'_, I> {
             body,
             upgrade,
         };
-        let mut serving = Box::pin(pipeline::serve(
-            &setup.gateway,
-            client,
-            request,
-            &OwnConnector,
-        ));
+        let mut serving =
+            build_boxed(|| pipeline::serve(&setup.gateway, client, request, &OwnConnector));
         let response = match pump.as_mut() {
             None => (&mut serving).await,
             Some(pump) => loop {
@@ -391,6 +390,14 @@ impl<I: EngineIo> Conn<'_, I> {
     }
 }
 
+/// Boxes the future `build` makes, allocating first: `Box::pin(f())` builds
+/// a future on the stack and then copies all of it, its largest state
+/// included, into the box (a multi-KiB `memcpy` per request for a request's
+/// futures). Allocated first, the future can be built in place.
+fn build_boxed<F: Future>(build: impl FnOnce() -> F) -> Pin<Box<F>> {
+    Box::into_pin(Box::write(Box::new_uninit(), build()))
+}
+
 type TunnelSlot = Arc<Mutex<Option<(BackendConn, Duration)>>>;
 
 fn lock<T>(slot: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -449,12 +456,18 @@ mod size_tests {
             let mut conn = Conn { io: &mut s2, buf: BytesMut::new(), out: Vec::new() };
             let t = tokio::time::sleep(Duration::from_secs(1));
             tokio::pin!(t);
-            eprintln!("stopping wait {}", std::mem::size_of_val(&setup.stopping.wait()));
             eprintln!("wait_idle {}", std::mem::size_of_val(&conn.wait_idle(&setup, t.as_mut())));
             eprintln!("next_head {}", std::mem::size_of_val(&conn.next_head(&setup, t.as_mut())));
             eprintln!("refuse_head {}", std::mem::size_of_val(&conn.refuse_head(RequestHeadError::TooLarge)));
             eprintln!("shutdown {}", std::mem::size_of_val(&conn.io.shutdown()));
             eprintln!("NextHead {} RequestHead {}", std::mem::size_of::<NextHead>(), std::mem::size_of::<RequestHead>());
+            let mut raw = BytesMut::from(&b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"[..]);
+            let head = parse_request(&mut raw).unwrap().unwrap();
+            let client = setup.client_context(peer.ip());
+            eprintln!("serve_request {}", std::mem::size_of_val(&conn.serve_request(head, &setup, &client)));
+            let answering = Answering { head_request: false, http10: false, close: true };
+            eprintln!("answer {}", std::mem::size_of_val(&conn.answer(json_error(StatusCode::BAD_REQUEST, "x"), answering, None, None)));
+            eprintln!("refuse {}", std::mem::size_of_val(&conn.refuse(StatusCode::BAD_REQUEST, "x")));
         }
         eprintln!("engine connection future: {size} bytes");
         // About 920 bytes in a debug build (less in release). A request in

@@ -65,7 +65,6 @@ pub(crate) struct Accepting {
     connections: Connections,
     tls: Option<tokio_rustls::TlsAcceptor>,
     engine: Engine,
-    local_port: u16,
     /// Connection slots: one taken per accepted connection, given back by
     /// its [`Slot`] when it ends. All of them back means no connection left.
     slots: Semaphore,
@@ -114,7 +113,6 @@ pub async fn serve(
         connections: Connections::new(options.header_read_timeout),
         tls,
         engine: options.engine,
-        local_port,
         slots: Semaphore::new(slot_count as usize),
         slot_count,
         shutdown: shutdown.clone(),
@@ -197,7 +195,7 @@ async fn serve_hyper(stream: TcpStream, peer: IpAddr, accepting: Arc<Accepting>)
 }
 
 async fn serve_hyper_inner(stream: TcpStream, peer: IpAddr, accepting: &Accepting) {
-    let client = ClientContext::new(peer, accepting.local_port, accepting.tls.is_some());
+    let client = accepting.engine_setup.client_context(peer);
     let (gateway, connections) = (accepting.gateway.clone(), &accepting.connections);
     let shutdown = accepting.shutdown.clone();
     let Some(acceptor) = &accepting.tls else {
@@ -265,7 +263,6 @@ mod tests {
             connections: Connections::new(timeout),
             tls: None,
             engine,
-            local_port: 8080,
             slots: Semaphore::new(4),
             slot_count: 4,
             shutdown: watch::channel(false).1,
@@ -307,5 +304,49 @@ mod tests {
         drop(client);
         task.await.unwrap();
         assert_eq!(accepting.slots.available_permits(), 4);
+    }
+
+    /// An idle keep-alive connection on the own engine ends as soon as
+    /// shutdown begins, and the listener's wait for its connections ends
+    /// with it, long before the grace period.
+    #[tokio::test]
+    async fn shutdown_ends_idle_engine_connections_at_once() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let gateway = Arc::new(Gateway::new(
+            "m1",
+            "gateway",
+            ".".into(),
+            CookieKey::random(),
+        ));
+        let options = ListenerOptions {
+            tls: None,
+            max_connections: 8,
+            header_read_timeout: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(30),
+            engine: Engine::Portcullis,
+        };
+        let (stop, stopping) = watch::channel(false);
+        let serving = tokio::spawn(serve(listener, gateway, options, stopping));
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        client
+            .write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+            .await
+            .unwrap();
+        let mut reply = vec![0u8; 4096];
+        let n = client.read(&mut reply).await.unwrap();
+        assert!(reply[..n].starts_with(b"HTTP/1.1 "), "a response first");
+        // Now idle, waiting for its next request.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let started = std::time::Instant::now();
+        stop.send(true).unwrap();
+        let rest = tokio::time::timeout(Duration::from_secs(5), client.read(&mut reply)).await;
+        assert!(matches!(rest, Ok(Ok(0)) | Ok(Err(_))), "closed: {rest:?}");
+        tokio::time::timeout(Duration::from_secs(5), serving)
+            .await
+            .expect("the listener returns once its connections ended")
+            .unwrap();
+        assert!(started.elapsed() < Duration::from_secs(5));
     }
 }
