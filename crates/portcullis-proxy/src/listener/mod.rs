@@ -39,7 +39,8 @@ use crate::hyper_edge::handle;
 use crate::read_ahead::ReadAhead;
 use crate::routing::Gateway;
 use portcullis_config::Engine;
-use preface::{detect_tcp, Detected};
+pub(crate) use preface::{detect, Detected, PREFACE};
+use preface::detect_tcp;
 
 /// Largest request header block accepted; larger ones get 431.
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;
@@ -75,19 +76,22 @@ pub(crate) struct Accepting {
     engine_setup: EngineSetup,
 }
 
-/// A connection's slot, given back when the connection's task ends.
-pub(crate) struct Slot<'a>(&'a Semaphore);
+/// A connection's hold on its listener: the shared state, and the
+/// connection slot the accept loop took for it, given back when the
+/// connection's task ends (drops this).
+pub(crate) struct Held(Arc<Accepting>);
 
-impl<'a> Slot<'a> {
-    /// The slot the accept loop took for a connection, now held by its task.
-    pub(crate) fn held_by(accepting: &'a Accepting) -> Self {
-        Slot(&accepting.slots)
+impl std::ops::Deref for Held {
+    type Target = Accepting;
+
+    fn deref(&self) -> &Accepting {
+        &self.0
     }
 }
 
-impl Drop for Slot<'_> {
+impl Drop for Held {
     fn drop(&mut self) {
-        self.0.add_permits(1);
+        self.0.slots.add_permits(1);
     }
 }
 
@@ -158,11 +162,18 @@ pub async fn serve(
         // The slot goes with the connection (its `Slot` gives it back), so
         // that the wait below sees every connection end.
         permit.forget();
-        let accepting = accepting.clone();
-        if accepting.engine == Engine::Portcullis {
-            tokio::spawn(own_engine::serve_client(stream, peer.ip(), accepting));
-        } else {
-            tokio::spawn(serve_hyper(stream, peer.ip(), accepting));
+        let held = Held(accepting.clone());
+        match (accepting.engine, &accepting.tls) {
+            // The engine's own future is the task: nothing wraps it.
+            (Engine::Portcullis, None) => {
+                tokio::spawn(crate::engine::serve(stream, held, peer.ip()));
+            }
+            (Engine::Portcullis, Some(_)) => {
+                tokio::spawn(own_engine::serve_tls(stream, held, peer.ip()));
+            }
+            _ => {
+                tokio::spawn(serve_hyper(stream, peer.ip(), held));
+            }
         }
     }
     drop(listener);
@@ -187,11 +198,10 @@ pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
 }
 
 /// One connection on hyper, for its whole life (its task's future).
-async fn serve_hyper(stream: TcpStream, peer: IpAddr, accepting: Arc<Accepting>) {
-    let _slot = Slot::held_by(&accepting);
+async fn serve_hyper(stream: TcpStream, peer: IpAddr, held: Held) {
     // Boxed: its room would otherwise be part of every parked connection's
     // task too.
-    Box::pin(serve_hyper_inner(stream, peer, &accepting)).await
+    Box::pin(serve_hyper_inner(stream, peer, &held)).await
 }
 
 async fn serve_hyper_inner(stream: TcpStream, peer: IpAddr, accepting: &Accepting) {
@@ -279,10 +289,11 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let (client, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
         let (_client, (stream, peer)) = (client.unwrap(), accepted.unwrap());
-        let future = own_engine::serve_client(stream, peer.ip(), accepting(Engine::Portcullis));
+        let held = Held(accepting(Engine::Portcullis));
+        let future = crate::engine::serve(stream, held, peer.ip());
         let size = std::mem::size_of_val(&future);
         eprintln!("connection task future: {size} bytes");
-        assert!(size <= 640, "{size} bytes");
+        assert!(size <= 672, "{size} bytes");
     }
 
     /// The slots are the connection count: each task gives its slot back
@@ -295,10 +306,10 @@ mod tests {
         let (client, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
         let (client, (stream, peer)) = (client.unwrap(), accepted.unwrap());
         accepting.slots.acquire().await.unwrap().forget();
-        let task = tokio::spawn(own_engine::serve_client(
+        let task = tokio::spawn(crate::engine::serve(
             stream,
+            Held(accepting.clone()),
             peer.ip(),
-            accepting.clone(),
         ));
         assert_eq!(accepting.slots.available_permits(), 3);
         drop(client);

@@ -3,50 +3,65 @@
 //! stays on hyper's server, with tries sent by the engine's connector.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::IpAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
-use super::preface::{detect_tcp, Detected};
-use super::{Accepting, Slot};
+use super::preface::Detected;
+use super::{Accepting, Held};
 use crate::body::ProxyBody;
-use crate::engine::{self, EngineIo, OwnConnector};
+use crate::engine::{self, EngineHost, EngineIo, EngineSetup, OwnConnector};
 use crate::http::ClientContext;
 use crate::hyper_edge::client_request;
 use crate::pipeline;
 use crate::read_ahead::ReadAhead;
 use crate::routing::Gateway;
 
-/// One connection on the own engine, for its whole life: spawned as the
-/// connection's task, so what it holds while the connection idles is all the
-/// connection costs. Every state but plain HTTP/1.1 is boxed.
-pub(super) async fn serve_client(mut stream: TcpStream, peer: IpAddr, accepting: Arc<Accepting>) {
-    let _slot = Slot::held_by(&accepting);
-    let setup = &accepting.engine_setup;
-    if accepting.tls.is_some() {
-        let serving = Box::pin(serve_tls(stream, peer, &accepting));
-        return serving.await;
+impl EngineHost for Held {
+    fn setup(&self) -> &EngineSetup {
+        &self.engine_setup
     }
-    let deadline = tokio::time::Instant::now() + accepting.connections.header_read_timeout();
-    // Matched into the engine's future, not kept beside it: a value still
-    // in scope at an await keeps its room in this future.
-    let serving = match detect_tcp(&mut stream, deadline).await {
-        Detected::Http1(read_ahead) => engine::serve(stream, read_ahead, setup, peer),
-        Detected::Http2(read) => {
-            let serving = Box::pin(serve_h2(stream, read, peer, &accepting));
-            return serving.await;
-        }
-        Detected::Closed => return,
-    };
-    serving.await
+
+    fn serve_h2<I: EngineIo>(
+        &self,
+        io: I,
+        read: Bytes,
+        peer: IpAddr,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(serve_h2(io, read, peer, self))
+    }
 }
 
-/// TLS: the handshake, then HTTP/1.1 on the engine or HTTP/2 on hyper.
-async fn serve_tls(stream: TcpStream, peer: IpAddr, accepting: &Accepting) {
+impl EngineHost for &Accepting {
+    fn setup(&self) -> &EngineSetup {
+        &self.engine_setup
+    }
+
+    fn serve_h2<I: EngineIo>(
+        &self,
+        io: I,
+        read: Bytes,
+        peer: IpAddr,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(serve_h2(io, read, peer, self))
+    }
+}
+
+/// A TLS connection, for its whole life (its task's future): the
+/// handshake, then HTTP/1.1 on the engine or HTTP/2 on hyper. Boxed: a TLS
+/// stream's state is large, and the plain connections' tasks need none of it.
+pub(super) async fn serve_tls(stream: TcpStream, held: Held, peer: IpAddr) {
+    Box::pin(serve_tls_inner(stream, &held, peer)).await
+}
+
+async fn serve_tls_inner(stream: TcpStream, accepting: &Accepting, peer: IpAddr) {
     let Some(acceptor) = &accepting.tls else {
         return;
     };
@@ -57,9 +72,7 @@ async fn serve_tls(stream: TcpStream, peer: IpAddr, accepting: &Accepting) {
         return;
     };
     match detected {
-        Detected::Http1(read_ahead) => {
-            engine::serve(tls, read_ahead, &accepting.engine_setup, peer).await
-        }
+        Detected::Http1(read) => engine::serve(ReadAhead::new(read, tls), accepting, peer).await,
         Detected::Http2(read) => serve_h2(tls, read, peer, accepting).await,
         Detected::Closed => {}
     }
@@ -67,7 +80,10 @@ async fn serve_tls(stream: TcpStream, peer: IpAddr, accepting: &Accepting) {
 
 /// HTTP/2 stays on hyper's server; its tries go through the engine's
 /// connector.
-async fn serve_h2<I: EngineIo>(io: I, read: Bytes, peer: IpAddr, accepting: &Accepting) {
+async fn serve_h2<I>(io: I, read: Bytes, peer: IpAddr, accepting: &Accepting)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let gateway = accepting.gateway.clone();
     let client = Arc::new(accepting.engine_setup.client_context(peer));
     let service =
