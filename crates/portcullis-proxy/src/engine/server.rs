@@ -113,7 +113,12 @@ pub struct EngineSetup {
 }
 
 impl EngineSetup {
-    pub fn new(gateway: Arc<Gateway>, header_timeout: Duration, local_port: u16, tls: bool) -> Self {
+    pub fn new(
+        gateway: Arc<Gateway>,
+        header_timeout: Duration,
+        local_port: u16,
+        tls: bool,
+    ) -> Self {
         EngineSetup {
             gateway,
             header_timeout,
@@ -519,18 +524,16 @@ mod size_tests {
             CookieKey::random(),
         ));
         let setup = EngineSetup::new(gateway, Duration::from_secs(10), addr.port(), false);
-        let mut stream = stream;
-        let t = tokio::time::sleep(Duration::from_secs(1));
-        tokio::pin!(t);
-        eprintln!("detect {}", std::mem::size_of_val(&stream.detect(t.as_mut())));
-        eprintln!("host {}", std::mem::size_of::<TestHost>());
         let future = serve(stream, TestHost(Arc::new(setup)), peer.ip());
         let size = std::mem::size_of_val(&future);
         eprintln!("engine connection future: {size} bytes");
-        // 696 bytes when measured (the same in debug and optimised builds:
-        // a future's layout is fixed before optimisation). A request in
-        // flight, a refusal and a tunnel are boxed, so they do not count.
-        assert!(size <= 720, "{size} bytes");
+        // 656 bytes when measured (the same in debug and optimised builds:
+        // a future's layout is fixed before optimisation), so with tokio's
+        // task header and trailer (about 100 bytes, in 128-byte steps) the
+        // task is 768 bytes. A request in flight, a refusal, a tunnel and
+        // the rare start that looks like the HTTP/2 preface are boxed, so
+        // they do not count.
+        assert!(size <= 672, "{size} bytes");
     }
 
     /// The state of a request in flight is copied into its box once per

@@ -39,8 +39,8 @@ use crate::hyper_edge::handle;
 use crate::read_ahead::ReadAhead;
 use crate::routing::Gateway;
 use portcullis_config::Engine;
-pub(crate) use preface::{detect, Detected, PREFACE};
 use preface::detect_tcp;
+pub(crate) use preface::{detect, Detected, PREFACE};
 
 /// Largest request header block accepted; larger ones get 431.
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;
@@ -123,8 +123,7 @@ pub async fn serve(
     });
     let at_cap_logged = AtomicBool::new(false);
     loop {
-        if accepting.slots.available_permits() == 0
-            && !at_cap_logged.swap(true, Ordering::Relaxed)
+        if accepting.slots.available_permits() == 0 && !at_cap_logged.swap(true, Ordering::Relaxed)
         {
             tracing::warn!(
                 max = options.max_connections,
@@ -281,8 +280,10 @@ mod tests {
 
     /// An idle connection costs its task (this future, in tokio's task cell),
     /// the socket's registration with the reactor, and its client context:
-    /// nothing else is allocated for it. The future is measured in whatever
-    /// state is largest, so this bounds the idle state too.
+    /// nothing else is allocated for it. The future's size is that of its
+    /// largest state, so this bounds the idle state too. At most 672 bytes
+    /// keeps the task cell (128-byte steps, about 100 bytes of tokio's own)
+    /// at 768.
     #[tokio::test]
     async fn a_connections_task_is_small() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
