@@ -67,7 +67,7 @@ pub(crate) struct Accepting {
     tls: Option<tokio_rustls::TlsAcceptor>,
     engine: Engine,
     /// Connection slots: one taken per accepted connection, given back by
-    /// its [`Slot`] when it ends. All of them back means no connection left.
+    /// its [`Held`] when it ends. All of them back means no connection left.
     slots: Semaphore,
     slot_count: u32,
     /// For the hyper paths, which take their own receiver.
@@ -158,22 +158,10 @@ pub async fn serve(
             continue;
         }
         let _ = stream.set_nodelay(true);
-        // The slot goes with the connection (its `Slot` gives it back), so
+        // The slot goes with the connection (its `Held` gives it back), so
         // that the wait below sees every connection end.
         permit.forget();
-        let held = Held(accepting.clone());
-        match (accepting.engine, &accepting.tls) {
-            // The engine's own future is the task: nothing wraps it.
-            (Engine::Portcullis, None) => {
-                tokio::spawn(crate::engine::serve(stream, held, peer.ip()));
-            }
-            (Engine::Portcullis, Some(_)) => {
-                tokio::spawn(own_engine::serve_tls(stream, held, peer.ip()));
-            }
-            _ => {
-                tokio::spawn(serve_hyper(stream, peer.ip(), held));
-            }
-        }
+        spawn_connection(stream, peer.ip(), Held(accepting.clone()));
     }
     drop(listener);
     accepting.engine_setup.stopping().begin();
@@ -188,6 +176,22 @@ pub async fn serve(
         .is_err()
     {
         tracing::warn!(grace = ?options.shutdown_grace, "shutdown grace expired with requests still in flight");
+    }
+}
+
+/// One task per connection, for its whole life.
+fn spawn_connection(stream: TcpStream, peer: IpAddr, held: Held) {
+    match (held.engine, &held.tls) {
+        // The engine's own future is the task: nothing wraps it.
+        (Engine::Portcullis, None) => {
+            tokio::spawn(crate::engine::serve(stream, held, peer));
+        }
+        (Engine::Portcullis, Some(_)) => {
+            tokio::spawn(own_engine::serve_tls(stream, held, peer));
+        }
+        _ => {
+            tokio::spawn(serve_hyper(stream, peer, held));
+        }
     }
 }
 
