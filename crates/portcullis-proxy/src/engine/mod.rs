@@ -27,4 +27,5 @@ mod server;
 
 pub use crate::backend_pool::Pool;
 pub use backend::{EngineError, EngineResponseBody, OwnConnector};
-pub use server::{serve, EngineIo, EngineSetup};
+pub(crate) use server::{serve, EngineHost, EngineIo};
+pub use server::{EngineSetup, Stopping};

@@ -3,18 +3,21 @@
 //! on with the next head (pipelined bytes are already in the buffer). A
 //! connection waiting for its next request holds no buffer.
 
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::io;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use http::header::HeaderValue;
 use http::{Method, Response, StatusCode};
 use std::pin::Pin;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
+use tokio::sync::Notify;
 
 use tokio::time::{Instant, Sleep};
 
@@ -28,17 +31,25 @@ use crate::backend_pool::BackendConn;
 use crate::error::json_error;
 use crate::h1gate::{GateStatus, Violation};
 use crate::http::{strict, ClientContext};
+use crate::listener::{detect, Detected, PREFACE};
 use crate::pipeline::{self, ClientRequest, ClientUpgrade};
 use crate::read_ahead::ReadAhead;
 use crate::routing::Gateway;
 
 /// A client stream the engine can serve.
-pub trait EngineIo: AsyncRead + AsyncWrite + Unpin + Send + 'static {
+pub(crate) trait EngineIo: AsyncRead + AsyncWrite + Unpin + Send + 'static {
     /// Ready when a read would not wait, without reading: a connection
     /// between requests waits here with no buffer. Streams that cannot tell
     /// (TLS, whose records are decrypted ahead) say ready at once.
     fn poll_idle(&self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(Ok(()))
+    }
+
+    /// What the first bytes say (HTTP/1.1 or the HTTP/2 preface), before
+    /// `timer` fires. Streams whose protocol is already known (TLS, after
+    /// ALPN or the same check during the handshake) are HTTP/1.1 at once.
+    fn detect(&mut self, _timer: Pin<&mut Sleep>) -> impl Future<Output = Detected> + Send {
+        std::future::ready(Detected::Http1(Bytes::new()))
     }
 }
 
@@ -46,61 +57,185 @@ impl EngineIo for TcpStream {
     fn poll_idle(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.poll_read_ready(cx)
     }
+
+    /// Looks without consuming (so HTTP/1.1 bytes stay for the engine's
+    /// buffer); only a start that matches the preface is read, by
+    /// `listener::detect`, boxed. Polled by hand on the connection's own
+    /// head timer: `peek` and `timeout` futures would make this the largest
+    /// state of every plain connection's task.
+    async fn detect(&mut self, mut timer: Pin<&mut Sleep>) -> Detected {
+        let mut first = [0u8; PREFACE.len()];
+        let mut peeked = ReadBuf::new(&mut first);
+        let ready = poll_fn(|cx| match self.poll_peek(cx, &mut peeked) {
+            Poll::Ready(result) => Poll::Ready(result.ok()),
+            Poll::Pending => timer.as_mut().poll(cx).map(|()| None),
+        })
+        .await;
+        let read = peeked.filled();
+        match ready {
+            None | Some(0) => Detected::Closed,
+            Some(_) if read != &PREFACE[..read.len()] => Detected::Http1(Bytes::new()),
+            Some(_) => Box::pin(detect(self, timer.deadline())).await,
+        }
+    }
 }
 
-impl EngineIo for tokio_rustls::server::TlsStream<TcpStream> {}
+/// TLS, with the bytes the handshake's protocol check read.
+impl EngineIo for ReadAhead<tokio_rustls::server::TlsStream<TcpStream>> {}
 
-/// What every request on one connection shares.
+/// The listener's side of an engine connection: the shared setup, HTTP/2
+/// for a connection that starts with the preface, and whatever the
+/// connection holds until it ends (its connection slot). The engine's future
+/// owns it, so a connection's task holds nothing else of the listener.
+pub(crate) trait EngineHost: Send + Sync {
+    fn setup(&self) -> &EngineSetup;
+
+    /// Serves a connection whose first bytes were the HTTP/2 preface
+    /// (`read`, consumed).
+    fn serve_h2<I: EngineIo>(
+        &self,
+        io: I,
+        read: Bytes,
+        peer: IpAddr,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
+}
+
+/// What every connection of one listener shares; each connection borrows
+/// it, so none holds a copy of it while it idles.
 pub struct EngineSetup {
-    pub gateway: Arc<Gateway>,
-    pub client: Arc<ClientContext>,
+    gateway: Arc<Gateway>,
     /// Longest wait for a request head (and between requests).
-    pub header_timeout: Duration,
-    pub shutdown: watch::Receiver<bool>,
+    header_timeout: Duration,
+    local_port: u16,
+    /// The local port as a header value, built once for all connections.
+    local_port_header: Arc<HeaderValue>,
+    tls: bool,
+    stopping: Stopping,
 }
 
-/// Serves `io` until the client closes it, an error or a refusal ends it, it
-/// waits past the header timeout, or shutdown. `read_ahead` holds bytes
-/// already read from it.
-pub async fn serve<I: EngineIo>(io: I, read_ahead: Bytes, mut setup: EngineSetup) {
+impl EngineSetup {
+    pub fn new(
+        gateway: Arc<Gateway>,
+        header_timeout: Duration,
+        local_port: u16,
+        tls: bool,
+    ) -> Self {
+        EngineSetup {
+            gateway,
+            header_timeout,
+            local_port,
+            local_port_header: Arc::new(HeaderValue::from(local_port)),
+            tls,
+            stopping: Stopping::default(),
+        }
+    }
+
+    /// Shutdown as this listener's connections see it.
+    pub fn stopping(&self) -> &Stopping {
+        &self.stopping
+    }
+
+    /// What the pipeline knows about a client of this listener.
+    pub fn client_context(&self, peer: IpAddr) -> ClientContext {
+        ClientContext::with_port_header(
+            peer,
+            self.local_port,
+            self.local_port_header.clone(),
+            self.tls,
+        )
+    }
+}
+
+/// Shutdown for the engine's connections: a flag checked after each
+/// response, and a wake-up for the connections waiting for their next
+/// request. One per listener, so an idle connection holds no receiver of its
+/// own, only a waiter in the listener's list while it waits.
+#[derive(Default)]
+pub struct Stopping {
+    begun: AtomicBool,
+    wake: Notify,
+}
+
+impl Stopping {
+    /// Ends every idle connection and every connection after its current
+    /// response.
+    pub fn begin(&self) {
+        self.begun.store(true, Ordering::SeqCst);
+        self.wake.notify_waiters();
+    }
+
+    pub fn has_begun(&self) -> bool {
+        self.begun.load(Ordering::SeqCst)
+    }
+}
+
+/// Serves `io` from `peer` until the client closes it, an error or a
+/// refusal ends it, it waits past the header timeout, or shutdown. This is
+/// the whole of a plain connection's task: what it holds while the
+/// connection waits for its next request is what an idle connection costs.
+pub(crate) async fn serve<I: EngineIo, H: EngineHost>(mut io: I, host: H, peer: IpAddr) {
+    let setup = host.setup();
+    // One timer for the connection's life, moved later for each head:
+    // pushing a deadline later is an atomic update, where a new timer per
+    // request is a timer-wheel insert and removal. Part of this future, not
+    // boxed: an allocation of its own would cost an idle connection more.
+    // It bounds the wait for the first bytes too.
+    let head_timer = tokio::time::sleep(setup.header_timeout);
+    tokio::pin!(head_timer);
+    // The connection borrows the stream: moved into it, the stream would
+    // keep its room in this future twice. The first bytes are matched
+    // straight into the buffer, for the same reason.
     let mut conn = Conn {
-        io,
-        buf: BytesMut::from(&read_ahead[..]),
-        out: Vec::new(),
-        head_timer: Box::pin(tokio::time::sleep(setup.header_timeout)),
+        buf: match io.detect(head_timer.as_mut()).await {
+            Detected::Http1(read_ahead) => BytesMut::from(&read_ahead[..]),
+            Detected::Http2(read) => return host.serve_h2(io, read, peer).await,
+            Detected::Closed => return,
+        },
+        io: &mut io,
     };
+    // Built with the first head: a connection that never sends one does
+    // not pay for it.
+    let mut client: Option<Box<ClientContext>> = None;
+    let mut refused = None;
     loop {
-        let head = match conn.next_head(&mut setup).await {
-            NextHead::Head(head) => head,
+        // The head is consumed inside this block, and only the boxed
+        // request state lives on across the await below: a value still in
+        // scope at an await (even moved out) keeps its room in this future,
+        // so no await may happen while the match holds the head.
+        let serving = match conn.next_head(setup, head_timer.as_mut()).await {
+            NextHead::Head(head) => {
+                let client = client.get_or_insert_with(|| Box::new(setup.client_context(peer)));
+                // Boxed, like the tunnel: the state of a request in flight
+                // is allocated per request, so a connection between requests
+                // is only the small loop state.
+                build_boxed(|| conn.serve_request(head, setup, client))
+            }
             NextHead::End => break,
             NextHead::Refused(err) => {
-                Box::pin(conn.refuse_head(err)).await;
+                refused = Some(err);
                 break;
             }
         };
-        // Boxed, like the tunnel: the state of a request in flight is
-        // allocated per request, so a connection between requests is only
-        // the small loop state.
-        match Box::pin(conn.serve_request(head, &setup)).await {
-            After::KeepAlive if !*setup.shutdown.borrow() => {}
+        match serving.await {
+            After::KeepAlive if !setup.stopping.has_begun() => {}
             After::KeepAlive | After::Close => break,
-            After::Tunnel(backend, idle) => return Box::pin(conn.tunnel(backend, idle)).await,
+            After::Tunnel(backend, idle) => {
+                let tunnel = Box::pin(conn.tunnel(backend, idle));
+                return tunnel.await;
+            }
         }
     }
-    let _ = conn.io.shutdown().await;
+    if let Some(err) = refused {
+        let refusing = Box::pin(conn.refuse_head(err));
+        refusing.await;
+    }
+    let _ = io.shutdown().await;
 }
 
-struct Conn<I> {
-    io: I,
+struct Conn<'a, I> {
+    io: &'a mut I,
     /// Bytes read and not yet used; empty (no allocation) between requests.
     buf: BytesMut,
-    /// The response being written.
-    out: Vec<u8>,
-    /// Bounds the wait for each head. One timer for the connection's life,
-    /// moved later for each head: pushing a deadline later is an atomic
-    /// update, where a new timer per request is a timer-wheel insert and
-    /// removal.
-    head_timer: Pin<Box<Sleep>>,
 }
 
 // The head is moved out at once, once per request: boxing it would cost an
@@ -120,10 +255,10 @@ enum After {
     Tunnel(BackendConn, Duration),
 }
 
-impl<I: EngineIo> Conn<I> {
-    async fn next_head(&mut self, setup: &mut EngineSetup) -> NextHead {
+impl<I: EngineIo> Conn<'_, I> {
+    async fn next_head(&mut self, setup: &EngineSetup, mut timer: Pin<&mut Sleep>) -> NextHead {
         let deadline = Instant::now() + setup.header_timeout;
-        self.head_timer.as_mut().reset(deadline);
+        timer.as_mut().reset(deadline);
         loop {
             if !self.buf.is_empty() {
                 match parse_request(&mut self.buf) {
@@ -131,24 +266,24 @@ impl<I: EngineIo> Conn<I> {
                     Ok(None) => {}
                     Err(err) => return NextHead::Refused(err),
                 }
-            } else if !self.wait_idle(setup).await {
+            } else if !self.wait_idle(setup, timer.as_mut()).await {
                 return NextHead::End;
             }
-            let read = poll_fn(|cx| read_more(&mut self.io, &mut self.buf, HEAD_READ, cx));
+            let read = poll_fn(|cx| read_more(&mut *self.io, &mut self.buf, HEAD_READ, cx));
             tokio::select! {
                 biased;
                 more = read => match more {
                     Ok(true) => {}
                     Ok(false) | Err(_) => return NextHead::End,
                 },
-                () = self.head_timer.as_mut() => return NextHead::End,
+                () = timer.as_mut() => return NextHead::End,
             }
         }
     }
 
     /// Waits, with no buffer held, until the next request's bytes arrive;
     /// false on timeout, shutdown or error.
-    async fn wait_idle(&mut self, setup: &mut EngineSetup) -> bool {
+    async fn wait_idle(&mut self, setup: &EngineSetup, timer: Pin<&mut Sleep>) -> bool {
         let now = {
             let mut cx = Context::from_waker(std::task::Waker::noop());
             self.io.poll_idle(&mut cx)
@@ -159,17 +294,36 @@ impl<I: EngineIo> Conn<I> {
         // Really idle: give the buffers back (counted as a park, as the
         // hyper path's parking loop counts dropping its connection state).
         self.buf = BytesMut::new();
-        self.out = Vec::new();
         setup.gateway.count_parked_connection();
-        let shutdown = &mut setup.shutdown;
-        tokio::select! {
-            ready = poll_fn(|cx| self.io.poll_idle(cx)) => ready.is_ok(),
-            () = self.head_timer.as_mut() => false,
-            _ = shutdown.wait_for(|stop| *stop) => false,
+        let stopping = setup.stopping.wake.notified();
+        tokio::pin!(stopping);
+        // Listed as a waiter before the flag is read, so a `begin` between
+        // the two still wakes this connection.
+        stopping.as_mut().enable();
+        if setup.stopping.has_begun() {
+            return false;
         }
+        let mut timer = timer;
+        // One poll by hand rather than `select!`: the shutdown waiter is the
+        // only state it keeps, and no random branch order is drawn.
+        poll_fn(|cx| {
+            if let Poll::Ready(ready) = self.io.poll_idle(cx) {
+                return Poll::Ready(ready.is_ok());
+            }
+            if timer.as_mut().poll(cx).is_ready() || stopping.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(false);
+            }
+            Poll::Pending
+        })
+        .await
     }
 
-    async fn serve_request(&mut self, head: RequestHead, setup: &EngineSetup) -> After {
+    async fn serve_request(
+        &mut self,
+        head: RequestHead,
+        setup: &EngineSetup,
+        client: &ClientContext,
+    ) -> After {
         let RequestHead {
             parts,
             framing,
@@ -191,14 +345,10 @@ impl<I: EngineIo> Conn<I> {
         // an HTTP/1.0 client).
         let interim = InterimHeads::default();
         let connector = RelayingConnector((!http10).then_some(&interim));
-        let mut serving = Box::pin(pipeline::serve(
-            &setup.gateway,
-            &setup.client,
-            request,
-            &connector,
-        ));
+        let mut serving =
+            build_boxed(|| pipeline::serve(&setup.gateway, client, request, &connector));
         let response = interim
-            .serve_beside(&mut serving, pump.as_mut(), &mut self.io, &mut self.buf)
+            .serve_beside(&mut serving, pump.as_mut(), &mut *self.io, &mut self.buf)
             .await;
         drop(serving);
         if let Some(violation) = pump.as_ref().and_then(|p| p.violation) {
@@ -212,7 +362,7 @@ impl<I: EngineIo> Conn<I> {
         let answering = Answering {
             head_request,
             http10,
-            close: client_closes || !body_read || *setup.shutdown.borrow(),
+            close: client_closes || !body_read || setup.stopping.has_begun(),
         };
         let pump = pump.filter(|p| !p.done());
         self.answer(response, answering, tunnel_slot, pump).await
@@ -240,7 +390,7 @@ impl<I: EngineIo> Conn<I> {
             close: true,
         };
         let response = json_error(status, reason);
-        let _ = write_response(&mut self.io, &mut self.out, response, answering).await;
+        let _ = write_response(&mut *self.io, &mut Vec::new(), response, answering).await;
     }
 
     /// Writes the response; a body still arriving is pumped beside it.
@@ -251,11 +401,14 @@ impl<I: EngineIo> Conn<I> {
         tunnel_slot: Option<TunnelSlot>,
         pump: Option<BodyPump>,
     ) -> After {
+        // The response's bytes: part of the request's boxed state, so a
+        // connection between requests holds no buffer for them.
+        let mut out = Vec::new();
         let written = match pump {
-            None => write_response(&mut self.io, &mut self.out, response, answering).await,
+            None => write_response(&mut *self.io, &mut out, response, answering).await,
             Some(mut pump) => {
-                let (mut reader, mut writer) = tokio::io::split(&mut self.io);
-                let writing = write_response(&mut writer, &mut self.out, response, answering);
+                let (mut reader, mut writer) = tokio::io::split(&mut *self.io);
+                let writing = write_response(&mut writer, &mut out, response, answering);
                 tokio::pin!(writing);
                 loop {
                     tokio::select! {
@@ -294,6 +447,14 @@ impl<I: EngineIo> Conn<I> {
     }
 }
 
+/// Boxes the future `build` makes, allocating first: `Box::pin(f())` builds
+/// a future on the stack and then copies all of it, its largest state
+/// included, into the box (a multi-KiB `memcpy` per request for a request's
+/// futures). Allocated first, the future can be built in place.
+fn build_boxed<F: Future>(build: impl FnOnce() -> F) -> Pin<Box<F>> {
+    Box::into_pin(Box::write(Box::new_uninit(), build()))
+}
+
 type TunnelSlot = Arc<Mutex<Option<(BackendConn, Duration)>>>;
 
 fn lock<T>(slot: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -328,8 +489,26 @@ mod size_tests {
     use super::*;
     use crate::cookie_key::CookieKey;
 
+    struct TestHost(Arc<EngineSetup>);
+
+    impl EngineHost for TestHost {
+        fn setup(&self) -> &EngineSetup {
+            &self.0
+        }
+
+        fn serve_h2<I: EngineIo>(
+            &self,
+            _: I,
+            _: Bytes,
+            _: IpAddr,
+        ) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+            Box::pin(async {})
+        }
+    }
+
     /// What a connection costs while it waits for its next request is the
-    /// size of its task: the engine's future, whatever state it is in.
+    /// size of its task: this future, whatever state it is in (plus the
+    /// socket's registration and the client context).
     #[tokio::test]
     async fn an_idle_connection_is_a_small_state() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -342,17 +521,45 @@ mod size_tests {
             ".".into(),
             CookieKey::random(),
         ));
-        let setup = EngineSetup {
-            gateway,
-            client: Arc::new(ClientContext::new(peer.ip(), addr.port(), false)),
-            header_timeout: Duration::from_secs(10),
-            shutdown: watch::channel(false).1,
-        };
-        let future = serve(stream, Bytes::new(), setup);
+        let setup = EngineSetup::new(gateway, Duration::from_secs(10), addr.port(), false);
+        let future = serve(stream, TestHost(Arc::new(setup)), peer.ip());
         let size = std::mem::size_of_val(&future);
         eprintln!("engine connection future: {size} bytes");
-        // About 920 bytes in a debug build (less in release). A request in
-        // flight, a refusal and a tunnel are boxed, so they do not count.
-        assert!(size <= 1024, "{size} bytes");
+        // 656 bytes when measured (the same in debug and optimised builds:
+        // a future's layout is fixed before optimisation), so with tokio's
+        // task header and trailer (about 100 bytes, in 128-byte steps) the
+        // task is 768 bytes. A request in flight, a refusal, a tunnel and
+        // the rare start that looks like the HTTP/2 preface are boxed, so
+        // they do not count.
+        assert!(size <= 672, "{size} bytes");
+    }
+
+    /// The state of a request in flight is copied into its box once per
+    /// request: it must stay a few KiB, not grow with every await added.
+    #[tokio::test]
+    async fn a_request_in_flight_is_boxed_whole_and_bounded() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (client, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
+        let (_client, (mut stream, peer)) = (client.unwrap(), accepted.unwrap());
+        let gateway = Arc::new(Gateway::new(
+            "m1",
+            "gateway",
+            ".".into(),
+            CookieKey::random(),
+        ));
+        let setup = EngineSetup::new(gateway, Duration::from_secs(10), addr.port(), false);
+        let mut conn = Conn {
+            io: &mut stream,
+            buf: BytesMut::new(),
+        };
+        let mut raw = BytesMut::from(&b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"[..]);
+        let Ok(Some(head)) = parse_request(&mut raw) else {
+            panic!("a valid head");
+        };
+        let client = setup.client_context(peer.ip());
+        let size = std::mem::size_of_val(&conn.serve_request(head, &setup, &client));
+        eprintln!("request future: {size} bytes");
+        assert!(size <= 2560, "{size} bytes");
     }
 }

@@ -2,7 +2,7 @@
 //! every request on it: the peer, the local port, TLS, the framing gate's
 //! verdict and the slot a tunnel is handed over in.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use http::header::HeaderValue;
 
@@ -14,12 +14,15 @@ pub struct ClientContext {
     pub local_port: u16,
     pub tls: bool,
     peer_ip_header: HeaderValue,
-    local_port_header: HeaderValue,
+    /// Shared by the listener's connections: one header value per port.
+    local_port_header: Arc<HeaderValue>,
     /// Set on connections whose loop runs tunnels itself (see
     /// `listener::park`): the backend side of an accepted upgrade waits here.
-    tunnel_slot: Option<Mutex<Option<PendingTunnel>>>,
+    /// Boxed: most connections have none, and this context lives as long as
+    /// its connection, idle or not.
+    tunnel_slot: Option<Box<Mutex<Option<PendingTunnel>>>>,
     /// The strict HTTP/1 framing gate of this connection, when it has one.
-    gate: std::sync::OnceLock<std::sync::Arc<crate::h1gate::GateStatus>>,
+    gate: std::sync::OnceLock<Arc<crate::h1gate::GateStatus>>,
 }
 
 /// The backend side of an upgrade, and the tunnel's idle timeout.
@@ -37,20 +40,32 @@ impl ClientContext {
     }
 
     pub fn new(peer_ip: std::net::IpAddr, local_port: u16, tls: bool) -> ClientContext {
+        let local_port_header = Arc::new(HeaderValue::from(local_port));
+        Self::with_port_header(peer_ip, local_port, local_port_header, tls)
+    }
+
+    /// As [`ClientContext::new`], with the local port's header value given:
+    /// a listener builds it once and every connection shares it.
+    pub fn with_port_header(
+        peer_ip: std::net::IpAddr,
+        local_port: u16,
+        local_port_header: Arc<HeaderValue>,
+        tls: bool,
+    ) -> ClientContext {
         ClientContext {
             peer_ip,
             local_port,
             tls,
             peer_ip_header: HeaderValue::from_str(&peer_ip.to_string())
                 .unwrap_or_else(|_| HeaderValue::from_static("unknown")),
-            local_port_header: HeaderValue::from(local_port),
+            local_port_header,
             tunnel_slot: None,
             gate: std::sync::OnceLock::new(),
         }
     }
 
     /// Attaches the connection's framing gate (once).
-    pub fn attach_gate(&self, status: std::sync::Arc<crate::h1gate::GateStatus>) {
+    pub fn attach_gate(&self, status: Arc<crate::h1gate::GateStatus>) {
         let _ = self.gate.set(status);
     }
 
@@ -66,7 +81,7 @@ impl ClientContext {
     /// For connections that take their socket back from hyper: upgrades are
     /// handed to the connection loop instead of hyper's upgrade machinery.
     pub fn with_tunnel_slot(mut self) -> Self {
-        self.tunnel_slot = Some(Mutex::new(None));
+        self.tunnel_slot = Some(Box::new(Mutex::new(None)));
         self
     }
 

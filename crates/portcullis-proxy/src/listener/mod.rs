@@ -22,23 +22,25 @@ pub use sources::{COOL_OFF, SOURCE_RESETS_PER_WINDOW, SOURCE_WINDOW};
 pub use tls::{server_config, TlsSetupError};
 
 use crate::h1gate::GateStatus;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::body::Incoming;
 use hyper::Request;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::net::TcpStream;
 use tokio::sync::{watch, Semaphore};
 
+use crate::engine::EngineSetup;
 use crate::http::ClientContext;
 use crate::hyper_edge::handle;
 use crate::read_ahead::ReadAhead;
 use crate::routing::Gateway;
 use portcullis_config::Engine;
-use preface::{detect_tcp, Detected};
+use preface::detect_tcp;
+pub(crate) use preface::{detect, Detected, PREFACE};
 
 /// Largest request header block accepted; larger ones get 431.
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;
@@ -56,6 +58,43 @@ pub struct ListenerOptions {
     pub engine: portcullis_config::Engine,
 }
 
+/// What every connection of one listener shares. A connection's task holds
+/// one `Arc` of it, not copies of its parts: every byte a task captures stays
+/// allocated for as long as the client keeps the connection open.
+pub(crate) struct Accepting {
+    gateway: Arc<Gateway>,
+    connections: Connections,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    engine: Engine,
+    /// Connection slots: one taken per accepted connection, given back by
+    /// its [`Held`] when it ends. All of them back means no connection left.
+    slots: Semaphore,
+    slot_count: u32,
+    /// For the hyper paths, which take their own receiver.
+    shutdown: watch::Receiver<bool>,
+    /// The own engine's setup, shared by all its connections.
+    engine_setup: EngineSetup,
+}
+
+/// A connection's hold on its listener: the shared state, and the
+/// connection slot the accept loop took for it, given back when the
+/// connection's task ends (drops this).
+pub(crate) struct Held(Arc<Accepting>);
+
+impl std::ops::Deref for Held {
+    type Target = Accepting;
+
+    fn deref(&self) -> &Accepting {
+        &self.0
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.0.slots.add_permits(1);
+    }
+}
+
 /// Serves `listener` until `shutdown` turns true, then stops accepting, lets
 /// in-flight requests finish within the grace period, and returns.
 pub async fn serve(
@@ -65,17 +104,27 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let local_port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
-    // Shared, not cloned per connection: every byte a connection's task
-    // captures stays allocated for as long as the client keeps it open.
-    let connections = Arc::new(Connections::new(options.header_read_timeout));
-    let graceful = GracefulShutdown::new();
-    let slots = Arc::new(Semaphore::new(options.max_connections.max(1)));
-    let at_cap_logged = AtomicBool::new(false);
+    let slot_count = u32::try_from(options.max_connections.max(1)).unwrap_or(u32::MAX);
     let tls = options.tls.clone().map(tokio_rustls::TlsAcceptor::from);
-    let engine = options.engine;
-
+    let accepting = Arc::new(Accepting {
+        engine_setup: EngineSetup::new(
+            gateway.clone(),
+            options.header_read_timeout,
+            local_port,
+            tls.is_some(),
+        ),
+        gateway,
+        connections: Connections::new(options.header_read_timeout),
+        tls,
+        engine: options.engine,
+        slots: Semaphore::new(slot_count as usize),
+        slot_count,
+        shutdown: shutdown.clone(),
+    });
+    let at_cap_logged = AtomicBool::new(false);
     loop {
-        if slots.available_permits() == 0 && !at_cap_logged.swap(true, Ordering::Relaxed) {
+        if accepting.slots.available_permits() == 0 && !at_cap_logged.swap(true, Ordering::Relaxed)
+        {
             tracing::warn!(
                 max = options.max_connections,
                 port = local_port,
@@ -83,7 +132,7 @@ pub async fn serve(
             );
         }
         let permit = tokio::select! {
-            permit = slots.clone().acquire_owned() => match permit {
+            permit = accepting.slots.acquire() => match permit {
                 Ok(permit) => permit,
                 Err(_) => break,
             },
@@ -104,33 +153,45 @@ pub async fn serve(
             }
         };
         at_cap_logged.store(false, Ordering::Relaxed);
-        if !connections.admits(peer.ip()) {
+        if !accepting.connections.admits(peer.ip()) {
             // A source cooling off after HTTP/2 abuse: closed at once.
             continue;
         }
         let _ = stream.set_nodelay(true);
-        let client = ClientContext::new(peer.ip(), local_port, tls.is_some());
-        let (gateway, connections) = (gateway.clone(), connections.clone());
-        let (tls, shutdown) = (tls.clone(), shutdown.clone());
-        // Held until the connection ends, so that `graceful.shutdown()` waits
-        // for every connection; each one watches `shutdown` itself.
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            let _permit = permit;
-            serve_client(stream, tls, gateway, client, &connections, shutdown, engine).await;
-            drop(watcher);
-        });
+        // The slot goes with the connection (its `Held` gives it back), so
+        // that the wait below sees every connection end.
+        permit.forget();
+        spawn_connection(stream, peer.ip(), Held(accepting.clone()));
     }
     drop(listener);
+    accepting.engine_setup.stopping().begin();
     tracing::info!(
         port = local_port,
         "listener closed; finishing in-flight requests"
     );
-    if tokio::time::timeout(options.shutdown_grace, graceful.shutdown())
+    // Every slot back: every connection has ended.
+    let all_ended = accepting.slots.acquire_many(accepting.slot_count);
+    if tokio::time::timeout(options.shutdown_grace, all_ended)
         .await
         .is_err()
     {
         tracing::warn!(grace = ?options.shutdown_grace, "shutdown grace expired with requests still in flight");
+    }
+}
+
+/// One task per connection, for its whole life.
+fn spawn_connection(stream: TcpStream, peer: IpAddr, held: Held) {
+    match (held.engine, &held.tls) {
+        // The engine's own future is the task: nothing wraps it.
+        (Engine::Portcullis, None) => {
+            tokio::spawn(crate::engine::serve(stream, held, peer));
+        }
+        (Engine::Portcullis, Some(_)) => {
+            tokio::spawn(own_engine::serve_tls(stream, held, peer));
+        }
+        _ => {
+            tokio::spawn(serve_hyper(stream, peer, held));
+        }
     }
 }
 
@@ -139,39 +200,26 @@ pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|stop| *stop).await;
 }
 
-async fn serve_client(
-    stream: TcpStream,
-    tls: Option<tokio_rustls::TlsAcceptor>,
-    gateway: Arc<Gateway>,
-    client: ClientContext,
-    connections: &Connections,
-    shutdown: watch::Receiver<bool>,
-    engine: Engine,
-) {
-    if engine == Engine::Portcullis {
-        // Boxed: the engine's state is not part of the accept loop's task.
-        return Box::pin(own_engine::serve_client(
-            stream,
-            tls,
-            gateway,
-            client,
-            connections,
-            shutdown,
-        ))
-        .await;
-    }
-    let Some(acceptor) = tls else {
+/// One connection on hyper, for its whole life (its task's future).
+async fn serve_hyper(stream: TcpStream, peer: IpAddr, held: Held) {
+    // Boxed: its room would otherwise be part of every parked connection's
+    // task too.
+    Box::pin(serve_hyper_inner(stream, peer, &held)).await
+}
+
+async fn serve_hyper_inner(stream: TcpStream, peer: IpAddr, accepting: &Accepting) {
+    let client = accepting.engine_setup.client_context(peer);
+    let (gateway, connections) = (accepting.gateway.clone(), &accepting.connections);
+    let shutdown = accepting.shutdown.clone();
+    let Some(acceptor) = &accepting.tls else {
         return Box::pin(serve_plain(stream, gateway, client, connections, shutdown)).await;
     };
-    let peer = client.peer_ip;
     let gate = Arc::new(GateStatus::default());
     client.attach_gate(gate.clone());
     let client = Arc::new(client);
     let service =
         move |request: Request<Incoming>| handle(gateway.clone(), client.clone(), request);
-    // Boxed: its room would otherwise be part of every parked connection's
-    // task too.
-    Box::pin(connections.serve_tls(stream, &acceptor, peer, gate, service, shutdown)).await
+    Box::pin(connections.serve_tls(stream, acceptor, peer, gate, service, shutdown)).await
 }
 
 /// A plain connection: HTTP/1.1 goes to the parking loop, HTTP/2 prior
@@ -206,5 +254,115 @@ async fn serve_plain(
             Box::pin(connections.serve_h2(io, peer, service, shutdown)).await
         }
         Detected::Closed => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cookie_key::CookieKey;
+
+    fn accepting(engine: Engine) -> Arc<Accepting> {
+        let gateway = Arc::new(Gateway::new(
+            "m1",
+            "gateway",
+            ".".into(),
+            CookieKey::random(),
+        ));
+        let timeout = Duration::from_secs(10);
+        Arc::new(Accepting {
+            engine_setup: EngineSetup::new(gateway.clone(), timeout, 8080, false),
+            gateway,
+            connections: Connections::new(timeout),
+            tls: None,
+            engine,
+            slots: Semaphore::new(4),
+            slot_count: 4,
+            shutdown: watch::channel(false).1,
+        })
+    }
+
+    /// An idle connection costs its task (this future, in tokio's task cell),
+    /// the socket's registration with the reactor, and its client context:
+    /// nothing else is allocated for it. The future's size is that of its
+    /// largest state, so this bounds the idle state too. At most 672 bytes
+    /// keeps the task cell (128-byte steps, about 100 bytes of tokio's own)
+    /// at 768.
+    #[tokio::test]
+    async fn a_connections_task_is_small() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (client, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
+        let (_client, (stream, peer)) = (client.unwrap(), accepted.unwrap());
+        let held = Held(accepting(Engine::Portcullis));
+        let future = crate::engine::serve(stream, held, peer.ip());
+        let size = std::mem::size_of_val(&future);
+        eprintln!("connection task future: {size} bytes");
+        assert!(size <= 672, "{size} bytes");
+    }
+
+    /// The slots are the connection count: each task gives its slot back
+    /// when it ends, which is what shutdown waits for.
+    #[tokio::test]
+    async fn a_connection_gives_its_slot_back_when_it_ends() {
+        let accepting = accepting(Engine::Portcullis);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (client, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
+        let (client, (stream, peer)) = (client.unwrap(), accepted.unwrap());
+        accepting.slots.acquire().await.unwrap().forget();
+        let task = tokio::spawn(crate::engine::serve(
+            stream,
+            Held(accepting.clone()),
+            peer.ip(),
+        ));
+        assert_eq!(accepting.slots.available_permits(), 3);
+        drop(client);
+        task.await.unwrap();
+        assert_eq!(accepting.slots.available_permits(), 4);
+    }
+
+    /// An idle keep-alive connection on the own engine ends as soon as
+    /// shutdown begins, and the listener's wait for its connections ends
+    /// with it, long before the grace period.
+    #[tokio::test]
+    async fn shutdown_ends_idle_engine_connections_at_once() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let gateway = Arc::new(Gateway::new(
+            "m1",
+            "gateway",
+            ".".into(),
+            CookieKey::random(),
+        ));
+        let options = ListenerOptions {
+            tls: None,
+            max_connections: 8,
+            header_read_timeout: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(30),
+            engine: Engine::Portcullis,
+        };
+        let (stop, stopping) = watch::channel(false);
+        let serving = tokio::spawn(serve(listener, gateway, options, stopping));
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        client
+            .write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+            .await
+            .unwrap();
+        let mut reply = vec![0u8; 4096];
+        let n = client.read(&mut reply).await.unwrap();
+        assert!(reply[..n].starts_with(b"HTTP/1.1 "), "a response first");
+        // Now idle, waiting for its next request.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let started = std::time::Instant::now();
+        stop.send(true).unwrap();
+        let rest = tokio::time::timeout(Duration::from_secs(5), client.read(&mut reply)).await;
+        assert!(matches!(rest, Ok(Ok(0)) | Ok(Err(_))), "closed: {rest:?}");
+        tokio::time::timeout(Duration::from_secs(5), serving)
+            .await
+            .expect("the listener returns once its connections ended")
+            .unwrap();
+        assert!(started.elapsed() < Duration::from_secs(5));
     }
 }

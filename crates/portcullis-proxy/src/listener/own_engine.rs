@@ -3,81 +3,97 @@
 //! stays on hyper's server, with tries sent by the engine's connector.
 
 use std::convert::Infallible;
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
 
-use super::preface::{detect_tcp, Detected};
-use super::Connections;
+use super::preface::Detected;
+use super::{Accepting, Held};
 use crate::body::ProxyBody;
-use crate::engine::{self, EngineIo, EngineSetup, OwnConnector};
+use crate::engine::{self, EngineHost, EngineIo, EngineSetup, OwnConnector};
 use crate::http::ClientContext;
 use crate::hyper_edge::client_request;
 use crate::pipeline;
 use crate::read_ahead::ReadAhead;
 use crate::routing::Gateway;
 
-pub(super) async fn serve_client(
-    mut stream: TcpStream,
-    tls: Option<tokio_rustls::TlsAcceptor>,
-    gateway: Arc<Gateway>,
-    client: ClientContext,
-    connections: &Connections,
-    shutdown: watch::Receiver<bool>,
-) {
-    let peer = client.peer_ip;
-    let client = Arc::new(client);
-    let setup = EngineSetup {
-        gateway,
-        client,
-        header_timeout: connections.header_read_timeout(),
-        shutdown,
-    };
-    match tls {
-        None => {
-            let deadline = tokio::time::Instant::now() + connections.header_read_timeout();
-            let detected = detect_tcp(&mut stream, deadline).await;
-            dispatch(stream, detected, setup, connections, peer).await;
-        }
-        Some(acceptor) => {
-            // Boxed: a handshake's state is large, and as part of this
-            // future it would be part of every plain connection too.
-            let handshake = Box::pin(connections.handshake(stream, &acceptor, peer));
-            let Some((tls, detected)) = handshake.await else {
-                return;
-            };
-            Box::pin(dispatch(tls, detected, setup, connections, peer)).await;
-        }
+impl EngineHost for Held {
+    fn setup(&self) -> &EngineSetup {
+        &self.engine_setup
+    }
+
+    fn serve_h2<I: EngineIo>(
+        &self,
+        io: I,
+        read: Bytes,
+        peer: IpAddr,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(serve_h2(io, read, peer, self))
     }
 }
 
-async fn dispatch<I: EngineIo>(
-    io: I,
-    detected: Detected,
-    setup: EngineSetup,
-    connections: &Connections,
-    peer: std::net::IpAddr,
-) {
+impl EngineHost for &Accepting {
+    fn setup(&self) -> &EngineSetup {
+        &self.engine_setup
+    }
+
+    fn serve_h2<I: EngineIo>(
+        &self,
+        io: I,
+        read: Bytes,
+        peer: IpAddr,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(serve_h2(io, read, peer, self))
+    }
+}
+
+/// A TLS connection, for its whole life (its task's future): the
+/// handshake, then HTTP/1.1 on the engine or HTTP/2 on hyper. Boxed: a TLS
+/// stream's state is large, and the plain connections' tasks need none of it.
+pub(super) async fn serve_tls(stream: TcpStream, held: Held, peer: IpAddr) {
+    Box::pin(serve_tls_inner(stream, &held, peer)).await
+}
+
+async fn serve_tls_inner(stream: TcpStream, accepting: &Accepting, peer: IpAddr) {
+    let Some(acceptor) = &accepting.tls else {
+        return;
+    };
+    // Boxed: a handshake's state is large, and it is over once the
+    // connection idles.
+    let handshake = Box::pin(accepting.connections.handshake(stream, acceptor, peer));
+    let Some((tls, detected)) = handshake.await else {
+        return;
+    };
     match detected {
-        Detected::Http1(read_ahead) => engine::serve(io, read_ahead, setup).await,
-        Detected::Http2(read) => {
-            let EngineSetup {
-                gateway,
-                client,
-                shutdown,
-                ..
-            } = setup;
-            let service = move |request: Request<Incoming>| {
-                handle_h2(gateway.clone(), client.clone(), request)
-            };
-            let io = ReadAhead::new(read, io);
-            Box::pin(connections.serve_h2(io, peer, service, shutdown)).await
-        }
+        Detected::Http1(read) => engine::serve(ReadAhead::new(read, tls), accepting, peer).await,
+        Detected::Http2(read) => serve_h2(tls, read, peer, accepting).await,
         Detected::Closed => {}
     }
+}
+
+/// HTTP/2 stays on hyper's server; its tries go through the engine's
+/// connector.
+async fn serve_h2<I>(io: I, read: Bytes, peer: IpAddr, accepting: &Accepting)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let gateway = accepting.gateway.clone();
+    let client = Arc::new(accepting.engine_setup.client_context(peer));
+    let service =
+        move |request: Request<Incoming>| handle_h2(gateway.clone(), client.clone(), request);
+    let io = ReadAhead::new(read, io);
+    let shutdown = accepting.shutdown.clone();
+    accepting
+        .connections
+        .serve_h2(io, peer, service, shutdown)
+        .await
 }
 
 /// An HTTP/2 request from hyper's server, with tries on the engine's
