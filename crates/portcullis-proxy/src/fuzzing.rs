@@ -363,6 +363,17 @@ pub fn forwarded_headers_strict(data: &[u8]) {
     forwarded_headers_checked(data, true);
 }
 
+/// The engine's lines are the map's fields, one per name.
+fn check_written_fields(fields: &ForwardedFields<'_>, has_host: bool) {
+    let mut lines = Vec::new();
+    fields.write_h1(&mut lines);
+    let written = lines
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .count();
+    assert_eq!(written, if has_host { 7 } else { 6 });
+}
+
 fn forwarded_headers_checked(data: &[u8], strict: bool) {
     let mut it = lines(data);
     let client = client_line(it.next().unwrap_or_default());
@@ -383,14 +394,7 @@ fn forwarded_headers_checked(data: &[u8], strict: bool) {
         context: &context,
     };
     fields.insert_into(&mut headers);
-    let mut lines = Vec::new();
-    fields.write_h1(&mut lines);
-    let written = lines
-        .split(|&b| b == b'\n')
-        .filter(|l| !l.is_empty())
-        .count();
-    // The engine's lines are the map's fields, one per name.
-    assert_eq!(written, if original_host.is_some() { 7 } else { 6 });
+    check_written_fields(&fields, original_host.is_some());
 
     let one = |name: &str| -> HeaderValue {
         let mut values = headers.get_all(name).iter();

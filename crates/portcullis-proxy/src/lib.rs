@@ -20,6 +20,7 @@ pub mod http;
 pub mod hyper_edge;
 pub mod listener;
 pub mod pipeline;
+mod preface;
 mod read_ahead;
 pub mod routing;
 pub mod slow_body;

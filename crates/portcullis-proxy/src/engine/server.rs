@@ -31,8 +31,8 @@ use crate::backend_pool::BackendConn;
 use crate::error::json_error;
 use crate::h1gate::{GateStatus, Violation};
 use crate::http::{strict, ClientContext};
-use crate::listener::{detect, Detected, PREFACE};
 use crate::pipeline::{self, ClientRequest, ClientUpgrade};
+use crate::preface::{detect, Detected, PREFACE};
 use crate::read_ahead::ReadAhead;
 use crate::routing::Gateway;
 

@@ -22,10 +22,10 @@ use tokio::sync::watch;
 use tokio::time::{timeout_at, Instant};
 
 use super::frames::FrameGuard;
-use super::preface::{detect, detect_tcp, Detected};
 use super::sources::Sources;
 use super::streams::{drive, ConnShared, GuardedBody, IdleWatch, StreamGuard};
 use super::MAX_HEADER_BYTES;
+use crate::preface::{detect, detect_tcp, Detected};
 use crate::read_ahead::ReadAhead;
 
 use crate::error::BoxError;

@@ -19,8 +19,8 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 
-use super::preface::PREFACE;
 use super::streams::ConnShared;
+use crate::preface::PREFACE;
 
 /// The window every budget below is counted over.
 pub const FRAME_WINDOW: Duration = Duration::from_secs(10);

@@ -6,7 +6,6 @@ mod conn;
 mod frames;
 mod own_engine;
 mod park;
-mod preface;
 mod sources;
 mod streams;
 mod tls;
@@ -36,11 +35,10 @@ use tokio::sync::{watch, Semaphore};
 use crate::engine::EngineSetup;
 use crate::http::ClientContext;
 use crate::hyper_edge::handle;
+use crate::preface::{detect_tcp, Detected};
 use crate::read_ahead::ReadAhead;
 use crate::routing::Gateway;
 use portcullis_config::Engine;
-use preface::detect_tcp;
-pub(crate) use preface::{detect, Detected, PREFACE};
 
 /// Largest request header block accepted; larger ones get 431.
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;

@@ -14,13 +14,13 @@ use hyper::{Request, Response};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
-use super::preface::Detected;
 use super::{Accepting, Held};
 use crate::body::ProxyBody;
 use crate::engine::{self, EngineHost, EngineIo, EngineSetup, OwnConnector};
 use crate::http::ClientContext;
 use crate::hyper_edge::client_request;
 use crate::pipeline;
+use crate::preface::Detected;
 use crate::read_ahead::ReadAhead;
 use crate::routing::Gateway;
 
