@@ -109,7 +109,7 @@ impl BackendConnector for OwnConnector {
     ) -> impl Future<Output = Result<Response<EngineResponseBody>, EngineError>> + Send {
         // Boxed: the exchange's state is kilobytes, and every future that
         // awaits it would otherwise hold and copy it (callgrind: memcpy).
-        Box::pin(send(service, request, connection, None))
+        super::build_boxed(|| send(service, request, connection, None))
     }
 
     fn is_connect(&self, error: &EngineError) -> bool {
@@ -135,7 +135,7 @@ impl BackendConnector for RelayingConnector<'_> {
         request: TryRequest<'_>,
         connection: ConnectionChoice,
     ) -> impl Future<Output = Result<Response<EngineResponseBody>, EngineError>> + Send {
-        Box::pin(send(service, request, connection, self.0))
+        super::build_boxed(|| send(service, request, connection, self.0))
     }
 
     fn is_connect(&self, error: &EngineError) -> bool {

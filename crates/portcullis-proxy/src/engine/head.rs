@@ -94,11 +94,11 @@ pub fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, RequestH
     } else {
         Version::HTTP_11
     };
-    let named = named_ranges(base, parsed.headers)?;
+    named_ranges(base, parsed.headers)?;
     let head = buf.split_to(len).freeze();
     let uri = Uri::from_maybe_shared(head.slice(target.0..target.1)).map_err(|_| bad_line())?;
     // Room for the fields the pipeline adds, so the map is not regrown.
-    let headers = shared_map(&head, named, crate::pipeline::ADDED_HEADERS)?;
+    let headers = shared_map(&head, crate::pipeline::ADDED_HEADERS)?;
     // Answered here (100 Continue when the body is wanted), as hyper's
     // server does; the field still goes to the backend, as with hyper.
     let expects_continue = headers
@@ -149,28 +149,40 @@ fn range_of(base: usize, part: &[u8]) -> (usize, usize) {
 
 type Named = Vec<(HeaderName, (usize, usize))>;
 
-/// Header names (built now, while httparse's slices are alive) and where
-/// each value lies.
-fn named_ranges(base: usize, fields: &[httparse::Header<'_>]) -> Result<Named, RequestHeadError> {
-    let mut named = Vec::with_capacity(fields.len());
-    for field in fields {
-        let name = HeaderName::from_bytes(field.name.as_bytes())
-            .map_err(|_| RequestHeadError::Violation(Violation::InvalidFieldName))?;
-        named.push((name, range_of(base, field.value)));
-    }
-    Ok(named)
+thread_local! {
+    /// The field list of the head being parsed, one per thread and reused:
+    /// a fresh list cost an allocation per request head and per response
+    /// head. It is empty between heads (`shared_map` drains it).
+    static NAMED: std::cell::RefCell<Named> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// The fields as a map whose values share `head`'s bytes, with `room` for
-/// fields to be added.
-fn shared_map(head: &Bytes, named: Named, room: usize) -> Result<HeaderMap, RequestHeadError> {
-    let mut headers = HeaderMap::with_capacity(named.len() + room);
-    for (name, (start, end)) in named {
-        let value = HeaderValue::from_maybe_shared(head.slice(start..end))
-            .map_err(|_| RequestHeadError::Violation(Violation::InvalidFieldValue))?;
-        headers.append(name, value);
-    }
-    Ok(headers)
+/// Header names (built now, while httparse's slices are alive) and where
+/// each value lies, into the thread's list.
+fn named_ranges(base: usize, fields: &[httparse::Header<'_>]) -> Result<(), RequestHeadError> {
+    NAMED.with_borrow_mut(|named| {
+        named.clear();
+        named.reserve(fields.len());
+        for field in fields {
+            let name = HeaderName::from_bytes(field.name.as_bytes())
+                .map_err(|_| RequestHeadError::Violation(Violation::InvalidFieldName))?;
+            named.push((name, range_of(base, field.value)));
+        }
+        Ok(())
+    })
+}
+
+/// The fields `named_ranges` found, as a map whose values share `head`'s
+/// bytes, with `room` for fields to be added.
+fn shared_map(head: &Bytes, room: usize) -> Result<HeaderMap, RequestHeadError> {
+    NAMED.with_borrow_mut(|named| {
+        let mut headers = HeaderMap::with_capacity(named.len() + room);
+        for (name, (start, end)) in named.drain(..) {
+            let value = HeaderValue::from_maybe_shared(head.slice(start..end))
+                .map_err(|_| RequestHeadError::Violation(Violation::InvalidFieldValue))?;
+            headers.append(name, value);
+        }
+        Ok(headers)
+    })
 }
 
 /// How a backend's response body is framed (RFC 9112 §6.3).
@@ -230,9 +242,9 @@ pub fn parse_response(
         _ => Version::HTTP_11,
     };
     let base = buf.as_ptr() as usize;
-    let named = named_ranges(base, parsed.headers).map_err(|_| BadResponse("bad field name"))?;
+    named_ranges(base, parsed.headers).map_err(|_| BadResponse("bad field name"))?;
     let head = buf.split_to(len).freeze();
-    let mut headers = shared_map(&head, named, 2).map_err(|_| BadResponse("bad field value"))?;
+    let mut headers = shared_map(&head, 2).map_err(|_| BadResponse("bad field value"))?;
     let framing = response_framing(status, method, version, &mut headers)?;
     let closes = closes_after(version, &headers) || framing == ResponseFraming::UntilClose;
     let (mut parts, ()) = http::Response::new(()).into_parts();

@@ -26,6 +26,17 @@ mod response_body;
 mod server;
 
 pub use crate::backend_pool::Pool;
+
+use std::future::Future;
+use std::pin::Pin;
+
+/// Boxes the future `build` makes, allocating first: `Box::pin(f())` builds
+/// a future on the stack and then copies all of it, its largest state
+/// included, into the box (a multi-KiB `memcpy` per request for a request's
+/// futures). Allocated first, the future can be built in place.
+pub(crate) fn build_boxed<F: Future>(build: impl FnOnce() -> F) -> Pin<Box<F>> {
+    Box::into_pin(Box::write(Box::new_uninit(), build()))
+}
 pub use backend::{EngineError, EngineResponseBody, OwnConnector};
 pub(crate) use server::{serve, EngineHost, EngineIo};
 pub use server::{EngineSetup, Stopping};

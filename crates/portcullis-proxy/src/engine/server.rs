@@ -22,6 +22,7 @@ use tokio::sync::Notify;
 use tokio::time::{Instant, Sleep};
 
 use super::backend::{RelayingConnector, UpgradedBackend};
+use super::build_boxed;
 use super::head::{closes_after, parse_request, RequestHead, RequestHeadError};
 use super::interim::InterimHeads;
 use super::request_body::{request_body, BodyPump};
@@ -401,9 +402,9 @@ impl<I: EngineIo> Conn<'_, I> {
         tunnel_slot: Option<TunnelSlot>,
         pump: Option<BodyPump>,
     ) -> After {
-        // The response's bytes: part of the request's boxed state, so a
-        // connection between requests holds no buffer for them.
-        let mut out = Vec::new();
+        // The response's bytes: a buffer of the thread's, so a connection
+        // between requests holds none and a request allocates none.
+        let mut out = spare_buffer::take();
         let written = match pump {
             None => write_response(&mut *self.io, &mut out, response, answering).await,
             Some(mut pump) => {
@@ -419,6 +420,7 @@ impl<I: EngineIo> Conn<'_, I> {
                 }
             }
         };
+        spare_buffer::give_back(out);
         let Ok(written) = written else {
             return After::Close;
         };
@@ -447,12 +449,48 @@ impl<I: EngineIo> Conn<'_, I> {
     }
 }
 
-/// Boxes the future `build` makes, allocating first: `Box::pin(f())` builds
-/// a future on the stack and then copies all of it, its largest state
-/// included, into the box (a multi-KiB `memcpy` per request for a request's
-/// futures). Allocated first, the future can be built in place.
-fn build_boxed<F: Future>(build: impl FnOnce() -> F) -> Pin<Box<F>> {
-    Box::into_pin(Box::write(Box::new_uninit(), build()))
+/// One response buffer per thread, lent to the request being answered: a
+/// fresh `Vec` cost an allocation (and its growth) per response. A request
+/// that finds it lent out (another connection is mid-write) gets a new one.
+mod spare_buffer {
+    use std::cell::Cell;
+
+    /// Buffers that grew past this are dropped, not kept.
+    const KEEP_UP_TO: usize = 64 * 1024;
+
+    thread_local! {
+        static SPARE: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+    }
+
+    pub(super) fn take() -> Vec<u8> {
+        SPARE.take()
+    }
+
+    pub(super) fn give_back(mut buffer: Vec<u8>) {
+        if buffer.capacity() <= KEEP_UP_TO {
+            buffer.clear();
+            SPARE.set(buffer);
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn a_buffer_comes_back_empty_and_a_big_one_is_dropped() {
+            let mut lent = super::take();
+            lent.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
+            let capacity = lent.capacity();
+            super::give_back(lent);
+            let again = super::take();
+            assert!(again.is_empty());
+            assert_eq!(again.capacity(), capacity);
+            // Lent out: the next taker gets a new, empty one.
+            assert_eq!(super::take().capacity(), 0);
+            super::give_back(Vec::with_capacity(super::KEEP_UP_TO + 1));
+            assert_eq!(super::take().capacity(), 0);
+            super::give_back(again);
+        }
+    }
 }
 
 type TunnelSlot = Arc<Mutex<Option<(BackendConn, Duration)>>>;
