@@ -24,6 +24,7 @@ mod request_body;
 mod respond;
 mod response_body;
 mod server;
+pub(crate) mod spare;
 
 pub use crate::backend_pool::Pool;
 

@@ -218,6 +218,9 @@ pub(crate) fn read_more<R: AsyncRead + Unpin>(
     room: usize,
     cx: &mut Context<'_>,
 ) -> Poll<io::Result<bool>> {
+    if buf.capacity() == 0 {
+        *buf = super::spare::take_read();
+    }
     if buf.capacity() - buf.len() < 1024 {
         buf.reserve(room.max(buf.len()));
     }

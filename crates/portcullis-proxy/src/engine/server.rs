@@ -22,12 +22,12 @@ use tokio::sync::Notify;
 use tokio::time::{Instant, Sleep};
 
 use super::backend::{RelayingConnector, UpgradedBackend};
-use super::build_boxed;
 use super::head::{closes_after, parse_request, RequestHead, RequestHeadError};
 use super::interim::InterimHeads;
 use super::request_body::{request_body, BodyPump};
 use super::respond::{write_response, Answering};
 use super::response_body::{read_more, HEAD_READ};
+use super::{build_boxed, spare};
 use crate::backend_pool::BackendConn;
 use crate::error::json_error;
 use crate::h1gate::{GateStatus, Violation};
@@ -294,7 +294,7 @@ impl<I: EngineIo> Conn<'_, I> {
         }
         // Really idle: give the buffers back (counted as a park, as the
         // hyper path's parking loop counts dropping its connection state).
-        self.buf = BytesMut::new();
+        spare::give_back_read(std::mem::take(&mut self.buf));
         setup.gateway.count_parked_connection();
         let stopping = setup.stopping.wake.notified();
         tokio::pin!(stopping);
@@ -404,7 +404,7 @@ impl<I: EngineIo> Conn<'_, I> {
     ) -> After {
         // The response's bytes: a buffer of the thread's, so a connection
         // between requests holds none and a request allocates none.
-        let mut out = spare_buffer::take();
+        let mut out = spare::take_write();
         let written = match pump {
             None => write_response(&mut *self.io, &mut out, response, answering).await,
             Some(mut pump) => {
@@ -420,7 +420,7 @@ impl<I: EngineIo> Conn<'_, I> {
                 }
             }
         };
-        spare_buffer::give_back(out);
+        spare::give_back_write(out);
         let Ok(written) = written else {
             return After::Close;
         };
@@ -446,50 +446,6 @@ impl<I: EngineIo> Conn<'_, I> {
         let BackendConn { stream, buf, .. } = backend;
         let backend = ReadAhead::new(buf.freeze(), stream);
         crate::hyper_edge::upgrade::relay(client, backend, idle).await;
-    }
-}
-
-/// One response buffer per thread, lent to the request being answered: a
-/// fresh `Vec` cost an allocation (and its growth) per response. A request
-/// that finds it lent out (another connection is mid-write) gets a new one.
-mod spare_buffer {
-    use std::cell::Cell;
-
-    /// Buffers that grew past this are dropped, not kept.
-    const KEEP_UP_TO: usize = 64 * 1024;
-
-    thread_local! {
-        static SPARE: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
-    }
-
-    pub(super) fn take() -> Vec<u8> {
-        SPARE.take()
-    }
-
-    pub(super) fn give_back(mut buffer: Vec<u8>) {
-        if buffer.capacity() <= KEEP_UP_TO {
-            buffer.clear();
-            SPARE.set(buffer);
-        }
-    }
-
-    #[cfg(test)]
-    mod tests {
-        #[test]
-        fn a_buffer_comes_back_empty_and_a_big_one_is_dropped() {
-            let mut lent = super::take();
-            lent.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
-            let capacity = lent.capacity();
-            super::give_back(lent);
-            let again = super::take();
-            assert!(again.is_empty());
-            assert_eq!(again.capacity(), capacity);
-            // Lent out: the next taker gets a new, empty one.
-            assert_eq!(super::take().capacity(), 0);
-            super::give_back(Vec::with_capacity(super::KEEP_UP_TO + 1));
-            assert_eq!(super::take().capacity(), 0);
-            super::give_back(again);
-        }
     }
 }
 
