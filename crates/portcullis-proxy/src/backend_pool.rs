@@ -23,10 +23,6 @@ const POOL_IDLE: Duration = Duration::from_secs(50);
 
 /// Most idle connections kept per backend.
 const MAX_IDLE_PER_BACKEND: usize = 1024;
-/// Idle connections per backend that keep their read buffer (see `put`).
-const KEEP_BUFFERS_PER_BACKEND: usize = 64;
-/// Read buffers larger than this are never kept by an idle connection.
-const KEEP_BUFFER_UP_TO: usize = 16 * 1024;
 
 /// A connection to one backend, with the bytes read ahead of the current
 /// response.
@@ -79,13 +75,14 @@ impl Pool {
             // HTTP/1.1 as we read it. Never reuse such a connection.
             return;
         }
-        // The buffer goes to the thread's spares when its block is free; one
-        // still shared with the last response's head (being written to the
-        // client) is kept by the first connections of the list, to be reused
-        // in place by their next request, and dropped by the others, so a
-        // burst's many idle connections hold no buffers.
-        let buf = std::mem::take(&mut conn.buf);
-        let still_shared = crate::engine::spare::give_back_read(buf);
+        // An idle connection keeps no buffer: its block goes to the thread's
+        // spares when it is free, and is dropped while the last response's
+        // head still shares it. (Keeping that one in the connection saved
+        // about 600 instructions per request but raised the idle memory per
+        // client connection by about 400 B in `bench/perf/idle.sh`.)
+        drop(crate::engine::spare::give_back_read(std::mem::take(
+            &mut conn.buf,
+        )));
         let me = owner();
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         let idle = idle.entry(me).or_default();
@@ -93,11 +90,6 @@ impl Pool {
             Some(list) => list,
             None => idle.entry(authority.into()).or_default(),
         };
-        if let Some(buf) = still_shared {
-            if list.len() < KEEP_BUFFERS_PER_BACKEND && buf.capacity() <= KEEP_BUFFER_UP_TO {
-                conn.buf = buf;
-            }
-        }
         if list.len() < MAX_IDLE_PER_BACKEND {
             list.push(Idle {
                 conn,
