@@ -218,7 +218,9 @@ pub(crate) fn read_more<R: AsyncRead + Unpin>(
     room: usize,
     cx: &mut Context<'_>,
 ) -> Poll<io::Result<bool>> {
-    if buf.capacity() == 0 {
+    // A head's read starts from the thread's spare block (`engine::spare`);
+    // a body's reads size their own.
+    if buf.capacity() == 0 && room <= HEAD_READ {
         *buf = super::spare::take_read();
     }
     if buf.capacity() - buf.len() < 1024 {

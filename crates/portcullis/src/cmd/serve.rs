@@ -18,9 +18,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 async fn serve(config: portcullis_config::NodeConfig) -> anyhow::Result<()> {
     let mut shutdown = crate::signals::Shutdown::listen();
-    // The gateway listener on one current-thread runtime per worker
-    // (docs/benchmarks.md: more requests per second than the shared one).
-    portcullis_member::serve_per_core_by_default(crate::workers());
     let member = Member::start(config).await?;
     shutdown.wait().await;
     tracing::info!("shutting down");
