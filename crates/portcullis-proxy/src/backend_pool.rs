@@ -80,9 +80,7 @@ impl Pool {
         // head still shares it. (Keeping that one in the connection saved
         // about 600 instructions per request but raised the idle memory per
         // client connection by about 400 B in `bench/perf/idle.sh`.)
-        drop(crate::engine::spare::give_back_read(std::mem::take(
-            &mut conn.buf,
-        )));
+        drop(crate::spare::give_back_read(std::mem::take(&mut conn.buf)));
         let me = owner();
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         let idle = idle.entry(me).or_default();

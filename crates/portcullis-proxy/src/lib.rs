@@ -24,6 +24,7 @@ mod preface;
 mod read_ahead;
 pub mod routing;
 pub mod slow_body;
+mod spare;
 pub mod stats;
 
 pub use error::ProxyError;

@@ -24,7 +24,6 @@ mod request_body;
 mod respond;
 mod response_body;
 mod server;
-pub(crate) mod spare;
 
 pub use crate::backend_pool::Pool;
 

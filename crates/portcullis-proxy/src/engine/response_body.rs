@@ -24,7 +24,7 @@ pub(crate) const BODY_READ: usize = 64 * 1024;
 /// Room made for a read of a head: most heads are a few hundred bytes, and a
 /// small buffer that lives only while a head arrives keeps the heap compact
 /// under many connections. It grows if a head needs more.
-pub(crate) const HEAD_READ: usize = 4 * 1024;
+pub(crate) const HEAD_READ: usize = crate::spare::HEAD_READ;
 
 /// Why a response body failed: the backend broke its framing.
 #[derive(Debug, thiserror::Error)]
@@ -218,10 +218,10 @@ pub(crate) fn read_more<R: AsyncRead + Unpin>(
     room: usize,
     cx: &mut Context<'_>,
 ) -> Poll<io::Result<bool>> {
-    // A head's read starts from the thread's spare block (`engine::spare`);
+    // A head's read starts from the thread's spare block (`crate::spare`);
     // a body's reads size their own.
     if buf.capacity() == 0 && room <= HEAD_READ {
-        *buf = super::spare::take_read();
+        *buf = crate::spare::take_read();
     }
     if buf.capacity() - buf.len() < 1024 {
         buf.reserve(room.max(buf.len()));

@@ -22,12 +22,12 @@ use tokio::sync::Notify;
 use tokio::time::{Instant, Sleep};
 
 use super::backend::{RelayingConnector, UpgradedBackend};
+use super::build_boxed;
 use super::head::{closes_after, parse_request, RequestHead, RequestHeadError};
 use super::interim::InterimHeads;
 use super::request_body::{request_body, BodyPump};
 use super::respond::{write_response, Answering};
 use super::response_body::{read_more, HEAD_READ};
-use super::{build_boxed, spare};
 use crate::backend_pool::BackendConn;
 use crate::error::json_error;
 use crate::h1gate::{GateStatus, Violation};
@@ -36,6 +36,7 @@ use crate::pipeline::{self, ClientRequest, ClientUpgrade};
 use crate::preface::{detect, Detected, PREFACE};
 use crate::read_ahead::ReadAhead;
 use crate::routing::Gateway;
+use crate::spare;
 
 /// A client stream the engine can serve.
 pub(crate) trait EngineIo: AsyncRead + AsyncWrite + Unpin + Send + 'static {

@@ -8,7 +8,8 @@ use std::cell::{Cell, RefCell};
 
 use bytes::BytesMut;
 
-use super::response_body::HEAD_READ;
+/// The block a head is read into (the engine's `HEAD_READ` is this).
+pub(crate) const HEAD_READ: usize = 4 * 1024;
 
 /// Read buffers kept per thread.
 const KEEP_READ: usize = 4;
