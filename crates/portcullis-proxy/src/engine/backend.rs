@@ -89,15 +89,25 @@ impl Body for EngineResponseBody {
 pub struct UpgradedBackend(pub(crate) Arc<std::sync::Mutex<Option<BackendConn>>>);
 
 /// Sends tries on the own engine where it can, on hyper where it cannot.
-/// Interim (1xx) responses are not relayed: for clients that cannot take
-/// them (HTTP/2 through hyper's server, HTTP/1.0).
-pub struct OwnConnector;
+/// Interim (1xx) responses of the tries are queued for the client's
+/// connection when there is a queue: none for clients that cannot take them
+/// (HTTP/2 through hyper's server, HTTP/1.0).
+pub struct OwnConnector<'a> {
+    interim: Option<&'a InterimHeads>,
+}
 
-/// [`OwnConnector`] for a client of the engine: interim responses of its
-/// tries are queued for the client's connection (`None` for HTTP/1.0).
-pub(super) struct RelayingConnector<'a>(pub(super) Option<&'a InterimHeads>);
+impl OwnConnector<'static> {
+    /// A connector that relays no interim response.
+    pub const PLAIN: OwnConnector<'static> = OwnConnector { interim: None };
+}
 
-impl BackendConnector for OwnConnector {
+impl<'a> OwnConnector<'a> {
+    pub(super) fn relaying(interim: Option<&'a InterimHeads>) -> OwnConnector<'a> {
+        OwnConnector { interim }
+    }
+}
+
+impl BackendConnector for OwnConnector<'_> {
     type ResponseBody = EngineResponseBody;
     type Error = EngineError;
 
@@ -109,45 +119,31 @@ impl BackendConnector for OwnConnector {
     ) -> impl Future<Output = Result<Response<EngineResponseBody>, EngineError>> + Send {
         // Boxed: the exchange's state is kilobytes, and every future that
         // awaits it would otherwise hold and copy it (callgrind: memcpy).
-        super::build_boxed(|| send(service, request, connection, None))
+        super::build_boxed(|| send(service, request, connection, self.interim))
     }
 
     fn is_connect(&self, error: &EngineError) -> bool {
-        is_connect(error)
+        match error {
+            EngineError::Connect(_) | EngineError::ConnectTimeout => true,
+            EngineError::Hyper(err) => ServiceClient.is_connect(err),
+            _ => false,
+        }
     }
 
     fn closed_before_answer(&self, error: &EngineError) -> bool {
-        closed_before_answer(error)
+        match error {
+            EngineError::ClosedBeforeAnswer => true,
+            EngineError::Hyper(err) => ServiceClient.closed_before_answer(err),
+            _ => false,
+        }
     }
 
     fn client_body_failure(&self, error: &EngineError) -> Option<&'static str> {
-        client_body_failure(error)
-    }
-}
-
-impl BackendConnector for RelayingConnector<'_> {
-    type ResponseBody = EngineResponseBody;
-    type Error = EngineError;
-
-    fn send(
-        &self,
-        service: &ServiceRuntime,
-        request: TryRequest<'_>,
-        connection: ConnectionChoice,
-    ) -> impl Future<Output = Result<Response<EngineResponseBody>, EngineError>> + Send {
-        super::build_boxed(|| send(service, request, connection, self.0))
-    }
-
-    fn is_connect(&self, error: &EngineError) -> bool {
-        is_connect(error)
-    }
-
-    fn closed_before_answer(&self, error: &EngineError) -> bool {
-        closed_before_answer(error)
-    }
-
-    fn client_body_failure(&self, error: &EngineError) -> Option<&'static str> {
-        client_body_failure(error)
+        match error {
+            EngineError::RequestBody(err) => crate::body::body_failure_reason(err.as_ref()),
+            EngineError::Hyper(err) => ServiceClient.client_body_failure(err),
+            _ => None,
+        }
     }
 }
 
@@ -167,30 +163,6 @@ async fn send(
     } else {
         let response = ServiceClient.send(service, request, connection).await?;
         Ok(response.map(EngineResponseBody::Hyper))
-    }
-}
-
-fn is_connect(error: &EngineError) -> bool {
-    match error {
-        EngineError::Connect(_) | EngineError::ConnectTimeout => true,
-        EngineError::Hyper(err) => ServiceClient.is_connect(err),
-        _ => false,
-    }
-}
-
-fn closed_before_answer(error: &EngineError) -> bool {
-    match error {
-        EngineError::ClosedBeforeAnswer => true,
-        EngineError::Hyper(err) => ServiceClient.closed_before_answer(err),
-        _ => false,
-    }
-}
-
-fn client_body_failure(error: &EngineError) -> Option<&'static str> {
-    match error {
-        EngineError::RequestBody(err) => crate::body::body_failure_reason(err.as_ref()),
-        EngineError::Hyper(err) => ServiceClient.client_body_failure(err),
-        _ => None,
     }
 }
 

@@ -21,7 +21,7 @@ use tokio::sync::Notify;
 
 use tokio::time::{Instant, Sleep};
 
-use super::backend::{RelayingConnector, UpgradedBackend};
+use super::backend::{OwnConnector, UpgradedBackend};
 use super::build_boxed;
 use super::head::{closes_after, parse_request, RequestHead, RequestHeadError};
 use super::interim::InterimHeads;
@@ -346,7 +346,7 @@ impl<I: EngineIo> Conn<'_, I> {
         // 1xx heads of the tries, written before the final one (never to
         // an HTTP/1.0 client).
         let interim = InterimHeads::default();
-        let connector = RelayingConnector((!http10).then_some(&interim));
+        let connector = OwnConnector::relaying((!http10).then_some(&interim));
         let mut serving =
             build_boxed(|| pipeline::serve(&setup.gateway, client, request, &connector));
         let response = interim

@@ -24,22 +24,12 @@ use crate::preface::Detected;
 use crate::read_ahead::ReadAhead;
 use crate::routing::Gateway;
 
-impl EngineHost for Held {
-    fn setup(&self) -> &EngineSetup {
-        &self.engine_setup
-    }
-
-    fn serve_h2<I: EngineIo>(
-        &self,
-        io: I,
-        read: Bytes,
-        peer: IpAddr,
-    ) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
-        Box::pin(serve_h2(io, read, peer, self))
-    }
-}
-
-impl EngineHost for &Accepting {
+/// A connection's slot (`Held`) or the listener's state itself
+/// (`&Accepting`): both lead to what the listener's connections share.
+impl<H> EngineHost for H
+where
+    H: std::ops::Deref<Target = Accepting> + Send + Sync,
+{
     fn setup(&self) -> &EngineSetup {
         &self.engine_setup
     }
@@ -104,5 +94,5 @@ async fn handle_h2(
     request: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
     let request = client_request(request);
-    Ok(pipeline::serve(&gateway, &client, request, &OwnConnector).await)
+    Ok(pipeline::serve(&gateway, &client, request, &OwnConnector::PLAIN).await)
 }
