@@ -10,6 +10,8 @@ ports=($(free_ports 2)); B1_PORT=${ports[0]}; B2_PORT=${ports[1]}
 printf 'B1_PORT=%s\nB2_PORT=%s\n' "$B1_PORT" "$B2_PORT" > $PB/ports
 for n in 1 2; do
   d=$PB/b$n; mkdir -p $d
+  # a 1 MiB body for the large-response runs (URL_PATH=1m)
+  head -c 1048576 /dev/zero | tr '\0' x > $d/1m.bin
   port=$B1_PORT; [ $n = 2 ] && port=$B2_PORT
   cat > $d/nginx.conf <<CONF
 daemon off;
@@ -27,6 +29,7 @@ http {
   server {
     listen 127.0.0.1:$port;
     location / { return 200 "hello from backend\n"; }
+    location = /1m { alias $d/1m.bin; }
   }
 }
 CONF

@@ -17,3 +17,4 @@ pub mod secrets;
 pub use apply::{apply_change, TopologyChange};
 pub use error::MemberError;
 pub use member::Member;
+pub use per_core::serve_per_core_by_default;

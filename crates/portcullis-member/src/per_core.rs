@@ -1,16 +1,30 @@
 //! One current-thread runtime per core, each polling its own descriptor of
 //! the gateway's listening socket (the nginx and Pingora model), instead of
-//! the process's multi-thread runtime. Turned on with `PORTCULLIS_PER_CORE=N`.
-//! Not the default: it serves about 10% more small requests per second but
-//! about 25% less 1 MiB throughput than the shared runtime
-//! (docs/benchmarks.md).
+//! the process's multi-thread runtime. The runtimes take turns to accept
+//! (`portcullis_proxy::AcceptGroup`), so connections spread evenly, and each
+//! has its share of `max_connections`. `portcullis serve` uses it by default
+//! with one runtime per worker (measured in docs/benchmarks.md);
+//! `PORTCULLIS_PER_CORE=N` sets the count, and `0` turns it off. Members
+//! started in-process (the tests') keep the caller's runtime unless the
+//! binary's default is set, so a paused test clock still drives them.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use portcullis_proxy::{Gateway, ListenerOptions};
+use portcullis_proxy::{AcceptGroup, Gateway, ListenerOptions};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::task::AbortOnDropHandle;
+
+/// The count used when `PORTCULLIS_PER_CORE` is not set (0: off).
+static DEFAULT_CORES: AtomicUsize = AtomicUsize::new(0);
+
+/// Serves the gateway listener of members started from now on from `cores`
+/// per-core runtimes, unless `PORTCULLIS_PER_CORE` says otherwise. The
+/// binary's `serve` sets it once, before starting its member.
+pub fn serve_per_core_by_default(cores: usize) {
+    DEFAULT_CORES.store(cores, Ordering::Relaxed);
+}
 
 /// How many per-core runtimes to start (0: serve on the shared runtime).
 pub(crate) fn cores() -> usize {
@@ -22,7 +36,7 @@ pub(crate) fn cores() -> usize {
             );
             0
         }),
-        Err(_) => 0,
+        Err(_) => DEFAULT_CORES.load(Ordering::Relaxed),
     }
 }
 
@@ -55,12 +69,18 @@ pub(crate) fn spawn(
     // The socket stays open through the other descriptors.
     drop(first);
     portcullis_proxy::backend_pool::keep_per_thread();
+    let group = AcceptGroup::new(cores);
     let mut threads = Vec::new();
     for (core, listener) in listeners.into_iter().enumerate() {
-        let (gateway, options, shutdown) = (gateway.clone(), options.clone(), shutdown.clone());
+        let (gateway, shutdown) = (gateway.clone(), shutdown.clone());
+        let options = ListenerOptions {
+            max_connections: share(options.max_connections, cores, core),
+            ..options.clone()
+        };
+        let turn = group.turn(core);
         let thread = std::thread::Builder::new()
             .name(format!("gateway-{core}"))
-            .spawn(move || serve_on_own_runtime(listener, gateway, options, shutdown));
+            .spawn(move || serve_on_own_runtime(listener, gateway, options, shutdown, turn));
         match thread {
             Ok(thread) => threads.push(thread),
             Err(err) => tracing::error!(error = %err, core, "cannot start a gateway thread"),
@@ -73,11 +93,19 @@ pub(crate) fn spawn(
     }))
 }
 
+/// Runtime `core`'s part of the connection cap: the shares add up to
+/// `max`, and none is zero (a listener with no slot would never accept).
+fn share(max: usize, cores: usize, core: usize) -> usize {
+    let cores = cores.max(1);
+    (max / cores + usize::from(core < max % cores)).max(1)
+}
+
 fn serve_on_own_runtime(
     listener: std::net::TcpListener,
     gateway: Arc<Gateway>,
     options: ListenerOptions,
     shutdown: watch::Receiver<bool>,
+    turn: portcullis_proxy::listener::Turn,
 ) {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -88,8 +116,28 @@ fn serve_on_own_runtime(
     };
     runtime.block_on(async move {
         match TcpListener::from_std(listener) {
-            Ok(listener) => portcullis_proxy::serve(listener, gateway, options, shutdown).await,
+            Ok(listener) => {
+                portcullis_proxy::serve_in_group(listener, gateway, options, shutdown, turn).await
+            }
             Err(err) => tracing::error!(error = %err, "cannot register a gateway listener"),
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::share;
+
+    #[test]
+    fn the_shares_add_up_to_the_cap() {
+        for (max, cores) in [(30_000, 2), (7, 3), (1, 4), (10, 1)] {
+            let shares: Vec<usize> = (0..cores).map(|core| share(max, cores, core)).collect();
+            assert!(shares.iter().all(|&s| s >= 1), "{shares:?}");
+            if max >= cores {
+                assert_eq!(shares.iter().sum::<usize>(), max, "{shares:?}");
+            }
+        }
+        assert_eq!(share(7, 3, 0), 3);
+        assert_eq!(share(7, 3, 2), 2);
+    }
 }

@@ -29,5 +29,5 @@ pub mod stats;
 
 pub use error::ProxyError;
 pub use ha::CookieKey;
-pub use listener::{serve, ListenerOptions};
+pub use listener::{serve, serve_in_group, AcceptGroup, ListenerOptions};
 pub use routing::{backend_id, ConfigChange, Gateway};

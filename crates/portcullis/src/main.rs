@@ -109,3 +109,11 @@ fn configured_workers() -> Option<usize> {
         .and_then(|w| w.parse::<usize>().ok())
         .filter(|w| *w > 0)
 }
+
+/// Worker threads of the runtime: `PORTCULLIS_WORKERS`, else one per core
+/// (tokio's own default).
+fn workers() -> usize {
+    configured_workers().unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    })
+}

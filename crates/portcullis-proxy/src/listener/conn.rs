@@ -39,7 +39,7 @@ pub struct Connections {
     http1: Arc<http1::Builder>,
     http2: http2::Builder<TokioExecutor>,
     header_read_timeout: Duration,
-    sources: Sources,
+    sources: Arc<Sources>,
 }
 
 impl Connections {
@@ -63,7 +63,17 @@ impl Connections {
             http1: Arc::new(h1),
             http2: h2,
             header_read_timeout,
-            sources: Sources::default(),
+            sources: Arc::default(),
+        }
+    }
+
+    /// Connections whose sources' cool-off is `sources`, shared with other
+    /// listeners on the same socket (per-core runtimes), so an abusive source
+    /// is refused by all of them.
+    pub(crate) fn sharing(header_read_timeout: Duration, sources: Arc<Sources>) -> Self {
+        Self {
+            sources,
+            ..Self::new(header_read_timeout)
         }
     }
 

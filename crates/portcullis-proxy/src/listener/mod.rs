@@ -9,6 +9,7 @@ mod park;
 mod sources;
 mod streams;
 mod tls;
+mod turns;
 
 pub use conn::{Connections, MAX_CONCURRENT_STREAMS};
 pub use frames::{
@@ -19,6 +20,7 @@ pub use park::PARK_AFTER;
 pub use sources::{COOL_OFF, SOURCE_RESETS_PER_WINDOW, SOURCE_WINDOW};
 
 pub use tls::{server_config, TlsSetupError};
+pub use turns::{AcceptGroup, Turn};
 
 use crate::h1gate::GateStatus;
 use std::net::IpAddr;
@@ -72,6 +74,8 @@ pub(crate) struct Accepting {
     shutdown: watch::Receiver<bool>,
     /// The own engine's setup, shared by all its connections.
     engine_setup: EngineSetup,
+    /// This runtime's place among runtimes sharing the socket, if any.
+    turn: Option<Turn>,
 }
 
 /// A connection's hold on its listener: the shared state, and the
@@ -90,6 +94,9 @@ impl std::ops::Deref for Held {
 impl Drop for Held {
     fn drop(&mut self) {
         self.0.slots.add_permits(1);
+        if let Some(turn) = &self.0.turn {
+            turn.left();
+        }
     }
 }
 
@@ -99,7 +106,30 @@ pub async fn serve(
     listener: TcpListener,
     gateway: Arc<Gateway>,
     options: ListenerOptions,
+    shutdown: watch::Receiver<bool>,
+) {
+    serve_taking_turns(listener, gateway, options, shutdown, None).await
+}
+
+/// [`serve`] for one of several runtimes polling descriptors of the same
+/// socket: it accepts only on its `turn` (see [`AcceptGroup`]), so
+/// connections spread evenly over the runtimes.
+pub async fn serve_in_group(
+    listener: TcpListener,
+    gateway: Arc<Gateway>,
+    options: ListenerOptions,
+    shutdown: watch::Receiver<bool>,
+    turn: Turn,
+) {
+    serve_taking_turns(listener, gateway, options, shutdown, Some(turn)).await
+}
+
+async fn serve_taking_turns(
+    listener: TcpListener,
+    gateway: Arc<Gateway>,
+    options: ListenerOptions,
     mut shutdown: watch::Receiver<bool>,
+    turn: Option<Turn>,
 ) {
     let local_port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
     let slot_count = u32::try_from(options.max_connections.max(1)).unwrap_or(u32::MAX);
@@ -112,12 +142,16 @@ pub async fn serve(
             tls.is_some(),
         ),
         gateway,
-        connections: Connections::new(options.header_read_timeout),
+        connections: match &turn {
+            Some(turn) => Connections::sharing(options.header_read_timeout, turn.sources()),
+            None => Connections::new(options.header_read_timeout),
+        },
         tls,
         engine: options.engine,
         slots: Semaphore::new(slot_count as usize),
         slot_count,
         shutdown: shutdown.clone(),
+        turn,
     });
     let at_cap_logged = AtomicBool::new(false);
     loop {
@@ -136,6 +170,12 @@ pub async fn serve(
             },
             _ = stopped(&mut shutdown) => break,
         };
+        if let Some(turn) = &accepting.turn {
+            tokio::select! {
+                () = turn.wait() => {}
+                _ = stopped(&mut shutdown) => break,
+            }
+        }
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             _ = stopped(&mut shutdown) => break,
@@ -159,6 +199,9 @@ pub async fn serve(
         // The slot goes with the connection (its `Held` gives it back), so
         // that the wait below sees every connection end.
         permit.forget();
+        if let Some(turn) = &accepting.turn {
+            turn.joined();
+        }
         spawn_connection(stream, peer.ip(), Held(accepting.clone()));
     }
     drop(listener);
@@ -277,6 +320,7 @@ mod tests {
             slots: Semaphore::new(4),
             slot_count: 4,
             shutdown: watch::channel(false).1,
+            turn: None,
         })
     }
 

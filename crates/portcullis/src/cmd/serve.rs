@@ -13,6 +13,10 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let config = portcullis_config::load_node_config(&args.config)
         .map_err(|errors| anyhow::anyhow!("invalid configuration:\n{errors}"))?;
+    // The gateway listener on one current-thread runtime per worker
+    // (docs/benchmarks.md: more requests per second and more 1 MiB
+    // throughput than the shared runtime).
+    portcullis_member::serve_per_core_by_default(crate::workers());
     crate::runtime()?.block_on(serve(config))
 }
 

@@ -142,20 +142,19 @@ async fn sigterm_finishes_the_in_flight_request_then_exits_zero() {
 }
 
 /// The per-core mode (the default of `serve`; `PORTCULLIS_PER_CORE` sets the
-/// count): the gateway is served by current-thread runtimes with SO_REUSEPORT
-/// listeners; requests on many connections are answered and SIGTERM still
-/// ends it cleanly. `PORTCULLIS_PER_CORE=0` serves from the shared runtime.
+/// count): the gateway is served by current-thread runtimes sharing one
+/// listening socket; requests on many connections are answered, both
+/// runtimes take connections, and SIGTERM still ends it cleanly.
+/// `PORTCULLIS_PER_CORE=0` serves from the shared runtime.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn per_core_runtimes_serve_and_shut_down_cleanly() {
     serves_and_shuts_down_cleanly(&[("PORTCULLIS_PER_CORE", "2")], 2).await;
 }
 
-/// Without the variable, `serve` runs the gateway on the shared runtime
-/// (per-core runtimes lose a quarter of the 1 MiB throughput, see
-/// docs/benchmarks.md).
+/// Without the variable, `serve` starts one per-core runtime per worker.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn serve_uses_the_shared_runtime_by_default() {
-    serves_and_shuts_down_cleanly(&[("PORTCULLIS_WORKERS", "3")], 0).await;
+async fn serve_runs_per_core_runtimes_by_default() {
+    serves_and_shuts_down_cleanly(&[("PORTCULLIS_WORKERS", "3")], 3).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
