@@ -14,6 +14,7 @@ pub mod model;
 mod raw;
 mod tls;
 mod validate;
+mod warnings;
 
 use std::path::Path;
 use std::time::Duration;
@@ -21,6 +22,7 @@ use std::time::Duration;
 pub use error::{ConfigError, ConfigErrors};
 pub use model::*;
 pub use tls::{load_tls_ca, read_tls_ca, tls_ca_roots, TlsCaError};
+pub use warnings::topology_warnings;
 
 /// Most backends (urls and backup_urls together) one service may have: the
 /// data plane records the backends a request tried in a 64-bit mask.

@@ -90,7 +90,13 @@ fn apply_topology(gateway: &Gateway, name: &str, text: &str) {
             }
         }
         Ok(topology) => match gateway.apply(ConfigChange::UpsertTopology(topology)) {
-            Ok(generation) => tracing::info!(topology = name, generation, "topology applied"),
+            Ok(generation) => {
+                tracing::info!(topology = name, generation, "topology applied");
+                let label = portcullis_config::stored_topology_label(name);
+                for warning in portcullis_config::topology_warnings(&label, text) {
+                    tracing::warn!(topology = name, "{warning}");
+                }
+            }
             Err(err) => {
                 tracing::error!(topology = name, error = %err, "topology not applied; keeping the last good version")
             }

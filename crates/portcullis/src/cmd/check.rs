@@ -14,7 +14,8 @@ pub struct Args {
 
 /// The verdict on one file, in the order the files were checked.
 enum Outcome {
-    Ok(String),
+    /// Valid; the settings in it that take no effect, if any.
+    Ok(String, Vec<String>),
     /// The messages of PRODUCT.md §2, each naming the file.
     Errors(Vec<String>),
 }
@@ -27,10 +28,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut failed = false;
     for outcome in &outcomes {
         match outcome {
-            Outcome::Ok(file) => {
+            Outcome::Ok(file, warnings) => {
                 let mut stdout = std::io::stdout().lock();
                 writeln!(stdout, "ok: {file}")?;
                 stdout.flush()?;
+                // Warnings do not fail the check: the file works as written.
+                let mut stderr = std::io::stderr().lock();
+                for warning in warnings {
+                    writeln!(stderr, "warning: {warning}")?;
+                }
             }
             Outcome::Errors(errors) => {
                 failed = true;
@@ -64,7 +70,7 @@ fn check(config: Option<&Path>, topologies: &[PathBuf]) -> Vec<Outcome> {
         }
         match portcullis_config::load_node_config(&path) {
             Ok(node) => {
-                outcomes.push(Outcome::Ok(clean(&path).display().to_string()));
+                outcomes.push(Outcome::Ok(clean(&path).display().to_string(), Vec::new()));
                 base_dir = node.base_dir.clone();
                 if topologies.is_empty() {
                     if let StoreLocation::Dir(dir) = &node.cluster.store {
@@ -128,7 +134,10 @@ fn check_topology(file: &Path, base_dir: &Path) -> Outcome {
     match std::fs::read_to_string(file) {
         Err(err) => Outcome::Errors(vec![format!("{label}: cannot read: {err}")]),
         Ok(text) => match portcullis_config::load_topology(&name, &label, &text, base_dir) {
-            Ok(_) => Outcome::Ok(label),
+            Ok(_) => {
+                let warnings = portcullis_config::topology_warnings(&label, &text);
+                Outcome::Ok(label, warnings.iter().map(ToString::to_string).collect())
+            }
             Err(errors) => Outcome::Errors(errors.0.iter().map(|e| e.to_string()).collect()),
         },
     }
@@ -174,7 +183,7 @@ mod tests {
         let verdicts: Vec<&str> = outcomes
             .iter()
             .map(|o| match o {
-                Outcome::Ok(_) => "ok",
+                Outcome::Ok(..) => "ok",
                 Outcome::Errors(_) => "error",
             })
             .collect();

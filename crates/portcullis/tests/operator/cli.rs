@@ -290,6 +290,65 @@ async fn a_1_gib_upload_does_not_grow_memory() {
     assert!(wait_exit(&mut child, Duration::from_secs(10)).success());
 }
 
+/// Settings that take no effect are warnings: `check` names them with key
+/// path and line on stderr and still exits 0 (issue 14: Knox ignores them
+/// silently).
+#[test]
+fn check_warns_about_ignored_settings_and_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("t.toml");
+    std::fs::write(
+        &file,
+        "[[service]]\nname = \"a\"\nurls = [\"http://127.0.0.1:1\"]\n\n[service.ha]\nsticky_session = true\nno_fallback = true\n",
+    )
+    .unwrap();
+    let out = Command::new(binary())
+        .args(["check"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ok:"));
+    assert!(
+        stderr.contains("warning: ")
+            && stderr.contains("t.toml:6:18: service[0].ha.sticky_session: ignored"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("t.toml:7:15: service[0].ha.no_fallback: ignored"),
+        "{stderr}"
+    );
+}
+
+/// A member applying a topology with an ignored setting says so in its log.
+#[test]
+fn a_member_logs_the_ignored_settings_of_a_topology_it_applies() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("serve.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let text = topology(
+        "svc",
+        &["http://127.0.0.1:1".to_string()],
+        "[service.ha]\nload_balancing = \"round-robin\"\nfailback = true\n",
+    );
+    let (mut child, _port) = spawn_serve_with_env(dir.path(), &text, "warn", log.into(), &[]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let logged = loop {
+        let logged = std::fs::read_to_string(&log_path).unwrap_or_default();
+        if logged.contains("service[0].ha.failback: ignored") || Instant::now() > deadline {
+            break logged;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        logged.contains("topologies/t.toml:6:12: service[0].ha.failback: ignored"),
+        "{logged}"
+    );
+    signal(&child, "TERM");
+    assert!(wait_exit(&mut child, Duration::from_secs(10)).success());
+}
+
 #[test]
 fn check_reports_key_path_and_line_and_fails() {
     let dir = tempfile::tempdir().unwrap();
