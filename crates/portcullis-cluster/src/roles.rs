@@ -119,6 +119,7 @@ mod tests {
     async fn workers_refuse_writes_and_name_the_managers() {
         let dir = tempfile::tempdir().unwrap();
         let store = crate::DirStore::new(dir.path());
+        store.ensure_layout().unwrap();
         store
             .put_member(&MemberRecord {
                 id: "boss".into(),

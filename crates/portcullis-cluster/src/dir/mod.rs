@@ -12,6 +12,12 @@ use crate::members::MemberRecord;
 use crate::watch::{ReceiverGone, Reporter, StoreWatcher};
 use crate::StoreError;
 
+/// The file that marks a directory as a Portcullis store. When an NFS share
+/// is unmounted its mount point usually stays, empty: without the marker an
+/// empty (or emptied) directory would read as "every topology deleted" and
+/// every member would undeploy everything. A store without it is an outage.
+pub const STORE_MARKER: &str = ".portcullis-store";
+
 /// A store kept in a directory, shared by members on one machine or on a
 /// shared file system.
 #[derive(Debug, Clone)]
@@ -40,11 +46,35 @@ impl DirStore {
         }
     }
 
-    /// Creates the store layout when it is missing. Only a member starting
-    /// and an operator's CLI command create the root; later writes never do
-    /// (see `DirStore::subdir`).
+    /// Creates the store layout and its marker when they are missing. Only a
+    /// member starting and an operator's CLI command create the root; later
+    /// writes never do (see `DirStore::subdir`).
     pub fn ensure_layout(&self) -> Result<(), StoreError> {
-        std::fs::create_dir_all(self.topologies_dir()).map_err(|e| self.io("create topologies/", e))
+        std::fs::create_dir_all(self.topologies_dir())
+            .map_err(|e| self.io("create topologies/", e))?;
+        let marker = self.root.join(STORE_MARKER);
+        if !marker.exists() {
+            std::fs::write(&marker, "a Portcullis dir store; do not remove\n")
+                .map_err(|e| self.io(format!("create {STORE_MARKER}"), e))?;
+        }
+        Ok(())
+    }
+
+    /// An outage unless the root holds the store's marker: an empty,
+    /// emptied, unmounted or unreadable directory is never read as a store
+    /// whose contents were all deleted.
+    fn check_marker(&self) -> Result<(), StoreError> {
+        match std::fs::metadata(self.root.join(STORE_MARKER)) {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(self.io(
+                format!("find {STORE_MARKER}"),
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "the store directory has no marker file (an unmounted share or an emptied directory?); treated as an outage, not as deleted contents. A member or CLI command recreates it when it starts",
+                ),
+            )),
+            Err(e) => Err(self.io(format!("read {STORE_MARKER}"), e)),
+        }
     }
 
     /// Creates a directory inside the store, but never the store's root: if
@@ -409,6 +439,7 @@ impl DirStore {
     }
 
     pub fn members(&self) -> Result<Vec<MemberRecord>, StoreError> {
+        self.check_marker()?;
         let entries = match std::fs::read_dir(self.members_dir()) {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && self.root.is_dir() => {
@@ -444,6 +475,7 @@ impl DirStore {
 
     /// Everything a member follows, read now.
     fn snapshot(&self) -> Result<Snapshot, StoreError> {
+        self.check_marker()?;
         Ok(Snapshot {
             topologies: self.topology_files()?,
             admin_states: self.backend_states()?,
@@ -513,6 +545,7 @@ mod tests {
     async fn put_get_list_delete_and_watch() {
         let dir = tempfile::tempdir().unwrap();
         let store = DirStore::new(dir.path());
+        store.ensure_layout().unwrap();
         store.put_topology("sales", "a = 1").unwrap();
         assert_eq!(store.get_topology("sales").unwrap(), "a = 1");
         let mut watcher = store.watch(Duration::from_millis(20));
@@ -596,6 +629,7 @@ mod tests {
         use crate::members::{now_ms, RoleName};
         let dir = tempfile::tempdir().unwrap();
         let store = DirStore::new(dir.path());
+        store.ensure_layout().unwrap();
         let mut record = MemberRecord {
             id: "m-1".into(),
             role: RoleName::Worker,
@@ -625,6 +659,7 @@ mod tests {
     fn names_that_escape_the_directory_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let store = DirStore::new(dir.path());
+        store.ensure_layout().unwrap();
         assert!(matches!(
             store.put_topology("../x", "a"),
             Err(StoreError::BadName { .. })
@@ -662,10 +697,60 @@ mod tests {
         assert!(quiet.is_err(), "nothing changed: {quiet:?}");
     }
 
+    /// An NFS share unmounted under a running member leaves its mount point
+    /// empty: the store's contents vanish but its root stays. That is an
+    /// outage (no marker), never "every topology and alias deleted".
+    #[tokio::test]
+    async fn an_emptied_store_directory_removes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("store");
+        let aside = dir.path().join("aside");
+        let store = DirStore::new(&root);
+        store.ensure_layout().unwrap();
+        store.put_topology("t", "x").unwrap();
+        store.put_alias("a", "sealed").unwrap();
+        let mut watcher = store.watch(Duration::from_millis(20));
+        assert_eq!(next(&mut watcher).await, StoreEvent::Connection(true));
+        assert!(matches!(
+            next(&mut watcher).await,
+            StoreEvent::AdminStates(_)
+        ));
+        assert!(matches!(
+            next(&mut watcher).await,
+            StoreEvent::Changed { .. }
+        ));
+        // Empty the directory itself, as an unmount leaves it.
+        std::fs::create_dir(&aside).unwrap();
+        for entry in std::fs::read_dir(&root).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::rename(entry.path(), aside.join(entry.file_name())).unwrap();
+        }
+        assert_eq!(std::fs::read_dir(&root).unwrap().count(), 0);
+        assert_eq!(next(&mut watcher).await, StoreEvent::Connection(false));
+        let quiet = tokio::time::timeout(Duration::from_millis(300), watcher.recv()).await;
+        assert!(
+            quiet.is_err(),
+            "nothing removed while the store is empty: {quiet:?}"
+        );
+        assert!(
+            store.members().is_err(),
+            "no member list from an emptied store"
+        );
+        // Mounted again: reachable, and nothing to re-apply.
+        for entry in std::fs::read_dir(&aside).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::rename(entry.path(), root.join(entry.file_name())).unwrap();
+        }
+        assert_eq!(next(&mut watcher).await, StoreEvent::Connection(true));
+        let quiet = tokio::time::timeout(Duration::from_millis(300), watcher.recv()).await;
+        assert!(quiet.is_err(), "nothing changed: {quiet:?}");
+    }
+
     #[tokio::test]
     async fn a_topology_file_that_is_not_text_is_skipped_and_its_fix_applies() {
         let dir = tempfile::tempdir().unwrap();
         let store = DirStore::new(dir.path());
+        store.ensure_layout().unwrap();
         store.put_topology("good", "a = 1").unwrap();
         let bad = dir.path().join("topologies/bad.toml");
         std::fs::write(&bad, [0xff, 0xfe]).unwrap();
