@@ -77,19 +77,13 @@ impl DirStore {
         }
     }
 
-    /// Creates a directory inside the store, but never the store's root: if
-    /// the root vanished (an unmounted share), recreating it would show every
-    /// member an empty store and make them drop their topologies.
+    /// Creates a directory inside the store, but never the store's root, and
+    /// only in a root that holds the marker: if the root vanished or was left
+    /// empty (an unmounted share), writing would put files on the local disk
+    /// under the mount point, or recreate an empty store that every member
+    /// would read as "everything deleted".
     fn subdir(&self, dir: &Path, what: &str) -> Result<(), StoreError> {
-        if !self.root.is_dir() {
-            return Err(self.io(
-                format!("create {what}"),
-                std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    "the store directory is missing",
-                ),
-            ));
-        }
+        self.check_marker()?;
         std::fs::create_dir_all(dir).map_err(|e| self.io(format!("create {what}"), e))
     }
 
@@ -616,7 +610,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let keys: Vec<[u8; 32]> = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..8)
-                .map(|_| scope.spawn(|| DirStore::new(dir.path()).cookie_key().unwrap()))
+                .map(|_| {
+                    scope.spawn(|| {
+                        // As a member starts: the layout, then the key.
+                        let store = DirStore::new(dir.path());
+                        store.ensure_layout().unwrap();
+                        store.cookie_key().unwrap()
+                    })
+                })
                 .collect();
             handles.into_iter().map(|h| h.join().unwrap()).collect()
         });

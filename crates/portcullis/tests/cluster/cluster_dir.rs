@@ -119,6 +119,78 @@ async fn a_topology_put_on_one_member_serves_on_all_within_2s() {
     }
 }
 
+/// The dir store's directory emptied under two running members, as an
+/// unmounted NFS share leaves its mount point: an outage, not a deletion.
+/// Both keep serving their topology through many store polls, and go on
+/// after the contents come back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_emptied_store_directory_undeploys_nothing() {
+    init();
+    let backend = DemoBackend::spawn("b", "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let aside = dir.path().join("aside");
+    let members: Vec<ServeProcess> = ["m1", "m2"]
+        .iter()
+        .map(|id| start_member(dir.path(), &store, id, "manager", ""))
+        .collect();
+    let file = dir.path().join("sales.toml");
+    std::fs::write(&file, topology("svc", &[backend.url()], "")).unwrap();
+    let out = members[0].cli(&["topology", "put", file.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for member in &members {
+        let reply = eventually(
+            &member.url("/gateway/sales/svc/x"),
+            Duration::from_secs(3),
+            |r| r.status == StatusCode::OK,
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::OK);
+    }
+    std::fs::create_dir(&aside).unwrap();
+    for entry in std::fs::read_dir(&store).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::rename(entry.path(), aside.join(entry.file_name())).unwrap();
+    }
+    // Many polls of the store (every 500 ms) and heartbeats (200 ms).
+    let until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < until {
+        for member in &members {
+            let reply = get(&member.url("/gateway/sales/svc/x")).await;
+            assert_eq!(
+                reply.status,
+                StatusCode::OK,
+                "served while the store is empty"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        std::fs::read_dir(&store).unwrap().count(),
+        0,
+        "nothing written under the empty mount point (heartbeats refused)"
+    );
+    for entry in std::fs::read_dir(&aside).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::rename(entry.path(), store.join(entry.file_name())).unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    for member in &members {
+        let reply = get(&member.url("/gateway/sales/svc/x")).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::OK,
+            "served after the store came back"
+        );
+    }
+}
+
 /// Waits until `cluster status` through `member` lists every one of `ids`.
 async fn wait_listed(member: &ServeProcess, ids: &[&str]) {
     wait_until(
