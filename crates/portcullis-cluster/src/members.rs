@@ -18,6 +18,11 @@ pub struct MemberRecord {
     pub version: String,
     /// Routing generation: how many config changes the member applied.
     pub generation: u64,
+    /// Hash of the configuration the member serves (topologies, admin
+    /// states, sealed aliases): equal on members that serve the same; empty
+    /// in records of older versions.
+    #[serde(default)]
+    pub config_hash: String,
     pub in_flight: u64,
     pub heartbeat_ms: u64,
     /// Wall-clock time of the last heartbeat, milliseconds since the Unix epoch.
@@ -81,6 +86,7 @@ mod tests {
             admin_url: None,
             version: "0.1.0".into(),
             generation: 3,
+            config_hash: String::new(),
             in_flight: 0,
             heartbeat_ms: 1000,
             updated_at_ms,

@@ -128,6 +128,7 @@ mod tests {
                 admin_url: Some("http://127.0.0.1:9090".into()),
                 version: "0".into(),
                 generation: 0,
+                config_hash: String::new(),
                 in_flight: 0,
                 heartbeat_ms: 1000,
                 updated_at_ms: now_ms(),

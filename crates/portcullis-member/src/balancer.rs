@@ -54,6 +54,7 @@ mod tests {
             admin_url: None,
             version: "0".into(),
             generation: 1,
+            config_hash: String::new(),
             in_flight: 4,
             heartbeat_ms: 1000,
             updated_at_ms: 10_000,

@@ -11,6 +11,8 @@ use portcullis_cluster::{ClusterStore, MemberRecord};
 use portcullis_config::NodeConfig;
 use portcullis_proxy::Gateway;
 
+use crate::applied::AppliedConfig;
+
 /// A killed member's record stays listed as gone (in `cluster status` and
 /// the dashboard) for this long, then any member removes it.
 const FORGET_MEMBERS_AFTER: Duration = Duration::from_secs(15 * 60);
@@ -23,13 +25,14 @@ pub(crate) async fn heartbeat(
     config: NodeConfig,
     advertised: Advertised,
     members: Arc<ArcSwap<Vec<MemberRecord>>>,
+    applied: Arc<AppliedConfig>,
 ) {
     let mut ticker = tokio::time::interval(config.cluster.heartbeat);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failing = false;
     loop {
         ticker.tick().await;
-        let record = member_record(&config, &gateway, &advertised);
+        let record = member_record(&config, &gateway, &advertised, &applied);
         match store.put_member(&record).await {
             Ok(()) if failing => {
                 tracing::info!("member record written again");
@@ -77,6 +80,7 @@ pub(crate) fn member_record(
     config: &NodeConfig,
     gateway: &Gateway,
     advertised: &Advertised,
+    applied: &AppliedConfig,
 ) -> MemberRecord {
     MemberRecord {
         id: config.node.id.clone(),
@@ -85,6 +89,7 @@ pub(crate) fn member_record(
         admin_url: advertised.admin_url.clone(),
         version: env!("CARGO_PKG_VERSION").to_string(),
         generation: gateway.generation(),
+        config_hash: applied.hash(),
         in_flight: gateway.in_flight(),
         heartbeat_ms: config.cluster.heartbeat.as_millis() as u64,
         updated_at_ms: portcullis_cluster::members::now_ms(),

@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+mod applied;
 mod apply;
 pub mod balancer;
 mod error;

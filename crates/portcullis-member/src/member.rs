@@ -21,6 +21,7 @@ use tokio::task::JoinSet;
 use tokio_util::task::AbortOnDropHandle;
 use zeroize::Zeroizing;
 
+use crate::applied::AppliedConfig;
 use crate::apply::{apply_change, TopologyChange};
 use crate::heartbeat::{advertised_url, heartbeat, member_record, Advertised};
 use crate::MemberError;
@@ -98,9 +99,18 @@ impl Member {
         // fails the start with nothing left running.
         let listeners = Listeners::bind(&config).await?;
         let gateway = build_gateway(&config, &secrets, &state);
+        let applied = Arc::new(AppliedConfig::default());
+        applied.admin_states(&state.admin_states);
+        applied.aliases(&state.sealed_aliases);
         // Applied before serving so the first request already sees the config.
         for (name, text) in state.topologies {
-            apply_change(&gateway, TopologyChange::Upsert { name, text }).await;
+            let change = TopologyChange::Upsert {
+                name: name.clone(),
+                text: text.clone(),
+            };
+            if apply_change(&gateway, change).await {
+                applied.topology_applied(&name, &text);
+            }
         }
         let watcher = store.watch();
         let advertised = Advertised {
@@ -110,7 +120,7 @@ impl Member {
         // The first record is written before serving, so balancers and
         // `cluster status` know the member as soon as it answers.
         if let Err(err) = store
-            .put_member(&member_record(&config, &gateway, &advertised))
+            .put_member(&member_record(&config, &gateway, &advertised, &applied))
             .await
         {
             tracing::error!(error = %err, "cannot write this member's record; retrying every heartbeat");
@@ -121,6 +131,7 @@ impl Member {
             gateway,
             secrets,
             store_connected: Arc::new(AtomicBool::new(true)),
+            applied,
         };
         Ok(running.spawn(listeners, watcher, advertised).await)
     }
@@ -170,6 +181,8 @@ struct Running {
     gateway: Arc<Gateway>,
     secrets: Secrets,
     store_connected: Arc<AtomicBool>,
+    /// What is served, hashed for the member record.
+    applied: Arc<AppliedConfig>,
 }
 
 impl Running {
@@ -190,6 +203,7 @@ impl Running {
             self.gateway.clone(),
             self.secrets.sealer.clone(),
             self.store_connected.clone(),
+            self.applied.clone(),
         ));
         let heartbeat = AbortOnDropHandle::new(tokio::spawn(heartbeat(
             self.store.clone(),
@@ -197,6 +211,7 @@ impl Running {
             self.config.clone(),
             advertised,
             members.clone(),
+            self.applied.clone(),
         )));
         let admin_addr = listeners.admin.as_ref().map(|(_, addr)| *addr);
         let admin = listeners
@@ -359,21 +374,32 @@ async fn sync_from_store(
     gateway: Arc<Gateway>,
     sealer: Option<AliasSealer>,
     store_connected: Arc<AtomicBool>,
+    applied: Arc<AppliedConfig>,
 ) {
     while let Some(event) = watcher.recv().await {
         match event {
             StoreEvent::Changed { name, text } => {
-                apply_change(&gateway, TopologyChange::Upsert { name, text }).await
+                let change = TopologyChange::Upsert {
+                    name: name.clone(),
+                    text: text.clone(),
+                };
+                if apply_change(&gateway, change).await {
+                    applied.topology_applied(&name, &text);
+                }
             }
             StoreEvent::AdminStates(states) => {
+                applied.admin_states(&states);
                 gateway.set_admin_states(states.into_iter().collect())
             }
             StoreEvent::Aliases(sealed) => {
+                applied.aliases(&sealed);
                 gateway.set_credentials(crate::secrets::open_all(sealer.as_ref(), &sealed))
             }
             StoreEvent::Connection(up) => store_connected.store(up, Ordering::Relaxed),
             StoreEvent::Removed { name } => {
-                apply_change(&gateway, TopologyChange::Remove { name }).await
+                if apply_change(&gateway, TopologyChange::Remove { name: name.clone() }).await {
+                    applied.topology_removed(&name);
+                }
             }
         }
     }

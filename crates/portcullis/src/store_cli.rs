@@ -69,10 +69,44 @@ pub async fn cluster_status(config: &NodeConfig) -> anyhow::Result<String> {
     Ok(render_members(&members, now_ms()))
 }
 
+/// The configuration hash most live members serve, when one hash has more
+/// members than any other (`None` with no live hash, or a tie).
+fn common_config_hash(members: &[MemberRecord], now_ms: u64) -> Option<&str> {
+    let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+    for member in members.iter().filter(|m| m.is_alive(now_ms)) {
+        if !member.config_hash.is_empty() {
+            *counts.entry(member.config_hash.as_str()).or_default() += 1;
+        }
+    }
+    let most = counts.values().copied().max()?;
+    let mut leaders = counts.iter().filter(|(_, n)| **n == most);
+    let (hash, _) = leaders.next()?;
+    leaders.next().is_none().then_some(*hash)
+}
+
+/// Live members whose configuration hash differs from the others'
+/// (config drift: a refused topology, a missed change).
+pub fn drifted(members: &[MemberRecord], now_ms: u64) -> Vec<&str> {
+    let live_hashes = members
+        .iter()
+        .filter(|m| m.is_alive(now_ms) && !m.config_hash.is_empty());
+    let common = common_config_hash(members, now_ms);
+    live_hashes
+        .filter(|m| Some(m.config_hash.as_str()) != common)
+        .map(|m| m.id.as_str())
+        .collect()
+}
+
 pub fn render_members(members: &[MemberRecord], now_ms: u64) -> String {
-    let rows: Vec<[String; 7]> = members
+    let drift = drifted(members, now_ms);
+    let rows: Vec<[String; 8]> = members
         .iter()
         .map(|m| {
+            let config = match (m.config_hash.as_str(), drift.contains(&m.id.as_str())) {
+                ("", _) => "-".to_string(),
+                (hash, true) => format!("{hash} DRIFT"),
+                (hash, false) => hash.to_string(),
+            };
             [
                 m.id.clone(),
                 m.role.as_str().to_string(),
@@ -80,6 +114,7 @@ pub fn render_members(members: &[MemberRecord], now_ms: u64) -> String {
                 if m.is_alive(now_ms) { "alive" } else { "gone" }.to_string(),
                 format!("{:.1}s ago", m.age(now_ms).as_secs_f64()),
                 m.generation.to_string(),
+                config,
                 m.in_flight.to_string(),
             ]
         })
@@ -91,6 +126,7 @@ pub fn render_members(members: &[MemberRecord], now_ms: u64) -> String {
         "STATE",
         "LAST SEEN",
         "GENERATION",
+        "CONFIG",
         "IN-FLIGHT",
     ];
     let mut widths = header.map(str::len);
@@ -114,6 +150,13 @@ pub fn render_members(members: &[MemberRecord], now_ms: u64) -> String {
     }
     if rows.is_empty() {
         out.push_str("(no members have written a record to this store)\n");
+    }
+    if !drift.is_empty() {
+        let _ = writeln!(
+            out,
+            "config drift: {} serve a configuration that differs from the other members' (see their logs for refused topologies)",
+            drift.join(", ")
+        );
     }
     out
 }
@@ -165,4 +208,76 @@ pub async fn admin_token(config: &NodeConfig) -> anyhow::Result<zeroize::Zeroizi
     let sealer = portcullis_member::secrets::sealer(config)?;
     let cookie_key = portcullis_member::secrets::cookie_key(&store, sealer.as_ref()).await?;
     Ok(portcullis_member::secrets::admin_token(&store, sealer.as_ref(), &cookie_key).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use portcullis_cluster::members::RoleName;
+
+    fn record(id: &str, hash: &str, updated_at_ms: u64) -> MemberRecord {
+        MemberRecord {
+            id: id.to_string(),
+            role: RoleName::Manager,
+            public_url: format!("http://{id}:8443"),
+            admin_url: None,
+            version: "0".to_string(),
+            generation: 1,
+            config_hash: hash.to_string(),
+            in_flight: 0,
+            heartbeat_ms: 1000,
+            updated_at_ms,
+        }
+    }
+
+    #[test]
+    fn the_member_whose_config_differs_is_flagged() {
+        let now = 1_000_000;
+        let members = [
+            record("m1", "aaaa", now),
+            record("m2", "bbbb", now),
+            record("m3", "aaaa", now),
+        ];
+        assert_eq!(drifted(&members, now), vec!["m2"]);
+        let table = render_members(&members, now);
+        let row = |id: &str| {
+            table
+                .lines()
+                .find(|l| l.starts_with(id))
+                .unwrap()
+                .to_string()
+        };
+        assert!(row("m2").contains("bbbb DRIFT"), "{table}");
+        assert!(
+            row("m1").contains("aaaa") && !row("m1").contains("DRIFT"),
+            "{table}"
+        );
+        assert!(table.contains("config drift: m2 serve"), "{table}");
+    }
+
+    #[test]
+    fn same_hashes_gone_members_and_old_records_are_not_drift() {
+        let now = 1_000_000;
+        let members = [
+            record("m1", "aaaa", now),
+            record("m2", "aaaa", now),
+            // gone for minutes: its old config is not drift
+            record("m3", "cccc", now - 600_000),
+            // a record of an older version, without a hash
+            record("m4", "", now),
+        ];
+        assert!(drifted(&members, now).is_empty());
+        let table = render_members(&members, now);
+        assert!(
+            !table.contains("DRIFT") && !table.contains("config drift"),
+            "{table}"
+        );
+    }
+
+    #[test]
+    fn a_tie_flags_every_live_member() {
+        let now = 1_000_000;
+        let members = [record("m1", "aaaa", now), record("m2", "bbbb", now)];
+        assert_eq!(drifted(&members, now), vec!["m1", "m2"]);
+    }
 }

@@ -204,6 +204,60 @@ async fn wait_listed(member: &ServeProcess, ids: &[&str]) {
     .await;
 }
 
+/// Members serving the same store show one config hash in `cluster
+/// status`; a member that refused a topology the others serve (its
+/// `tls_ca` is missing from that member's directory) is flagged as drift
+/// within a few heartbeats.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_status_flags_a_member_whose_config_drifted() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let (with_ca, without_ca) = (dir.path().join("a"), dir.path().join("b"));
+    std::fs::create_dir_all(&without_ca).unwrap();
+    let certs = portcullis::cert::create_certs(&["localhost".to_string()], &with_ca).unwrap();
+    std::fs::copy(&certs.ca_cert, with_ca.join("ca.pem")).unwrap();
+    let m1 = start_member(&with_ca, &store, "m1", "manager", "");
+    let _m2 = start_member(&without_ca, &store, "m2", "manager", "");
+    let _m3 = start_member(&with_ca, &store, "m3", "manager", "");
+    wait_listed(&m1, &["m1", "m2", "m3"]).await;
+    let table = status_table(&m1);
+    assert!(
+        table.contains("CONFIG") && !table.contains("DRIFT"),
+        "{table}"
+    );
+    let hashes: Vec<&str> = ["m1", "m2", "m3"]
+        .iter()
+        .map(|id| row(&table, id).unwrap().split_whitespace().nth(7).unwrap())
+        .collect();
+    assert!(
+        hashes.iter().all(|h| h.len() == 16 && *h == hashes[0]),
+        "{table}"
+    );
+
+    let file = dir.path().join("secure.toml");
+    std::fs::write(
+        &file,
+        "[[service]]\nname = \"s\"\nurls = [\"https://localhost:9\"]\ntls_ca = \"ca.pem\"\n",
+    )
+    .unwrap();
+    let out = m1.cli(&["topology", "put", file.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_until("cluster status to flag m2", Duration::from_secs(10), || {
+        row(&status_table(&m1), "m2").is_some_and(|r| r.contains("DRIFT"))
+    })
+    .await;
+    let table = status_table(&m1);
+    for id in ["m1", "m3"] {
+        assert!(!row(&table, id).unwrap().contains("DRIFT"), "{table}");
+    }
+    assert!(table.contains("config drift: m2 serve"), "{table}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn members_appear_leave_at_once_and_vanish_after_three_missed_heartbeats() {
     init();
