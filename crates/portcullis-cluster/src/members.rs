@@ -74,6 +74,34 @@ impl MemberRecord {
     }
 }
 
+/// The configuration hash most live members serve, when one hash has more
+/// members than any other (`None` with no live hash, or a tie).
+fn common_config_hash(members: &[MemberRecord], now_ms: u64) -> Option<&str> {
+    let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+    for member in members.iter().filter(|m| m.is_alive(now_ms)) {
+        if !member.config_hash.is_empty() {
+            *counts.entry(member.config_hash.as_str()).or_default() += 1;
+        }
+    }
+    let most = counts.values().copied().max()?;
+    let mut leaders = counts.iter().filter(|(_, n)| **n == most);
+    let (hash, _) = leaders.next()?;
+    leaders.next().is_none().then_some(*hash)
+}
+
+/// Live members whose configuration hash differs from the others'
+/// (config drift: a refused topology, a missed change).
+pub fn drifted(members: &[MemberRecord], now_ms: u64) -> Vec<&str> {
+    let live_hashes = members
+        .iter()
+        .filter(|m| m.is_alive(now_ms) && !m.config_hash.is_empty());
+    let common = common_config_hash(members, now_ms);
+    live_hashes
+        .filter(|m| Some(m.config_hash.as_str()) != common)
+        .map(|m| m.id.as_str())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

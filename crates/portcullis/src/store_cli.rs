@@ -69,36 +69,8 @@ pub async fn cluster_status(config: &NodeConfig) -> anyhow::Result<String> {
     Ok(render_members(&members, now_ms()))
 }
 
-/// The configuration hash most live members serve, when one hash has more
-/// members than any other (`None` with no live hash, or a tie).
-fn common_config_hash(members: &[MemberRecord], now_ms: u64) -> Option<&str> {
-    let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
-    for member in members.iter().filter(|m| m.is_alive(now_ms)) {
-        if !member.config_hash.is_empty() {
-            *counts.entry(member.config_hash.as_str()).or_default() += 1;
-        }
-    }
-    let most = counts.values().copied().max()?;
-    let mut leaders = counts.iter().filter(|(_, n)| **n == most);
-    let (hash, _) = leaders.next()?;
-    leaders.next().is_none().then_some(*hash)
-}
-
-/// Live members whose configuration hash differs from the others'
-/// (config drift: a refused topology, a missed change).
-pub fn drifted(members: &[MemberRecord], now_ms: u64) -> Vec<&str> {
-    let live_hashes = members
-        .iter()
-        .filter(|m| m.is_alive(now_ms) && !m.config_hash.is_empty());
-    let common = common_config_hash(members, now_ms);
-    live_hashes
-        .filter(|m| Some(m.config_hash.as_str()) != common)
-        .map(|m| m.id.as_str())
-        .collect()
-}
-
 pub fn render_members(members: &[MemberRecord], now_ms: u64) -> String {
-    let drift = drifted(members, now_ms);
+    let drift = portcullis_cluster::members::drifted(members, now_ms);
     let rows: Vec<[String; 8]> = members
         .iter()
         .map(|m| {
@@ -238,7 +210,10 @@ mod tests {
             record("m2", "bbbb", now),
             record("m3", "aaaa", now),
         ];
-        assert_eq!(drifted(&members, now), vec!["m2"]);
+        assert_eq!(
+            portcullis_cluster::members::drifted(&members, now),
+            vec!["m2"]
+        );
         let table = render_members(&members, now);
         let row = |id: &str| {
             table
@@ -266,7 +241,7 @@ mod tests {
             // a record of an older version, without a hash
             record("m4", "", now),
         ];
-        assert!(drifted(&members, now).is_empty());
+        assert!(portcullis_cluster::members::drifted(&members, now).is_empty());
         let table = render_members(&members, now);
         assert!(
             !table.contains("DRIFT") && !table.contains("config drift"),
@@ -278,6 +253,9 @@ mod tests {
     fn a_tie_flags_every_live_member() {
         let now = 1_000_000;
         let members = [record("m1", "aaaa", now), record("m2", "bbbb", now)];
-        assert_eq!(drifted(&members, now), vec!["m1", "m2"]);
+        assert_eq!(
+            portcullis_cluster::members::drifted(&members, now),
+            vec!["m1", "m2"]
+        );
     }
 }

@@ -82,6 +82,7 @@ async fn cluster(State(context): Ctx) -> ApiResult {
         Err(_) => (context.members.load().as_ref().clone(), false),
     };
     let now = now_ms();
+    let drift = portcullis_cluster::members::drifted(&records, now);
     let members: Vec<Value> = records
         .iter()
         .map(|m| {
@@ -92,6 +93,8 @@ async fn cluster(State(context): Ctx) -> ApiResult {
                 "admin_url": m.admin_url,
                 "version": m.version,
                 "generation": m.generation,
+                "config_hash": m.config_hash,
+                "config_drift": drift.contains(&m.id.as_str()),
                 "in_flight": m.in_flight,
                 "alive": m.is_alive(now),
                 "last_seen_ms": m.age(now).as_millis() as u64,

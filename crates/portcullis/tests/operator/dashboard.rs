@@ -362,6 +362,24 @@ async fn the_dashboard_shows_the_cluster_and_drains_a_backend_on_every_member() 
         )
         .await;
 
+        // Both serve the same configuration: one hash, no drift badge.
+        wait_js(
+            &browser,
+            "one config hash on both members",
+            Duration::from_secs(10),
+            "return Array.from(document.querySelectorAll('[data-testid=member-config]')).map(c => [c.textContent, !!c.querySelector('[data-testid=member-drift]')]);",
+            |cells| {
+                let Some(cells) = cells.as_array() else {
+                    return false;
+                };
+                cells.len() == 2
+                    && cells.iter().all(|c| {
+                        c[0].as_str().is_some_and(|h| h.len() == 16) && c[0] == cells[0][0] && c[1] == false
+                    })
+            },
+        )
+        .await;
+
         // Both backends listed, up.
         wait_js(
             &browser,

@@ -383,6 +383,7 @@
       role: el("td", { testid: "member-role" }),
       state: el("span", { className: "badge", testid: "member-state" }),
       generation: el("td", { className: "num", testid: "member-generation" }),
+      config: el("td", { className: "mono", testid: "member-config" }),
       inFlight: el("td", { className: "num", testid: "member-in-flight" }),
       lastSeen: el("td", { className: "num", testid: "member-last-seen" }),
       publicUrl: el("td", { className: "mono url" }),
@@ -390,7 +391,7 @@
       version: el("td", { className: "mono muted" }),
     };
     const c = row.cells_;
-    row.append(c.id, c.role, el("td", null, c.state), c.generation, c.inFlight, c.lastSeen, c.publicUrl, c.adminUrl, c.version);
+    row.append(c.id, c.role, el("td", null, c.state), c.generation, c.config, c.inFlight, c.lastSeen, c.publicUrl, c.adminUrl, c.version);
     return row;
   }
 
@@ -407,8 +408,14 @@
     setText(c.state, m.alive ? "alive" : "gone");
     setAttr(c.state, "data-state", m.alive ? "alive" : "gone");
     setText(c.generation, fmtInt(m.generation));
-    c.generation.classList.toggle("lag", item.lagging);
-    c.generation.title = item.lagging ? "behind the newest generation in the cluster" : "";
+    // The generation counts changes applied, so it differs between members
+    // with different histories; the config hash says whether they serve the
+    // same thing.
+    const drift = m.config_drift === true;
+    c.config.replaceChildren(document.createTextNode(m.config_hash || "–"));
+    if (drift) c.config.append(el("span", { className: "tag drift", testid: "member-drift", text: "drift" }));
+    c.config.classList.toggle("lag", drift);
+    c.config.title = drift ? "serves a configuration that differs from the other members' (a refused topology?)" : "";
     setText(c.inFlight, fmtInt(m.in_flight));
     setText(c.lastSeen, fmtAge(m.last_seen_ms));
     const pub = m.public_url || "";
@@ -428,13 +435,7 @@
     setText(byId("cluster-name"), cluster.cluster || "–");
     const members = Array.isArray(cluster.members) ? cluster.members.slice() : [];
     members.sort((a, b) => (a.alive === b.alive ? String(a.id).localeCompare(String(b.id)) : a.alive ? -1 : 1));
-    let newest = 0;
-    for (const m of members) if (m.alive && typeof m.generation === "number") newest = Math.max(newest, m.generation);
-    const items = members.map((m) => ({
-      member: m,
-      self: m.id === cluster.self,
-      lagging: m.alive && typeof m.generation === "number" && m.generation < newest,
-    }));
+    const items = members.map((m) => ({ member: m, self: m.id === cluster.self }));
     sync(byId("members"), items, (i) => String(i.member.id), createMemberRow, updateMemberRow);
     const alive = members.filter((m) => m.alive).length;
     setText(byId("member-count"), alive + " alive" + (members.length > alive ? ", " + (members.length - alive) + " gone" : ""));
