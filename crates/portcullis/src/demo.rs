@@ -141,10 +141,16 @@ fn print_banner(balancer: SocketAddr, members: &[Member], backends: &Backends) {
         }
     }
     if let Some(member) = members.first() {
-        println!(
-            "admin token (paste it into the dashboard): {}",
-            member.admin_token()
-        );
+        let token = member.admin_token();
+        if let Some(admin) = member.admin_addr {
+            // The token rides in the fragment, which the browser never sends;
+            // the page moves it to sessionStorage and out of the address bar.
+            println!(
+                "dashboard, signed in: http://{admin}/#token={}",
+                fragment_encoded(token)
+            );
+        }
+        println!("admin token (paste it into the dashboard): {token}");
     }
     for (name, (addr, _)) in backends {
         println!("backend {name}: http://{addr}");
@@ -194,5 +200,28 @@ async fn control(line: &str, backends: &mut Backends) {
         },
         "start" => println!("backend {name} is already running"),
         _ => println!("commands: stop NAME, start NAME"),
+    }
+}
+
+/// `value` with every byte but RFC 3986's unreserved characters
+/// percent-encoded, for a URL fragment.
+fn fragment_encoded(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod fragment_tests {
+    #[test]
+    fn only_unreserved_characters_stay_as_they_are() {
+        assert_eq!(super::fragment_encoded("aZ9-._~"), "aZ9-._~");
+        assert_eq!(super::fragment_encoded("a+b/c=&#"), "a%2Bb%2Fc%3D%26%23");
     }
 }

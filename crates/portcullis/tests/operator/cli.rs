@@ -463,7 +463,7 @@ async fn demo_serves_through_the_gateway_and_stops_on_ctrl_c() {
     let stdout = child.stdout.take().unwrap();
     let (gateway, dashboard, token) = tokio::task::spawn_blocking(move || {
         let mut lines = BufReader::new(stdout).lines();
-        let (mut gateway, mut dashboard) = (None, None);
+        let (mut gateway, mut dashboard, mut signed_in) = (None, None, None);
         let token = lines
             .by_ref()
             .map_while(Result::ok)
@@ -474,15 +474,25 @@ async fn demo_serves_through_the_gateway_and_stops_on_ctrl_c() {
                 if let Some(rest) = line.strip_prefix("dashboard of demo-1: ") {
                     dashboard = rest.split_whitespace().next().map(str::to_string);
                 }
+                if let Some(url) = line.strip_prefix("dashboard, signed in: ") {
+                    signed_in = Some(url.to_string());
+                }
                 line.strip_prefix("admin token (paste it into the dashboard): ")
                     .map(str::to_string)
             })
             .expect("demo prints the admin token");
         // Keep draining so the demo never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
+        let signed_in = signed_in.expect("demo prints a signed-in dashboard url");
+        let dashboard = dashboard.expect("demo prints the dashboard url");
+        assert!(
+            signed_in.starts_with(&format!("{dashboard}#token="))
+                && signed_in.len() > dashboard.len() + 7,
+            "{signed_in} for {dashboard}"
+        );
         (
             gateway.expect("demo prints the gateway url"),
-            dashboard.expect("demo prints the dashboard url"),
+            dashboard,
             token,
         )
     })

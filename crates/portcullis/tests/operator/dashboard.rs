@@ -514,6 +514,68 @@ async fn the_dashboard_shows_the_cluster_and_drains_a_backend_on_every_member() 
             |v| *v == json!([true, 0, 0]),
         )
         .await;
+
+        // A URL with the token in its fragment (as `portcullis demo` prints)
+        // signs in by itself and drops the fragment from the address bar.
+        let fragment: String = token
+            .bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect();
+        // A fresh load, as when the URL is opened from the terminal.
+        browser.goto("about:blank").await.unwrap();
+        browser
+            .goto(&format!("{}#token={fragment}", m1.admin("/")))
+            .await
+            .unwrap();
+        wait_js(
+            &browser,
+            "signed in from the URL's fragment",
+            Duration::from_secs(10),
+            &format!(
+                "return [location.hash, sessionStorage.getItem('portcullis.admin.token') === {token:?}, \
+                         document.querySelectorAll('[data-testid=member-row]').length];"
+            ),
+            |v| v[0] == "" && v[1] == true && v[2].as_u64().is_some_and(|n| n >= 2),
+        )
+        .await;
+
+        // Pasted into the tab that already shows the dashboard, only the
+        // fragment changes (no reload): signed out first, it signs in again.
+        browser
+            .find(Locator::Css("[data-testid=sign-out]"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        wait_js(
+            &browser,
+            "signed out",
+            Duration::from_secs(5),
+            "return sessionStorage.length;",
+            |v| *v == json!(0),
+        )
+        .await;
+        browser
+            .goto(&format!("{}#token={fragment}", m1.admin("/")))
+            .await
+            .unwrap();
+        wait_js(
+            &browser,
+            "signed in again from a changed fragment",
+            Duration::from_secs(10),
+            &format!(
+                "return [location.hash, sessionStorage.getItem('portcullis.admin.token') === {token:?}];"
+            ),
+            |v| v[0] == "" && v[1] == true,
+        )
+        .await;
     });
     let outcome = steps.catch_unwind().await;
     let target_dir = Path::new(env!("CARGO_TARGET_TMPDIR"))

@@ -743,6 +743,39 @@
 
   // ---- start -------------------------------------------------------------------------------
 
+  // A URL ending in #token=... (as `portcullis demo` prints) signs in by
+  // itself: the fragment never reaches the server, the token moves to
+  // sessionStorage like a typed one, and the fragment leaves the address bar
+  // and the history entry at once. True when a token was taken.
+  function takeTokenFromUrl() {
+    const fromUrl = /^#token=(.+)$/.exec(location.hash);
+    if (!fromUrl) return false;
+    window.history.replaceState(null, "", location.pathname + location.search);
+    let value = "";
+    try {
+      value = decodeURIComponent(fromUrl[1]).trim();
+    } catch (e) {
+      value = "";
+    }
+    try {
+      if (value) sessionStorage.setItem(TOKEN_KEY, value);
+    } catch (e) {
+      showLogin("This browser refuses sessionStorage; the dashboard cannot keep the token.");
+      return false;
+    }
+    return value !== "";
+  }
+
+  // Pasted into a tab that already shows the dashboard, the URL only
+  // changes the fragment: no reload, so the same happens on hashchange.
+  window.addEventListener("hashchange", () => {
+    if (takeTokenFromUrl()) {
+      showConsole();
+      refreshSoon();
+    }
+  });
+
+  takeTokenFromUrl();
   if (token()) showConsole();
   else showLogin("");
   refreshSoon();
