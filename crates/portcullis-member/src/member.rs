@@ -24,6 +24,7 @@ use zeroize::Zeroizing;
 use crate::applied::AppliedConfig;
 use crate::apply::{apply_change, TopologyChange};
 use crate::heartbeat::{advertised_url, heartbeat, member_record, Advertised};
+use crate::secrets::AdminToken;
 use crate::MemberError;
 
 /// How long a starting member waits for its store before giving up.
@@ -40,7 +41,7 @@ pub struct Member {
     pub balancer_addr: Option<SocketAddr>,
     /// Where the admin API listens, when `[admin]` is set.
     pub admin_addr: Option<SocketAddr>,
-    admin_token: Zeroizing<String>,
+    admin_token: AdminToken,
     store: ClusterStore,
     /// Whether the store was reachable at the last attempt.
     pub store_connected: Arc<AtomicBool>,
@@ -70,7 +71,9 @@ struct StoreState {
 struct Secrets {
     sealer: Option<AliasSealer>,
     cookie_key: [u8; 32],
-    admin_token: Zeroizing<String>,
+    /// The admin API's token; replaced when `admin token --rotate` writes a
+    /// new `admin.token` alias.
+    admin_token: AdminToken,
 }
 
 /// Every listener of a member, bound before anything is spawned: a member
@@ -167,9 +170,9 @@ impl Member {
         }
     }
 
-    /// The token the admin API expects.
-    pub fn admin_token(&self) -> &str {
-        self.admin_token.as_str()
+    /// The token the admin API expects now.
+    pub fn admin_token(&self) -> Zeroizing<String> {
+        Zeroizing::new(self.admin_token.load().as_str().to_string())
     }
 }
 
@@ -204,6 +207,7 @@ impl Running {
             self.secrets.sealer.clone(),
             self.store_connected.clone(),
             self.applied.clone(),
+            self.secrets.admin_token.clone(),
         ));
         let heartbeat = AbortOnDropHandle::new(tokio::spawn(heartbeat(
             self.store.clone(),
@@ -375,6 +379,7 @@ async fn sync_from_store(
     sealer: Option<AliasSealer>,
     store_connected: Arc<AtomicBool>,
     applied: Arc<AppliedConfig>,
+    admin_token: AdminToken,
 ) {
     while let Some(event) = watcher.recv().await {
         match event {
@@ -393,7 +398,9 @@ async fn sync_from_store(
             }
             StoreEvent::Aliases(sealed) => {
                 applied.aliases(&sealed);
-                gateway.set_credentials(crate::secrets::open_all(sealer.as_ref(), &sealed))
+                let opened = crate::secrets::open_all(sealer.as_ref(), &sealed);
+                crate::secrets::follow_admin_token(&admin_token, &opened);
+                gateway.set_credentials(opened)
             }
             StoreEvent::Connection(up) => store_connected.store(up, Ordering::Relaxed),
             StoreEvent::Removed { name } => {
@@ -440,7 +447,7 @@ async fn read_secrets(
     Ok(Secrets {
         sealer,
         cookie_key,
-        admin_token,
+        admin_token: Arc::new(ArcSwap::from_pointee(admin_token)),
     })
 }
 

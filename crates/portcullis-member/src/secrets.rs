@@ -91,6 +91,42 @@ pub async fn admin_token(
     ))
 }
 
+/// The admin API token every handler checks, replaced in place when the
+/// `admin.token` alias changes.
+pub type AdminToken = std::sync::Arc<arc_swap::ArcSwap<Zeroizing<String>>>;
+
+/// Takes a rotated admin token from the opened aliases: every member
+/// accepts the new token (and refuses the old one) once it has read the
+/// store's aliases, within one store poll or watch event.
+pub fn follow_admin_token(token: &AdminToken, opened: &HashMap<String, String>) {
+    let Some(rotated) = opened.get(ADMIN_TOKEN_ALIAS) else {
+        return;
+    };
+    if rotated.as_str() != token.load().as_str() {
+        token.store(std::sync::Arc::new(Zeroizing::new(rotated.clone())));
+        tracing::info!("admin token rotated; the previous one is refused from now on");
+    }
+}
+
+/// Writes a new random admin token as the sealed alias `admin.token` and
+/// returns it. Needs the master secret: without one the token is derived
+/// from the cookie key and cannot be rotated on its own.
+pub async fn rotate_admin_token(
+    writer: &portcullis_cluster::Writer<'_>,
+    sealer: &AliasSealer,
+) -> Result<Zeroizing<String>, portcullis_cluster::WriteError> {
+    let fresh = Zeroizing::new(
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>()),
+    );
+    writer
+        .put_alias(
+            ADMIN_TOKEN_ALIAS,
+            &sealer.seal(ADMIN_TOKEN_ALIAS, fresh.as_bytes()),
+        )
+        .await?;
+    Ok(fresh)
+}
+
 /// Opens every alias; one that cannot be opened is logged by name and left out.
 pub fn open_all(
     sealer: Option<&AliasSealer>,

@@ -147,10 +147,13 @@ fn print_banner(balancer: SocketAddr, members: &[Member], backends: &Backends) {
             // the page moves it to sessionStorage and out of the address bar.
             println!(
                 "dashboard, signed in: http://{admin}/#token={}",
-                fragment_encoded(token)
+                fragment_encoded(&token)
             );
         }
-        println!("admin token (paste it into the dashboard): {token}");
+        println!(
+            "admin token (paste it into the dashboard): {}",
+            token.as_str()
+        );
     }
     for (name, (addr, _)) in backends {
         println!("backend {name}: http://{addr}");

@@ -173,6 +173,17 @@ pub async fn alias_delete(config: &NodeConfig, name: &str) -> anyhow::Result<()>
         .await?)
 }
 
+/// `admin token --rotate`: a new admin token, written for every member.
+pub async fn rotate_admin_token(config: &NodeConfig) -> anyhow::Result<zeroize::Zeroizing<String>> {
+    let sealer = portcullis_member::secrets::sealer(config)?.context(
+        "rotating the admin token needs the cluster master secret: without [secrets] master the token is derived from the cookie key",
+    )?;
+    let store = open_store(config);
+    store.prepare().await?;
+    let writer = Writer::new(&store, config.cluster.role);
+    Ok(portcullis_member::secrets::rotate_admin_token(&writer, &sealer).await?)
+}
+
 /// `admin token`: the token every member's admin API expects.
 pub async fn admin_token(config: &NodeConfig) -> anyhow::Result<zeroize::Zeroizing<String>> {
     let store = open_store(config);

@@ -23,7 +23,6 @@ use serde_json::json;
 use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use zeroize::Zeroizing;
 
 /// Everything the admin handlers read or change.
 pub struct AdminContext {
@@ -33,7 +32,8 @@ pub struct AdminContext {
     pub role: Role,
     /// Seals alias values written through the API; none without `[secrets]`.
     pub sealer: Option<AliasSealer>,
-    pub token: Zeroizing<String>,
+    /// The current admin token (rotations replace it).
+    pub token: crate::secrets::AdminToken,
     pub store_connected: Arc<AtomicBool>,
     /// The member records as of the last heartbeat, for metrics and for
     /// answering while the store is away.
@@ -53,7 +53,7 @@ impl AdminContext {
             .unwrap_or("");
         // Equal-length comparison in constant time; a length mismatch only
         // tells an attacker the length, which is fixed for generated tokens.
-        bool::from(presented.as_bytes().ct_eq(self.token.as_bytes()))
+        bool::from(presented.as_bytes().ct_eq(self.token.load().as_bytes()))
     }
 }
 

@@ -30,7 +30,13 @@ pub struct AdminArgs {
 #[derive(clap::Subcommand)]
 enum AdminCommand {
     /// Print the cluster's admin API token (alias admin.token).
-    Token,
+    Token {
+        /// Replace it with a new random token first (needs [secrets] master);
+        /// every member accepts the new one, and refuses the old one, once it
+        /// has read the store's aliases.
+        #[arg(long)]
+        rotate: bool,
+    },
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -42,9 +48,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 }
 
 pub fn run_admin(args: AdminArgs) -> anyhow::Result<()> {
-    let AdminCommand::Token = args.command;
+    let AdminCommand::Token { rotate } = args.command;
     let config = store_cli::load_config(&args.config)?;
-    let token = crate::runtime()?.block_on(store_cli::admin_token(&config))?;
+    let token = if rotate {
+        crate::runtime()?.block_on(store_cli::rotate_admin_token(&config))?
+    } else {
+        crate::runtime()?.block_on(store_cli::admin_token(&config))?
+    };
     println!("{}", token.as_str());
     Ok(())
 }

@@ -244,3 +244,89 @@ fn alias_create_reads_the_value_from_stdin() {
         );
     }
 }
+
+/// `admin token --rotate` writes a new token; every member accepts it, and
+/// refuses the old one, within one heartbeat (1 s here), without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_admin_token_reaches_every_member_within_one_heartbeat() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let master = dir.path().join("master.key");
+    let out = run(
+        &["master", "create", "--file", master.to_str().unwrap()],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::create_dir_all(store.join("topologies")).unwrap();
+    let mut members = Vec::new();
+    for id in ["a", "b"] {
+        let (config, port) = write_config(dir.path(), id, &store, &master);
+        let admin_port = free_port();
+        let mut text = std::fs::read_to_string(&config).unwrap();
+        text = text.replace(
+            "[cluster]\n",
+            &format!(
+                "[admin]\nlisten = \"127.0.0.1:{admin_port}\"\n[cluster]\nheartbeat = \"1s\"\n"
+            ),
+        );
+        std::fs::write(&config, text).unwrap();
+        let process = ServeProcess::start(&config, port);
+        members.push((
+            config,
+            process,
+            format!("http://127.0.0.1:{admin_port}/api/v1/cluster"),
+        ));
+    }
+    let token = |out: Output| {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let old = token(run(&["admin", "token"], Some(&members[0].0)));
+    for (_, _, url) in &members {
+        let reply = admin_call(url, Some(&old), "GET", "").await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    }
+    let new = token(run(&["admin", "token", "--rotate"], Some(&members[0].0)));
+    assert!(new.len() >= 32 && new != old, "a new token: {new}");
+    let rotated_at = std::time::Instant::now();
+    for (_, _, url) in &members {
+        let reply = eventually_with(url, Some(&new), Duration::from_secs(5)).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    }
+    let took = rotated_at.elapsed();
+    assert!(
+        took <= Duration::from_secs(1),
+        "accepted everywhere after {took:?}"
+    );
+    for (_, _, url) in &members {
+        let reply = admin_call(url, Some(&old), "GET", "").await;
+        assert_eq!(
+            reply.status,
+            StatusCode::UNAUTHORIZED,
+            "the old token is refused"
+        );
+    }
+    // What `admin token` prints now is the new one.
+    assert_eq!(token(run(&["admin", "token"], Some(&members[1].0))), new);
+}
+
+/// Polls `url` with `token` until it is accepted or `timeout` passes.
+async fn eventually_with(url: &str, token: Option<&str>, timeout: Duration) -> Reply {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let reply = admin_call(url, token, "GET", "").await;
+        if reply.status == StatusCode::OK || std::time::Instant::now() > deadline {
+            return reply;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
