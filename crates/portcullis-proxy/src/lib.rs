@@ -5,6 +5,7 @@
 
 pub mod access_sink;
 pub mod backend;
+pub mod backend_auth;
 pub mod backend_pool;
 pub mod balancer;
 pub mod body;

@@ -33,6 +33,8 @@ pub struct CheckTarget {
     pub client: BackendClient,
     /// Requests must say HTTP/2 for an h2-only client.
     pub protocol_h2: bool,
+    /// The service's `backend_auth`, sent with every check.
+    pub auth: Option<crate::backend_auth::CheckAuth>,
 }
 
 /// Starts the checker in the current tokio runtime.
@@ -112,6 +114,11 @@ async fn check_one(target: &CheckTarget, backend: &Backend) -> (bool, String) {
         http::header::USER_AGENT,
         http::HeaderValue::from_static("portcullis-health-check"),
     );
+    if let Some(value) = target.auth.as_ref().and_then(|auth| auth.header()) {
+        request
+            .headers_mut()
+            .insert(http::header::AUTHORIZATION, value);
+    }
     match tokio::time::timeout(target.check.timeout, target.client.request(request)).await {
         Err(_) => (
             false,
@@ -162,6 +169,8 @@ mod tests {
     struct ScriptedBackend {
         url: url::Url,
         status: Arc<AtomicU16>,
+        /// When set, requests without exactly this Authorization get 401.
+        required_auth: Arc<Mutex<Option<String>>>,
         seen: Arc<Mutex<Option<(String, String, String)>>>,
         _task: AbortOnDropHandle<()>,
     }
@@ -171,13 +180,14 @@ mod tests {
         let url = format!("http://{}{base}", listener.local_addr().unwrap());
         let status = Arc::new(AtomicU16::new(200));
         let seen = Arc::new(Mutex::new(None));
-        let (answer, record) = (status.clone(), seen.clone());
+        let required_auth: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
+        let (answer, record, required) = (status.clone(), seen.clone(), required_auth.clone());
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     return;
                 };
-                let (answer, record) = (answer.clone(), record.clone());
+                let (answer, record, required) = (answer.clone(), record.clone(), required.clone());
                 tokio::spawn(async move {
                     let service = service_fn(move |request: Request<Incoming>| {
                         let header = |name| {
@@ -192,10 +202,16 @@ mod tests {
                             header(http::header::HOST),
                             header(http::header::USER_AGENT),
                         );
+                        let refused = required.lock().unwrap().as_ref().is_some_and(|expected| {
+                            *expected != header(http::header::AUTHORIZATION)
+                        });
                         *record.lock().unwrap() = Some(seen);
                         let mut response = http::Response::new(body::empty());
-                        *response.status_mut() =
-                            StatusCode::from_u16(answer.load(Ordering::Relaxed)).unwrap();
+                        *response.status_mut() = if refused {
+                            StatusCode::UNAUTHORIZED
+                        } else {
+                            StatusCode::from_u16(answer.load(Ordering::Relaxed)).unwrap()
+                        };
                         async move { Ok::<_, std::convert::Infallible>(response) }
                     });
                     let io = TokioIo::new(stream);
@@ -208,6 +224,7 @@ mod tests {
         ScriptedBackend {
             url: url::Url::parse(&url).unwrap(),
             status,
+            required_auth,
             seen,
             _task: AbortOnDropHandle::new(task),
         }
@@ -236,6 +253,7 @@ mod tests {
             service: "s".to_string(),
             check,
             backends: vec![Arc::new(backend)],
+            auth: None,
             client: crate::client::build_client(&service, std::path::Path::new(".")).unwrap(),
             protocol_h2: false,
         }
@@ -271,6 +289,64 @@ mod tests {
         let (ok, detail) = check_one(&target, &target.backends[0]).await;
         assert!(!ok);
         assert_eq!(detail, "status 503, expected 200-299");
+    }
+
+    /// A backend that requires the service's `backend_auth` gets it on the
+    /// checks too, with the password its alias holds now.
+    #[tokio::test]
+    async fn a_check_sends_the_services_backend_credentials() {
+        let backend = scripted_backend("/").await;
+        *backend.required_auth.lock().unwrap() = Some("Basic c3ZjOnB3".to_string());
+        let mut target = target(&backend, check(1, 1));
+        let (ok, detail) = check_one(&target, &target.backends[0]).await;
+        assert!(
+            !ok && detail.starts_with("status 401"),
+            "anonymous: {detail}"
+        );
+        let credentials: crate::backend_auth::Credentials = Arc::default();
+        target.auth = Some(crate::backend_auth::CheckAuth {
+            user: "svc".into(),
+            password_alias: "svc.password".into(),
+            credentials: credentials.clone(),
+        });
+        credentials.store(Arc::new(std::collections::HashMap::from([(
+            "svc.password".to_string(),
+            "pw".to_string(),
+        )])));
+        let (ok, detail) = check_one(&target, &target.backends[0]).await;
+        assert!(ok, "with the credentials: {detail}");
+        credentials.store(Arc::new(std::collections::HashMap::from([(
+            "svc.password".to_string(),
+            "changed".to_string(),
+        )])));
+        let (ok, _) = check_one(&target, &target.backends[0]).await;
+        assert!(!ok, "a changed password is what the check sends");
+    }
+
+    /// The gateway hands its applied credentials to the checkers it starts.
+    #[tokio::test]
+    async fn the_gateways_checks_authenticate_with_the_applied_alias() {
+        use crate::routing::{ConfigChange, Gateway};
+        let backend = scripted_backend("/").await;
+        *backend.required_auth.lock().unwrap() = Some("Basic c3ZjOnB3".to_string());
+        let gateway = Gateway::new("m", "gateway", ".".into(), CookieKey::random());
+        gateway.set_credentials(std::collections::HashMap::from([(
+            "svc.password".to_string(),
+            "pw".to_string(),
+        )]));
+        let text = format!(
+            "[[service]]\nname = \"s\"\nurls = [\"{}\"]\n[service.backend_auth]\nuser = \"svc\"\npassword_alias = \"svc.password\"\n[service.health]\npath = \"/health\"\ninterval = \"20ms\"\nrise = 1\nfall = 1\n",
+            backend.url
+        );
+        let topology = portcullis_config::parse_topology("t", "t.toml", &text).unwrap();
+        gateway
+            .apply(ConfigChange::UpsertTopology(topology))
+            .unwrap();
+        let routes = gateway.routes();
+        let state = routes.topologies["t"].services["s"].backends[0].clone();
+        until(|| state.state.last_check().is_some()).await;
+        let last = state.state.last_check().unwrap();
+        assert!(last.ok, "{}", last.detail);
     }
 
     #[tokio::test]

@@ -306,10 +306,7 @@ impl HeaderEdits<'_> {
                 service: service.config.name.clone(),
             });
         };
-        use base64::Engine;
-        let token =
-            base64::engine::general_purpose::STANDARD.encode(format!("{}:{password}", auth.user));
-        if let Ok(value) = HeaderValue::from_str(&format!("Basic {token}")) {
+        if let Some(value) = crate::backend_auth::basic_authorization(&auth.user, &password) {
             headers.insert(header::AUTHORIZATION, value);
         }
         Ok(())

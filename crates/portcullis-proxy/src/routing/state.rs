@@ -65,6 +65,8 @@ pub struct Gateway {
     /// Client connections whose hyper state was dropped while idle.
     parked_connections: AtomicU64,
     pub(super) edge: ArcSwap<super::EdgeSettings>,
+    /// The applied alias values, shared with the health checkers.
+    health_credentials: crate::backend_auth::Credentials,
 }
 
 /// The running health checkers, by service; dropping one stops it.
@@ -89,6 +91,7 @@ impl Gateway {
             in_flight: AtomicU64::new(0),
             parked_connections: AtomicU64::new(0),
             edge: ArcSwap::from_pointee(super::EdgeSettings::default()),
+            health_credentials: Arc::default(),
         }
     }
 
@@ -96,6 +99,8 @@ impl Gateway {
     pub fn set_credentials(&self, values: HashMap<String, String>) {
         // Infallible: no service is built for it.
         let _ = self.apply(ConfigChange::SetCredentials(values));
+        self.health_credentials
+            .store(self.routes.load().credentials.clone());
     }
 
     /// The value of an alias, if this member could open it.
@@ -179,7 +184,7 @@ impl Gateway {
             None => current,
         };
         for effect in outcome.effects {
-            run_effect(&table, effect, &mut checkers);
+            run_effect(&table, effect, &mut checkers, &self.health_credentials);
         }
         Ok(table.generation)
     }
@@ -227,7 +232,12 @@ pub(super) fn assemble(next: NextTable, base_dir: &Path) -> Result<RoutingTable,
 }
 
 /// Runs one effect of an applied change against the table now served.
-fn run_effect(table: &RoutingTable, effect: Effect, checkers: &mut Checkers) {
+fn run_effect(
+    table: &RoutingTable,
+    effect: Effect,
+    checkers: &mut Checkers,
+    credentials: &crate::backend_auth::Credentials,
+) {
     match effect {
         Effect::StopHealth(key) => {
             checkers.remove(&key);
@@ -248,6 +258,13 @@ fn run_effect(table: &RoutingTable, effect: Effect, checkers: &mut Checkers) {
                 backends: service.backends.clone(),
                 client: service.client.clone(),
                 protocol_h2: service.config.protocol == BackendProtocol::H2,
+                auth: service.config.backend_auth.as_ref().map(|auth| {
+                    crate::backend_auth::CheckAuth {
+                        user: auth.user.clone(),
+                        password_alias: auth.password_alias.clone(),
+                        credentials: credentials.clone(),
+                    }
+                }),
             };
             match spawn_checker(target) {
                 Ok(checker) => {
