@@ -39,6 +39,10 @@ pub(super) struct Attempt {
     connection: ConnectionChoice,
 }
 
+/// How a try's wait for its response head ended, on connector `C`.
+pub(super) type TryWait<C> =
+    Waited<Result<Response<<C as BackendConnector>::ResponseBody>, <C as BackendConnector>::Error>>;
+
 /// What a sent try keeps beside its wait for the response head.
 pub(super) struct Sent {
     index: usize,
@@ -78,10 +82,7 @@ impl Attempt {
         self,
         forwarding: &'f Forwarding<'_, U>,
         connector: &'f C,
-    ) -> (
-        Sent,
-        impl Future<Output = Waited<Result<Response<C::ResponseBody>, C::Error>>> + 'f,
-    ) {
+    ) -> (Sent, impl Future<Output = TryWait<C>> + 'f) {
         let service = forwarding.service;
         let backend = &service.backends[self.index];
         let in_flight = InFlight::start(backend.clone());
@@ -167,7 +168,7 @@ impl<U> Forwarding<'_, U> {
     pub(super) fn classify<C: BackendConnector>(
         &mut self,
         sent: Sent,
-        waited: Waited<Result<Response<C::ResponseBody>, C::Error>>,
+        waited: TryWait<C>,
         connector: &C,
         ctx: &mut RequestContext,
     ) -> Verdict<C::ResponseBody> {
@@ -238,11 +239,7 @@ impl<U> Forwarding<'_, U> {
     }
 
     /// A response head: refused by §9, a status to retry on, or the answer.
-    fn classify_answer<R>(
-        &mut self,
-        answer: Answer<R>,
-        ctx: &mut RequestContext,
-    ) -> Verdict<R> {
+    fn classify_answer<R>(&mut self, answer: Answer<R>, ctx: &mut RequestContext) -> Verdict<R> {
         let service = self.service;
         let backend = &service.backends[answer.index];
         let status = answer.response.status();
