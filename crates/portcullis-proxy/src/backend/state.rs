@@ -180,11 +180,19 @@ impl BackendState {
     pub fn health(&self, now: Instant) -> Health {
         if self.checked_down.load(Ordering::Relaxed) {
             Health::Down
-        } else if self.ejected_until.load(Ordering::Relaxed) > self.stamp(now) {
+        } else if self.is_ejected_at(now) {
             Health::Ejected
         } else {
             Health::Up
         }
+    }
+
+    /// Whether an ejection still runs at `now`. A backend never ejected
+    /// (the stamp is 0) skips the clock arithmetic: every pick asks this of
+    /// every backend.
+    fn is_ejected_at(&self, now: Instant) -> bool {
+        let until = self.ejected_until.load(Ordering::Relaxed);
+        until != 0 && until > self.stamp(now)
     }
 
     pub fn is_up(&self, now: Instant) -> bool {

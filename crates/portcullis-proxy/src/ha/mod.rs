@@ -8,6 +8,7 @@ pub mod retry;
 pub mod select;
 pub mod stall;
 pub mod sticky;
+mod try_timer;
 
 pub use crate::backend::{
     BackendSnapshot, BackendState, CheckRecord, Clients, Health, InFlight, OutcomeCounts,

@@ -11,10 +11,12 @@
 //! the try keeps waiting up to `timeouts.request`.
 
 use std::future::Future;
+use std::task::Poll;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::try_timer::TryTimer;
 use super::BackendState;
 
 /// How a try's wait for response headers ended.
@@ -37,28 +39,33 @@ pub async fn wait_for_head<F: Future>(
 ) -> Waited<F::Output> {
     let start = Instant::now();
     let deadline = start + request_timeout;
-    if stall_timeout.is_zero() || stall_timeout >= request_timeout {
-        return match tokio::time::timeout_at(deadline, send).await {
-            Ok(output) => Waited::Done(output),
-            Err(_) => Waited::TimedOut,
-        };
-    }
+    let watch_stall = !stall_timeout.is_zero() && stall_timeout < request_timeout;
+    let (mut check_at, mut answers_seen) = match watch_stall {
+        true => (start + stall_timeout, backend.answers_so_far()),
+        false => (deadline, 0),
+    };
     let mut send = std::pin::pin!(send);
-    let mut answers_seen = backend.answers_so_far();
-    let mut check_at = start + stall_timeout;
+    // One timer for every check of the try (`TryTimer` says why it is kept).
+    let mut timer = TryTimer::until(check_at.min(deadline));
     loop {
-        match tokio::time::timeout_at(check_at.min(deadline), send.as_mut()).await {
-            Ok(output) => return Waited::Done(output),
-            Err(_) if Instant::now() >= deadline => return Waited::TimedOut,
-            Err(_) => {
-                let answers = backend.answers_so_far();
-                if answers == answers_seen {
-                    return Waited::Stalled;
-                }
-                answers_seen = answers;
-                check_at += stall_timeout;
-            }
+        let answered = std::future::poll_fn(|cx| match send.as_mut().poll(cx) {
+            Poll::Ready(output) => Poll::Ready(Some(output)),
+            Poll::Pending => timer.poll_expired(cx).map(|()| None),
+        })
+        .await;
+        if let Some(output) = answered {
+            return Waited::Done(output);
         }
+        if !watch_stall || Instant::now() >= deadline {
+            return Waited::TimedOut;
+        }
+        let answers = backend.answers_so_far();
+        if answers == answers_seen {
+            return Waited::Stalled;
+        }
+        answers_seen = answers;
+        check_at += stall_timeout;
+        timer.set(check_at.min(deadline));
     }
 }
 

@@ -100,7 +100,7 @@ impl RequestContext {
             service,
             backend: self.last_backend().map(|b| b.id.as_str()),
             status: response.status(),
-            micros: micros(self.started.elapsed()),
+            micros: micros(self.took()),
             tries: self.tries.len(),
         };
         let tries = self

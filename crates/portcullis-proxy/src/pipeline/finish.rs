@@ -156,7 +156,7 @@ pub(super) fn answer(
     service: &ServiceRuntime,
     client: &ClientContext,
     asked_upgrade: bool,
-    ctx: &RequestContext,
+    ctx: &mut RequestContext,
 ) -> Response<ProxyBody> {
     let (mut response, answered_by) = match outcome {
         Ok(response) => (response, ctx.last_backend()),
@@ -184,6 +184,8 @@ pub(super) fn answer(
         Some(backend) => backend.state.answers.add(code),
         None => service.stats.gateway_answers.add(code),
     }
-    service.stats.latency.observe(ctx.started.elapsed());
+    let took = ctx.started.elapsed();
+    ctx.took = Some(took);
+    service.stats.latency.observe(took);
     response
 }

@@ -59,6 +59,9 @@ pub struct RequestContext {
     /// On tokio's clock, which is the clock the prepare phase and the HA
     /// state use (and the one tests may pause).
     started: tokio::time::Instant,
+    /// How long the request took until its response was ready, once known:
+    /// the latency histogram and the access line share one clock read.
+    took: Option<std::time::Duration>,
     /// The access log is on; names are kept for it only then.
     logging: bool,
     method: Method,
@@ -107,6 +110,7 @@ impl RequestContext {
     fn new(head: &request::Parts) -> RequestContext {
         RequestContext {
             started: tokio::time::Instant::now(),
+            took: None,
             logging: crate::access_sink::wanted(),
             method: head.method.clone(),
             uri: head.uri.clone(),
@@ -140,6 +144,12 @@ impl RequestContext {
 
     fn last_backend(&self) -> Option<&Arc<Backend>> {
         self.tries.last().map(|t| &t.backend)
+    }
+
+    /// How long the request has taken: as measured for its latency when the
+    /// response was ready, else now.
+    fn took(&self) -> std::time::Duration {
+        self.took.unwrap_or_else(|| self.started.elapsed())
     }
 }
 
@@ -181,7 +191,7 @@ where
                 Ok(mut forwarding) => forward(&mut forwarding, connector, &mut ctx).await,
                 Err(err) => Err(err),
             };
-            finish::answer(outcome, &service, client, asked_upgrade, &ctx)
+            finish::answer(outcome, &service, client, asked_upgrade, &mut ctx)
         }
     };
     if ctx.logging {
@@ -208,11 +218,13 @@ where
         let Some(attempt) = forwarding.start_try(index)? else {
             break;
         };
-        let sent = attempt.send(forwarding, connector).await;
-        let now = tokio::time::Instant::now();
-        match forwarding.classify(sent, connector, now, ctx) {
+        let (sent, waiting) = attempt.send(forwarding, connector);
+        let waited = waiting.await;
+        // The clock is read only when a try failed: an answer needs no time.
+        match forwarding.classify(sent, waited, connector, ctx) {
             Verdict::Answer(answer) => return Ok(forwarding.relay(answer)),
             Verdict::RetryableStatus(answer) => {
+                let now = tokio::time::Instant::now();
                 match forwarding.next_backend(FailureKind::Status, now, ctx) {
                     Some(other) => next = Some(other),
                     None => return Ok(forwarding.relay(answer)),
@@ -221,6 +233,7 @@ where
             Verdict::Resend => next = Some(index),
             Verdict::ClientFailed(err) => return Err(err),
             Verdict::Failed(kind) => {
+                let now = tokio::time::Instant::now();
                 forwarding.record_failure(index, now);
                 next = forwarding.next_backend(kind, now, ctx);
             }

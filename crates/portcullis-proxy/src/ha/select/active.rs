@@ -5,7 +5,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::Pool;
+use super::{Candidates, Pool};
 
 pub struct Active {
     index: AtomicUsize,
@@ -33,21 +33,20 @@ impl Active {
             .compare_exchange(failed, index, Ordering::Relaxed, Ordering::Relaxed);
     }
 
-    pub(super) fn pick(&self, pool: &Pool, candidates: &[usize]) -> usize {
-        if self.failback && candidates.contains(&0) {
+    pub(super) fn pick(&self, pool: &Pool, candidates: &Candidates) -> usize {
+        if self.failback && candidates.contains(0) {
             self.index.store(0, Ordering::Relaxed);
             return 0;
         }
         let active = self.index();
-        if candidates.contains(&active) {
+        if candidates.contains(active) {
             return active;
         }
         let count = pool.backends.len();
         let next = candidates
             .iter()
-            .copied()
             .min_by_key(|&i| (i + count - active) % count)
-            .unwrap_or(candidates[0]);
+            .unwrap_or(candidates.get(0));
         self.follow(pool, next);
         next
     }

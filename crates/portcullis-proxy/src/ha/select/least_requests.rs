@@ -5,14 +5,14 @@
 
 use rand::Rng;
 
-use super::Pool;
+use super::{Candidates, Pool};
 
-pub fn pick(pool: &Pool, candidates: &[usize]) -> usize {
+pub fn pick(pool: &Pool, candidates: &Candidates) -> usize {
     let mut rng = rand::rng();
-    let a = candidates[rng.random_range(0..candidates.len())];
-    let mut b = candidates[rng.random_range(0..candidates.len() - 1)];
+    let a = candidates.get(rng.random_range(0..candidates.len()));
+    let mut b = candidates.get(rng.random_range(0..candidates.len() - 1));
     if b == a {
-        b = candidates[candidates.len() - 1];
+        b = candidates.last();
     }
     let load = |i: usize| (pool.backends[i].state.in_flight() as f64 + 1.0) / pool.weight(i);
     if load(b) < load(a) {

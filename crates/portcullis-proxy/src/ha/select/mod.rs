@@ -86,11 +86,15 @@ impl Pool<'_> {
 }
 
 /// Backend indexes, in order, held on the stack: choosing a backend for a
-/// try allocates nothing.
+/// try allocates nothing. Bytes, not `usize`s: zeroing room for
+/// `MAX_BACKENDS` of them is then a few stores, not a 512-byte `memset` per
+/// pick (callgrind).
 pub struct Candidates {
     len: usize,
-    items: [usize; MAX_BACKENDS],
+    items: [u8; MAX_BACKENDS],
 }
+
+const _: () = assert!(MAX_BACKENDS <= u8::MAX as usize + 1);
 
 impl Candidates {
     /// The indexes in `first`, ascending, then those in `then`, ascending.
@@ -101,20 +105,38 @@ impl Candidates {
         };
         for mut mask in [first, then] {
             while mask != 0 {
-                candidates.items[candidates.len] = mask.trailing_zeros() as usize;
+                // Below `Tried::BITS`, so it fits a byte.
+                candidates.items[candidates.len] = mask.trailing_zeros() as u8;
                 candidates.len += 1;
                 mask &= mask - 1;
             }
         }
         candidates
     }
-}
 
-impl std::ops::Deref for Candidates {
-    type Target = [usize];
+    pub fn len(&self) -> usize {
+        self.len
+    }
 
-    fn deref(&self) -> &[usize] {
-        &self.items[..self.len]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The `n`th candidate; `n` must be below `len()`.
+    pub fn get(&self, n: usize) -> usize {
+        usize::from(self.items[..self.len][n])
+    }
+
+    pub fn last(&self) -> usize {
+        self.get(self.len - 1)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = usize> + '_ {
+        self.items[..self.len].iter().map(|&i| usize::from(i))
+    }
+
+    pub fn contains(&self, index: usize) -> bool {
+        self.iter().any(|i| i == index)
     }
 }
 
@@ -186,9 +208,9 @@ impl Selector {
             0 => None,
             1 => {
                 if policy == LoadBalancing::None {
-                    self.active.follow(pool, candidates[0]);
+                    self.active.follow(pool, candidates.get(0));
                 }
-                Some(candidates[0])
+                Some(candidates.get(0))
             }
             _ if policy == LoadBalancing::None => Some(self.active.pick(pool, &candidates)),
             _ => Some(match &self.balancer {

@@ -4,19 +4,19 @@
 
 use rand::Rng;
 
-use super::Pool;
+use super::{Candidates, Pool};
 
-pub fn pick(pool: &Pool, candidates: &[usize]) -> usize {
-    let total: f64 = candidates.iter().map(|&i| pool.weight(i)).sum();
+pub fn pick(pool: &Pool, candidates: &Candidates) -> usize {
+    let total: f64 = candidates.iter().map(|i| pool.weight(i)).sum();
     let mut point = rand::rng().random_range(0.0..total);
-    for &i in candidates {
+    for i in candidates.iter() {
         let weight = pool.weight(i);
         if point < weight {
             return i;
         }
         point -= weight;
     }
-    candidates[candidates.len() - 1]
+    candidates.last()
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@
 
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use super::Pool;
+use super::{Candidates, Pool};
 
 /// Slow-start weights, in (0, 1], become integers in 1..=100.
 const SCALE: f64 = 100.0;
@@ -26,11 +26,11 @@ impl SmoothRoundRobin {
         }
     }
 
-    pub fn pick(&self, pool: &Pool, candidates: &[usize]) -> usize {
+    pub fn pick(&self, pool: &Pool, candidates: &Candidates) -> usize {
         let mut total = 0i64;
-        let mut best = candidates[0];
+        let mut best = candidates.get(0);
         let mut best_weight = i64::MIN;
-        for &i in candidates {
+        for i in candidates.iter() {
             let Some(current) = self.current.get(i) else {
                 continue;
             };
@@ -121,8 +121,9 @@ mod tests {
                         now,
                         slow_start: std::time::Duration::ZERO,
                     };
+                    let all = Candidates::from_masks(0b1111, 0);
                     (0..10_000)
-                        .map(|_| round_robin.pick(&pool, &[0, 1, 2, 3]))
+                        .map(|_| round_robin.pick(&pool, &all))
                         .collect::<Vec<_>>()
                 })
             })

@@ -57,7 +57,8 @@ fn candidates(backends: &[Arc<Backend>], tried: Tried) -> Vec<usize> {
     selector
         .pool(backends, Instant::now())
         .candidates(tried)
-        .to_vec()
+        .iter()
+        .collect()
 }
 
 #[tokio::test(start_paused = true)]
