@@ -53,7 +53,7 @@ pub enum EngineError {
 /// carries the response head when it was kept raw, until the pipeline takes
 /// it (`BackendConnector::take_raw_head`).
 pub enum EngineResponseBody {
-    Own(BackendBody, Option<RawResponseHead>),
+    Own(BackendBody, Option<Box<RawResponseHead>>),
     Hyper(Incoming),
 }
 
@@ -137,7 +137,7 @@ impl BackendConnector for OwnConnector<'_> {
         super::build_boxed(|| send(service, request, connection, self))
     }
 
-    fn take_raw_head(&self, body: &mut EngineResponseBody) -> Option<RawResponseHead> {
+    fn take_raw_head(&self, body: &mut EngineResponseBody) -> Option<Box<RawResponseHead>> {
         match body {
             EngineResponseBody::Own(_, head) => head.take(),
             EngineResponseBody::Hyper(_) => None,
@@ -245,7 +245,7 @@ async fn send_own(
     // A `101` nobody asked for still goes on as a map: the pipeline's
     // upgrade handling reads maps.
     let (parts, raw) = if connector.raw_heads && !switched {
-        (bare_parts(&raw), Some(raw))
+        (bare_parts(&raw), Some(Box::new(raw)))
     } else {
         let head = ResponseHead {
             raw,

@@ -271,11 +271,14 @@ pub fn parse_response(
         _ => Version::HTTP_11,
     };
     let base = buf.as_ptr() as usize;
-    let raw_fields = parsed
+    let mut raw_fields: Vec<RawField> = parsed
         .headers
         .iter()
         .map(|field| RawField::at(base, field.name.as_bytes(), field.value))
         .collect();
+    for field in &mut raw_fields {
+        field.classify(&mut buf[..len]);
+    }
     let bytes = buf.split_to(len).freeze();
     let mut raw = RawResponseHead::new(status, version, bytes, raw_fields);
     let framing = response_framing(method, &mut raw)?;

@@ -230,7 +230,7 @@ impl FieldsWritten {
                 FieldKind::Date => self.date = true,
                 _ => {}
             }
-            write_field_lowercase(out, name, value);
+            write_field(out, name, value);
         }
     }
 }
@@ -333,19 +333,9 @@ pub(super) fn write_interim_head(out: &mut Vec<u8>, mut head: http::response::Pa
     out.extend_from_slice(b"\r\n");
 }
 
-/// `name: value` and CRLF, the name in lowercase (as a map's names are).
-fn write_field_lowercase(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
-    let start = out.len();
-    out.extend_from_slice(name);
-    out[start..].make_ascii_lowercase();
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value);
-    out.extend_from_slice(b"\r\n");
-}
-
 /// `name: value` and CRLF.
-pub(super) fn write_field(out: &mut Vec<u8>, name: &str, value: &[u8]) {
-    out.extend_from_slice(name.as_bytes());
+pub(super) fn write_field(out: &mut Vec<u8>, name: impl AsRef<[u8]>, value: &[u8]) {
+    out.extend_from_slice(name.as_ref());
     out.extend_from_slice(b": ");
     out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");

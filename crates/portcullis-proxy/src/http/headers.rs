@@ -3,6 +3,7 @@
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
+use super::response_head::FieldKind;
 use super::ClientContext;
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -12,23 +13,11 @@ const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host")
 const X_FORWARDED_SERVER: HeaderName = HeaderName::from_static("x-forwarded-server");
 const X_FORWARDED_CONTEXT: HeaderName = HeaderName::from_static("x-forwarded-context");
 
-/// True for a name `strip_hop_by_hop` may remove: the fixed hop-by-hop set of
-/// RFC 9110 §7.6.1 (Connection, TE, Trailer, Transfer-Encoding, Upgrade,
-/// Proxy-Authorization), Keep-Alive and `proxy-*`, in any case. Names listed
-/// in Connection go too (`connection_listed`). The one rule for both forms
-/// of a head: a map's lowercase names and a raw head's names as received.
+/// True for a name `strip_hop_by_hop` may remove, given in lowercase: the
+/// one rule for both forms of a head (`FieldKind::of`, which a raw head's
+/// edits use). Names listed in Connection go too (`connection_listed`).
 pub(crate) fn is_hop_by_hop_name(name: &[u8]) -> bool {
-    // A match on the length first, then one comparison: this runs for every
-    // field of every request and response.
-    let is = |fixed: &[u8]| name.eq_ignore_ascii_case(fixed);
-    let fixed = match name.len() {
-        2 => is(b"te"),
-        7 => is(b"trailer") || is(b"upgrade"),
-        10 => is(b"connection") || is(b"keep-alive"),
-        17 => is(b"transfer-encoding"),
-        _ => false,
-    };
-    fixed || name.get(..6).is_some_and(|p| p.eq_ignore_ascii_case(b"proxy-"))
+    FieldKind::of(name).is_hop_by_hop()
 }
 
 /// The names a Connection value lists for removal besides the fixed set:

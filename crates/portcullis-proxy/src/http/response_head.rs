@@ -9,7 +9,7 @@ use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::{Response, StatusCode, Version};
 
-use super::headers::{connection_listed, is_hop_by_hop_name, names_no_field};
+use super::headers::{connection_listed, names_no_field};
 use crate::body::ProxyBody;
 
 /// What the gateway does with a field, decided once from its name when the
@@ -28,33 +28,57 @@ pub enum FieldKind {
 }
 
 impl FieldKind {
-    /// The kind of a field named `name` (any case).
+    /// The kind of a field named `name`, in lowercase (a map's names, and a
+    /// raw head's once `lowercase_name` ran on them). The hop-by-hop rule
+    /// of both forms (`headers::is_hop_by_hop_name`): the fixed set of RFC
+    /// 9110 §7.6.1 (Connection, TE, Trailer, Transfer-Encoding, Upgrade,
+    /// Proxy-Authorization), Keep-Alive and `proxy-*`.
     pub fn of(name: &[u8]) -> FieldKind {
-        if is_hop_by_hop_name(name) {
-            return if name.eq_ignore_ascii_case(b"connection") {
-                FieldKind::Connection
-            } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-                FieldKind::TransferEncoding
-            } else {
-                FieldKind::HopByHop
-            };
-        }
-        let is = |known: &[u8]| name.eq_ignore_ascii_case(known);
-        match name.len() {
-            4 if is(b"date") => FieldKind::Date,
-            8 if is(b"location") => FieldKind::Location,
-            14 if is(b"content-length") => FieldKind::ContentLength,
-            16 if is(b"content-location") => FieldKind::ContentLocation,
+        // The length first, then at most two comparisons of known length
+        // (word compares, no loop): this runs for every field.
+        let kind = match name.len() {
+            2 if name == b"te" => FieldKind::HopByHop,
+            4 if name == b"date" => FieldKind::Date,
+            7 if name == b"trailer" || name == b"upgrade" => FieldKind::HopByHop,
+            8 if name == b"location" => FieldKind::Location,
+            10 if name == b"connection" => FieldKind::Connection,
+            10 if name == b"keep-alive" => FieldKind::HopByHop,
+            14 if name == b"content-length" => FieldKind::ContentLength,
+            16 if name == b"content-location" => FieldKind::ContentLocation,
+            17 if name == b"transfer-encoding" => FieldKind::TransferEncoding,
             _ => FieldKind::Other,
+        };
+        if kind == FieldKind::Other && name.starts_with(b"proxy-") {
+            return FieldKind::HopByHop;
         }
+        kind
     }
 
-    fn is_hop_by_hop(self) -> bool {
+    pub(crate) fn is_hop_by_hop(self) -> bool {
         matches!(
             self,
             FieldKind::Connection | FieldKind::TransferEncoding | FieldKind::HopByHop
         )
     }
+}
+
+/// Lowercases a field name in place, eight bytes at a time: a name is
+/// tchar (ASCII), and only `A`-`Z` change.
+pub fn lowercase_name(name: &mut [u8]) {
+    const ONES: u64 = u64::from_ne_bytes([1; 8]);
+    let mut words = name.chunks_exact_mut(8);
+    for word in &mut words {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(word);
+        let w = u64::from_ne_bytes(bytes);
+        // Per byte (all below 0x80): the high bit of `w + (0x80 - 'A')`
+        // says `>= 'A'`, that of `w + (0x7f - 'Z')` says `> 'Z'`.
+        let at_least_a = w.wrapping_add(ONES * u64::from(0x80 - b'A'));
+        let above_z = w.wrapping_add(ONES * u64::from(0x7f - b'Z'));
+        let upper = at_least_a & !above_z & (ONES * 0x80);
+        word.copy_from_slice(&(w | (upper >> 2)).to_ne_bytes());
+    }
+    words.into_remainder().make_ascii_lowercase();
 }
 
 /// One field line: where its name and value (without surrounding
@@ -69,7 +93,7 @@ pub struct RawField {
 impl RawField {
     /// The field whose name and value are the slices `name` and `value` of
     /// a buffer starting at address `base` (a head is at most 64 KiB and a
-    /// bit, so `u32` offsets hold it).
+    /// bit, so `u32` offsets hold it). Its kind is found by `classify`.
     pub fn at(base: usize, name: &[u8], value: &[u8]) -> RawField {
         let range = |part: &[u8]| {
             let start = part.as_ptr() as usize - base;
@@ -78,8 +102,17 @@ impl RawField {
         RawField {
             name: range(name),
             value: range(value),
-            kind: FieldKind::of(name),
+            kind: FieldKind::Other,
         }
+    }
+
+    /// Lowercases the field's name in `head` (the buffer its offsets are
+    /// in) and finds its kind: names are written and compared in lowercase
+    /// from then on, as a map's are.
+    pub fn classify(&mut self, head: &mut [u8]) {
+        let name = &mut head[self.name.0 as usize..self.name.1 as usize];
+        lowercase_name(name);
+        self.kind = FieldKind::of(name);
     }
 
     pub fn kind(&self) -> FieldKind {

@@ -8,17 +8,20 @@ fn raw(fields: &[(&str, &str)]) -> RawResponseHead {
         text.push_str(&format!("{name}: {value}\r\n"));
     }
     text.push_str("\r\n");
-    let bytes = Bytes::from(text);
+    let mut bytes = text.into_bytes();
     let base = bytes.as_ptr() as usize;
     let mut parsed = [httparse::EMPTY_HEADER; 32];
     let mut response = httparse::Response::new(&mut parsed);
     assert!(response.parse(&bytes).unwrap().is_complete());
-    let fields = response
+    let mut fields: Vec<RawField> = response
         .headers
         .iter()
         .map(|f| RawField::at(base, f.name.as_bytes(), f.value))
         .collect();
-    RawResponseHead::new(StatusCode::OK, Version::HTTP_11, bytes.clone(), fields)
+    for field in &mut fields {
+        field.classify(&mut bytes);
+    }
+    RawResponseHead::new(StatusCode::OK, Version::HTTP_11, Bytes::from(bytes), fields)
 }
 
 /// The map today's code builds from the same fields: one `append` each.
@@ -116,7 +119,22 @@ fn kinds_are_found_in_any_case() {
         ("x-date", FieldKind::Other),
     ];
     for (name, kind) in cases {
-        assert_eq!(FieldKind::of(name.as_bytes()), kind, "{name}");
+        let mut lower = name.as_bytes().to_vec();
+        lowercase_name(&mut lower);
+        assert_eq!(FieldKind::of(&lower), kind, "{name}");
+    }
+}
+
+#[test]
+fn names_are_lowercased_as_ascii_lowercases_them() {
+    let tchars: Vec<u8> = (0u8..0x80).filter(|&b| crate::http::headers::is_tchar(b)).collect();
+    for start in 0..tchars.len() {
+        for len in [1, 7, 8, 9, 17, 40] {
+            let name: Vec<u8> = tchars.iter().cycle().skip(start).take(len).copied().collect();
+            let mut lowered = name.clone();
+            lowercase_name(&mut lowered);
+            assert_eq!(lowered, name.to_ascii_lowercase(), "{name:?}");
+        }
     }
 }
 

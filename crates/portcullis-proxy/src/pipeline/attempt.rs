@@ -52,7 +52,7 @@ pub(super) struct Answer<R> {
     pub(super) response: Response<R>,
     /// The head, when the connector kept it raw (`response`'s map is then
     /// empty).
-    pub(super) raw_head: Option<RawResponseHead>,
+    pub(super) raw_head: Option<Box<RawResponseHead>>,
     /// Kept until the response body ends.
     pub(super) in_flight: InFlight,
 }

@@ -119,7 +119,8 @@ pub trait BackendConnector {
 
     /// The response head kept raw, when the connector keeps it so: the
     /// response's map is then empty, and the pipeline edits the raw head.
-    fn take_raw_head(&self, _body: &mut Self::ResponseBody) -> Option<RawResponseHead> {
+    /// Boxed, as it travels in the try's futures.
+    fn take_raw_head(&self, _body: &mut Self::ResponseBody) -> Option<Box<RawResponseHead>> {
         None
     }
 }

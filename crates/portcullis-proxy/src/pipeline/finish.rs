@@ -60,7 +60,7 @@ impl<U: ClientUpgrade> Forwarding<'_, U> {
         };
         ProxyResponse {
             response: Response::from_parts(parts, body),
-            raw_head: raw_head.map(Box::new),
+            raw_head,
         }
     }
 
