@@ -114,7 +114,8 @@ fn write_head(
     let (parts, body) = response.into_parts();
     // One allocation for the head and small bodies, not one per growth.
     out.reserve(1024);
-    let refused = connection_says(&parts.headers, b"close");
+    // A raw head's map is usually empty: no lookups in it then.
+    let refused = !parts.headers.is_empty() && connection_says(&parts.headers, b"close");
     let mut close = answering.close || refused;
     let no_body = answering.head_request
         || status.is_informational()
@@ -217,7 +218,7 @@ impl FieldsWritten {
             }
             write_field(out, name.as_str(), value.as_bytes());
         }
-        self.date |= headers.contains_key(DATE);
+        self.date |= !headers.is_empty() && headers.contains_key(DATE);
     }
 
     /// The kept fields of a raw head, by the rules of `write_map`.

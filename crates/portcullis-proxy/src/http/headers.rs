@@ -76,6 +76,10 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
 /// True when a Connection value lists only `keep-alive` and `close`, which
 /// name no other field to remove.
 pub(crate) fn names_no_field(value: &[u8]) -> bool {
+    // Nearly every value is one of the two alone.
+    if value.eq_ignore_ascii_case(b"keep-alive") || value.eq_ignore_ascii_case(b"close") {
+        return true;
+    }
     value.split(|&b| b == b',').all(|token| {
         let token = token.trim_ascii();
         token.eq_ignore_ascii_case(b"keep-alive") || token.eq_ignore_ascii_case(b"close")

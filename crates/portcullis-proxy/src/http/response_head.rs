@@ -54,6 +54,11 @@ impl FieldKind {
         kind
     }
 
+    /// This kind's bit in a set of kinds.
+    fn bit(self) -> u16 {
+        1 << self as u16
+    }
+
     pub(crate) fn is_hop_by_hop(self) -> bool {
         matches!(
             self,
@@ -88,6 +93,9 @@ pub struct RawField {
     name: (u32, u32),
     value: (u32, u32),
     kind: FieldKind,
+    dropped: bool,
+    /// The value is in the head's replacement list.
+    replaced: bool,
 }
 
 impl RawField {
@@ -103,6 +111,8 @@ impl RawField {
             name: range(name),
             value: range(value),
             kind: FieldKind::Other,
+            dropped: false,
+            replaced: false,
         }
     }
 
@@ -134,42 +144,32 @@ pub struct RawResponseHead {
     /// The whole head, status line to blank line.
     bytes: Bytes,
     fields: Vec<RawField>,
-    /// Bit `i` set: field `i` is dropped.
-    dropped: u128,
+    /// The kinds of the fields as received (`FieldKind::bit`): a kind not
+    /// in it is not looked for field by field.
+    kinds: u16,
     /// Values that replace a field's own, by field index. Rare (a repeated
     /// Content-Length collapsed, a Location rewritten): empty, it costs no
     /// allocation.
     replaced: Vec<(usize, HeaderValue)>,
 }
 
-/// Most fields a raw head holds: one bit each in `dropped`.
-pub const MAX_RAW_FIELDS: usize = 128;
-
 impl RawResponseHead {
-    /// `fields` lie in `bytes`; at most [`MAX_RAW_FIELDS`] of them.
+    /// `fields` lie in `bytes`, classified (`RawField::classify`).
     pub fn new(
         status: StatusCode,
         version: Version,
         bytes: Bytes,
         fields: Vec<RawField>,
     ) -> RawResponseHead {
-        debug_assert!(fields.len() <= MAX_RAW_FIELDS);
+        let kinds = fields.iter().fold(0, |kinds, f| kinds | f.kind.bit());
         RawResponseHead {
             status,
             version,
             bytes,
             fields,
-            dropped: 0,
+            kinds,
             replaced: Vec::new(),
         }
-    }
-
-    fn is_dropped(&self, index: usize) -> bool {
-        self.dropped & (1u128 << index) != 0
-    }
-
-    fn drop_field(&mut self, index: usize) {
-        self.dropped |= 1u128 << index;
     }
 
     fn name_of(&self, field: &RawField) -> &[u8] {
@@ -177,7 +177,7 @@ impl RawResponseHead {
     }
 
     fn value_at(&self, index: usize, field: &RawField) -> &[u8] {
-        if !self.replaced.is_empty() {
+        if field.replaced {
             if let Some((_, value)) = self.replaced.iter().find(|(i, _)| *i == index) {
                 return value.as_bytes();
             }
@@ -185,34 +185,48 @@ impl RawResponseHead {
         &self.bytes[field.value.0 as usize..field.value.1 as usize]
     }
 
-    /// The fields still kept, in the order received: kind, name as
-    /// received (any case) and value (a replacement where there is one).
+    /// The fields still kept, in the order received: kind, name (in
+    /// lowercase) and value (a replacement where there is one).
     pub fn kept(&self) -> impl Iterator<Item = (FieldKind, &[u8], &[u8])> {
         self.fields
             .iter()
             .enumerate()
-            .filter(|(index, _)| !self.is_dropped(*index))
+            .filter(|(_, field)| !field.dropped)
             .map(|(index, field)| (field.kind, self.name_of(field), self.value_at(index, field)))
+    }
+
+    /// The fields of `kind` as received, with their indices; none at all
+    /// when no field had that kind.
+    fn of_kind(&self, kind: FieldKind) -> impl Iterator<Item = (usize, &RawField)> {
+        let fields = match self.kinds & kind.bit() {
+            0 => &[][..],
+            _ => &self.fields[..],
+        };
+        fields
+            .iter()
+            .enumerate()
+            .filter(move |(_, field)| field.kind == kind)
     }
 
     /// The kept values of the fields of `kind`, in order.
     pub fn values(&self, kind: FieldKind) -> impl Iterator<Item = &[u8]> {
-        self.kept()
-            .filter(move |(k, _, _)| *k == kind)
-            .map(|(_, _, value)| value)
+        self.of_kind(kind)
+            .filter(|(_, field)| !field.dropped)
+            .map(|(index, field)| self.value_at(index, field))
     }
 
     /// Whether a field of `kind` is kept.
     pub fn has(&self, kind: FieldKind) -> bool {
-        self.values(kind).next().is_some()
+        self.of_kind(kind).any(|(_, field)| !field.dropped)
     }
 
     /// Drops every field of `kind`.
     pub fn drop_kind(&mut self, kind: FieldKind) {
-        for index in 0..self.fields.len() {
-            if self.fields[index].kind == kind {
-                self.drop_field(index);
-            }
+        if self.kinds & kind.bit() == 0 {
+            return;
+        }
+        for field in &mut self.fields {
+            field.dropped |= field.kind == kind;
         }
     }
 
@@ -221,16 +235,17 @@ impl RawResponseHead {
     /// happens when no field of `kind` is kept.
     pub fn set(&mut self, kind: FieldKind, value: HeaderValue) {
         let mut first = None;
-        for index in 0..self.fields.len() {
-            if self.fields[index].kind != kind || self.is_dropped(index) {
+        for (index, field) in self.fields.iter_mut().enumerate() {
+            if field.kind != kind || field.dropped {
                 continue;
             }
             match first {
                 None => first = Some(index),
-                Some(_) => self.drop_field(index),
+                Some(_) => field.dropped = true,
             }
         }
         if let Some(index) = first {
+            self.fields[index].replaced = true;
             self.replaced.retain(|(i, _)| *i != index);
             self.replaced.push((index, value));
         }
@@ -240,16 +255,22 @@ impl RawResponseHead {
     /// rules `headers::strip_hop_by_hop` applies to a map (never keeping an
     /// upgrade: a `101` head goes on as a map).
     pub fn strip_hop_by_hop(&mut self) {
+        const HOP_BY_HOP: u16 = (1 << FieldKind::Connection as u16)
+            | (1 << FieldKind::TransferEncoding as u16)
+            | (1 << FieldKind::HopByHop as u16);
+        if self.kinds & HOP_BY_HOP == 0 {
+            return;
+        }
         let mut listed = false;
-        for index in 0..self.fields.len() {
-            let field = self.fields[index];
-            if !field.kind.is_hop_by_hop() || self.is_dropped(index) {
+        for field in &mut self.fields {
+            if !field.kind.is_hop_by_hop() {
                 continue;
             }
             if field.kind == FieldKind::Connection {
-                listed |= !names_no_field(self.value_at(index, &field));
+                let value = &self.bytes[field.value.0 as usize..field.value.1 as usize];
+                listed |= !names_no_field(value);
             }
-            self.drop_field(index);
+            field.dropped = true;
         }
         if listed {
             self.drop_connection_listed();
@@ -258,18 +279,20 @@ impl RawResponseHead {
 
     /// Drops the fields whose names a Connection field lists (any case).
     fn drop_connection_listed(&mut self) {
-        let mut doomed = 0u128;
+        let mut doomed = Vec::new();
         for connection in self.fields.iter().filter(|f| f.kind == FieldKind::Connection) {
             let value = &self.bytes[connection.value.0 as usize..connection.value.1 as usize];
             for token in connection_listed(value, false) {
                 for (index, field) in self.fields.iter().enumerate() {
                     if self.name_of(field).eq_ignore_ascii_case(token) {
-                        doomed |= 1u128 << index;
+                        doomed.push(index);
                     }
                 }
             }
         }
-        self.dropped |= doomed;
+        for index in doomed {
+            self.fields[index].dropped = true;
+        }
     }
 
     /// The kept fields as a map, in the order received, with `room` for
@@ -278,11 +301,12 @@ impl RawResponseHead {
     pub fn to_header_map(&self, room: usize) -> Result<HeaderMap, BadField> {
         let mut headers = HeaderMap::with_capacity(self.fields.len() + room);
         for (index, field) in self.fields.iter().enumerate() {
-            if self.is_dropped(index) {
+            if field.dropped {
                 continue;
             }
             let name = HeaderName::from_bytes(self.name_of(field)).map_err(|_| BadField)?;
-            let value = match self.replaced.iter().find(|(i, _)| *i == index) {
+            let replacement = self.replaced.iter().find(|(i, _)| *i == index);
+            let value = match replacement.filter(|_| field.replaced) {
                 Some((_, value)) => value.clone(),
                 None => {
                     let (start, end) = (field.value.0 as usize, field.value.1 as usize);
