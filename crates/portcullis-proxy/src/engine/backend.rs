@@ -25,9 +25,9 @@ use super::response_body::{read_more, BackendBody, ReturnTo, Upload, Wire, HEAD_
 use crate::backend_pool::BackendConn;
 use crate::body::ProxyBody;
 use crate::error::BoxError;
+use crate::http::RawResponseHead;
 use crate::hyper_edge::ServiceClient;
 use crate::pipeline::{BackendConnector, ConnectionChoice, TryHost, TryRequest};
-use crate::http::RawResponseHead;
 use crate::routing::ServiceRuntime;
 
 /// Why a try on the own engine's backend side failed.
@@ -261,7 +261,10 @@ async fn send_own(
         reusable: body_sent && !closes && !switched,
     };
     let body = BackendBody::new(wire, framing, return_to);
-    Ok(Response::from_parts(parts, EngineResponseBody::Own(body, raw)))
+    Ok(Response::from_parts(
+        parts,
+        EngineResponseBody::Own(body, raw),
+    ))
 }
 
 /// Status and version without fields: the fields travel in the raw head.

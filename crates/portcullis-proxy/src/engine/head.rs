@@ -397,7 +397,10 @@ pub fn closes_after(version: Version, headers: &HeaderMap) -> bool {
 
 /// `closes_after` for a raw response head.
 fn closes_after_raw(raw: &RawResponseHead) -> bool {
-    let says = |token: &[u8]| raw.values(FieldKind::Connection).any(|v| lists_token(v, token));
+    let says = |token: &[u8]| {
+        raw.values(FieldKind::Connection)
+            .any(|v| lists_token(v, token))
+    };
     says(b"close") || (raw.version == Version::HTTP_10 && !says(b"keep-alive"))
 }
 

@@ -187,7 +187,6 @@ fn write_switching_fields(out: &mut Vec<u8>, headers: &HeaderMap) {
     out.extend_from_slice(b"\r\n");
 }
 
-
 /// What the fields written so far said about the head's end.
 #[derive(Default)]
 struct FieldsWritten {

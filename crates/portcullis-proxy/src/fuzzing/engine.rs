@@ -291,7 +291,9 @@ pub fn engine_response_head(data: &[u8]) {
 
 fn response_seen(head: &crate::engine::head::ResponseHead) -> ResponseSeen {
     // Every field the strict parse accepts converts to a map entry.
-    let parts = head.to_parts(0).expect("an accepted head converts to a map");
+    let parts = head
+        .to_parts(0)
+        .expect("an accepted head converts to a map");
     ResponseSeen {
         status: parts.status,
         version: parts.version,

@@ -29,14 +29,16 @@ pub(crate) fn connection_listed(
     value: &[u8],
     keep_upgrade: bool,
 ) -> impl Iterator<Item = &[u8]> + '_ {
-    let readable = value.iter().all(|&b| b == b'\t' || (b' '..0x7f).contains(&b));
+    let readable = value
+        .iter()
+        .all(|&b| b == b'\t' || (b' '..0x7f).contains(&b));
     let tokens = readable.then(|| value.split(|&b| b == b','));
     tokens.into_iter().flatten().filter_map(move |token| {
         let token = token.trim_ascii();
-        let named = !token.is_empty()
-            && token.iter().all(|&b| is_tchar(b))
-            && !token.eq_ignore_ascii_case(b"keep-alive")
-            && !(keep_upgrade && token.eq_ignore_ascii_case(b"upgrade"));
+        let is_name = !token.is_empty() && token.iter().all(|&b| is_tchar(b));
+        let skipped = token.eq_ignore_ascii_case(b"keep-alive")
+            || (keep_upgrade && token.eq_ignore_ascii_case(b"upgrade"));
+        let named = is_name && !skipped;
         named.then_some(token)
     })
 }

@@ -280,7 +280,11 @@ impl RawResponseHead {
     /// Drops the fields whose names a Connection field lists (any case).
     fn drop_connection_listed(&mut self) {
         let mut doomed = Vec::new();
-        for connection in self.fields.iter().filter(|f| f.kind == FieldKind::Connection) {
+        for connection in self
+            .fields
+            .iter()
+            .filter(|f| f.kind == FieldKind::Connection)
+        {
             let value = &self.bytes[connection.value.0 as usize..connection.value.1 as usize];
             for token in connection_listed(value, false) {
                 for (index, field) in self.fields.iter().enumerate() {

@@ -39,7 +39,11 @@ fn map(fields: &[(&str, &str)]) -> HeaderMap {
 /// Field lists that exercise every hop-by-hop rule.
 const CASES: &[&[(&str, &str)]] = &[
     &[("Content-Type", "text/plain"), ("Content-Length", "5")],
-    &[("Connection", "keep-alive"), ("Keep-Alive", "timeout=5"), ("X-A", "1")],
+    &[
+        ("Connection", "keep-alive"),
+        ("Keep-Alive", "timeout=5"),
+        ("X-A", "1"),
+    ],
     &[("Connection", "close"), ("Server", "nginx")],
     &[
         ("Connection", "X-Secret, keep-alive"),
@@ -53,17 +57,31 @@ const CASES: &[&[(&str, &str)]] = &[
         ("Transfer-Encoding", "chunked"),
         ("X-Kept", "yes"),
     ],
-    &[("Connection", "x-one , close"), ("Connection", "X-Two,,"), ("x-one", "1"), ("x-two", "2"), ("x-three", "3")],
+    &[
+        ("Connection", "x-one , close"),
+        ("Connection", "X-Two,,"),
+        ("x-one", "1"),
+        ("x-two", "2"),
+        ("x-three", "3"),
+    ],
     // Not visible ASCII: the value names nothing (`HeaderValue::to_str`).
     &[("Connection", "x-one, caf\u{e9}"), ("x-one", "1")],
     &[("Connection", "x one, x@two"), ("x-one", "1")],
-    &[("Set-Cookie", "a=1"), ("Location", "/x"), ("Set-Cookie", "b=2")],
+    &[
+        ("Set-Cookie", "a=1"),
+        ("Location", "/x"),
+        ("Set-Cookie", "b=2"),
+    ],
 ];
 
 #[test]
 fn an_unedited_raw_head_converts_to_the_map_of_its_fields() {
     for fields in CASES {
-        assert_eq!(raw(fields).to_header_map(0).unwrap(), map(fields), "{fields:?}");
+        assert_eq!(
+            raw(fields).to_header_map(0).unwrap(),
+            map(fields),
+            "{fields:?}"
+        );
     }
 }
 
@@ -76,7 +94,10 @@ fn raw_and_map_strip_the_same_fields() {
         head.strip_hop_by_hop();
         assert_eq!(head.to_header_map(0).unwrap(), headers, "{fields:?}");
         // Same names in the same order within each name.
-        let kept: Vec<_> = head.kept().map(|(_, n, v)| (n.to_ascii_lowercase(), v.to_vec())).collect();
+        let kept: Vec<_> = head
+            .kept()
+            .map(|(_, n, v)| (n.to_ascii_lowercase(), v.to_vec()))
+            .collect();
         let in_map: Vec<_> = fields
             .iter()
             .map(|(n, v)| (n.to_ascii_lowercase().into_bytes(), v.as_bytes().to_vec()))
@@ -88,7 +109,11 @@ fn raw_and_map_strip_the_same_fields() {
 
 #[test]
 fn set_replaces_the_first_field_of_a_kind_and_drops_the_rest() {
-    let fields = [("Content-Length", "05"), ("Date", "x"), ("content-length", "5")];
+    let fields = [
+        ("Content-Length", "05"),
+        ("Date", "x"),
+        ("content-length", "5"),
+    ];
     let mut head = raw(&fields);
     head.set(FieldKind::ContentLength, HeaderValue::from(5u64));
     let mut headers = map(&fields);
@@ -127,10 +152,18 @@ fn kinds_are_found_in_any_case() {
 
 #[test]
 fn names_are_lowercased_as_ascii_lowercases_them() {
-    let tchars: Vec<u8> = (0u8..0x80).filter(|&b| crate::http::headers::is_tchar(b)).collect();
+    let tchars: Vec<u8> = (0u8..0x80)
+        .filter(|&b| crate::http::headers::is_tchar(b))
+        .collect();
     for start in 0..tchars.len() {
         for len in [1, 7, 8, 9, 17, 40] {
-            let name: Vec<u8> = tchars.iter().cycle().skip(start).take(len).copied().collect();
+            let name: Vec<u8> = tchars
+                .iter()
+                .cycle()
+                .skip(start)
+                .take(len)
+                .copied()
+                .collect();
             let mut lowered = name.clone();
             lowercase_name(&mut lowered);
             assert_eq!(lowered, name.to_ascii_lowercase(), "{name:?}");
@@ -157,4 +190,3 @@ fn into_response_puts_the_added_fields_after_the_raw_ones() {
     assert_eq!(merged.headers()["connection"], "close");
     assert_eq!(merged.headers().len(), 5);
 }
-

@@ -154,7 +154,9 @@ impl<U: ClientUpgrade> Forwarding<'_, U> {
     /// gateway's url (Apache's ProxyPassReverse); `None` when it names none
     /// or is not visible ASCII (what `HeaderValue::to_str` refuses).
     fn rewritten_location(&self, value: &[u8], gateway_base: &str) -> Option<HeaderValue> {
-        let visible = value.iter().all(|&b| b == b'\t' || (b' '..0x7f).contains(&b));
+        let visible = value
+            .iter()
+            .all(|&b| b == b'\t' || (b' '..0x7f).contains(&b));
         let value = std::str::from_utf8(value).ok().filter(|_| visible)?;
         let bases = &self.service.location_bases;
         let rewritten = headers::rewrite_location(value, bases, gateway_base)?;
