@@ -220,17 +220,35 @@ impl FieldsWritten {
         self.date |= !headers.is_empty() && headers.contains_key(DATE);
     }
 
-    /// The kept fields of a raw head, by the rules of `write_map`.
+    /// The kept fields of a raw head, by the rules of `write_map`. Lines
+    /// the head holds as the client gets them are copied, a run of
+    /// adjacent ones at once.
     fn write_raw(&mut self, out: &mut Vec<u8>, raw: &RawResponseHead, head_request: bool) {
-        for (kind, name, value) in raw.kept() {
-            match kind {
+        let bytes = raw.bytes();
+        let mut run: Option<(usize, usize)> = None;
+        for field in raw.kept() {
+            match field.kind {
                 FieldKind::Connection | FieldKind::TransferEncoding => continue,
                 FieldKind::ContentLength if length_dropped(raw.status, head_request) => continue,
-                FieldKind::ContentLength => self.length = parse_length(value),
+                FieldKind::ContentLength => self.length = parse_length(field.value),
                 FieldKind::Date => self.date = true,
                 _ => {}
             }
-            write_field(out, name, value);
+            match (field.line, &mut run) {
+                (Some((start, end)), Some((_, run_end))) if *run_end == start => *run_end = end,
+                (line, _) => {
+                    if let Some((start, end)) = run.take() {
+                        out.extend_from_slice(&bytes[start..end]);
+                    }
+                    match line {
+                        Some(line) => run = Some(line),
+                        None => write_field(out, field.name, field.value),
+                    }
+                }
+            }
+        }
+        if let Some((start, end)) = run {
+            out.extend_from_slice(&bytes[start..end]);
         }
     }
 }
@@ -415,6 +433,75 @@ mod tests {
             .await
             .unwrap();
         (String::from_utf8(io).unwrap(), w)
+    }
+
+    async fn written_proxy(response: ProxyResponse, answering: Answering) -> String {
+        let mut io = Vec::new();
+        let mut out = Vec::new();
+        write_response(&mut io, &mut out, response, answering)
+            .await
+            .unwrap();
+        String::from_utf8(io).unwrap()
+    }
+
+    fn sorted_lines(text: &str) -> Vec<&str> {
+        let mut lines: Vec<&str> = text.split("\r\n").collect();
+        lines[1..].sort();
+        lines
+    }
+
+    /// The own engine's path (raw head, edits recorded) and the map path
+    /// (the same head as a map, edited as `pipeline::finish` edits a map)
+    /// give the client the same status line and the same field lines.
+    #[tokio::test]
+    async fn a_raw_head_is_written_as_its_map_would_be() {
+        use crate::engine::head::parse_response;
+        use crate::http::headers::strip_hop_by_hop;
+        use http::header::TRANSFER_ENCODING;
+        let date = "Date: Wed, 02 Dec 2026 04:00:00 GMT\r\n";
+        let heads = [
+            "HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Type: text/plain\r\nContent-Length: 5\r\nConnection: keep-alive\r\nETag: \"x\"\r\n",
+            "HTTP/1.1 200 OK\r\nX-A:   spaced  \r\nX-B:\r\nX-C: \r\nContent-Length: 05\r\ncontent-length: 5\r\nConnection: x-a, close\r\nKeep-Alive: 5\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\nSet-Cookie: a=1\r\nX-Y:z\r\nSet-Cookie: b=2\r\nProxy-Foo: 1\r\nTE: x\r\n",
+            "HTTP/1.1 304 Not Modified\r\nContent-Length: 7\r\nETag: \"y\"\r\nUpgrade: h2c\r\n",
+            "HTTP/1.0 404 Not Found\r\nLocation: /a\r\nlocation: /b\r\nTrailer: x\r\n",
+        ];
+        for head in heads {
+            let text = format!("{head}{date}\r\n");
+            let mut buf = bytes::BytesMut::from(text.as_str());
+            let parsed = parse_response(&mut buf, &http::Method::GET)
+                .unwrap()
+                .unwrap();
+            let mut parts = parsed.to_parts(0).unwrap();
+            if parts.headers.contains_key(TRANSFER_ENCODING) {
+                parts.headers.remove(CONTENT_LENGTH);
+            }
+            strip_hop_by_hop(&mut parts.headers, false);
+            let mut raw = parsed.raw;
+            if raw.has(FieldKind::TransferEncoding) {
+                raw.drop_kind(FieldKind::ContentLength);
+            }
+            raw.strip_hop_by_hop();
+            raw.set(FieldKind::Location, http::HeaderValue::from_static("/c"));
+            if parts.headers.contains_key("location") {
+                parts
+                    .headers
+                    .insert("location", http::HeaderValue::from_static("/c"));
+            }
+            let from_map = written(Response::from_parts(parts, body::full("hello")), PLAIN).await;
+            let mut bare = Response::new(body::full("hello"));
+            *bare.status_mut() = raw.status;
+            let raw_head = Some(Box::new(raw));
+            let from_raw = written_proxy(
+                ProxyResponse {
+                    response: bare,
+                    raw_head,
+                },
+                PLAIN,
+            )
+            .await;
+            assert_eq!(sorted_lines(&from_raw), sorted_lines(&from_map.0), "{text}");
+        }
     }
 
     const PLAIN: Answering = Answering {

@@ -130,6 +130,19 @@ impl RawField {
     }
 }
 
+/// A kept field of a raw head.
+#[derive(Debug, Clone, Copy)]
+pub struct KeptField<'a> {
+    pub kind: FieldKind,
+    /// In lowercase.
+    pub name: &'a [u8],
+    /// A replacement where there is one.
+    pub value: &'a [u8],
+    /// The whole line's range in `RawResponseHead::bytes` when the head
+    /// holds it as the client gets it (`name: value` and CRLF).
+    pub line: Option<(usize, usize)>,
+}
+
 /// A field's name or value was not what `http` accepts. The strict parse
 /// (httparse's token and value sets, which are `http`'s) lets none through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -185,14 +198,36 @@ impl RawResponseHead {
         &self.bytes[field.value.0 as usize..field.value.1 as usize]
     }
 
-    /// The fields still kept, in the order received: kind, name (in
-    /// lowercase) and value (a replacement where there is one).
-    pub fn kept(&self) -> impl Iterator<Item = (FieldKind, &[u8], &[u8])> {
+    /// The fields still kept, in the order received.
+    pub fn kept(&self) -> impl Iterator<Item = KeptField<'_>> {
         self.fields
             .iter()
             .enumerate()
             .filter(|(_, field)| !field.dropped)
-            .map(|(index, field)| (field.kind, self.name_of(field), self.value_at(index, field)))
+            .map(|(index, field)| KeptField {
+                kind: field.kind,
+                name: self.name_of(field),
+                value: self.value_at(index, field),
+                line: self.line_of(field),
+            })
+    }
+
+    /// Where the field's whole line lies in `bytes()` when it is exactly
+    /// `name: value` and CRLF (one space, the value its own): the client's
+    /// line then is a copy of it.
+    fn line_of(&self, field: &RawField) -> Option<(usize, usize)> {
+        let (name_end, value_start) = (field.name.1 as usize, field.value.0 as usize);
+        let value_end = field.value.1 as usize;
+        let plain = !field.replaced
+            && value_start == name_end + 2
+            && self.bytes.get(name_end..value_start) == Some(b": ")
+            && self.bytes.get(value_end..value_end + 2) == Some(b"\r\n");
+        plain.then_some((field.name.0 as usize, value_end + 2))
+    }
+
+    /// The head's bytes (names lowercased), which `KeptField::line` indexes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
     }
 
     /// The fields of `kind` as received, with their indices; none at all

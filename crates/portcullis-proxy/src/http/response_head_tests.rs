@@ -96,7 +96,7 @@ fn raw_and_map_strip_the_same_fields() {
         // Same names in the same order within each name.
         let kept: Vec<_> = head
             .kept()
-            .map(|(_, n, v)| (n.to_ascii_lowercase(), v.to_vec()))
+            .map(|f| (f.name.to_vec(), f.value.to_vec()))
             .collect();
         let in_map: Vec<_> = fields
             .iter()
