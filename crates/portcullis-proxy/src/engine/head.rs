@@ -257,7 +257,6 @@ pub fn parse_response(
     if len > MAX_HEAD {
         return Err(BadResponse("head over 64 KiB"));
     }
-    check_line_endings(&buf[..len])?;
     let code = parsed.code.unwrap_or(0);
     let status = StatusCode::from_u16(code)
         .ok()
@@ -273,6 +272,7 @@ pub fn parse_response(
         .iter()
         .map(|field| RawField::at(base, field.name.as_bytes(), field.value))
         .collect();
+    check_line_endings(&buf[..len], &raw_fields)?;
     for field in &mut raw_fields {
         field.classify(&mut buf[..len]);
     }
@@ -288,12 +288,14 @@ pub fn parse_response(
 }
 
 /// Every line ends in CRLF: httparse also takes a bare LF, which another
-/// parser on the way back to the client might not.
-fn check_line_endings(head: &[u8]) -> Result<(), BadResponse> {
-    for at in memchr::memchr_iter(b'\n', head) {
-        if at == 0 || head[at - 1] != b'\r' {
-            return Err(BadResponse("bare LF"));
-        }
+/// parser on the way back to the client might not. In a head httparse
+/// took (no obs-fold, no CR or LF in a name, value or the status line, only
+/// whitespace after a value), the LFs are the one before each field's name
+/// and the last two: only those are looked at, not every byte.
+fn check_line_endings(head: &[u8], fields: &[RawField]) -> Result<(), BadResponse> {
+    let crlf_before = |at: usize| at >= 2 && head[at - 2] == b'\r' && head[at - 1] == b'\n';
+    if !head.ends_with(b"\r\n\r\n") || !fields.iter().all(|f| crlf_before(f.name_start())) {
+        return Err(BadResponse("bare LF"));
     }
     Ok(())
 }

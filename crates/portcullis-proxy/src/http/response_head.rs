@@ -128,6 +128,11 @@ impl RawField {
     pub fn kind(&self) -> FieldKind {
         self.kind
     }
+
+    /// Where the name starts in the head.
+    pub fn name_start(&self) -> usize {
+        self.name.0 as usize
+    }
 }
 
 /// A kept field of a raw head.
