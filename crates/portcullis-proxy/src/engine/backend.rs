@@ -25,6 +25,7 @@ use super::response_body::{read_more, BackendBody, ReturnTo, Upload, Wire, HEAD_
 use crate::backend_pool::BackendConn;
 use crate::body::ProxyBody;
 use crate::error::BoxError;
+use crate::http::RawResponseHead;
 use crate::hyper_edge::ServiceClient;
 use crate::pipeline::{BackendConnector, ConnectionChoice, TryHost, TryRequest};
 use crate::routing::ServiceRuntime;
@@ -48,9 +49,11 @@ pub enum EngineError {
     Hyper(#[from] hyper_util::client::legacy::Error),
 }
 
-/// A response body from either side of the connector.
+/// A response body from either side of the connector. The own side's
+/// carries the response head when it was kept raw, until the pipeline takes
+/// it (`BackendConnector::take_raw_head`).
 pub enum EngineResponseBody {
-    Own(BackendBody),
+    Own(BackendBody, Option<Box<RawResponseHead>>),
     Hyper(Incoming),
 }
 
@@ -63,21 +66,21 @@ impl Body for EngineResponseBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
-            EngineResponseBody::Own(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
+            EngineResponseBody::Own(body, _) => Pin::new(body).poll_frame(cx).map_err(Into::into),
             EngineResponseBody::Hyper(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match self {
-            EngineResponseBody::Own(body) => body.is_end_stream(),
+            EngineResponseBody::Own(body, _) => body.is_end_stream(),
             EngineResponseBody::Hyper(body) => body.is_end_stream(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
-            EngineResponseBody::Own(body) => body.size_hint(),
+            EngineResponseBody::Own(body, _) => body.size_hint(),
             EngineResponseBody::Hyper(body) => body.size_hint(),
         }
     }
@@ -92,18 +95,30 @@ pub struct UpgradedBackend(pub(crate) Arc<std::sync::Mutex<Option<BackendConn>>>
 /// Interim (1xx) responses of the tries are queued for the client's
 /// connection when there is a queue: none for clients that cannot take them
 /// (HTTP/2 through hyper's server, HTTP/1.0).
+///
+/// For the engine's own HTTP/1 client side, response heads stay raw
+/// (`RawResponseHead`): the pipeline edits them in place and the client's
+/// head is written from their bytes. Other clients get an `http` map.
 pub struct OwnConnector<'a> {
     interim: Option<&'a InterimHeads>,
+    raw_heads: bool,
 }
 
 impl OwnConnector<'static> {
-    /// A connector that relays no interim response.
-    pub const PLAIN: OwnConnector<'static> = OwnConnector { interim: None };
+    /// A connector that relays no interim response and hands on maps.
+    pub const PLAIN: OwnConnector<'static> = OwnConnector {
+        interim: None,
+        raw_heads: false,
+    };
 }
 
 impl<'a> OwnConnector<'a> {
+    /// The connector of the engine's HTTP/1 client side: raw heads.
     pub(super) fn relaying(interim: Option<&'a InterimHeads>) -> OwnConnector<'a> {
-        OwnConnector { interim }
+        OwnConnector {
+            interim,
+            raw_heads: true,
+        }
     }
 }
 
@@ -119,7 +134,14 @@ impl BackendConnector for OwnConnector<'_> {
     ) -> impl Future<Output = Result<Response<EngineResponseBody>, EngineError>> + Send {
         // Boxed: the exchange's state is kilobytes, and every future that
         // awaits it would otherwise hold and copy it (callgrind: memcpy).
-        super::build_boxed(|| send(service, request, connection, self.interim))
+        super::build_boxed(|| send(service, request, connection, self))
+    }
+
+    fn take_raw_head(&self, body: &mut EngineResponseBody) -> Option<Box<RawResponseHead>> {
+        match body {
+            EngineResponseBody::Own(_, head) => head.take(),
+            EngineResponseBody::Hyper(_) => None,
+        }
     }
 
     fn is_connect(&self, error: &EngineError) -> bool {
@@ -154,12 +176,12 @@ async fn send(
     service: &ServiceRuntime,
     request: TryRequest<'_>,
     connection: ConnectionChoice,
-    interim: Option<&InterimHeads>,
+    connector: &OwnConnector<'_>,
 ) -> Result<Response<EngineResponseBody>, EngineError> {
     let own = request.version == Version::HTTP_11
         && request.uri.scheme() == Some(&http::uri::Scheme::HTTP);
     if own {
-        send_own(service, request, connection, interim).await
+        send_own(service, request, connection, connector).await
     } else {
         let response = ServiceClient.send(service, request, connection).await?;
         Ok(response.map(EngineResponseBody::Hyper))
@@ -170,7 +192,7 @@ async fn send_own(
     service: &ServiceRuntime,
     request: TryRequest<'_>,
     connection: ConnectionChoice,
-    interim: Option<&InterimHeads>,
+    connector: &OwnConnector<'_>,
 ) -> Result<Response<EngineResponseBody>, EngineError> {
     // A clone shares the uri's bytes: no copy per request.
     let authority = request
@@ -197,7 +219,7 @@ async fn send_own(
     let body = request.body;
     let reading = HeadReading {
         method: &method,
-        interim,
+        interim: connector.interim,
     };
     let exchanged = if body.is_end_stream() {
         exchange_head_only(conn, &head, &reading).await
@@ -205,21 +227,33 @@ async fn send_own(
         exchange_with_body(conn, &head, body, chunked, &reading).await
     };
     let (response_head, wire, body_sent) = exchanged.map_err(|err| err.into_engine(reused))?;
-    let ResponseHead {
-        parts: response_parts,
-        framing,
-        closes,
-    } = response_head;
-    let mut response = Response::from_parts(response_parts, ());
-    let switched = response.status() == http::StatusCode::SWITCHING_PROTOCOLS;
+    let switched = response_head.status() == http::StatusCode::SWITCHING_PROTOCOLS;
     if switched && wants_upgrade {
+        let mut response = Response::from_parts(response_head.to_parts(0)?, ());
         if let Wire::Whole(conn) = wire {
             let slot = Arc::new(std::sync::Mutex::new(Some(conn)));
             response.extensions_mut().insert(UpgradedBackend(slot));
         }
         let empty = BackendBody::empty();
-        return Ok(response.map(|()| EngineResponseBody::Own(empty)));
+        return Ok(response.map(|()| EngineResponseBody::Own(empty, None)));
     }
+    let ResponseHead {
+        raw,
+        framing,
+        closes,
+    } = response_head;
+    // A `101` nobody asked for still goes on as a map: the pipeline's
+    // upgrade handling reads maps.
+    let (parts, raw) = if connector.raw_heads && !switched {
+        (bare_parts(&raw), Some(Box::new(raw)))
+    } else {
+        let head = ResponseHead {
+            raw,
+            framing,
+            closes,
+        };
+        (head.to_parts(2)?, None)
+    };
     let return_to = ReturnTo {
         pool: service.pool.clone(),
         authority,
@@ -227,7 +261,18 @@ async fn send_own(
         reusable: body_sent && !closes && !switched,
     };
     let body = BackendBody::new(wire, framing, return_to);
-    Ok(response.map(|()| EngineResponseBody::Own(body)))
+    Ok(Response::from_parts(
+        parts,
+        EngineResponseBody::Own(body, raw),
+    ))
+}
+
+/// Status and version without fields: the fields travel in the raw head.
+fn bare_parts(raw: &RawResponseHead) -> http::response::Parts {
+    let (mut parts, ()) = Response::new(()).into_parts();
+    parts.status = raw.status;
+    parts.version = raw.version;
+    parts
 }
 
 /// A failed exchange, and whether any byte of an answer came.
@@ -429,13 +474,15 @@ async fn read_head<R: tokio::io::AsyncRead + Unpin>(
         if !buf.is_empty() {
             let before = buf.len();
             if let Some(head) = parse_response(buf, reading.method).map_err(ReadError::Bad)? {
-                let status = head.parts.status;
+                let status = head.status();
                 if !status.is_informational() || status == http::StatusCode::SWITCHING_PROTOCOLS {
                     return Ok(head);
                 }
                 interim.count(before - buf.len()).map_err(ReadError::Bad)?;
                 match reading.interim {
-                    Some(heads) if is_relayed(status) => heads.push(head.parts),
+                    Some(heads) if is_relayed(status) => {
+                        heads.push(head.to_parts(0).map_err(ReadError::Bad)?)
+                    }
                     _ => {}
                 }
                 continue;
@@ -510,7 +557,7 @@ mod tests {
             .await
             .ok()
             .unwrap();
-        assert_eq!(head.parts.status, 200);
+        assert_eq!(head.status(), 200);
         let queued = String::from_utf8(heads.take()).unwrap();
         assert_eq!(queued, "HTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\n");
     }
@@ -519,14 +566,14 @@ mod tests {
     async fn without_a_client_that_takes_them_interim_heads_are_skipped() {
         let bytes = format!("HTTP/1.1 102 Processing\r\n\r\n{FINAL}");
         let head = read_from(bytes.as_bytes(), None).await.ok().unwrap();
-        assert_eq!(head.parts.status, 200);
+        assert_eq!(head.status(), 200);
     }
 
     #[tokio::test]
     async fn a_101_is_final_and_a_33rd_interim_head_or_a_bad_one_refused() {
         let switching = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n";
         let head = read_from(switching.as_bytes(), None).await.ok().unwrap();
-        assert_eq!(head.parts.status, 101);
+        assert_eq!(head.status(), 101);
         let heads = InterimHeads::default();
         let too_many = format!("{}{FINAL}", "HTTP/1.1 100 Continue\r\n\r\n".repeat(33));
         let refused = read_from(too_many.as_bytes(), Some(&heads)).await;

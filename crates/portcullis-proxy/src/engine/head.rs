@@ -5,10 +5,12 @@
 use std::mem::MaybeUninit;
 
 use bytes::{Bytes, BytesMut};
-use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::header::{HeaderName, HeaderValue};
 use http::{request, response, HeaderMap, Method, StatusCode, Uri, Version};
 
 use crate::h1gate::{check_head, Body, Framing, Violation, MAX_HEAD};
+use crate::http::headers::is_tchar;
+use crate::http::response_head::{FieldKind, RawField, RawResponseHead};
 
 /// Most header fields in a head; more gets 431 (hyper's limit too).
 pub const MAX_HEADERS: usize = 100;
@@ -150,9 +152,9 @@ fn range_of(base: usize, part: &[u8]) -> (usize, usize) {
 type Named = Vec<(HeaderName, (usize, usize))>;
 
 thread_local! {
-    /// The field list of the head being parsed, one per thread and reused:
-    /// a fresh list cost an allocation per request head and per response
-    /// head. It is empty between heads (`shared_map` drains it).
+    /// The field list of the request head being parsed, one per thread and
+    /// reused: a fresh list cost an allocation per request head. It is empty
+    /// between heads (`shared_map` drains it).
     static NAMED: std::cell::RefCell<Named> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
@@ -199,10 +201,32 @@ pub enum ResponseFraming {
 /// A complete, valid response head from a backend.
 #[derive(Debug)]
 pub struct ResponseHead {
-    pub parts: response::Parts,
+    /// The head as received, with the framing's edits (a repeated
+    /// Content-Length collapsed, one beside chunked dropped).
+    pub raw: RawResponseHead,
     pub framing: ResponseFraming,
     /// The backend will close the connection after this response.
     pub closes: bool,
+}
+
+impl ResponseHead {
+    pub fn status(&self) -> StatusCode {
+        self.raw.status
+    }
+
+    /// The head as `http` parts, for where a map is needed (an interim
+    /// head, a `101`, a client on hyper's server).
+    pub fn to_parts(&self, room: usize) -> Result<response::Parts, BadResponse> {
+        let headers = self
+            .raw
+            .to_header_map(room)
+            .map_err(|_| BadResponse("bad field"))?;
+        let (mut parts, ()) = http::Response::new(()).into_parts();
+        parts.status = self.raw.status;
+        parts.version = self.raw.version;
+        parts.headers = headers;
+        Ok(parts)
+    }
 }
 
 /// Why a backend's response head is refused: the try fails (502).
@@ -212,7 +236,9 @@ pub struct BadResponse(pub &'static str);
 
 /// Parses the response head at the start of `buf` for a request with
 /// `method`. `Ok(None)`: more bytes are needed. On success the head's bytes
-/// are split off `buf`.
+/// are split off `buf`. The fields stay where they are: httparse's name and
+/// value sets are `http`'s (tchar; HTAB, SP, VCHAR, obs-text), so every
+/// field converts to a map entry where one is needed.
 pub fn parse_response(
     buf: &mut BytesMut,
     method: &Method,
@@ -231,7 +257,6 @@ pub fn parse_response(
     if len > MAX_HEAD {
         return Err(BadResponse("head over 64 KiB"));
     }
-    check_line_endings(&buf[..len])?;
     let code = parsed.code.unwrap_or(0);
     let status = StatusCode::from_u16(code)
         .ok()
@@ -242,29 +267,35 @@ pub fn parse_response(
         _ => Version::HTTP_11,
     };
     let base = buf.as_ptr() as usize;
-    named_ranges(base, parsed.headers).map_err(|_| BadResponse("bad field name"))?;
-    let head = buf.split_to(len).freeze();
-    let mut headers = shared_map(&head, 2).map_err(|_| BadResponse("bad field value"))?;
-    let framing = response_framing(status, method, version, &mut headers)?;
-    let closes = closes_after(version, &headers) || framing == ResponseFraming::UntilClose;
-    let (mut parts, ()) = http::Response::new(()).into_parts();
-    parts.status = status;
-    parts.version = version;
-    parts.headers = headers;
+    let mut raw_fields: Vec<RawField> = parsed
+        .headers
+        .iter()
+        .map(|field| RawField::at(base, field.name.as_bytes(), field.value))
+        .collect();
+    check_line_endings(&buf[..len], &raw_fields)?;
+    for field in &mut raw_fields {
+        field.classify(&mut buf[..len]);
+    }
+    let bytes = buf.split_to(len).freeze();
+    let mut raw = RawResponseHead::new(status, version, bytes, raw_fields);
+    let framing = response_framing(method, &mut raw)?;
+    let closes = closes_after_raw(&raw) || framing == ResponseFraming::UntilClose;
     Ok(Some(ResponseHead {
-        parts,
+        raw,
         framing,
         closes,
     }))
 }
 
 /// Every line ends in CRLF: httparse also takes a bare LF, which another
-/// parser on the way back to the client might not.
-fn check_line_endings(head: &[u8]) -> Result<(), BadResponse> {
-    for at in memchr::memchr_iter(b'\n', head) {
-        if at == 0 || head[at - 1] != b'\r' {
-            return Err(BadResponse("bare LF"));
-        }
+/// parser on the way back to the client might not. In a head httparse
+/// took (no obs-fold, no CR or LF in a name, value or the status line, only
+/// whitespace after a value), the LFs are the one before each field's name
+/// and the last two: only those are looked at, not every byte.
+fn check_line_endings(head: &[u8], fields: &[RawField]) -> Result<(), BadResponse> {
+    let crlf_before = |at: usize| at >= 2 && head[at - 2] == b'\r' && head[at - 1] == b'\n';
+    if !head.ends_with(b"\r\n\r\n") || !fields.iter().all(|f| crlf_before(f.name_start())) {
+        return Err(BadResponse("bare LF"));
     }
     Ok(())
 }
@@ -274,18 +305,17 @@ fn check_line_endings(head: &[u8]) -> Result<(), BadResponse> {
 /// in an HTTP/1.0 response (§6.1: faulty framing), or differing or
 /// malformed lengths, refuse the response.
 fn response_framing(
-    status: StatusCode,
     method: &Method,
-    version: Version,
-    headers: &mut HeaderMap,
+    raw: &mut RawResponseHead,
 ) -> Result<ResponseFraming, BadResponse> {
+    let status = raw.status;
     // Checked even where there is no body: a HEAD answer's length is
     // relayed, and a bad one would reach the client.
-    let length = content_length(headers)?;
-    if let Some(n) = length.filter(|_| headers.get_all(CONTENT_LENGTH).iter().nth(1).is_some()) {
+    let length = content_length(raw)?;
+    if let Some(n) = length.filter(|_| raw.values(FieldKind::ContentLength).nth(1).is_some()) {
         // Identical repeats (RFC 9112 §6.3) go on as one field: a client
         // as strict as this gateway would refuse the repeats.
-        headers.insert(CONTENT_LENGTH, HeaderValue::from(n));
+        raw.set(FieldKind::ContentLength, HeaderValue::from(n));
     }
     if status.is_informational()
         || status == StatusCode::NO_CONTENT
@@ -294,24 +324,24 @@ fn response_framing(
     {
         return Ok(ResponseFraming::Empty);
     }
-    if headers.contains_key(TRANSFER_ENCODING) {
-        if version == Version::HTTP_10 {
+    if raw.has(FieldKind::TransferEncoding) {
+        if raw.version == Version::HTTP_10 {
             return Err(BadResponse("Transfer-Encoding in an HTTP/1.0 response"));
         }
-        if !ends_in_chunked(headers) {
+        if !ends_in_chunked(raw.values(FieldKind::TransferEncoding)) {
             return Err(BadResponse("Transfer-Encoding does not end in chunked"));
         }
-        headers.remove(CONTENT_LENGTH);
+        raw.drop_kind(FieldKind::ContentLength);
         return Ok(ResponseFraming::Chunked);
     }
     Ok(length.map_or(ResponseFraming::UntilClose, ResponseFraming::Length))
 }
 
 /// The one length all Content-Length fields agree on, if any.
-fn content_length(headers: &HeaderMap) -> Result<Option<u64>, BadResponse> {
+fn content_length(raw: &RawResponseHead) -> Result<Option<u64>, BadResponse> {
     let mut length = None;
-    for value in headers.get_all(CONTENT_LENGTH) {
-        let parsed = parse_length(value.as_bytes()).ok_or(BadResponse("bad Content-Length"))?;
+    for value in raw.values(FieldKind::ContentLength) {
+        let parsed = parse_length(value).ok_or(BadResponse("bad Content-Length"))?;
         if length.is_some_and(|l| l != parsed) {
             return Err(BadResponse("differing Content-Length values"));
         }
@@ -325,10 +355,10 @@ fn content_length(headers: &HeaderMap) -> Result<Option<u64>, BadResponse> {
 /// of the last line, so an empty element (`chunked,`, an empty last line)
 /// or a byte outside the token set would make it read the body until close
 /// where skipping them would read it chunked: such lists are refused.
-fn ends_in_chunked(headers: &HeaderMap) -> bool {
+fn ends_in_chunked<'a>(values: impl Iterator<Item = &'a [u8]>) -> bool {
     let mut chunked_last = false;
-    for value in headers.get_all(TRANSFER_ENCODING) {
-        for coding in value.as_bytes().split(|&b| b == b',') {
+    for value in values {
+        for coding in value.split(|&b| b == b',') {
             let coding = trim_ows(coding);
             if chunked_last || coding.is_empty() || !coding.iter().all(|&b| is_tchar(b)) {
                 return false;
@@ -349,11 +379,6 @@ fn trim_ows(mut bytes: &[u8]) -> &[u8] {
     bytes
 }
 
-/// RFC 9110 §5.6.2 tchar.
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-}
-
 /// Plain decimal digits only (no sign, no spaces), at most 19 of them.
 pub fn parse_length(digits: &[u8]) -> Option<u64> {
     if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
@@ -372,17 +397,32 @@ pub fn closes_after(version: Version, headers: &HeaderMap) -> bool {
         || (version == Version::HTTP_10 && !connection_says(headers, b"keep-alive"))
 }
 
+/// `closes_after` for a raw response head.
+fn closes_after_raw(raw: &RawResponseHead) -> bool {
+    let says = |token: &[u8]| {
+        raw.values(FieldKind::Connection)
+            .any(|v| lists_token(v, token))
+    };
+    says(b"close") || (raw.version == Version::HTTP_10 && !says(b"keep-alive"))
+}
+
+/// Whether a Connection value lists `token`.
+fn lists_token(value: &[u8], token: &[u8]) -> bool {
+    // Nearly every value is one token (`keep-alive`, `close`).
+    if !value.contains(&b',') {
+        return value.trim_ascii().eq_ignore_ascii_case(token);
+    }
+    value
+        .split(|&b| b == b',')
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
+}
+
 /// Whether a `Connection` field lists `token`.
 pub(super) fn connection_says(headers: &HeaderMap, token: &[u8]) -> bool {
     headers
         .get_all(http::header::CONNECTION)
         .iter()
-        .any(|value| {
-            value
-                .as_bytes()
-                .split(|&b| b == b',')
-                .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
-        })
+        .any(|value| lists_token(value.as_bytes(), token))
 }
 
 #[cfg(test)]

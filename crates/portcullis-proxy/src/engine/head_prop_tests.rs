@@ -497,3 +497,53 @@ fn response_transfer_codings_hyper_reads_otherwise_are_refused() {
         );
     }
 }
+
+/// Every LF of `head` follows a CR: the full scan the field-position check
+/// (`check_line_endings`) stands in for.
+fn every_lf_after_cr(head: &[u8]) -> bool {
+    head.iter()
+        .enumerate()
+        .all(|(at, &b)| b != b'\n' || (at > 0 && head[at - 1] == b'\r'))
+}
+
+/// Response heads with CR, LF, spaces and tabs sprinkled in.
+fn line_ending_heads() -> impl Strategy<Value = Vec<u8>> {
+    let piece = prop::sample::select(vec![
+        &b"HTTP/1.1 200 OK"[..],
+        b"HTTP/1.0 204 No Content",
+        b"\r\n",
+        b"\n",
+        b"\r",
+        b" ",
+        b"\t",
+        b"X-A: 1",
+        b"Content-Length: 0",
+        b"x:",
+        b"Server: n ",
+        b"\r\n\r\n",
+        b"\n\n",
+    ]);
+    prop::collection::vec(piece, 1..14).prop_map(|pieces| {
+        let mut head = b"HTTP/1.1 200 OK\r\n".to_vec();
+        for piece in pieces {
+            head.extend_from_slice(piece);
+        }
+        head
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(4000))]
+
+    #[test]
+    fn the_line_ending_check_agrees_with_a_full_scan(head in line_ending_heads()) {
+        let mut buf = BytesMut::from(&head[..]);
+        let parsed = parse_response(&mut buf, &Method::GET);
+        let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut response = httparse::Response::new(&mut fields);
+        if let Ok(httparse::Status::Complete(len)) = response.parse(&head) {
+            let bad_lf = matches!(parsed, Err(BadResponse("bare LF")));
+            prop_assert_eq!(bad_lf, !every_lf_after_cr(&head[..len]), "{:?}", String::from_utf8_lossy(&head));
+        }
+    }
+}

@@ -8,14 +8,15 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Buf;
 use futures_util::FutureExt;
-use http::header::{CONNECTION, CONTENT_LENGTH, DATE, TRANSFER_ENCODING};
-use http::{Response, StatusCode};
+use http::header::{HeaderMap, CONNECTION, CONTENT_LENGTH, DATE, TRANSFER_ENCODING};
+use http::StatusCode;
 use http_body::Body;
 use http_body_util::BodyExt;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::head::{connection_says, parse_length};
 use crate::body::ProxyBody;
+use crate::http::{FieldKind, ProxyResponse, RawResponseHead};
 
 /// Frames at least this large are written on their own, not copied.
 const COPY_LIMIT: usize = 16 * 1024;
@@ -39,18 +40,82 @@ pub(super) struct Written {
 }
 
 /// Writes `response` to `io`; `out` is the connection's write buffer (left
-/// empty).
+/// empty). A raw head's kept fields go out as received (names in lowercase,
+/// as a map would give them), then the map's.
 pub(super) async fn write_response<W: AsyncWrite + Unpin>(
     io: &mut W,
     out: &mut Vec<u8>,
-    response: Response<ProxyBody>,
+    response: ProxyResponse,
     answering: Answering,
 ) -> io::Result<Written> {
+    // The head is written by a plain function: the response's parts and
+    // raw head are gone before the first await, so the future holds only
+    // the body.
+    let (head, body) = write_head(out, response, answering);
+    let written = Written {
+        status: head.status,
+        close: head.close,
+    };
+    match head.body {
+        BodyFraming::None => {
+            flush(io, out).await?;
+            Ok(written)
+        }
+        BodyFraming::Tunnel => {
+            flush(io, out).await?;
+            Ok(Written {
+                close: false,
+                ..written
+            })
+        }
+        BodyFraming::Framed { length, chunked } => {
+            let complete = write_body(io, out, body, length, chunked).await?;
+            Ok(Written {
+                close: written.close || !complete,
+                ..written
+            })
+        }
+    }
+}
+
+/// What the head said about the body that follows it.
+enum BodyFraming {
+    /// None (HEAD, 1xx, 204, 304).
+    None,
+    /// An accepted upgrade: the connection is a tunnel after the head.
+    Tunnel,
+    /// The body, with its length if one was written, else chunked or until
+    /// the close.
+    Framed { length: Option<u64>, chunked: bool },
+}
+
+/// The head `write_head` wrote.
+struct HeadWritten {
+    status: StatusCode,
+    close: bool,
+    body: BodyFraming,
+}
+
+/// Writes the status line and fields into `out`. A raw head's kept fields
+/// go out as received (names in lowercase, as a map would give them), then
+/// the map's.
+fn write_head(
+    out: &mut Vec<u8>,
+    response: ProxyResponse,
+    answering: Answering,
+) -> (HeadWritten, ProxyBody) {
+    let status = response.status();
+    let (response, raw_head) = match response.raw_head {
+        // A `101` is written from a map (the connector never keeps its head
+        // raw): the two forms are merged should one come here.
+        Some(_) if status == StatusCode::SWITCHING_PROTOCOLS => (response.into_response(), None),
+        raw_head => (response.response, raw_head),
+    };
     let (parts, body) = response.into_parts();
-    let status = parts.status;
     // One allocation for the head and small bodies, not one per growth.
     out.reserve(1024);
-    let refused = connection_says(&parts.headers, b"close");
+    // A raw head's map is usually empty: no lookups in it then.
+    let refused = !parts.headers.is_empty() && connection_says(&parts.headers, b"close");
     let mut close = answering.close || refused;
     let no_body = answering.head_request
         || status.is_informational()
@@ -58,38 +123,20 @@ pub(super) async fn write_response<W: AsyncWrite + Unpin>(
         || status == StatusCode::NOT_MODIFIED;
     write_status_line(out, status, answering.http10);
     if status == StatusCode::SWITCHING_PROTOCOLS {
-        // An accepted upgrade: its Connection and Upgrade fields go as they
-        // are, and the connection is a tunnel from here on.
-        for (name, value) in &parts.headers {
-            write_field(out, name.as_str(), value.as_bytes());
-        }
-        if !parts.headers.contains_key(DATE) {
-            write_date(out);
-        }
-        out.extend_from_slice(b"\r\n");
-        flush(io, out).await?;
-        return Ok(Written {
+        write_switching_fields(out, &parts.headers);
+        let head = HeadWritten {
             status,
             close: false,
-        });
+            body: BodyFraming::Tunnel,
+        };
+        return (head, body);
     }
-    let mut length = None;
-    for (name, value) in &parts.headers {
-        if name == CONNECTION || name == TRANSFER_ENCODING {
-            continue;
-        }
-        if name == CONTENT_LENGTH {
-            // Not in a 204 (RFC 9110 §8.6); dropped from a 304 as hyper does.
-            if status == StatusCode::NO_CONTENT
-                || (status == StatusCode::NOT_MODIFIED && !answering.head_request)
-                || status.is_informational()
-            {
-                continue;
-            }
-            length = parse_length(value.as_bytes());
-        }
-        write_field(out, name.as_str(), value.as_bytes());
+    let mut fields = FieldsWritten::default();
+    if let Some(raw) = &raw_head {
+        fields.write_raw(out, raw, answering.head_request);
     }
+    fields.write_map(out, &parts.headers, status, answering.head_request);
+    let mut length = fields.length;
     let mut chunked = false;
     if !no_body && length.is_none() {
         match body.size_hint().exact() {
@@ -104,7 +151,7 @@ pub(super) async fn write_response<W: AsyncWrite + Unpin>(
             }
         }
     }
-    if !parts.headers.contains_key(DATE) {
+    if !fields.date {
         write_date(out);
     }
     // HTTP/1.0 closes unless keep-alive is said; HTTP/1.1 keeps unless close
@@ -116,15 +163,102 @@ pub(super) async fn write_response<W: AsyncWrite + Unpin>(
         _ => {}
     }
     out.extend_from_slice(b"\r\n");
-    if no_body {
-        flush(io, out).await?;
-        return Ok(Written { status, close });
-    }
-    let complete = write_body(io, out, body, length, chunked).await?;
-    Ok(Written {
+    let body_framing = match no_body {
+        true => BodyFraming::None,
+        false => BodyFraming::Framed { length, chunked },
+    };
+    let head = HeadWritten {
         status,
-        close: close || !complete,
-    })
+        close,
+        body: body_framing,
+    };
+    (head, body)
+}
+
+/// An accepted upgrade's fields: its Connection and Upgrade fields go as
+/// they are, and the connection is a tunnel from here on.
+fn write_switching_fields(out: &mut Vec<u8>, headers: &HeaderMap) {
+    for (name, value) in headers {
+        write_field(out, name.as_str(), value.as_bytes());
+    }
+    if !headers.contains_key(DATE) {
+        write_date(out);
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// What the fields written so far said about the head's end.
+#[derive(Default)]
+struct FieldsWritten {
+    /// The Content-Length written, if one was.
+    length: Option<u64>,
+    /// A Date was written.
+    date: bool,
+}
+
+impl FieldsWritten {
+    /// The fields of a map, less the framing ones the engine writes itself.
+    fn write_map(
+        &mut self,
+        out: &mut Vec<u8>,
+        headers: &HeaderMap,
+        status: StatusCode,
+        head_request: bool,
+    ) {
+        for (name, value) in headers {
+            if name == CONNECTION || name == TRANSFER_ENCODING {
+                continue;
+            }
+            if name == CONTENT_LENGTH {
+                if length_dropped(status, head_request) {
+                    continue;
+                }
+                self.length = parse_length(value.as_bytes());
+            }
+            write_field(out, name.as_str(), value.as_bytes());
+        }
+        self.date |= !headers.is_empty() && headers.contains_key(DATE);
+    }
+
+    /// The kept fields of a raw head, by the rules of `write_map`. Lines
+    /// the head holds as the client gets them are copied, a run of
+    /// adjacent ones at once.
+    fn write_raw(&mut self, out: &mut Vec<u8>, raw: &RawResponseHead, head_request: bool) {
+        let bytes = raw.bytes();
+        let mut run: Option<(usize, usize)> = None;
+        for field in raw.kept() {
+            match field.kind {
+                FieldKind::Connection | FieldKind::TransferEncoding => continue,
+                FieldKind::ContentLength if length_dropped(raw.status, head_request) => continue,
+                FieldKind::ContentLength => self.length = parse_length(field.value),
+                FieldKind::Date => self.date = true,
+                _ => {}
+            }
+            match (field.line, &mut run) {
+                (Some((start, end)), Some((_, run_end))) if *run_end == start => *run_end = end,
+                (line, _) => {
+                    if let Some((start, end)) = run.take() {
+                        out.extend_from_slice(&bytes[start..end]);
+                    }
+                    match line {
+                        Some(line) => run = Some(line),
+                        None => write_field(out, field.name, field.value),
+                    }
+                }
+            }
+        }
+        if let Some((start, end)) = run {
+            out.extend_from_slice(&bytes[start..end]);
+        }
+    }
+}
+
+/// Content-Length is not in a 204 (RFC 9110 §8.6) or a 1xx, and is dropped
+/// from a 304 as hyper does (but for a HEAD request's).
+fn length_dropped(status: StatusCode, head_request: bool) -> bool {
+    status == StatusCode::NO_CONTENT
+        || (status == StatusCode::NOT_MODIFIED && !head_request)
+        || status.is_informational()
 }
 
 /// Relays the body; `Ok(false)` when it failed or did not match its length
@@ -218,8 +352,8 @@ pub(super) fn write_interim_head(out: &mut Vec<u8>, mut head: http::response::Pa
 }
 
 /// `name: value` and CRLF.
-pub(super) fn write_field(out: &mut Vec<u8>, name: &str, value: &[u8]) {
-    out.extend_from_slice(name.as_bytes());
+pub(super) fn write_field(out: &mut Vec<u8>, name: impl AsRef<[u8]>, value: &[u8]) {
+    out.extend_from_slice(name.as_ref());
     out.extend_from_slice(b": ");
     out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
@@ -289,14 +423,85 @@ fn write_date(out: &mut Vec<u8>) {
 mod tests {
     use super::*;
     use crate::body;
+    use http::header::CONTENT_LENGTH;
+    use http::Response;
 
     async fn written(response: Response<ProxyBody>, answering: Answering) -> (String, Written) {
         let mut io = Vec::new();
         let mut out = Vec::new();
-        let w = write_response(&mut io, &mut out, response, answering)
+        let w = write_response(&mut io, &mut out, response.into(), answering)
             .await
             .unwrap();
         (String::from_utf8(io).unwrap(), w)
+    }
+
+    async fn written_proxy(response: ProxyResponse, answering: Answering) -> String {
+        let mut io = Vec::new();
+        let mut out = Vec::new();
+        write_response(&mut io, &mut out, response, answering)
+            .await
+            .unwrap();
+        String::from_utf8(io).unwrap()
+    }
+
+    fn sorted_lines(text: &str) -> Vec<&str> {
+        let mut lines: Vec<&str> = text.split("\r\n").collect();
+        lines[1..].sort();
+        lines
+    }
+
+    /// The own engine's path (raw head, edits recorded) and the map path
+    /// (the same head as a map, edited as `pipeline::finish` edits a map)
+    /// give the client the same status line and the same field lines.
+    #[tokio::test]
+    async fn a_raw_head_is_written_as_its_map_would_be() {
+        use crate::engine::head::parse_response;
+        use crate::http::headers::strip_hop_by_hop;
+        use http::header::TRANSFER_ENCODING;
+        let date = "Date: Wed, 02 Dec 2026 04:00:00 GMT\r\n";
+        let heads = [
+            "HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Type: text/plain\r\nContent-Length: 5\r\nConnection: keep-alive\r\nETag: \"x\"\r\n",
+            "HTTP/1.1 200 OK\r\nX-A:   spaced  \r\nX-B:\r\nX-C: \r\nContent-Length: 05\r\ncontent-length: 5\r\nConnection: x-a, close\r\nKeep-Alive: 5\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\nSet-Cookie: a=1\r\nX-Y:z\r\nSet-Cookie: b=2\r\nProxy-Foo: 1\r\nTE: x\r\n",
+            "HTTP/1.1 304 Not Modified\r\nContent-Length: 7\r\nETag: \"y\"\r\nUpgrade: h2c\r\n",
+            "HTTP/1.0 404 Not Found\r\nLocation: /a\r\nlocation: /b\r\nTrailer: x\r\n",
+        ];
+        for head in heads {
+            let text = format!("{head}{date}\r\n");
+            let mut buf = bytes::BytesMut::from(text.as_str());
+            let parsed = parse_response(&mut buf, &http::Method::GET)
+                .unwrap()
+                .unwrap();
+            let mut parts = parsed.to_parts(0).unwrap();
+            if parts.headers.contains_key(TRANSFER_ENCODING) {
+                parts.headers.remove(CONTENT_LENGTH);
+            }
+            strip_hop_by_hop(&mut parts.headers, false);
+            let mut raw = parsed.raw;
+            if raw.has(FieldKind::TransferEncoding) {
+                raw.drop_kind(FieldKind::ContentLength);
+            }
+            raw.strip_hop_by_hop();
+            raw.set(FieldKind::Location, http::HeaderValue::from_static("/c"));
+            if parts.headers.contains_key("location") {
+                parts
+                    .headers
+                    .insert("location", http::HeaderValue::from_static("/c"));
+            }
+            let from_map = written(Response::from_parts(parts, body::full("hello")), PLAIN).await;
+            let mut bare = Response::new(body::full("hello"));
+            *bare.status_mut() = raw.status;
+            let raw_head = Some(Box::new(raw));
+            let from_raw = written_proxy(
+                ProxyResponse {
+                    response: bare,
+                    raw_head,
+                },
+                PLAIN,
+            )
+            .await;
+            assert_eq!(sorted_lines(&from_raw), sorted_lines(&from_map.0), "{text}");
+        }
     }
 
     const PLAIN: Answering = Answering {

@@ -348,7 +348,7 @@ impl<I: EngineIo> Conn<'_, I> {
         let interim = InterimHeads::default();
         let connector = OwnConnector::relaying((!http10).then_some(&interim));
         let mut serving =
-            build_boxed(|| pipeline::serve(&setup.gateway, client, request, &connector));
+            build_boxed(|| pipeline::serve_raw(&setup.gateway, client, request, &connector));
         let response = interim
             .serve_beside(&mut serving, pump.as_mut(), &mut *self.io, &mut self.buf)
             .await;
@@ -392,13 +392,13 @@ impl<I: EngineIo> Conn<'_, I> {
             close: true,
         };
         let response = json_error(status, reason);
-        let _ = write_response(&mut *self.io, &mut Vec::new(), response, answering).await;
+        let _ = write_response(&mut *self.io, &mut Vec::new(), response.into(), answering).await;
     }
 
     /// Writes the response; a body still arriving is pumped beside it.
     async fn answer(
         &mut self,
-        response: Response<crate::body::ProxyBody>,
+        response: crate::http::ProxyResponse,
         answering: Answering,
         tunnel_slot: Option<TunnelSlot>,
         pump: Option<BodyPump>,

@@ -290,10 +290,14 @@ pub fn engine_response_head(data: &[u8]) {
 }
 
 fn response_seen(head: &crate::engine::head::ResponseHead) -> ResponseSeen {
+    // Every field the strict parse accepts converts to a map entry.
+    let parts = head
+        .to_parts(0)
+        .expect("an accepted head converts to a map");
     ResponseSeen {
-        status: head.parts.status,
-        version: head.parts.version,
-        headers: head.parts.headers.clone(),
+        status: parts.status,
+        version: parts.version,
+        headers: parts.headers,
         framing: head.framing,
         closes: head.closes,
     }

@@ -3,6 +3,7 @@
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
+use super::response_head::FieldKind;
 use super::ClientContext;
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -12,25 +13,39 @@ const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host")
 const X_FORWARDED_SERVER: HeaderName = HeaderName::from_static("x-forwarded-server");
 const X_FORWARDED_CONTEXT: HeaderName = HeaderName::from_static("x-forwarded-context");
 
-/// True for a name `strip_hop_by_hop` may remove: the fixed hop-by-hop set of
-/// RFC 9110 §7.6.1 (Connection, TE, Trailer, Transfer-Encoding, Upgrade,
-/// Proxy-Authorization), Keep-Alive and `proxy-*`. Names listed in Connection only matter when a
-/// Connection header is present, which this also reports.
-fn is_hop_by_hop_name(name: &HeaderName) -> bool {
-    // One match on the name (the compiler dispatches on its length first)
-    // instead of comparing it with each of the set: this runs for every
-    // field of every request and response.
-    let name = name.as_str();
-    matches!(
-        name,
-        "connection"
-            | "te"
-            | "trailer"
-            | "transfer-encoding"
-            | "upgrade"
-            | "proxy-authorization"
-            | "keep-alive"
-    ) || name.starts_with("proxy-")
+/// True for a name `strip_hop_by_hop` may remove, given in lowercase: the
+/// one rule for both forms of a head (`FieldKind::of`, which a raw head's
+/// edits use). Names listed in Connection go too (`connection_listed`).
+pub(crate) fn is_hop_by_hop_name(name: &[u8]) -> bool {
+    FieldKind::of(name).is_hop_by_hop()
+}
+
+/// The names a Connection value lists for removal besides the fixed set:
+/// its comma-separated tokens, trimmed, less `keep-alive` (the fixed set
+/// removes it anyway) and, with `keep_upgrade`, `upgrade`. Only tokens that
+/// are field names count, and a value that is not visible ASCII lists none
+/// (what `HeaderValue::to_str` refuses).
+pub(crate) fn connection_listed(
+    value: &[u8],
+    keep_upgrade: bool,
+) -> impl Iterator<Item = &[u8]> + '_ {
+    let readable = value
+        .iter()
+        .all(|&b| b == b'\t' || (b' '..0x7f).contains(&b));
+    let tokens = readable.then(|| value.split(|&b| b == b','));
+    tokens.into_iter().flatten().filter_map(move |token| {
+        let token = token.trim_ascii();
+        let is_name = !token.is_empty() && token.iter().all(|&b| is_tchar(b));
+        let skipped = token.eq_ignore_ascii_case(b"keep-alive")
+            || (keep_upgrade && token.eq_ignore_ascii_case(b"upgrade"));
+        let named = is_name && !skipped;
+        named.then_some(token)
+    })
+}
+
+/// RFC 9110 §5.6.2 tchar: what a field name is made of.
+pub(crate) fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 /// Removes hop-by-hop headers. With `keep_upgrade`, `Connection: upgrade` and
@@ -41,10 +56,10 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     // (or `close`), which names nothing else to remove.
     let (mut connection, mut more) = (false, false);
     for (name, value) in headers.iter() {
-        if !is_hop_by_hop_name(name) {
+        if !is_hop_by_hop_name(name.as_str().as_bytes()) {
             continue;
         }
-        if *name == header::CONNECTION && names_no_field(value) {
+        if *name == header::CONNECTION && names_no_field(value.as_bytes()) {
             connection = true;
         } else {
             more = true;
@@ -62,8 +77,12 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
 
 /// True when a Connection value lists only `keep-alive` and `close`, which
 /// name no other field to remove.
-fn names_no_field(value: &HeaderValue) -> bool {
-    value.as_bytes().split(|&b| b == b',').all(|token| {
+pub(crate) fn names_no_field(value: &[u8]) -> bool {
+    // Nearly every value is one of the two alone.
+    if value.eq_ignore_ascii_case(b"keep-alive") || value.eq_ignore_ascii_case(b"close") {
+        return true;
+    }
+    value.split(|&b| b == b',').all(|token| {
         let token = token.trim_ascii();
         token.eq_ignore_ascii_case(b"keep-alive") || token.eq_ignore_ascii_case(b"close")
     })
@@ -76,20 +95,13 @@ fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     let mut doomed = Doomed::default();
     for (name, value) in headers.iter() {
         if *name == header::CONNECTION {
-            let tokens = value.to_str().ok().into_iter().flat_map(|v| v.split(','));
-            for token in tokens.map(str::trim) {
-                // The usual token; the fixed set removes Keep-Alive anyway.
-                if token.eq_ignore_ascii_case("keep-alive") {
-                    continue;
-                }
-                if let Ok(listed) = HeaderName::from_bytes(token.as_bytes()) {
-                    if !(keep_upgrade && listed == header::UPGRADE) {
-                        doomed.push(listed);
-                    }
+            for token in connection_listed(value.as_bytes(), keep_upgrade) {
+                if let Ok(listed) = HeaderName::from_bytes(token) {
+                    doomed.push(listed);
                 }
             }
         }
-        if is_hop_by_hop_name(name) && !kept(name) {
+        if is_hop_by_hop_name(name.as_str().as_bytes()) && !kept(name) {
             doomed.push(name.clone());
         }
     }

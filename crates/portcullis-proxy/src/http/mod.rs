@@ -4,6 +4,8 @@
 
 pub mod client_context;
 pub mod headers;
+pub mod response_head;
 pub mod strict;
 
 pub use client_context::{ClientContext, PendingTunnel};
+pub use response_head::{FieldKind, ProxyResponse, RawResponseHead};

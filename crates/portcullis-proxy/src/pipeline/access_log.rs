@@ -3,11 +3,10 @@
 
 use std::cell::RefCell;
 
-use http::{Response, StatusCode};
+use http::StatusCode;
 
 use super::RequestContext;
 use crate::access_sink::{self, Destination};
-use crate::body::ProxyBody;
 use crate::error::ProxyError;
 use crate::ha::TryOutcome;
 use crate::routing::Gateway;
@@ -87,7 +86,7 @@ impl RequestContext {
     /// still about 4,500 (callgrind): the fields are copied here as bytes
     /// into a reused buffer, numbers with `itoa`, and the line goes to the
     /// member's sink in one buffer with its prefix.
-    pub(super) fn access_log(&self, gateway: &Gateway, response: &Response<ProxyBody>) {
+    pub(super) fn access_log(&self, gateway: &Gateway, status: StatusCode) {
         let (topology, service) = match &self.routed {
             Some(routed) => (routed.topology.as_str(), routed.config.name.as_str()),
             None => (self.topology.as_str(), self.service.as_str()),
@@ -99,7 +98,7 @@ impl RequestContext {
             topology,
             service,
             backend: self.last_backend().map(|b| b.id.as_str()),
-            status: response.status(),
+            status,
             micros: micros(self.took()),
             tries: self.tries.len(),
         };

@@ -18,7 +18,7 @@ use crate::body::{self, ProxyBody};
 use crate::error::ProxyError;
 use crate::ha::retry::{FailureKind, NextTry};
 use crate::ha::{wait_for_head, InFlight, TryOutcome, Waited};
-use crate::http::strict;
+use crate::http::{strict, RawResponseHead};
 use crate::routing::Backend;
 
 /// Sends of one request again after a pooled connection turned out closed.
@@ -54,6 +54,9 @@ pub(super) struct Sent {
 pub(super) struct Answer<R> {
     pub(super) index: usize,
     pub(super) response: Response<R>,
+    /// The head, when the connector kept it raw (`response`'s map is then
+    /// empty).
+    pub(super) raw_head: Option<Box<RawResponseHead>>,
     /// Kept until the response body ends.
     pub(super) in_flight: InFlight,
 }
@@ -181,10 +184,12 @@ impl<U> Forwarding<'_, U> {
         let backend = &service.backends[index];
         let (topology, name) = (&service.topology, &service.config.name);
         let (outcome, kind, error) = match waited {
-            Waited::Done(Ok(response)) => {
+            Waited::Done(Ok(mut response)) => {
+                let raw_head = connector.take_raw_head(response.body_mut());
                 let answer = Answer {
                     index,
                     response,
+                    raw_head,
                     in_flight,
                 };
                 return self.classify_answer(answer, ctx);

@@ -13,7 +13,7 @@ use http_body::Body;
 use crate::body::ProxyBody;
 use crate::error::BoxError;
 use crate::http::headers::ForwardedFields;
-use crate::http::ClientContext;
+use crate::http::{ClientContext, RawResponseHead};
 use crate::routing::ServiceRuntime;
 
 /// One try as a connector sends it: the head every try of the request shares,
@@ -116,6 +116,13 @@ pub trait BackendConnector {
     /// Why the client's request body failed the try, when it did (too slow,
     /// or idle too long): the client's fault, not the backend's.
     fn client_body_failure(&self, error: &Self::Error) -> Option<&'static str>;
+
+    /// The response head kept raw, when the connector keeps it so: the
+    /// response's map is then empty, and the pipeline edits the raw head.
+    /// Boxed, as it travels in the try's futures.
+    fn take_raw_head(&self, _body: &mut Self::ResponseBody) -> Option<Box<RawResponseHead>> {
+        None
+    }
 }
 
 /// The client's side of a WebSocket upgrade, joined to the backend's side

@@ -2,7 +2,7 @@
 //! backend, counters) and the response the client gets.
 
 use bytes::Bytes;
-use http::header::{self, HeaderValue};
+use http::header::{self, HeaderMap, HeaderValue};
 use http::{response, Response};
 use http_body::Body;
 use http_body_util::BodyExt;
@@ -11,17 +11,18 @@ use portcullis_config::LoadBalancing;
 use super::attempt::Answer;
 use super::prepare::{no_backend, Forwarding};
 use super::{close_connection, is_switching, ClientUpgrade, RequestContext};
-use crate::body::{self, Guarded, IdleTimeoutBody, ProxyBody};
+use crate::body::{self, Guarded, IdleTimeoutBody};
 use crate::error::{BoxError, ProxyError, Side};
 use crate::ha::sticky;
-use crate::http::{headers, ClientContext};
+use crate::http::{headers, ClientContext, FieldKind, ProxyResponse, RawResponseHead};
 use crate::routing::ServiceRuntime;
 
 impl<U: ClientUpgrade> Forwarding<'_, U> {
     /// Relays a backend's answer: promotes the backend that answered after
     /// the active one failed (HA "none"), sets the sticky cookie, joins an
-    /// accepted upgrade, and edits the response head.
-    pub(super) fn relay<R>(&mut self, answer: Answer<R>) -> Response<ProxyBody>
+    /// accepted upgrade, and edits the response head (the raw one when the
+    /// connector kept it raw, else the map).
+    pub(super) fn relay<R>(&mut self, answer: Answer<R>) -> ProxyResponse
     where
         R: Body<Data = Bytes> + Send + Sync + 'static,
         R::Error: Into<BoxError>,
@@ -29,6 +30,7 @@ impl<U: ClientUpgrade> Forwarding<'_, U> {
         let Answer {
             index,
             mut response,
+            mut raw_head,
             in_flight,
         } = answer;
         let service = self.service;
@@ -43,20 +45,27 @@ impl<U: ClientUpgrade> Forwarding<'_, U> {
             }
         }
         let (mut parts, backend_body) = response.into_parts();
-        self.edit_response_head(&mut parts, index, switching);
+        match &mut raw_head {
+            Some(raw) => self.edit_raw_head(raw, &mut parts.headers),
+            None => self.edit_response_head(&mut parts, switching),
+        }
+        if let Some(cookie) = self.sticky_cookie(index) {
+            parts.headers.append(header::SET_COOKIE, cookie);
+        }
         let body = if switching {
             body::empty()
         } else {
             let idle = service.config.timeouts.idle;
             Guarded::new(IdleTimeoutBody::new(backend_body, idle), in_flight).boxed()
         };
-        Response::from_parts(parts, body)
+        ProxyResponse {
+            response: Response::from_parts(parts, body),
+            raw_head,
+        }
     }
 
-    /// Hop-by-hop headers out, Location rewritten to the gateway's url, and
-    /// the sticky cookie when the client has none for this backend.
-    fn edit_response_head(&self, parts: &mut response::Parts, index: usize, switching: bool) {
-        let (service, client) = (self.service, self.client);
+    /// Hop-by-hop headers out and Location rewritten to the gateway's url.
+    fn edit_response_head(&self, parts: &mut response::Parts, switching: bool) {
         // One pass over the names instead of a hashed lookup per name. A
         // Location that the hop-by-hop rule removes below is simply not found
         // by the rewrite.
@@ -72,24 +81,60 @@ impl<U: ClientUpgrade> Forwarding<'_, U> {
         }
         headers::strip_hop_by_hop(&mut parts.headers, switching);
         if locations {
-            self.rewrite_locations(parts);
-        }
-        if self.sticky.active && self.sticky.cookie_backend != Some(index) {
-            let cookie = sticky::set_cookie(
-                &service.sticky_cookie,
-                &service.backends[index].sticky_tag,
-                service.context.to_str().unwrap_or("/"),
-                client.tls,
-            );
-            if let Some(cookie) = cookie {
-                parts.headers.append(header::SET_COOKIE, cookie);
+            let gateway_base = self.gateway_base();
+            for name in [header::LOCATION, header::CONTENT_LOCATION] {
+                let rewritten = parts
+                    .headers
+                    .get(&name)
+                    .and_then(|v| self.rewritten_location(v.as_bytes(), &gateway_base));
+                if let Some(value) = rewritten {
+                    parts.headers.insert(name, value);
+                }
             }
         }
     }
 
-    /// Location and Content-Location that name a backend are rewritten to
-    /// the gateway's url for the service (Apache's ProxyPassReverse).
-    fn rewrite_locations(&self, parts: &mut response::Parts) {
+    /// The same edits as `edit_response_head`, recorded in a raw head (which
+    /// is never a `101`'s: those go on as maps). Fields the gateway adds go
+    /// into `added`, written after the raw ones.
+    fn edit_raw_head(&self, raw: &mut RawResponseHead, added: &mut HeaderMap) {
+        debug_assert!(added.is_empty() && !is_switching(raw.status));
+        if raw.has(FieldKind::TransferEncoding) {
+            raw.drop_kind(FieldKind::ContentLength);
+        }
+        raw.strip_hop_by_hop();
+        let kinds = [FieldKind::Location, FieldKind::ContentLocation];
+        if kinds.iter().any(|&kind| raw.has(kind)) {
+            let gateway_base = self.gateway_base();
+            for kind in kinds {
+                let rewritten = raw
+                    .values(kind)
+                    .next()
+                    .and_then(|v| self.rewritten_location(v, &gateway_base));
+                if let Some(value) = rewritten {
+                    raw.set(kind, value);
+                }
+            }
+        }
+    }
+
+    /// The sticky cookie, when the client has none for this backend.
+    fn sticky_cookie(&self, index: usize) -> Option<HeaderValue> {
+        if !self.sticky.active || self.sticky.cookie_backend == Some(index) {
+            return None;
+        }
+        let service = self.service;
+        sticky::set_cookie(
+            &service.sticky_cookie,
+            &service.backends[index].sticky_tag,
+            service.context.to_str().unwrap_or("/"),
+            self.client.tls,
+        )
+    }
+
+    /// The gateway's url for the service, which Location and
+    /// Content-Location values that name a backend are rewritten to.
+    fn gateway_base(&self) -> String {
         let (service, client) = (self.service, self.client);
         let base = self
             .gateway
@@ -98,22 +143,24 @@ impl<U: ClientUpgrade> Forwarding<'_, U> {
                 let scheme = if client.tls { "https" } else { "http" };
                 format!("{scheme}://localhost")
             });
-        let gateway_base = format!(
+        format!(
             "{base}{}/{}",
             service.context.to_str().unwrap_or(""),
             service.config.name
-        );
-        for name in [header::LOCATION, header::CONTENT_LOCATION] {
-            let rewritten = parts
-                .headers
-                .get(&name)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| headers::rewrite_location(v, &service.location_bases, &gateway_base))
-                .and_then(|v| HeaderValue::from_str(&v).ok());
-            if let Some(value) = rewritten {
-                parts.headers.insert(name, value);
-            }
-        }
+        )
+    }
+
+    /// A Location-style value that names a backend, rewritten to the
+    /// gateway's url (Apache's ProxyPassReverse); `None` when it names none
+    /// or is not visible ASCII (what `HeaderValue::to_str` refuses).
+    fn rewritten_location(&self, value: &[u8], gateway_base: &str) -> Option<HeaderValue> {
+        let visible = value
+            .iter()
+            .all(|&b| b == b'\t' || (b' '..0x7f).contains(&b));
+        let value = std::str::from_utf8(value).ok().filter(|_| visible)?;
+        let bases = &self.service.location_bases;
+        let rewritten = headers::rewrite_location(value, bases, gateway_base)?;
+        HeaderValue::from_str(&rewritten).ok()
     }
 }
 
@@ -152,12 +199,12 @@ impl<U> Drop for Forwarding<'_, U> {
 /// The client's response, from the relayed answer or the error, with the
 /// request's counters and latency recorded.
 pub(super) fn answer(
-    outcome: Result<Response<ProxyBody>, ProxyError>,
+    outcome: Result<ProxyResponse, ProxyError>,
     service: &ServiceRuntime,
     client: &ClientContext,
     asked_upgrade: bool,
     ctx: &mut RequestContext,
-) -> Response<ProxyBody> {
+) -> ProxyResponse {
     let (mut response, answered_by) = match outcome {
         Ok(response) => (response, ctx.last_backend()),
         Err(err) => {
@@ -171,13 +218,13 @@ pub(super) fn answer(
             if err.side() == Side::Client {
                 close_connection(&mut response);
             }
-            (response, None)
+            (ProxyResponse::from(response), None)
         }
     };
     if asked_upgrade && !is_switching(response.status()) {
         // The framing gate stopped reading this connection as HTTP at the
         // upgrade request; nothing after it may be trusted.
-        close_connection(&mut response);
+        close_connection(&mut response.response);
     }
     let code = response.status().as_u16();
     match answered_by {

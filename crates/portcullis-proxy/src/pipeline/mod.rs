@@ -35,7 +35,7 @@ use crate::body::ProxyBody;
 use crate::error::{BoxError, ProxyError, Side};
 use crate::ha::retry::FailureKind;
 use crate::ha::TryOutcome;
-use crate::http::{headers, ClientContext};
+use crate::http::{headers, ClientContext, ProxyResponse};
 use crate::routing::{Backend, Gateway, ServiceRuntime};
 use attempt::Verdict;
 use prepare::Forwarding;
@@ -167,6 +167,26 @@ where
     C: BackendConnector,
     U: ClientUpgrade,
 {
+    serve_raw(gateway, client, request, connector)
+        .await
+        .into_response()
+}
+
+/// `serve`, with the response head left raw when the connector kept it so
+/// (`BackendConnector::take_raw_head`): for an engine that writes HTTP/1
+/// heads itself.
+pub async fn serve_raw<B, C, U>(
+    gateway: &Gateway,
+    client: &ClientContext,
+    request: ClientRequest<B, U>,
+    connector: &C,
+) -> ProxyResponse
+where
+    B: Body<Data = Bytes> + Send + Sync + 'static,
+    B::Error: Into<BoxError>,
+    C: BackendConnector,
+    U: ClientUpgrade,
+{
     let _counted = gateway.request_started();
     let mut ctx = RequestContext::new(&request.head);
     let h1 = is_h1(request.head.version);
@@ -176,7 +196,7 @@ where
             if ctx.logging {
                 ctx.name_from_error(&err);
             }
-            error_response(&err, h1)
+            ProxyResponse::from(error_response(&err, h1))
         }
         Ok((service, rest_start)) => {
             if ctx.logging {
@@ -195,7 +215,7 @@ where
         }
     };
     if ctx.logging {
-        ctx.access_log(gateway, &response);
+        ctx.access_log(gateway, response.status());
     }
     response
 }
@@ -205,7 +225,7 @@ async fn forward<C, U>(
     forwarding: &mut Forwarding<'_, U>,
     connector: &C,
     ctx: &mut RequestContext,
-) -> Result<Response<ProxyBody>, ProxyError>
+) -> Result<ProxyResponse, ProxyError>
 where
     C: BackendConnector,
     U: ClientUpgrade,
