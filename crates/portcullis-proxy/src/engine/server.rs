@@ -42,13 +42,17 @@ use crate::routing::Gateway;
 use crate::spare;
 
 /// How long a plain keep-alive connection waits for its next request in its
-/// own task before it is parked. Under load a connection sees a request every
-/// few milliseconds and never gets near this; a client quiet for a quarter of
-/// a second is between page loads or done, and likely to stay quiet. Parking
-/// and resuming cost four `epoll_ctl` calls and a task spawn (a few
-/// microseconds), so even a client that sends a request every 300 ms spends
-/// less than a thousandth of a core on them.
-pub const QUIET_BEFORE_PARKING: Duration = Duration::from_millis(250);
+/// own task before it is parked. Under load a connection waits well under a
+/// millisecond between requests (a few under callgrind), and a browser sends
+/// a page's requests within a few milliseconds of each other; a connection
+/// quiet for 50 ms is between pages or done. Parking and resuming cost four
+/// `epoll_ctl` calls and a task spawn (a few microseconds, at most once per
+/// request), and memory freed by parking is only reused, not given back to
+/// the system, so parking late costs memory: 5,000 connections opened in
+/// half a second held 320-440 bytes each parked after 50 ms, 510-550 after
+/// 100 ms and 890-1,350 after 250 ms (docs/benchmarks.md). The hyper path
+/// parks after 10-20 ms.
+pub const QUIET_BEFORE_PARKING: Duration = Duration::from_millis(50);
 
 /// A client stream the engine can serve.
 pub(crate) trait EngineIo: AsyncRead + AsyncWrite + Unpin + Send + 'static {
@@ -131,11 +135,6 @@ pub(crate) trait EngineHost: Send + Sync {
         peer: IpAddr,
     ) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
 
-    /// Whether idle connections of this host may be parked.
-    fn parks(&self) -> bool {
-        false
-    }
-
     /// Takes an idle connection (no byte buffered, none readable) into the
     /// parking lot until its next bytes, `deadline` or shutdown; the
     /// connection's task ends. A lot that cannot take it closes it, as a
@@ -170,6 +169,9 @@ pub struct EngineSetup {
     local_port_header: Arc<HeaderValue>,
     tls: bool,
     stopping: Stopping,
+    /// Idle plain connections leave their tasks for the listener's parking
+    /// lot (see [`EngineSetup::parking`]).
+    parks: bool,
 }
 
 impl EngineSetup {
@@ -186,7 +188,16 @@ impl EngineSetup {
             local_port_header: Arc::new(HeaderValue::from(local_port)),
             tls,
             stopping: Stopping::default(),
+            parks: false,
         }
+    }
+
+    /// Lets idle plain connections be parked, when the listener has a
+    /// parking lot (its host's `park` takes them) and the quiet limit comes
+    /// before the header timeout.
+    pub(crate) fn parking(mut self, lot: bool) -> Self {
+        self.parks = lot && QUIET_BEFORE_PARKING < self.header_timeout;
+        self
     }
 
     /// Shutdown as this listener's connections see it.
@@ -247,28 +258,26 @@ pub(crate) async fn serve<I: EngineIo, H: EngineHost>(
     // A resumed connection's first head keeps the deadline it was parked
     // with. Only this byte lives on, not `start`: room in this future is
     // room in every connection's task.
-    let (deadline, timer_holds) = match start {
+    let (deadline, mut timer_holds) = match start {
         Start::Accepted => (Instant::now() + setup.header_timeout, TimerHolds::Deadline),
         Start::Resumed(deadline) => (deadline, TimerHolds::KeptDeadline),
     };
     let head_timer = tokio::time::sleep_until(deadline);
     tokio::pin!(head_timer);
-    let first = match timer_holds {
-        TimerHolds::KeptDeadline => Detected::Http1(Bytes::new()),
-        _ => io.detect(head_timer.as_mut()).await,
-    };
     // The connection borrows the stream: moved into it, the stream would
     // keep its room in this future twice. The first bytes are matched
     // straight into the buffer, for the same reason.
     let mut conn = Conn {
-        buf: match first {
-            Detected::Http1(read_ahead) => BytesMut::from(&read_ahead[..]),
-            Detected::Http2(read) => return host.serve_h2(io, read, peer).await,
-            Detected::Closed => return,
+        buf: match timer_holds {
+            // Back from the lot: known to be HTTP/1.1.
+            TimerHolds::KeptDeadline => BytesMut::new(),
+            _ => match io.detect(head_timer.as_mut()).await {
+                Detected::Http1(read_ahead) => BytesMut::from(&read_ahead[..]),
+                Detected::Http2(read) => return host.serve_h2(io, read, peer).await,
+                Detected::Closed => return,
+            },
         },
         io: &mut io,
-        timer_holds,
-        parks: I::PARKS && host.parks() && QUIET_BEFORE_PARKING < setup.header_timeout,
     };
     // Built with the first head: a connection that never sends one does
     // not pay for it.
@@ -279,8 +288,13 @@ pub(crate) async fn serve<I: EngineIo, H: EngineHost>(
         // request state lives on across the await below: a value still in
         // scope at an await (even moved out) keeps its room in this future,
         // so no await may happen while the match holds the head.
-        let serving = match conn.next_head(setup, head_timer.as_mut()).await {
+        let serving = match conn
+            .next_head(setup, head_timer.as_mut(), timer_holds)
+            .await
+        {
             NextHead::Head(head) => {
+                // Only a resumed connection's first head keeps its deadline.
+                timer_holds = TimerHolds::Deadline;
                 let client = client.get_or_insert_with(|| Box::new(setup.client_context(peer)));
                 // Boxed, like the tunnel: the state of a request in flight
                 // is allocated per request, so a connection between requests
@@ -295,8 +309,7 @@ pub(crate) async fn serve<I: EngineIo, H: EngineHost>(
             NextHead::Park => {
                 // The quiet limit fired: the head's own deadline is the
                 // header timeout after the wait began.
-                let deadline =
-                    head_timer.deadline() - QUIET_BEFORE_PARKING + setup.header_timeout;
+                let deadline = head_timer.deadline() - QUIET_BEFORE_PARKING + setup.header_timeout;
                 if let Some(stream) = io.into_tcp() {
                     host.park(stream, peer, deadline);
                 }
@@ -323,10 +336,6 @@ struct Conn<'a, I> {
     io: &'a mut I,
     /// Bytes read and not yet used; empty (no allocation) between requests.
     buf: BytesMut,
-    /// What the head timer is set to.
-    timer_holds: TimerHolds,
-    /// The connection leaves its task when quiet (see `serve`).
-    parks: bool,
 }
 
 /// The head timer's meaning. One timer for both limits: moved later by
@@ -358,9 +367,10 @@ enum NextHead {
 enum Idle {
     /// Bytes (or the end of the stream) to read.
     Readable,
-    /// Timed out, shutting down, or an error.
+    /// Shutting down, or an error.
     End,
-    Park,
+    /// The head timer fired: the quiet limit or the deadline.
+    TimerFired,
 }
 
 enum After {
@@ -371,9 +381,18 @@ enum After {
 }
 
 impl<I: EngineIo> Conn<'_, I> {
-    /// Reads until a whole head is buffered.
-    async fn next_head(&mut self, setup: &EngineSetup, mut timer: Pin<&mut Sleep>) -> NextHead {
-        self.timer_holds = match (self.timer_holds, self.parks) {
+    /// Reads until a whole head is buffered. `holds`: what `timer` was set
+    /// to (`KeptDeadline` for a resumed connection's first head). Passed in,
+    /// not a field of `Conn`: a byte there costs every task a 128-byte step.
+    async fn next_head(
+        &mut self,
+        setup: &EngineSetup,
+        mut timer: Pin<&mut Sleep>,
+        mut holds: TimerHolds,
+    ) -> NextHead {
+        // Whether this connection leaves its task when quiet (see `serve`).
+        let parks = I::PARKS && setup.parks;
+        holds = match (holds, parks) {
             (TimerHolds::KeptDeadline, _) => TimerHolds::Deadline,
             (_, true) => {
                 timer.as_mut().reset(Instant::now() + QUIET_BEFORE_PARKING);
@@ -395,7 +414,10 @@ impl<I: EngineIo> Conn<'_, I> {
                 match self.wait_idle(setup, timer.as_mut()).await {
                     Idle::Readable => {}
                     Idle::End => return NextHead::End,
-                    Idle::Park => return NextHead::Park,
+                    // Quiet past the limit with nothing buffered: parked
+                    // (only connections that park watch the quiet limit).
+                    Idle::TimerFired if holds == TimerHolds::QuietLimit => return NextHead::Park,
+                    Idle::TimerFired => return NextHead::End,
                 }
             }
             // By hand rather than `select!`: no random branch order drawn
@@ -407,7 +429,7 @@ impl<I: EngineIo> Conn<'_, I> {
                 while timer.as_mut().poll(cx).is_ready() {
                     // A head arriving slowly past the quiet limit: from now
                     // on the timer is its deadline.
-                    if !self.head_deadline_from_quiet(setup, timer.as_mut()) {
+                    if !head_deadline_from_quiet(&mut holds, setup, timer.as_mut()) {
                         return Poll::Ready(false);
                     }
                 }
@@ -418,18 +440,6 @@ impl<I: EngineIo> Conn<'_, I> {
                 return NextHead::End;
             }
         }
-    }
-
-    /// When the timer that fired was the quiet limit, moves it to the head's
-    /// deadline and says true; false when it was the deadline itself.
-    fn head_deadline_from_quiet(&mut self, setup: &EngineSetup, timer: Pin<&mut Sleep>) -> bool {
-        if self.timer_holds != TimerHolds::QuietLimit {
-            return false;
-        }
-        self.timer_holds = TimerHolds::Deadline;
-        let began = timer.deadline() - QUIET_BEFORE_PARKING;
-        timer.reset(began + setup.header_timeout);
-        true
     }
 
     /// Waits, with no buffer held, until the next request's bytes arrive,
@@ -463,12 +473,7 @@ impl<I: EngineIo> Conn<'_, I> {
                 return Poll::Ready(Idle::End);
             }
             if timer.as_mut().poll(cx).is_ready() {
-                // Quiet past the limit with nothing buffered: parked (only
-                // connections that park watch the quiet limit).
-                return Poll::Ready(match self.timer_holds {
-                    TimerHolds::QuietLimit => Idle::Park,
-                    _ => Idle::End,
-                });
+                return Poll::Ready(Idle::TimerFired);
             }
             Poll::Pending
         })
@@ -605,6 +610,22 @@ impl<I: EngineIo> Conn<'_, I> {
     }
 }
 
+/// When the timer that fired was the quiet limit, moves it to the head's
+/// deadline and says true; false when it was the deadline itself.
+fn head_deadline_from_quiet(
+    holds: &mut TimerHolds,
+    setup: &EngineSetup,
+    timer: Pin<&mut Sleep>,
+) -> bool {
+    if *holds != TimerHolds::QuietLimit {
+        return false;
+    }
+    *holds = TimerHolds::Deadline;
+    let began = timer.deadline() - QUIET_BEFORE_PARKING;
+    timer.reset(began + setup.header_timeout);
+    true
+}
+
 fn readable_or_end(ready: io::Result<()>) -> Idle {
     match ready {
         Ok(()) => Idle::Readable,
@@ -679,10 +700,15 @@ mod size_tests {
             CookieKey::random(),
         ));
         let setup = EngineSetup::new(gateway, Duration::from_secs(10), addr.port(), false);
-        let future = serve(stream, TestHost(Arc::new(setup)), peer.ip(), Start::Accepted);
+        let future = serve(
+            stream,
+            TestHost(Arc::new(setup)),
+            peer.ip(),
+            Start::Accepted,
+        );
         let size = std::mem::size_of_val(&future);
         eprintln!("engine connection future: {size} bytes");
-        // 656 bytes when measured (the same in debug and optimised builds:
+        // 672 bytes when measured (the same in debug and optimised builds:
         // a future's layout is fixed before optimisation), so with tokio's
         // task header and trailer (about 100 bytes, in 128-byte steps) the
         // task is 768 bytes. A request in flight, a refusal, a tunnel and
@@ -709,8 +735,6 @@ mod size_tests {
         let mut conn = Conn {
             io: &mut stream,
             buf: BytesMut::new(),
-            timer_holds: TimerHolds::Deadline,
-            parks: false,
         };
         let mut raw = BytesMut::from(&b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"[..]);
         let Ok(Some(head)) = parse_request(&mut raw) else {

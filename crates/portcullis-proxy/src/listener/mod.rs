@@ -109,8 +109,11 @@ pub async fn serve(
     let local_port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
     let slot_count = u32::try_from(options.max_connections.max(1)).unwrap_or(u32::MAX);
     let tls = options.tls.clone().map(tokio_rustls::TlsAcceptor::from);
-    let (lot, poller) = match lot::open() {
-        Ok((lot, poller)) => (Some(lot), Some(poller)),
+    // Only the own engine's plain connections park.
+    let parking = tls.is_none() && matches!(options.engine, Engine::Portcullis);
+    let (lot, poller) = match parking.then(lot::open).transpose() {
+        Ok(Some((lot, poller))) => (Some(lot), Some(poller)),
+        Ok(None) => (None, None),
         Err(err) => {
             tracing::warn!(error = %err, port = local_port, "no parking lot; idle connections keep their tasks");
             (None, None)
@@ -122,7 +125,8 @@ pub async fn serve(
             options.header_read_timeout,
             local_port,
             tls.is_some(),
-        ),
+        )
+        .parking(lot.is_some()),
         gateway,
         connections: Connections::new(options.header_read_timeout),
         tls,

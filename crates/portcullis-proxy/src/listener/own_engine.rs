@@ -41,10 +41,6 @@ impl EngineHost for Held {
         Box::pin(serve_h2(io, read, peer, self))
     }
 
-    fn parks(&self) -> bool {
-        self.lot.is_some()
-    }
-
     fn park(self, stream: TcpStream, peer: IpAddr, deadline: Instant) {
         let accepting = self.0.clone();
         if let Some(lot) = &accepting.lot {
