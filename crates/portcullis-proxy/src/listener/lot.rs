@@ -505,6 +505,16 @@ mod tests {
         });
     }
 
+    /// A parked connection is its entry (and the kernel's socket): no task,
+    /// no registration with tokio's reactor, no client context.
+    #[test]
+    fn a_parked_connection_is_a_small_entry() {
+        let entry = std::mem::size_of::<Option<Entry>>();
+        let context = std::mem::size_of::<crate::http::ClientContext>();
+        eprintln!("parked entry: {entry} bytes; a task's client context: {context} bytes");
+        assert!(entry <= 48, "{entry} bytes");
+    }
+
     fn test_held() -> Held {
         let gateway = Arc::new(Gateway::new(
             "m1",

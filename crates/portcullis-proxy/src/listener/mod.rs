@@ -138,11 +138,15 @@ pub async fn serve(
     });
     let closing_lot = lot::CloseOnDrop(&accepting);
     let accepting_loop = accept(listener, &accepting, options.max_connections, shutdown);
+    tokio::pin!(accepting_loop);
     match (poller, &accepting.lot) {
+        // The lot is watched in this task, beside the accept loop, and
+        // stops with it.
         (Some(poller), Some(lot)) => {
             tokio::select! {
-                () = accepting_loop => {}
-                () = poller.watch(lot) => std::future::pending().await,
+                () = &mut accepting_loop => {}
+                // Only if its poller failed (the lot is closed then).
+                () = poller.watch(lot) => accepting_loop.await,
             }
         }
         _ => accepting_loop.await,
