@@ -254,10 +254,9 @@ pub(crate) async fn serve<I: EngineIo, H: EngineHost>(
     // pushing a deadline later is an atomic update, where a new timer per
     // request is a timer-wheel insert and removal. Part of this future, not
     // boxed: an allocation of its own would cost an idle connection more.
-    // It bounds the wait for the first bytes too.
-    // A resumed connection's first head keeps the deadline it was parked
-    // with. Only this byte lives on, not `start`: room in this future is
-    // room in every connection's task.
+    // It bounds the wait for the first bytes too; a resumed connection's
+    // first head keeps the deadline it was parked with (only the byte
+    // `timer_holds` lives on, not `start`).
     let (deadline, mut timer_holds) = match start {
         Start::Accepted => (Instant::now() + setup.header_timeout, TimerHolds::Deadline),
         Start::Resumed(deadline) => (deadline, TimerHolds::KeptDeadline),
@@ -309,11 +308,9 @@ pub(crate) async fn serve<I: EngineIo, H: EngineHost>(
             NextHead::Park => {
                 // The quiet limit fired: the head's own deadline is the
                 // header timeout after the wait began.
-                let deadline = head_timer.deadline() - QUIET_BEFORE_PARKING + setup.header_timeout;
-                if let Some(stream) = io.into_tcp() {
-                    host.park(stream, peer, deadline);
-                }
-                return;
+                let waited_since = head_timer.deadline() - QUIET_BEFORE_PARKING;
+                let deadline = waited_since + setup.header_timeout;
+                return park(io, host, peer, deadline);
             }
         };
         match serving.await {
@@ -330,6 +327,13 @@ pub(crate) async fn serve<I: EngineIo, H: EngineHost>(
         refusing.await;
     }
     let _ = io.shutdown().await;
+}
+
+/// Hands an idle connection to its host's parking lot; its task ends.
+fn park<I: EngineIo, H: EngineHost>(io: I, host: H, peer: IpAddr, deadline: Instant) {
+    if let Some(stream) = io.into_tcp() {
+        host.park(stream, peer, deadline);
+    }
 }
 
 struct Conn<'a, I> {

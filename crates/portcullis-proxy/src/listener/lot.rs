@@ -73,6 +73,9 @@ struct Parked {
     count: usize,
     /// Shutdown began: parked connections were closed, no more are taken.
     closed: bool,
+    /// The poller failed: connections are given fresh tasks at once
+    /// instead of being parked.
+    failed: bool,
 }
 
 impl Parked {
@@ -141,6 +144,10 @@ impl Lot {
         if parked.closed {
             return;
         }
+        if parked.failed {
+            drop(parked);
+            return serve_again(stream, peer, deadline, held);
+        }
         let gateway = held.gateway.clone();
         let key = parked.insert(Entry {
             stream,
@@ -185,14 +192,7 @@ impl Lot {
         if let Err(err) = self.registry.deregister(&mut SourceFd(&stream.as_raw_fd())) {
             return tracing::debug!(error = %err, %peer, "cannot resume a parked connection; closed");
         }
-        match TcpStream::from_std(stream) {
-            Ok(stream) => {
-                tokio::spawn(engine::serve(stream, held, peer, Start::Resumed(deadline)));
-            }
-            Err(err) => {
-                tracing::debug!(error = %err, %peer, "cannot resume a parked connection; closed")
-            }
-        }
+        serve_again(stream, peer, deadline, held);
     }
 
     /// Closes the connections parked past their deadline (their sockets
@@ -209,9 +209,19 @@ impl Lot {
 
     /// Shutdown: closes every parked connection and takes no more.
     pub(super) fn close_all(&self) {
+        self.take_all(|parked| parked.closed = true);
+    }
+
+    /// The poller failed: closes the parked connections (their wake-ups
+    /// are lost) and gives the ones that go quiet later fresh tasks.
+    fn fail(&self) {
+        self.take_all(|parked| parked.failed = true);
+    }
+
+    fn take_all(&self, mark: impl FnOnce(&mut Parked)) {
         let closing = {
             let mut parked = self.lock();
-            parked.closed = true;
+            mark(&mut parked);
             parked.count = 0;
             parked.free.clear();
             std::mem::take(&mut parked.entries)
@@ -228,7 +238,7 @@ impl Poller {
     /// Resumes parked connections as their sockets turn readable and closes
     /// those past their deadline. Runs beside the accept loop, in the
     /// listener's task, until that ends; returns only if the poller fails
-    /// (then the lot is closed and parks no more).
+    /// (then the lot parks no more).
     pub(super) async fn watch(mut self, lot: &Lot) {
         let mut events = Events::with_capacity(EVENTS_AT_ONCE);
         let mut next_sweep: Option<Instant> = None;
@@ -248,7 +258,7 @@ impl Poller {
                     });
                     if let Err(err) = drained {
                         tracing::error!(error = %err, "the parking lot's poller failed; idle connections are no longer parked");
-                        lot.close_all();
+                        lot.fail();
                         return;
                     }
                 }
@@ -257,6 +267,19 @@ impl Poller {
                     next_sweep = next_sweep.or_else(|| Some(Instant::now() + SWEEP_EVERY));
                 }
             }
+        }
+    }
+}
+
+/// A fresh engine task for a connection out of the lot (or one it could
+/// not take), with the deadline its wait had.
+fn serve_again(stream: std::net::TcpStream, peer: IpAddr, deadline: Instant, held: Held) {
+    match TcpStream::from_std(stream) {
+        Ok(stream) => {
+            tokio::spawn(engine::serve(stream, held, peer, Start::Resumed(deadline)));
+        }
+        Err(err) => {
+            tracing::debug!(error = %err, %peer, "cannot resume a parked connection; closed")
         }
     }
 }
