@@ -435,6 +435,30 @@ mod tests {
         listening.serving.await.unwrap();
     }
 
+    /// Woken by the start of a head, a parked connection keeps the deadline
+    /// its wait began with: parking gives a slow client no extra time.
+    #[tokio::test]
+    async fn a_head_started_after_parking_keeps_the_first_deadline() {
+        let limit = Duration::from_millis(800);
+        let listening = listening(limit, 8).await;
+        let mut client = TcpStream::connect(listening.addr).await.unwrap();
+        client.write_all(REQUEST).await.unwrap();
+        assert!(response(&mut client).await.starts_with("HTTP/1.1 "));
+        let answered = std::time::Instant::now();
+        wait_parked(&listening.gateway, 1).await;
+        tokio::time::sleep(Duration::from_millis(400).saturating_sub(answered.elapsed())).await;
+        client.write_all(b"GET / HT").await.unwrap();
+        assert!(closed_within(&mut client, Duration::from_secs(3)).await);
+        let waited = answered.elapsed();
+        // A fresh limit from the partial head would end at 1.2 s or later.
+        assert!(
+            waited >= limit - Duration::from_millis(50) && waited < Duration::from_millis(1100),
+            "closed after {waited:?}"
+        );
+        listening.stop.send(true).unwrap();
+        listening.serving.await.unwrap();
+    }
+
     #[tokio::test]
     async fn shutdown_closes_parked_connections_at_once() {
         let listening = listening(Duration::from_secs(30), 8).await;
