@@ -38,5 +38,5 @@ pub(crate) fn build_boxed<F: Future>(build: impl FnOnce() -> F) -> Pin<Box<F>> {
     Box::into_pin(Box::write(Box::new_uninit(), build()))
 }
 pub use backend::{EngineError, EngineResponseBody, OwnConnector};
-pub(crate) use server::{serve, EngineHost, EngineIo};
-pub use server::{EngineSetup, Stopping};
+pub(crate) use server::{serve, EngineHost, EngineIo, Start};
+pub use server::{EngineSetup, Stopping, QUIET_BEFORE_PARKING};

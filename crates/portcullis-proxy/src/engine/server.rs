@@ -1,7 +1,10 @@
 //! One HTTP/1.1 client connection on the own engine: read a head, serve it
 //! through the pipeline while the body is pumped, write the response, and go
 //! on with the next head (pipelined bytes are already in the buffer). A
-//! connection waiting for its next request holds no buffer.
+//! connection waiting for its next request holds no buffer, and a plain one
+//! quiet for [`QUIET_BEFORE_PARKING`] leaves its task for the listener's
+//! parking lot (`listener::lot`), which gives it a fresh task when its next
+//! bytes arrive.
 
 use std::future::{poll_fn, Future};
 use std::io;
@@ -38,6 +41,19 @@ use crate::read_ahead::ReadAhead;
 use crate::routing::Gateway;
 use crate::spare;
 
+/// How long a plain keep-alive connection waits for its next request in its
+/// own task before it is parked. Under load a connection waits well under a
+/// millisecond between requests (a few under callgrind), and a browser sends
+/// a page's requests within a few milliseconds of each other; a connection
+/// quiet for 50 ms is between pages or done. Parking and resuming cost four
+/// `epoll_ctl` calls and a task spawn (a few microseconds, at most once per
+/// request), and memory freed by parking is only reused, not given back to
+/// the system, so parking late costs memory: 5,000 connections opened in
+/// half a second held 320-440 bytes each parked after 50 ms, 510-550 after
+/// 100 ms and 890-1,350 after 250 ms (docs/benchmarks.md). The hyper path
+/// parks after 10-20 ms.
+pub const QUIET_BEFORE_PARKING: Duration = Duration::from_millis(50);
+
 /// A client stream the engine can serve.
 pub(crate) trait EngineIo: AsyncRead + AsyncWrite + Unpin + Send + 'static {
     /// Ready when a read would not wait, without reading: a connection
@@ -53,9 +69,27 @@ pub(crate) trait EngineIo: AsyncRead + AsyncWrite + Unpin + Send + 'static {
     fn detect(&mut self, _timer: Pin<&mut Sleep>) -> impl Future<Output = Detected> + Send {
         std::future::ready(Detected::Http1(Bytes::new()))
     }
+
+    /// Whether an idle connection on this stream may leave its task for the
+    /// listener's parking lot: only a plain socket can be watched there.
+    const PARKS: bool = false;
+
+    /// The plain socket, for the parking lot (asked only when `PARKS`).
+    fn into_tcp(self) -> Option<TcpStream>
+    where
+        Self: Sized,
+    {
+        None
+    }
 }
 
 impl EngineIo for TcpStream {
+    const PARKS: bool = true;
+
+    fn into_tcp(self) -> Option<TcpStream> {
+        Some(self)
+    }
+
     fn poll_idle(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.poll_read_ready(cx)
     }
@@ -100,6 +134,28 @@ pub(crate) trait EngineHost: Send + Sync {
         read: Bytes,
         peer: IpAddr,
     ) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
+
+    /// Takes an idle connection (no byte buffered, none readable) into the
+    /// parking lot until its next bytes, `deadline` or shutdown; the
+    /// connection's task ends. A lot that cannot take it closes it, as a
+    /// server may close any idle keep-alive connection.
+    fn park(self, stream: TcpStream, _peer: IpAddr, _deadline: Instant)
+    where
+        Self: Sized,
+    {
+        drop(stream);
+    }
+}
+
+/// How a connection's task begins.
+#[derive(Clone, Copy)]
+pub(crate) enum Start {
+    /// Just accepted: the first bytes decide between HTTP/1.1 and HTTP/2.
+    Accepted,
+    /// Back from the parking lot, readable: HTTP/1.1, and the wait for its
+    /// head keeps the deadline it had when it was parked, so parking never
+    /// lengthens the idle limit.
+    Resumed(Instant),
 }
 
 /// What every connection of one listener shares; each connection borrows
@@ -113,6 +169,9 @@ pub struct EngineSetup {
     local_port_header: Arc<HeaderValue>,
     tls: bool,
     stopping: Stopping,
+    /// Idle plain connections leave their tasks for the listener's parking
+    /// lot (see [`EngineSetup::parking`]).
+    parks: bool,
 }
 
 impl EngineSetup {
@@ -129,7 +188,16 @@ impl EngineSetup {
             local_port_header: Arc::new(HeaderValue::from(local_port)),
             tls,
             stopping: Stopping::default(),
+            parks: false,
         }
+    }
+
+    /// Lets idle plain connections be parked, when the listener has a
+    /// parking lot (its host's `park` takes them) and the quiet limit comes
+    /// before the header timeout.
+    pub(crate) fn parking(mut self, lot: bool) -> Self {
+        self.parks = lot && QUIET_BEFORE_PARKING < self.header_timeout;
+        self
     }
 
     /// Shutdown as this listener's connections see it.
@@ -175,23 +243,38 @@ impl Stopping {
 /// refusal ends it, it waits past the header timeout, or shutdown. This is
 /// the whole of a plain connection's task: what it holds while the
 /// connection waits for its next request is what an idle connection costs.
-pub(crate) async fn serve<I: EngineIo, H: EngineHost>(mut io: I, host: H, peer: IpAddr) {
+pub(crate) async fn serve<I: EngineIo, H: EngineHost>(
+    mut io: I,
+    host: H,
+    peer: IpAddr,
+    start: Start,
+) {
     let setup = host.setup();
     // One timer for the connection's life, moved later for each head:
     // pushing a deadline later is an atomic update, where a new timer per
     // request is a timer-wheel insert and removal. Part of this future, not
     // boxed: an allocation of its own would cost an idle connection more.
-    // It bounds the wait for the first bytes too.
-    let head_timer = tokio::time::sleep(setup.header_timeout);
+    // It bounds the wait for the first bytes too; a resumed connection's
+    // first head keeps the deadline it was parked with (only the byte
+    // `timer_holds` lives on, not `start`).
+    let (deadline, mut timer_holds) = match start {
+        Start::Accepted => (Instant::now() + setup.header_timeout, TimerHolds::Deadline),
+        Start::Resumed(deadline) => (deadline, TimerHolds::KeptDeadline),
+    };
+    let head_timer = tokio::time::sleep_until(deadline);
     tokio::pin!(head_timer);
     // The connection borrows the stream: moved into it, the stream would
     // keep its room in this future twice. The first bytes are matched
     // straight into the buffer, for the same reason.
     let mut conn = Conn {
-        buf: match io.detect(head_timer.as_mut()).await {
-            Detected::Http1(read_ahead) => BytesMut::from(&read_ahead[..]),
-            Detected::Http2(read) => return host.serve_h2(io, read, peer).await,
-            Detected::Closed => return,
+        buf: match timer_holds {
+            // Back from the lot: known to be HTTP/1.1.
+            TimerHolds::KeptDeadline => BytesMut::new(),
+            _ => match io.detect(head_timer.as_mut()).await {
+                Detected::Http1(read_ahead) => BytesMut::from(&read_ahead[..]),
+                Detected::Http2(read) => return host.serve_h2(io, read, peer).await,
+                Detected::Closed => return,
+            },
         },
         io: &mut io,
     };
@@ -204,8 +287,13 @@ pub(crate) async fn serve<I: EngineIo, H: EngineHost>(mut io: I, host: H, peer: 
         // request state lives on across the await below: a value still in
         // scope at an await (even moved out) keeps its room in this future,
         // so no await may happen while the match holds the head.
-        let serving = match conn.next_head(setup, head_timer.as_mut()).await {
+        let serving = match conn
+            .next_head(setup, head_timer.as_mut(), timer_holds)
+            .await
+        {
             NextHead::Head(head) => {
+                // Only a resumed connection's first head keeps its deadline.
+                timer_holds = TimerHolds::Deadline;
                 let client = client.get_or_insert_with(|| Box::new(setup.client_context(peer)));
                 // Boxed, like the tunnel: the state of a request in flight
                 // is allocated per request, so a connection between requests
@@ -216,6 +304,13 @@ pub(crate) async fn serve<I: EngineIo, H: EngineHost>(mut io: I, host: H, peer: 
             NextHead::Refused(err) => {
                 refused = Some(err);
                 break;
+            }
+            NextHead::Park => {
+                // The quiet limit fired: the head's own deadline is the
+                // header timeout after the wait began.
+                let waited_since = head_timer.deadline() - QUIET_BEFORE_PARKING;
+                let deadline = waited_since + setup.header_timeout;
+                return park(io, host, peer, deadline);
             }
         };
         match serving.await {
@@ -234,10 +329,30 @@ pub(crate) async fn serve<I: EngineIo, H: EngineHost>(mut io: I, host: H, peer: 
     let _ = io.shutdown().await;
 }
 
+/// Hands an idle connection to its host's parking lot; its task ends.
+fn park<I: EngineIo, H: EngineHost>(io: I, host: H, peer: IpAddr, deadline: Instant) {
+    if let Some(stream) = io.into_tcp() {
+        host.park(stream, peer, deadline);
+    }
+}
+
 struct Conn<'a, I> {
     io: &'a mut I,
     /// Bytes read and not yet used; empty (no allocation) between requests.
     buf: BytesMut,
+}
+
+/// The head timer's meaning. One timer for both limits: moved later by
+/// every request it costs an atomic update, where setting it earlier would
+/// take the timer wheel's lock every time.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum TimerHolds {
+    /// The head's deadline.
+    Deadline,
+    /// A resumed connection's deadline, kept for its first head.
+    KeptDeadline,
+    /// The quiet limit: the wait's start plus `QUIET_BEFORE_PARKING`.
+    QuietLimit,
 }
 
 // The head is moved out at once, once per request: boxing it would cost an
@@ -248,6 +363,18 @@ enum NextHead {
     /// Closed, timed out, or shutting down: end quietly.
     End,
     Refused(RequestHeadError),
+    /// Quiet past the limit with nothing buffered: to the parking lot.
+    Park,
+}
+
+/// How an idle wait ended.
+enum Idle {
+    /// Bytes (or the end of the stream) to read.
+    Readable,
+    /// Shutting down, or an error.
+    End,
+    /// The head timer fired: the quiet limit or the deadline.
+    TimerFired,
 }
 
 enum After {
@@ -258,9 +385,28 @@ enum After {
 }
 
 impl<I: EngineIo> Conn<'_, I> {
-    async fn next_head(&mut self, setup: &EngineSetup, mut timer: Pin<&mut Sleep>) -> NextHead {
-        let deadline = Instant::now() + setup.header_timeout;
-        timer.as_mut().reset(deadline);
+    /// Reads until a whole head is buffered. `holds`: what `timer` was set
+    /// to (`KeptDeadline` for a resumed connection's first head). Passed in,
+    /// not a field of `Conn`: a byte there costs every task a 128-byte step.
+    async fn next_head(
+        &mut self,
+        setup: &EngineSetup,
+        mut timer: Pin<&mut Sleep>,
+        mut holds: TimerHolds,
+    ) -> NextHead {
+        // Whether this connection leaves its task when quiet (see `serve`).
+        let parks = I::PARKS && setup.parks;
+        holds = match (holds, parks) {
+            (TimerHolds::KeptDeadline, _) => TimerHolds::Deadline,
+            (_, true) => {
+                timer.as_mut().reset(Instant::now() + QUIET_BEFORE_PARKING);
+                TimerHolds::QuietLimit
+            }
+            (_, false) => {
+                timer.as_mut().reset(Instant::now() + setup.header_timeout);
+                TimerHolds::Deadline
+            }
+        };
         loop {
             if !self.buf.is_empty() {
                 match parse_request(&mut self.buf) {
@@ -268,52 +414,70 @@ impl<I: EngineIo> Conn<'_, I> {
                     Ok(None) => {}
                     Err(err) => return NextHead::Refused(err),
                 }
-            } else if !self.wait_idle(setup, timer.as_mut()).await {
-                return NextHead::End;
+            } else {
+                match self.wait_idle(setup, timer.as_mut()).await {
+                    Idle::Readable => {}
+                    Idle::End => return NextHead::End,
+                    // Quiet past the limit with nothing buffered: parked
+                    // (only connections that park watch the quiet limit).
+                    Idle::TimerFired if holds == TimerHolds::QuietLimit => return NextHead::Park,
+                    Idle::TimerFired => return NextHead::End,
+                }
             }
-            let read = poll_fn(|cx| read_more(&mut *self.io, &mut self.buf, HEAD_READ, cx));
-            tokio::select! {
-                biased;
-                more = read => match more {
-                    Ok(true) => {}
-                    Ok(false) | Err(_) => return NextHead::End,
-                },
-                () = timer.as_mut() => return NextHead::End,
+            // By hand rather than `select!`: no random branch order drawn
+            // per read, and the timer is checked again after the quiet limit.
+            let more = poll_fn(|cx| {
+                if let Poll::Ready(more) = read_more(&mut *self.io, &mut self.buf, HEAD_READ, cx) {
+                    return Poll::Ready(more.unwrap_or(false));
+                }
+                while timer.as_mut().poll(cx).is_ready() {
+                    // A head arriving slowly past the quiet limit: from now
+                    // on the timer is its deadline.
+                    if !head_deadline_from_quiet(&mut holds, setup, timer.as_mut()) {
+                        return Poll::Ready(false);
+                    }
+                }
+                Poll::Pending
+            })
+            .await;
+            if !more {
+                return NextHead::End;
             }
         }
     }
 
-    /// Waits, with no buffer held, until the next request's bytes arrive;
-    /// false on timeout, shutdown or error.
-    async fn wait_idle(&mut self, setup: &EngineSetup, timer: Pin<&mut Sleep>) -> bool {
+    /// Waits, with no buffer held, until the next request's bytes arrive,
+    /// or until the connection has been quiet long enough to be parked.
+    async fn wait_idle(&mut self, setup: &EngineSetup, timer: Pin<&mut Sleep>) -> Idle {
         let now = {
             let mut cx = Context::from_waker(std::task::Waker::noop());
             self.io.poll_idle(&mut cx)
         };
         if let Poll::Ready(ready) = now {
-            return ready.is_ok();
+            return readable_or_end(ready);
         }
-        // Really idle: give the buffers back (counted as a park, as the
-        // hyper path's parking loop counts dropping its connection state).
+        // Really idle: give the buffers back.
         spare::give_back_read(std::mem::take(&mut self.buf));
-        setup.gateway.count_parked_connection();
         let stopping = setup.stopping.wake.notified();
         tokio::pin!(stopping);
         // Listed as a waiter before the flag is read, so a `begin` between
         // the two still wakes this connection.
         stopping.as_mut().enable();
         if setup.stopping.has_begun() {
-            return false;
+            return Idle::End;
         }
         let mut timer = timer;
         // One poll by hand rather than `select!`: the shutdown waiter is the
         // only state it keeps, and no random branch order is drawn.
         poll_fn(|cx| {
             if let Poll::Ready(ready) = self.io.poll_idle(cx) {
-                return Poll::Ready(ready.is_ok());
+                return Poll::Ready(readable_or_end(ready));
             }
-            if timer.as_mut().poll(cx).is_ready() || stopping.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(false);
+            if stopping.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Idle::End);
+            }
+            if timer.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Idle::TimerFired);
             }
             Poll::Pending
         })
@@ -450,6 +614,29 @@ impl<I: EngineIo> Conn<'_, I> {
     }
 }
 
+/// When the timer that fired was the quiet limit, moves it to the head's
+/// deadline and says true; false when it was the deadline itself.
+fn head_deadline_from_quiet(
+    holds: &mut TimerHolds,
+    setup: &EngineSetup,
+    timer: Pin<&mut Sleep>,
+) -> bool {
+    if *holds != TimerHolds::QuietLimit {
+        return false;
+    }
+    *holds = TimerHolds::Deadline;
+    let began = timer.deadline() - QUIET_BEFORE_PARKING;
+    timer.reset(began + setup.header_timeout);
+    true
+}
+
+fn readable_or_end(ready: io::Result<()>) -> Idle {
+    match ready {
+        Ok(()) => Idle::Readable,
+        Err(_) => Idle::End,
+    }
+}
+
 type TunnelSlot = Arc<Mutex<Option<(BackendConn, Duration)>>>;
 
 fn lock<T>(slot: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -517,10 +704,15 @@ mod size_tests {
             CookieKey::random(),
         ));
         let setup = EngineSetup::new(gateway, Duration::from_secs(10), addr.port(), false);
-        let future = serve(stream, TestHost(Arc::new(setup)), peer.ip());
+        let future = serve(
+            stream,
+            TestHost(Arc::new(setup)),
+            peer.ip(),
+            Start::Accepted,
+        );
         let size = std::mem::size_of_val(&future);
         eprintln!("engine connection future: {size} bytes");
-        // 656 bytes when measured (the same in debug and optimised builds:
+        // 672 bytes when measured (the same in debug and optimised builds:
         // a future's layout is fixed before optimisation), so with tokio's
         // task header and trailer (about 100 bytes, in 128-byte steps) the
         // task is 768 bytes. A request in flight, a refusal, a tunnel and

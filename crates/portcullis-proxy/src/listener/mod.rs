@@ -4,6 +4,7 @@
 
 mod conn;
 mod frames;
+mod lot;
 mod own_engine;
 mod park;
 mod sources;
@@ -16,6 +17,7 @@ pub use frames::{
     CONTINUATIONS_PER_WINDOW, FRAME_WINDOW, OTHER_FRAMES_PER_WINDOW, PINGS_PER_WINDOW,
     RESETS_PER_WINDOW, SETTINGS_PER_WINDOW, WINDOW_UPDATES_PER_WINDOW,
 };
+pub use lot::SWEEP_EVERY;
 pub use park::PARK_AFTER;
 pub use sources::{COOL_OFF, SOURCE_RESETS_PER_WINDOW, SOURCE_WINDOW};
 
@@ -34,7 +36,7 @@ use tokio::net::TcpListener;
 use tokio::net::TcpStream;
 use tokio::sync::{watch, Semaphore};
 
-use crate::engine::EngineSetup;
+use crate::engine::{EngineSetup, Start};
 use crate::http::ClientContext;
 use crate::hyper_edge::handle;
 use crate::preface::{detect_tcp, Detected};
@@ -76,6 +78,9 @@ pub(crate) struct Accepting {
     engine_setup: EngineSetup,
     /// This runtime's place among runtimes sharing the socket, if any.
     turn: Option<Turn>,
+    /// Where the own engine's idle plain connections wait without a task
+    /// (none if its poller could not be made: they then wait in their tasks).
+    lot: Option<lot::Lot>,
 }
 
 /// A connection's hold on its listener: the shared state, and the
@@ -128,19 +133,30 @@ async fn serve_taking_turns(
     listener: TcpListener,
     gateway: Arc<Gateway>,
     options: ListenerOptions,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
     turn: Option<Turn>,
 ) {
     let local_port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
     let slot_count = u32::try_from(options.max_connections.max(1)).unwrap_or(u32::MAX);
     let tls = options.tls.clone().map(tokio_rustls::TlsAcceptor::from);
+    // Only the own engine's plain connections park.
+    let parking = tls.is_none() && matches!(options.engine, Engine::Portcullis);
+    let (lot, poller) = match parking.then(lot::open).transpose() {
+        Ok(Some((lot, poller))) => (Some(lot), Some(poller)),
+        Ok(None) => (None, None),
+        Err(err) => {
+            tracing::warn!(error = %err, port = local_port, "no parking lot; idle connections keep their tasks");
+            (None, None)
+        }
+    };
     let accepting = Arc::new(Accepting {
         engine_setup: EngineSetup::new(
             gateway.clone(),
             options.header_read_timeout,
             local_port,
             tls.is_some(),
-        ),
+        )
+        .parking(lot.is_some()),
         gateway,
         connections: match &turn {
             Some(turn) => Connections::sharing(options.header_read_timeout, turn.sources()),
@@ -152,13 +168,55 @@ async fn serve_taking_turns(
         slot_count,
         shutdown: shutdown.clone(),
         turn,
+        lot,
     });
+    let closing_lot = lot::CloseOnDrop(&accepting);
+    let accepting_loop = accept(listener, &accepting, options.max_connections, shutdown);
+    tokio::pin!(accepting_loop);
+    match (poller, &accepting.lot) {
+        // The lot is watched in this task, beside the accept loop, and
+        // stops with it.
+        (Some(poller), Some(lot)) => {
+            tokio::select! {
+                () = &mut accepting_loop => {}
+                // Only if its poller failed (the lot is closed then).
+                () = poller.watch(lot) => accepting_loop.await,
+            }
+        }
+        _ => accepting_loop.await,
+    }
+    accepting.engine_setup.stopping().begin();
+    drop(closing_lot);
+    tracing::info!(
+        port = local_port,
+        parked = accepting.gateway.parked_connections(),
+        "listener closed; finishing in-flight requests"
+    );
+    // Every slot back: every connection has ended.
+    let all_ended = accepting.slots.acquire_many(accepting.slot_count);
+    if tokio::time::timeout(options.shutdown_grace, all_ended)
+        .await
+        .is_err()
+    {
+        tracing::warn!(grace = ?options.shutdown_grace, "shutdown grace expired with requests still in flight");
+    }
+}
+
+/// Accepts connections while slots are free, until shutdown; the listening
+/// socket closes when this returns.
+async fn accept(
+    listener: TcpListener,
+    accepting: &Arc<Accepting>,
+    max_connections: usize,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let local_port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
     let at_cap_logged = AtomicBool::new(false);
     loop {
         if accepting.slots.available_permits() == 0 && !at_cap_logged.swap(true, Ordering::Relaxed)
         {
             tracing::warn!(
-                max = options.max_connections,
+                max = max_connections,
                 port = local_port,
                 "connection cap reached; new connections wait in the backlog"
             );
@@ -204,20 +262,6 @@ async fn serve_taking_turns(
         }
         spawn_connection(stream, peer.ip(), Held(accepting.clone()));
     }
-    drop(listener);
-    accepting.engine_setup.stopping().begin();
-    tracing::info!(
-        port = local_port,
-        "listener closed; finishing in-flight requests"
-    );
-    // Every slot back: every connection has ended.
-    let all_ended = accepting.slots.acquire_many(accepting.slot_count);
-    if tokio::time::timeout(options.shutdown_grace, all_ended)
-        .await
-        .is_err()
-    {
-        tracing::warn!(grace = ?options.shutdown_grace, "shutdown grace expired with requests still in flight");
-    }
 }
 
 /// One task per connection, for its whole life.
@@ -225,7 +269,7 @@ fn spawn_connection(stream: TcpStream, peer: IpAddr, held: Held) {
     match (held.engine, &held.tls) {
         // The engine's own future is the task: nothing wraps it.
         (Engine::Portcullis, None) => {
-            tokio::spawn(crate::engine::serve(stream, held, peer));
+            tokio::spawn(crate::engine::serve(stream, held, peer, Start::Accepted));
         }
         (Engine::Portcullis, Some(_)) => {
             tokio::spawn(own_engine::serve_tls(stream, held, peer));
@@ -321,6 +365,7 @@ mod tests {
             slot_count: 4,
             shutdown: watch::channel(false).1,
             turn: None,
+            lot: None,
         })
     }
 
@@ -337,7 +382,7 @@ mod tests {
         let (client, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
         let (_client, (stream, peer)) = (client.unwrap(), accepted.unwrap());
         let held = Held(accepting(Engine::Portcullis));
-        let future = crate::engine::serve(stream, held, peer.ip());
+        let future = crate::engine::serve(stream, held, peer.ip(), Start::Accepted);
         let size = std::mem::size_of_val(&future);
         eprintln!("connection task future: {size} bytes");
         assert!(size <= 672, "{size} bytes");
@@ -357,6 +402,7 @@ mod tests {
             stream,
             Held(accepting.clone()),
             peer.ip(),
+            Start::Accepted,
         ));
         assert_eq!(accepting.slots.available_permits(), 3);
         drop(client);

@@ -13,6 +13,7 @@ use hyper::body::Incoming;
 use hyper::{Request, Response};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 
 use super::{Accepting, Held};
 use crate::body::ProxyBody;
@@ -24,12 +25,34 @@ use crate::preface::Detected;
 use crate::read_ahead::ReadAhead;
 use crate::routing::Gateway;
 
-/// A connection's slot (`Held`) or the listener's state itself
-/// (`&Accepting`): both lead to what the listener's connections share.
-impl<H> EngineHost for H
-where
-    H: std::ops::Deref<Target = Accepting> + Send + Sync,
-{
+/// A plain connection's slot: its idle time may be spent in the parking lot,
+/// which keeps the slot.
+impl EngineHost for Held {
+    fn setup(&self) -> &EngineSetup {
+        &self.engine_setup
+    }
+
+    fn serve_h2<I: EngineIo>(
+        &self,
+        io: I,
+        read: Bytes,
+        peer: IpAddr,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(serve_h2(io, read, peer, self))
+    }
+
+    fn park(self, stream: TcpStream, peer: IpAddr, deadline: Instant) {
+        let accepting = self.0.clone();
+        if let Some(lot) = &accepting.lot {
+            lot.park(stream, peer, deadline, self);
+        }
+    }
+}
+
+/// The listener's state, for a TLS connection whose slot its outer task
+/// holds: TLS connections wait in their tasks (their streams decrypt ahead,
+/// so a socket's readiness says nothing about their next request).
+impl EngineHost for &Accepting {
     fn setup(&self) -> &EngineSetup {
         &self.engine_setup
     }
@@ -62,7 +85,10 @@ async fn serve_tls_inner(stream: TcpStream, accepting: &Accepting, peer: IpAddr)
         return;
     };
     match detected {
-        Detected::Http1(read) => engine::serve(ReadAhead::new(read, tls), accepting, peer).await,
+        Detected::Http1(read) => {
+            let tls = ReadAhead::new(read, tls);
+            engine::serve(tls, accepting, peer, engine::Start::Accepted).await
+        }
         Detected::Http2(read) => serve_h2(tls, read, peer, accepting).await,
         Detected::Closed => {}
     }
