@@ -13,6 +13,7 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let config = portcullis_config::load_node_config(&args.config)
         .map_err(|errors| anyhow::anyhow!("invalid configuration:\n{errors}"))?;
+    without_huge_pages();
     // The gateway listener on one current-thread runtime per worker
     // (docs/benchmarks.md: more requests per second and more 1 MiB
     // throughput than the shared runtime).
@@ -28,4 +29,20 @@ async fn serve(config: portcullis_config::NodeConfig) -> anyhow::Result<()> {
     member.stop().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Turns transparent huge pages off for this process unless
+/// `PORTCULLIS_THP=on`. The allocator asks for huge pages where the kernel
+/// allows it (`madvise` mode, Debian's default), so memory grows in 2 MiB
+/// steps: measured with 5,000 idle connections, 378 to 1,307 bytes each
+/// from run to run with them, 436 to 490 without (docs/benchmarks.md). A
+/// gateway's heap is small and churns; the steady-load figures did not
+/// move (docs/benchmarks.md, issue 13's third session).
+fn without_huge_pages() {
+    if std::env::var("PORTCULLIS_THP").is_ok_and(|v| v == "on") {
+        return;
+    }
+    if let Err(err) = rustix::thread::disable_transparent_huge_pages(true) {
+        tracing::debug!(error = %err, "cannot turn transparent huge pages off");
+    }
 }

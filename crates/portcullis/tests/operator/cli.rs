@@ -234,6 +234,10 @@ async fn serves_and_shuts_down_cleanly(env: &[(&str, &str)], gateway_threads: us
     let names = thread_names(child.id());
     let per_core = names.iter().filter(|n| n.starts_with("gateway-")).count();
     assert_eq!(per_core, gateway_threads, "threads: {names:?}");
+    // `serve` turns transparent huge pages off for itself (memory per idle
+    // connection, docs/benchmarks.md).
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    assert!(status.contains("THP_enabled:\t0"), "{status}");
     signal(&child, "TERM");
     let status =
         tokio::task::spawn_blocking(move || wait_exit(&mut child, Duration::from_secs(10)))
