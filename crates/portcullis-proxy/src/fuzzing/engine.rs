@@ -408,9 +408,7 @@ fn check_response_hyper(head: &[u8], method: &Method, seen: &ResponseSeen) {
         let informational: Vec<(StatusCode, HeaderMap)> = hyper
             .informational
             .iter()
-            .map(|(status, headers)| {
-                (*status, as_relayed(headers.clone(), ResponseFraming::Empty))
-            })
+            .map(|(status, headers)| (*status, as_relayed(headers.clone(), ResponseFraming::Empty)))
             .collect();
         assert_eq!(
             informational,
