@@ -65,12 +65,10 @@ struct Entry {
     held: Held,
 }
 
-/// Entries by key (the poller's token), with a list of free keys.
+/// Entries by key (the poller's token).
 #[derive(Default)]
 struct Parked {
-    entries: Vec<Option<Entry>>,
-    free: Vec<usize>,
-    count: usize,
+    entries: slab::Slab<Entry>,
     /// Shutdown began: parked connections were closed, no more are taken.
     closed: bool,
     /// The poller failed: connections are given fresh tasks at once
@@ -79,35 +77,14 @@ struct Parked {
 }
 
 impl Parked {
-    fn insert(&mut self, entry: Entry) -> usize {
-        self.count += 1;
-        match self.free.pop() {
-            Some(key) => {
-                self.entries[key] = Some(entry);
-                key
-            }
-            None => {
-                self.entries.push(Some(entry));
-                self.entries.len() - 1
-            }
-        }
-    }
-
-    fn remove(&mut self, key: usize) -> Option<Entry> {
-        let entry = self.entries.get_mut(key)?.take()?;
-        self.count -= 1;
-        self.free.push(key);
-        Some(entry)
-    }
-
     /// Takes out the entries whose deadline is at or before `now`.
     fn expired(&mut self, now: Instant) -> Vec<Entry> {
-        let keys: Vec<usize> = (self.entries.iter().enumerate())
-            .filter(|(_, entry)| entry.as_ref().is_some_and(|e| e.deadline <= now))
+        let keys: Vec<usize> = (self.entries.iter())
+            .filter(|(_, entry)| entry.deadline <= now)
             .map(|(key, _)| key)
             .collect();
         keys.into_iter()
-            .filter_map(|key| self.remove(key))
+            .filter_map(|key| self.entries.try_remove(key))
             .collect()
     }
 }
@@ -149,7 +126,7 @@ impl Lot {
             return serve_again(stream, peer, deadline, held);
         }
         let gateway = held.gateway.clone();
-        let key = parked.insert(Entry {
+        let key = parked.entries.insert(Entry {
             stream,
             peer,
             deadline,
@@ -160,10 +137,10 @@ impl Lot {
             .registry
             .register(&mut SourceFd(&fd), Token(key), interest)
         {
-            parked.remove(key);
+            parked.entries.remove(key);
             return tracing::debug!(error = %err, %peer, "cannot park; closed");
         }
-        if parked.count == 1 {
+        if parked.entries.len() == 1 {
             self.first_parked.notify_one();
         }
         drop(parked);
@@ -173,14 +150,14 @@ impl Lot {
     /// How many connections are parked.
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.lock().count
+        self.lock().entries.len()
     }
 
     /// Gives a parked connection that turned readable a fresh engine task.
     fn resume(&self, key: usize) {
         // A key freed and taken again since its event was queued just
         // resumes a connection early; it parks again when quiet.
-        let Some(entry) = self.lock().remove(key) else {
+        let Some(entry) = self.lock().entries.try_remove(key) else {
             return;
         };
         let Entry {
@@ -200,7 +177,7 @@ impl Lot {
     fn sweep(&self, now: Instant) -> Option<Instant> {
         let (expired, left) = {
             let mut parked = self.lock();
-            (parked.expired(now), parked.count)
+            (parked.expired(now), parked.entries.len())
         };
         // Closed outside the lock: each gives its slot back.
         drop(expired);
@@ -222,8 +199,6 @@ impl Lot {
         let closing = {
             let mut parked = self.lock();
             mark(&mut parked);
-            parked.count = 0;
-            parked.free.clear();
             std::mem::take(&mut parked.entries)
         };
         drop(closing);
@@ -372,6 +347,17 @@ mod tests {
         String::from_utf8_lossy(&reply[..n]).into_owned()
     }
 
+    /// A client whose one request was answered (when: the instant) and whose
+    /// connection then parked.
+    async fn served_then_parked(listening: &Listening) -> (TcpStream, std::time::Instant) {
+        let mut client = TcpStream::connect(listening.addr).await.unwrap();
+        client.write_all(REQUEST).await.unwrap();
+        assert!(response(&mut client).await.starts_with("HTTP/1.1 "));
+        let answered = std::time::Instant::now();
+        wait_parked(&listening.gateway, 1).await;
+        (client, answered)
+    }
+
     async fn wait_parked(gateway: &Gateway, parks: u64) {
         let started = std::time::Instant::now();
         while gateway.parked_connections() < parks {
@@ -395,10 +381,7 @@ mod tests {
     #[tokio::test]
     async fn a_parked_connection_resumes_and_serves_requests_sent_in_pieces() {
         let listening = listening(Duration::from_secs(10), 8).await;
-        let mut client = TcpStream::connect(listening.addr).await.unwrap();
-        client.write_all(REQUEST).await.unwrap();
-        assert!(response(&mut client).await.starts_with("HTTP/1.1 "));
-        wait_parked(&listening.gateway, 1).await;
+        let (mut client, _) = served_then_parked(&listening).await;
         // The next request arrives in pieces: the first wakes the
         // connection, the rest reach its fresh task.
         for piece in REQUEST.chunks(9) {
@@ -418,11 +401,7 @@ mod tests {
     async fn a_parked_connection_is_closed_at_its_idle_limit() {
         let limit = Duration::from_millis(700);
         let listening = listening(limit, 8).await;
-        let mut client = TcpStream::connect(listening.addr).await.unwrap();
-        client.write_all(REQUEST).await.unwrap();
-        assert!(response(&mut client).await.starts_with("HTTP/1.1 "));
-        let answered = std::time::Instant::now();
-        wait_parked(&listening.gateway, 1).await;
+        let (mut client, answered) = served_then_parked(&listening).await;
         assert!(closed_within(&mut client, Duration::from_secs(3)).await);
         let idle = answered.elapsed();
         // The limit counts from the wait's start (the response), parking
@@ -441,11 +420,7 @@ mod tests {
     async fn a_head_started_after_parking_keeps_the_first_deadline() {
         let limit = Duration::from_millis(800);
         let listening = listening(limit, 8).await;
-        let mut client = TcpStream::connect(listening.addr).await.unwrap();
-        client.write_all(REQUEST).await.unwrap();
-        assert!(response(&mut client).await.starts_with("HTTP/1.1 "));
-        let answered = std::time::Instant::now();
-        wait_parked(&listening.gateway, 1).await;
+        let (mut client, answered) = served_then_parked(&listening).await;
         tokio::time::sleep(Duration::from_millis(400).saturating_sub(answered.elapsed())).await;
         client.write_all(b"GET / HT").await.unwrap();
         assert!(closed_within(&mut client, Duration::from_secs(3)).await);
@@ -462,10 +437,7 @@ mod tests {
     #[tokio::test]
     async fn shutdown_closes_parked_connections_at_once() {
         let listening = listening(Duration::from_secs(30), 8).await;
-        let mut client = TcpStream::connect(listening.addr).await.unwrap();
-        client.write_all(REQUEST).await.unwrap();
-        assert!(response(&mut client).await.starts_with("HTTP/1.1 "));
-        wait_parked(&listening.gateway, 1).await;
+        let (mut client, _) = served_then_parked(&listening).await;
         let started = std::time::Instant::now();
         listening.stop.send(true).unwrap();
         assert!(closed_within(&mut client, Duration::from_secs(2)).await);
@@ -541,14 +513,18 @@ mod tests {
                 deadline,
                 held: test_held(),
             };
-            let a = parked.insert(entry(stream.try_clone().unwrap(), now));
-            let b = parked.insert(entry(stream, now + Duration::from_secs(5)));
-            assert_eq!((a, b, parked.count), (0, 1, 2));
+            let a = parked
+                .entries
+                .insert(entry(stream.try_clone().unwrap(), now));
+            let b = parked
+                .entries
+                .insert(entry(stream, now + Duration::from_secs(5)));
+            assert_eq!((a, b, parked.entries.len()), (0, 1, 2));
             assert_eq!(parked.expired(now).len(), 1);
-            assert_eq!(parked.count, 1);
-            assert!(parked.remove(a).is_none());
-            assert!(parked.remove(b).is_some());
-            assert_eq!(parked.count, 0);
+            assert_eq!(parked.entries.len(), 1);
+            assert!(parked.entries.try_remove(a).is_none());
+            assert!(parked.entries.try_remove(b).is_some());
+            assert_eq!(parked.entries.len(), 0);
         });
     }
 
@@ -563,24 +539,6 @@ mod tests {
     }
 
     fn test_held() -> Held {
-        let gateway = Arc::new(Gateway::new(
-            "m1",
-            "gateway",
-            ".".into(),
-            CookieKey::random(),
-        ));
-        let timeout = Duration::from_secs(10);
-        Held(Arc::new(Accepting {
-            engine_setup: crate::engine::EngineSetup::new(gateway.clone(), timeout, 8080, false),
-            gateway,
-            connections: super::super::Connections::new(timeout),
-            tls: None,
-            engine: Engine::Portcullis,
-            slots: tokio::sync::Semaphore::new(4),
-            slot_count: 4,
-            shutdown: watch::channel(false).1,
-            turn: None,
-            lot: None,
-        }))
+        Held(super::super::test_accepting(Engine::Portcullis))
     }
 }

@@ -342,31 +342,38 @@ async fn serve_plain(
     }
 }
 
+/// A listener's shared state for unit tests: 4 slots, a 10 s header
+/// timeout, no TLS, no lot and no accept group.
+#[cfg(test)]
+pub(super) fn test_accepting(engine: Engine) -> Arc<Accepting> {
+    let gateway = Arc::new(Gateway::new(
+        "m1",
+        "gateway",
+        ".".into(),
+        crate::cookie_key::CookieKey::random(),
+    ));
+    let timeout = Duration::from_secs(10);
+    Arc::new(Accepting {
+        engine_setup: EngineSetup::new(gateway.clone(), timeout, 8080, false),
+        gateway,
+        connections: Connections::new(timeout),
+        tls: None,
+        engine,
+        slots: Semaphore::new(4),
+        slot_count: 4,
+        shutdown: watch::channel(false).1,
+        turn: None,
+        lot: None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::cookie_key::CookieKey;
 
     fn accepting(engine: Engine) -> Arc<Accepting> {
-        let gateway = Arc::new(Gateway::new(
-            "m1",
-            "gateway",
-            ".".into(),
-            CookieKey::random(),
-        ));
-        let timeout = Duration::from_secs(10);
-        Arc::new(Accepting {
-            engine_setup: EngineSetup::new(gateway.clone(), timeout, 8080, false),
-            gateway,
-            connections: Connections::new(timeout),
-            tls: None,
-            engine,
-            slots: Semaphore::new(4),
-            slot_count: 4,
-            shutdown: watch::channel(false).1,
-            turn: None,
-            lot: None,
-        })
+        test_accepting(engine)
     }
 
     /// An idle connection costs its task (this future, in tokio's task cell),
