@@ -99,8 +99,6 @@ impl Gateway {
     pub fn set_credentials(&self, values: HashMap<String, String>) {
         // Infallible: no service is built for it.
         let _ = self.apply(ConfigChange::SetCredentials(values));
-        self.health_credentials
-            .store(self.routes.load().credentials.clone());
     }
 
     /// The value of an alias, if this member could open it.
@@ -179,6 +177,9 @@ impl Gateway {
                     }
                 }
                 self.routes.store(table.clone());
+                // The checkers read credentials from here, so they follow
+                // every applied change, whichever way it came.
+                self.health_credentials.store(table.credentials.clone());
                 table
             }
             None => current,
