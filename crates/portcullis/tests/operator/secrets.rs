@@ -42,12 +42,9 @@ fn run(args: &[&str], config: Option<&std::path::Path>) -> Output {
         .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_alias_created_through_one_member_authenticates_requests_on_another() {
-    init();
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
-    let master = dir.path().join("master.key");
+/// `master create` into `dir/master.key`; its path.
+fn create_master(dir: &std::path::Path) -> std::path::PathBuf {
+    let master = dir.join("master.key");
     let out = run(
         &["master", "create", "--file", master.to_str().unwrap()],
         None,
@@ -57,6 +54,15 @@ async fn an_alias_created_through_one_member_authenticates_requests_on_another()
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    master
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alias_created_through_one_member_authenticates_requests_on_another() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let master = create_master(dir.path());
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(
         std::fs::metadata(&master).unwrap().permissions().mode() & 0o777,
@@ -201,16 +207,7 @@ fn alias_create_reads_the_value_from_stdin() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
     std::fs::create_dir_all(store.join("topologies")).unwrap();
-    let master = dir.path().join("master.key");
-    let out = run(
-        &["master", "create", "--file", master.to_str().unwrap()],
-        None,
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let master = create_master(dir.path());
     let (config, _) = write_config(dir.path(), "m1", &store, &master);
     for (name, typed, stored) in [
         ("one.line", "piped secret\n", "piped secret"),
@@ -252,16 +249,7 @@ async fn a_rotated_admin_token_reaches_every_member_within_one_heartbeat() {
     init();
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
-    let master = dir.path().join("master.key");
-    let out = run(
-        &["master", "create", "--file", master.to_str().unwrap()],
-        None,
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let master = create_master(dir.path());
     std::fs::create_dir_all(store.join("topologies")).unwrap();
     let mut members = Vec::new();
     for id in ["a", "b"] {
