@@ -383,6 +383,7 @@ async fn sync_from_store(
 ) {
     while let Some(event) = watcher.recv().await {
         match event {
+            StoreEvent::Changed { name, text } if applied.serves(&name, &text) => {}
             StoreEvent::Changed { name, text } => {
                 let change = TopologyChange::Upsert {
                     name: name.clone(),
