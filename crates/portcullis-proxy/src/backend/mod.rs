@@ -9,7 +9,7 @@ pub use state::{
     TryOutcome, MAX_EJECTION,
 };
 
-use http::uri::{Authority, Scheme};
+use http::uri::{Authority, PathAndQuery, Scheme};
 use http::HeaderValue;
 use sha2::{Digest, Sha256};
 
@@ -61,6 +61,12 @@ impl Backend {
             format!("{host}:{port}")
         };
         let id = backend_id(topology, service, url);
+        let base_path = url.path().trim_end_matches('/');
+        // A try's target joins this to the client's (checked) path and
+        // query without parsing them again: every piece must be valid alone.
+        if !base_path.is_empty() && PathAndQuery::try_from(base_path).is_err() {
+            return None;
+        }
         let host_header = match url.port() {
             Some(port) => format!("{host}:{port}"),
             None => host.to_string(),
@@ -73,7 +79,7 @@ impl Backend {
             url: url.clone(),
             scheme,
             authority: Authority::try_from(authority).ok()?,
-            base_path: url.path().trim_end_matches('/').to_string(),
+            base_path: base_path.to_string(),
             backup,
         })
     }

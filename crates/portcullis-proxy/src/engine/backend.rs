@@ -11,7 +11,6 @@ use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes};
 use http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
-use http::uri::Authority;
 use http::{Method, Response, Version};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
@@ -178,8 +177,7 @@ async fn send(
     connection: ConnectionChoice,
     connector: &OwnConnector<'_>,
 ) -> Result<Response<EngineResponseBody>, EngineError> {
-    let own = request.version == Version::HTTP_11
-        && request.uri.scheme() == Some(&http::uri::Scheme::HTTP);
+    let own = request.version == Version::HTTP_11 && request.target.is_plain_http();
     if own {
         send_own(service, request, connection, connector).await
     } else {
@@ -194,12 +192,7 @@ async fn send_own(
     connection: ConnectionChoice,
     connector: &OwnConnector<'_>,
 ) -> Result<Response<EngineResponseBody>, EngineError> {
-    // A clone shares the uri's bytes: no copy per request.
-    let authority = request
-        .uri
-        .authority()
-        .cloned()
-        .unwrap_or_else(|| Authority::from_static("invalid"));
+    let authority = &request.target.backend.authority;
     // A resend after a pooled connection turned out closed goes on a new
     // one: the next pooled connection may be just as dead (§9).
     let pooled = match connection {
@@ -213,7 +206,7 @@ async fn send_own(
     let reused = conn.used > 0;
     conn.used += 1;
     let method = request.head.method.clone();
-    let wants_upgrade = request.head.headers.contains_key(http::header::UPGRADE);
+    let client_head = request.head;
     let mut head = Vec::with_capacity(384);
     let chunked = write_request_head(&mut head, &request);
     let body = request.body;
@@ -228,7 +221,8 @@ async fn send_own(
     };
     let (response_head, wire, body_sent) = exchanged.map_err(|err| err.into_engine(reused))?;
     let switched = response_head.status() == http::StatusCode::SWITCHING_PROTOCOLS;
-    if switched && wants_upgrade {
+    // Looked up only for a 101: most responses are not one.
+    if switched && client_head.headers.contains_key(http::header::UPGRADE) {
         let mut response = Response::from_parts(response_head.to_parts(0)?, ());
         if let Wire::Whole(conn) = wire {
             let slot = Arc::new(std::sync::Mutex::new(Some(conn)));
@@ -256,7 +250,7 @@ async fn send_own(
     };
     let return_to = ReturnTo {
         pool: service.pool.clone(),
-        authority,
+        authority: authority.clone(),
         // After a 101 the connection speaks another protocol, asked or not.
         reusable: body_sent && !closes && !switched,
     };
@@ -393,8 +387,7 @@ fn write_request_head(out: &mut Vec<u8>, request: &TryRequest<'_>) -> bool {
     let (parts, body) = (request.head, &request.body);
     out.extend_from_slice(parts.method.as_str().as_bytes());
     out.push(b' ');
-    let target = request.uri.path_and_query().map_or("/", |p| p.as_str());
-    out.extend_from_slice(target.as_bytes());
+    request.target.write_path_and_query(out);
     out.extend_from_slice(b" HTTP/1.1\r\n");
     if let TryHost::Backend(host) = request.host {
         super::respond::write_field(out, "host", host.as_bytes());

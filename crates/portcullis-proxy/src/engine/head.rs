@@ -59,6 +59,26 @@ pub struct RequestHead {
     pub framing: Framing,
     /// `Expect: 100-continue` was sent.
     pub expects_continue: bool,
+    pub seen: SeenFields,
+}
+
+/// Which of the fields the engine asks about later a head carries, noted
+/// while its names are built: asking the map costs a hash and a probe each,
+/// and most requests carry none of these.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SeenFields {
+    pub connection: bool,
+    pub upgrade: bool,
+    pub expect: bool,
+}
+
+impl SeenFields {
+    fn note(&mut self, name: &HeaderName) {
+        use http::header::{CONNECTION, EXPECT, UPGRADE};
+        self.connection |= name == CONNECTION;
+        self.upgrade |= name == UPGRADE;
+        self.expect |= name == EXPECT;
+    }
 }
 
 /// Parses the request head at the start of `buf`. `Ok(None)`: more bytes are
@@ -96,17 +116,18 @@ pub fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, RequestH
     } else {
         Version::HTTP_11
     };
-    named_ranges(base, parsed.headers)?;
+    let seen = named_ranges(base, parsed.headers)?;
     let head = buf.split_to(len).freeze();
     let uri = Uri::from_maybe_shared(head.slice(target.0..target.1)).map_err(|_| bad_line())?;
     // Room for the fields the pipeline adds, so the map is not regrown.
     let headers = shared_map(&head, crate::pipeline::ADDED_HEADERS)?;
     // Answered here (100 Continue when the body is wanted), as hyper's
     // server does; the field still goes to the backend, as with hyper.
-    let expects_continue = headers
-        .get_all(http::header::EXPECT)
-        .iter()
-        .any(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let expects_continue = seen.expect
+        && headers
+            .get_all(http::header::EXPECT)
+            .iter()
+            .any(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
     let (mut parts, ()) = http::Request::new(()).into_parts();
     parts.method = method;
     parts.uri = uri;
@@ -116,6 +137,7 @@ pub fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, RequestH
         parts,
         framing,
         expects_continue,
+        seen,
     }))
 }
 
@@ -159,17 +181,23 @@ thread_local! {
 }
 
 /// Header names (built now, while httparse's slices are alive) and where
-/// each value lies, into the thread's list.
-fn named_ranges(base: usize, fields: &[httparse::Header<'_>]) -> Result<(), RequestHeadError> {
+/// each value lies, into the thread's list; and which of the fields asked
+/// about later are there.
+fn named_ranges(
+    base: usize,
+    fields: &[httparse::Header<'_>],
+) -> Result<SeenFields, RequestHeadError> {
     NAMED.with_borrow_mut(|named| {
         named.clear();
         named.reserve(fields.len());
+        let mut seen = SeenFields::default();
         for field in fields {
             let name = HeaderName::from_bytes(field.name.as_bytes())
                 .map_err(|_| RequestHeadError::Violation(Violation::InvalidFieldName))?;
+            seen.note(&name);
             named.push((name, range_of(base, field.value)));
         }
-        Ok(())
+        Ok(seen)
     })
 }
 
@@ -389,6 +417,15 @@ pub fn parse_length(digits: &[u8]) -> Option<u64> {
             .iter()
             .fold(0u64, |n, &d| n * 10 + u64::from(d - b'0')),
     )
+}
+
+/// `closes_after` for a head known to have no Connection field when
+/// `has_connection` is false (no lookup then).
+pub fn closes_after_seen(version: Version, headers: &HeaderMap, has_connection: bool) -> bool {
+    match has_connection {
+        true => closes_after(version, headers),
+        false => version == Version::HTTP_10,
+    }
 }
 
 /// HTTP/1.0 without `Connection: keep-alive`, or any `Connection: close`.

@@ -174,3 +174,51 @@ fn connection_close_and_http10_close() {
     .unwrap();
     assert!(!head.closes);
 }
+
+/// The fields noted while parsing stand in for map lookups: a head without
+/// one must read exactly as the lookup would.
+#[test]
+fn seen_fields_answer_as_the_lookups_would() {
+    let cases: [(&[u8], SeenFields); 4] = [
+        (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", SeenFields::default()),
+        (
+            b"GET / HTTP/1.1\r\nHost: x\r\nconnection: close\r\n\r\n",
+            SeenFields {
+                connection: true,
+                ..SeenFields::default()
+            },
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: x\r\nUPGRADE: websocket\r\nConnection: upgrade\r\n\r\n",
+            SeenFields {
+                connection: true,
+                upgrade: true,
+                expect: false,
+            },
+        ),
+        (
+            b"PUT / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n",
+            SeenFields {
+                expect: true,
+                ..SeenFields::default()
+            },
+        ),
+    ];
+    for (bytes, expected) in cases {
+        let head = request(bytes).unwrap().unwrap();
+        assert_eq!(head.seen, expected, "{}", String::from_utf8_lossy(bytes));
+        assert_eq!(head.expects_continue, expected.expect);
+        let headers = &head.parts.headers;
+        assert_eq!(
+            closes_after_seen(head.parts.version, headers, head.seen.connection),
+            closes_after(head.parts.version, headers)
+        );
+    }
+    for version in [Version::HTTP_10, Version::HTTP_11] {
+        let empty = HeaderMap::new();
+        assert_eq!(
+            closes_after_seen(version, &empty, false),
+            closes_after(version, &empty)
+        );
+    }
+}

@@ -26,7 +26,7 @@ use tokio::time::{Instant, Sleep};
 
 use super::backend::{OwnConnector, UpgradedBackend};
 use super::build_boxed;
-use super::head::{closes_after, parse_request, RequestHead, RequestHeadError};
+use super::head::{closes_after_seen, parse_request, RequestHead, RequestHeadError};
 use super::interim::InterimHeads;
 use super::request_body::{request_body, BodyPump};
 use super::respond::{write_response, Answering};
@@ -494,18 +494,21 @@ impl<I: EngineIo> Conn<'_, I> {
             parts,
             framing,
             expects_continue,
+            seen,
         } = head;
         let http10 = framing.http10;
         let head_request = parts.method == Method::HEAD;
-        let client_closes = closes_after(parts.version, &parts.headers);
-        let upgrade = strict::is_websocket_upgrade(&parts.method, parts.version, &parts.headers)
-            .then(EngineUpgrade::default);
+        let client_closes = closes_after_seen(parts.version, &parts.headers, seen.connection);
+        let upgrade = (seen.upgrade
+            && strict::is_websocket_upgrade(&parts.method, parts.version, &parts.headers))
+        .then(EngineUpgrade::default);
         let tunnel_slot = upgrade.as_ref().map(|u| u.slot.clone());
         let (body, mut pump) = request_body(framing.body, expects_continue && !http10);
         let request = ClientRequest {
             head: parts,
             body,
             upgrade,
+            may_upgrade: seen.upgrade,
         };
         // 1xx heads of the tries, written before the final one (never to
         // an HTTP/1.0 client).

@@ -42,6 +42,7 @@ pub fn client_request(mut request: Request<Incoming>) -> ClientRequest<Incoming,
         head,
         body,
         upgrade,
+        may_upgrade: true,
     }
 }
 

@@ -5,21 +5,20 @@ use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use http::uri::{self, PathAndQuery};
-use http::{Method, Response, Uri, Version};
+use http::{Method, Response, Version};
 use http_body_util::BodyExt;
 use tokio::time::Instant;
 
 use super::prepare::Forwarding;
 use super::{
     rest_of_path, BackendConnector, ConnectionChoice, RequestContext, TryHost, TryRequest,
+    TryTarget,
 };
 use crate::body::{self, ProxyBody};
 use crate::error::ProxyError;
 use crate::ha::retry::{FailureKind, NextTry};
 use crate::ha::{wait_for_head, InFlight, TryOutcome, Waited};
 use crate::http::{strict, RawResponseHead};
-use crate::routing::Backend;
 
 /// Sends of one request again after a pooled connection turned out closed.
 /// The own engine resends on a new connection, so one is enough against any
@@ -30,7 +29,6 @@ const MAX_STALE_RETRIES: u32 = 2;
 /// One try, ready to send.
 pub(super) struct Attempt {
     index: usize,
-    uri: Uri,
     body: ProxyBody,
     /// A GET or HEAD without a body may go again on a fresh connection when a
     /// pooled one turns out closed (§9).
@@ -92,7 +90,11 @@ impl Attempt {
         let version = forwarding.backend_version;
         let request = TryRequest {
             head: &forwarding.head,
-            uri: self.uri,
+            target: TryTarget {
+                backend,
+                rest: rest_of_path(&forwarding.head.uri, forwarding.rest_start),
+                query: forwarding.head.uri.query(),
+            },
             version,
             host: match (service.config.preserve_host, version) {
                 (true, _) => TryHost::Client,
@@ -133,22 +135,15 @@ impl<U> Forwarding<'_, U> {
 
     /// Builds the try for backend `index`; `None` when the body can no longer
     /// be sent again.
-    pub(super) fn start_try(&mut self, index: usize) -> Result<Option<Attempt>, ProxyError> {
-        let service = self.service;
-        let backend = &service.backends[index];
+    pub(super) fn start_try(&mut self, index: usize) -> Option<Attempt> {
         self.tried |= 1u64 << index;
         let body = match &self.replay {
             None => body::empty(),
             Some(replay) => match replay.try_replay() {
                 Some(body) => body.boxed(),
-                None => return Ok(None),
+                None => return None,
             },
         };
-        let uri = backend_uri(
-            backend,
-            rest_of_path(&self.head.uri, self.rest_start),
-            self.head.uri.query(),
-        )?;
         // The resend after a stale pooled connection goes on a new one.
         let connection = match std::mem::take(&mut self.resend) {
             true => ConnectionChoice::New,
@@ -157,13 +152,12 @@ impl<U> Forwarding<'_, U> {
         let may_resend = self.stale_retries < MAX_STALE_RETRIES
             && self.replay.is_none()
             && matches!(self.head.method, Method::GET | Method::HEAD);
-        Ok(Some(Attempt {
+        Some(Attempt {
             index,
-            uri,
             body,
             may_resend,
             connection,
-        }))
+        })
     }
 
     /// Phase 3: what the try's outcome means. Records the try; on a failure,
@@ -317,70 +311,5 @@ impl<U> Forwarding<'_, U> {
                 None
             }
         }
-    }
-}
-
-/// The backend's url for this request: its base path, the rest of the
-/// client's path, the client's query.
-pub(super) fn backend_uri(
-    backend: &Backend,
-    rest: &str,
-    query: Option<&str>,
-) -> Result<Uri, ProxyError> {
-    let query_len = query.map_or(0, |q| q.len() + 1);
-    let path_len = (backend.base_path.len() + rest.len()).max(1);
-    // Exactly as long as its content: `Bytes` takes a full `Vec` as it is,
-    // and allocates a second block for one with room to spare.
-    let mut path_and_query = String::with_capacity(path_len + query_len);
-    path_and_query.push_str(&backend.base_path);
-    path_and_query.push_str(rest);
-    if path_and_query.is_empty() {
-        path_and_query.push('/');
-    }
-    if let Some(query) = query {
-        path_and_query.push('?');
-        path_and_query.push_str(query);
-    }
-    let refused = |_| ProxyError::BadRequest {
-        reason: "request path cannot be forwarded",
-    };
-    // What `Uri::builder` does, without its chain of `Result`s that moves the
-    // parts at every step.
-    let mut parts = uri::Parts::default();
-    parts.scheme = Some(backend.scheme.clone());
-    parts.authority = Some(backend.authority.clone());
-    parts.path_and_query = Some(PathAndQuery::try_from(path_and_query).map_err(refused)?);
-    Uri::from_parts(parts).map_err(|_| ProxyError::BadRequest {
-        reason: "request path cannot be forwarded",
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backend_uri_joins_base_and_rest() {
-        let url = url::Url::parse("http://127.0.0.1:9/base/").unwrap();
-        let backend = Backend::new("t", "s", &url, false, &crate::CookieKey::random()).unwrap();
-        assert_eq!(
-            backend_uri(&backend, "/x/y", Some("a=1"))
-                .unwrap()
-                .to_string(),
-            "http://127.0.0.1:9/base/x/y?a=1"
-        );
-        assert_eq!(
-            backend_uri(&backend, "", None).unwrap().to_string(),
-            "http://127.0.0.1:9/base"
-        );
-        let root = Backend::new(
-            "t",
-            "s",
-            &url::Url::parse("http://h:1").unwrap(),
-            false,
-            &crate::CookieKey::random(),
-        )
-        .unwrap();
-        assert_eq!(backend_uri(&root, "", None).unwrap().path(), "/");
     }
 }

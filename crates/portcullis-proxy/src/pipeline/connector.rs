@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{HeaderValue, HOST};
+use http::uri::{self, PathAndQuery, Scheme};
 use http::{request, Request, Response, Uri, Version};
 use http_body::Body;
 
@@ -14,7 +15,7 @@ use crate::body::ProxyBody;
 use crate::error::BoxError;
 use crate::http::headers::ForwardedFields;
 use crate::http::{ClientContext, RawResponseHead};
-use crate::routing::ServiceRuntime;
+use crate::routing::{Backend, ServiceRuntime};
 
 /// One try as a connector sends it: the head every try of the request shares,
 /// borrowed (no copy of the header map per try), and what is this try's own.
@@ -22,8 +23,8 @@ pub struct TryRequest<'a> {
     /// The client's method and fields, edited for backends. Its uri is the
     /// client's: the try's is `uri`.
     pub head: &'a request::Parts,
-    /// The backend's url for this try.
-    pub uri: Uri,
+    /// Where this try goes.
+    pub target: TryTarget<'a>,
     pub version: Version,
     /// What becomes of the head's Host on this try.
     pub host: TryHost<'a>,
@@ -43,6 +44,57 @@ pub enum TryHost<'a> {
     Backend(&'a HeaderValue),
     /// None: an HTTP/2 backend gets the authority in the uri.
     Omit,
+}
+
+/// Where a try goes: the backend, and the client's path below the service
+/// and query. The own engine writes these pieces into its request line; a
+/// `Uri` (an allocation and a parse per try) is built only for hyper's
+/// client.
+#[derive(Clone, Copy)]
+pub struct TryTarget<'a> {
+    pub backend: &'a Backend,
+    /// The client's path after the service's prefix ("" for none).
+    pub rest: &'a str,
+    pub query: Option<&'a str>,
+}
+
+impl TryTarget<'_> {
+    /// The backend's base path, the rest of the client's path, its query:
+    /// "/" when both paths are empty.
+    pub fn write_path_and_query(&self, out: &mut Vec<u8>) {
+        let start = out.len();
+        out.extend_from_slice(self.backend.base_path.as_bytes());
+        out.extend_from_slice(self.rest.as_bytes());
+        if out.len() == start {
+            out.push(b'/');
+        }
+        if let Some(query) = self.query {
+            out.push(b'?');
+            out.extend_from_slice(query.as_bytes());
+        }
+    }
+
+    /// The target as an absolute `Uri`. Every piece is valid on its own (the
+    /// client's path and query come from its parsed target, the base path
+    /// was checked when the backend was built), so the joined one is too;
+    /// should that ever fail, the uri has no authority and hyper's client
+    /// refuses it, failing the try rather than sending elsewhere.
+    pub fn uri(&self) -> Uri {
+        let mut path_and_query = Vec::with_capacity(
+            self.backend.base_path.len() + self.rest.len() + self.query.map_or(1, |q| q.len() + 2),
+        );
+        self.write_path_and_query(&mut path_and_query);
+        let mut parts = uri::Parts::default();
+        parts.scheme = Some(self.backend.scheme.clone());
+        parts.authority = Some(self.backend.authority.clone());
+        parts.path_and_query = PathAndQuery::from_maybe_shared(Bytes::from(path_and_query)).ok();
+        Uri::from_parts(parts).unwrap_or_default()
+    }
+
+    /// Whether the backend is reached over plain HTTP.
+    pub fn is_plain_http(&self) -> bool {
+        self.backend.scheme == Scheme::HTTP
+    }
 }
 
 impl TryHost<'_> {
@@ -70,7 +122,7 @@ impl TryRequest<'_> {
         self.forwarded.insert_into(&mut headers);
         let mut request = Request::new(self.body);
         *request.method_mut() = self.head.method.clone();
-        *request.uri_mut() = self.uri;
+        *request.uri_mut() = self.target.uri();
         *request.version_mut() = self.version;
         *request.headers_mut() = headers;
         request
@@ -137,5 +189,54 @@ pub trait ClientUpgrade: Send {
 impl ClientUpgrade for std::convert::Infallible {
     fn join<R>(self, _: &mut Response<R>, _: Duration, _: &ClientContext) {
         match self {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn backend(url: &str) -> Backend {
+        let url = url::Url::parse(url).unwrap();
+        Backend::new("t", "s", &url, false, &crate::CookieKey::random()).unwrap()
+    }
+
+    fn line(target: TryTarget<'_>) -> String {
+        let mut out = Vec::new();
+        target.write_path_and_query(&mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn a_target_joins_base_rest_and_query_as_written_and_as_a_uri() {
+        let base = backend("http://127.0.0.1:9/base/");
+        let full = TryTarget {
+            backend: &base,
+            rest: "/x/y",
+            query: Some("a=1"),
+        };
+        assert_eq!(line(full), "/base/x/y?a=1");
+        assert_eq!(full.uri().to_string(), "http://127.0.0.1:9/base/x/y?a=1");
+        let bare = TryTarget {
+            backend: &base,
+            rest: "",
+            query: None,
+        };
+        assert_eq!(line(bare), "/base");
+        assert_eq!(bare.uri().to_string(), "http://127.0.0.1:9/base");
+        let root = backend("http://h:1");
+        let empty = TryTarget {
+            backend: &root,
+            rest: "",
+            query: Some(""),
+        };
+        assert_eq!(line(empty), "/?");
+        assert_eq!(empty.uri().path(), "/");
+        assert!(empty.is_plain_http());
+        assert!(!TryTarget {
+            backend: &backend("https://h/"),
+            ..empty
+        }
+        .is_plain_http());
     }
 }

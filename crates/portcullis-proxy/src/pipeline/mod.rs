@@ -28,7 +28,9 @@ use http::header::{self, HeaderValue};
 use http::{request, Method, Response, StatusCode, Uri, Version};
 use http_body::Body;
 
-pub use connector::{BackendConnector, ClientUpgrade, ConnectionChoice, TryHost, TryRequest};
+pub use connector::{
+    BackendConnector, ClientUpgrade, ConnectionChoice, TryHost, TryRequest, TryTarget,
+};
 pub(crate) use prepare::ADDED_HEADERS;
 
 use crate::body::ProxyBody;
@@ -46,6 +48,9 @@ pub struct ClientRequest<B, U> {
     pub body: B,
     /// The client's side of a WebSocket upgrade, when the request asks for one.
     pub upgrade: Option<U>,
+    /// False only when the engine saw no Upgrade field in the head: the
+    /// pipeline then skips looking for one (a hash and a probe).
+    pub may_upgrade: bool,
 }
 
 /// One try, for the access log and the counters.
@@ -202,7 +207,8 @@ where
             if ctx.logging {
                 ctx.routed = Some(service.clone());
             }
-            let asked_upgrade = h1 && headers::is_upgrade_request(&request.head.headers);
+            let asked_upgrade =
+                h1 && request.may_upgrade && headers::is_upgrade_request(&request.head.headers);
             // The prepared request stays here and `forward` borrows it: moved
             // into `forward`'s future, it was copied with that future.
             let prepared =
@@ -235,7 +241,7 @@ where
         if let Some(pause) = forwarding.before_try(ctx) {
             tokio::time::sleep(pause).await;
         }
-        let Some(attempt) = forwarding.start_try(index)? else {
+        let Some(attempt) = forwarding.start_try(index) else {
             break;
         };
         let (sent, waiting) = attempt.send(forwarding, connector);

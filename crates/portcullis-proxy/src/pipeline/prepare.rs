@@ -160,6 +160,7 @@ impl<'r, U> Forwarding<'r, U> {
             head: mut parts,
             body,
             upgrade,
+            ..
         } = request;
         let ha = &service.config.ha;
         service.budget.record_request(now);

@@ -33,7 +33,7 @@ impl BackendConnector for Scripted {
         request: TryRequest<'_>,
         _: ConnectionChoice,
     ) -> impl Future<Output = Result<Response<Full<Bytes>>, Refused>> + Send {
-        let status = match request.uri.host() {
+        let status = match request.target.backend.url.host_str() {
             Some("up.test") => Ok(StatusCode::OK),
             Some("busy.test") => Ok(StatusCode::SERVICE_UNAVAILABLE),
             _ => Err(Refused),
@@ -83,6 +83,7 @@ async fn get(gateway: &Gateway) -> Response<ProxyBody> {
         head,
         body: Empty::<Bytes>::new(),
         upgrade: None::<Infallible>,
+        may_upgrade: true,
     };
     serve(gateway, &client, request, &Scripted).await
 }
