@@ -56,6 +56,8 @@ mod tests {
             generation: 1,
             config_hash: String::new(),
             in_flight: 4,
+            requests: 0,
+            errors: 0,
             heartbeat_ms: 1000,
             updated_at_ms: 10_000,
         };

@@ -208,6 +208,8 @@ mod tests {
             generation: 1,
             config_hash: hash.to_string(),
             in_flight: 0,
+            requests: 0,
+            errors: 0,
             heartbeat_ms: 1000,
             updated_at_ms,
         }
