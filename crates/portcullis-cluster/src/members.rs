@@ -175,7 +175,10 @@ mod tests {
         for state in [MemberState::Enabled, MemberState::Draining] {
             assert_eq!(MemberState::parse(state.as_str()), Some(state));
         }
-        assert_eq!(MemberState::parse("draining\n"), Some(MemberState::Draining));
+        assert_eq!(
+            MemberState::parse("draining\n"),
+            Some(MemberState::Draining)
+        );
         assert_eq!(MemberState::parse("disabled"), None);
     }
 

@@ -75,7 +75,9 @@ mod tests {
         let store = DirStore::new(dir.path());
         store.ensure_layout().unwrap();
         assert!(store.member_states().unwrap().is_empty());
-        store.set_member_state("m-1", MemberState::Draining).unwrap();
+        store
+            .set_member_state("m-1", MemberState::Draining)
+            .unwrap();
         store.set_member_state("m-2", MemberState::Enabled).unwrap();
         assert_eq!(
             store.member_states().unwrap(),
@@ -93,6 +95,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = DirStore::new(dir.path());
         assert!(store.member_states().is_err());
-        assert!(store.set_member_state("m-1", MemberState::Draining).is_err());
+        assert!(store
+            .set_member_state("m-1", MemberState::Draining)
+            .is_err());
     }
 }

@@ -3,7 +3,7 @@
 
 mod api;
 mod metrics;
-mod views;
+pub(crate) mod views;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
