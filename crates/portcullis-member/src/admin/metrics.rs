@@ -155,6 +155,7 @@ impl Collector for Snapshot {
         encode_requests(&mut encoder, &services, &backends)?;
         encode_durations(&mut encoder, &services)?;
         encode_backend_up(&mut encoder, &backends, now)?;
+        encode_backend_state(&mut encoder, &backends, now)?;
         encode_in_flight(&mut encoder, &backends)?;
         encode_tries(&mut encoder, &backends, now)?;
         service_counters(&mut encoder, &services)?;
@@ -254,7 +255,7 @@ fn encode_backend_up(
 ) -> Result<(), std::fmt::Error> {
     let mut up = encoder.encode_descriptor(
         "portcullis_backend_up",
-        "1 when the backend takes traffic: healthy, not ejected, not disabled.",
+        "1 when the backend takes traffic: healthy, not ejected, not disabled (a draining one still takes its sticky clients; see portcullis_backend_state).",
         None,
         MetricType::Gauge,
     )?;
@@ -267,6 +268,37 @@ fn encode_backend_up(
         ];
         let value = i64::from(views::can_serve(backend, now));
         ConstGauge::new(value).encode(up.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+/// Every state `portcullis_backend_state` reports, in the words of the API.
+const BACKEND_STATES: [&str; 5] = ["up", "down", "ejected", "draining", "disabled"];
+
+/// A state set (one series per state, 1 for the current one), so a draining
+/// or disabled backend is told apart from a failing one.
+fn encode_backend_state(
+    encoder: &mut DescriptorEncoder,
+    backends: &[(&str, &str, &Backend)],
+    now: tokio::time::Instant,
+) -> Result<(), std::fmt::Error> {
+    let mut family = encoder.encode_descriptor(
+        "portcullis_backend_state",
+        "1 for the backend's current state, 0 for the others: what an operator set (draining, disabled) wins, then health (up, down, ejected).",
+        None,
+        MetricType::Gauge,
+    )?;
+    for (topology, service, backend) in backends {
+        let current = views::state_word(backend, now);
+        for state in BACKEND_STATES {
+            let labels = [
+                ("topology", *topology),
+                ("service", *service),
+                ("backend", backend.id.as_str()),
+                ("state", state),
+            ];
+            ConstGauge::new(i64::from(state == current)).encode(family.encode_family(&labels)?)?;
+        }
     }
     Ok(())
 }

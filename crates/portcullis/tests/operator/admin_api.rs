@@ -20,7 +20,7 @@ fn master_file(dir: &Path) -> std::path::PathBuf {
 }
 
 /// Polls an admin GET until `check` accepts its JSON, or panics with the last one.
-async fn admin_until(
+pub(crate) async fn admin_until(
     member: &TestMember,
     path: &str,
     what: &str,
@@ -488,7 +488,7 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 }
 
 /// Value of the first sample of `series` whose labels contain every `labels` pair.
-fn sample(metrics: &str, series: &str, labels: &[(&str, &str)]) -> Option<f64> {
+pub(crate) fn sample(metrics: &str, series: &str, labels: &[(&str, &str)]) -> Option<f64> {
     metrics
         .lines()
         .filter(|line| !line.starts_with('#'))

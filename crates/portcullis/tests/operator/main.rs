@@ -5,6 +5,7 @@
 
 mod access_log;
 mod admin_api;
+mod admin_operations;
 mod cli;
 mod dashboard;
 mod import_knox;
