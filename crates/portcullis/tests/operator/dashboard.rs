@@ -225,6 +225,121 @@ async fn start_browser(driver_port: u16, user_data_dir: &Path) -> Client {
         .expect("a WebDriver session with headless Chromium")
 }
 
+/// The live members' figures as the page shows them (exact `data-value`s)
+/// and the cluster's totals above them.
+const FIGURES: &str = "const v = (n, t) => { const c = n.querySelector('[data-testid=' + t + ']'); const x = c && c.getAttribute('data-value'); return x ? Number(x) : null; }; \
+     const rows = Array.from(document.querySelectorAll('[data-testid=member-row][data-alive=true]')); \
+     return { members: rows.map(r => [v(r, 'member-rate'), v(r, 'member-errors'), v(r, 'member-in-flight')]), \
+              totals: [v(document, 'total-rate'), v(document, 'total-errors'), v(document, 'total-in-flight')] };";
+
+/// The cluster's totals are the sums of the live members' figures, once
+/// both members have a rate (m1 carries the test's traffic).
+async fn cluster_totals_add_up(browser: &Client) {
+    let figures = wait_js(
+        browser,
+        "rates for both members and a total",
+        Duration::from_secs(15),
+        FIGURES,
+        |v| {
+            v["members"].as_array().is_some_and(|m| {
+                m.len() == 2 && m.iter().all(|r| r[0].is_number() && r[1].is_number())
+            }) && v["totals"][0].as_f64().is_some_and(|r| r > 0.0)
+        },
+    )
+    .await;
+    let members = figures["members"].as_array().unwrap();
+    for (column, what) in ["requests/s", "errors/s", "in flight"].iter().enumerate() {
+        let sum: f64 = members.iter().filter_map(|r| r[column].as_f64()).sum();
+        let total = figures["totals"][column].as_f64().unwrap();
+        assert!(
+            (sum - total).abs() < 1e-9,
+            "total {what} {total} is not the members' sum {sum}: {figures}"
+        );
+    }
+    let shown = browser
+        .execute(
+            "return document.querySelector('[data-testid=total-rate]').textContent;",
+            Vec::new(),
+        )
+        .await
+        .unwrap();
+    assert!(shown.as_str().is_some_and(|t| t != "–"), "{shown}");
+}
+
+/// Drains member m2 from its row, sees it on the page and in the API, then
+/// enables it again.
+async fn drain_and_enable_a_member(browser: &Client, node: &Node, token: &str) {
+    let member_state = "const r = document.querySelector('[data-testid=member-row][data-member-id=m2]'); \
+         return r ? [r.dataset.memberState, r.querySelector('[data-testid=member-state]').textContent] : null;";
+    for (button, state, badge) in [
+        ("member-drain", "draining", "draining"),
+        ("member-enable", "enabled", "alive"),
+    ] {
+        let css = format!("[data-testid=member-row][data-member-id=m2] [data-testid={button}]");
+        wait_js(
+            browser,
+            "the member button enabled",
+            Duration::from_secs(5),
+            &format!("const b = document.querySelector('{css}'); return b ? !b.disabled : false;"),
+            |v| *v == json!(true),
+        )
+        .await;
+        browser
+            .find(Locator::Css(&css))
+            .await
+            .expect("a member state button in m2's row")
+            .click()
+            .await
+            .expect("click the member state button");
+        wait_js(
+            browser,
+            &format!("m2 {state} on the page"),
+            Duration::from_secs(5),
+            member_state,
+            |v| *v == json!([state, badge]),
+        )
+        .await;
+        let cluster = node.api("/api/v1/cluster", token).await.json();
+        let m2 = cluster["members"]
+            .as_array()
+            .and_then(|m| m.iter().find(|m| m["id"] == "m2"))
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(m2["state"], state, "{cluster}");
+    }
+}
+
+/// A member record with another config hash, written into the store as a
+/// member serving a different configuration would: the page flags it, and
+/// only it.
+async fn drift_is_flagged(browser: &Client, store: &Path) {
+    portcullis_cluster::DirStore::new(store)
+        .put_member(&portcullis_cluster::MemberRecord {
+            id: "m3".into(),
+            role: portcullis_cluster::RoleName::Manager,
+            public_url: "http://127.0.0.1:9".into(),
+            admin_url: None,
+            version: "0".into(),
+            generation: 1,
+            config_hash: "ffffffffffffffff".into(),
+            in_flight: 0,
+            requests: 0,
+            errors: 0,
+            // Alive for the rest of the test without heartbeats.
+            heartbeat_ms: 600_000,
+            updated_at_ms: portcullis_cluster::members::now_ms(),
+        })
+        .expect("write m3's record");
+    wait_js(
+        browser,
+        "m3 flagged as drifted, m1 and m2 not",
+        Duration::from_secs(10),
+        "return Array.from(document.querySelectorAll('[data-testid=member-row]')).map(r => [r.dataset.memberId, !!r.querySelector('[data-testid=member-drift]')]);",
+        |rows| *rows == json!([["m1", false], ["m2", false], ["m3", true]]),
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_shows_the_cluster_and_drains_a_backend_on_every_member() {
     require_browser();
@@ -422,6 +537,9 @@ async fn the_dashboard_shows_the_cluster_and_drains_a_backend_on_every_member() 
             .unwrap();
         assert_eq!(charts.len(), 1, "one chart for the one service");
 
+        cluster_totals_add_up(&browser).await;
+        drain_and_enable_a_member(&browser, &m1, &token).await;
+
         // A killed backend turns down within a few seconds.
         doomed.take().unwrap().kill();
         let killed_at = Instant::now();
@@ -474,6 +592,8 @@ async fn the_dashboard_shows_the_cluster_and_drains_a_backend_on_every_member() 
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
+
+        drift_is_flagged(&browser, &store).await;
 
         // Nothing was loaded from anywhere but this member.
         let origin = m1.admin("");
