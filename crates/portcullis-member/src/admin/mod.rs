@@ -3,6 +3,7 @@
 
 mod api;
 mod metrics;
+mod tls;
 pub(crate) mod views;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -198,13 +199,18 @@ pub fn router(context: Arc<AdminContext>) -> Router {
         .with_state(context)
 }
 
-/// Serves the admin listener until `shutdown` turns true.
+/// Serves the admin listener until `shutdown` turns true, over TLS when
+/// `tls` is set (`[admin] tls`).
 pub async fn serve(
     listener: TcpListener,
     context: Arc<AdminContext>,
+    tls: Option<Arc<rustls::ServerConfig>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let app = router(context);
+    if let Some(tls) = tls {
+        return tls::serve(listener, app, tls, shutdown).await;
+    }
     let stop = async move {
         let _ = shutdown.wait_for(|stop| *stop).await;
     };
