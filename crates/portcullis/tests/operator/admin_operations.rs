@@ -191,3 +191,111 @@ async fn backend_state_metric_tells_draining_from_failing() {
     );
     member.stop().await;
 }
+
+/// A client that trusts only `ca` (from `cert create`).
+fn tls_client(
+    ca: &std::path::Path,
+    h2: bool,
+) -> hyper_util::client::legacy::Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    TestBody,
+> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let builder = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(config)
+        .https_only();
+    let connector = if h2 {
+        builder.enable_http2().build()
+    } else {
+        builder.enable_http1().build()
+    };
+    let mut client =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new());
+    client.http2_only(h2);
+    client.build(connector)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_api_is_served_over_tls_and_plain_http_is_refused() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    let certs =
+        portcullis::cert::create_certs(&["localhost".to_string()], &dir.path().join("certs"))
+            .unwrap();
+    let text = format!(
+        "[node]\nid = \"gw-tls\"\n[gateway]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\ntls = {{ cert = {:?}, key = {:?} }}\n[cluster]\nstore = \"dir:{}\"\nheartbeat = \"200ms\"\n",
+        certs.server_cert.display().to_string(),
+        certs.server_key.display().to_string(),
+        dir.path().join("store").display()
+    );
+    let path = dir.path().join("portcullis.toml");
+    std::fs::write(&path, &text).unwrap();
+    let member = portcullis_member::Member::start(
+        portcullis_config::parse_node_config(&text, &path).unwrap(),
+    )
+    .await
+    .unwrap();
+    let port = member.admin_addr.unwrap().port();
+    let token = member.admin_token().to_string();
+    for h2 in [false, true] {
+        let client = tls_client(&certs.ca_cert, h2);
+        let health = client
+            .request(
+                http::Request::get(format!("https://localhost:{port}/api/v1/health"))
+                    .body(empty())
+                    .unwrap(),
+            )
+            .await
+            .expect("health over TLS");
+        assert_eq!(health.status(), StatusCode::OK);
+        let cluster = client
+            .request(
+                http::Request::get(format!("https://localhost:{port}/api/v1/cluster"))
+                    .header("authorization", format!("Bearer {token}"))
+                    .body(empty())
+                    .unwrap(),
+            )
+            .await
+            .expect("cluster over TLS");
+        assert_eq!(cluster.status(), StatusCode::OK);
+        let body = http_body_util::BodyExt::collect(cluster.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        let json: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            json["members"][0]["admin_url"],
+            format!("https://127.0.0.1:{port}"),
+            "the record advertises the https admin URL: {json}"
+        );
+    }
+    // Plain HTTP to the TLS port: the handshake fails and the connection
+    // closes; the client gets an error, not a hang and not an answer.
+    let plain = tokio::time::timeout(
+        Duration::from_secs(5),
+        send_plain(&format!("http://127.0.0.1:{port}/api/v1/health")),
+    )
+    .await
+    .expect("plain HTTP to the TLS port ends promptly");
+    assert!(plain.is_err(), "plain HTTP got an answer: {plain:?}");
+    member.stop().await;
+}
+
+async fn send_plain(url: &str) -> Result<StatusCode, String> {
+    client()
+        .request(http::Request::get(url).body(empty()).unwrap())
+        .await
+        .map(|r| r.status())
+        .map_err(|e| e.to_string())
+}
