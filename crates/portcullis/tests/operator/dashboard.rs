@@ -24,17 +24,23 @@ const SERVICE: &str = "WEBHDFS";
 struct Node {
     process: ServeProcess,
     admin_port: u16,
+    admin_scheme: &'static str,
 }
 
 impl Node {
     fn start(dir: &Path, store: &Path, id: &str) -> Node {
+        Node::start_with(dir, store, id, "")
+    }
+
+    /// A node whose `[admin]` section also has `admin_extra` (`tls = ...`).
+    fn start_with(dir: &Path, store: &Path, id: &str, admin_extra: &str) -> Node {
         let gateway_port = free_port();
         let admin_port = free_port();
         let config = dir.join(format!("{id}.toml"));
         std::fs::write(
             &config,
             format!(
-                "[node]\nid = \"{id}\"\n[gateway]\nlisten = \"127.0.0.1:{gateway_port}\"\nshutdown_grace = \"1s\"\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\n[cluster]\nstore = \"dir:{}\"\nrole = \"manager\"\nheartbeat = \"200ms\"\n",
+                "[node]\nid = \"{id}\"\n[gateway]\nlisten = \"127.0.0.1:{gateway_port}\"\nshutdown_grace = \"1s\"\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\n{admin_extra}\n[cluster]\nstore = \"dir:{}\"\nrole = \"manager\"\nheartbeat = \"200ms\"\n",
                 store.display()
             ),
         )
@@ -44,11 +50,19 @@ impl Node {
         Node {
             process,
             admin_port,
+            admin_scheme: if admin_extra.is_empty() {
+                "http"
+            } else {
+                "https"
+            },
         }
     }
 
     fn admin(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.admin_port)
+        format!(
+            "{}://127.0.0.1:{}{path}",
+            self.admin_scheme, self.admin_port
+        )
     }
 
     async fn api(&self, path: &str, token: &str) -> Reply {
@@ -196,25 +210,27 @@ async fn sign_in(browser: &Client, token: &str) {
         .unwrap();
 }
 
-async fn start_browser(driver_port: u16, user_data_dir: &Path) -> Client {
+async fn start_browser(driver_port: u16, user_data_dir: &Path, extra_args: &[&str]) -> Client {
+    let mut args = vec![
+        "--headless=new".to_string(),
+        "--no-sandbox".to_string(),
+        "--disable-gpu".to_string(),
+        "--disable-quic".to_string(),
+        "--no-first-run".to_string(),
+        "--disable-background-networking".to_string(),
+        "--disable-component-update".to_string(),
+        "--disable-sync".to_string(),
+        "--window-size=1280,900".to_string(),
+        format!("--user-data-dir={}", user_data_dir.display()),
+    ];
+    args.extend(extra_args.iter().map(|a| a.to_string()));
     let mut caps = serde_json::Map::new();
     caps.insert("browserName".into(), json!("chrome"));
     caps.insert(
         "goog:chromeOptions".into(),
         json!({
             "binary": CHROMIUM,
-            "args": [
-                "--headless=new",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--window-size=1280,900",
-                format!("--user-data-dir={}", user_data_dir.display()),
-            ],
+            "args": args,
         }),
     );
     let connector = hyper_util::client::legacy::connect::HttpConnector::new();
@@ -436,7 +452,7 @@ async fn the_dashboard_shows_the_cluster_and_drains_a_backend_on_every_member() 
     let _browser_guard = BrowserGuard {
         user_data_dir: user_data_dir.clone(),
     };
-    let browser = start_browser(driver_port, &user_data_dir).await;
+    let browser = start_browser(driver_port, &user_data_dir, &[]).await;
 
     let screenshot_path = dir.path().join("dashboard.png");
     let steps = std::panic::AssertUnwindSafe(async {
@@ -732,4 +748,99 @@ async fn the_dashboard_shows_the_cluster_and_drains_a_backend_on_every_member() 
     eprintln!("dashboard screenshot: {}", screenshot_path.display());
     eprintln!("dashboard screenshot (kept): {}", target.display());
     drop(beta);
+}
+
+/// Starts chromedriver; the guard kills it by pid.
+fn start_driver(dir: &Path) -> (Guard, u16) {
+    let driver_port = free_port();
+    let guard = Guard(
+        Command::new(CHROMEDRIVER)
+            .arg(format!("--port={driver_port}"))
+            .arg(format!(
+                "--log-path={}",
+                dir.join("chromedriver.log").display()
+            ))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver"),
+    );
+    wait_port(driver_port, "chromedriver");
+    (guard, driver_port)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_loads_over_https_with_admin_tls() {
+    require_browser();
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let certs =
+        portcullis::cert::create_certs(&["localhost".to_string()], &dir.path().join("certs"))
+            .unwrap();
+    let node = Node::start_with(
+        dir.path(),
+        &store,
+        "m1",
+        &format!(
+            "tls = {{ cert = {:?}, key = {:?} }}",
+            certs.server_cert.display().to_string(),
+            certs.server_key.display().to_string()
+        ),
+    );
+    let out = node.process.cli(&["admin", "token"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+
+    let (_driver, driver_port) = start_driver(dir.path());
+    let user_data_dir = dir.path().join("chromium-profile");
+    std::fs::create_dir_all(&user_data_dir).unwrap();
+    let _browser_guard = BrowserGuard {
+        user_data_dir: user_data_dir.clone(),
+    };
+    // The test's CA is not in the browser's store; only this test skips the check.
+    let browser = start_browser(
+        driver_port,
+        &user_data_dir,
+        &["--ignore-certificate-errors"],
+    )
+    .await;
+    let steps = std::panic::AssertUnwindSafe(async {
+        browser
+            .goto(&node.admin("/"))
+            .await
+            .expect("open the dashboard over https");
+        sign_in(&browser, &token).await;
+        wait_js(
+            &browser,
+            "the member listed over https, with its https admin URL",
+            Duration::from_secs(10),
+            "const r = document.querySelector('[data-testid=member-row][data-member-id=m1]'); \
+             return [location.protocol, r ? r.dataset.alive : null, \
+                     document.querySelector('[data-testid=store-status]').dataset.value];",
+            |v| *v == json!(["https:", "true", "connected"]),
+        )
+        .await;
+        let cluster = browser
+            .execute(
+                "return fetch('/api/v1/cluster', {headers: {authorization: 'Bearer ' + sessionStorage.getItem('portcullis.admin.token')}}).then(r => r.json());",
+                Vec::new(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            cluster["members"][0]["admin_url"],
+            node.admin(""),
+            "{cluster}"
+        );
+    });
+    let outcome = steps.catch_unwind().await;
+    let _ = browser.clone().close().await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
 }
