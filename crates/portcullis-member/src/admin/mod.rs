@@ -154,6 +154,7 @@ async fn require_token(
 
 const INDEX_HTML: &str = include_str!("dashboard/index.html");
 const APP_JS: &str = include_str!("dashboard/app.js");
+const DOM_JS: &str = include_str!("dashboard/dom.js");
 const STYLE_CSS: &str = include_str!("dashboard/style.css");
 
 /// The page loads only its own files and is never framed; the `data:` image
@@ -190,6 +191,10 @@ pub fn router(context: Arc<AdminContext>) -> Router {
         .route(
             "/app.js",
             get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }),
+        )
+        .route(
+            "/dom.js",
+            get(|| async { asset("text/javascript; charset=utf-8", DOM_JS) }),
         )
         .route(
             "/style.css",

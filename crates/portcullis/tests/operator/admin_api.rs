@@ -656,11 +656,11 @@ async fn stats_and_dashboard_assets_are_served() {
         .to_str()
         .unwrap()
         .starts_with("text/html"));
-    assert!(page.text().contains("/app.js"));
+    assert!(page.text().contains("/app.js") && page.text().contains("/dom.js"));
     let policy = page.headers["content-security-policy"].to_str().unwrap();
     assert!(policy.contains("default-src 'self'"), "{policy}");
     assert_eq!(page.headers["x-content-type-options"], "nosniff");
-    for asset in ["/app.js", "/style.css"] {
+    for asset in ["/dom.js", "/app.js", "/style.css"] {
         let reply = get(&member.admin_url(asset)).await;
         assert_eq!(reply.status, StatusCode::OK, "{asset}");
         assert!(!reply.body.is_empty());
