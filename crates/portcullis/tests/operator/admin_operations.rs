@@ -44,6 +44,18 @@ async fn member_state_is_set_by_managers_only_and_shown_per_member() {
         },
     )
     .await;
+    let metrics = get(&manager.admin_url("/metrics")).await.text();
+    for (member, draining) in [("gw-w", 1.0), ("gw-m", 0.0)] {
+        assert_eq!(
+            sample(
+                &metrics,
+                "portcullis_member_draining",
+                &[("member", member)]
+            ),
+            Some(draining),
+            "{member}:\n{metrics}"
+        );
+    }
     for reader in [&manager, &worker] {
         let cluster = reader.admin("GET", "/api/v1/cluster", "").await.json();
         assert_eq!(
