@@ -147,3 +147,52 @@ async fn a_drained_member_keeps_its_affinity_clients_and_gets_no_new_ones() {
     a.stop().await;
     front.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn member_states_on_etcd_are_their_own_keys_and_survive_heartbeats() {
+    init();
+    let etcd = super::cluster_etcd::Etcd::start();
+    let endpoint = etcd.store().trim_start_matches("etcd://").to_string();
+    let store = portcullis_cluster::ClusterStore::Etcd(portcullis_cluster::EtcdStore::new(
+        vec![endpoint],
+        "drain",
+    ));
+    let record = portcullis_cluster::MemberRecord {
+        id: "m1".into(),
+        role: portcullis_cluster::RoleName::Manager,
+        public_url: "http://127.0.0.1:1".into(),
+        admin_url: None,
+        version: "0".into(),
+        generation: 1,
+        config_hash: String::new(),
+        in_flight: 0,
+        requests: 7,
+        errors: 1,
+        heartbeat_ms: 1000,
+        updated_at_ms: portcullis_cluster::members::now_ms(),
+    };
+    store.put_member(&record).await.unwrap();
+    store
+        .set_member_state("m1", portcullis_cluster::MemberState::Draining)
+        .await
+        .unwrap();
+    // A heartbeat rewrites the record; the state is another key.
+    store.put_member(&record).await.unwrap();
+    let states = store.member_states().await.unwrap();
+    assert_eq!(
+        states.get("m1"),
+        Some(&portcullis_cluster::MemberState::Draining)
+    );
+    let members = store.members().await.unwrap();
+    assert_eq!(members.len(), 1, "a state is not a member record");
+    assert_eq!((members[0].requests, members[0].errors), (7, 1));
+    store
+        .set_member_state("m1", portcullis_cluster::MemberState::Enabled)
+        .await
+        .unwrap();
+    assert!(store.member_states().await.unwrap().is_empty());
+    assert!(store
+        .set_member_state("../m1", portcullis_cluster::MemberState::Draining)
+        .await
+        .is_err());
+}
