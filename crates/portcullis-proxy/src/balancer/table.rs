@@ -91,7 +91,7 @@ impl MemberTable {
         excluded: &[String],
     ) -> Option<(MemberTarget, bool)> {
         let members = self.members.load();
-        let alive: Vec<&MemberTarget> = members
+        let mut alive: Vec<&MemberTarget> = members
             .iter()
             .filter(|m| m.is_alive(now_ms) && !excluded.contains(&m.id))
             .collect();
@@ -101,12 +101,10 @@ impl MemberTable {
         {
             return Some(((*member).clone(), false));
         }
-        let accepting: Vec<&MemberTarget> = alive.iter().copied().filter(|m| !m.draining).collect();
-        let alive = if accepting.is_empty() {
-            alive
-        } else {
-            accepting
-        };
+        // New clients skip draining members, unless every live member drains.
+        if alive.iter().any(|m| !m.draining) {
+            alive.retain(|m| !m.draining);
+        }
         let load = |m: &MemberTarget| m.in_flight + self.local(&m.id).load(Ordering::Relaxed);
         let least = alive.iter().map(|m| load(m)).min()?;
         let tied: Vec<&&MemberTarget> = alive.iter().filter(|m| load(m) == least).collect();
