@@ -16,13 +16,13 @@ use portcullis_testkit::*;
 use serde_json::{json, Value};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+pub(crate) const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const TOPOLOGY: &str = "sandbox";
 const SERVICE: &str = "WEBHDFS";
 
 /// One `portcullis serve` process with its admin listener.
-struct Node {
-    process: ServeProcess,
+pub(crate) struct Node {
+    pub(crate) process: ServeProcess,
     admin_port: u16,
     admin_scheme: &'static str,
 }
@@ -33,7 +33,7 @@ impl Node {
     }
 
     /// A node whose `[admin]` section also has `admin_extra` (`tls = ...`).
-    fn start_with(dir: &Path, store: &Path, id: &str, admin_extra: &str) -> Node {
+    pub(crate) fn start_with(dir: &Path, store: &Path, id: &str, admin_extra: &str) -> Node {
         let gateway_port = free_port();
         let admin_port = free_port();
         let config = dir.join(format!("{id}.toml"));
@@ -58,14 +58,14 @@ impl Node {
         }
     }
 
-    fn admin(&self, path: &str) -> String {
+    pub(crate) fn admin(&self, path: &str) -> String {
         format!(
             "{}://127.0.0.1:{}{path}",
             self.admin_scheme, self.admin_port
         )
     }
 
-    async fn api(&self, path: &str, token: &str) -> Reply {
+    pub(crate) async fn api(&self, path: &str, token: &str) -> Reply {
         let request = Request::get(self.admin(path))
             .header("authorization", format!("Bearer {token}"))
             .body(empty())
@@ -103,7 +103,7 @@ impl Node {
 }
 
 /// A process the test started, killed (by its pid) on drop.
-struct Guard(Child);
+pub(crate) struct Guard(pub(crate) Child);
 
 impl Drop for Guard {
     fn drop(&mut self) {
@@ -116,8 +116,8 @@ impl Drop for Guard {
 /// the WebDriver session is closed, which ends it; if the test fails first,
 /// this finds the browser processes by their command line, which names this
 /// test's own fresh `--user-data-dir`, and kills them by pid.
-struct BrowserGuard {
-    user_data_dir: PathBuf,
+pub(crate) struct BrowserGuard {
+    pub(crate) user_data_dir: PathBuf,
 }
 
 impl Drop for BrowserGuard {
@@ -146,7 +146,7 @@ impl Drop for BrowserGuard {
     }
 }
 
-fn require_browser() {
+pub(crate) fn require_browser() {
     for path in [CHROMIUM, CHROMEDRIVER] {
         assert!(
             Path::new(path).exists(),
@@ -158,7 +158,7 @@ fn require_browser() {
 
 /// Runs `script` in the page until `check` accepts its result, or panics
 /// after `timeout` with the last result.
-async fn wait_js(
+pub(crate) async fn wait_js(
     browser: &Client,
     what: &str,
     timeout: Duration,
@@ -193,7 +193,7 @@ fn row_state(rows: &Value, id: &str) -> Option<String> {
 }
 
 /// Types `token` into the token form and submits it.
-async fn sign_in(browser: &Client, token: &str) {
+pub(crate) async fn sign_in(browser: &Client, token: &str) {
     let input = browser
         .wait()
         .at_most(Duration::from_secs(10))
@@ -210,7 +210,11 @@ async fn sign_in(browser: &Client, token: &str) {
         .unwrap();
 }
 
-async fn start_browser(driver_port: u16, user_data_dir: &Path, extra_args: &[&str]) -> Client {
+pub(crate) async fn start_browser(
+    driver_port: u16,
+    user_data_dir: &Path,
+    extra_args: &[&str],
+) -> Client {
     let mut args = vec![
         "--headless=new".to_string(),
         "--no-sandbox".to_string(),
@@ -239,121 +243,6 @@ async fn start_browser(driver_port: u16, user_data_dir: &Path, extra_args: &[&st
         .connect(&format!("http://127.0.0.1:{driver_port}"))
         .await
         .expect("a WebDriver session with headless Chromium")
-}
-
-/// The live members' figures as the page shows them (exact `data-value`s)
-/// and the cluster's totals above them.
-const FIGURES: &str = "const v = (n, t) => { const c = n.querySelector('[data-testid=' + t + ']'); const x = c && c.getAttribute('data-value'); return x ? Number(x) : null; }; \
-     const rows = Array.from(document.querySelectorAll('[data-testid=member-row][data-alive=true]')); \
-     return { members: rows.map(r => [v(r, 'member-rate'), v(r, 'member-errors'), v(r, 'member-in-flight')]), \
-              totals: [v(document, 'total-rate'), v(document, 'total-errors'), v(document, 'total-in-flight')] };";
-
-/// The cluster's totals are the sums of the live members' figures, once
-/// both members have a rate (m1 carries the test's traffic).
-async fn cluster_totals_add_up(browser: &Client) {
-    let figures = wait_js(
-        browser,
-        "rates for both members and a total",
-        Duration::from_secs(15),
-        FIGURES,
-        |v| {
-            v["members"].as_array().is_some_and(|m| {
-                m.len() == 2 && m.iter().all(|r| r[0].is_number() && r[1].is_number())
-            }) && v["totals"][0].as_f64().is_some_and(|r| r > 0.0)
-        },
-    )
-    .await;
-    let members = figures["members"].as_array().unwrap();
-    for (column, what) in ["requests/s", "errors/s", "in flight"].iter().enumerate() {
-        let sum: f64 = members.iter().filter_map(|r| r[column].as_f64()).sum();
-        let total = figures["totals"][column].as_f64().unwrap();
-        assert!(
-            (sum - total).abs() < 1e-9,
-            "total {what} {total} is not the members' sum {sum}: {figures}"
-        );
-    }
-    let shown = browser
-        .execute(
-            "return document.querySelector('[data-testid=total-rate]').textContent;",
-            Vec::new(),
-        )
-        .await
-        .unwrap();
-    assert!(shown.as_str().is_some_and(|t| t != "–"), "{shown}");
-}
-
-/// Drains member m2 from its row, sees it on the page and in the API, then
-/// enables it again.
-async fn drain_and_enable_a_member(browser: &Client, node: &Node, token: &str) {
-    let member_state = "const r = document.querySelector('[data-testid=member-row][data-member-id=m2]'); \
-         return r ? [r.dataset.memberState, r.querySelector('[data-testid=member-state]').textContent] : null;";
-    for (button, state, badge) in [
-        ("member-drain", "draining", "draining"),
-        ("member-enable", "enabled", "alive"),
-    ] {
-        let css = format!("[data-testid=member-row][data-member-id=m2] [data-testid={button}]");
-        wait_js(
-            browser,
-            "the member button enabled",
-            Duration::from_secs(5),
-            &format!("const b = document.querySelector('{css}'); return b ? !b.disabled : false;"),
-            |v| *v == json!(true),
-        )
-        .await;
-        browser
-            .find(Locator::Css(&css))
-            .await
-            .expect("a member state button in m2's row")
-            .click()
-            .await
-            .expect("click the member state button");
-        wait_js(
-            browser,
-            &format!("m2 {state} on the page"),
-            Duration::from_secs(5),
-            member_state,
-            |v| *v == json!([state, badge]),
-        )
-        .await;
-        let cluster = node.api("/api/v1/cluster", token).await.json();
-        let m2 = cluster["members"]
-            .as_array()
-            .and_then(|m| m.iter().find(|m| m["id"] == "m2"))
-            .cloned()
-            .unwrap_or_default();
-        assert_eq!(m2["state"], state, "{cluster}");
-    }
-}
-
-/// A member record with another config hash, written into the store as a
-/// member serving a different configuration would: the page flags it, and
-/// only it.
-async fn drift_is_flagged(browser: &Client, store: &Path) {
-    portcullis_cluster::DirStore::new(store)
-        .put_member(&portcullis_cluster::MemberRecord {
-            id: "m3".into(),
-            role: portcullis_cluster::RoleName::Manager,
-            public_url: "http://127.0.0.1:9".into(),
-            admin_url: None,
-            version: "0".into(),
-            generation: 1,
-            config_hash: "ffffffffffffffff".into(),
-            in_flight: 0,
-            requests: 0,
-            errors: 0,
-            // Alive for the rest of the test without heartbeats.
-            heartbeat_ms: 600_000,
-            updated_at_ms: portcullis_cluster::members::now_ms(),
-        })
-        .expect("write m3's record");
-    wait_js(
-        browser,
-        "m3 flagged as drifted, m1 and m2 not",
-        Duration::from_secs(10),
-        "return Array.from(document.querySelectorAll('[data-testid=member-row]')).map(r => [r.dataset.memberId, !!r.querySelector('[data-testid=member-drift]')]);",
-        |rows| *rows == json!([["m1", false], ["m2", false], ["m3", true]]),
-    )
-    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -553,8 +442,8 @@ async fn the_dashboard_shows_the_cluster_and_drains_a_backend_on_every_member() 
             .unwrap();
         assert_eq!(charts.len(), 1, "one chart for the one service");
 
-        cluster_totals_add_up(&browser).await;
-        drain_and_enable_a_member(&browser, &m1, &token).await;
+        super::dashboard_ops::cluster_totals_add_up(&browser).await;
+        super::dashboard_ops::drain_and_enable_a_member(&browser, &m1, &token).await;
 
         // A killed backend turns down within a few seconds.
         doomed.take().unwrap().kill();
@@ -609,7 +498,7 @@ async fn the_dashboard_shows_the_cluster_and_drains_a_backend_on_every_member() 
             }
         }
 
-        drift_is_flagged(&browser, &store).await;
+        super::dashboard_ops::drift_is_flagged(&browser, &store).await;
 
         // Nothing was loaded from anywhere but this member.
         let origin = m1.admin("");
@@ -748,99 +637,4 @@ async fn the_dashboard_shows_the_cluster_and_drains_a_backend_on_every_member() 
     eprintln!("dashboard screenshot: {}", screenshot_path.display());
     eprintln!("dashboard screenshot (kept): {}", target.display());
     drop(beta);
-}
-
-/// Starts chromedriver; the guard kills it by pid.
-fn start_driver(dir: &Path) -> (Guard, u16) {
-    let driver_port = free_port();
-    let guard = Guard(
-        Command::new(CHROMEDRIVER)
-            .arg(format!("--port={driver_port}"))
-            .arg(format!(
-                "--log-path={}",
-                dir.join("chromedriver.log").display()
-            ))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start chromedriver"),
-    );
-    wait_port(driver_port, "chromedriver");
-    (guard, driver_port)
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_dashboard_loads_over_https_with_admin_tls() {
-    require_browser();
-    init();
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
-    let certs =
-        portcullis::cert::create_certs(&["localhost".to_string()], &dir.path().join("certs"))
-            .unwrap();
-    let node = Node::start_with(
-        dir.path(),
-        &store,
-        "m1",
-        &format!(
-            "tls = {{ cert = {:?}, key = {:?} }}",
-            certs.server_cert.display().to_string(),
-            certs.server_key.display().to_string()
-        ),
-    );
-    let out = node.process.cli(&["admin", "token"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
-
-    let (_driver, driver_port) = start_driver(dir.path());
-    let user_data_dir = dir.path().join("chromium-profile");
-    std::fs::create_dir_all(&user_data_dir).unwrap();
-    let _browser_guard = BrowserGuard {
-        user_data_dir: user_data_dir.clone(),
-    };
-    // The test's CA is not in the browser's store; only this test skips the check.
-    let browser = start_browser(
-        driver_port,
-        &user_data_dir,
-        &["--ignore-certificate-errors"],
-    )
-    .await;
-    let steps = std::panic::AssertUnwindSafe(async {
-        browser
-            .goto(&node.admin("/"))
-            .await
-            .expect("open the dashboard over https");
-        sign_in(&browser, &token).await;
-        wait_js(
-            &browser,
-            "the member listed over https, with its https admin URL",
-            Duration::from_secs(10),
-            "const r = document.querySelector('[data-testid=member-row][data-member-id=m1]'); \
-             return [location.protocol, r ? r.dataset.alive : null, \
-                     document.querySelector('[data-testid=store-status]').dataset.value];",
-            |v| *v == json!(["https:", "true", "connected"]),
-        )
-        .await;
-        let cluster = browser
-            .execute(
-                "return fetch('/api/v1/cluster', {headers: {authorization: 'Bearer ' + sessionStorage.getItem('portcullis.admin.token')}}).then(r => r.json());",
-                Vec::new(),
-            )
-            .await
-            .unwrap();
-        assert_eq!(
-            cluster["members"][0]["admin_url"],
-            node.admin(""),
-            "{cluster}"
-        );
-    });
-    let outcome = steps.catch_unwind().await;
-    let _ = browser.clone().close().await;
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
 }

@@ -8,5 +8,6 @@ mod admin_api;
 mod admin_operations;
 mod cli;
 mod dashboard;
+mod dashboard_ops;
 mod import_knox;
 mod secrets;
