@@ -311,3 +311,23 @@ async fn send_plain(url: &str) -> Result<StatusCode, String> {
         .map(|r| r.status())
         .map_err(|e| e.to_string())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_admin_certificate_stops_the_start_naming_admin_tls() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "[node]\nid = \"gw-bad\"\n[gateway]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\ntls = {{ cert = \"missing.crt\", key = \"missing.key\" }}\n[cluster]\nstore = \"dir:{}\"\n",
+        dir.path().join("store").display()
+    );
+    let path = dir.path().join("portcullis.toml");
+    let config = portcullis_config::parse_node_config(&text, &path).unwrap();
+    let Err(err) = portcullis_member::Member::start(config).await else {
+        panic!("a member started without its admin certificate");
+    };
+    let chain = format!("{:#}", anyhow::Error::from(err));
+    assert!(
+        chain.starts_with("admin.tls") && chain.contains("missing.crt"),
+        "{chain}"
+    );
+}
