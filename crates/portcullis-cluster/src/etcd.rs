@@ -15,7 +15,7 @@ use portcullis_config::AdminState;
 use tokio::sync::Mutex;
 
 use crate::diff::Snapshot;
-use crate::members::MemberRecord;
+use crate::members::{MemberRecord, MemberState};
 use crate::watch::{ReceiverGone, Reporter, StoreWatcher};
 use crate::StoreError;
 
@@ -176,6 +176,30 @@ impl EtcdStore {
             client.put(key, state.as_str(), None).await.map(|_| ())
         };
         result.map_err(|e| self.err("write backend state", e))
+    }
+
+    /// Member states that are not `enabled`, from `admin/members/<id>`.
+    pub async fn member_states(&self) -> Result<BTreeMap<String, MemberState>, StoreError> {
+        let all = self.get_prefix("admin/members/").await?;
+        Ok(all
+            .into_iter()
+            .filter_map(|(key, value)| {
+                let id = key.strip_prefix("admin/members/")?;
+                Some((id.to_string(), MemberState::parse(&value)?))
+            })
+            .collect())
+    }
+
+    /// `Enabled` deletes the key, so the store lists only exceptions.
+    pub async fn set_member_state(&self, id: &str, state: MemberState) -> Result<(), StoreError> {
+        crate::validate_record_name(id)?;
+        let key = self.key(&format!("admin/members/{id}"));
+        let mut client = self.client().await?;
+        let result = match state {
+            MemberState::Enabled => client.delete(key, None).await.map(|_| ()),
+            MemberState::Draining => client.put(key, state.as_str(), None).await.map(|_| ()),
+        };
+        result.map_err(|e| self.err("write member state", e))
     }
 
     /// The cluster cookie key: a transaction creates it only if absent, so

@@ -18,7 +18,7 @@ mod watch;
 pub use diff::{diff, Snapshot};
 pub use dir::DirStore;
 pub use etcd::EtcdStore;
-pub use members::{MemberRecord, RoleName};
+pub use members::{MemberRecord, MemberState, RoleName};
 pub use roles::{WriteError, Writer};
 pub use store::{ClusterStore, DIR_POLL};
 pub use watch::{StoreEvent, StoreWatcher};

@@ -24,6 +24,13 @@ pub struct MemberRecord {
     #[serde(default)]
     pub config_hash: String,
     pub in_flight: u64,
+    /// Requests this member answered since it started (cumulative; rates
+    /// come from two readings). Zero in records of older versions.
+    #[serde(default)]
+    pub requests: u64,
+    /// Of those, answers with a 5xx status.
+    #[serde(default)]
+    pub errors: u64,
     pub heartbeat_ms: u64,
     /// Wall-clock time of the last heartbeat, milliseconds since the Unix epoch.
     pub updated_at_ms: u64,
@@ -50,6 +57,36 @@ impl RoleName {
         match self {
             RoleName::Manager => "manager",
             RoleName::Worker => "worker",
+        }
+    }
+}
+
+/// What an operator set for a member. Kept in the store apart from the
+/// record, because the member rewrites its record every heartbeat.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MemberState {
+    /// Balancers send it new clients.
+    #[default]
+    Enabled,
+    /// Balancers send it only clients whose affinity cookie names it; it
+    /// keeps serving everything that reaches it.
+    Draining,
+}
+
+impl MemberState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemberState::Enabled => "enabled",
+            MemberState::Draining => "draining",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<MemberState> {
+        match text.trim() {
+            "enabled" => Some(MemberState::Enabled),
+            "draining" => Some(MemberState::Draining),
+            _ => None,
         }
     }
 }
@@ -116,9 +153,33 @@ mod tests {
             generation: 3,
             config_hash: String::new(),
             in_flight: 0,
+            requests: 0,
+            errors: 0,
             heartbeat_ms: 1000,
             updated_at_ms,
         }
+    }
+
+    #[test]
+    fn records_of_older_versions_read_with_zero_counters() {
+        let mut old = serde_json::to_value(record(5)).unwrap();
+        let fields = old.as_object_mut().unwrap();
+        fields.remove("requests");
+        fields.remove("errors");
+        let read: MemberRecord = serde_json::from_value(old).unwrap();
+        assert_eq!((read.requests, read.errors), (0, 0));
+    }
+
+    #[test]
+    fn member_states_are_words() {
+        for state in [MemberState::Enabled, MemberState::Draining] {
+            assert_eq!(MemberState::parse(state.as_str()), Some(state));
+        }
+        assert_eq!(
+            MemberState::parse("draining\n"),
+            Some(MemberState::Draining)
+        );
+        assert_eq!(MemberState::parse("disabled"), None);
     }
 
     #[test]

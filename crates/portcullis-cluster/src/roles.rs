@@ -6,7 +6,7 @@ use std::path::Path;
 
 use portcullis_config::{AdminState, Role};
 
-use crate::members::{now_ms, RoleName};
+use crate::members::{now_ms, MemberState, RoleName};
 use crate::{ClusterStore, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -106,6 +106,12 @@ impl<'a> Writer<'a> {
         self.check().await?;
         Ok(self.store.set_backend_state(backend_id, state).await?)
     }
+
+    /// Drains or re-enables a member for every balancer.
+    pub async fn set_member_state(&self, id: &str, state: MemberState) -> Result<(), WriteError> {
+        self.check().await?;
+        Ok(self.store.set_member_state(id, state).await?)
+    }
 }
 
 #[cfg(test)]
@@ -130,6 +136,8 @@ mod tests {
                 generation: 0,
                 config_hash: String::new(),
                 in_flight: 0,
+                requests: 0,
+                errors: 0,
                 heartbeat_ms: 1000,
                 updated_at_ms: now_ms(),
             })

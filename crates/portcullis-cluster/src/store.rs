@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use portcullis_config::{AdminState, StoreLocation};
 
-use crate::members::MemberRecord;
+use crate::members::{MemberRecord, MemberState};
 use crate::{DirStore, EtcdStore, StoreError, StoreWatcher};
 
 /// How often a `dir:` store is re-read (etcd pushes changes instead).
@@ -104,6 +104,23 @@ impl ClusterStore {
         match self {
             ClusterStore::Dir(d) => blocking(d, move |d| d.set_backend_state(&id, state)).await,
             ClusterStore::Etcd(e) => e.set_backend_state(&id, state).await,
+        }
+    }
+
+    /// Operators' member states that are not `enabled`, by member id. Kept
+    /// apart from the member records, which members rewrite every heartbeat.
+    pub async fn member_states(&self) -> Result<BTreeMap<String, MemberState>, StoreError> {
+        match self {
+            ClusterStore::Dir(d) => blocking(d, |d| d.member_states()).await,
+            ClusterStore::Etcd(e) => e.member_states().await,
+        }
+    }
+
+    pub async fn set_member_state(&self, id: &str, state: MemberState) -> Result<(), StoreError> {
+        let id = id.to_string();
+        match self {
+            ClusterStore::Dir(d) => blocking(d, move |d| d.set_member_state(&id, state)).await,
+            ClusterStore::Etcd(e) => e.set_member_state(&id, state).await,
         }
     }
 

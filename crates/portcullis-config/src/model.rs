@@ -61,6 +61,8 @@ pub struct TlsFiles {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdminSection {
     pub listen: SocketAddr,
+    /// The admin listener (API, dashboard, metrics) terminates TLS.
+    pub tls: Option<TlsFiles>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -54,6 +54,7 @@ pub struct FileTls {
 #[serde(deny_unknown_fields)]
 pub struct FileAdmin {
     pub listen: String,
+    pub tls: Option<FileTls>,
 }
 
 #[derive(Debug, Default, Deserialize)]

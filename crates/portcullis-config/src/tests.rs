@@ -254,6 +254,7 @@ header_read_timeout = "3s"
 
 [admin]
 listen = "127.0.0.1:9090"
+tls = { cert = "tls/admin.crt", key = "tls/admin.key" }
 
 [cluster]
 name = "prod"
@@ -292,7 +293,11 @@ fn every_node_key_is_parsed() {
     assert_eq!(
         c.admin,
         Some(AdminSection {
-            listen: "127.0.0.1:9090".parse().unwrap()
+            listen: "127.0.0.1:9090".parse().unwrap(),
+            tls: Some(TlsFiles {
+                cert: "/etc/portcullis/tls/admin.crt".into(),
+                key: "/etc/portcullis/tls/admin.key".into()
+            }),
         })
     );
     assert_eq!(c.cluster.name, "prod");

@@ -178,10 +178,14 @@ pub(crate) fn node_config(
 ) -> Option<NodeConfig> {
     let id = node_id(v, raw.node.id);
     let gateway = gateway_section(v, raw.gateway, base_dir);
-    let admin = raw
-        .admin
-        .and_then(|a| v.addr("admin.listen", &a.listen))
-        .map(|listen| AdminSection { listen });
+    let admin = raw.admin.and_then(|a| {
+        let listen = v.addr("admin.listen", &a.listen)?;
+        let tls = a.tls.map(|t| TlsFiles {
+            cert: base_dir.join(&t.cert),
+            key: base_dir.join(&t.key),
+        });
+        Some(AdminSection { listen, tls })
+    });
     let cluster = cluster_section(v, raw.cluster, base_dir);
     let secrets = raw
         .secrets

@@ -33,6 +33,8 @@ pub enum MemberError {
     NotText(&'static str),
     #[error("gateway.tls")]
     Tls(#[source] TlsSetupError),
+    #[error("admin.tls")]
+    AdminTls(#[source] TlsSetupError),
     #[error("{key}: cannot listen on {listen}")]
     Bind {
         key: &'static str,

@@ -82,6 +82,7 @@ pub(crate) fn member_record(
     advertised: &Advertised,
     applied: &AppliedConfig,
 ) -> MemberRecord {
+    let (requests, errors) = crate::admin::views::answered_totals(&gateway.routes());
     MemberRecord {
         id: config.node.id.clone(),
         role: config.cluster.role.into(),
@@ -91,6 +92,8 @@ pub(crate) fn member_record(
         generation: gateway.generation(),
         config_hash: applied.hash(),
         in_flight: gateway.in_flight(),
+        requests,
+        errors,
         heartbeat_ms: config.cluster.heartbeat.as_millis() as u64,
         updated_at_ms: portcullis_cluster::members::now_ms(),
     }

@@ -83,6 +83,8 @@ struct Listeners {
     gateway_addr: SocketAddr,
     options: ListenerOptions,
     admin: Option<(TcpListener, SocketAddr)>,
+    /// `[admin] tls`, read before anything is bound.
+    admin_tls: Option<Arc<rustls::ServerConfig>>,
     balancer: Option<(TcpListener, SocketAddr)>,
 }
 
@@ -118,7 +120,14 @@ impl Member {
         let watcher = store.watch();
         let advertised = Advertised {
             public_url: advertised_url(&config, listeners.gateway_addr),
-            admin_url: listeners.admin.as_ref().map(|(_, a)| format!("http://{a}")),
+            admin_url: listeners.admin.as_ref().map(|(_, a)| {
+                let scheme = if listeners.admin_tls.is_some() {
+                    "https"
+                } else {
+                    "http"
+                };
+                format!("{scheme}://{a}")
+            }),
         };
         // The first record is written before serving, so balancers and
         // `cluster status` know the member as soon as it answers.
@@ -218,9 +227,9 @@ impl Running {
             self.applied.clone(),
         )));
         let admin_addr = listeners.admin.as_ref().map(|(_, addr)| *addr);
-        let admin = listeners
-            .admin
-            .map(|(listener, _)| self.spawn_admin(listener, members, &shutdown_rx));
+        let admin = listeners.admin.map(|(listener, _)| {
+            self.spawn_admin(listener, listeners.admin_tls, members, &shutdown_rx)
+        });
         let balancer_addr = listeners.balancer.as_ref().map(|(_, addr)| *addr);
         if let Some((listener, addr)) = listeners.balancer {
             self.spawn_balancer(&mut background, listener, addr, &shutdown_rx)
@@ -263,6 +272,7 @@ impl Running {
     fn spawn_admin(
         &self,
         listener: TcpListener,
+        tls: Option<Arc<rustls::ServerConfig>>,
         members: Arc<ArcSwap<Vec<portcullis_cluster::MemberRecord>>>,
         shutdown: &watch::Receiver<bool>,
     ) -> AbortOnDropHandle<()> {
@@ -277,11 +287,12 @@ impl Running {
             members,
         });
         if let Ok(addr) = listener.local_addr() {
-            tracing::info!(listen = %addr, "admin API, /metrics and dashboard listening");
+            tracing::info!(listen = %addr, tls = tls.is_some(), "admin API, /metrics and dashboard listening");
         }
         AbortOnDropHandle::new(tokio::spawn(crate::admin::serve(
             listener,
             context,
+            tls,
             shutdown.clone(),
         )))
     }
@@ -329,6 +340,13 @@ impl Listeners {
             ),
             None => None,
         };
+        let admin_tls = match config.admin.as_ref().and_then(|a| a.tls.as_ref()) {
+            Some(files) => Some(
+                portcullis_proxy::listener::server_config(&files.cert, &files.key)
+                    .map_err(MemberError::AdminTls)?,
+            ),
+            None => None,
+        };
         let (gateway, gateway_addr) = bind("gateway.listen", config.gateway.listen).await?;
         let admin = match &config.admin {
             Some(admin) => Some(bind("admin.listen", admin.listen).await?),
@@ -350,6 +368,7 @@ impl Listeners {
             gateway_addr,
             options,
             admin,
+            admin_tls,
             balancer,
         })
     }

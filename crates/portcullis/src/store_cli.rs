@@ -1,13 +1,14 @@
 //! CLI commands that act on the cluster store named by a member config, so
 //! every member sees the change: `topology put/list/get/delete` and
-//! `cluster status`.
+//! `cluster status/drain/enable`.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::Context;
 use portcullis_cluster::members::now_ms;
-use portcullis_cluster::{ClusterStore, MemberRecord, Writer};
+use portcullis_cluster::{ClusterStore, MemberRecord, MemberState, Writer};
 use portcullis_config::NodeConfig;
 
 pub fn load_config(path: &Path) -> anyhow::Result<NodeConfig> {
@@ -65,11 +66,52 @@ pub async fn topology_delete(config: &NodeConfig, name: &str) -> anyhow::Result<
 
 /// `cluster status`: a table of the members in the store.
 pub async fn cluster_status(config: &NodeConfig) -> anyhow::Result<String> {
-    let members = open_store(config).members().await?;
-    Ok(render_members(&members, now_ms()))
+    let store = open_store(config);
+    let members = store.members().await?;
+    let states = store.member_states().await?;
+    Ok(render_members(&members, &states, now_ms()))
 }
 
-pub fn render_members(members: &[MemberRecord], now_ms: u64) -> String {
+/// `cluster drain|enable ID`: only a member with a record in the store can be
+/// named, so a typo is an error rather than a state nobody reads.
+pub async fn set_member_state(
+    config: &NodeConfig,
+    id: &str,
+    state: MemberState,
+) -> anyhow::Result<()> {
+    let store = open_store(config);
+    let members = store.members().await?;
+    if !members.iter().any(|m| m.id == id) {
+        let known: Vec<&str> = members.iter().map(|m| m.id.as_str()).collect();
+        anyhow::bail!(
+            "no member {id:?} in the cluster store (members: {})",
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        );
+    }
+    Writer::new(&store, config.cluster.role)
+        .set_member_state(id, state)
+        .await?;
+    Ok(())
+}
+
+/// The STATE cell: `gone`, or `alive` / `draining` for a live member.
+fn state_cell(member: &MemberRecord, state: MemberState, now_ms: u64) -> &'static str {
+    match (member.is_alive(now_ms), state) {
+        (false, _) => "gone",
+        (true, MemberState::Enabled) => "alive",
+        (true, MemberState::Draining) => "draining",
+    }
+}
+
+pub fn render_members(
+    members: &[MemberRecord],
+    states: &BTreeMap<String, MemberState>,
+    now_ms: u64,
+) -> String {
     let drift = portcullis_cluster::members::drifted(members, now_ms);
     let rows: Vec<[String; 8]> = members
         .iter()
@@ -83,7 +125,7 @@ pub fn render_members(members: &[MemberRecord], now_ms: u64) -> String {
                 m.id.clone(),
                 m.role.as_str().to_string(),
                 m.public_url.clone(),
-                if m.is_alive(now_ms) { "alive" } else { "gone" }.to_string(),
+                state_cell(m, states.get(&m.id).copied().unwrap_or_default(), now_ms).to_string(),
                 format!("{:.1}s ago", m.age(now_ms).as_secs_f64()),
                 m.generation.to_string(),
                 config,
@@ -208,6 +250,8 @@ mod tests {
             generation: 1,
             config_hash: hash.to_string(),
             in_flight: 0,
+            requests: 0,
+            errors: 0,
             heartbeat_ms: 1000,
             updated_at_ms,
         }
@@ -225,7 +269,7 @@ mod tests {
             portcullis_cluster::members::drifted(&members, now),
             vec!["m2"]
         );
-        let table = render_members(&members, now);
+        let table = render_members(&members, &BTreeMap::new(), now);
         let row = |id: &str| {
             table
                 .lines()
@@ -253,9 +297,33 @@ mod tests {
             record("m4", "", now),
         ];
         assert!(portcullis_cluster::members::drifted(&members, now).is_empty());
-        let table = render_members(&members, now);
+        let table = render_members(&members, &BTreeMap::new(), now);
         assert!(
             !table.contains("DRIFT") && !table.contains("config drift"),
+            "{table}"
+        );
+    }
+
+    #[test]
+    fn a_draining_live_member_shows_draining_and_a_gone_one_gone() {
+        let now = 1_000_000;
+        let members = [
+            record("m1", "aaaa", now),
+            record("m2", "aaaa", now),
+            record("m3", "aaaa", now - 600_000),
+        ];
+        let states = BTreeMap::from([
+            ("m2".to_string(), MemberState::Draining),
+            ("m3".to_string(), MemberState::Draining),
+        ]);
+        let table = render_members(&members, &states, now);
+        let state_of = |id: &str| {
+            let line = table.lines().find(|l| l.starts_with(id)).unwrap();
+            line.split_whitespace().nth(3).unwrap().to_string()
+        };
+        assert_eq!(
+            [state_of("m1"), state_of("m2"), state_of("m3")],
+            ["alive", "draining", "gone"],
             "{table}"
         );
     }

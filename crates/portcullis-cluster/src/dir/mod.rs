@@ -12,6 +12,8 @@ use crate::members::MemberRecord;
 use crate::watch::{ReceiverGone, Reporter, StoreWatcher};
 use crate::StoreError;
 
+mod member_states;
+
 /// The file that marks a directory as a Portcullis store. When an NFS share
 /// is unmounted its mount point usually stays, empty: without the marker an
 /// empty (or emptied) directory would read as "every topology deleted" and
@@ -640,6 +642,8 @@ mod tests {
             generation: 1,
             config_hash: String::new(),
             in_flight: 2,
+            requests: 0,
+            errors: 0,
             heartbeat_ms: 1000,
             updated_at_ms: now_ms(),
         };
@@ -812,6 +816,8 @@ mod tests {
             generation: 0,
             config_hash: String::new(),
             in_flight: 0,
+            requests: 0,
+            errors: 0,
             heartbeat_ms: 1000,
             updated_at_ms,
         }

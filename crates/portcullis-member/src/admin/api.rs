@@ -2,6 +2,7 @@
 //! them in the same place as the CLI; reads of live state come from this
 //! member's routing snapshot.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -10,7 +11,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, put};
 use axum::{Json, Router};
 use portcullis_cluster::members::now_ms;
-use portcullis_cluster::Writer;
+use portcullis_cluster::{ClusterStore, MemberRecord, MemberState, StoreError, Writer};
 use portcullis_config::AdminState;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -25,6 +26,7 @@ type ApiResult = Result<Json<Value>, ApiError>;
 pub fn routes() -> Router<Arc<AdminContext>> {
     Router::new()
         .route("/api/v1/cluster", get(cluster))
+        .route("/api/v1/cluster/members/{id}/state", put(set_member_state))
         .route("/api/v1/stats", get(stats))
         .route("/api/v1/topologies", get(list_topologies))
         .route(
@@ -76,16 +78,20 @@ pub async fn health(State(context): Ctx) -> Json<Value> {
 }
 
 async fn cluster(State(context): Ctx) -> ApiResult {
-    // Fresh from the store when it answers; otherwise the last heartbeat's view.
-    let (records, fresh) = match context.store.members().await {
-        Ok(records) => (records, true),
-        Err(_) => (context.members.load().as_ref().clone(), false),
+    // Fresh from the store when it answers; otherwise the last heartbeat's
+    // view, where operators' member states are unknown (`null`).
+    let (records, states, fresh) = match read_members(&context.store).await {
+        Ok((records, states)) => (records, Some(states), true),
+        Err(_) => (context.members.load().as_ref().clone(), None, false),
     };
     let now = now_ms();
     let drift = portcullis_cluster::members::drifted(&records, now);
     let members: Vec<Value> = records
         .iter()
         .map(|m| {
+            let state = states
+                .as_ref()
+                .map(|s| s.get(&m.id).copied().unwrap_or_default().as_str());
             json!({
                 "id": m.id,
                 "role": m.role.as_str(),
@@ -95,8 +101,12 @@ async fn cluster(State(context): Ctx) -> ApiResult {
                 "generation": m.generation,
                 "config_hash": m.config_hash,
                 "config_drift": drift.contains(&m.id.as_str()),
+                "state": state,
                 "in_flight": m.in_flight,
+                "requests": m.requests,
+                "errors": m.errors,
                 "alive": m.is_alive(now),
+                "updated_at_ms": m.updated_at_ms,
                 "last_seen_ms": m.age(now).as_millis() as u64,
             })
         })
@@ -105,8 +115,45 @@ async fn cluster(State(context): Ctx) -> ApiResult {
         "cluster": context.cluster_name,
         "self": context.gateway.member_id,
         "fresh": fresh,
+        "now_ms": now,
         "members": members,
     })))
+}
+
+async fn read_members(
+    store: &ClusterStore,
+) -> Result<(Vec<MemberRecord>, BTreeMap<String, MemberState>), StoreError> {
+    Ok((store.members().await?, store.member_states().await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MemberStateChange {
+    state: String,
+}
+
+const MEMBER_STATES: &str = r#"{"state": "draining" | "enabled"}"#;
+
+/// Drains or re-enables a member for every balancer (manager-only, as every
+/// write). Only members with a record in the store can be named.
+async fn set_member_state(State(context): Ctx, Path(id): Path<String>, body: Bytes) -> ApiResult {
+    let change: MemberStateChange = json_body(&body, MEMBER_STATES)?;
+    let state = MemberState::parse(&change.state).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "unknown member state {:?}; expected {MEMBER_STATES}",
+            change.state
+        ))
+    })?;
+    if !context.store.members().await?.iter().any(|m| m.id == id) {
+        return Err(ApiError::not_found(format!(
+            "no member {id:?} in the cluster store"
+        )));
+    }
+    Writer::new(&context.store, context.role)
+        .set_member_state(&id, state)
+        .await?;
+    tracing::info!(member = %id, state = state.as_str(), "member state set through the admin API");
+    Ok(Json(json!({ "id": id, "state": state.as_str() })))
 }
 
 async fn stats(State(context): Ctx) -> ApiResult {

@@ -2,12 +2,15 @@
 //! atomics at scrape time. Nothing is registered per request, so the request
 //! path pays only its relaxed increments.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use portcullis_cluster::members::now_ms;
+use portcullis_cluster::MemberState;
 use portcullis_proxy::routing::{Backend, RoutingTable, ServiceRuntime};
 use portcullis_proxy::stats::{ServiceStats, LATENCY_BOUNDS};
 use prometheus_client::collector::Collector;
@@ -21,20 +24,29 @@ use super::{views, AdminContext};
 
 const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
+/// How long a scrape waits for the store's member states; without them the
+/// scrape leaves `portcullis_member_draining` out rather than be slow.
+const MEMBER_STATES_WAIT: Duration = Duration::from_millis(300);
+
 pub async fn scrape(State(context): State<Arc<AdminContext>>) -> Response {
+    let now = now_ms();
+    let live_members: Vec<String> = context
+        .members
+        .load()
+        .iter()
+        .filter(|m| m.is_alive(now))
+        .map(|m| m.id.clone())
+        .collect();
+    let member_states = tokio::time::timeout(MEMBER_STATES_WAIT, context.store.member_states())
+        .await
+        .ok()
+        .and_then(Result::ok);
     let mut registry = Registry::default();
     registry.register_collector(Box::new(Snapshot {
         table: context.gateway.routes(),
         store_connected: context.store_connected(),
-        live_members: {
-            let now = now_ms();
-            context
-                .members
-                .load()
-                .iter()
-                .filter(|m| m.is_alive(now))
-                .count()
-        },
+        live_members,
+        member_states,
     }));
     let mut text = String::new();
     match prometheus_client::encoding::text::encode(&mut text, &registry) {
@@ -47,7 +59,10 @@ pub async fn scrape(State(context): State<Arc<AdminContext>>) -> Response {
 struct Snapshot {
     table: Arc<RoutingTable>,
     store_connected: bool,
-    live_members: usize,
+    /// Ids of the live members, as of this member's last heartbeat.
+    live_members: Vec<String>,
+    /// Operators' member states, when the store answered in time.
+    member_states: Option<BTreeMap<String, MemberState>>,
 }
 
 impl std::fmt::Debug for Snapshot {
@@ -155,6 +170,7 @@ impl Collector for Snapshot {
         encode_requests(&mut encoder, &services, &backends)?;
         encode_durations(&mut encoder, &services)?;
         encode_backend_up(&mut encoder, &backends, now)?;
+        encode_backend_state(&mut encoder, &backends, now)?;
         encode_in_flight(&mut encoder, &backends)?;
         encode_tries(&mut encoder, &backends, now)?;
         service_counters(&mut encoder, &services)?;
@@ -163,8 +179,11 @@ impl Collector for Snapshot {
             &mut encoder,
             "portcullis_cluster_members",
             "Live members of the cluster, as of this member's last heartbeat.",
-            i64::try_from(self.live_members).unwrap_or(i64::MAX),
+            i64::try_from(self.live_members.len()).unwrap_or(i64::MAX),
         )?;
+        if let Some(states) = &self.member_states {
+            encode_member_draining(&mut encoder, &self.live_members, states)?;
+        }
         gauge(
             &mut encoder,
             "portcullis_store_connected",
@@ -254,7 +273,7 @@ fn encode_backend_up(
 ) -> Result<(), std::fmt::Error> {
     let mut up = encoder.encode_descriptor(
         "portcullis_backend_up",
-        "1 when the backend takes traffic: healthy, not ejected, not disabled.",
+        "1 when the backend takes traffic: healthy, not ejected, not disabled (a draining one still takes its sticky clients; see portcullis_backend_state).",
         None,
         MetricType::Gauge,
     )?;
@@ -267,6 +286,56 @@ fn encode_backend_up(
         ];
         let value = i64::from(views::can_serve(backend, now));
         ConstGauge::new(value).encode(up.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+/// Every state `portcullis_backend_state` reports, in the words of the API.
+const BACKEND_STATES: [&str; 5] = ["up", "down", "ejected", "draining", "disabled"];
+
+/// A state set (one series per state, 1 for the current one), so a draining
+/// or disabled backend is told apart from a failing one.
+fn encode_backend_state(
+    encoder: &mut DescriptorEncoder,
+    backends: &[(&str, &str, &Backend)],
+    now: tokio::time::Instant,
+) -> Result<(), std::fmt::Error> {
+    let mut family = encoder.encode_descriptor(
+        "portcullis_backend_state",
+        "1 for the backend's current state, 0 for the others: what an operator set (draining, disabled) wins, then health (up, down, ejected).",
+        None,
+        MetricType::Gauge,
+    )?;
+    for (topology, service, backend) in backends {
+        let current = views::state_word(backend, now);
+        for state in BACKEND_STATES {
+            let labels = [
+                ("topology", *topology),
+                ("service", *service),
+                ("backend", backend.id.as_str()),
+                ("state", state),
+            ];
+            ConstGauge::new(i64::from(state == current)).encode(family.encode_family(&labels)?)?;
+        }
+    }
+    Ok(())
+}
+
+fn encode_member_draining(
+    encoder: &mut DescriptorEncoder,
+    live_members: &[String],
+    states: &BTreeMap<String, MemberState>,
+) -> Result<(), std::fmt::Error> {
+    let mut family = encoder.encode_descriptor(
+        "portcullis_member_draining",
+        "1 for a live member an operator is draining (balancers send it no new clients).",
+        None,
+        MetricType::Gauge,
+    )?;
+    for id in live_members {
+        let draining = states.get(id) == Some(&MemberState::Draining);
+        ConstGauge::new(i64::from(draining))
+            .encode(family.encode_family(&[("member", id.as_str())])?)?;
     }
     Ok(())
 }

@@ -3,7 +3,8 @@
 
 mod api;
 mod metrics;
-mod views;
+mod tls;
+pub(crate) mod views;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -153,6 +154,7 @@ async fn require_token(
 
 const INDEX_HTML: &str = include_str!("dashboard/index.html");
 const APP_JS: &str = include_str!("dashboard/app.js");
+const DOM_JS: &str = include_str!("dashboard/dom.js");
 const STYLE_CSS: &str = include_str!("dashboard/style.css");
 
 /// The page loads only its own files and is never framed; the `data:` image
@@ -191,6 +193,10 @@ pub fn router(context: Arc<AdminContext>) -> Router {
             get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }),
         )
         .route(
+            "/dom.js",
+            get(|| async { asset("text/javascript; charset=utf-8", DOM_JS) }),
+        )
+        .route(
             "/style.css",
             get(|| async { asset("text/css; charset=utf-8", STYLE_CSS) }),
         )
@@ -198,13 +204,18 @@ pub fn router(context: Arc<AdminContext>) -> Router {
         .with_state(context)
 }
 
-/// Serves the admin listener until `shutdown` turns true.
+/// Serves the admin listener until `shutdown` turns true, over TLS when
+/// `tls` is set (`[admin] tls`).
 pub async fn serve(
     listener: TcpListener,
     context: Arc<AdminContext>,
+    tls: Option<Arc<rustls::ServerConfig>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let app = router(context);
+    if let Some(tls) = tls {
+        return tls::serve(listener, app, tls, shutdown).await;
+    }
     let stop = async move {
         let _ = shutdown.wait_for(|stop| *stop).await;
     };

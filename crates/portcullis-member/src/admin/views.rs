@@ -125,3 +125,16 @@ pub fn live_services(table: &RoutingTable, topology: &str) -> Option<Vec<String>
 pub fn stranded_services(table: &RoutingTable) -> usize {
     table.stranded_services(Instant::now())
 }
+
+/// Requests this member answered and, of those, 5xx answers, over every
+/// service it runs: the cumulative figures its record carries.
+pub fn answered_totals(table: &RoutingTable) -> (u64, u64) {
+    table
+        .topologies
+        .values()
+        .flat_map(|t| t.services.values())
+        .map(|s| s.answered_totals())
+        .fold((0, 0), |(requests, errors), (r, e)| {
+            (requests + r, errors + e)
+        })
+}

@@ -30,6 +30,7 @@ fn members(line: &[u8]) -> Vec<MemberTarget> {
                 in_flight,
                 // Three missed 1 s heartbeats; a dead one missed them 10 s ago.
                 alive_until_ms: if dead { NOW_MS - 7_000 } else { NOW_MS + 3_000 },
+                draining: false,
             }
         })
         .collect()

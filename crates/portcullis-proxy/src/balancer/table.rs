@@ -28,6 +28,10 @@ pub struct MemberTarget {
     /// its last heartbeat plus the heartbeats it may miss. The table keeps
     /// its last view while the store is away, so this ages members out.
     pub alive_until_ms: u64,
+    /// An operator is draining the member: it keeps the clients whose
+    /// affinity cookie names it and gets new ones only if every live member
+    /// drains (draining never refuses, as HAProxy's drain).
+    pub draining: bool,
 }
 
 impl MemberTarget {
@@ -87,7 +91,7 @@ impl MemberTable {
         excluded: &[String],
     ) -> Option<(MemberTarget, bool)> {
         let members = self.members.load();
-        let alive: Vec<&MemberTarget> = members
+        let mut alive: Vec<&MemberTarget> = members
             .iter()
             .filter(|m| m.is_alive(now_ms) && !excluded.contains(&m.id))
             .collect();
@@ -96,6 +100,10 @@ impl MemberTable {
             .find(|m| cookie_values.iter().any(|v| *v == self.tag(&m.id)))
         {
             return Some(((*member).clone(), false));
+        }
+        // New clients skip draining members, unless every live member drains.
+        if alive.iter().any(|m| !m.draining) {
+            alive.retain(|m| !m.draining);
         }
         let load = |m: &MemberTarget| m.in_flight + self.local(&m.id).load(Ordering::Relaxed);
         let least = alive.iter().map(|m| load(m)).min()?;
@@ -116,7 +124,50 @@ mod tests {
             url: format!("http://{id}:8443"),
             in_flight,
             alive_until_ms: heard_ms + 3_000,
+            draining: false,
         }
+    }
+
+    #[test]
+    fn a_draining_member_keeps_its_affinity_clients_only() {
+        let table = MemberTable::new(CookieKey::new([4; 32]));
+        let now = 100_000;
+        let draining = MemberTarget {
+            draining: true,
+            ..target("a", 0, now)
+        };
+        table.replace(vec![draining.clone(), target("b", 9, now)]);
+        for _ in 0..32 {
+            assert_eq!(
+                table.choose(&[], now).unwrap().0.id,
+                "b",
+                "a new client never goes to a draining member, however busy the other"
+            );
+        }
+        let tag_a = table.tag("a");
+        assert_eq!(
+            table.choose(&[tag_a.as_str()], now).unwrap(),
+            (draining.clone(), false),
+            "a client whose cookie names it stays"
+        );
+        table.replace(vec![
+            draining.clone(),
+            MemberTarget {
+                draining: true,
+                ..target("b", 9, now)
+            },
+        ]);
+        assert_eq!(
+            table.choose(&[], now).unwrap().0.id,
+            "a",
+            "when every live member drains, choose among them rather than refuse"
+        );
+        table.replace(vec![draining, target("dead", 0, now - 5_000)]);
+        assert_eq!(
+            table.choose(&[], now).unwrap().0.id,
+            "a",
+            "a dead member never beats a draining live one"
+        );
     }
 
     #[test]

@@ -1,7 +1,9 @@
-//! `portcullis cluster status` and `portcullis admin token`: what the store
+//! `portcullis cluster status|drain|enable` and `portcullis admin token`: what the store
 //! holds about the cluster.
 
 use std::path::PathBuf;
+
+use portcullis_cluster::MemberState;
 
 use crate::store_cli;
 
@@ -17,6 +19,11 @@ pub struct Args {
 enum ClusterCommand {
     /// Members: id, role, url, state, last seen, generation, in-flight.
     Status,
+    /// Stop sending new clients to member ID: balancers keep only the
+    /// clients whose affinity cookie names it, and it keeps serving.
+    Drain { id: String },
+    /// Undo `drain`: balancers send member ID new clients again.
+    Enable { id: String },
 }
 
 #[derive(clap::Args)]
@@ -40,10 +47,18 @@ enum AdminCommand {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let ClusterCommand::Status = args.command;
     let config = store_cli::load_config(&args.config)?;
-    let table = crate::runtime()?.block_on(store_cli::cluster_status(&config))?;
-    print!("{table}");
+    let runtime = crate::runtime()?;
+    let (id, state) = match args.command {
+        ClusterCommand::Status => {
+            print!("{}", runtime.block_on(store_cli::cluster_status(&config))?);
+            return Ok(());
+        }
+        ClusterCommand::Drain { id } => (id, MemberState::Draining),
+        ClusterCommand::Enable { id } => (id, MemberState::Enabled),
+    };
+    runtime.block_on(store_cli::set_member_state(&config, &id, state))?;
+    println!("member {id} is now {}", state.as_str());
     Ok(())
 }
 

@@ -204,6 +204,8 @@ async fn proxy_mode_sends_bodiless_requests_past_an_unreachable_member() {
             generation: 1,
             config_hash: String::new(),
             in_flight: 0,
+            requests: 0,
+            errors: 0,
             heartbeat_ms: 60_000,
             updated_at_ms: portcullis_cluster::members::now_ms(),
         })
@@ -299,6 +301,8 @@ async fn with_no_live_member_the_balancer_answers_503() {
                 generation: 1,
                 config_hash: String::new(),
                 in_flight: 0,
+                requests: 0,
+                errors: 0,
                 heartbeat_ms: 200,
                 updated_at_ms: now_ms() - 60_000,
             },

@@ -8,4 +8,5 @@ mod balancer;
 mod cluster_dir;
 mod cluster_etcd;
 mod control_plane;
+mod drain;
 mod partition;

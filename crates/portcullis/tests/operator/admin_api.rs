@@ -20,7 +20,7 @@ fn master_file(dir: &Path) -> std::path::PathBuf {
 }
 
 /// Polls an admin GET until `check` accepts its JSON, or panics with the last one.
-async fn admin_until(
+pub(crate) async fn admin_until(
     member: &TestMember,
     path: &str,
     what: &str,
@@ -488,7 +488,7 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 }
 
 /// Value of the first sample of `series` whose labels contain every `labels` pair.
-fn sample(metrics: &str, series: &str, labels: &[(&str, &str)]) -> Option<f64> {
+pub(crate) fn sample(metrics: &str, series: &str, labels: &[(&str, &str)]) -> Option<f64> {
     metrics
         .lines()
         .filter(|line| !line.starts_with('#'))
@@ -656,11 +656,11 @@ async fn stats_and_dashboard_assets_are_served() {
         .to_str()
         .unwrap()
         .starts_with("text/html"));
-    assert!(page.text().contains("/app.js"));
+    assert!(page.text().contains("/app.js") && page.text().contains("/dom.js"));
     let policy = page.headers["content-security-policy"].to_str().unwrap();
     assert!(policy.contains("default-src 'self'"), "{policy}");
     assert_eq!(page.headers["x-content-type-options"], "nosniff");
-    for asset in ["/app.js", "/style.css"] {
+    for asset in ["/dom.js", "/app.js", "/style.css"] {
         let reply = get(&member.admin_url(asset)).await;
         assert_eq!(reply.status, StatusCode::OK, "{asset}");
         assert!(!reply.body.is_empty());

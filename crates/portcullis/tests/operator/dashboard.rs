@@ -16,25 +16,31 @@ use portcullis_testkit::*;
 use serde_json::{json, Value};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+pub(crate) const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const TOPOLOGY: &str = "sandbox";
 const SERVICE: &str = "WEBHDFS";
 
 /// One `portcullis serve` process with its admin listener.
-struct Node {
-    process: ServeProcess,
+pub(crate) struct Node {
+    pub(crate) process: ServeProcess,
     admin_port: u16,
+    admin_scheme: &'static str,
 }
 
 impl Node {
     fn start(dir: &Path, store: &Path, id: &str) -> Node {
+        Node::start_with(dir, store, id, "")
+    }
+
+    /// A node whose `[admin]` section also has `admin_extra` (`tls = ...`).
+    pub(crate) fn start_with(dir: &Path, store: &Path, id: &str, admin_extra: &str) -> Node {
         let gateway_port = free_port();
         let admin_port = free_port();
         let config = dir.join(format!("{id}.toml"));
         std::fs::write(
             &config,
             format!(
-                "[node]\nid = \"{id}\"\n[gateway]\nlisten = \"127.0.0.1:{gateway_port}\"\nshutdown_grace = \"1s\"\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\n[cluster]\nstore = \"dir:{}\"\nrole = \"manager\"\nheartbeat = \"200ms\"\n",
+                "[node]\nid = \"{id}\"\n[gateway]\nlisten = \"127.0.0.1:{gateway_port}\"\nshutdown_grace = \"1s\"\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\n{admin_extra}\n[cluster]\nstore = \"dir:{}\"\nrole = \"manager\"\nheartbeat = \"200ms\"\n",
                 store.display()
             ),
         )
@@ -44,14 +50,22 @@ impl Node {
         Node {
             process,
             admin_port,
+            admin_scheme: if admin_extra.is_empty() {
+                "http"
+            } else {
+                "https"
+            },
         }
     }
 
-    fn admin(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.admin_port)
+    pub(crate) fn admin(&self, path: &str) -> String {
+        format!(
+            "{}://127.0.0.1:{}{path}",
+            self.admin_scheme, self.admin_port
+        )
     }
 
-    async fn api(&self, path: &str, token: &str) -> Reply {
+    pub(crate) async fn api(&self, path: &str, token: &str) -> Reply {
         let request = Request::get(self.admin(path))
             .header("authorization", format!("Bearer {token}"))
             .body(empty())
@@ -89,7 +103,7 @@ impl Node {
 }
 
 /// A process the test started, killed (by its pid) on drop.
-struct Guard(Child);
+pub(crate) struct Guard(pub(crate) Child);
 
 impl Drop for Guard {
     fn drop(&mut self) {
@@ -102,8 +116,8 @@ impl Drop for Guard {
 /// the WebDriver session is closed, which ends it; if the test fails first,
 /// this finds the browser processes by their command line, which names this
 /// test's own fresh `--user-data-dir`, and kills them by pid.
-struct BrowserGuard {
-    user_data_dir: PathBuf,
+pub(crate) struct BrowserGuard {
+    pub(crate) user_data_dir: PathBuf,
 }
 
 impl Drop for BrowserGuard {
@@ -132,7 +146,7 @@ impl Drop for BrowserGuard {
     }
 }
 
-fn require_browser() {
+pub(crate) fn require_browser() {
     for path in [CHROMIUM, CHROMEDRIVER] {
         assert!(
             Path::new(path).exists(),
@@ -144,7 +158,7 @@ fn require_browser() {
 
 /// Runs `script` in the page until `check` accepts its result, or panics
 /// after `timeout` with the last result.
-async fn wait_js(
+pub(crate) async fn wait_js(
     browser: &Client,
     what: &str,
     timeout: Duration,
@@ -179,7 +193,7 @@ fn row_state(rows: &Value, id: &str) -> Option<String> {
 }
 
 /// Types `token` into the token form and submits it.
-async fn sign_in(browser: &Client, token: &str) {
+pub(crate) async fn sign_in(browser: &Client, token: &str) {
     let input = browser
         .wait()
         .at_most(Duration::from_secs(10))
@@ -196,25 +210,31 @@ async fn sign_in(browser: &Client, token: &str) {
         .unwrap();
 }
 
-async fn start_browser(driver_port: u16, user_data_dir: &Path) -> Client {
+pub(crate) async fn start_browser(
+    driver_port: u16,
+    user_data_dir: &Path,
+    extra_args: &[&str],
+) -> Client {
+    let mut args = vec![
+        "--headless=new".to_string(),
+        "--no-sandbox".to_string(),
+        "--disable-gpu".to_string(),
+        "--disable-quic".to_string(),
+        "--no-first-run".to_string(),
+        "--disable-background-networking".to_string(),
+        "--disable-component-update".to_string(),
+        "--disable-sync".to_string(),
+        "--window-size=1280,900".to_string(),
+        format!("--user-data-dir={}", user_data_dir.display()),
+    ];
+    args.extend(extra_args.iter().map(|a| a.to_string()));
     let mut caps = serde_json::Map::new();
     caps.insert("browserName".into(), json!("chrome"));
     caps.insert(
         "goog:chromeOptions".into(),
         json!({
             "binary": CHROMIUM,
-            "args": [
-                "--headless=new",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--window-size=1280,900",
-                format!("--user-data-dir={}", user_data_dir.display()),
-            ],
+            "args": args,
         }),
     );
     let connector = hyper_util::client::legacy::connect::HttpConnector::new();
@@ -321,7 +341,7 @@ async fn the_dashboard_shows_the_cluster_and_drains_a_backend_on_every_member() 
     let _browser_guard = BrowserGuard {
         user_data_dir: user_data_dir.clone(),
     };
-    let browser = start_browser(driver_port, &user_data_dir).await;
+    let browser = start_browser(driver_port, &user_data_dir, &[]).await;
 
     let screenshot_path = dir.path().join("dashboard.png");
     let steps = std::panic::AssertUnwindSafe(async {
@@ -422,6 +442,9 @@ async fn the_dashboard_shows_the_cluster_and_drains_a_backend_on_every_member() 
             .unwrap();
         assert_eq!(charts.len(), 1, "one chart for the one service");
 
+        super::dashboard_ops::cluster_totals_add_up(&browser).await;
+        super::dashboard_ops::drain_and_enable_a_member(&browser, &m1, &token).await;
+
         // A killed backend turns down within a few seconds.
         doomed.take().unwrap().kill();
         let killed_at = Instant::now();
@@ -474,6 +497,8 @@ async fn the_dashboard_shows_the_cluster_and_drains_a_backend_on_every_member() 
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
+
+        super::dashboard_ops::drift_is_flagged(&browser, &store).await;
 
         // Nothing was loaded from anywhere but this member.
         let origin = m1.admin("");

@@ -5,7 +5,9 @@
 
 mod access_log;
 mod admin_api;
+mod admin_operations;
 mod cli;
 mod dashboard;
+mod dashboard_ops;
 mod import_knox;
 mod secrets;

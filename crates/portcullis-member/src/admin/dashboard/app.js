@@ -12,123 +12,7 @@
 
   const byId = (id) => document.querySelector('[data-testid="' + id + '"]');
 
-  // ---- small DOM helpers -------------------------------------------------
-
-  function el(tag, props) {
-    const node = document.createElement(tag);
-    if (props) {
-      for (const [k, v] of Object.entries(props)) {
-        if (v === undefined || v === null) continue;
-        if (k === "text") node.textContent = String(v);
-        else if (k === "className") node.className = v;
-        else if (k === "testid") node.setAttribute("data-testid", v);
-        else node.setAttribute(k, String(v));
-      }
-    }
-    for (let i = 2; i < arguments.length; i++) {
-      const child = arguments[i];
-      if (child === null || child === undefined) continue;
-      node.append(typeof child === "string" ? document.createTextNode(child) : child);
-    }
-    return node;
-  }
-
-  const SVG_NS = "http://www.w3.org/2000/svg";
-  function svg(tag, attrs) {
-    const node = document.createElementNS(SVG_NS, tag);
-    for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, String(v));
-    return node;
-  }
-
-  function setText(node, text) {
-    const value = text === null || text === undefined ? "" : String(text);
-    if (node.textContent !== value) node.textContent = value;
-  }
-
-  function setAttr(node, name, value) {
-    const v = String(value);
-    if (node.getAttribute(name) !== v) node.setAttribute(name, v);
-  }
-
-  // Keeps the children of `parent` in the order of `items`, one element per
-  // key, reusing existing elements so rows (and their buttons) stay in place
-  // across refreshes.
-  function sync(parent, items, keyOf, create, update) {
-    const existing = new Map();
-    for (const child of Array.from(parent.children)) {
-      if (child.__key !== undefined) existing.set(child.__key, child);
-    }
-    let cursor = parent.firstElementChild;
-    for (const item of items) {
-      const key = keyOf(item);
-      let node = existing.get(key);
-      if (node) existing.delete(key);
-      else {
-        node = create(item);
-        node.__key = key;
-      }
-      update(node, item);
-      if (node !== cursor) parent.insertBefore(node, cursor);
-      else cursor = cursor.nextElementSibling;
-    }
-    for (const stale of existing.values()) stale.remove();
-  }
-
-  function safeUrl(url) {
-    return typeof url === "string" && /^https?:\/\//i.test(url) ? url : null;
-  }
-
-  function link(url) {
-    const href = safeUrl(url);
-    if (!href) return el("span", { text: url || "–" });
-    return el("a", { href: href, target: "_blank", rel: "noopener noreferrer", text: url });
-  }
-
-  // ---- formatting -----------------------------------------------------------
-
-  function fmtInt(n) {
-    return typeof n === "number" && isFinite(n) ? Math.round(n).toLocaleString("en-US") : "–";
-  }
-
-  function fmtRate(r) {
-    if (r === null || r === undefined) return "–";
-    if (r === 0) return "0";
-    if (r < 10) return r.toFixed(1);
-    return Math.round(r).toLocaleString("en-US");
-  }
-
-  function fmtPct(p) {
-    if (p === null || p === undefined) return "–";
-    if (p === 0) return "0 %";
-    if (p < 0.1) return "<0.1 %";
-    return (p < 10 ? p.toFixed(1) : Math.round(p)) + " %";
-  }
-
-  function fmtSeconds(s) {
-    if (s < 1) {
-      const ms = s * 1000;
-      return (ms < 1 ? ms.toFixed(1) : String(Math.round(ms * 10) / 10)) + " ms";
-    }
-    return String(s) + " s";
-  }
-
-  function fmtP99(p) {
-    if (!p) return "–";
-    return p.above ? "> " + fmtSeconds(p.bound) : "≤ " + fmtSeconds(p.bound);
-  }
-
-  function fmtAge(ms) {
-    if (typeof ms !== "number" || !isFinite(ms)) return "–";
-    if (ms < 10000) return (ms / 1000).toFixed(1) + " s ago";
-    if (ms < 120000) return Math.round(ms / 1000) + " s ago";
-    if (ms < 7200000) return Math.round(ms / 60000) + " min ago";
-    return Math.round(ms / 3600000) + " h ago";
-  }
-
-  function fmtClock(date) {
-    const pad = (n) => String(n).padStart(2, "0");
-    return pad(date.getHours()) + ":" + pad(date.getMinutes()) + ":" + pad(date.getSeconds());
-  }
+  const { el, svg, setText, setAttr, sync, safeUrl, link, fmtInt, fmtRate, fmtPct, fmtSeconds, fmtP99, fmtAge, fmtClock } = window.PortcullisDom;
 
   // ---- messages ---------------------------------------------------------------
 
@@ -292,6 +176,8 @@
     derived.clear();
     history.clear();
     byId("members").replaceChildren();
+    memberReads.clear();
+    memberRateCache.clear();
     byId("topologies").replaceChildren();
     setText(byId("member-count"), "");
     setText(byId("cluster-name"), "–");
@@ -385,14 +271,34 @@
       generation: el("td", { className: "num", testid: "member-generation" }),
       config: el("td", { className: "mono", testid: "member-config" }),
       inFlight: el("td", { className: "num", testid: "member-in-flight" }),
+      rate: el("td", { className: "num", testid: "member-rate" }),
+      errors: el("td", { className: "num", testid: "member-errors" }),
       lastSeen: el("td", { className: "num", testid: "member-last-seen" }),
       publicUrl: el("td", { className: "mono url" }),
       adminUrl: el("td", { className: "mono url" }),
       version: el("td", { className: "mono muted" }),
     };
     const c = row.cells_;
-    row.append(c.id, c.role, el("td", null, c.state), c.generation, c.config, c.inFlight, c.lastSeen, c.publicUrl, c.adminUrl, c.version);
+    const actions = el("td", { className: "actions" });
+    c.buttons = {};
+    for (const [kind, label, wanted, title] of [
+      ["drain", "Drain", "draining", "balancers send it no new clients; affinity clients stay"],
+      ["enable", "Enable", "enabled", "balancers send it new clients again"],
+    ]) {
+      const button = el("button", { type: "button", className: "act " + kind, testid: "member-" + kind, title: title, text: label });
+      button.addEventListener("click", () => setMemberState(row, wanted));
+      c.buttons[wanted] = button;
+      actions.append(button);
+    }
+    row.append(c.id, c.role, el("td", null, c.state), c.generation, c.config, c.inFlight, c.rate, c.errors, c.lastSeen, c.publicUrl, c.adminUrl, c.version, actions);
     return row;
+  }
+
+  // A figure shown in `cell`, its exact value kept in data-value (the
+  // cluster's totals are sums of these, not of rounded text).
+  function setFigure(cell, value, format) {
+    setText(cell, format(value));
+    setAttr(cell, "data-value", typeof value === "number" && isFinite(value) ? String(value) : "");
   }
 
   function updateMemberRow(row, item) {
@@ -405,8 +311,15 @@
     c.id.replaceChildren(document.createTextNode(String(m.id)));
     if (item.self) c.id.append(el("span", { className: "tag", text: "this member" }));
     setText(c.role, m.role);
-    setText(c.state, m.alive ? "alive" : "gone");
-    setAttr(c.state, "data-state", m.alive ? "alive" : "gone");
+    // Operators' state (null when the store was not read) shows on live members.
+    const shown = !m.alive ? "gone" : m.state === "draining" ? "draining" : "alive";
+    setText(c.state, shown);
+    setAttr(c.state, "data-state", shown);
+    setAttr(row, "data-member-state", m.state || "");
+    row.__id = String(m.id);
+    const busy = !!row.__busy;
+    c.buttons.draining.disabled = busy || m.state !== "enabled";
+    c.buttons.enabled.disabled = busy || m.state !== "draining";
     setText(c.generation, fmtInt(m.generation));
     // The generation counts changes applied, so it differs between members
     // with different histories; the config hash says whether they serve the
@@ -416,7 +329,10 @@
     if (drift) c.config.append(el("span", { className: "tag drift", testid: "member-drift", text: "drift" }));
     c.config.classList.toggle("lag", drift);
     c.config.title = drift ? "serves a configuration that differs from the other members' (a refused topology?)" : "";
-    setText(c.inFlight, fmtInt(m.in_flight));
+    setFigure(c.inFlight, m.alive ? Number(m.in_flight) : null, fmtInt);
+    const rates = memberRates(m);
+    setFigure(c.rate, rates ? rates.rate : null, fmtRate);
+    setFigure(c.errors, rates ? rates.errors : null, fmtRate);
     setText(c.lastSeen, fmtAge(m.last_seen_ms));
     const pub = m.public_url || "";
     if (c.publicUrl.__v !== pub) {
@@ -431,12 +347,82 @@
     setText(c.version, m.version || "");
   }
 
+  // Member id -> {at, requests, errors} of its last heartbeat seen, and the
+  // rates between its last two heartbeats (the record's own clock, so a
+  // refresh that sees the same heartbeat twice changes nothing).
+  const memberReads = new Map();
+  const memberRateCache = new Map();
+
+  function memberRates(m) {
+    if (!m.alive) return null;
+    const id = String(m.id);
+    const now = { at: Number(m.updated_at_ms) || 0, requests: Number(m.requests) || 0, errors: Number(m.errors) || 0 };
+    const before = memberReads.get(id);
+    if (before && before.at === now.at) return memberRateCache.get(id) || null;
+    memberReads.set(id, now);
+    if (!before || now.at < before.at || now.requests < before.requests) {
+      // First read, or the member restarted and its counters began again.
+      memberRateCache.delete(id);
+      return null;
+    }
+    const seconds = (now.at - before.at) / 1000;
+    const rates = {
+      rate: (now.requests - before.requests) / seconds,
+      errors: Math.max(0, now.errors - before.errors) / seconds,
+    };
+    memberRateCache.set(id, rates);
+    return rates;
+  }
+
+  // Sums the figures the live members' rows show.
+  function renderTotals() {
+    const rows = Array.from(byId("members").querySelectorAll('[data-testid=member-row][data-alive="true"]'));
+    const sum = (testid) => {
+      let total = null;
+      for (const row of rows) {
+        const v = row.querySelector('[data-testid="' + testid + '"]').getAttribute("data-value");
+        if (v !== null && v !== "") total = (total || 0) + Number(v);
+      }
+      return total;
+    };
+    setFigure(byId("total-rate"), sum("member-rate"), fmtRate);
+    setFigure(byId("total-errors"), sum("member-errors"), fmtRate);
+    setFigure(byId("total-in-flight"), sum("member-in-flight"), fmtInt);
+  }
+
+  async function setMemberState(row, wanted) {
+    const id = row.__id;
+    const myEpoch = epoch;
+    row.__busy = true;
+    for (const b of Object.values(row.cells_.buttons)) b.disabled = true;
+    try {
+      const reply = await api("/api/v1/cluster/members/" + encodeURIComponent(id) + "/state", {
+        method: "PUT",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ state: wanted }),
+      });
+      if (myEpoch !== epoch) return;
+      showMessage(null, "ok", ["member " + id + ": " + (reply && reply.state ? reply.state : wanted)], 6000);
+    } catch (err) {
+      if (myEpoch !== epoch) return;
+      if (err.status === 401) {
+        showLogin("The admin token was refused (401). Enter it again.");
+        return;
+      }
+      showMessage(null, "error", errorParts("Could not set member " + id + " to " + wanted, err));
+    } finally {
+      row.__busy = false;
+    }
+    refreshSoon();
+  }
+
   function renderCluster(cluster) {
     setText(byId("cluster-name"), cluster.cluster || "–");
     const members = Array.isArray(cluster.members) ? cluster.members.slice() : [];
     members.sort((a, b) => (a.alive === b.alive ? String(a.id).localeCompare(String(b.id)) : a.alive ? -1 : 1));
     const items = members.map((m) => ({ member: m, self: m.id === cluster.self }));
     sync(byId("members"), items, (i) => String(i.member.id), createMemberRow, updateMemberRow);
+    renderTotals();
     const alive = members.filter((m) => m.alive).length;
     setText(byId("member-count"), alive + " alive" + (members.length > alive ? ", " + (members.length - alive) + " gone" : ""));
   }
