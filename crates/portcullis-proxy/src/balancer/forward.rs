@@ -3,7 +3,6 @@
 //! cannot be reached), and set the affinity cookie when the choice changed.
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode, Uri};
@@ -110,11 +109,7 @@ async fn proxy(
         let mut attempt =
             Request::from_parts(parts.clone(), body.take().unwrap_or_else(body::empty));
         *attempt.uri_mut() = uri;
-        let counter = table.local(&chosen.member.id);
-        counter.fetch_add(1, Ordering::Relaxed);
-        let result = client.request(attempt).await;
-        counter.fetch_sub(1, Ordering::Relaxed);
-        let err = match result {
+        let err = match send_to_member(table, client, &chosen.member, attempt).await {
             Ok(response) => return Answer::Member(relay(response)),
             Err(err) => err,
         };
@@ -132,6 +127,18 @@ async fn proxy(
             set_cookie: true,
         };
     }
+}
+
+/// One try at one member, counted in this balancer's in-flight figure for
+/// that member while it waits for the response head.
+async fn send_to_member(
+    table: &MemberTable,
+    client: &Client<HttpConnector, ProxyBody>,
+    member: &MemberTarget,
+    request: Request<ProxyBody>,
+) -> Result<Response<Incoming>, hyper_util::client::legacy::Error> {
+    let _in_flight = table.begin(&member.id);
+    client.request(request).await
 }
 
 /// A member's response as the client gets it. A member that refused the
@@ -175,4 +182,46 @@ fn now_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hyper_util::rt::TokioExecutor;
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+
+    /// A client that goes away while its request waits at a member (which
+    /// accepted the connection and never answers) gives its in-flight count
+    /// back: the member does not look busier for ever.
+    #[tokio::test]
+    async fn a_dropped_request_gives_back_its_in_flight_count() {
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = silent.local_addr().unwrap();
+        let table = Arc::new(MemberTable::new(crate::ha::CookieKey::new([7; 32])));
+        let member = MemberTarget {
+            id: "m".into(),
+            url: format!("http://{addr}"),
+            in_flight: 0,
+            alive_until_ms: u64::MAX,
+        };
+        let client = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+        let request = Request::get(format!("http://{addr}/x"))
+            .body(body::empty())
+            .unwrap();
+        let counted = table.clone();
+        let pending = tokio::spawn(async move {
+            let _ = send_to_member(&counted, &client, &member, request).await;
+        });
+        let (_held, _) = silent.accept().await.unwrap();
+        let counter = table.local("m");
+        let started = std::time::Instant::now();
+        while counter.load(Ordering::Relaxed) != 1 {
+            assert!(started.elapsed() < std::time::Duration::from_secs(5));
+            tokio::task::yield_now().await;
+        }
+        pending.abort();
+        assert!(pending.await.unwrap_err().is_cancelled());
+        assert_eq!(counter.load(Ordering::Relaxed), 0, "the count came back");
+    }
 }

@@ -36,6 +36,15 @@ impl MemberTarget {
     }
 }
 
+/// One request in flight to a member (see [`MemberTable::begin`]).
+pub(crate) struct InFlight(Arc<AtomicU64>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// The live view of the cluster the balancer chooses from.
 pub struct MemberTable {
     members: ArcSwap<Vec<MemberTarget>>,
@@ -56,6 +65,15 @@ impl MemberTable {
 
     pub fn replace(&self, members: Vec<MemberTarget>) {
         self.members.store(Arc::new(members));
+    }
+
+    /// Counts one request in flight to member `id` for as long as the guard
+    /// lives: a client that disconnects drops the request's future, and with
+    /// it the guard, so the count is given back on every path.
+    pub(crate) fn begin(&self, id: &str) -> InFlight {
+        let counter = self.local(id);
+        counter.fetch_add(1, Ordering::Relaxed);
+        InFlight(counter)
     }
 
     /// This balancer's own count of requests in flight to member `id`.
