@@ -300,12 +300,16 @@ impl Running {
         };
         let key = portcullis_proxy::CookieKey::new(self.secrets.cookie_key);
         let table = Arc::new(MemberTable::new(key));
-        let records = self.store.members().await.unwrap_or_default();
-        table.replace(crate::balancer::member_targets(&records));
-        tasks.spawn(crate::balancer::refresh_members(
-            self.store.clone(),
-            table.clone(),
-            self.config.cluster.heartbeat,
+        let heartbeat = self.config.cluster.heartbeat;
+        let view = Arc::new(crate::balancer::BalancerView::new(table.clone(), heartbeat));
+        let read = crate::balancer::store_reader(self.store.clone());
+        view.store_read(read().await);
+        tasks.spawn(crate::balancer::read_members(view.clone(), heartbeat, read));
+        tasks.spawn(crate::balancer::check_members(
+            view,
+            heartbeat,
+            crate::balancer::check_timeout(heartbeat),
+            crate::balancer::tcp_probe,
         ));
         tasks.spawn(portcullis_proxy::balancer::serve(
             listener,
