@@ -27,11 +27,45 @@ use std::time::Duration;
 
 use portcullis_cluster::members::MISSED_HEARTBEATS;
 use portcullis_cluster::{ClusterStore, MemberRecord};
-use portcullis_proxy::balancer::{MemberTable, MemberTarget};
+use portcullis_config::BalancerSection;
+use portcullis_proxy::balancer::{members_tls, BalancerOptions, MemberTable, MemberTarget};
 use tokio::time::Instant;
+
+use crate::MemberError;
 
 /// Consecutive failed checks after which a member counts as down.
 const FAILURES_FOR_DOWN: u32 = 2;
+
+/// How the balancer serves, from `[balancer]` (and the gateway's
+/// `header_read_timeout`): its TLS files and members' CA are read here, so a
+/// bad one stops the member from starting, naming its key.
+pub fn balancer_options(
+    config: &portcullis_config::NodeConfig,
+    balancer: &BalancerSection,
+) -> Result<BalancerOptions, MemberError> {
+    let tls = match &balancer.tls {
+        Some(files) => Some(
+            portcullis_proxy::listener::server_config(&files.cert, &files.key)
+                .map_err(MemberError::BalancerTls)?,
+        ),
+        None => None,
+    };
+    let roots = match &balancer.members_ca {
+        Some(ca) => Some(
+            portcullis_config::load_tls_ca(ca, &config.base_dir)
+                .map_err(MemberError::BalancerMembersCa)?,
+        ),
+        None => None,
+    };
+    let members_tls = members_tls(roots).map_err(MemberError::BalancerMembersTls)?;
+    Ok(BalancerOptions {
+        tls,
+        header_read_timeout: config.gateway.header_read_timeout,
+        connect_timeout: balancer.connect_timeout,
+        request_timeout: balancer.request_timeout,
+        ..BalancerOptions::new(balancer.mode, members_tls)
+    })
+}
 
 /// What the balancer needs of a member record, with the record's own
 /// liveness deadline (the rule of `MemberRecord::is_alive`).

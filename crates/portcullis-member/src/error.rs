@@ -33,6 +33,12 @@ pub enum MemberError {
     NotText(&'static str),
     #[error("gateway.tls")]
     Tls(#[source] TlsSetupError),
+    #[error("balancer.tls")]
+    BalancerTls(#[source] TlsSetupError),
+    #[error("balancer.members_ca")]
+    BalancerMembersCa(#[source] portcullis_config::TlsCaError),
+    #[error("balancer.members_ca")]
+    BalancerMembersTls(#[source] portcullis_proxy::balancer::MembersTlsError),
     #[error("{key}: cannot listen on {listen}")]
     Bind {
         key: &'static str,

@@ -1,24 +1,33 @@
 //! One balancer request: choose a member, then redirect the client to it or
 //! proxy the request there (moving to another member when the chosen one
-//! cannot be reached), and set the affinity cookie when the choice changed.
+//! fails before answering), and set the affinity cookie when the choice
+//! changed. In `proxy` mode a WebSocket upgrade is carried to the member and,
+//! once it answers 101, tunnelled both ways.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use http::header::{self, HeaderValue};
-use http::{Request, Response, StatusCode, Uri};
+use http::{Method, Request, Response, StatusCode, Uri};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
+use hyper::upgrade::OnUpgrade;
 use portcullis_config::BalancerMode;
 
-use super::{closes, MemberTable, MemberTarget, AFFINITY_COOKIE};
+use super::client::MemberClient;
+use super::{closes, Balancer, MemberTable, MemberTarget, AFFINITY_COOKIE};
 use crate::body::{self, BoxError, ProxyBody};
 use crate::error::{json_error, ProxyError};
 use crate::http::headers::strip_hop_by_hop;
+use crate::pipeline::BackendConnector;
 
 /// Members tried for one request before the balancer answers 502.
 const MAX_MEMBER_TRIES: usize = 3;
+
+/// How long a WebSocket tunnel may stay silent both ways. The member applies
+/// its service's own idle timeout; this only bounds tunnels whose member went
+/// away without closing.
+const TUNNEL_IDLE: Duration = Duration::from_secs(3600);
 
 /// What `redirect` and `proxy` answer: the way to the chosen member (which
 /// may set the affinity cookie), or the balancer's own refusal (which never
@@ -34,13 +43,65 @@ struct Chosen {
     set_cookie: bool,
 }
 
+/// How a try at a member failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    /// Not connected (refused, unreachable, or over `connect_timeout`): the
+    /// request never reached the member.
+    Connect,
+    /// The member closed or reset the connection before a response head.
+    ClosedBeforeAnswer,
+    /// No response head within `request_timeout`.
+    TimedOut,
+    Other,
+}
+
+impl Failure {
+    fn of(error: &hyper_util::client::legacy::Error) -> Failure {
+        if error.is_connect() {
+            Failure::Connect
+        } else if crate::hyper_edge::ServiceClient.closed_before_answer(error) {
+            Failure::ClosedBeforeAnswer
+        } else {
+            Failure::Other
+        }
+    }
+
+    /// Whether the same (bodyless) request may go to another member: always
+    /// when the member never got it, for idempotent methods when it may have
+    /// started on it.
+    fn may_retry(self, idempotent: bool) -> bool {
+        match self {
+            Failure::Connect => true,
+            Failure::ClosedBeforeAnswer => idempotent,
+            Failure::TimedOut | Failure::Other => false,
+        }
+    }
+
+    fn response(self) -> Response<ProxyBody> {
+        match self {
+            Failure::TimedOut => {
+                json_error(StatusCode::GATEWAY_TIMEOUT, "member did not answer in time")
+            }
+            _ => json_error(StatusCode::BAD_GATEWAY, "member unavailable"),
+        }
+    }
+}
+
+/// RFC 9110 §9.2.2: methods whose repetition has the effect of one request.
+fn is_idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
+    )
+}
+
 pub(super) async fn handle(
-    table: &MemberTable,
-    client: &Client<HttpConnector, ProxyBody>,
-    mode: BalancerMode,
+    balancer: &Balancer,
     peer: SocketAddr,
     request: Request<Incoming>,
 ) -> Response<ProxyBody> {
+    let table = &balancer.table;
     let cookies = crate::ha::sticky::request_cookie(request.headers(), AFFINITY_COOKIE);
     let Some((member, set_cookie)) = table.choose(&cookies, now_ms()) else {
         return json_error(StatusCode::SERVICE_UNAVAILABLE, "no live member");
@@ -52,11 +113,9 @@ pub(super) async fn handle(
         .map(|p| p.as_str())
         .unwrap_or("/")
         .to_string();
-    let answer = match mode {
+    let answer = match balancer.mode {
         BalancerMode::Redirect => redirect(&chosen.member, &path_and_query),
-        BalancerMode::Proxy => {
-            proxy(table, client, peer, request, &path_and_query, &mut chosen).await
-        }
+        BalancerMode::Proxy => proxy(balancer, peer, request, &path_and_query, &mut chosen).await,
     };
     let mut response = match answer {
         Answer::Member(response) => response,
@@ -85,21 +144,27 @@ fn redirect(member: &MemberTarget, path_and_query: &str) -> Answer {
 }
 
 /// Forwards the request to `chosen`'s member. A request without a body can be
-/// sent again, whole, to another member when the chosen one cannot be reached
-/// (a member killed within its liveness window): the client never sees that
-/// member, and moves to the new one for good.
+/// sent again, whole, to another member when the chosen one fails before
+/// answering (see [`Failure::may_retry`]): the client never sees that member,
+/// and moves to the new one for good.
 async fn proxy(
-    table: &MemberTable,
-    client: &Client<HttpConnector, ProxyBody>,
+    balancer: &Balancer,
     peer: SocketAddr,
     mut request: Request<Incoming>,
     path_and_query: &str,
     chosen: &mut Chosen,
 ) -> Answer {
-    strip_hop_by_hop(request.headers_mut(), false);
+    let mut upgrade = crate::http::strict::is_websocket_upgrade(
+        request.method(),
+        request.version(),
+        request.headers(),
+    )
+    .then(|| hyper::upgrade::on(&mut request));
+    strip_hop_by_hop(request.headers_mut(), upgrade.is_some());
     append_forwarded_for(request.headers_mut(), peer);
     let (parts, body) = request.into_parts();
     let replayable = hyper::body::Body::is_end_stream(&body);
+    let idempotent = is_idempotent(&parts.method);
     let mut body = Some(body.map_err(BoxError::from).boxed());
     let mut tried: Vec<String> = Vec::new();
     loop {
@@ -109,17 +174,18 @@ async fn proxy(
         let mut attempt =
             Request::from_parts(parts.clone(), body.take().unwrap_or_else(body::empty));
         *attempt.uri_mut() = uri;
-        let err = match send_to_member(table, client, &chosen.member, attempt).await {
-            Ok(response) => return Answer::Member(relay(response)),
-            Err(err) => err,
+        let failure = match balancer.try_member(&chosen.member, attempt).await {
+            Ok(response) => return Answer::Member(respond(response, upgrade.take())),
+            Err(failure) => failure,
         };
-        tracing::warn!(member = %chosen.member.id, error = %err, "balancer could not reach a member");
+        tracing::warn!(member = %chosen.member.id, ?failure, "balancer could not get an answer from a member");
         tried.push(chosen.member.id.clone());
-        let next = (err.is_connect() && replayable && tried.len() < MAX_MEMBER_TRIES)
-            .then(|| table.choose_except(&[], now_ms(), &tried))
+        let retry = replayable && tried.len() < MAX_MEMBER_TRIES && failure.may_retry(idempotent);
+        let next = retry
+            .then(|| balancer.table.choose_except(&[], now_ms(), &tried))
             .flatten();
         let Some((other, _)) = next else {
-            return Answer::Refused(json_error(StatusCode::BAD_GATEWAY, "member unavailable"));
+            return Answer::Refused(failure.response());
         };
         // The client moves for good: its cookie names the new member.
         *chosen = Chosen {
@@ -129,16 +195,51 @@ async fn proxy(
     }
 }
 
+impl Balancer {
+    /// One try at one member, bounded by `request_timeout` up to the
+    /// response head.
+    async fn try_member(
+        &self,
+        member: &MemberTarget,
+        request: Request<ProxyBody>,
+    ) -> Result<Response<Incoming>, Failure> {
+        let sent = send_to_member(&self.table, &self.client, member, request);
+        match tokio::time::timeout(self.request_timeout, sent).await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(error)) => {
+                tracing::debug!(member = %member.id, %error, "member try failed");
+                Err(Failure::of(&error))
+            }
+            Err(_) => Err(Failure::TimedOut),
+        }
+    }
+}
+
 /// One try at one member, counted in this balancer's in-flight figure for
 /// that member while it waits for the response head.
 async fn send_to_member(
     table: &MemberTable,
-    client: &Client<HttpConnector, ProxyBody>,
+    client: &MemberClient,
     member: &MemberTarget,
     request: Request<ProxyBody>,
 ) -> Result<Response<Incoming>, hyper_util::client::legacy::Error> {
     let _in_flight = table.begin(&member.id);
     client.request(request).await
+}
+
+/// The member's answer as the client gets it: a 101 to a WebSocket upgrade
+/// keeps its `Upgrade` and joins both upgraded connections in a tunnel.
+fn respond(mut response: Response<Incoming>, upgrade: Option<OnUpgrade>) -> Response<ProxyBody> {
+    let Some(client_side) =
+        upgrade.filter(|_| response.status() == StatusCode::SWITCHING_PROTOCOLS)
+    else {
+        return relay(response);
+    };
+    let member_side = hyper::upgrade::on(&mut response);
+    crate::hyper_edge::upgrade::spawn_tunnel(client_side, member_side, TUNNEL_IDLE);
+    let (mut parts, _) = response.into_parts();
+    strip_hop_by_hop(&mut parts.headers, true);
+    Response::from_parts(parts, body::empty())
 }
 
 /// A member's response as the client gets it. A member that refused the
@@ -187,7 +288,6 @@ fn now_ms() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hyper_util::rt::TokioExecutor;
     use std::sync::atomic::Ordering;
     use std::sync::Arc;
 
@@ -205,7 +305,10 @@ mod tests {
             in_flight: 0,
             alive_until_ms: u64::MAX,
         };
-        let client = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+        let client = super::super::client::member_client(
+            std::time::Duration::from_secs(1),
+            super::super::members_tls(None).unwrap(),
+        );
         let request = Request::get(format!("http://{addr}/x"))
             .body(body::empty())
             .unwrap();

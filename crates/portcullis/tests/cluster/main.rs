@@ -5,6 +5,7 @@
 //! Fixtures come from the `portcullis-testkit` crate.
 
 mod balancer;
+mod balancer_proxy;
 mod cluster_dir;
 mod cluster_etcd;
 mod control_plane;
