@@ -332,3 +332,42 @@ async fn with_no_live_member_the_balancer_answers_503() {
             .unwrap();
     }
 }
+
+/// A WebSocket client through the balancer in proxy mode: the upgrade is
+/// carried to a member, which carries it to the demo backend, and messages
+/// echo both ways through both tunnels.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_mode_carries_websockets_to_a_member() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let (_dir, _backend, m1, m2) = cluster("proxy").await;
+    let balancer = m1.balancer_addr.unwrap();
+    for _ in 0..4 {
+        let socket = tokio::net::TcpStream::connect(balancer).await.unwrap();
+        let url = format!("ws://{balancer}/gateway/t/svc/ws");
+        let (mut ws, response) = tokio_tungstenite::client_async(url, socket)
+            .await
+            .expect("upgrade through the balancer");
+        assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
+        assert!(response.headers().contains_key("set-cookie"));
+        assert_eq!(
+            ws.next().await.unwrap().unwrap(),
+            Message::text("hello from b")
+        );
+        for i in 0..10 {
+            ws.send(Message::text(format!("ping {i}"))).await.unwrap();
+            assert_eq!(
+                ws.next().await.unwrap().unwrap(),
+                Message::text(format!("ping {i}"))
+            );
+        }
+        ws.send(Message::binary(vec![7u8; 100_000])).await.unwrap();
+        assert_eq!(
+            ws.next().await.unwrap().unwrap(),
+            Message::binary(vec![7u8; 100_000])
+        );
+        ws.close(None).await.unwrap();
+    }
+    m2.stop().await;
+    m1.stop().await;
+}
