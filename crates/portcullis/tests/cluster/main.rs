@@ -6,6 +6,7 @@
 
 mod balancer;
 mod balancer_proxy;
+mod balancer_tls;
 mod cluster_dir;
 mod cluster_etcd;
 mod control_plane;
