@@ -116,11 +116,27 @@ impl MemberTable {
             return Some(((*member).clone(), false));
         }
         let load = |m: &MemberTarget| m.in_flight + self.local(&m.id).load(Ordering::Relaxed);
-        let least = alive.iter().map(|m| load(m)).min()?;
-        let tied: Vec<&&MemberTarget> = alive.iter().filter(|m| load(m) == least).collect();
-        let pick = tied[rand::rng().random_range(0..tied.len())];
-        Some(((*pick).clone(), true))
+        let pick = least_loaded(&alive, load)?;
+        Some((pick.clone(), true))
     }
+}
+
+/// The member with the fewest requests in flight, ties broken at random.
+/// Each member's load is read once: concurrent requests move the local
+/// counts, and a second reading could leave no member at the minimum.
+fn least_loaded<'a>(
+    members: &[&'a MemberTarget],
+    load: impl Fn(&MemberTarget) -> u64,
+) -> Option<&'a MemberTarget> {
+    let loads: Vec<u64> = members.iter().map(|m| load(m)).collect();
+    let least = *loads.iter().min()?;
+    let tied: Vec<&'a MemberTarget> = members
+        .iter()
+        .zip(&loads)
+        .filter(|(_, l)| **l == least)
+        .map(|(m, _)| *m)
+        .collect();
+    Some(tied[rand::rng().random_range(0..tied.len())])
 }
 
 #[cfg(test)]
@@ -195,6 +211,20 @@ mod tests {
             "a",
             "an excluded member is never chosen"
         );
+    }
+
+    /// Loads that grow at every reading (requests starting on other threads
+    /// meanwhile) still give a member: the choice reads each load once (it
+    /// once read them twice, found none at the minimum, and panicked).
+    #[test]
+    fn a_load_moving_while_choosing_still_gives_a_member() {
+        let members = [target("a", 0, 0), target("b", 0, 0)];
+        let members: Vec<&MemberTarget> = members.iter().collect();
+        let readings = std::sync::atomic::AtomicU64::new(0);
+        let moving = |_: &MemberTarget| readings.fetch_add(1, Ordering::Relaxed);
+        assert_eq!(least_loaded(&members, moving).unwrap().id, "a");
+        assert_eq!(readings.load(Ordering::Relaxed), 2, "one reading each");
+        assert!(least_loaded(&[], |_| 0).is_none());
     }
 
     #[test]

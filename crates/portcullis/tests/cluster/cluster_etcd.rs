@@ -9,7 +9,7 @@ use http::StatusCode;
 use portcullis_demo::DemoBackend;
 use portcullis_testkit::*;
 
-struct Etcd {
+pub(crate) struct Etcd {
     child: Option<Child>,
     dir: tempfile::TempDir,
     client_port: u16,
@@ -17,7 +17,7 @@ struct Etcd {
 }
 
 impl Etcd {
-    fn start() -> Etcd {
+    pub(crate) fn start() -> Etcd {
         let etcd = Etcd {
             child: None,
             dir: tempfile::tempdir().unwrap(),
@@ -55,19 +55,19 @@ impl Etcd {
         self
     }
 
-    fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
     }
 
-    fn restart(mut self) -> Etcd {
+    pub(crate) fn restart(mut self) -> Etcd {
         self.stop();
         self.spawn()
     }
 
-    fn store(&self) -> String {
+    pub(crate) fn store(&self) -> String {
         format!("etcd://127.0.0.1:{}", self.client_port)
     }
 }
