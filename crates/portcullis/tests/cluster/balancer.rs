@@ -371,3 +371,45 @@ async fn proxy_mode_carries_websockets_to_a_member() {
     m2.stop().await;
     m1.stop().await;
 }
+
+/// Two members both running a balancer give the same answers: a client's
+/// affinity cookie from one balancer keeps it on the same member through the
+/// other (the cookie key is the cluster's), and both choose among the same
+/// members.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_balancers_honour_each_others_affinity_cookies() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    std::fs::create_dir_all(store.join("topologies")).unwrap();
+    let backend = DemoBackend::spawn("b", "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    write_topology(dir.path(), "t", &topology("svc", &[backend.url()], ""));
+    let m1 = member(dir.path(), &store, "m1", Some("proxy")).await;
+    let m2 = member(dir.path(), &store, "m2", Some("proxy")).await;
+    wait_until_both_chosen(&m1).await;
+    wait_until_both_chosen(&m2).await;
+    let urls = [&m1, &m2].map(|m| format!("http://{}/gateway/t/svc/x", m.balancer_addr.unwrap()));
+    // A cookie for each member, from each balancer.
+    let mut cookies = std::collections::BTreeMap::new();
+    while cookies.len() < 4 {
+        for (from, url) in urls.iter().enumerate() {
+            let reply = get_with_cookie(url, None).await;
+            cookies.insert((from, chosen(&reply)), affinity(&reply).unwrap());
+        }
+    }
+    for ((from, member), cookie) in &cookies {
+        for url in &urls {
+            let reply = get_with_cookie(url, Some(cookie)).await;
+            assert_eq!(
+                &chosen(&reply),
+                member,
+                "a cookie from balancer {from} names {member} at every balancer"
+            );
+            assert!(affinity(&reply).is_none(), "and is not re-set");
+        }
+    }
+    m2.stop().await;
+    m1.stop().await;
+}
