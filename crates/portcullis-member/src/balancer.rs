@@ -257,12 +257,13 @@ where
     }
 }
 
-/// The store's member list, for [`read_members`].
-pub fn store_reader(
-    store: ClusterStore,
-) -> impl Fn() -> std::pin::Pin<
+/// One read of the store's member list.
+pub type MemberRead = std::pin::Pin<
     Box<dyn Future<Output = Result<Vec<MemberRecord>, portcullis_cluster::StoreError>> + Send>,
-> {
+>;
+
+/// The store's member list, for [`read_members`].
+pub fn store_reader(store: ClusterStore) -> impl Fn() -> MemberRead {
     move || {
         let store = store.clone();
         Box::pin(async move { store.members().await })
