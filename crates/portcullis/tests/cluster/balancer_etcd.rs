@@ -103,6 +103,15 @@ async fn the_balancer_serves_through_a_30s_etcd_outage_and_drops_a_killed_member
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    for member in [&m1, &m2] {
+        let reply = eventually(
+            &member.url("/gateway/t/svc/x"),
+            Duration::from_secs(10),
+            |r| r.status == StatusCode::OK,
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    }
     let url = format!("http://127.0.0.1:{balancer_port}/gateway/t/svc/x");
     wait_until_both_serve(&url).await;
 
