@@ -249,11 +249,24 @@ where
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
-        let read = match tokio::time::timeout(heartbeat, read()).await {
-            Ok(read) => read.map_err(|err| err.to_string()),
-            Err(_) => Err("the store did not answer within a heartbeat".to_string()),
-        };
-        view.store_read(read);
+        view.store_read(read_once(&read, heartbeat).await);
+    }
+}
+
+/// One read of the member list; one that takes longer than a heartbeat
+/// failed (a black-holed store must not stall the balancer's view).
+pub async fn read_once<R, Fut, E>(
+    read: &R,
+    heartbeat: Duration,
+) -> Result<Vec<MemberRecord>, String>
+where
+    R: Fn() -> Fut,
+    Fut: Future<Output = Result<Vec<MemberRecord>, E>>,
+    E: std::fmt::Display,
+{
+    match tokio::time::timeout(heartbeat, read()).await {
+        Ok(read) => read.map_err(|err| err.to_string()),
+        Err(_) => Err("the store did not answer within a heartbeat".to_string()),
     }
 }
 

@@ -198,3 +198,18 @@ async fn the_tcp_probe_connects_to_the_public_url() {
         Some("m.example:443")
     );
 }
+
+/// A store that stops answering (a black hole, not a refusal) counts as
+/// away after a heartbeat: the last list stays, judged by the checks only.
+#[tokio::test(start_paused = true)]
+async fn a_store_that_hangs_counts_as_away() {
+    let view = Arc::new(view());
+    view.store_read(read_ok(vec![record("a", HEARD_MS)]));
+    let hung = || std::future::pending::<Result<Vec<MemberRecord>, &'static str>>();
+    let reads = tokio::spawn(read_members(view.clone(), HEARTBEAT, hung));
+    let much_later = HEARD_MS + 60_000;
+    assert!(alive(&view, much_later).is_empty(), "trusted records age");
+    tokio::time::sleep(HEARTBEAT * 2).await;
+    assert_eq!(alive(&view, much_later), ["a"], "the store is away");
+    reads.abort();
+}

@@ -301,7 +301,7 @@ impl Running {
         let heartbeat = self.config.cluster.heartbeat;
         let view = Arc::new(crate::balancer::BalancerView::new(table.clone(), heartbeat));
         let read = crate::balancer::store_reader(self.store.clone());
-        view.store_read(read().await);
+        view.store_read(crate::balancer::read_once(&read, heartbeat).await);
         tasks.spawn(crate::balancer::read_members(view.clone(), heartbeat, read));
         tasks.spawn(crate::balancer::check_members(
             view,

@@ -15,6 +15,7 @@ use hyper::upgrade::OnUpgrade;
 use portcullis_config::BalancerMode;
 
 use super::client::MemberClient;
+use super::table::InFlight;
 use super::{closes, Balancer, MemberTable, MemberTarget, AFFINITY_COOKIE};
 use crate::body::{self, BoxError, ProxyBody};
 use crate::error::{json_error, ProxyError};
@@ -175,7 +176,9 @@ async fn proxy(
             Request::from_parts(parts.clone(), body.take().unwrap_or_else(body::empty));
         *attempt.uri_mut() = uri;
         let failure = match balancer.try_member(&chosen.member, attempt).await {
-            Ok(response) => return Answer::Member(respond(response, upgrade.take())),
+            Ok((response, in_flight)) => {
+                return Answer::Member(respond(response, in_flight, upgrade.take()))
+            }
             Err(failure) => failure,
         };
         tracing::warn!(member = %chosen.member.id, ?failure, "balancer could not get an answer from a member");
@@ -202,10 +205,10 @@ impl Balancer {
         &self,
         member: &MemberTarget,
         request: Request<ProxyBody>,
-    ) -> Result<Response<Incoming>, Failure> {
+    ) -> Result<(Response<Incoming>, InFlight), Failure> {
         let sent = send_to_member(&self.table, &self.client, member, request);
         match tokio::time::timeout(self.request_timeout, sent).await {
-            Ok(Ok(response)) => Ok(response),
+            Ok(Ok(answered)) => Ok(answered),
             Ok(Err(error)) => {
                 tracing::debug!(member = %member.id, %error, "member try failed");
                 Err(Failure::of(&error))
@@ -216,24 +219,31 @@ impl Balancer {
 }
 
 /// One try at one member, counted in this balancer's in-flight figure for
-/// that member while it waits for the response head.
+/// that member from now until the returned guard is dropped (with the
+/// response body) or, on failure, at once.
 async fn send_to_member(
     table: &MemberTable,
     client: &MemberClient,
     member: &MemberTarget,
     request: Request<ProxyBody>,
-) -> Result<Response<Incoming>, hyper_util::client::legacy::Error> {
-    let _in_flight = table.begin(&member.id);
-    client.request(request).await
+) -> Result<(Response<Incoming>, InFlight), hyper_util::client::legacy::Error> {
+    let in_flight = table.begin(&member.id);
+    Ok((client.request(request).await?, in_flight))
 }
 
 /// The member's answer as the client gets it: a 101 to a WebSocket upgrade
-/// keeps its `Upgrade` and joins both upgraded connections in a tunnel.
-fn respond(mut response: Response<Incoming>, upgrade: Option<OnUpgrade>) -> Response<ProxyBody> {
+/// keeps its `Upgrade` and joins both upgraded connections in a tunnel (no
+/// longer counted in flight: a tunnel may last for hours); any other answer
+/// is counted until its body ends.
+fn respond(
+    mut response: Response<Incoming>,
+    in_flight: InFlight,
+    upgrade: Option<OnUpgrade>,
+) -> Response<ProxyBody> {
     let Some(client_side) =
         upgrade.filter(|_| response.status() == StatusCode::SWITCHING_PROTOCOLS)
     else {
-        return relay(response);
+        return relay(response, in_flight);
     };
     let member_side = hyper::upgrade::on(&mut response);
     crate::hyper_edge::upgrade::spawn_tunnel(client_side, member_side, TUNNEL_IDLE);
@@ -244,7 +254,7 @@ fn respond(mut response: Response<Incoming>, upgrade: Option<OnUpgrade>) -> Resp
 
 /// A member's response as the client gets it. A member that refused the
 /// request closes; so does the balancer (see `strict_edge`).
-fn relay(response: Response<Incoming>) -> Response<ProxyBody> {
+fn relay(response: Response<Incoming>, in_flight: InFlight) -> Response<ProxyBody> {
     let (mut parts, body) = response.into_parts();
     let member_closes = closes(&parts.headers);
     strip_hop_by_hop(&mut parts.headers, false);
@@ -253,6 +263,7 @@ fn relay(response: Response<Incoming>) -> Response<ProxyBody> {
             .headers
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
+    let body = crate::body::Guarded::new(body, in_flight);
     Response::from_parts(parts, body.map_err(BoxError::from).boxed())
 }
 
@@ -326,5 +337,50 @@ mod tests {
         pending.abort();
         assert!(pending.await.unwrap_err().is_cancelled());
         assert_eq!(counter.load(Ordering::Relaxed), 0, "the count came back");
+    }
+
+    /// A response counts as in flight until its body is over: a client that
+    /// goes away mid-body gives the count back with the body.
+    #[tokio::test]
+    async fn a_response_counts_until_its_body_is_dropped() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let member_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = member_listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut socket, _) = member_listener.accept().await.unwrap();
+            let mut head = [0u8; 1024];
+            let _ = socket.read(&mut head).await;
+            // Half the promised body, then silence.
+            let _ = socket
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nhalf!")
+                .await;
+            std::future::pending::<()>().await;
+        });
+        let table = MemberTable::new(crate::ha::CookieKey::new([8; 32]));
+        let member = MemberTarget {
+            id: "m".into(),
+            url: format!("http://{addr}"),
+            in_flight: 0,
+            alive_until_ms: u64::MAX,
+        };
+        let client = super::super::client::member_client(
+            std::time::Duration::from_secs(1),
+            super::super::members_tls(None).unwrap(),
+        );
+        let request = Request::get(format!("http://{addr}/x"))
+            .body(body::empty())
+            .unwrap();
+        let (response, in_flight) = send_to_member(&table, &client, &member, request)
+            .await
+            .unwrap();
+        let relayed = relay(response, in_flight);
+        let counter = table.local("m");
+        assert_eq!(
+            counter.load(Ordering::Relaxed),
+            1,
+            "the body is still coming"
+        );
+        drop(relayed);
+        assert_eq!(counter.load(Ordering::Relaxed), 0);
     }
 }
