@@ -213,3 +213,27 @@ async fn a_store_that_hangs_counts_as_away() {
     assert_eq!(alive(&view, much_later), ["a"], "the store is away");
     reads.abort();
 }
+
+/// `[balancer]` becomes the listener's options; unreadable TLS files stop
+/// the member from starting, naming the key.
+#[test]
+fn balancer_options_follow_the_config_and_name_bad_tls_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.toml");
+    let config = |balancer: &str| {
+        let text = format!("[gateway]\nlisten = \"127.0.0.1:0\"\nheader_read_timeout = \"3s\"\n[balancer]\nlisten = \"127.0.0.1:0\"\nmode = \"proxy\"\nconnect_timeout = \"250ms\"\n{balancer}");
+        portcullis_config::parse_node_config(&text, &path).unwrap()
+    };
+    let plain = config("");
+    let options = balancer_options(&plain, plain.balancer.as_ref().unwrap()).unwrap();
+    assert_eq!(options.mode, portcullis_config::BalancerMode::Proxy);
+    assert_eq!(options.connect_timeout, Duration::from_millis(250));
+    assert_eq!(options.request_timeout, Duration::from_secs(60));
+    assert_eq!(options.header_read_timeout, Duration::from_secs(3));
+    assert!(options.tls.is_none());
+    let missing = config("tls = { cert = \"none.pem\", key = \"none.key\" }\n");
+    let err = balancer_options(&missing, missing.balancer.as_ref().unwrap())
+        .err()
+        .expect("missing TLS files are refused");
+    assert_eq!(err.to_string(), "balancer.tls");
+}
