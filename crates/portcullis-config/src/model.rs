@@ -102,6 +102,16 @@ pub enum SecretSource {
 pub struct BalancerSection {
     pub listen: SocketAddr,
     pub mode: BalancerMode,
+    /// `proxy` mode: how long connecting to a member may take.
+    pub connect_timeout: Duration,
+    /// `proxy` mode: how long a member may take to send its response head.
+    pub request_timeout: Duration,
+    /// Terminates TLS on the balancer's listener.
+    pub tls: Option<TlsFiles>,
+    /// `proxy` mode: the CA `https://` members are verified against (the
+    /// system's roots are not used): a PEM file path relative to `base_dir`,
+    /// or inline PEM, as a service's `tls_ca`.
+    pub members_ca: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]

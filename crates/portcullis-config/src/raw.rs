@@ -77,6 +77,11 @@ pub struct FileSecrets {
 pub struct FileBalancer {
     pub listen: String,
     pub mode: Option<BalancerMode>,
+    pub connect_timeout: Option<FileDuration>,
+    pub request_timeout: Option<FileDuration>,
+    pub tls: Option<FileTls>,
+    /// PEM file (relative to the config file) of the CA members' certificates chain to.
+    pub members_ca: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

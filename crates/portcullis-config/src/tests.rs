@@ -268,6 +268,9 @@ master = "file:master.key"
 [balancer]
 listen = "0.0.0.0:8080"
 mode = "proxy"
+connect_timeout = "500ms"
+request_timeout = "2m"
+tls = { cert = "tls/balancer.crt", key = "tls/balancer.key" }
 "#;
 
 #[test]
@@ -317,9 +320,51 @@ fn every_node_key_is_parsed() {
         c.balancer,
         Some(BalancerSection {
             listen: "0.0.0.0:8080".parse().unwrap(),
-            mode: BalancerMode::Proxy
+            mode: BalancerMode::Proxy,
+            connect_timeout: Duration::from_millis(500),
+            request_timeout: Duration::from_secs(120),
+            tls: Some(TlsFiles {
+                cert: "/etc/portcullis/tls/balancer.crt".into(),
+                key: "/etc/portcullis/tls/balancer.key".into()
+            }),
+            members_ca: None,
         })
     );
+}
+
+#[test]
+fn balancer_defaults_and_errors_name_their_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.toml");
+    let node = |balancer: &str| {
+        format!(
+            "[gateway]\nlisten = \"127.0.0.1:1\"\n[balancer]\nlisten = \"127.0.0.1:2\"\n{balancer}"
+        )
+    };
+    let c = parse_node_config(&node(""), &path).unwrap();
+    let b = c.balancer.unwrap();
+    assert_eq!(b.mode, BalancerMode::Redirect);
+    assert_eq!(
+        (b.connect_timeout, b.request_timeout),
+        (Duration::from_secs(2), Duration::from_secs(60))
+    );
+    assert_eq!((b.tls, b.members_ca), (None, None));
+    for (text, key) in [
+        ("connect_timeout = \"soon\"\n", "balancer.connect_timeout"),
+        ("request_timeout = \"0s\"\n", "balancer.request_timeout"),
+        ("members_ca = \"missing.pem\"\n", "balancer.members_ca"),
+        ("tls = { cert = \"c.pem\" }\n", "balancer.tls"),
+    ] {
+        let errors = parse_node_config(&node(text), &path).unwrap_err().0;
+        assert!(
+            errors.iter().any(|e| e.path.starts_with(key)),
+            "{text}: {errors:?}"
+        );
+    }
+    let ca = rcgen::generate_simple_self_signed(vec!["ca".into()]).unwrap();
+    std::fs::write(dir.path().join("ca.pem"), ca.cert.pem()).unwrap();
+    let c = parse_node_config(&node("members_ca = \"ca.pem\"\n"), &path).unwrap();
+    assert_eq!(c.balancer.unwrap().members_ca.as_deref(), Some("ca.pem"));
 }
 
 #[test]

@@ -190,13 +190,7 @@ pub(crate) fn node_config(
     let secrets = raw
         .secrets
         .and_then(|s| secrets_section(v, &s.master, base_dir));
-    let balancer = raw.balancer.and_then(|b| {
-        let listen = v.addr("balancer.listen", &b.listen)?;
-        Some(BalancerSection {
-            listen,
-            mode: b.mode.unwrap_or(BalancerMode::Redirect),
-        })
-    });
+    let balancer = raw.balancer.and_then(|b| balancer_section(v, b, base_dir));
     Some(NodeConfig {
         node: NodeSection { id },
         gateway: gateway?,
@@ -205,6 +199,51 @@ pub(crate) fn node_config(
         secrets,
         balancer,
         base_dir: base_dir.to_path_buf(),
+    })
+}
+
+/// `[balancer]`; every key is validated even when an earlier one failed.
+fn balancer_section(
+    v: &mut Validator<'_>,
+    raw: FileBalancer,
+    base_dir: &Path,
+) -> Option<BalancerSection> {
+    let listen = v.addr("balancer.listen", &raw.listen);
+    let connect_timeout = v.duration(
+        "balancer.connect_timeout",
+        raw.connect_timeout.as_ref(),
+        Duration::from_secs(2),
+        MS,
+        Duration::from_secs(300),
+    );
+    let request_timeout = v.duration(
+        "balancer.request_timeout",
+        raw.request_timeout.as_ref(),
+        Duration::from_secs(60),
+        MS,
+        DAY,
+    );
+    let tls = raw.tls.map(|t| TlsFiles {
+        cert: base_dir.join(&t.cert),
+        key: base_dir.join(&t.key),
+    });
+    let members_ca = raw.members_ca.and_then(|ca| {
+        // Read now, so `check` reports a missing or empty file by its key.
+        match crate::tls::load_tls_ca(&ca, base_dir) {
+            Ok(_) => Some(ca),
+            Err(err) => {
+                v.error("balancer.members_ca", err.to_string());
+                None
+            }
+        }
+    });
+    Some(BalancerSection {
+        listen: listen?,
+        mode: raw.mode.unwrap_or(BalancerMode::Redirect),
+        connect_timeout,
+        request_timeout,
+        tls,
+        members_ca,
     })
 }
 

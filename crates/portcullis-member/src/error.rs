@@ -35,6 +35,12 @@ pub enum MemberError {
     Tls(#[source] TlsSetupError),
     #[error("admin.tls")]
     AdminTls(#[source] TlsSetupError),
+    #[error("balancer.tls")]
+    BalancerTls(#[source] TlsSetupError),
+    #[error("balancer.members_ca")]
+    BalancerMembersCa(#[source] portcullis_config::TlsCaError),
+    #[error("balancer.members_ca")]
+    BalancerMembersTls(#[source] portcullis_proxy::balancer::MembersTlsError),
     #[error("{key}: cannot listen on {listen}")]
     Bind {
         key: &'static str,

@@ -12,7 +12,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use portcullis_cluster::{ClusterStore, StoreError, StoreEvent, StoreWatcher};
 use portcullis_config::{AdminState, NodeConfig};
-use portcullis_proxy::balancer::MemberTable;
+use portcullis_proxy::balancer::{BalancerOptions, MemberTable};
 use portcullis_proxy::{Gateway, ListenerOptions};
 use portcullis_secrets::AliasSealer;
 use tokio::net::TcpListener;
@@ -85,7 +85,7 @@ struct Listeners {
     admin: Option<(TcpListener, SocketAddr)>,
     /// `[admin] tls`, read before anything is bound.
     admin_tls: Option<Arc<rustls::ServerConfig>>,
-    balancer: Option<(TcpListener, SocketAddr)>,
+    balancer: Option<(TcpListener, SocketAddr, BalancerOptions)>,
 }
 
 impl Member {
@@ -230,9 +230,9 @@ impl Running {
         let admin = listeners.admin.map(|(listener, _)| {
             self.spawn_admin(listener, listeners.admin_tls, members, &shutdown_rx)
         });
-        let balancer_addr = listeners.balancer.as_ref().map(|(_, addr)| *addr);
-        if let Some((listener, addr)) = listeners.balancer {
-            self.spawn_balancer(&mut background, listener, addr, &shutdown_rx)
+        let balancer_addr = listeners.balancer.as_ref().map(|(_, addr, _)| *addr);
+        if let Some((listener, addr, options)) = listeners.balancer {
+            self.spawn_balancer(&mut background, listener, addr, options, &shutdown_rx)
                 .await;
         }
         let serve = match crate::per_core::cores() {
@@ -304,28 +304,30 @@ impl Running {
         tasks: &mut JoinSet<()>,
         listener: TcpListener,
         addr: SocketAddr,
+        options: BalancerOptions,
         shutdown: &watch::Receiver<bool>,
     ) {
-        let Some(balancer) = &self.config.balancer else {
-            return;
-        };
         let key = portcullis_proxy::CookieKey::new(self.secrets.cookie_key);
         let table = Arc::new(MemberTable::new(key));
-        let records = self.store.members().await.unwrap_or_default();
-        table.replace(crate::balancer::member_targets(&records));
-        tasks.spawn(crate::balancer::refresh_members(
-            self.store.clone(),
-            table.clone(),
-            self.config.cluster.heartbeat,
+        let heartbeat = self.config.cluster.heartbeat;
+        let view = Arc::new(crate::balancer::BalancerView::new(table.clone(), heartbeat));
+        let read = crate::balancer::store_reader(self.store.clone());
+        view.store_read(crate::balancer::read_once(&read, heartbeat).await);
+        tasks.spawn(crate::balancer::read_members(view.clone(), heartbeat, read));
+        tasks.spawn(crate::balancer::check_members(
+            view,
+            heartbeat,
+            crate::balancer::check_timeout(heartbeat),
+            crate::balancer::tcp_probe,
         ));
+        let (mode, tls) = (options.mode, options.tls.is_some());
         tasks.spawn(portcullis_proxy::balancer::serve(
             listener,
             table,
-            balancer.mode,
-            self.config.gateway.header_read_timeout,
+            options,
             shutdown.clone(),
         ));
-        tracing::info!(listen = %addr, mode = ?balancer.mode, "balancer listening");
+        tracing::info!(listen = %addr, ?mode, tls, "balancer listening");
     }
 }
 
@@ -353,7 +355,11 @@ impl Listeners {
             None => None,
         };
         let balancer = match &config.balancer {
-            Some(balancer) => Some(bind("balancer.listen", balancer.listen).await?),
+            Some(balancer) => {
+                let options = crate::balancer::balancer_options(config, balancer)?;
+                let (listener, addr) = bind("balancer.listen", balancer.listen).await?;
+                Some((listener, addr, options))
+            }
             None => None,
         };
         let options = ListenerOptions {

@@ -1,25 +1,34 @@
 //! One balancer request: choose a member, then redirect the client to it or
 //! proxy the request there (moving to another member when the chosen one
-//! cannot be reached), and set the affinity cookie when the choice changed.
+//! fails before answering), and set the affinity cookie when the choice
+//! changed. In `proxy` mode a WebSocket upgrade is carried to the member and,
+//! once it answers 101, tunnelled both ways.
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use http::header::{self, HeaderValue};
-use http::{Request, Response, StatusCode, Uri};
+use http::{Method, Request, Response, StatusCode, Uri};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
+use hyper::upgrade::OnUpgrade;
 use portcullis_config::BalancerMode;
 
-use super::{closes, MemberTable, MemberTarget, AFFINITY_COOKIE};
+use super::client::MemberClient;
+use super::table::InFlight;
+use super::{closes, Balancer, MemberTable, MemberTarget, AFFINITY_COOKIE};
 use crate::body::{self, BoxError, ProxyBody};
 use crate::error::{json_error, ProxyError};
 use crate::http::headers::strip_hop_by_hop;
+use crate::pipeline::BackendConnector;
 
 /// Members tried for one request before the balancer answers 502.
 const MAX_MEMBER_TRIES: usize = 3;
+
+/// How long a WebSocket tunnel may stay silent both ways. The member applies
+/// its service's own idle timeout; this only bounds tunnels whose member went
+/// away without closing.
+const TUNNEL_IDLE: Duration = Duration::from_secs(3600);
 
 /// What `redirect` and `proxy` answer: the way to the chosen member (which
 /// may set the affinity cookie), or the balancer's own refusal (which never
@@ -35,13 +44,65 @@ struct Chosen {
     set_cookie: bool,
 }
 
+/// How a try at a member failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    /// Not connected (refused, unreachable, or over `connect_timeout`): the
+    /// request never reached the member.
+    Connect,
+    /// The member closed or reset the connection before a response head.
+    ClosedBeforeAnswer,
+    /// No response head within `request_timeout`.
+    TimedOut,
+    Other,
+}
+
+impl Failure {
+    fn of(error: &hyper_util::client::legacy::Error) -> Failure {
+        if error.is_connect() {
+            Failure::Connect
+        } else if crate::hyper_edge::ServiceClient.closed_before_answer(error) {
+            Failure::ClosedBeforeAnswer
+        } else {
+            Failure::Other
+        }
+    }
+
+    /// Whether the same (bodyless) request may go to another member: always
+    /// when the member never got it, for idempotent methods when it may have
+    /// started on it.
+    fn may_retry(self, idempotent: bool) -> bool {
+        match self {
+            Failure::Connect => true,
+            Failure::ClosedBeforeAnswer => idempotent,
+            Failure::TimedOut | Failure::Other => false,
+        }
+    }
+
+    fn response(self) -> Response<ProxyBody> {
+        match self {
+            Failure::TimedOut => {
+                json_error(StatusCode::GATEWAY_TIMEOUT, "member did not answer in time")
+            }
+            _ => json_error(StatusCode::BAD_GATEWAY, "member unavailable"),
+        }
+    }
+}
+
+/// RFC 9110 §9.2.2: methods whose repetition has the effect of one request.
+fn is_idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
+    )
+}
+
 pub(super) async fn handle(
-    table: &MemberTable,
-    client: &Client<HttpConnector, ProxyBody>,
-    mode: BalancerMode,
+    balancer: &Balancer,
     peer: SocketAddr,
     request: Request<Incoming>,
 ) -> Response<ProxyBody> {
+    let table = &balancer.table;
     let cookies = crate::ha::sticky::request_cookie(request.headers(), AFFINITY_COOKIE);
     let Some((member, set_cookie)) = table.choose(&cookies, now_ms()) else {
         return json_error(StatusCode::SERVICE_UNAVAILABLE, "no live member");
@@ -53,11 +114,9 @@ pub(super) async fn handle(
         .map(|p| p.as_str())
         .unwrap_or("/")
         .to_string();
-    let answer = match mode {
+    let answer = match balancer.mode {
         BalancerMode::Redirect => redirect(&chosen.member, &path_and_query),
-        BalancerMode::Proxy => {
-            proxy(table, client, peer, request, &path_and_query, &mut chosen).await
-        }
+        BalancerMode::Proxy => proxy(balancer, peer, request, &path_and_query, &mut chosen).await,
     };
     let mut response = match answer {
         Answer::Member(response) => response,
@@ -86,21 +145,27 @@ fn redirect(member: &MemberTarget, path_and_query: &str) -> Answer {
 }
 
 /// Forwards the request to `chosen`'s member. A request without a body can be
-/// sent again, whole, to another member when the chosen one cannot be reached
-/// (a member killed within its liveness window): the client never sees that
-/// member, and moves to the new one for good.
+/// sent again, whole, to another member when the chosen one fails before
+/// answering (see [`Failure::may_retry`]): the client never sees that member,
+/// and moves to the new one for good.
 async fn proxy(
-    table: &MemberTable,
-    client: &Client<HttpConnector, ProxyBody>,
+    balancer: &Balancer,
     peer: SocketAddr,
     mut request: Request<Incoming>,
     path_and_query: &str,
     chosen: &mut Chosen,
 ) -> Answer {
-    strip_hop_by_hop(request.headers_mut(), false);
+    let mut upgrade = crate::http::strict::is_websocket_upgrade(
+        request.method(),
+        request.version(),
+        request.headers(),
+    )
+    .then(|| hyper::upgrade::on(&mut request));
+    strip_hop_by_hop(request.headers_mut(), upgrade.is_some());
     append_forwarded_for(request.headers_mut(), peer);
     let (parts, body) = request.into_parts();
     let replayable = hyper::body::Body::is_end_stream(&body);
+    let idempotent = is_idempotent(&parts.method);
     let mut body = Some(body.map_err(BoxError::from).boxed());
     let mut tried: Vec<String> = Vec::new();
     loop {
@@ -110,21 +175,20 @@ async fn proxy(
         let mut attempt =
             Request::from_parts(parts.clone(), body.take().unwrap_or_else(body::empty));
         *attempt.uri_mut() = uri;
-        let counter = table.local(&chosen.member.id);
-        counter.fetch_add(1, Ordering::Relaxed);
-        let result = client.request(attempt).await;
-        counter.fetch_sub(1, Ordering::Relaxed);
-        let err = match result {
-            Ok(response) => return Answer::Member(relay(response)),
-            Err(err) => err,
+        let failure = match balancer.try_member(&chosen.member, attempt).await {
+            Ok((response, in_flight)) => {
+                return Answer::Member(respond(response, in_flight, upgrade.take()))
+            }
+            Err(failure) => failure,
         };
-        tracing::warn!(member = %chosen.member.id, error = %err, "balancer could not reach a member");
+        tracing::warn!(member = %chosen.member.id, ?failure, "balancer could not get an answer from a member");
         tried.push(chosen.member.id.clone());
-        let next = (err.is_connect() && replayable && tried.len() < MAX_MEMBER_TRIES)
-            .then(|| table.choose_except(&[], now_ms(), &tried))
+        let retry = replayable && tried.len() < MAX_MEMBER_TRIES && failure.may_retry(idempotent);
+        let next = retry
+            .then(|| balancer.table.choose_except(&[], now_ms(), &tried))
             .flatten();
         let Some((other, _)) = next else {
-            return Answer::Refused(json_error(StatusCode::BAD_GATEWAY, "member unavailable"));
+            return Answer::Refused(failure.response());
         };
         // The client moves for good: its cookie names the new member.
         *chosen = Chosen {
@@ -134,9 +198,63 @@ async fn proxy(
     }
 }
 
+impl Balancer {
+    /// One try at one member, bounded by `request_timeout` up to the
+    /// response head.
+    async fn try_member(
+        &self,
+        member: &MemberTarget,
+        request: Request<ProxyBody>,
+    ) -> Result<(Response<Incoming>, InFlight), Failure> {
+        let sent = send_to_member(&self.table, &self.client, member, request);
+        match tokio::time::timeout(self.request_timeout, sent).await {
+            Ok(Ok(answered)) => Ok(answered),
+            Ok(Err(error)) => {
+                tracing::debug!(member = %member.id, %error, "member try failed");
+                Err(Failure::of(&error))
+            }
+            Err(_) => Err(Failure::TimedOut),
+        }
+    }
+}
+
+/// One try at one member, counted in this balancer's in-flight figure for
+/// that member from now until the returned guard is dropped (with the
+/// response body) or, on failure, at once.
+async fn send_to_member(
+    table: &MemberTable,
+    client: &MemberClient,
+    member: &MemberTarget,
+    request: Request<ProxyBody>,
+) -> Result<(Response<Incoming>, InFlight), hyper_util::client::legacy::Error> {
+    let in_flight = table.begin(&member.id);
+    Ok((client.request(request).await?, in_flight))
+}
+
+/// The member's answer as the client gets it: a 101 to a WebSocket upgrade
+/// keeps its `Upgrade` and joins both upgraded connections in a tunnel (no
+/// longer counted in flight: a tunnel may last for hours); any other answer
+/// is counted until its body ends.
+fn respond(
+    mut response: Response<Incoming>,
+    in_flight: InFlight,
+    upgrade: Option<OnUpgrade>,
+) -> Response<ProxyBody> {
+    let Some(client_side) =
+        upgrade.filter(|_| response.status() == StatusCode::SWITCHING_PROTOCOLS)
+    else {
+        return relay(response, in_flight);
+    };
+    let member_side = hyper::upgrade::on(&mut response);
+    crate::hyper_edge::upgrade::spawn_tunnel(client_side, member_side, TUNNEL_IDLE);
+    let (mut parts, _) = response.into_parts();
+    strip_hop_by_hop(&mut parts.headers, true);
+    Response::from_parts(parts, body::empty())
+}
+
 /// A member's response as the client gets it. A member that refused the
 /// request closes; so does the balancer (see `strict_edge`).
-fn relay(response: Response<Incoming>) -> Response<ProxyBody> {
+fn relay(response: Response<Incoming>, in_flight: InFlight) -> Response<ProxyBody> {
     let (mut parts, body) = response.into_parts();
     let member_closes = closes(&parts.headers);
     strip_hop_by_hop(&mut parts.headers, false);
@@ -145,6 +263,7 @@ fn relay(response: Response<Incoming>) -> Response<ProxyBody> {
             .headers
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
+    let body = crate::body::Guarded::new(body, in_flight);
     Response::from_parts(parts, body.map_err(BoxError::from).boxed())
 }
 
@@ -175,4 +294,95 @@ fn now_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+
+    /// A client that goes away while its request waits at a member (which
+    /// accepted the connection and never answers) gives its in-flight count
+    /// back: the member does not look busier for ever.
+    #[tokio::test]
+    async fn a_dropped_request_gives_back_its_in_flight_count() {
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = silent.local_addr().unwrap();
+        let table = Arc::new(MemberTable::new(crate::ha::CookieKey::new([7; 32])));
+        let member = MemberTarget {
+            id: "m".into(),
+            url: format!("http://{addr}"),
+            in_flight: 0,
+            alive_until_ms: u64::MAX,
+            draining: false,
+        };
+        let client = super::super::client::member_client(
+            std::time::Duration::from_secs(1),
+            super::super::members_tls(None).unwrap(),
+        );
+        let request = Request::get(format!("http://{addr}/x"))
+            .body(body::empty())
+            .unwrap();
+        let counted = table.clone();
+        let pending = tokio::spawn(async move {
+            let _ = send_to_member(&counted, &client, &member, request).await;
+        });
+        let (_held, _) = silent.accept().await.unwrap();
+        let counter = table.local("m");
+        let started = std::time::Instant::now();
+        while counter.load(Ordering::Relaxed) != 1 {
+            assert!(started.elapsed() < std::time::Duration::from_secs(5));
+            tokio::task::yield_now().await;
+        }
+        pending.abort();
+        assert!(pending.await.unwrap_err().is_cancelled());
+        assert_eq!(counter.load(Ordering::Relaxed), 0, "the count came back");
+    }
+
+    /// A response counts as in flight until its body is over: a client that
+    /// goes away mid-body gives the count back with the body.
+    #[tokio::test]
+    async fn a_response_counts_until_its_body_is_dropped() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let member_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = member_listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut socket, _) = member_listener.accept().await.unwrap();
+            let mut head = [0u8; 1024];
+            let _ = socket.read(&mut head).await;
+            // Half the promised body, then silence.
+            let _ = socket
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nhalf!")
+                .await;
+            std::future::pending::<()>().await;
+        });
+        let table = MemberTable::new(crate::ha::CookieKey::new([8; 32]));
+        let member = MemberTarget {
+            id: "m".into(),
+            url: format!("http://{addr}"),
+            in_flight: 0,
+            alive_until_ms: u64::MAX,
+            draining: false,
+        };
+        let client = super::super::client::member_client(
+            std::time::Duration::from_secs(1),
+            super::super::members_tls(None).unwrap(),
+        );
+        let request = Request::get(format!("http://{addr}/x"))
+            .body(body::empty())
+            .unwrap();
+        let (response, in_flight) = send_to_member(&table, &client, &member, request)
+            .await
+            .unwrap();
+        let relayed = relay(response, in_flight);
+        let counter = table.local("m");
+        assert_eq!(
+            counter.load(Ordering::Relaxed),
+            1,
+            "the body is still coming"
+        );
+        drop(relayed);
+        assert_eq!(counter.load(Ordering::Relaxed), 0);
+    }
 }

@@ -7,6 +7,8 @@
 //! bodies; its members come as plain [`MemberTarget`]s from the control
 //! plane, which reads them from the store.
 
+mod client;
+pub use client::{members_tls, MembersTlsError};
 mod forward;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -15,17 +17,16 @@ mod table;
 pub use table::{MemberTable, MemberTarget, AFFINITY_COOKIE};
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use portcullis_config::BalancerMode;
-use tokio::net::TcpListener;
+use rustls::{ClientConfig, ServerConfig};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use crate::body::ProxyBody;
@@ -33,21 +34,62 @@ use crate::error::ProxyError;
 use crate::h1gate::GateStatus;
 use crate::listener::{stopped, Connections};
 
+/// How the balancer serves (`[balancer]`, with the gateway's
+/// `header_read_timeout`).
+pub struct BalancerOptions {
+    pub mode: BalancerMode,
+    pub header_read_timeout: Duration,
+    /// `proxy` mode: connecting to a member.
+    pub connect_timeout: Duration,
+    /// `proxy` mode: a member's response head.
+    pub request_timeout: Duration,
+    /// Terminates TLS on the listener when set.
+    pub tls: Option<Arc<ServerConfig>>,
+    /// `proxy` mode: how `https://` members are verified ([`members_tls`]).
+    pub members_tls: Arc<ClientConfig>,
+}
+
+impl BalancerOptions {
+    /// `mode` with the defaults of `[balancer]`, no TLS listener, members
+    /// verified against `members_tls`.
+    pub fn new(mode: BalancerMode, members_tls: Arc<ClientConfig>) -> BalancerOptions {
+        BalancerOptions {
+            mode,
+            header_read_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(60),
+            tls: None,
+            members_tls,
+        }
+    }
+}
+
+/// What every balancer request needs.
+pub(crate) struct Balancer {
+    table: Arc<MemberTable>,
+    client: client::MemberClient,
+    mode: BalancerMode,
+    request_timeout: Duration,
+}
+
 /// Serves balancer clients until shutdown. Connections get the gateway
 /// listener's bounded handling ([`Connections`]): `header_read_timeout`
-/// bounds protocol detection, request heads and idle HTTP/2 connections, and
-/// HTTP/2 abuse is refused per connection and source.
+/// bounds protocol detection, TLS handshakes, request heads and idle HTTP/2
+/// connections, and HTTP/2 abuse is refused per connection and source.
 pub async fn serve(
     listener: TcpListener,
     table: Arc<MemberTable>,
-    mode: BalancerMode,
-    header_read_timeout: Duration,
+    options: BalancerOptions,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let client: Client<HttpConnector, ProxyBody> = Client::builder(TokioExecutor::new())
-        .pool_timer(TokioTimer::new())
-        .build(HttpConnector::new());
-    let connections = Arc::new(Connections::new(header_read_timeout));
+    let balancer = Arc::new(Balancer {
+        table,
+        client: client::member_client(options.connect_timeout, options.members_tls),
+        mode: options.mode,
+        request_timeout: options.request_timeout,
+    });
+    let acceptor = options.tls.map(tokio_rustls::TlsAcceptor::from);
+    let connections = Arc::new(Connections::new(options.header_read_timeout));
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -64,36 +106,63 @@ pub async fn serve(
         if !connections.admits(peer.ip()) {
             continue;
         }
-        let (table, client, connections) = (table.clone(), client.clone(), connections.clone());
-        let shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            // The strict HTTP/1 framing gate's verdict for this connection.
-            let gate = Arc::new(GateStatus::default());
-            let service_gate = gate.clone();
-            let service = move |request: Request<Incoming>| {
-                let (table, client, gate) = (table.clone(), client.clone(), service_gate.clone());
-                async move {
-                    Ok::<_, Infallible>(
-                        strict_edge(&gate, request, |request| {
-                            forward::handle(&table, &client, mode, peer, request)
-                        })
-                        .await,
-                    )
-                }
-            };
-            connections
-                .serve_plain(stream, peer.ip(), gate, service, shutdown)
-                .await;
-        });
+        let connection = Connection {
+            balancer: balancer.clone(),
+            connections: connections.clone(),
+            acceptor: acceptor.clone(),
+            shutdown: shutdown.clone(),
+        };
+        tokio::spawn(connection.serve(stream, peer));
+    }
+}
+
+/// One client connection, plain or TLS.
+struct Connection {
+    balancer: Arc<Balancer>,
+    connections: Arc<Connections>,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Connection {
+    async fn serve(self, stream: TcpStream, peer: SocketAddr) {
+        // The strict HTTP/1 framing gate's verdict for this connection.
+        let gate = Arc::new(GateStatus::default());
+        let service_gate = gate.clone();
+        let balancer = self.balancer;
+        let service = move |request: Request<Incoming>| {
+            let (balancer, gate) = (balancer.clone(), service_gate.clone());
+            async move {
+                Ok::<_, Infallible>(
+                    strict_edge(&gate, request, |request| async move {
+                        forward::handle(&balancer, peer, request).await
+                    })
+                    .await,
+                )
+            }
+        };
+        match &self.acceptor {
+            Some(acceptor) => {
+                self.connections
+                    .serve_tls(stream, acceptor, peer.ip(), gate, service, self.shutdown)
+                    .await
+            }
+            None => {
+                self.connections
+                    .serve_plain(stream, peer.ip(), gate, service, self.shutdown)
+                    .await
+            }
+        }
     }
 }
 
 /// The strict-edge rules the balancer applies itself (PRODUCT.md §9), around
 /// `handle`: the head rules of `strict::check_request_head` (CONNECT is
 /// 405); a request body the framing gate cut short is the client's 400, not
-/// a member's 502; and after an upgrade request (which the balancer never
-/// forwards as one) or a refusal the connection closes, since the gate no
-/// longer vouches for the bytes that follow.
+/// a member's 502; and after an upgrade request that did not switch
+/// protocols (`redirect` mode never forwards one) or a refusal the
+/// connection closes, since the gate no longer vouches for the bytes that
+/// follow.
 async fn strict_edge<F, Fut>(
     gate: &GateStatus,
     request: Request<Incoming>,
@@ -127,7 +196,10 @@ where
             return closing(error.into_response());
         }
     }
-    if asked_upgrade || closes(response.headers()) {
+    // A member's 101 hands the connection to the tunnel; anything else
+    // after an upgrade request closes it.
+    let switched = response.status() == StatusCode::SWITCHING_PROTOCOLS;
+    if (asked_upgrade && !switched) || closes(response.headers()) {
         return closing(response);
     }
     response

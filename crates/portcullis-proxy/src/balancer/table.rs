@@ -40,6 +40,15 @@ impl MemberTarget {
     }
 }
 
+/// One request in flight to a member (see [`MemberTable::begin`]).
+pub(crate) struct InFlight(Arc<AtomicU64>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// The live view of the cluster the balancer chooses from.
 pub struct MemberTable {
     members: ArcSwap<Vec<MemberTarget>>,
@@ -60,6 +69,15 @@ impl MemberTable {
 
     pub fn replace(&self, members: Vec<MemberTarget>) {
         self.members.store(Arc::new(members));
+    }
+
+    /// Counts one request in flight to member `id` for as long as the guard
+    /// lives: a client that disconnects drops the request's future, and with
+    /// it the guard, so the count is given back on every path.
+    pub(crate) fn begin(&self, id: &str) -> InFlight {
+        let counter = self.local(id);
+        counter.fetch_add(1, Ordering::Relaxed);
+        InFlight(counter)
     }
 
     /// This balancer's own count of requests in flight to member `id`.
@@ -106,11 +124,27 @@ impl MemberTable {
             alive.retain(|m| !m.draining);
         }
         let load = |m: &MemberTarget| m.in_flight + self.local(&m.id).load(Ordering::Relaxed);
-        let least = alive.iter().map(|m| load(m)).min()?;
-        let tied: Vec<&&MemberTarget> = alive.iter().filter(|m| load(m) == least).collect();
-        let pick = tied[rand::rng().random_range(0..tied.len())];
-        Some(((*pick).clone(), true))
+        let pick = least_loaded(&alive, load)?;
+        Some((pick.clone(), true))
     }
+}
+
+/// The member with the fewest requests in flight, ties broken at random.
+/// Each member's load is read once: concurrent requests move the local
+/// counts, and a second reading could leave no member at the minimum.
+fn least_loaded<'a>(
+    members: &[&'a MemberTarget],
+    load: impl Fn(&MemberTarget) -> u64,
+) -> Option<&'a MemberTarget> {
+    let loads: Vec<u64> = members.iter().map(|m| load(m)).collect();
+    let least = *loads.iter().min()?;
+    let tied: Vec<&'a MemberTarget> = members
+        .iter()
+        .zip(&loads)
+        .filter(|(_, l)| **l == least)
+        .map(|(m, _)| *m)
+        .collect();
+    Some(tied[rand::rng().random_range(0..tied.len())])
 }
 
 #[cfg(test)]
@@ -228,6 +262,20 @@ mod tests {
             "a",
             "an excluded member is never chosen"
         );
+    }
+
+    /// Loads that grow at every reading (requests starting on other threads
+    /// meanwhile) still give a member: the choice reads each load once (it
+    /// once read them twice, found none at the minimum, and panicked).
+    #[test]
+    fn a_load_moving_while_choosing_still_gives_a_member() {
+        let members = [target("a", 0, 0), target("b", 0, 0)];
+        let members: Vec<&MemberTarget> = members.iter().collect();
+        let readings = std::sync::atomic::AtomicU64::new(0);
+        let moving = |_: &MemberTarget| readings.fetch_add(1, Ordering::Relaxed);
+        assert_eq!(least_loaded(&members, moving).unwrap().id, "a");
+        assert_eq!(readings.load(Ordering::Relaxed), 2, "one reading each");
+        assert!(least_loaded(&[], |_| 0).is_none());
     }
 
     #[test]

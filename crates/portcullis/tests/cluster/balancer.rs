@@ -184,21 +184,25 @@ async fn proxy_mode_forwards_to_one_member_per_client() {
     m1.stop().await;
 }
 
-/// A member killed without leaving keeps a live-looking record for three
-/// heartbeats. In proxy mode the balancer sends a bodiless request it could
-/// not deliver there to another member, so clients see no error.
+/// A member that fails without leaving keeps a live-looking record for
+/// three heartbeats. In proxy mode the balancer sends a bodiless request it
+/// could not get answered there to another member, so clients see no error.
+/// (A member whose port refuses connections is also dropped by the
+/// balancer's own checks within two heartbeats; this one still accepts
+/// connections, so the checks pass and only the retry protects clients.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxy_mode_sends_bodiless_requests_past_an_unreachable_member() {
     let (dir, _backend, m1, m2) = cluster("proxy").await;
-    // A record as a SIGKILLed member leaves it: fresh, pointing at a port
-    // nothing listens on, with a long heartbeat so it stays "alive".
-    let dead_port = free_port();
+    // A record as a wedged member leaves it: fresh, pointing at a port that
+    // accepts and closes without answering, with a long heartbeat so it
+    // stays "alive".
+    let (ghost_url, _) = super::balancer_proxy::closing_member().await;
     let store = portcullis_cluster::DirStore::new(dir.path().join("store"));
     store
         .put_member(&portcullis_cluster::MemberRecord {
             id: "ghost".into(),
             role: portcullis_cluster::RoleName::Manager,
-            public_url: format!("http://127.0.0.1:{dead_port}"),
+            public_url: ghost_url,
             admin_url: None,
             version: "0".into(),
             generation: 1,
@@ -308,12 +312,12 @@ async fn with_no_live_member_the_balancer_answers_503() {
             },
         ]));
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        let serving = tokio::spawn(portcullis_proxy::balancer::serve(
-            listener,
-            table,
+        let options = portcullis_proxy::balancer::BalancerOptions::new(
             mode,
-            Duration::from_secs(10),
-            stopped,
+            portcullis_proxy::balancer::members_tls(None).unwrap(),
+        );
+        let serving = tokio::spawn(portcullis_proxy::balancer::serve(
+            listener, table, options, stopped,
         ));
         for request in [
             Request::get(format!("http://{addr}/gateway/t/svc/x")).body(empty()),
@@ -331,4 +335,85 @@ async fn with_no_live_member_the_balancer_answers_503() {
             .expect("the balancer stops")
             .unwrap();
     }
+}
+
+/// A WebSocket client through the balancer in proxy mode: the upgrade is
+/// carried to a member, which carries it to the demo backend, and messages
+/// echo both ways through both tunnels.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_mode_carries_websockets_to_a_member() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let (_dir, _backend, m1, m2) = cluster("proxy").await;
+    let balancer = m1.balancer_addr.unwrap();
+    for _ in 0..4 {
+        let socket = tokio::net::TcpStream::connect(balancer).await.unwrap();
+        let url = format!("ws://{balancer}/gateway/t/svc/ws");
+        let (mut ws, response) = tokio_tungstenite::client_async(url, socket)
+            .await
+            .expect("upgrade through the balancer");
+        assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
+        assert!(response.headers().contains_key("set-cookie"));
+        assert_eq!(
+            ws.next().await.unwrap().unwrap(),
+            Message::text("hello from b")
+        );
+        for i in 0..10 {
+            ws.send(Message::text(format!("ping {i}"))).await.unwrap();
+            assert_eq!(
+                ws.next().await.unwrap().unwrap(),
+                Message::text(format!("ping {i}"))
+            );
+        }
+        ws.send(Message::binary(vec![7u8; 100_000])).await.unwrap();
+        assert_eq!(
+            ws.next().await.unwrap().unwrap(),
+            Message::binary(vec![7u8; 100_000])
+        );
+        ws.close(None).await.unwrap();
+    }
+    m2.stop().await;
+    m1.stop().await;
+}
+
+/// Two members both running a balancer give the same answers: a client's
+/// affinity cookie from one balancer keeps it on the same member through the
+/// other (the cookie key is the cluster's), and both choose among the same
+/// members.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_balancers_honour_each_others_affinity_cookies() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    std::fs::create_dir_all(store.join("topologies")).unwrap();
+    let backend = DemoBackend::spawn("b", "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    write_topology(dir.path(), "t", &topology("svc", &[backend.url()], ""));
+    let m1 = member(dir.path(), &store, "m1", Some("proxy")).await;
+    let m2 = member(dir.path(), &store, "m2", Some("proxy")).await;
+    wait_until_both_chosen(&m1).await;
+    wait_until_both_chosen(&m2).await;
+    let urls = [&m1, &m2].map(|m| format!("http://{}/gateway/t/svc/x", m.balancer_addr.unwrap()));
+    // A cookie for each member, from each balancer.
+    let mut cookies = std::collections::BTreeMap::new();
+    while cookies.len() < 4 {
+        for (from, url) in urls.iter().enumerate() {
+            let reply = get_with_cookie(url, None).await;
+            cookies.insert((from, chosen(&reply)), affinity(&reply).unwrap());
+        }
+    }
+    for ((from, member), cookie) in &cookies {
+        for url in &urls {
+            let reply = get_with_cookie(url, Some(cookie)).await;
+            assert_eq!(
+                &chosen(&reply),
+                member,
+                "a cookie from balancer {from} names {member} at every balancer"
+            );
+            assert!(affinity(&reply).is_none(), "and is not re-set");
+        }
+    }
+    m2.stop().await;
+    m1.stop().await;
 }

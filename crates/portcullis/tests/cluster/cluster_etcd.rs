@@ -55,14 +55,14 @@ impl Etcd {
         self
     }
 
-    fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
     }
 
-    fn restart(mut self) -> Etcd {
+    pub(crate) fn restart(mut self) -> Etcd {
         self.stop();
         self.spawn()
     }

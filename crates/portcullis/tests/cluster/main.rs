@@ -5,6 +5,9 @@
 //! Fixtures come from the `portcullis-testkit` crate.
 
 mod balancer;
+mod balancer_etcd;
+mod balancer_proxy;
+mod balancer_tls;
 mod cluster_dir;
 mod cluster_etcd;
 mod control_plane;
