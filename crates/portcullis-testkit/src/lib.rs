@@ -16,12 +16,14 @@ pub mod member;
 pub mod process;
 pub mod raw_backend;
 pub mod requests;
+pub mod tls;
 pub mod wait;
 
 pub use crate::load::{Load, LoadResult};
 pub use crate::member::*;
 pub use crate::process::*;
 pub use crate::requests::*;
+pub use crate::tls::{https_client, HttpsTestClient};
 pub use crate::wait::*;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

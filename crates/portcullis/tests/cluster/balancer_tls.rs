@@ -7,8 +7,6 @@ use std::sync::Arc;
 
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use portcullis_demo::DemoBackend;
 use portcullis_member::Member;
 use portcullis_testkit::*;
@@ -46,32 +44,6 @@ async fn tls_member(
         .unwrap()
 }
 
-fn https_client(
-    ca: &Path,
-) -> Client<
-    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
-    TestBody,
-> {
-    use rustls::pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls::pki_types::CertificateDer::pem_file_iter(ca).unwrap() {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(config)
-        .https_only()
-        .enable_http1()
-        .build();
-    Client::builder(TokioExecutor::new()).build(connector)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_in_front_and_tls_to_the_members() {
     init();
@@ -92,7 +64,7 @@ async fn tls_in_front_and_tls_to_the_members() {
         "https://localhost:{}/gateway/t/svc/x",
         m1.balancer_addr.unwrap().port()
     );
-    let client = https_client(&certs.ca_cert);
+    let client = https_client(&certs.ca_cert, false);
     let mut served_by = std::collections::BTreeSet::new();
     let started = std::time::Instant::now();
     while served_by.len() < 2 {

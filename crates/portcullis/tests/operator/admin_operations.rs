@@ -204,40 +204,6 @@ async fn backend_state_metric_tells_draining_from_failing() {
     member.stop().await;
 }
 
-/// A client that trusts only `ca` (from `cert create`).
-fn tls_client(
-    ca: &std::path::Path,
-    h2: bool,
-) -> hyper_util::client::legacy::Client<
-    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
-    TestBody,
-> {
-    use rustls::pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls::pki_types::CertificateDer::pem_file_iter(ca).unwrap() {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let builder = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(config)
-        .https_only();
-    let connector = if h2 {
-        builder.enable_http2().build()
-    } else {
-        builder.enable_http1().build()
-    };
-    let mut client =
-        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new());
-    client.http2_only(h2);
-    client.build(connector)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_admin_api_is_served_over_tls_and_plain_http_is_refused() {
     init();
@@ -261,7 +227,7 @@ async fn the_admin_api_is_served_over_tls_and_plain_http_is_refused() {
     let port = member.admin_addr.unwrap().port();
     let token = member.admin_token().to_string();
     for h2 in [false, true] {
-        let client = tls_client(&certs.ca_cert, h2);
+        let client = https_client(&certs.ca_cert, h2);
         let health = client
             .request(
                 http::Request::get(format!("https://localhost:{port}/api/v1/health"))

@@ -5,44 +5,8 @@ use std::sync::Arc;
 
 use http::{Request, StatusCode, Version};
 use http_body_util::BodyExt;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use portcullis_demo::DemoBackend;
 use portcullis_testkit::*;
-
-fn tls_client(
-    ca: &std::path::Path,
-    h2: bool,
-) -> Client<
-    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
-    TestBody,
-> {
-    use rustls::pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls::pki_types::CertificateDer::pem_file_iter(ca).unwrap() {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let builder = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(config)
-        .https_only();
-    let connector = if h2 {
-        builder.enable_http2().build()
-    } else {
-        builder.enable_http1().build()
-    };
-    let mut client = Client::builder(TokioExecutor::new());
-    if h2 {
-        client.http2_only(true);
-    }
-    client.build(connector)
-}
 
 #[tokio::test]
 async fn tls_termination_with_http1_and_http2_by_alpn() {
@@ -64,7 +28,7 @@ async fn tls_termination_with_http1_and_http2_by_alpn() {
     .await;
     let url = format!("https://localhost:{}/gateway/t/svc/x", member.addr.port());
     for h2 in [false, true] {
-        let client = tls_client(&certs.ca_cert, h2);
+        let client = https_client(&certs.ca_cert, h2);
         let response = client
             .request(Request::get(&url).body(empty()).unwrap())
             .await
@@ -213,7 +177,7 @@ async fn the_sticky_cookie_is_secure_over_tls_only() {
         tls_member.addr.port()
     );
     for h2 in [false, true] {
-        let response = tls_client(&certs.ca_cert, h2)
+        let response = https_client(&certs.ca_cert, h2)
             .request(Request::get(&url).body(empty()).unwrap())
             .await
             .expect("TLS request");
