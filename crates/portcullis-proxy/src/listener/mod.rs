@@ -21,7 +21,7 @@ pub use lot::SWEEP_EVERY;
 pub use park::PARK_AFTER;
 pub use sources::{COOL_OFF, SOURCE_RESETS_PER_WINDOW, SOURCE_WINDOW};
 
-pub use tls::{server_config, TlsSetupError};
+pub use tls::{server_config, swappable_server_config, CertSwap, TlsSetupError};
 pub use turns::{AcceptGroup, Turn};
 
 use crate::h1gate::GateStatus;

@@ -1,0 +1,138 @@
+//! `SIGHUP`: re-read `portcullis.toml`, refuse it with `check`'s messages
+//! when invalid, apply what can change while serving, and name what needs a
+//! hot restart (`SIGUSR2`) instead.
+
+use std::path::PathBuf;
+
+use portcullis_config::NodeConfig;
+use portcullis_member::Member;
+
+/// The config file and the config the listeners and the store were set up
+/// with: a reload compares against it to say what it cannot apply.
+pub struct LiveConfig {
+    path: PathBuf,
+    started: NodeConfig,
+}
+
+impl LiveConfig {
+    pub fn new(path: PathBuf, started: NodeConfig) -> LiveConfig {
+        LiveConfig { path, started }
+    }
+
+    /// Reads the file again and applies it to `member`; whatever happens,
+    /// the member keeps serving (on any error with the config it had).
+    pub fn reload(&mut self, member: &Member) {
+        tracing::info!(config = %self.path.display(), "reload requested (SIGHUP)");
+        let config = match portcullis_config::load_node_config(&self.path) {
+            Ok(config) => config,
+            Err(errors) => {
+                // One line per error, worded as `portcullis check` words them.
+                for error in &errors.0 {
+                    tracing::error!("{error}");
+                }
+                tracing::error!(config = %self.path.display(), "reload refused: the file is invalid; the running config stays");
+                return;
+            }
+        };
+        for key in needs_restart(&self.started, &config) {
+            tracing::warn!(key, "changed; needs a restart (SIGUSR2), not applied");
+        }
+        for key in next_connections_only(&self.started, &config) {
+            tracing::warn!(key, "changed; applies to the listeners after a hot restart (SIGUSR2)");
+        }
+        match member.reload(&config) {
+            Ok(()) => tracing::info!("reloaded"),
+            Err(err) => {
+                tracing::error!(error = %format!("{err:#}"), "reload refused; the running config stays")
+            }
+        }
+    }
+}
+
+/// The keys whose change needs a new process: what was bound, the store
+/// and the member's identity, and where its secrets come from.
+fn needs_restart(running: &NodeConfig, new: &NodeConfig) -> Vec<&'static str> {
+    let admin = |c: &NodeConfig| c.admin.as_ref().map(|a| a.listen);
+    let balancer = |c: &NodeConfig| c.balancer.as_ref().map(|b| b.listen);
+    let checks = [
+        ("gateway.listen", running.gateway.listen != new.gateway.listen),
+        (
+            "gateway.tls",
+            running.gateway.tls.is_some() != new.gateway.tls.is_some(),
+        ),
+        ("gateway.path", running.gateway.path != new.gateway.path),
+        ("gateway.engine", running.gateway.engine != new.gateway.engine),
+        ("admin.listen", admin(running) != admin(new)),
+        ("balancer.listen", balancer(running) != balancer(new)),
+        (
+            "balancer.mode",
+            running.balancer.as_ref().map(|b| b.mode) != new.balancer.as_ref().map(|b| b.mode),
+        ),
+        ("cluster", running.cluster != new.cluster),
+        ("node.id", running.node.id != new.node.id),
+        ("secrets", running.secrets != new.secrets),
+    ];
+    checks
+        .into_iter()
+        .filter(|(_, changed)| *changed)
+        .map(|(key, _)| key)
+        .collect()
+}
+
+/// The listener settings each accept loop was started with: a hot restart
+/// applies them without failing a request (docs/operations.md).
+fn next_connections_only(running: &NodeConfig, new: &NodeConfig) -> Vec<&'static str> {
+    let (old, now) = (&running.gateway, &new.gateway);
+    let checks = [
+        (
+            "gateway.header_read_timeout",
+            old.header_read_timeout != now.header_read_timeout,
+        ),
+        (
+            "gateway.max_connections",
+            old.max_connections != now.max_connections,
+        ),
+        (
+            "gateway.shutdown_grace",
+            old.shutdown_grace != now.shutdown_grace,
+        ),
+    ];
+    checks
+        .into_iter()
+        .filter(|(_, changed)| *changed)
+        .map(|(key, _)| key)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(gateway: &str) -> NodeConfig {
+        let text = format!(
+            "[node]\nid = \"m1\"\n[gateway]\n{gateway}\n[cluster]\nstore = \"dir:/tmp/none\"\n"
+        );
+        portcullis_config::parse_node_config(&text, std::path::Path::new("m1.toml")).unwrap()
+    }
+
+    #[test]
+    fn a_changed_listen_address_needs_a_restart() {
+        let running = config("listen = \"127.0.0.1:8080\"");
+        let moved = config("listen = \"127.0.0.1:8081\"");
+        assert_eq!(needs_restart(&running, &moved), ["gateway.listen"]);
+        assert!(needs_restart(&running, &running.clone()).is_empty());
+    }
+
+    #[test]
+    fn a_changed_body_rate_is_applied_live() {
+        let running = config("listen = \"127.0.0.1:8080\"");
+        let slower = config("listen = \"127.0.0.1:8080\"\nmin_body_rate = 10");
+        assert!(needs_restart(&running, &slower).is_empty());
+        assert!(next_connections_only(&running, &slower).is_empty());
+        let longer = config("listen = \"127.0.0.1:8080\"\nheader_read_timeout = \"3s\"");
+        assert_eq!(
+            next_connections_only(&running, &longer),
+            ["gateway.header_read_timeout"]
+        );
+    }
+}
