@@ -138,16 +138,20 @@ mod tests {
         assert_eq!(taken.local_addr().unwrap(), addr);
         // Still the same socket: a client connects without anyone binding.
         std::net::TcpStream::connect(addr).unwrap();
-        assert!(inherited.take("gateway.listen", addr).is_none(), "used once");
+        assert!(
+            inherited.take("gateway.listen", addr).is_none(),
+            "used once"
+        );
     }
 
     #[test]
     fn a_changed_address_or_key_binds_afresh() {
         let (listener, addr) = listening();
         let other: SocketAddr = "127.0.0.1:1".parse().unwrap();
-        let mut inherited = Inherited::new(vec![
-            keep_for_handover("gateway.listen", addr, &listener).unwrap()
-        ]);
+        let mut inherited =
+            Inherited::new(vec![
+                keep_for_handover("gateway.listen", addr, &listener).unwrap()
+            ]);
         assert!(inherited.take("admin.listen", addr).is_none());
         assert!(inherited.take("gateway.listen", other).is_none());
     }
@@ -158,9 +162,10 @@ mod tests {
         let client = std::net::TcpStream::connect(addr).unwrap();
         let (accepted, _) = listener.accept().unwrap();
         let local = accepted.local_addr().unwrap();
-        let mut inherited = Inherited::new(vec![
-            keep_for_handover("gateway.listen", local, &accepted).unwrap()
-        ]);
+        let mut inherited =
+            Inherited::new(vec![
+                keep_for_handover("gateway.listen", local, &accepted).unwrap()
+            ]);
         assert!(inherited.take("gateway.listen", local).is_none());
         drop(client);
     }

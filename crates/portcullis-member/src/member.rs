@@ -172,6 +172,9 @@ impl Member {
     /// it would hide the new process from the balancers for a heartbeat).
     pub async fn stop_handed_over(self, successor_id: &str) {
         let leave = successor_id != self.gateway.member_id;
+        // Keep-alive clients move to the new process one by one, each after
+        // its next answer, so none sends on a connection as it closes.
+        portcullis_proxy::listener::drain_gently_on_shutdown();
         self.stop_leaving(leave).await
     }
 
@@ -382,7 +385,10 @@ impl Listeners {
     /// gateway's TLS files), naming the config key of the one that fails.
     /// A socket in `inherited` for the same key and address is used instead
     /// of binding.
-    async fn bind(config: &NodeConfig, inherited: &mut Inherited) -> Result<Listeners, MemberError> {
+    async fn bind(
+        config: &NodeConfig,
+        inherited: &mut Inherited,
+    ) -> Result<Listeners, MemberError> {
         let (tls, gateway_cert) = match &config.gateway.tls {
             Some(files) => {
                 let (tls, cert) =

@@ -75,6 +75,9 @@ impl Restarter {
     /// Returns the member id it serves as.
     pub async fn hand_over(&self, sockets: &[ListeningSocket]) -> Result<String, HandoverError> {
         let (ours, theirs) = UnixStream::pair().map_err(HandoverError::Pass)?;
+        // Queued in the pair before the new process starts: it finds the
+        // sockets waiting, and an early exit cannot fail the sending.
+        send_sockets(&ours, sockets).map_err(HandoverError::Pass)?;
         let mut child = Command::new(&self.exe)
             .args(&self.args)
             .env(INHERITED_ENV, FROM_STDIN)
@@ -85,29 +88,27 @@ impl Restarter {
                 source,
             })?;
         tracing::info!(pid = child.id(), path = %self.exe.display(), "hot restart: new process started");
-        let answer = async {
-            send_sockets(&ours, sockets).map_err(HandoverError::Pass)?;
-            wait_ready(ours).await
+        let outcome = match tokio::time::timeout(READY_WITHIN, wait_ready(ours)).await {
+            Ok(Ok(id)) => return Ok(id),
+            Ok(Err(err)) => err,
+            Err(_) => HandoverError::NotReady(READY_WITHIN),
         };
-        match tokio::time::timeout(READY_WITHIN, answer).await {
-            Ok(Ok(id)) => Ok(id),
-            Ok(Err(err)) => {
-                let status = tokio::task::spawn_blocking(move || child.wait()).await;
-                let status = match status {
-                    Ok(Ok(status)) => status.to_string(),
-                    _ => "status unknown".to_string(),
-                };
-                Err(match err {
-                    HandoverError::Exited(_) => HandoverError::Exited(status),
-                    other => other,
-                })
-            }
-            Err(_) => {
-                let _ = child.kill();
-                let _ = tokio::task::spawn_blocking(move || child.wait()).await;
-                Err(HandoverError::NotReady(READY_WITHIN))
-            }
+        // Whatever went wrong, the new process must not run on beside this
+        // one: it is stopped if it has not exited already.
+        let exited = matches!(child.try_wait(), Ok(Some(_)));
+        if !exited {
+            let _ = child.kill();
         }
+        let status = match tokio::task::spawn_blocking(move || child.wait()).await {
+            Ok(Ok(status)) => status.to_string(),
+            _ => "status unknown".to_string(),
+        };
+        // A new process that exited explains any error seen on the pair.
+        Err(if exited {
+            HandoverError::Exited(status)
+        } else {
+            outcome
+        })
     }
 }
 
@@ -182,7 +183,10 @@ pub fn receive() -> (Inherited, Option<Successor>) {
     };
     match receive_sockets(&pair) {
         Ok(sockets) => {
-            tracing::info!(count = sockets.len(), "hot restart: received listening sockets");
+            tracing::info!(
+                count = sockets.len(),
+                "hot restart: received listening sockets"
+            );
             (Inherited::new(sockets), Some(Successor { pair }))
         }
         Err(err) => {
@@ -282,7 +286,13 @@ mod tests {
     #[test]
     fn a_message_without_the_header_is_refused() {
         assert!(parse("gateway.listen 127.0.0.1:1\n", Vec::new()).is_err());
-        assert!(parse(&format!("{HEADER}\ngateway.listen 127.0.0.1:1\n"), Vec::new()).is_err());
-        assert!(parse(&format!("{HEADER}\n"), Vec::new()).unwrap().is_empty());
+        assert!(parse(
+            &format!("{HEADER}\ngateway.listen 127.0.0.1:1\n"),
+            Vec::new()
+        )
+        .is_err());
+        assert!(parse(&format!("{HEADER}\n"), Vec::new())
+            .unwrap()
+            .is_empty());
     }
 }

@@ -38,7 +38,10 @@ impl LiveConfig {
             tracing::warn!(key, "changed; needs a restart (SIGUSR2), not applied");
         }
         for key in next_connections_only(&self.started, &config) {
-            tracing::warn!(key, "changed; applies to the listeners after a hot restart (SIGUSR2)");
+            tracing::warn!(
+                key,
+                "changed; applies to the listeners after a hot restart (SIGUSR2)"
+            );
         }
         match member.reload(&config) {
             Ok(()) => tracing::info!("reloaded"),
@@ -55,13 +58,19 @@ fn needs_restart(running: &NodeConfig, new: &NodeConfig) -> Vec<&'static str> {
     let admin = |c: &NodeConfig| c.admin.as_ref().map(|a| a.listen);
     let balancer = |c: &NodeConfig| c.balancer.as_ref().map(|b| b.listen);
     let checks = [
-        ("gateway.listen", running.gateway.listen != new.gateway.listen),
+        (
+            "gateway.listen",
+            running.gateway.listen != new.gateway.listen,
+        ),
         (
             "gateway.tls",
             running.gateway.tls.is_some() != new.gateway.tls.is_some(),
         ),
         ("gateway.path", running.gateway.path != new.gateway.path),
-        ("gateway.engine", running.gateway.engine != new.gateway.engine),
+        (
+            "gateway.engine",
+            running.gateway.engine != new.gateway.engine,
+        ),
         ("admin.listen", admin(running) != admin(new)),
         ("balancer.listen", balancer(running) != balancer(new)),
         (

@@ -170,36 +170,65 @@ async fn serve_taking_turns(
         turn,
         lot,
     });
-    let closing_lot = lot::CloseOnDrop(&accepting);
+    let mut closing_lot = Some(lot::CloseOnDrop(&accepting));
     let accepting_loop = accept(listener, &accepting, options.max_connections, shutdown);
     tokio::pin!(accepting_loop);
-    match (poller, &accepting.lot) {
-        // The lot is watched in this task, beside the accept loop, and
-        // stops with it.
-        (Some(poller), Some(lot)) => {
-            tokio::select! {
-                () = &mut accepting_loop => {}
-                // Only if its poller failed (the lot is closed then).
-                () = poller.watch(lot) => accepting_loop.await,
-            }
+    // The lot is watched in this task, beside the accept loop (and beside a
+    // gentle drain); if its poller fails, the lot is closed and the loop
+    // goes on alone.
+    let watching = async {
+        if let (Some(poller), Some(lot)) = (poller, &accepting.lot) {
+            poller.watch(lot).await;
         }
-        _ => accepting_loop.await,
+        std::future::pending::<()>().await
+    };
+    tokio::pin!(watching);
+    tokio::select! {
+        () = &mut accepting_loop => {}
+        () = &mut watching => {}
     }
-    accepting.engine_setup.stopping().begin();
-    drop(closing_lot);
+    let gently = DRAIN_GENTLY.load(Ordering::Relaxed);
+    if gently {
+        accepting.engine_setup.stopping().begin_gently();
+    } else {
+        accepting.engine_setup.stopping().begin();
+        closing_lot.take();
+    }
     tracing::info!(
         port = local_port,
         parked = accepting.gateway.parked_connections(),
+        gently,
         "listener closed; finishing in-flight requests"
     );
     // Every slot back: every connection has ended.
     let all_ended = accepting.slots.acquire_many(accepting.slot_count);
-    if tokio::time::timeout(options.shutdown_grace, all_ended)
+    let drained = async {
+        tokio::select! {
+            _ = all_ended => {}
+            () = &mut watching => {}
+        }
+    };
+    if tokio::time::timeout(options.shutdown_grace, drained)
         .await
         .is_err()
     {
         tracing::warn!(grace = ?options.shutdown_grace, "shutdown grace expired with requests still in flight");
     }
+    drop(closing_lot);
+}
+
+/// Whether listeners stop gently (see [`drain_gently_on_shutdown`]).
+static DRAIN_GENTLY: AtomicBool = AtomicBool::new(false);
+
+/// Makes every listener of this process, when it is shut down from now on,
+/// end each keep-alive connection only after answering its next request
+/// (with `Connection: close`), instead of closing idle connections at once:
+/// a client that sends on an idle connection just as it closes sees the
+/// request fail. For a hot restart, where the accept queue is served by the
+/// next process and no request may fail; idle connections that stay idle
+/// end at their idle limit or when the grace period ends.
+pub fn drain_gently_on_shutdown() {
+    DRAIN_GENTLY.store(true, Ordering::Relaxed);
 }
 
 /// Accepts connections while slots are free, until shutdown; the listening

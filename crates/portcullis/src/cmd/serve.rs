@@ -76,10 +76,7 @@ async fn serve(config: NodeConfig, started: Started) -> anyhow::Result<()> {
 
 /// Starts the successor; its member id once it serves, or `None` (logged)
 /// when this process must keep serving.
-async fn restart(
-    restarter: &std::io::Result<Restarter>,
-    member: &Member,
-) -> Option<String> {
+async fn restart(restarter: &std::io::Result<Restarter>, member: &Member) -> Option<String> {
     let restarter = match restarter {
         Ok(restarter) => restarter,
         Err(err) => {

@@ -8,4 +8,5 @@ mod admin_api;
 mod cli;
 mod dashboard;
 mod import_knox;
+mod restart;
 mod secrets;
