@@ -55,6 +55,9 @@ pub struct Member {
     handover: Vec<ListeningSocket>,
     /// The gateway listener's certificate, renewed by a reload.
     gateway_cert: Option<Arc<CertSwap>>,
+    /// The gateway listener's settings; a new value applies to the
+    /// connections accepted after it.
+    listener_options: watch::Sender<ListenerOptions>,
 }
 
 /// Every task of a member. Each is aborted when this is dropped; `stop`
@@ -179,14 +182,26 @@ impl Member {
     }
 
     /// Applies what of `config` can change while serving (a reload): the
-    /// gateway's certificate, from the next TLS handshake on, and the
-    /// `[gateway]` settings read per request (`min_body_rate`,
-    /// `public_url`). Connections are not touched. On error nothing changed.
+    /// gateway's certificate, from the next TLS handshake on; its header
+    /// timeout, connection cap and grace period, for the connections
+    /// accepted from now on; and the `[gateway]` settings read per request
+    /// (`min_body_rate`, `public_url`). No connection is closed. On error
+    /// nothing changed.
     pub fn reload(&self, config: &NodeConfig) -> Result<(), MemberError> {
         if let (Some(swap), Some(files)) = (&self.gateway_cert, &config.gateway.tls) {
             swap.reload(&files.cert, &files.key)
                 .map_err(MemberError::Tls)?;
         }
+        let gateway = &config.gateway;
+        self.listener_options.send_if_modified(|options| {
+            let changed = options.header_read_timeout != gateway.header_read_timeout
+                || options.max_connections != gateway.max_connections
+                || options.shutdown_grace != gateway.shutdown_grace;
+            options.header_read_timeout = gateway.header_read_timeout;
+            options.max_connections = gateway.max_connections;
+            options.shutdown_grace = gateway.shutdown_grace;
+            changed
+        });
         self.gateway.set_edge(edge_settings(config));
         Ok(())
     }
@@ -285,18 +300,23 @@ impl Running {
             self.spawn_balancer(&mut background, listener, addr, &shutdown_rx)
                 .await;
         }
+        let (listener_options, options_rx) = watch::channel(listeners.options);
         let serve = match crate::per_core::cores() {
-            0 => AbortOnDropHandle::new(tokio::spawn(portcullis_proxy::serve(
-                listeners.gateway,
-                self.gateway.clone(),
-                listeners.options,
-                shutdown_rx,
-            ))),
+            0 => {
+                AbortOnDropHandle::new(tokio::spawn(portcullis_proxy::listener::serve_reloadable(
+                    listeners.gateway,
+                    self.gateway.clone(),
+                    options_rx,
+                    shutdown_rx,
+                    None,
+                    |options| options,
+                )))
+            }
             cores => crate::per_core::spawn(
                 cores,
                 listeners.gateway,
                 self.gateway.clone(),
-                listeners.options,
+                options_rx,
                 shutdown_rx,
             ),
         };
@@ -319,6 +339,7 @@ impl Running {
             },
             handover,
             gateway_cert,
+            listener_options,
         }
     }
 

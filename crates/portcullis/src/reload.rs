@@ -7,16 +7,22 @@ use std::path::PathBuf;
 use portcullis_config::NodeConfig;
 use portcullis_member::Member;
 
-/// The config file and the config the listeners and the store were set up
-/// with: a reload compares against it to say what it cannot apply.
+/// The config file, the config the listeners and the store were set up
+/// with (a reload compares against it to say what it cannot apply), and the
+/// config last applied.
 pub struct LiveConfig {
     path: PathBuf,
     started: NodeConfig,
+    applied: NodeConfig,
 }
 
 impl LiveConfig {
     pub fn new(path: PathBuf, started: NodeConfig) -> LiveConfig {
-        LiveConfig { path, started }
+        LiveConfig {
+            path,
+            applied: started.clone(),
+            started,
+        }
     }
 
     /// Reads the file again and applies it to `member`; whatever happens,
@@ -37,14 +43,12 @@ impl LiveConfig {
         for key in needs_restart(&self.started, &config) {
             tracing::warn!(key, "changed; needs a restart (SIGUSR2), not applied");
         }
-        for key in next_connections_only(&self.started, &config) {
-            tracing::warn!(
-                key,
-                "changed; applies to the listeners after a hot restart (SIGUSR2)"
-            );
-        }
+        let changed = changed_live(&self.applied, &config);
         match member.reload(&config) {
-            Ok(()) => tracing::info!("reloaded"),
+            Ok(()) => {
+                tracing::info!(changed = ?changed, "reloaded");
+                self.applied = config;
+            }
             Err(err) => {
                 tracing::error!(error = %format!("{err:#}"), "reload refused; the running config stays")
             }
@@ -88,10 +92,11 @@ fn needs_restart(running: &NodeConfig, new: &NodeConfig) -> Vec<&'static str> {
         .collect()
 }
 
-/// The listener settings each accept loop was started with: a hot restart
-/// applies them without failing a request (docs/operations.md).
-fn next_connections_only(running: &NodeConfig, new: &NodeConfig) -> Vec<&'static str> {
-    let (old, now) = (&running.gateway, &new.gateway);
+/// The keys a reload applies that changed (the certificate files are read
+/// again on every reload, so a renewed certificate at the same path counts
+/// as applied without showing here).
+fn changed_live(applied: &NodeConfig, new: &NodeConfig) -> Vec<&'static str> {
+    let (old, now) = (&applied.gateway, &new.gateway);
     let checks = [
         (
             "gateway.header_read_timeout",
@@ -105,6 +110,12 @@ fn next_connections_only(running: &NodeConfig, new: &NodeConfig) -> Vec<&'static
             "gateway.shutdown_grace",
             old.shutdown_grace != now.shutdown_grace,
         ),
+        (
+            "gateway.min_body_rate",
+            old.min_body_rate != now.min_body_rate,
+        ),
+        ("gateway.public_url", old.public_url != now.public_url),
+        ("gateway.tls", old.tls != now.tls),
     ];
     checks
         .into_iter()
@@ -137,10 +148,11 @@ mod tests {
         let running = config("listen = \"127.0.0.1:8080\"");
         let slower = config("listen = \"127.0.0.1:8080\"\nmin_body_rate = 10");
         assert!(needs_restart(&running, &slower).is_empty());
-        assert!(next_connections_only(&running, &slower).is_empty());
+        assert_eq!(changed_live(&running, &slower), ["gateway.min_body_rate"]);
         let longer = config("listen = \"127.0.0.1:8080\"\nheader_read_timeout = \"3s\"");
+        assert!(needs_restart(&running, &longer).is_empty());
         assert_eq!(
-            next_connections_only(&running, &longer),
+            changed_live(&running, &longer),
             ["gateway.header_read_timeout"]
         );
     }

@@ -4,6 +4,7 @@
 
 mod conn;
 mod frames;
+mod generations;
 mod lot;
 mod own_engine;
 mod park;
@@ -21,6 +22,7 @@ pub use lot::SWEEP_EVERY;
 pub use park::PARK_AFTER;
 pub use sources::{COOL_OFF, SOURCE_RESETS_PER_WINDOW, SOURCE_WINDOW};
 
+pub use generations::serve_reloadable;
 pub use tls::{server_config, swappable_server_config, CertSwap, TlsSetupError};
 pub use turns::{AcceptGroup, Turn};
 
@@ -136,7 +138,23 @@ async fn serve_taking_turns(
     shutdown: watch::Receiver<bool>,
     turn: Option<Turn>,
 ) {
-    let local_port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+    // Settings that never change: the sender goes, and with it any update.
+    let options = watch::channel(options).1;
+    serve_reloadable(listener, gateway, options, shutdown, turn, |options| {
+        options
+    })
+    .await
+}
+
+/// What one generation of a listener shares with its connections (see
+/// `generations.rs`): built from the options in force when it starts.
+fn accepting_state(
+    local_port: u16,
+    gateway: Arc<Gateway>,
+    options: &ListenerOptions,
+    shutdown: watch::Receiver<bool>,
+    turn: Option<Turn>,
+) -> (Arc<Accepting>, Option<lot::Poller>) {
     let slot_count = u32::try_from(options.max_connections.max(1)).unwrap_or(u32::MAX);
     let tls = options.tls.clone().map(tokio_rustls::TlsAcceptor::from);
     // Only the own engine's plain connections park.
@@ -166,55 +184,11 @@ async fn serve_taking_turns(
         engine: options.engine,
         slots: Semaphore::new(slot_count as usize),
         slot_count,
-        shutdown: shutdown.clone(),
+        shutdown,
         turn,
         lot,
     });
-    let mut closing_lot = Some(lot::CloseOnDrop(&accepting));
-    let accepting_loop = accept(listener, &accepting, options.max_connections, shutdown);
-    tokio::pin!(accepting_loop);
-    // The lot is watched in this task, beside the accept loop (and beside a
-    // gentle drain); if its poller fails, the lot is closed and the loop
-    // goes on alone.
-    let watching = async {
-        if let (Some(poller), Some(lot)) = (poller, &accepting.lot) {
-            poller.watch(lot).await;
-        }
-        std::future::pending::<()>().await
-    };
-    tokio::pin!(watching);
-    tokio::select! {
-        () = &mut accepting_loop => {}
-        () = &mut watching => {}
-    }
-    let gently = DRAIN_GENTLY.load(Ordering::Relaxed);
-    if gently {
-        accepting.engine_setup.stopping().begin_gently();
-    } else {
-        accepting.engine_setup.stopping().begin();
-        closing_lot.take();
-    }
-    tracing::info!(
-        port = local_port,
-        parked = accepting.gateway.parked_connections(),
-        gently,
-        "listener closed; finishing in-flight requests"
-    );
-    // Every slot back: every connection has ended.
-    let all_ended = accepting.slots.acquire_many(accepting.slot_count);
-    let drained = async {
-        tokio::select! {
-            _ = all_ended => {}
-            () = &mut watching => {}
-        }
-    };
-    if tokio::time::timeout(options.shutdown_grace, drained)
-        .await
-        .is_err()
-    {
-        tracing::warn!(grace = ?options.shutdown_grace, "shutdown grace expired with requests still in flight");
-    }
-    drop(closing_lot);
+    (accepting, poller)
 }
 
 /// Whether listeners stop gently (see [`drain_gently_on_shutdown`]).
@@ -231,10 +205,9 @@ pub fn drain_gently_on_shutdown() {
     DRAIN_GENTLY.store(true, Ordering::Relaxed);
 }
 
-/// Accepts connections while slots are free, until shutdown; the listening
-/// socket closes when this returns.
+/// Accepts connections while slots are free, until shutdown.
 async fn accept(
-    listener: TcpListener,
+    listener: &TcpListener,
     accepting: &Arc<Accepting>,
     max_connections: usize,
     mut shutdown: watch::Receiver<bool>,

@@ -529,4 +529,5 @@ async fn a_reload_renews_the_certificate_without_failing_a_request() {
     assert!(fresh_ok > 0);
     let log = served.log_text();
     assert!(log.contains("gateway.header_read_timeout"), "{log}");
+    assert!(log.contains("listener settings changed"), "{log}");
 }
