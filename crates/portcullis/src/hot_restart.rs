@@ -39,6 +39,8 @@ const MAX_SOCKETS: usize = 8;
 /// is slow to answer delays the change-over; past this the old process
 /// gives up on the new one and keeps serving.
 const READY_WITHIN: Duration = Duration::from_secs(60);
+/// How long a new process whose pair closed gets to exit by itself.
+const EXIT_WITHIN: Duration = Duration::from_secs(2);
 
 #[derive(Debug, thiserror::Error)]
 pub enum HandoverError {
@@ -94,8 +96,9 @@ impl Restarter {
             Err(_) => HandoverError::NotReady(READY_WITHIN),
         };
         // Whatever went wrong, the new process must not run on beside this
-        // one: it is stopped if it has not exited already.
-        let exited = matches!(child.try_wait(), Ok(Some(_)));
+        // one: it is stopped unless it exits by itself (a closed pair means
+        // it is exiting).
+        let exited = exited_within(&mut child, EXIT_WITHIN).await;
         if !exited {
             let _ = child.kill();
         }
@@ -109,6 +112,20 @@ impl Restarter {
         } else {
             outcome
         })
+    }
+}
+
+/// Whether `child` exits within `within`.
+async fn exited_within(child: &mut std::process::Child, within: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
@@ -142,10 +159,11 @@ async fn wait_ready(pair: UnixStream) -> Result<String, HandoverError> {
     pair.set_nonblocking(true).map_err(HandoverError::Pass)?;
     let pair = tokio::net::UnixStream::from_std(pair).map_err(HandoverError::Pass)?;
     let mut line = String::new();
-    tokio::io::BufReader::new(pair)
-        .read_line(&mut line)
-        .await
-        .map_err(HandoverError::Pass)?;
+    // A reset or an end of file: the new process closed its end by exiting.
+    let read = tokio::io::BufReader::new(pair).read_line(&mut line).await;
+    if let Err(err) = read {
+        return Err(HandoverError::Exited(err.to_string()));
+    }
     match line.trim_end().strip_prefix("ready ") {
         Some(id) => Ok(id.to_string()),
         None => Err(HandoverError::Exited(String::new())),

@@ -228,7 +228,10 @@ async fn more_answers(load: &Load, more: u64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hot_restart_under_load_fails_no_request() {
     init();
-    let mut served = Served::start("shutdown_grace = \"5s\"").await;
+    // The admin listener is handed over too.
+    let admin_port = free_port();
+    let extra = format!("shutdown_grace = \"5s\"\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"");
+    let mut served = Served::start(&extra).await;
     let load = Load::start(served.url(), 3);
     let fresh = FreshConnections::start(served.port);
     more_answers(&load, 200).await;
@@ -262,10 +265,11 @@ async fn a_hot_restart_under_load_fails_no_request() {
     let text = String::from_utf8_lossy(&status.stdout);
     assert!(text.contains("hot"), "the member record is gone: {text}");
     let log = served.log_text();
-    assert!(
-        log.contains("serving an inherited listening socket"),
-        "{log}"
-    );
+    for key in ["gateway.listen", "admin.listen"] {
+        let line = format!("serving an inherited listening socket key=\"{key}\"");
+        assert!(log.contains(&line), "{line} not in:\n{log}");
+    }
+    std::net::TcpStream::connect(("127.0.0.1", admin_port)).expect("the admin listener serves");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
