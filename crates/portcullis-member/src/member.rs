@@ -173,11 +173,10 @@ impl Member {
     /// [`Member::stop`], but leaves the member record alone when the
     /// successor has the same id (it has already rewritten the record; removing
     /// it would hide the new process from the balancers for a heartbeat).
+    /// How gently connections end is the process's choice
+    /// (`portcullis_proxy::listener::drain_gently_on_shutdown`).
     pub async fn stop_handed_over(self, successor_id: &str) {
         let leave = successor_id != self.gateway.member_id;
-        // Keep-alive clients move to the new process one by one, each after
-        // its next answer, so none sends on a connection as it closes.
-        portcullis_proxy::listener::drain_gently_on_shutdown();
         self.stop_leaving(leave).await
     }
 
@@ -649,6 +648,33 @@ mod tests {
         a_few_heartbeats().await;
         let records = store.members().await.unwrap();
         assert!(records.is_empty(), "records left behind: {records:?}");
+    }
+
+    /// After a hot restart the successor has rewritten the record under the
+    /// same id: the old process must leave it, and remove only a record the
+    /// successor does not share.
+    #[tokio::test]
+    async fn a_handed_over_member_keeps_the_record_its_successor_shares() {
+        let dir = tempfile::tempdir().unwrap();
+        for (successor, kept) in [("same", true), ("renamed", false)] {
+            let config = config(dir.path(), "same", "");
+            let store = store_of(&config);
+            let member = Member::start(config).await.unwrap();
+            assert_eq!(member.listening_sockets().len(), 1, "the gateway's");
+            member.stop_handed_over(successor).await;
+            let ids: Vec<String> = store
+                .members()
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|m| m.id)
+                .collect();
+            assert_eq!(
+                ids.contains(&"same".to_string()),
+                kept,
+                "{successor}: {ids:?}"
+            );
+        }
     }
 
     #[tokio::test]

@@ -62,6 +62,10 @@ async fn serve(config: NodeConfig, started: Started) -> anyhow::Result<()> {
                     continue;
                 };
                 tracing::info!(successor = %successor_id, "hot restart: the new process serves; draining this one");
+                // Keep-alive clients move to the new process one by one, each
+                // after its next answer, so none sends on a connection as it
+                // closes.
+                portcullis_proxy::listener::drain_gently_on_shutdown();
                 member.stop_handed_over(&successor_id).await;
                 tracing::info!("stopped after a hot restart");
                 return Ok(());

@@ -453,6 +453,29 @@ fn pem_der(path: &Path) -> Vec<u8> {
         .to_vec()
 }
 
+/// New TLS connections to `port`, one request each, until `stop`: the
+/// successes and the failures.
+fn fresh_tls_loop(
+    connector: tokio_rustls::TlsConnector,
+    port: u16,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<(u64, Vec<String>)> {
+    tokio::spawn(async move {
+        let (mut ok, mut failures) = (0u64, Vec::new());
+        while !stop.load(Ordering::Relaxed) {
+            let outcome = async {
+                let (mut sender, _) = tls_connect(&connector, port).await?;
+                tls_get(&mut sender).await
+            };
+            match outcome.await {
+                Ok(()) => ok += 1,
+                Err(err) => failures.push(err),
+            }
+        }
+        (ok, failures)
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_renews_the_certificate_without_failing_a_request() {
     init();
@@ -480,23 +503,7 @@ async fn a_reload_renews_the_certificate_without_failing_a_request() {
     assert_eq!(shown, pem_der(&first.server_cert));
     // A loop of new TLS connections, one request each, beside the kept one.
     let stop = Arc::new(AtomicBool::new(false));
-    let fresh = {
-        let (connector, stop, port) = (connector.clone(), stop.clone(), served.port);
-        tokio::spawn(async move {
-            let (mut ok, mut failures) = (0u64, Vec::new());
-            while !stop.load(Ordering::Relaxed) {
-                let outcome = async {
-                    let (mut sender, _) = tls_connect(&connector, port).await?;
-                    tls_get(&mut sender).await
-                };
-                match outcome.await {
-                    Ok(()) => ok += 1,
-                    Err(err) => failures.push(err),
-                }
-            }
-            (ok, failures)
-        })
-    };
+    let fresh = fresh_tls_loop(connector.clone(), served.port, stop.clone());
     let mut kept_ok = 0;
     for _ in 0..20 {
         tls_get(&mut kept).await.unwrap();
