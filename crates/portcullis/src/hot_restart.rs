@@ -10,13 +10,13 @@
 //! once its member serves; if it exits or stays silent, the old one keeps
 //! serving.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::io::{IoSlice, IoSliceMut, Write};
 use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -67,9 +67,19 @@ pub struct Restarter {
 
 impl Restarter {
     pub fn capture() -> std::io::Result<Restarter> {
+        let mut args = std::env::args_os();
+        let argv0 = args.next().unwrap_or_default();
+        let cwd = std::env::current_dir()?;
+        let search = std::env::var_os("PATH");
+        let exe = match launch_path(&argv0, &cwd, search.as_deref()) {
+            Some(exe) => exe,
+            // Started without a usable name (an unusual exec): the file this
+            // process runs from, with symlinks resolved.
+            None => std::env::current_exe()?,
+        };
         Ok(Restarter {
-            exe: std::env::current_exe()?,
-            args: std::env::args_os().skip(1).collect(),
+            exe,
+            args: args.collect(),
         })
     }
 
@@ -113,6 +123,29 @@ impl Restarter {
             outcome
         })
     }
+}
+
+/// The path this binary was started by, as the shell found it: `argv0`
+/// itself when it names a path (made absolute against the start-up
+/// directory), else the first executable `argv0` in `search` (`PATH`).
+/// Symlinks are kept, so an upgrade that points a link at a new version
+/// runs the new version; `/proc/self/exe` would name the old one.
+fn launch_path(argv0: &OsStr, cwd: &Path, search: Option<&OsStr>) -> Option<PathBuf> {
+    if argv0.is_empty() {
+        return None;
+    }
+    let named = Path::new(argv0);
+    if named.components().count() > 1 {
+        return Some(cwd.join(named));
+    }
+    std::env::split_paths(search?)
+        .map(|dir| cwd.join(dir).join(named))
+        .find(|candidate| is_executable(candidate))
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 /// Whether `child` exits within `within`.
@@ -299,6 +332,32 @@ mod tests {
         assert_eq!(listener.local_addr().unwrap(), addr);
         let _client = std::net::TcpStream::connect(addr).unwrap();
         listener.accept().unwrap();
+    }
+
+    #[test]
+    fn the_launch_path_keeps_the_name_the_binary_was_started_by() {
+        let dir = tempfile::tempdir().unwrap();
+        let cwd = dir.path();
+        let bin = cwd.join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        let exe = bin.join("portcullis");
+        std::fs::write(&exe, "").unwrap();
+        let path_var = OsString::from(format!("/nonexistent:{}", bin.display()));
+        let launch = |argv0: &str| launch_path(OsStr::new(argv0), cwd, Some(&path_var));
+        assert_eq!(
+            launch("/usr/bin/portcullis"),
+            Some("/usr/bin/portcullis".into())
+        );
+        assert_eq!(
+            launch("./bin/portcullis"),
+            Some(cwd.join("./bin/portcullis"))
+        );
+        // Found in PATH only once it is executable.
+        assert_eq!(launch("portcullis"), None);
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(launch("portcullis"), Some(exe));
+        assert_eq!(launch(""), None);
     }
 
     #[test]
