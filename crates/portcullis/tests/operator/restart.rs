@@ -303,7 +303,7 @@ async fn a_successor_that_cannot_start_leaves_the_old_process_serving() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_invalid_file_on_reload_is_refused_with_checks_messages() {
+async fn an_invalid_file_or_a_new_listen_address_is_not_applied_on_reload() {
     init();
     let served = Served::start("").await;
     let load = Load::start(served.url(), 2);
@@ -329,6 +329,17 @@ async fn an_invalid_file_on_reload_is_refused_with_checks_messages() {
     served.wait_log("reload refused").await;
     let log = served.log_text();
     assert!(log.contains(&message), "{message:?} not logged:\n{log}");
+    more_answers(&load, 100).await;
+    // A valid file with a new listen address: reported, not applied.
+    write_config(&served.config, free_port(), "");
+    served.process.signal("HUP");
+    served.wait_log("reloaded").await;
+    let log = served.log_text();
+    let line = log
+        .lines()
+        .find(|l| l.contains("needs a restart"))
+        .unwrap_or_else(|| panic!("no restart notice:\n{log}"));
+    assert!(line.contains("gateway.listen"), "{line}");
     more_answers(&load, 100).await;
     let result = load.finish().await;
     eprintln!(
