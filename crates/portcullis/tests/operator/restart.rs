@@ -106,23 +106,9 @@ impl Served {
         }
     }
 
-    /// Pids of other `serve` processes of this config (the successors);
-    /// killed when the guard drops.
+    /// The successors started by a hot restart; killed when the guard drops.
     fn successors(&self) -> Successors {
-        let own = self.process.child.id();
-        let config = self.config.display().to_string();
-        let pids = std::fs::read_dir("/proc")
-            .unwrap()
-            .flatten()
-            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-            .filter(|pid| *pid != own)
-            .filter(|pid| {
-                std::fs::read(format!("/proc/{pid}/cmdline"))
-                    .map(|c| String::from_utf8_lossy(&c).contains(&config))
-                    .unwrap_or(false)
-            })
-            .collect();
-        Successors(pids)
+        Successors::of(&self.config, self.process.child.id())
     }
 }
 
@@ -136,19 +122,6 @@ fn write_config(config: &Path, port: u16, gateway_extra: &str) {
         ),
     )
     .unwrap();
-}
-
-/// Processes this test caused to start, stopped (by pid) at the end.
-struct Successors(Vec<u32>);
-
-impl Drop for Successors {
-    fn drop(&mut self) {
-        for pid in &self.0 {
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status();
-        }
-    }
 }
 
 /// A client that opens a new connection for every request (and closes it).
