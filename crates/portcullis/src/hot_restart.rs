@@ -90,7 +90,7 @@ impl Restarter {
         // Queued in the pair before the new process starts: it finds the
         // sockets waiting, and an early exit cannot fail the sending.
         send_sockets(&ours, sockets).map_err(HandoverError::Pass)?;
-        let mut child = Command::new(&self.exe)
+        let child = Command::new(&self.exe)
             .args(&self.args)
             .env(INHERITED_ENV, FROM_STDIN)
             .stdin(Stdio::from(OwnedFd::from(theirs)))
@@ -100,10 +100,18 @@ impl Restarter {
                 source,
             })?;
         tracing::info!(pid = child.id(), path = %self.exe.display(), "hot restart: new process started");
+        // Killed if this future is dropped before the new process is ready.
+        let mut unready = Unready(Some(child));
         let outcome = match tokio::time::timeout(READY_WITHIN, wait_ready(ours)).await {
-            Ok(Ok(id)) => return Ok(id),
+            Ok(Ok(id)) => {
+                unready.0 = None;
+                return Ok(id);
+            }
             Ok(Err(err)) => err,
             Err(_) => HandoverError::NotReady(READY_WITHIN),
+        };
+        let Some(mut child) = unready.0.take() else {
+            return Err(outcome);
         };
         // Whatever went wrong, the new process must not run on beside this
         // one: it is stopped unless it exits by itself (a closed pair means
@@ -146,6 +154,24 @@ fn launch_path(argv0: &OsStr, cwd: &Path, search: Option<&OsStr>) -> Option<Path
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// A new process not yet ready: stopped if the hot restart is abandoned
+/// (this process is stopping). SIGTERM, not SIGKILL: if it became ready
+/// just now, it may already serve connections from the shared queue, and it
+/// drains them like any stopping member.
+struct Unready(Option<std::process::Child>);
+
+impl Drop for Unready {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            let pid = rustix::process::Pid::from_child(child);
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+            // Reaped if it is gone already; otherwise it is reaped with
+            // this process, which is stopping.
+            let _ = child.try_wait();
+        }
+    }
 }
 
 /// Whether `child` exits within `within`.

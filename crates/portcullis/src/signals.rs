@@ -75,6 +75,12 @@ impl ServeSignals {
         }
     }
 
+    /// Resolves on SIGTERM or SIGINT only; the other signals wait for the
+    /// next [`ServeSignals::next`].
+    pub async fn stop_requested(&mut self) {
+        self.shutdown.wait().await
+    }
+
     pub async fn next(&mut self) -> Request {
         tokio::select! {
             () = self.shutdown.wait() => Request::Stop,

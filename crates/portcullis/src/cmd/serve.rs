@@ -58,7 +58,16 @@ async fn serve(config: NodeConfig, started: Started) -> anyhow::Result<()> {
             Request::Stop => break,
             Request::Reload => live.reload(&member),
             Request::Restart => {
-                let Some(successor_id) = restart(&restarter, &member).await else {
+                // A stop asked for meanwhile abandons the new process (it is
+                // stopped) and stops this one as usual.
+                let successor = tokio::select! {
+                    successor = restart(&restarter, &member) => successor,
+                    () = signals.stop_requested() => {
+                        tracing::warn!("stop requested during a hot restart; abandoning the new process");
+                        break;
+                    }
+                };
+                let Some(successor_id) = successor else {
                     continue;
                 };
                 tracing::info!(successor = %successor_id, "hot restart: the new process serves; draining this one");

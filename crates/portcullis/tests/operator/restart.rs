@@ -275,6 +275,32 @@ async fn a_successor_that_cannot_start_leaves_the_old_process_serving() {
     assert!(log.contains("exited before it was ready"), "{log}");
 }
 
+/// A successor that never becomes ready does not hold up a stop: SIGTERM
+/// abandons the hot restart, stops the successor and this process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_during_a_hot_restart_stops_both_processes() {
+    init();
+    let mut served = Served::start("").await;
+    let hanging = served.dir.path().join("hanging");
+    std::fs::write(&hanging, "#!/bin/sh\nwhile :; do sleep 0.1; done\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&hanging, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::rename(&hanging, &served.exe).unwrap();
+    served.process.signal("USR2");
+    served.wait_log("hot restart: new process started").await;
+    let successors = served.successors();
+    assert_eq!(successors.0.len(), 1, "{:?}", successors.0);
+    served.process.signal("TERM");
+    let status = served.wait_exit(Duration::from_secs(10)).await;
+    assert!(status.success(), "{status}");
+    wait_for("the successor to stop", Duration::from_secs(5), || {
+        let gone = served.successors().0.is_empty();
+        async move { gone }
+    })
+    .await;
+    assert!(served.log_text().contains("abandoning the new process"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invalid_file_or_a_new_listen_address_is_not_applied_on_reload() {
     init();
