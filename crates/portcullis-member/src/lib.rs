@@ -10,6 +10,7 @@ mod apply;
 pub mod balancer;
 mod error;
 mod heartbeat;
+pub mod inherit;
 pub mod logging;
 mod member;
 mod per_core;
@@ -17,5 +18,6 @@ pub mod secrets;
 
 pub use apply::{apply_change, TopologyChange};
 pub use error::MemberError;
+pub use inherit::{Inherited, ListeningSocket};
 pub use member::Member;
 pub use per_core::serve_per_core_by_default;

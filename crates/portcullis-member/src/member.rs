@@ -13,6 +13,7 @@ use arc_swap::ArcSwap;
 use portcullis_cluster::{ClusterStore, StoreError, StoreEvent, StoreWatcher};
 use portcullis_config::{AdminState, NodeConfig};
 use portcullis_proxy::balancer::{BalancerOptions, MemberTable};
+use portcullis_proxy::listener::CertSwap;
 use portcullis_proxy::{Gateway, ListenerOptions};
 use portcullis_secrets::AliasSealer;
 use tokio::net::TcpListener;
@@ -24,6 +25,7 @@ use zeroize::Zeroizing;
 use crate::applied::AppliedConfig;
 use crate::apply::{apply_change, TopologyChange};
 use crate::heartbeat::{advertised_url, heartbeat, member_record, Advertised};
+use crate::inherit::{keep_for_handover, Inherited, ListeningSocket};
 use crate::secrets::AdminToken;
 use crate::MemberError;
 
@@ -47,6 +49,19 @@ pub struct Member {
     pub store_connected: Arc<AtomicBool>,
     shutdown: watch::Sender<bool>,
     tasks: MemberTasks,
+    /// Duplicates of the listening sockets, for a hot restart to hand over;
+    /// closed first when the member stops, so a stopping member refuses new
+    /// connections instead of queueing them.
+    handover: Vec<ListeningSocket>,
+    /// The gateway listener's certificate, renewed by a reload.
+    gateway_cert: Option<Arc<CertSwap>>,
+    /// The admin listener's certificate (`[admin] tls`), renewed likewise.
+    admin_cert: Option<Arc<CertSwap>>,
+    /// The gateway listener's settings; a new value applies to the
+    /// connections accepted after it.
+    listener_options: watch::Sender<ListenerOptions>,
+    /// The balancer's settings, likewise.
+    balancer_options: Option<watch::Sender<BalancerOptions>>,
 }
 
 /// Every task of a member. Each is aborted when this is dropped; `stop`
@@ -86,11 +101,23 @@ struct Listeners {
     /// `[admin] tls`, read before anything is bound.
     admin_tls: Option<Arc<rustls::ServerConfig>>,
     balancer: Option<(TcpListener, SocketAddr, BalancerOptions)>,
+    handover: Vec<ListeningSocket>,
+    gateway_cert: Option<Arc<CertSwap>>,
+    admin_cert: Option<Arc<CertSwap>>,
 }
 
 impl Member {
     /// Loads the store, binds every listener, then starts serving.
     pub async fn start(config: NodeConfig) -> Result<Member, MemberError> {
+        Self::start_inheriting(config, Inherited::none()).await
+    }
+
+    /// [`Member::start`], serving the `inherited` listening sockets (a hot
+    /// restart) instead of binding those whose key and address still fit.
+    pub async fn start_inheriting(
+        config: NodeConfig,
+        mut inherited: Inherited,
+    ) -> Result<Member, MemberError> {
         let store = ClusterStore::open(&config.cluster.store, &config.cluster.name);
         let sealer = crate::secrets::sealer(&config)?;
         let state = initial_read(&store)
@@ -102,7 +129,8 @@ impl Member {
         let secrets = read_secrets(&store, sealer).await?;
         // Bound before any config is applied or task started: a port in use
         // fails the start with nothing left running.
-        let listeners = Listeners::bind(&config).await?;
+        let listeners = Listeners::bind(&config, &mut inherited).await?;
+        drop(inherited);
         let gateway = build_gateway(&config, &secrets, &state);
         let applied = Arc::new(AppliedConfig::default());
         applied.admin_states(&state.admin_states);
@@ -151,13 +179,72 @@ impl Member {
     /// Leaves the cluster first (so balancers stop sending clients here), then
     /// stops accepting and finishes in-flight requests within the grace period.
     pub async fn stop(self) {
+        self.stop_leaving(true).await
+    }
+
+    /// Stops after a hot restart handed the listening sockets to a process
+    /// that is now serving as `successor_id`: stops accepting and drains like
+    /// [`Member::stop`], but leaves the member record alone when the
+    /// successor has the same id (it has already rewritten the record; removing
+    /// it would hide the new process from the balancers for a heartbeat).
+    /// How gently connections end is the process's choice
+    /// (`portcullis_proxy::listener::drain_gently_on_shutdown`).
+    pub async fn stop_handed_over(self, successor_id: &str) {
+        let leave = successor_id != self.gateway.member_id;
+        self.stop_leaving(leave).await
+    }
+
+    /// Applies what of `config` can change while serving (a reload): the
+    /// gateway's certificate, from the next TLS handshake on; its header
+    /// timeout, connection cap and grace period, for the connections
+    /// accepted from now on; and the `[gateway]` settings read per request
+    /// (`min_body_rate`, `public_url`). No connection is closed. On error
+    /// nothing changed.
+    pub fn reload(&self, config: &NodeConfig) -> Result<(), MemberError> {
+        if let (Some(swap), Some(files)) = (&self.gateway_cert, &config.gateway.tls) {
+            swap.reload(&files.cert, &files.key)
+                .map_err(MemberError::Tls)?;
+        }
+        let admin_tls = config.admin.as_ref().and_then(|a| a.tls.as_ref());
+        if let (Some(swap), Some(files)) = (&self.admin_cert, admin_tls) {
+            swap.reload(&files.cert, &files.key)
+                .map_err(MemberError::AdminTls)?;
+        }
+        if let (Some(sender), Some(balancer)) = (&self.balancer_options, &config.balancer) {
+            let mut options = crate::balancer::balancer_options(config, balancer)?;
+            // A new mode needs a restart (it decides what a request is).
+            options.mode = sender.borrow().mode;
+            sender.send_replace(options);
+        }
+        let gateway = &config.gateway;
+        self.listener_options.send_if_modified(|options| {
+            let changed = options.header_read_timeout != gateway.header_read_timeout
+                || options.max_connections != gateway.max_connections
+                || options.shutdown_grace != gateway.shutdown_grace;
+            options.header_read_timeout = gateway.header_read_timeout;
+            options.max_connections = gateway.max_connections;
+            options.shutdown_grace = gateway.shutdown_grace;
+            changed
+        });
+        self.gateway.set_edge(edge_settings(config));
+        Ok(())
+    }
+
+    /// The listening sockets, for a hot restart to hand over.
+    pub fn listening_sockets(&self) -> &[ListeningSocket] {
+        &self.handover
+    }
+
+    async fn stop_leaving(self, leave: bool) {
         let Member {
             gateway,
             store,
             shutdown,
             tasks,
+            handover,
             ..
         } = self;
+        drop(handover);
         let MemberTasks {
             heartbeat,
             mut background,
@@ -166,10 +253,12 @@ impl Member {
         } = tasks;
         heartbeat.abort();
         let _ = heartbeat.await;
-        let leave =
-            tokio::time::timeout(STOP_STEP_TIMEOUT, store.remove_member(&gateway.member_id));
-        if let Ok(Err(err)) = leave.await {
-            tracing::warn!(error = %err, "could not remove this member's record");
+        if leave {
+            let leave =
+                tokio::time::timeout(STOP_STEP_TIMEOUT, store.remove_member(&gateway.member_id));
+            if let Ok(Err(err)) = leave.await {
+                tracing::warn!(error = %err, "could not remove this member's record");
+            }
         }
         background.shutdown().await;
         let _ = shutdown.send(true);
@@ -231,26 +320,36 @@ impl Running {
             self.spawn_admin(listener, listeners.admin_tls, members, &shutdown_rx)
         });
         let balancer_addr = listeners.balancer.as_ref().map(|(_, addr, _)| *addr);
-        if let Some((listener, addr, options)) = listeners.balancer {
-            self.spawn_balancer(&mut background, listener, addr, options, &shutdown_rx)
-                .await;
-        }
+        let balancer_options = match listeners.balancer {
+            Some((listener, addr, options)) => Some(
+                self.spawn_balancer(&mut background, listener, addr, options, &shutdown_rx)
+                    .await,
+            ),
+            None => None,
+        };
+        let (listener_options, options_rx) = watch::channel(listeners.options);
         let serve = match crate::per_core::cores() {
-            0 => AbortOnDropHandle::new(tokio::spawn(portcullis_proxy::serve(
-                listeners.gateway,
-                self.gateway.clone(),
-                listeners.options,
-                shutdown_rx,
-            ))),
+            0 => {
+                AbortOnDropHandle::new(tokio::spawn(portcullis_proxy::listener::serve_reloadable(
+                    listeners.gateway,
+                    self.gateway.clone(),
+                    options_rx,
+                    shutdown_rx,
+                    None,
+                    |options| options,
+                )))
+            }
             cores => crate::per_core::spawn(
                 cores,
                 listeners.gateway,
                 self.gateway.clone(),
-                listeners.options,
+                options_rx,
                 shutdown_rx,
             ),
         };
         tracing::info!(member = %self.config.node.id, listen = %listeners.gateway_addr, "gateway listening");
+        let (handover, gateway_cert) = (listeners.handover, listeners.gateway_cert);
+        let admin_cert = listeners.admin_cert;
         Member {
             gateway: self.gateway,
             gateway_addr: listeners.gateway_addr,
@@ -266,6 +365,11 @@ impl Running {
                 serve,
                 admin,
             },
+            handover,
+            gateway_cert,
+            admin_cert,
+            listener_options,
+            balancer_options,
         }
     }
 
@@ -306,7 +410,7 @@ impl Running {
         addr: SocketAddr,
         options: BalancerOptions,
         shutdown: &watch::Receiver<bool>,
-    ) {
+    ) -> watch::Sender<BalancerOptions> {
         let key = portcullis_proxy::CookieKey::new(self.secrets.cookie_key);
         let table = Arc::new(MemberTable::new(key));
         let heartbeat = self.config.cluster.heartbeat;
@@ -321,43 +425,56 @@ impl Running {
             crate::balancer::tcp_probe,
         ));
         let (mode, tls) = (options.mode, options.tls.is_some());
-        tasks.spawn(portcullis_proxy::balancer::serve(
+        let (reload, options) = watch::channel(options);
+        tasks.spawn(portcullis_proxy::balancer::serve_reloadable(
             listener,
             table,
             options,
             shutdown.clone(),
         ));
         tracing::info!(listen = %addr, ?mode, tls, "balancer listening");
+        reload
     }
 }
 
 impl Listeners {
     /// Binds the gateway, admin and balancer listeners (and reads the
     /// gateway's TLS files), naming the config key of the one that fails.
-    async fn bind(config: &NodeConfig) -> Result<Listeners, MemberError> {
-        let tls = match &config.gateway.tls {
-            Some(files) => Some(
-                portcullis_proxy::listener::server_config(&files.cert, &files.key)
-                    .map_err(MemberError::Tls)?,
-            ),
-            None => None,
+    /// A socket in `inherited` for the same key and address is used instead
+    /// of binding.
+    async fn bind(
+        config: &NodeConfig,
+        inherited: &mut Inherited,
+    ) -> Result<Listeners, MemberError> {
+        let (tls, gateway_cert) = match &config.gateway.tls {
+            Some(files) => {
+                let (tls, cert) =
+                    portcullis_proxy::listener::swappable_server_config(&files.cert, &files.key)
+                        .map_err(MemberError::Tls)?;
+                (Some(tls), Some(cert))
+            }
+            None => (None, None),
         };
-        let admin_tls = match config.admin.as_ref().and_then(|a| a.tls.as_ref()) {
-            Some(files) => Some(
-                portcullis_proxy::listener::server_config(&files.cert, &files.key)
-                    .map_err(MemberError::AdminTls)?,
-            ),
-            None => None,
+        let (admin_tls, admin_cert) = match config.admin.as_ref().and_then(|a| a.tls.as_ref()) {
+            Some(files) => {
+                let (tls, cert) =
+                    portcullis_proxy::listener::swappable_server_config(&files.cert, &files.key)
+                        .map_err(MemberError::AdminTls)?;
+                (Some(tls), Some(cert))
+            }
+            None => (None, None),
         };
-        let (gateway, gateway_addr) = bind("gateway.listen", config.gateway.listen).await?;
+        let mut handover = Vec::new();
+        let mut bind = |key, listen| bind(key, listen, inherited, &mut handover);
+        let (gateway, gateway_addr) = bind("gateway.listen", config.gateway.listen)?;
         let admin = match &config.admin {
-            Some(admin) => Some(bind("admin.listen", admin.listen).await?),
+            Some(admin) => Some(bind("admin.listen", admin.listen)?),
             None => None,
         };
         let balancer = match &config.balancer {
             Some(balancer) => {
                 let options = crate::balancer::balancer_options(config, balancer)?;
-                let (listener, addr) = bind("balancer.listen", balancer.listen).await?;
+                let (listener, addr) = bind("balancer.listen", balancer.listen)?;
                 Some((listener, addr, options))
             }
             None => None,
@@ -376,23 +493,50 @@ impl Listeners {
             admin,
             admin_tls,
             balancer,
+            handover,
+            gateway_cert,
+            admin_cert,
         })
     }
 }
 
-/// Binds `listen`, naming the config `key` on failure.
-async fn bind(
+/// The socket `inherited` holds for `key` and `listen`, else a new one bound
+/// to `listen` (naming the config `key` on failure); a duplicate of it goes
+/// to `handover`.
+fn bind(
     key: &'static str,
     listen: SocketAddr,
+    inherited: &mut Inherited,
+    handover: &mut Vec<ListeningSocket>,
 ) -> Result<(TcpListener, SocketAddr), MemberError> {
     let failed = |source| MemberError::Bind {
         key,
         listen,
         source,
     };
-    let listener = TcpListener::bind(listen).await.map_err(failed)?;
+    let listener = match inherited.take(key, listen) {
+        Some(listener) => listener,
+        None => bind_std(listen).map_err(failed)?,
+    };
+    let listener = TcpListener::from_std(listener).map_err(failed)?;
     let addr = listener.local_addr().map_err(failed)?;
+    handover.extend(keep_for_handover(key, listen, &listener));
     Ok((listener, addr))
+}
+
+/// A non-blocking listener on `listen`, set up as tokio's `bind` sets it up
+/// (address reuse, so a restart is not refused by connections in TIME_WAIT).
+fn bind_std(listen: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(listen),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&listen.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
 }
 
 /// The store sync loop: follows the store's events for the member's life, one
@@ -557,6 +701,33 @@ mod tests {
         a_few_heartbeats().await;
         let records = store.members().await.unwrap();
         assert!(records.is_empty(), "records left behind: {records:?}");
+    }
+
+    /// After a hot restart the successor has rewritten the record under the
+    /// same id: the old process must leave it, and remove only a record the
+    /// successor does not share.
+    #[tokio::test]
+    async fn a_handed_over_member_keeps_the_record_its_successor_shares() {
+        let dir = tempfile::tempdir().unwrap();
+        for (successor, kept) in [("same", true), ("renamed", false)] {
+            let config = config(dir.path(), "same", "");
+            let store = store_of(&config);
+            let member = Member::start(config).await.unwrap();
+            assert_eq!(member.listening_sockets().len(), 1, "the gateway's");
+            member.stop_handed_over(successor).await;
+            let ids: Vec<String> = store
+                .members()
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|m| m.id)
+                .collect();
+            assert_eq!(
+                ids.contains(&"same".to_string()),
+                kept,
+                "{successor}: {ids:?}"
+            );
+        }
     }
 
     #[tokio::test]

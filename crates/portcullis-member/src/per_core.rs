@@ -52,7 +52,7 @@ pub(crate) fn spawn(
     cores: usize,
     first: TcpListener,
     gateway: Arc<Gateway>,
-    options: ListenerOptions,
+    options: watch::Receiver<ListenerOptions>,
     shutdown: watch::Receiver<bool>,
 ) -> AbortOnDropHandle<()> {
     let descriptors: std::io::Result<Vec<std::net::TcpListener>> = (0..cores)
@@ -62,7 +62,14 @@ pub(crate) fn spawn(
         Ok(listeners) => listeners,
         Err(err) => {
             tracing::error!(error = %err, "per-core listeners failed; serving on the shared runtime");
-            let serving = portcullis_proxy::serve(first, gateway, options, shutdown);
+            let serving = portcullis_proxy::listener::serve_reloadable(
+                first,
+                gateway,
+                options,
+                shutdown,
+                None,
+                |options| options,
+            );
             return AbortOnDropHandle::new(tokio::spawn(serving));
         }
     };
@@ -73,14 +80,13 @@ pub(crate) fn spawn(
     let mut threads = Vec::new();
     for (core, listener) in listeners.into_iter().enumerate() {
         let (gateway, shutdown) = (gateway.clone(), shutdown.clone());
-        let options = ListenerOptions {
-            max_connections: share(options.max_connections, cores, core),
-            ..options.clone()
-        };
+        let options = options.clone();
         let turn = group.turn(core);
         let thread = std::thread::Builder::new()
             .name(format!("gateway-{core}"))
-            .spawn(move || serve_on_own_runtime(listener, gateway, options, shutdown, turn));
+            .spawn(move || {
+                serve_on_own_runtime(listener, gateway, options, shutdown, turn, (core, cores))
+            });
         match thread {
             Ok(thread) => threads.push(thread),
             Err(err) => tracing::error!(error = %err, core, "cannot start a gateway thread"),
@@ -103,9 +109,10 @@ fn share(max: usize, cores: usize, core: usize) -> usize {
 fn serve_on_own_runtime(
     listener: std::net::TcpListener,
     gateway: Arc<Gateway>,
-    options: ListenerOptions,
+    options: watch::Receiver<ListenerOptions>,
     shutdown: watch::Receiver<bool>,
     turn: portcullis_proxy::listener::Turn,
+    (core, cores): (usize, usize),
 ) {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -117,7 +124,16 @@ fn serve_on_own_runtime(
     runtime.block_on(async move {
         match TcpListener::from_std(listener) {
             Ok(listener) => {
-                portcullis_proxy::serve_in_group(listener, gateway, options, shutdown, turn).await
+                // This runtime's share of the cap, whatever the cap becomes.
+                let share_of = move |options: ListenerOptions| ListenerOptions {
+                    max_connections: share(options.max_connections, cores, core),
+                    ..options
+                };
+                let turn = Some(turn);
+                portcullis_proxy::listener::serve_reloadable(
+                    listener, gateway, options, shutdown, turn, share_of,
+                )
+                .await
             }
             Err(err) => tracing::error!(error = %err, "cannot register a gateway listener"),
         }

@@ -192,3 +192,37 @@ impl Drop for ServeProcess {
         let _ = self.child.wait();
     }
 }
+
+/// Processes a hot restart started: the `serve` processes of `config` other
+/// than `except` (found by their command line), killed by pid when this
+/// drops, since the test did not start them itself.
+pub struct Successors(pub Vec<u32>);
+
+impl Successors {
+    pub fn of(config: &Path, except: u32) -> Successors {
+        let config = config.display().to_string();
+        let pids = std::fs::read_dir("/proc")
+            .expect("read /proc")
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|pid| *pid != except)
+            .filter(|pid| {
+                std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|line| {
+                    let line = String::from_utf8_lossy(&line);
+                    line.contains("serve") && line.contains(&config)
+                })
+            })
+            .collect();
+        Successors(pids)
+    }
+}
+
+impl Drop for Successors {
+    fn drop(&mut self) {
+        for pid in &self.0 {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
+    }
+}

@@ -4,6 +4,8 @@
 
 mod cmd;
 mod demo;
+mod hot_restart;
+mod reload;
 mod signals;
 mod store_cli;
 

@@ -36,6 +36,7 @@ use crate::listener::{stopped, Connections};
 
 /// How the balancer serves (`[balancer]`, with the gateway's
 /// `header_read_timeout`).
+#[derive(Clone)]
 pub struct BalancerOptions {
     pub mode: BalancerMode,
     pub header_read_timeout: Duration,
@@ -80,16 +81,23 @@ pub async fn serve(
     listener: TcpListener,
     table: Arc<MemberTable>,
     options: BalancerOptions,
+    shutdown: watch::Receiver<bool>,
+) {
+    // Nobody sends: the options stay as they are.
+    let (_fixed, options) = watch::channel(options);
+    serve_reloadable(listener, table, options, shutdown).await
+}
+
+/// [`serve`] with options that may change (a reload): connections accepted
+/// after a change are served with the new ones (timeouts, members' CA, the
+/// listener's certificate); those already open keep theirs until they end.
+pub async fn serve_reloadable(
+    listener: TcpListener,
+    table: Arc<MemberTable>,
+    mut options: watch::Receiver<BalancerOptions>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let balancer = Arc::new(Balancer {
-        table,
-        client: client::member_client(options.connect_timeout, options.members_tls),
-        mode: options.mode,
-        request_timeout: options.request_timeout,
-    });
-    let acceptor = options.tls.map(tokio_rustls::TlsAcceptor::from);
-    let connections = Arc::new(Connections::new(options.header_read_timeout));
+    let mut serving = Serving::new(&options.borrow_and_update(), &table, None);
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -103,16 +111,57 @@ pub async fn serve(
                 continue;
             }
         };
-        if !connections.admits(peer.ip()) {
+        // One atomic load per accepted connection; nothing per request.
+        if options.has_changed().unwrap_or(false) {
+            let renewed = Serving::new(&options.borrow_and_update(), &table, Some(&serving));
+            serving = renewed;
+        }
+        if !serving.connections.admits(peer.ip()) {
             continue;
         }
         let connection = Connection {
-            balancer: balancer.clone(),
-            connections: connections.clone(),
-            acceptor: acceptor.clone(),
+            balancer: serving.balancer.clone(),
+            connections: serving.connections.clone(),
+            acceptor: serving.acceptor.clone(),
             shutdown: shutdown.clone(),
         };
         tokio::spawn(connection.serve(stream, peer));
+    }
+}
+
+/// What new connections are served with, built from one set of options.
+struct Serving {
+    balancer: Arc<Balancer>,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    connections: Arc<Connections>,
+    header_read_timeout: Duration,
+}
+
+impl Serving {
+    /// The per-source abuse limits (`Connections`) carry over from
+    /// `previous` unless `header_read_timeout` changed.
+    fn new(
+        options: &BalancerOptions,
+        table: &Arc<MemberTable>,
+        previous: Option<&Serving>,
+    ) -> Serving {
+        let connections = match previous {
+            Some(previous) if previous.header_read_timeout == options.header_read_timeout => {
+                previous.connections.clone()
+            }
+            _ => Arc::new(Connections::new(options.header_read_timeout)),
+        };
+        Serving {
+            balancer: Arc::new(Balancer {
+                table: table.clone(),
+                client: client::member_client(options.connect_timeout, options.members_tls.clone()),
+                mode: options.mode,
+                request_timeout: options.request_timeout,
+            }),
+            acceptor: options.tls.clone().map(tokio_rustls::TlsAcceptor::from),
+            connections,
+            header_read_timeout: options.header_read_timeout,
+        }
     }
 }
 
@@ -217,4 +266,71 @@ fn closing(mut response: Response<ProxyBody>) -> Response<ProxyBody> {
         .headers_mut()
         .insert(header::CONNECTION, HeaderValue::from_static("close"));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Sends one GET on a new connection and returns the status line.
+    async fn status_line(addr: SocketAddr) -> String {
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        client
+            .write_all(b"GET /x HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        let _ = client.read_to_end(&mut answer).await;
+        let answer = String::from_utf8_lossy(&answer).to_string();
+        answer.lines().next().unwrap_or_default().to_string()
+    }
+
+    /// A reload's options serve the connections accepted after it: a
+    /// request timeout shortened while the balancer runs ends the next
+    /// request at a silent member in 504, where the old one would wait.
+    #[tokio::test]
+    async fn new_options_apply_to_connections_accepted_after_them() {
+        let silent = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let member_addr = silent.local_addr().unwrap();
+        let _held = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = silent.accept().await {
+                held.push(socket);
+            }
+        });
+        let table = Arc::new(MemberTable::new(crate::ha::CookieKey::new([9; 32])));
+        table.replace(vec![MemberTarget {
+            id: "m".into(),
+            url: format!("http://{member_addr}"),
+            in_flight: 0,
+            alive_until_ms: u64::MAX,
+            draining: false,
+        }]);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut options =
+            BalancerOptions::new(BalancerMode::Proxy, members_tls(None).expect("roots"));
+        options.request_timeout = Duration::from_secs(60);
+        let (reload, options_rx) = watch::channel(options.clone());
+        let (_stop, shutdown) = watch::channel(false);
+        tokio::spawn(serve_reloadable(listener, table, options_rx, shutdown));
+        // Under the old options the request is still waiting after 300 ms.
+        let waiting = tokio::spawn(status_line(addr));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!waiting.is_finished(), "60 s timeout: still waiting");
+        options.request_timeout = Duration::from_millis(100);
+        reload.send(options).unwrap();
+        let started = std::time::Instant::now();
+        let line = tokio::time::timeout(Duration::from_secs(5), status_line(addr))
+            .await
+            .expect("the new timeout ends the request");
+        assert!(line.contains("504"), "{line}");
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert!(
+            !waiting.is_finished(),
+            "the old connection keeps its options"
+        );
+        waiting.abort();
+    }
 }

@@ -9,7 +9,7 @@
 use std::future::{poll_fn, Future};
 use std::io;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -222,20 +222,44 @@ impl EngineSetup {
 /// own, only a waiter in the listener's list while it waits.
 #[derive(Default)]
 pub struct Stopping {
-    begun: AtomicBool,
+    /// `RUNNING`, `GENTLY` or `NOW`.
+    state: AtomicU8,
     wake: Notify,
 }
+
+const RUNNING: u8 = 0;
+/// Responses say `Connection: close`, but a connection whose last response
+/// promised keep-alive stays open for its next request (answered with
+/// close): closing it while idle races a request the client may be sending.
+const GENTLY: u8 = 1;
+/// Idle connections end at once, the others after their current response.
+const NOW: u8 = 2;
 
 impl Stopping {
     /// Ends every idle connection and every connection after its current
     /// response.
     pub fn begin(&self) {
-        self.begun.store(true, Ordering::SeqCst);
+        self.state.store(NOW, Ordering::SeqCst);
         self.wake.notify_waiters();
     }
 
+    /// Ends every connection after its next response, which says so; idle
+    /// connections wait for that request (or their idle limit). For a hot
+    /// restart, where a new process serves the clients that come back.
+    pub fn begin_gently(&self) {
+        let _ = self
+            .state
+            .compare_exchange(RUNNING, GENTLY, Ordering::SeqCst, Ordering::SeqCst);
+    }
+
+    /// Whether responses now say `Connection: close`.
     pub fn has_begun(&self) -> bool {
-        self.begun.load(Ordering::SeqCst)
+        self.state.load(Ordering::SeqCst) != RUNNING
+    }
+
+    /// Whether connections end without waiting for another request.
+    fn ends_kept_alive(&self) -> bool {
+        self.state.load(Ordering::SeqCst) == NOW
     }
 }
 
@@ -314,7 +338,7 @@ pub(crate) async fn serve<I: EngineIo, H: EngineHost>(
             }
         };
         match serving.await {
-            After::KeepAlive if !setup.stopping.has_begun() => {}
+            After::KeepAlive if !setup.stopping.ends_kept_alive() => {}
             After::KeepAlive | After::Close => break,
             After::Tunnel(backend, idle) => {
                 let tunnel = Box::pin(conn.tunnel(backend, idle));
@@ -463,7 +487,7 @@ impl<I: EngineIo> Conn<'_, I> {
         // Listed as a waiter before the flag is read, so a `begin` between
         // the two still wakes this connection.
         stopping.as_mut().enable();
-        if setup.stopping.has_begun() {
+        if setup.stopping.ends_kept_alive() {
             return Idle::End;
         }
         let mut timer = timer;

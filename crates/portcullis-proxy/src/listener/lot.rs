@@ -32,7 +32,7 @@ use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::{Accepting, Held};
+use super::Held;
 use crate::engine::{self, Start};
 
 /// How often the deadlines of parked connections are checked: a parked
@@ -272,18 +272,6 @@ fn resume_readable(lot: &Lot, poll: &mut mio::Poll, events: &mut Events) -> io::
         }
         for event in events.iter() {
             lot.resume(event.token().0);
-        }
-    }
-}
-
-/// Ends a listener's lot when its task ends, however it ends: parked
-/// entries hold the listener's state, so they must not outlive its task.
-pub(super) struct CloseOnDrop<'a>(pub(super) &'a Accepting);
-
-impl Drop for CloseOnDrop<'_> {
-    fn drop(&mut self) {
-        if let Some(lot) = &self.0.lot {
-            lot.close_all();
         }
     }
 }

@@ -4,6 +4,7 @@
 
 mod conn;
 mod frames;
+mod generations;
 mod lot;
 mod own_engine;
 mod park;
@@ -21,7 +22,8 @@ pub use lot::SWEEP_EVERY;
 pub use park::PARK_AFTER;
 pub use sources::{COOL_OFF, SOURCE_RESETS_PER_WINDOW, SOURCE_WINDOW};
 
-pub use tls::{server_config, TlsSetupError};
+pub use generations::serve_reloadable;
+pub use tls::{server_config, swappable_server_config, CertSwap, TlsSetupError};
 pub use turns::{AcceptGroup, Turn};
 
 use crate::h1gate::GateStatus;
@@ -136,7 +138,23 @@ async fn serve_taking_turns(
     shutdown: watch::Receiver<bool>,
     turn: Option<Turn>,
 ) {
-    let local_port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+    // Settings that never change: the sender goes, and with it any update.
+    let options = watch::channel(options).1;
+    serve_reloadable(listener, gateway, options, shutdown, turn, |options| {
+        options
+    })
+    .await
+}
+
+/// What one generation of a listener shares with its connections (see
+/// `generations.rs`): built from the options in force when it starts.
+fn accepting_state(
+    local_port: u16,
+    gateway: Arc<Gateway>,
+    options: &ListenerOptions,
+    shutdown: watch::Receiver<bool>,
+    turn: Option<Turn>,
+) -> (Arc<Accepting>, Option<lot::Poller>) {
     let slot_count = u32::try_from(options.max_connections.max(1)).unwrap_or(u32::MAX);
     let tls = options.tls.clone().map(tokio_rustls::TlsAcceptor::from);
     // Only the own engine's plain connections park.
@@ -166,46 +184,30 @@ async fn serve_taking_turns(
         engine: options.engine,
         slots: Semaphore::new(slot_count as usize),
         slot_count,
-        shutdown: shutdown.clone(),
+        shutdown,
         turn,
         lot,
     });
-    let closing_lot = lot::CloseOnDrop(&accepting);
-    let accepting_loop = accept(listener, &accepting, options.max_connections, shutdown);
-    tokio::pin!(accepting_loop);
-    match (poller, &accepting.lot) {
-        // The lot is watched in this task, beside the accept loop, and
-        // stops with it.
-        (Some(poller), Some(lot)) => {
-            tokio::select! {
-                () = &mut accepting_loop => {}
-                // Only if its poller failed (the lot is closed then).
-                () = poller.watch(lot) => accepting_loop.await,
-            }
-        }
-        _ => accepting_loop.await,
-    }
-    accepting.engine_setup.stopping().begin();
-    drop(closing_lot);
-    tracing::info!(
-        port = local_port,
-        parked = accepting.gateway.parked_connections(),
-        "listener closed; finishing in-flight requests"
-    );
-    // Every slot back: every connection has ended.
-    let all_ended = accepting.slots.acquire_many(accepting.slot_count);
-    if tokio::time::timeout(options.shutdown_grace, all_ended)
-        .await
-        .is_err()
-    {
-        tracing::warn!(grace = ?options.shutdown_grace, "shutdown grace expired with requests still in flight");
-    }
+    (accepting, poller)
 }
 
-/// Accepts connections while slots are free, until shutdown; the listening
-/// socket closes when this returns.
+/// Whether listeners stop gently (see [`drain_gently_on_shutdown`]).
+static DRAIN_GENTLY: AtomicBool = AtomicBool::new(false);
+
+/// Makes every listener of this process, when it is shut down from now on,
+/// end each keep-alive connection only after answering its next request
+/// (with `Connection: close`), instead of closing idle connections at once:
+/// a client that sends on an idle connection just as it closes sees the
+/// request fail. For a hot restart, where the accept queue is served by the
+/// next process and no request may fail; idle connections that stay idle
+/// end at their idle limit or when the grace period ends.
+pub fn drain_gently_on_shutdown() {
+    DRAIN_GENTLY.store(true, Ordering::Relaxed);
+}
+
+/// Accepts connections while slots are free, until shutdown.
 async fn accept(
-    listener: TcpListener,
+    listener: &TcpListener,
     accepting: &Arc<Accepting>,
     max_connections: usize,
     mut shutdown: watch::Receiver<bool>,

@@ -6,10 +6,12 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::server::ServerSessionMemoryCache;
+use rustls::server::{ClientHello, ResolvesServerCert, ServerSessionMemoryCache};
+use rustls::sign::CertifiedKey;
 use rustls::{CipherSuite, ServerConfig};
 
 /// Sessions kept in memory for TLS 1.2 clients that resume by session id
@@ -44,6 +46,44 @@ pub enum TlsSetupError {
 
 /// A server config for `cert`/`key` PEM files, offering HTTP/2 and HTTP/1.1 by ALPN.
 pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsSetupError> {
+    Ok(swappable_server_config(cert, key)?.0)
+}
+
+/// [`server_config`], with the handle that replaces its certificate for the
+/// handshakes that follow (a reload renewing it); connections already
+/// established keep theirs.
+pub fn swappable_server_config(
+    cert: &Path,
+    key: &Path,
+) -> Result<(Arc<ServerConfig>, Arc<CertSwap>), TlsSetupError> {
+    let certified = certified_key(cert, key)?;
+    let swap = Arc::new(CertSwap(ArcSwap::new(certified)));
+    Ok((config_resolving(swap.clone())?, swap))
+}
+
+/// The certificate a listener presents, replaceable while it serves. Read
+/// once per full handshake (resumed ones present no certificate), never per
+/// request.
+#[derive(Debug)]
+pub struct CertSwap(ArcSwap<CertifiedKey>);
+
+impl CertSwap {
+    /// Loads `cert`/`key` and presents them from the next handshake on; on
+    /// error the current certificate stays.
+    pub fn reload(&self, cert: &Path, key: &Path) -> Result<(), TlsSetupError> {
+        self.0.store(certified_key(cert, key)?);
+        Ok(())
+    }
+}
+
+impl ResolvesServerCert for CertSwap {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.load_full())
+    }
+}
+
+/// The chain and key in `cert`/`key`, checked to belong together.
+fn certified_key(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, TlsSetupError> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .map_err(|e| TlsSetupError::Read {
             what: "certificate",
@@ -66,18 +106,25 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsSe
         path: key.display().to_string(),
         reason: e.to_string(),
     })?;
-    config_for(certs, key)
+    Ok(Arc::new(CertifiedKey::from_der(certs, key, &provider())?))
 }
 
 /// The server config for an already loaded certificate chain and key.
+#[cfg(test)]
 fn config_for(
     certs: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
 ) -> Result<Arc<ServerConfig>, TlsSetupError> {
+    let certified = Arc::new(CertifiedKey::from_der(certs, key, &provider())?);
+    config_resolving(Arc::new(CertSwap(ArcSwap::new(certified))))
+}
+
+/// The server config presenting what `certificate` holds at each handshake.
+fn config_resolving(certificate: Arc<CertSwap>) -> Result<Arc<ServerConfig>, TlsSetupError> {
     let mut config = ServerConfig::builder_with_provider(Arc::new(provider()))
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
-        .with_single_cert(certs, key)?;
+        .with_cert_resolver(certificate);
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     // Our order, not the client's: OpenSSL-based clients list AES-256 first,
     // which costs SHA-384 in every handshake and 14 AES rounds per block

@@ -1,8 +1,14 @@
-//! `portcullis serve`: run a gateway member until SIGTERM or SIGINT.
+//! `portcullis serve`: run a gateway member until SIGTERM or SIGINT;
+//! SIGHUP reloads `portcullis.toml`, SIGUSR2 hands the listeners to a new
+//! process started from the same path (docs/operations.md).
 
 use std::path::PathBuf;
 
-use portcullis_member::Member;
+use portcullis_config::NodeConfig;
+use portcullis_member::{Inherited, Member};
+
+use crate::hot_restart::{Restarter, Successor};
+use crate::signals::{Request, ServeSignals};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -11,6 +17,9 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    // Read before anything can fail: a predecessor waiting for this process
+    // learns of a failure by the pair closing when it exits.
+    let (inherited, successor) = crate::hot_restart::receive();
     let config = portcullis_config::load_node_config(&args.config)
         .map_err(|errors| anyhow::anyhow!("invalid configuration:\n{errors}"))?;
     without_huge_pages();
@@ -18,17 +27,84 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     // (docs/benchmarks.md: more requests per second and more 1 MiB
     // throughput than the shared runtime).
     portcullis_member::serve_per_core_by_default(crate::workers());
-    crate::runtime()?.block_on(serve(config))
+    let started = Started {
+        config_path: args.config,
+        inherited,
+        successor,
+    };
+    crate::runtime()?.block_on(serve(config, started))
 }
 
-async fn serve(config: portcullis_config::NodeConfig) -> anyhow::Result<()> {
-    let mut shutdown = crate::signals::Shutdown::listen();
-    let member = Member::start(config).await?;
-    shutdown.wait().await;
+/// How this process came to serve: its config file, and what a
+/// predecessor handed it, if a hot restart started it.
+struct Started {
+    config_path: PathBuf,
+    inherited: Inherited,
+    successor: Option<Successor>,
+}
+
+async fn serve(config: NodeConfig, started: Started) -> anyhow::Result<()> {
+    // Registered before the member starts: a signal during start-up must
+    // not kill the process with the default action.
+    let mut signals = ServeSignals::listen();
+    let restarter = Restarter::capture();
+    let mut live = crate::reload::LiveConfig::new(started.config_path, config.clone());
+    let member = Member::start_inheriting(config, started.inherited).await?;
+    if let Some(successor) = started.successor {
+        successor.ready(&member.gateway.member_id);
+    }
+    loop {
+        match signals.next().await {
+            Request::Stop => break,
+            Request::Reload => live.reload(&member),
+            Request::Restart => {
+                // A stop asked for meanwhile abandons the new process (it is
+                // stopped) and stops this one as usual.
+                let successor = tokio::select! {
+                    successor = restart(&restarter, &member) => successor,
+                    () = signals.stop_requested() => {
+                        tracing::warn!("stop requested during a hot restart; abandoning the new process");
+                        break;
+                    }
+                };
+                let Some(successor_id) = successor else {
+                    continue;
+                };
+                tracing::info!(successor = %successor_id, "hot restart: the new process serves; draining this one");
+                // Keep-alive clients move to the new process one by one, each
+                // after its next answer, so none sends on a connection as it
+                // closes.
+                portcullis_proxy::listener::drain_gently_on_shutdown();
+                member.stop_handed_over(&successor_id).await;
+                tracing::info!("stopped after a hot restart");
+                return Ok(());
+            }
+        }
+    }
     tracing::info!("shutting down");
     member.stop().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Starts the successor; its member id once it serves, or `None` (logged)
+/// when this process must keep serving.
+async fn restart(restarter: &std::io::Result<Restarter>, member: &Member) -> Option<String> {
+    let restarter = match restarter {
+        Ok(restarter) => restarter,
+        Err(err) => {
+            tracing::error!(error = %err, "hot restart impossible: the binary's path was unknown at start; still serving");
+            return None;
+        }
+    };
+    tracing::info!("hot restart requested (SIGUSR2)");
+    match restarter.hand_over(member.listening_sockets()).await {
+        Ok(id) => Some(id),
+        Err(err) => {
+            tracing::error!(error = %err, "hot restart failed; this process keeps serving");
+            None
+        }
+    }
 }
 
 /// Turns transparent huge pages off for this process unless

@@ -1,6 +1,6 @@
 //! Members on a real etcd (Debian's etcd-server, started here on free loopback
 //! ports with its data in a temp dir): propagation, an etcd outage under load,
-//! member leases, and first-start agreement on the cookie key.
+//! member leases, first-start agreement on the cookie key, and a hot restart.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -347,4 +347,47 @@ async fn concurrent_first_starts_share_one_cookie_key_and_dead_members_expire() 
         "etcd: a SIGKILLed member left the member list after {:?}",
         killed_at.elapsed()
     );
+}
+
+/// A hot restart on etcd: the new process writes the record under its own
+/// lease and the old one neither removes it nor revokes its lease, so the
+/// member stays listed and alive throughout, past the old lease's lifetime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hot_restarted_member_stays_listed_on_etcd() {
+    init();
+    let etcd = Etcd::start();
+    let backend = DemoBackend::spawn("b", "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut member = start_member(dir.path(), &etcd.store(), "m1");
+    let file = dir.path().join("t.toml");
+    std::fs::write(&file, topology("svc", &[backend.url()], "")).unwrap();
+    put(&member, &file, "t");
+    let url = member.url("/gateway/t/svc/x");
+    eventually(&url, Duration::from_secs(3), |r| r.status == StatusCode::OK).await;
+    let load = Load::start(url, 2);
+    member.signal("USR2");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while member.child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the old process still runs");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _successor = Successors::of(&member.config, member.child.id());
+    // Longer than a lease (three 200 ms heartbeats, at least 1 s), while the
+    // member is polled: it must never be missing or gone.
+    let watched = Instant::now();
+    while watched.elapsed() < Duration::from_millis(1500) {
+        let out = member.cli(&["cluster", "status"]);
+        let table = String::from_utf8_lossy(&out.stdout);
+        let line = table.lines().find(|l| l.starts_with("m1"));
+        assert!(line.is_some_and(|l| l.contains("alive")), "{table}");
+    }
+    let result = load.finish().await;
+    eprintln!(
+        "etcd hot restart: {} ok, {} failed",
+        result.ok,
+        result.failures.len()
+    );
+    result.assert_no_failures();
 }

@@ -10,4 +10,5 @@ mod cli;
 mod dashboard;
 mod dashboard_ops;
 mod import_knox;
+mod restart;
 mod secrets;
