@@ -17,7 +17,7 @@ mod watch;
 
 pub use diff::{diff, Snapshot};
 pub use dir::DirStore;
-pub use etcd::EtcdStore;
+pub use etcd::{EtcdSecurity, EtcdStore};
 pub use members::{MemberRecord, RoleName};
 pub use roles::{WriteError, Writer};
 pub use store::{ClusterStore, DIR_POLL};

@@ -24,13 +24,18 @@ impl StoreWatcher {
         self.events.recv().await
     }
 
-    /// Starts `watch` with the sending half of a fresh channel.
-    pub(crate) fn spawn<F>(watch: impl FnOnce(Reporter) -> F) -> StoreWatcher
+    /// Starts `watch` with the sending half of a fresh channel. `known` is
+    /// what the member already serves (from its cache), so the first read
+    /// reports only the differences, removals included; `None` reports
+    /// everything.
+    pub(crate) fn spawn<F>(known: Option<Snapshot>, watch: impl FnOnce(Reporter) -> F) -> StoreWatcher
     where
         F: std::future::Future<Output = ()> + Send + 'static,
     {
         let (tx, events) = mpsc::channel(64);
-        let task = tokio::spawn(watch(Reporter::new(tx)));
+        let mut reporter = Reporter::new(tx);
+        reporter.reported = known;
+        let task = tokio::spawn(watch(reporter));
         StoreWatcher {
             events,
             _task: AbortOnDropHandle::new(task),
@@ -162,6 +167,31 @@ mod tests {
         );
     }
 
+    /// A member that started from its cache tells the watcher what it serves:
+    /// the store's first read then removes what the store no longer has and
+    /// leaves alone what is unchanged.
+    #[tokio::test]
+    async fn a_known_snapshot_makes_the_first_read_report_only_differences() {
+        let cached = Snapshot {
+            topologies: BTreeMap::from([
+                ("t".to_string(), b"1".to_vec()),
+                ("gone".to_string(), b"1".to_vec()),
+            ]),
+            ..Snapshot::default()
+        };
+        let mut watcher = StoreWatcher::spawn(Some(cached), |mut reporter| async move {
+            let _ = reporter.snapshot(with_topology("1"), "test").await;
+            std::future::pending::<()>().await
+        });
+        let event = tokio::time::timeout(std::time::Duration::from_secs(5), watcher.recv()).await;
+        assert_eq!(
+            event.unwrap(),
+            Some(StoreEvent::Removed {
+                name: "gone".into()
+            })
+        );
+    }
+
     #[tokio::test]
     async fn a_closed_channel_tells_the_task_to_stop() {
         let (tx, rx) = mpsc::channel(8);
@@ -174,7 +204,7 @@ mod tests {
     #[tokio::test]
     async fn a_watcher_moved_into_a_task_keeps_watching() {
         let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
-        let mut watcher = StoreWatcher::spawn(|mut reporter| async move {
+        let mut watcher = StoreWatcher::spawn(None, |mut reporter| async move {
             if go_rx.await.is_ok() {
                 let _ = reporter.connection(true).await;
             }
@@ -190,7 +220,7 @@ mod tests {
     #[tokio::test]
     async fn dropping_the_watcher_stops_its_task() {
         let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
-        let watcher = StoreWatcher::spawn(|_reporter| async move {
+        let watcher = StoreWatcher::spawn(None, |_reporter| async move {
             // Dropped (and so sends nothing) only when the task is aborted.
             let _stopped = stopped_tx;
             std::future::pending::<()>().await
