@@ -160,11 +160,11 @@ fn check_pem(v: &mut Validator<'_>, key: &str, path: &Path, kind: Pem) -> bool {
     let (usable, expected) = match kind {
         Pem::Certificate => (
             CertificateDer::pem_slice_iter(&bytes).any(|c| c.is_ok()),
-            "a PEM certificate",
+            "PEM certificate",
         ),
         Pem::PrivateKey => (
             PrivateKeyDer::from_pem_slice(&bytes).is_ok(),
-            "a PEM private key",
+            "PEM private key",
         ),
     };
     if !usable {
@@ -229,4 +229,131 @@ pub fn check_password_file(path: &Path) -> Result<(), String> {
         return Err(format!("{} is not a file", path.display()));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::{parse_node_config, ClusterSection};
+
+    fn cluster(dir: &Path, keys: &str) -> Result<ClusterSection, String> {
+        let text = format!("[gateway]\nlisten = \"127.0.0.1:0\"\n[cluster]\n{keys}");
+        parse_node_config(&text, &dir.join("p.toml"))
+            .map(|c| c.cluster)
+            .map_err(|e| e.to_string())
+    }
+
+    fn write(dir: &Path, name: &str, text: &str, mode: u32) {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+    }
+
+    fn pem_files(dir: &Path) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        write(dir, "ca.pem", &cert.pem(), 0o644);
+        write(dir, "client.pem", &cert.pem(), 0o644);
+        write(dir, "client-key.pem", &key.serialize_pem(), 0o600);
+    }
+
+    #[test]
+    fn the_cache_defaults_beside_the_config_and_false_turns_it_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = cluster(dir.path(), "").unwrap();
+        assert_eq!(c.cache, Some(dir.path().join("./portcullis-cache")));
+        assert_eq!(cluster(dir.path(), "cache = false\n").unwrap().cache, None);
+        let c = cluster(dir.path(), "cache = \"/var/cache/p\"\n").unwrap();
+        assert_eq!(c.cache, Some("/var/cache/p".into()));
+        let err = cluster(dir.path(), "cache = \"\"\n").unwrap_err();
+        assert!(err.contains("cluster.cache"), "{err}");
+    }
+
+    #[test]
+    fn an_etcd_tls_store_reads_its_files_relative_to_the_config() {
+        let dir = tempfile::tempdir().unwrap();
+        pem_files(dir.path());
+        write(dir.path(), "etcd.password", "pw\n", 0o600);
+        let c = cluster(
+            dir.path(),
+            "store = \"etcd+tls://127.0.0.1:2379\"\ntls = { ca = \"ca.pem\", cert = \"client.pem\", key = \"client-key.pem\" }\nuser = \"portcullis\"\npassword_file = \"etcd.password\"\n",
+        )
+        .unwrap();
+        let tls = c.tls.unwrap();
+        assert_eq!(tls.ca, dir.path().join("ca.pem"));
+        assert_eq!(tls.client.unwrap().key, dir.path().join("client-key.pem"));
+        let auth = c.auth.unwrap();
+        assert_eq!(auth.user, "portcullis");
+        assert_eq!(auth.password_file, dir.path().join("etcd.password"));
+        // The CA alone is enough when etcd asks for no client certificate.
+        let c = cluster(
+            dir.path(),
+            "store = \"etcd+tls://127.0.0.1:2379\"\ntls = { ca = \"ca.pem\" }\n",
+        )
+        .unwrap();
+        assert_eq!(c.tls.unwrap().client, None);
+    }
+
+    #[test]
+    fn tls_and_login_mistakes_name_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        pem_files(dir.path());
+        write(dir.path(), "open.password", "pw", 0o644);
+        let tls_store = "store = \"etcd+tls://127.0.0.1:2379\"\n";
+        for (keys, key, words) in [
+            (tls_store.to_string(), "cluster.tls", "needs tls"),
+            (
+                "store = \"etcd://127.0.0.1:2379\"\ntls = { ca = \"ca.pem\" }\n".to_string(),
+                "cluster.tls",
+                "etcd+tls://",
+            ),
+            (
+                format!("{tls_store}tls = {{ ca = \"missing.pem\" }}\n"),
+                "cluster.tls.ca",
+                "missing.pem",
+            ),
+            (
+                format!("{tls_store}tls = {{ ca = \"client-key.pem\" }}\n"),
+                "cluster.tls.ca",
+                "no PEM certificate",
+            ),
+            (
+                format!("{tls_store}tls = {{ ca = \"ca.pem\", cert = \"client.pem\", key = \"ca.pem\" }}\n"),
+                "cluster.tls.key",
+                "no PEM private key",
+            ),
+            (
+                format!("{tls_store}tls = {{ ca = \"ca.pem\", cert = \"client.pem\" }}\n"),
+                "cluster.tls",
+                "both cert and key",
+            ),
+            (
+                "store = \"etcd://h:1\"\nuser = \"u\"\n".to_string(),
+                "cluster.password_file",
+                "alias cannot hold it",
+            ),
+            (
+                "store = \"etcd://h:1\"\nuser = \"u\"\npassword_file = \"open.password\"\n"
+                    .to_string(),
+                "cluster.password_file",
+                "0600 or 0400",
+            ),
+            (
+                "store = \"etcd://h:1\"\nuser = \"u\"\npassword_file = \"none\"\n".to_string(),
+                "cluster.password_file",
+                "cannot read",
+            ),
+        ] {
+            let err = cluster(dir.path(), &keys).unwrap_err();
+            assert!(err.contains(key) && err.contains(words), "{keys}: {err}");
+        }
+    }
 }

@@ -433,4 +433,66 @@ mod tests {
         }
         task.abort();
     }
+
+    /// Waits up to 10 s for `done`.
+    async fn eventually(what: &str, done: impl Fn() -> bool) {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !done() {
+            assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The whole path in one member: the cache written while the store is
+    /// readable, a start from it while the store is not, and the store
+    /// winning when it returns (a topology gone meanwhile is removed).
+    #[tokio::test]
+    async fn a_member_starts_from_its_cache_and_resyncs_when_the_store_returns() {
+        let dir = tempfile::tempdir().unwrap();
+        MasterSecret::generate()
+            .write_new_file(&dir.path().join("master.key"))
+            .unwrap();
+        let store_dir = dir.path().join("store");
+        let extra = format!(
+            "store = \"dir:{}\"\nheartbeat = \"100ms\"\n[secrets]\nmaster = \"file:master.key\"\n",
+            store_dir.display()
+        );
+        let config = config(dir.path(), "prod", &extra);
+        let store = portcullis_cluster::ClusterStore::from_config(&config.cluster).unwrap();
+        store.prepare().await.unwrap();
+        store.put_topology("shop", TOPOLOGY).await.unwrap();
+        let member = crate::Member::start(config.clone()).await.unwrap();
+        let cache_file = dir.path().join("portcullis-cache/state.json");
+        eventually("the cache is written", || {
+            std::fs::read_to_string(&cache_file).is_ok_and(|t| t.contains("shop"))
+        })
+        .await;
+        member.stop().await;
+
+        // The store's path becomes a file: neither readable nor creatable.
+        std::fs::rename(&store_dir, dir.path().join("store.away")).unwrap();
+        std::fs::write(&store_dir, "not a directory").unwrap();
+        let started = std::time::Instant::now();
+        let member = crate::Member::start(config).await.unwrap();
+        assert!(started.elapsed() < std::time::Duration::from_secs(8));
+        assert!(member.gateway.routes().topologies.contains_key("shop"));
+        assert!(!member.store_connected.load(std::sync::atomic::Ordering::Relaxed));
+
+        std::fs::remove_file(&store_dir).unwrap();
+        std::fs::rename(dir.path().join("store.away"), &store_dir).unwrap();
+        store.delete_topology("shop").await.unwrap();
+        store.put_topology("sales", TOPOLOGY).await.unwrap();
+        let routes = || member.gateway.routes();
+        eventually("the store's change is served", || {
+            routes().topologies.contains_key("sales") && !routes().topologies.contains_key("shop")
+        })
+        .await;
+        assert!(member.store_connected.load(std::sync::atomic::Ordering::Relaxed));
+        eventually("the cache follows the store", || {
+            std::fs::read_to_string(&cache_file)
+                .is_ok_and(|t| t.contains("sales") && !t.contains("shop"))
+        })
+        .await;
+        member.stop().await;
+    }
 }
