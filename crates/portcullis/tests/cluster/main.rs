@@ -7,5 +7,7 @@
 mod balancer;
 mod cluster_dir;
 mod cluster_etcd;
+mod cluster_etcd_secure;
 mod control_plane;
+mod etcd;
 mod partition;
