@@ -173,9 +173,23 @@ impl EtcdStore {
             tokio::time::timeout(CALL_TIMEOUT * 2, Client::connect(endpoints, Some(options)))
                 .await
                 .map_err(|_| self.err("connect", "timed out"))?
-                .map_err(|e| self.err("connect", e))?;
+                .map_err(|e| self.err("connect", self.explain_connect_error(&e)))?;
         *slot = Some(client.clone());
         Ok(client)
+    }
+
+    /// etcd closes a TLS connection without a word when it refuses the
+    /// member's certificate (or its absence): say where to look.
+    fn explain_connect_error(&self, error: &etcd_client::Error) -> String {
+        let text = error.to_string();
+        let tls_refused = ["connection closed", "handshake", "certificate", "Canceled"]
+            .iter()
+            .any(|hint| text.contains(hint));
+        if self.security.tls.is_some() && tls_refused {
+            format!("{text} (the TLS handshake failed: [cluster] tls must name the CA that signed etcd's certificate, and a client certificate and key when etcd runs with --client-cert-auth)")
+        } else {
+            text
+        }
     }
 
     fn key(&self, suffix: &str) -> String {
@@ -694,6 +708,9 @@ mod tests {
         assert_eq!(store.key("topologies/t"), "/portcullis/prod/topologies/t");
         assert_eq!(format!("{store:?}"), "EtcdStore(127.0.0.1:2379,[::1]:2379)");
         assert_eq!(store.location(), "etcd://127.0.0.1:2379,[::1]:2379");
-        assert_eq!(location(&store.endpoints, true), "etcd+tls://127.0.0.1:2379,[::1]:2379");
+        assert_eq!(
+            location(&store.endpoints, true),
+            "etcd+tls://127.0.0.1:2379,[::1]:2379"
+        );
     }
 }

@@ -28,7 +28,10 @@ impl StoreWatcher {
     /// what the member already serves (from its cache), so the first read
     /// reports only the differences, removals included; `None` reports
     /// everything.
-    pub(crate) fn spawn<F>(known: Option<Snapshot>, watch: impl FnOnce(Reporter) -> F) -> StoreWatcher
+    pub(crate) fn spawn<F>(
+        known: Option<Snapshot>,
+        watch: impl FnOnce(Reporter) -> F,
+    ) -> StoreWatcher
     where
         F: std::future::Future<Output = ()> + Send + 'static,
     {

@@ -211,8 +211,8 @@ fn store_auth(
 /// A store password file must exist and be readable by its owner only
 /// (mode 0600 or 0400), as ssh insists for its keys.
 pub fn check_password_file(path: &Path) -> Result<(), String> {
-    let metadata = std::fs::metadata(path)
-        .map_err(|err| format!("cannot read {}: {err}", path.display()))?;
+    let metadata =
+        std::fs::metadata(path).map_err(|err| format!("cannot read {}: {err}", path.display()))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

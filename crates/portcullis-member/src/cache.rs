@@ -194,7 +194,9 @@ impl Cache {
                 .iter()
                 .map(|(id, s)| (id.clone(), s.as_str().to_string()))
                 .collect(),
-            cookie_key: self.sealer.seal(COOKIE_KEY_LABEL, state.cookie_key.as_ref()),
+            cookie_key: self
+                .sealer
+                .seal(COOKIE_KEY_LABEL, state.cookie_key.as_ref()),
             admin_token: self
                 .sealer
                 .seal(ADMIN_TOKEN_LABEL, state.admin_token.as_bytes()),
@@ -288,11 +290,7 @@ impl CacheWriter {
     /// for as long as the member runs.
     pub async fn run(self: Arc<Self>) {
         loop {
-            let state = self
-                .state
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone();
+            let state = self.state.lock().unwrap_or_else(|p| p.into_inner()).clone();
             let writer = self.clone();
             let saved =
                 tokio::task::spawn_blocking(move || writer.cache.save(&state, &writer.store)).await;
@@ -338,19 +336,23 @@ mod tests {
         let master = MasterSecret::generate();
         let config = config(dir.path(), "prod", "");
         let cache = Cache::for_config(&config, Some(&master)).unwrap();
-        assert_eq!(cache.path(), dir.path().join("./portcullis-cache/state.json"));
+        assert_eq!(
+            cache.path(),
+            dir.path().join("./portcullis-cache/state.json")
+        );
         let saved = state(&AliasSealer::new(&master, "prod"));
         cache.save(&saved, "dir:store").unwrap();
         let text = std::fs::read_to_string(cache.path()).unwrap();
         for secret in ["alias-value-in-clear", "admin-token-in-clear"] {
             assert!(!text.contains(secret), "{secret} in clear in {text}");
         }
-        let key_b64 = base64::Engine::encode(
-            &base64::engine::general_purpose::STANDARD,
-            [0x5a; 32],
-        );
+        let key_b64 =
+            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [0x5a; 32]);
         assert!(!text.contains(&key_b64), "the cookie key in clear");
-        assert!(text.contains(&saved.sealed_aliases["db.password"]), "aliases as stored");
+        assert!(
+            text.contains(&saved.sealed_aliases["db.password"]),
+            "aliases as stored"
+        );
         let loaded = cache.load(dir.path()).unwrap();
         assert_eq!(loaded.topologies, saved.topologies);
         assert_eq!(loaded.sealed_aliases, saved.sealed_aliases);
@@ -428,7 +430,11 @@ mod tests {
             if matches!(loaded, Ok(5)) {
                 break;
             }
-            assert!(tokio::time::Instant::now() < deadline, "never saved: {:?}", loaded.err());
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "never saved: {:?}",
+                loaded.err()
+            );
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
         task.abort();
@@ -476,7 +482,9 @@ mod tests {
         let member = crate::Member::start(config).await.unwrap();
         assert!(started.elapsed() < std::time::Duration::from_secs(8));
         assert!(member.gateway.routes().topologies.contains_key("shop"));
-        assert!(!member.store_connected.load(std::sync::atomic::Ordering::Relaxed));
+        assert!(!member
+            .store_connected
+            .load(std::sync::atomic::Ordering::Relaxed));
 
         std::fs::remove_file(&store_dir).unwrap();
         std::fs::rename(dir.path().join("store.away"), &store_dir).unwrap();
@@ -487,7 +495,9 @@ mod tests {
             routes().topologies.contains_key("sales") && !routes().topologies.contains_key("shop")
         })
         .await;
-        assert!(member.store_connected.load(std::sync::atomic::Ordering::Relaxed));
+        assert!(member
+            .store_connected
+            .load(std::sync::atomic::Ordering::Relaxed));
         eventually("the cache follows the store", || {
             std::fs::read_to_string(&cache_file)
                 .is_ok_and(|t| t.contains("sales") && !t.contains("shop"))

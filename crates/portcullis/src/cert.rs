@@ -346,12 +346,9 @@ mod tests {
     #[test]
     fn client_certificates_are_signed_by_the_same_ca_for_client_auth() {
         let dir = tempfile::tempdir().unwrap();
-        let certs = create_certs_with_clients(
-            &["127.0.0.1".into()],
-            &["portcullis".into()],
-            dir.path(),
-        )
-        .unwrap();
+        let certs =
+            create_certs_with_clients(&["127.0.0.1".into()], &["portcullis".into()], dir.path())
+                .unwrap();
         let (cert, key) = &certs.clients[0];
         assert!(cert.ends_with("client-portcullis.crt"), "{cert:?}");
         assert!(PrivateKeyDer::from_pem_file(key).is_ok());
@@ -384,8 +381,8 @@ mod tests {
                 .is_err(),
             "a server certificate is not for client auth"
         );
-        let err = create_certs_with_clients(&["h".into()], &["a b".into()], dir.path())
-            .unwrap_err();
+        let err =
+            create_certs_with_clients(&["h".into()], &["a b".into()], dir.path()).unwrap_err();
         assert!(err.to_string().contains("--client"), "{err}");
     }
 }

@@ -60,7 +60,10 @@ fn member_config(dir: &Path, etcd: &Etcd, id: &str, access: &Access<'_>) -> (Pat
 }
 
 fn put(config: &Path, file: &Path) {
-    let out = cli(config, &["topology", "put", file.to_str().unwrap(), "--name", "t"]);
+    let out = cli(
+        config,
+        &["topology", "put", file.to_str().unwrap(), "--name", "t"],
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -117,12 +120,14 @@ async fn members_reach_etcd_over_tls_as_a_user_and_strangers_are_refused() {
     let err = refused(dir.path(), &etcd, "wrong", &wrong_password);
     assert!(err.contains(&store), "names the store: {err}");
     assert!(err.contains("authentication failed"), "{err}");
+    eprintln!("with a wrong password: {err}");
     let no_client_cert = Access {
         tls: Some((&ca, None)),
         password: Some(MEMBER_PASSWORD),
     };
     let err = refused(dir.path(), &etcd, "nocert", &no_client_cert);
     assert!(err.contains(&store), "names the store: {err}");
+    assert!(err.contains("client certificate"), "{err}");
     eprintln!("without a client certificate: {err}");
     eprintln!("etcd+tls refusals: wrong password and missing client certificate both name {store}");
 }
@@ -160,14 +165,24 @@ async fn a_member_started_while_etcd_is_down_serves_from_its_cache() {
     std::fs::write(&file, topology("svc", &[a.url()], "")).unwrap();
     put(&config, &file);
     let alias_value = "alias-value-5b1e9c";
-    let out = cli(&config, &["alias", "create", "db.password", "--value", alias_value]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = cli(
+        &config,
+        &["alias", "create", "db.password", "--value", alias_value],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let token = String::from_utf8(cli(&config, &["admin", "token"]).stdout).unwrap();
     let token = token.trim();
     assert!(token.len() > 20, "{token:?}");
     let text = cached(dir.path(), "m1", "db.password").await;
     assert!(text.contains(&a.url()), "the topology is cached: {text}");
-    assert!(!text.contains(alias_value), "an alias value in clear: {text}");
+    assert!(
+        !text.contains(alias_value),
+        "an alias value in clear: {text}"
+    );
     assert!(!text.contains(token), "the admin token in clear: {text}");
 
     drop(member);

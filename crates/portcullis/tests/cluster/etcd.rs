@@ -56,7 +56,11 @@ impl Etcd {
     }
 
     fn spawn(mut self) -> Etcd {
-        let scheme = if self.certs.is_some() { "https" } else { "http" };
+        let scheme = if self.certs.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         let client = format!("{scheme}://127.0.0.1:{}", self.client_port);
         let peer = format!("http://127.0.0.1:{}", self.peer_port);
         let mut command = Command::new("etcd");
@@ -134,11 +138,16 @@ impl Etcd {
     /// Runs `etcdctl` on this etcd as `root` (with root's client
     /// certificate on a TLS etcd, and its password once auth is on).
     pub fn etcdctl(&self, args: &[&str]) -> Output {
-        let scheme = if self.certs.is_some() { "https" } else { "http" };
+        let scheme = if self.certs.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         let mut command = Command::new("etcdctl");
-        command
-            .env("ETCDCTL_API", "3")
-            .arg(format!("--endpoints={scheme}://127.0.0.1:{}", self.client_port));
+        command.env("ETCDCTL_API", "3").arg(format!(
+            "--endpoints={scheme}://127.0.0.1:{}",
+            self.client_port
+        ));
         if let Some(certs) = &self.certs {
             let (cert, key) = self.client_cert("root");
             command
