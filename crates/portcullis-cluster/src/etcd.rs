@@ -173,20 +173,44 @@ impl EtcdStore {
             tokio::time::timeout(CALL_TIMEOUT * 2, Client::connect(endpoints, Some(options)))
                 .await
                 .map_err(|_| self.err("connect", "timed out"))?
-                .map_err(|e| self.err("connect", self.explain_connect_error(&e)))?;
+                .map_err(|e| self.connect_error(&e))?;
         *slot = Some(client.clone());
         Ok(client)
+    }
+
+    /// A failed connect: a refused login is final ([`StoreError::Refused`]);
+    /// anything else may pass.
+    fn connect_error(&self, error: &etcd_client::Error) -> StoreError {
+        match error {
+            etcd_client::Error::GRpcStatus(status)
+                if status.message().contains("authentication failed") =>
+            {
+                StoreError::Refused {
+                    location: self.location(),
+                    reason: format!(
+                        "{} (check [cluster] user and password_file)",
+                        status.message()
+                    ),
+                }
+            }
+            _ => self.err("connect", self.explain_connect_error(error)),
+        }
     }
 
     /// etcd closes a TLS connection without a word when it refuses the
     /// member's certificate (or its absence): say where to look.
     fn explain_connect_error(&self, error: &etcd_client::Error) -> String {
         let text = error.to_string();
-        let tls_refused = ["connection closed", "handshake", "certificate", "Canceled"]
+        // etcd's refusal reaches us in several words (a fatal alert
+        // "BadCertificate", a connection closed or a broken pipe during the
+        // handshake), so anything but an unreachable endpoint gets the hint.
+        let lower = text.to_ascii_lowercase();
+        let unreachable = ["tcp connect", "connection refused", "timed out", "no route"]
             .iter()
-            .any(|hint| text.contains(hint));
+            .any(|hint| lower.contains(hint));
+        let tls_refused = !unreachable;
         if self.security.tls.is_some() && tls_refused {
-            format!("{text} (the TLS handshake failed: [cluster] tls must name the CA that signed etcd's certificate, and a client certificate and key when etcd runs with --client-cert-auth)")
+            format!("{text} (if the TLS handshake failed: [cluster] tls must name the CA that signed etcd's certificate, and a client certificate and key when etcd runs with --client-cert-auth)")
         } else {
             text
         }

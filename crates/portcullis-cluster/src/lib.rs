@@ -36,6 +36,10 @@ pub enum StoreError {
     BadName { name: String, reason: String },
     #[error("{0} does not exist")]
     NotFound(String),
+    /// The store answered and refused this member (a wrong etcd user or
+    /// password): trying again will not help.
+    #[error("store {location}: refused: {reason}")]
+    Refused { location: String, reason: String },
     #[error("store {location}: unreadable record {what}: {reason}")]
     BadRecord {
         location: String,

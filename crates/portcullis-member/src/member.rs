@@ -497,6 +497,9 @@ async fn load_state(config: &NodeConfig, store: &ClusterStore) -> Result<Loaded,
         }
         Err(source) => source,
     };
+    // A store that refuses this member will refuse it after the cache too:
+    // serving stale state without a word would hide the mistake.
+    let fallback = fallback.filter(|_| !matches!(source, StoreError::Refused { .. }));
     let Some(fallback) = fallback else {
         return Err(MemberError::StoreUnreadable {
             store: store.describe(),
@@ -555,6 +558,7 @@ async fn initial_read(store: &ClusterStore, wait: Duration) -> Result<StoreState
         };
         match result {
             Ok(state) => return Ok(state),
+            Err(err @ StoreError::Refused { .. }) => return Err(err),
             Err(err) if tokio::time::Instant::now() + backoff < deadline => {
                 tracing::warn!(error = %err, "store not ready; retrying");
                 tokio::time::sleep(backoff).await;

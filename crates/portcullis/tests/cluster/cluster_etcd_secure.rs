@@ -121,6 +121,26 @@ async fn members_reach_etcd_over_tls_as_a_user_and_strangers_are_refused() {
     assert!(err.contains(&store), "names the store: {err}");
     assert!(err.contains("authentication failed"), "{err}");
     eprintln!("with a wrong password: {err}");
+    // A member with the wrong password stops at once rather than retrying
+    // for 30 s, and says why.
+    let (config, _, _) = member_config(dir.path(), &etcd, "wrong", &wrong_password);
+    let started = Instant::now();
+    let out = std::process::Command::new(binary())
+        .args(["serve", "-c"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains(&store) && stderr.contains("refused"),
+        "{stderr}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
     let no_client_cert = Access {
         tls: Some((&ca, None)),
         password: Some(MEMBER_PASSWORD),
