@@ -514,7 +514,11 @@ impl EtcdStore {
         if reporter.connection(true).await? {
             tracing::info!(store = %store, "store connected");
         }
-        reporter.snapshot(snapshot_of(&current), &store).await?;
+        let read = Snapshot {
+            revision: Some(revision),
+            ..snapshot_of(&current)
+        };
+        reporter.snapshot(read, &store).await?;
         let mut client = self.client().await?;
         let options = WatchOptions::new()
             .with_prefix()
@@ -542,7 +546,11 @@ impl EtcdStore {
                 };
                 apply_key_change(&mut current, key, value);
             }
-            reporter.snapshot(snapshot_of(&current), &store).await?;
+            let watched = Snapshot {
+                revision: response.header().map(|h| h.revision()),
+                ..snapshot_of(&current)
+            };
+            reporter.snapshot(watched, &store).await?;
         }
     }
 }

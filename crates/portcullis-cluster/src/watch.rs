@@ -93,7 +93,11 @@ impl Reporter {
                 "topology is not UTF-8 text; keeping the last good version"
             );
         }
-        let events = diff::diff(self.reported.as_ref(), &next);
+        let mut events = diff::diff(self.reported.as_ref(), &next);
+        let known_revision = self.reported.as_ref().and_then(|r| r.revision);
+        if let Some(revision) = next.revision.filter(|r| Some(*r) != known_revision) {
+            events.push(StoreEvent::Revision(revision));
+        }
         self.reported = Some(next);
         for event in events {
             self.send(event).await?;
@@ -192,6 +196,43 @@ mod tests {
             Some(StoreEvent::Removed {
                 name: "gone".into()
             })
+        );
+    }
+
+    /// etcd's revision follows the events of the read it belongs to, once
+    /// per new revision; a store without revisions never reports one.
+    #[tokio::test]
+    async fn a_new_revision_is_reported_after_the_changes_read_at_it() {
+        let (tx, mut rx) = mpsc::channel(16);
+        let mut reporter = Reporter::new(tx);
+        let at = |text: &str, revision: Option<i64>| Snapshot {
+            revision,
+            ..with_topology(text)
+        };
+        reporter.snapshot(at("1", Some(7)), "test").await.unwrap();
+        reporter.snapshot(at("1", Some(7)), "test").await.unwrap();
+        reporter.snapshot(at("2", Some(9)), "test").await.unwrap();
+        reporter.snapshot(at("3", None), "test").await.unwrap();
+        drop(reporter);
+        let mut seen = Vec::new();
+        while let Some(event) = rx.recv().await {
+            seen.push(event);
+        }
+        let changed = |text: &str| StoreEvent::Changed {
+            name: "t".into(),
+            text: text.into(),
+        };
+        assert_eq!(
+            seen,
+            vec![
+                StoreEvent::Aliases(BTreeMap::new()),
+                StoreEvent::AdminStates(BTreeMap::new()),
+                changed("1"),
+                StoreEvent::Revision(7),
+                changed("2"),
+                StoreEvent::Revision(9),
+                changed("3"),
+            ]
         );
     }
 

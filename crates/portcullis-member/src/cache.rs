@@ -52,6 +52,9 @@ pub struct CachedState {
     pub admin_states: BTreeMap<String, AdminState>,
     pub cookie_key: Zeroizing<[u8; 32]>,
     pub admin_token: Zeroizing<String>,
+    /// The etcd revision read up to; `None` for a `dir:` store, or before
+    /// the watcher's first read.
+    pub revision: Option<i64>,
 }
 
 impl CachedState {
@@ -66,6 +69,7 @@ impl CachedState {
                 .collect(),
             admin_states: self.admin_states.clone(),
             aliases: self.sealed_aliases.clone(),
+            revision: self.revision,
         }
     }
 }
@@ -78,6 +82,8 @@ struct CacheFile {
     cluster: String,
     /// The store it was read from, for the operator.
     store: String,
+    /// The etcd revision it holds the state of, when known.
+    revision: Option<i64>,
     /// Unix time in milliseconds of the save.
     saved_at_ms: u64,
     topologies: BTreeMap<String, String>,
@@ -176,6 +182,7 @@ impl Cache {
             admin_states,
             cookie_key: Zeroizing::new(cookie_key),
             admin_token: Zeroizing::new(admin_token),
+            revision: file.revision,
         })
     }
 
@@ -186,6 +193,7 @@ impl Cache {
             format: FORMAT,
             cluster: self.cluster.clone(),
             store: store.to_string(),
+            revision: state.revision,
             saved_at_ms: portcullis_cluster::members::now_ms(),
             topologies: state.topologies.clone(),
             aliases: state.sealed_aliases.clone(),
@@ -327,6 +335,7 @@ mod tests {
             admin_states: BTreeMap::from([("ab12".to_string(), AdminState::Draining)]),
             cookie_key: Zeroizing::new([0x5a; 32]),
             admin_token: Zeroizing::new("admin-token-in-clear".to_string()),
+            revision: Some(42),
         }
     }
 
@@ -359,6 +368,7 @@ mod tests {
         assert_eq!(loaded.admin_states, saved.admin_states);
         assert_eq!(*loaded.cookie_key, [0x5a; 32]);
         assert_eq!(loaded.admin_token.as_str(), "admin-token-in-clear");
+        assert_eq!(loaded.revision, Some(42));
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

@@ -138,6 +138,7 @@ impl Member {
                 admin_states: state.admin_states,
                 cookie_key: Zeroizing::new(secrets.cookie_key),
                 admin_token: Zeroizing::new(secrets.admin_token.load().as_str().to_string()),
+                revision: None,
             };
             CacheWriter::new(cache, store.describe(), cached)
         });
@@ -458,6 +459,7 @@ async fn sync_from_store(
                 gateway.set_credentials(opened)
             }
             StoreEvent::Connection(up) => store_connected.store(up, Ordering::Relaxed),
+            StoreEvent::Revision(revision) => remember(&|c| c.revision = Some(revision)),
             StoreEvent::Removed { name } => {
                 if apply_change(&gateway, TopologyChange::Remove { name: name.clone() }).await {
                     applied.topology_removed(&name);

@@ -474,6 +474,8 @@ impl DirStore {
             topologies: self.topology_files()?,
             admin_states: self.backend_states()?,
             aliases: self.aliases()?,
+            // Files have no store-wide revision.
+            revision: None,
         })
     }
 

@@ -204,6 +204,10 @@ async fn a_member_started_while_etcd_is_down_serves_from_its_cache() {
         "an alias value in clear: {text}"
     );
     assert!(!text.contains(token), "the admin token in clear: {text}");
+    assert!(
+        text.contains("\"revision\": ") && !text.contains("\"revision\": null"),
+        "the etcd revision is kept: {text}"
+    );
 
     drop(member);
     etcd.stop();
