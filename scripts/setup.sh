@@ -10,6 +10,7 @@ need pkg-config pkg-config
 need curl curl
 need protoc protobuf-compiler   # etcd-client's build
 need etcd etcd-server           # the etcd store's end-to-end tests
+need etcdctl etcd-client        # the TLS + auth etcd test (user, role, auth enable)
 need ip iproute2                # the network-partition test
 need chromium chromium          # the dashboard's browser test
 need chromedriver chromium-driver

@@ -24,6 +24,9 @@ pub enum StoreEvent {
     Connection(bool),
     /// Every sealed alias value by name, whenever any changed.
     Aliases(BTreeMap<String, String>),
+    /// The store revision the member has now read up to (etcd only), after
+    /// the events of that read.
+    Revision(i64),
 }
 
 /// Everything a member follows in a store, as read at one moment.
@@ -36,6 +39,9 @@ pub struct Snapshot {
     pub admin_states: BTreeMap<String, AdminState>,
     /// Alias name -> sealed value.
     pub aliases: BTreeMap<String, String>,
+    /// The store revision this was read at: etcd's, `None` for a `dir:`
+    /// store. Not compared by [`diff`]; the watcher reports it on its own.
+    pub revision: Option<i64>,
 }
 
 /// The events that take a member from `previous` (what was reported so far;

@@ -1,6 +1,8 @@
 //! The `etcd://` store (etcd v3). Key layout, under `/portcullis/<cluster>/`:
 //! `topologies/<name>`, `admin/backends/<backend-id>`, `members/<id>` (under a
 //! lease, so a member that stops heartbeating disappears), `cluster/cookie-key`.
+//! Reached over plain HTTP (`etcd://`) or TLS (`etcd+tls://`, with a client
+//! certificate when etcd asks for one), as an etcd user when one is set.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -8,11 +10,12 @@ use std::time::Duration;
 
 use base64::Engine;
 use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, PutOptions, Txn, TxnOp,
-    TxnOpResponse, WatchOptions,
+    Certificate, Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, Identity,
+    PutOptions, TlsOptions, Txn, TxnOp, TxnOpResponse, WatchOptions,
 };
-use portcullis_config::AdminState;
+use portcullis_config::{AdminState, StoreAuth, StoreTls};
 use tokio::sync::Mutex;
+use zeroize::Zeroizing;
 
 use crate::diff::Snapshot;
 use crate::members::{MemberRecord, MemberState};
@@ -21,14 +24,75 @@ use crate::StoreError;
 
 /// How long one etcd call may take before the store counts as unreachable.
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 #[derive(Clone)]
 pub struct EtcdStore {
     endpoints: Vec<String>,
     prefix: String,
+    /// TLS and login, read from their files once when the store is opened.
+    security: std::sync::Arc<EtcdSecurity>,
     client: std::sync::Arc<Mutex<Option<Client>>>,
     lease: std::sync::Arc<Mutex<Option<i64>>>,
+}
+
+/// How a member proves itself to etcd and checks etcd's certificate.
+#[derive(Default)]
+pub struct EtcdSecurity {
+    /// Set for `etcd+tls://`.
+    pub tls: Option<TlsOptions>,
+    /// The etcd user and its password.
+    pub login: Option<(String, Zeroizing<String>)>,
+}
+
+impl EtcdSecurity {
+    /// Reads `[cluster] tls` and the password file. Errors name the store,
+    /// the config key and the file.
+    pub fn from_config(
+        store: &str,
+        tls: Option<&StoreTls>,
+        auth: Option<&StoreAuth>,
+    ) -> Result<EtcdSecurity, StoreError> {
+        let read = |key: &str, path: &std::path::Path| {
+            std::fs::read(path).map_err(|source| StoreError::Io {
+                location: store.to_string(),
+                action: format!("reading {key} {}", path.display()),
+                source,
+            })
+        };
+        let tls = match tls {
+            None => None,
+            Some(tls) => {
+                let ca = Certificate::from_pem(read("cluster.tls.ca", &tls.ca)?);
+                let mut options = TlsOptions::new().ca_certificate(ca);
+                if let Some(client) = &tls.client {
+                    let cert = read("cluster.tls.cert", &client.cert)?;
+                    let key = Zeroizing::new(read("cluster.tls.key", &client.key)?);
+                    options = options.identity(Identity::from_pem(cert, key.as_slice()));
+                }
+                Some(options)
+            }
+        };
+        let login = match auth {
+            None => None,
+            Some(auth) => {
+                portcullis_config::check_password_file(&auth.password_file).map_err(|reason| {
+                    StoreError::Io {
+                        location: store.to_string(),
+                        action: "reading cluster.password_file".to_string(),
+                        source: std::io::Error::other(reason),
+                    }
+                })?;
+                let bytes = Zeroizing::new(read("cluster.password_file", &auth.password_file)?);
+                let text = String::from_utf8_lossy(&bytes);
+                // A trailing newline from `echo pw > file` is not part of it.
+                let password = Zeroizing::new(text.trim_end_matches(['\r', '\n']).to_string());
+                Some((auth.user.clone(), password))
+            }
+        };
+        Ok(EtcdSecurity { tls, login })
+    }
 }
 
 impl std::fmt::Debug for EtcdStore {
@@ -37,25 +101,41 @@ impl std::fmt::Debug for EtcdStore {
     }
 }
 
-fn location(endpoints: &[String]) -> String {
-    format!("etcd://{}", endpoints.join(","))
+/// The store as the operator wrote it: `etcd://` or `etcd+tls://` endpoints.
+pub(crate) fn location(endpoints: &[String], tls: bool) -> String {
+    let scheme = if tls { "etcd+tls" } else { "etcd" };
+    format!("{scheme}://{}", endpoints.join(","))
 }
 
 impl EtcdStore {
     /// Does not connect yet: the first call (or the watcher) does, so a member
     /// starts and serves its last config even while etcd is down.
     pub fn new(endpoints: Vec<String>, cluster: &str) -> EtcdStore {
+        EtcdStore::with_security(endpoints, cluster, EtcdSecurity::default())
+    }
+
+    pub fn with_security(
+        endpoints: Vec<String>,
+        cluster: &str,
+        security: EtcdSecurity,
+    ) -> EtcdStore {
         EtcdStore {
             endpoints,
             prefix: format!("/portcullis/{cluster}/"),
+            security: std::sync::Arc::new(security),
             client: Default::default(),
             lease: Default::default(),
         }
     }
 
+    /// `etcd://HOST:PORT,...` or `etcd+tls://...`, for messages.
+    pub fn location(&self) -> String {
+        location(&self.endpoints, self.security.tls.is_some())
+    }
+
     fn err(&self, action: &str, error: impl std::fmt::Display) -> StoreError {
         StoreError::Io {
-            location: location(&self.endpoints),
+            location: self.location(),
             action: action.to_string(),
             source: std::io::Error::other(error.to_string()),
         }
@@ -66,22 +146,74 @@ impl EtcdStore {
         if let Some(client) = slot.as_ref() {
             return Ok(client.clone());
         }
+        let scheme = if self.security.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         let endpoints: Vec<String> = self
             .endpoints
             .iter()
-            .map(|e| format!("http://{e}"))
+            .map(|e| format!("{scheme}://{e}"))
             .collect();
-        let options = ConnectOptions::new()
+        let mut options = ConnectOptions::new()
             .with_connect_timeout(CALL_TIMEOUT)
             .with_timeout(CALL_TIMEOUT)
             .with_keep_alive(Duration::from_secs(2), Duration::from_secs(2));
+        if let Some(tls) = &self.security.tls {
+            options = options.with_tls(tls.clone());
+        }
+        if let Some((user, password)) = &self.security.login {
+            // Tokens expire (etcd's --auth-token-ttl): log in again then.
+            options = options
+                .with_user(user.clone(), password.as_str())
+                .with_auto_token_refresh(true);
+        }
         let client =
             tokio::time::timeout(CALL_TIMEOUT * 2, Client::connect(endpoints, Some(options)))
                 .await
                 .map_err(|_| self.err("connect", "timed out"))?
-                .map_err(|e| self.err("connect", e))?;
+                .map_err(|e| self.connect_error(&e))?;
         *slot = Some(client.clone());
         Ok(client)
+    }
+
+    /// A failed connect: a refused login is final ([`StoreError::Refused`]);
+    /// anything else may pass.
+    fn connect_error(&self, error: &etcd_client::Error) -> StoreError {
+        match error {
+            etcd_client::Error::GRpcStatus(status)
+                if status.message().contains("authentication failed") =>
+            {
+                StoreError::Refused {
+                    location: self.location(),
+                    reason: format!(
+                        "{} (check [cluster] user and password_file)",
+                        status.message()
+                    ),
+                }
+            }
+            _ => self.err("connect", self.explain_connect_error(error)),
+        }
+    }
+
+    /// etcd closes a TLS connection without a word when it refuses the
+    /// member's certificate (or its absence): say where to look.
+    fn explain_connect_error(&self, error: &etcd_client::Error) -> String {
+        let text = error.to_string();
+        // etcd's refusal reaches us in several words (a fatal alert
+        // "BadCertificate", a connection closed or a broken pipe during the
+        // handshake), so anything but an unreachable endpoint gets the hint.
+        let lower = text.to_ascii_lowercase();
+        let unreachable = ["tcp connect", "connection refused", "timed out", "no route"]
+            .iter()
+            .any(|hint| lower.contains(hint));
+        let tls_refused = !unreachable;
+        if self.security.tls.is_some() && tls_refused {
+            format!("{text} (if the TLS handshake failed: [cluster] tls must name the CA that signed etcd's certificate, and a client certificate and key when etcd runs with --client-cert-auth)")
+        } else {
+            text
+        }
     }
 
     fn key(&self, suffix: &str) -> String {
@@ -364,15 +496,16 @@ impl EtcdStore {
     /// aliases. After any disconnect it reconnects with backoff, reads
     /// everything again and reports the differences, so no change made during
     /// an outage is missed; an outage itself changes nothing.
-    pub fn watch(&self) -> StoreWatcher {
+    pub fn watch(&self, known: Option<Snapshot>) -> StoreWatcher {
         let store = self.clone();
-        StoreWatcher::spawn(move |reporter| store.watch_loop(reporter))
+        StoreWatcher::spawn(known, move |reporter| store.watch_loop(reporter))
     }
 
     async fn watch_loop(self, mut reporter: Reporter) {
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = BACKOFF_MIN;
         loop {
-            let Err(WatchStop::Store(err)) = self.watch_once(&mut reporter).await else {
+            let Err(WatchStop::Store(err)) = self.watch_once(&mut reporter, &mut backoff).await
+            else {
                 return; // the member stopped listening
             };
             match reporter.connection(false).await {
@@ -391,14 +524,25 @@ impl EtcdStore {
 
     /// Reads everything, reports it, then follows the changes from that
     /// revision on, until the store fails or the member stops listening.
-    async fn watch_once(&self, reporter: &mut Reporter) -> Result<Infallible, WatchStop> {
-        let store = location(&self.endpoints);
+    /// `backoff` starts again from its minimum once the store answered, so
+    /// an outage long ago does not slow the reconnect after the next one.
+    async fn watch_once(
+        &self,
+        reporter: &mut Reporter,
+        backoff: &mut Duration,
+    ) -> Result<Infallible, WatchStop> {
+        let store = self.location();
         let (mut current, revision) = self.get_prefix_bytes("").await?;
+        *backoff = BACKOFF_MIN;
         current.retain(|key, _| followed(key));
         if reporter.connection(true).await? {
             tracing::info!(store = %store, "store connected");
         }
-        reporter.snapshot(snapshot_of(&current), &store).await?;
+        let read = Snapshot {
+            revision: Some(revision),
+            ..snapshot_of(&current)
+        };
+        reporter.snapshot(read, &store).await?;
         let mut client = self.client().await?;
         let options = WatchOptions::new()
             .with_prefix()
@@ -426,7 +570,11 @@ impl EtcdStore {
                 };
                 apply_key_change(&mut current, key, value);
             }
-            reporter.snapshot(snapshot_of(&current), &store).await?;
+            let watched = Snapshot {
+                revision: response.header().map(|h| h.revision()),
+                ..snapshot_of(&current)
+            };
+            reporter.snapshot(watched, &store).await?;
         }
     }
 }
@@ -615,9 +763,10 @@ mod tests {
         let store = EtcdStore::new(vec!["127.0.0.1:2379".into(), "[::1]:2379".into()], "prod");
         assert_eq!(store.key("topologies/t"), "/portcullis/prod/topologies/t");
         assert_eq!(format!("{store:?}"), "EtcdStore(127.0.0.1:2379,[::1]:2379)");
+        assert_eq!(store.location(), "etcd://127.0.0.1:2379,[::1]:2379");
         assert_eq!(
-            location(&store.endpoints),
-            "etcd://127.0.0.1:2379,[::1]:2379"
+            location(&store.endpoints, true),
+            "etcd+tls://127.0.0.1:2379,[::1]:2379"
         );
     }
 }

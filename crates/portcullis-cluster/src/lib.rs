@@ -17,7 +17,7 @@ mod watch;
 
 pub use diff::{diff, Snapshot};
 pub use dir::DirStore;
-pub use etcd::EtcdStore;
+pub use etcd::{EtcdSecurity, EtcdStore};
 pub use members::{MemberRecord, MemberState, RoleName};
 pub use roles::{WriteError, Writer};
 pub use store::{ClusterStore, DIR_POLL};
@@ -36,6 +36,10 @@ pub enum StoreError {
     BadName { name: String, reason: String },
     #[error("{0} does not exist")]
     NotFound(String),
+    /// The store answered and refused this member (a wrong etcd user or
+    /// password): trying again will not help.
+    #[error("store {location}: refused: {reason}")]
+    Refused { location: String, reason: String },
     #[error("store {location}: unreadable record {what}: {reason}")]
     BadRecord {
         location: String,

@@ -3,8 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use portcullis_config::{AdminState, StoreLocation};
+use portcullis_config::{AdminState, ClusterSection, StoreLocation};
 
+use crate::diff::Snapshot;
+use crate::etcd::EtcdSecurity;
 use crate::members::{MemberRecord, MemberState};
 use crate::{DirStore, EtcdStore, StoreError, StoreWatcher};
 
@@ -43,10 +45,31 @@ impl ClusterStore {
         }
     }
 
+    /// The store of a member's `[cluster]` section, with its TLS files and
+    /// etcd password read (an error names the store and the file).
+    pub fn from_config(cluster: &ClusterSection) -> Result<ClusterStore, StoreError> {
+        match &cluster.store {
+            StoreLocation::Dir(path) => Ok(ClusterStore::Dir(DirStore::new(path))),
+            StoreLocation::Etcd(endpoints) => {
+                let location = crate::etcd::location(endpoints, cluster.tls.is_some());
+                let security = EtcdSecurity::from_config(
+                    &location,
+                    cluster.tls.as_ref(),
+                    cluster.auth.as_ref(),
+                )?;
+                Ok(ClusterStore::Etcd(EtcdStore::with_security(
+                    endpoints.clone(),
+                    &cluster.name,
+                    security,
+                )))
+            }
+        }
+    }
+
     pub fn describe(&self) -> String {
         match self {
             ClusterStore::Dir(d) => format!("dir:{}", d.root().display()),
-            ClusterStore::Etcd(e) => format!("{e:?}"),
+            ClusterStore::Etcd(e) => e.location(),
         }
     }
 
@@ -208,9 +231,15 @@ impl ClusterStore {
     /// Follows the store's topologies, admin states and aliases (see
     /// [`crate::diff`] for which events come in which order).
     pub fn watch(&self) -> StoreWatcher {
+        self.watch_from(None)
+    }
+
+    /// [`Self::watch`] for a member that already serves `known` (its cache):
+    /// the first read reports only what differs, removals included.
+    pub fn watch_from(&self, known: Option<Snapshot>) -> StoreWatcher {
         match self {
-            ClusterStore::Dir(d) => d.watch(DIR_POLL),
-            ClusterStore::Etcd(e) => e.watch(),
+            ClusterStore::Dir(d) => d.watch(DIR_POLL, known),
+            ClusterStore::Etcd(e) => e.watch(known),
         }
     }
 }

@@ -24,13 +24,21 @@ impl StoreWatcher {
         self.events.recv().await
     }
 
-    /// Starts `watch` with the sending half of a fresh channel.
-    pub(crate) fn spawn<F>(watch: impl FnOnce(Reporter) -> F) -> StoreWatcher
+    /// Starts `watch` with the sending half of a fresh channel. `known` is
+    /// what the member already serves (from its cache), so the first read
+    /// reports only the differences, removals included; `None` reports
+    /// everything.
+    pub(crate) fn spawn<F>(
+        known: Option<Snapshot>,
+        watch: impl FnOnce(Reporter) -> F,
+    ) -> StoreWatcher
     where
         F: std::future::Future<Output = ()> + Send + 'static,
     {
         let (tx, events) = mpsc::channel(64);
-        let task = tokio::spawn(watch(Reporter::new(tx)));
+        let mut reporter = Reporter::new(tx);
+        reporter.reported = known;
+        let task = tokio::spawn(watch(reporter));
         StoreWatcher {
             events,
             _task: AbortOnDropHandle::new(task),
@@ -85,7 +93,11 @@ impl Reporter {
                 "topology is not UTF-8 text; keeping the last good version"
             );
         }
-        let events = diff::diff(self.reported.as_ref(), &next);
+        let mut events = diff::diff(self.reported.as_ref(), &next);
+        let known_revision = self.reported.as_ref().and_then(|r| r.revision);
+        if let Some(revision) = next.revision.filter(|r| Some(*r) != known_revision) {
+            events.push(StoreEvent::Revision(revision));
+        }
         self.reported = Some(next);
         for event in events {
             self.send(event).await?;
@@ -162,6 +174,68 @@ mod tests {
         );
     }
 
+    /// A member that started from its cache tells the watcher what it serves:
+    /// the store's first read then removes what the store no longer has and
+    /// leaves alone what is unchanged.
+    #[tokio::test]
+    async fn a_known_snapshot_makes_the_first_read_report_only_differences() {
+        let cached = Snapshot {
+            topologies: BTreeMap::from([
+                ("t".to_string(), b"1".to_vec()),
+                ("gone".to_string(), b"1".to_vec()),
+            ]),
+            ..Snapshot::default()
+        };
+        let mut watcher = StoreWatcher::spawn(Some(cached), |mut reporter| async move {
+            let _ = reporter.snapshot(with_topology("1"), "test").await;
+            std::future::pending::<()>().await
+        });
+        let event = tokio::time::timeout(std::time::Duration::from_secs(5), watcher.recv()).await;
+        assert_eq!(
+            event.unwrap(),
+            Some(StoreEvent::Removed {
+                name: "gone".into()
+            })
+        );
+    }
+
+    /// etcd's revision follows the events of the read it belongs to, once
+    /// per new revision; a store without revisions never reports one.
+    #[tokio::test]
+    async fn a_new_revision_is_reported_after_the_changes_read_at_it() {
+        let (tx, mut rx) = mpsc::channel(16);
+        let mut reporter = Reporter::new(tx);
+        let at = |text: &str, revision: Option<i64>| Snapshot {
+            revision,
+            ..with_topology(text)
+        };
+        reporter.snapshot(at("1", Some(7)), "test").await.unwrap();
+        reporter.snapshot(at("1", Some(7)), "test").await.unwrap();
+        reporter.snapshot(at("2", Some(9)), "test").await.unwrap();
+        reporter.snapshot(at("3", None), "test").await.unwrap();
+        drop(reporter);
+        let mut seen = Vec::new();
+        while let Some(event) = rx.recv().await {
+            seen.push(event);
+        }
+        let changed = |text: &str| StoreEvent::Changed {
+            name: "t".into(),
+            text: text.into(),
+        };
+        assert_eq!(
+            seen,
+            vec![
+                StoreEvent::Aliases(BTreeMap::new()),
+                StoreEvent::AdminStates(BTreeMap::new()),
+                changed("1"),
+                StoreEvent::Revision(7),
+                changed("2"),
+                StoreEvent::Revision(9),
+                changed("3"),
+            ]
+        );
+    }
+
     #[tokio::test]
     async fn a_closed_channel_tells_the_task_to_stop() {
         let (tx, rx) = mpsc::channel(8);
@@ -174,7 +248,7 @@ mod tests {
     #[tokio::test]
     async fn a_watcher_moved_into_a_task_keeps_watching() {
         let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
-        let mut watcher = StoreWatcher::spawn(|mut reporter| async move {
+        let mut watcher = StoreWatcher::spawn(None, |mut reporter| async move {
             if go_rx.await.is_ok() {
                 let _ = reporter.connection(true).await;
             }
@@ -190,7 +264,7 @@ mod tests {
     #[tokio::test]
     async fn dropping_the_watcher_stops_its_task() {
         let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
-        let watcher = StoreWatcher::spawn(|_reporter| async move {
+        let watcher = StoreWatcher::spawn(None, |_reporter| async move {
             // Dropped (and so sends nothing) only when the task is aborted.
             let _stopped = stopped_tx;
             std::future::pending::<()>().await

@@ -5,6 +5,7 @@
 //! key path and line), and model types (`model`, what the rest of the system uses).
 #![forbid(unsafe_code)]
 
+mod cluster;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -19,6 +20,7 @@ mod warnings;
 use std::path::Path;
 use std::time::Duration;
 
+pub use cluster::check_password_file;
 pub use error::{ConfigError, ConfigErrors};
 pub use model::*;
 pub use tls::{load_tls_ca, read_tls_ca, tls_ca_roots, TlsCaError};

@@ -71,6 +71,28 @@ pub struct ClusterSection {
     pub store: StoreLocation,
     pub role: Role,
     pub heartbeat: Duration,
+    /// Where the member keeps its last good state; `None`: `cache = false`.
+    pub cache: Option<PathBuf>,
+    /// Set exactly when the store is `etcd+tls://`.
+    pub tls: Option<StoreTls>,
+    /// etcd authentication, when `[cluster] user` is set.
+    pub auth: Option<StoreAuth>,
+}
+
+/// `[cluster] tls`: the CA that signed etcd's certificate and, when etcd
+/// asks for one, the member's client certificate and key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreTls {
+    pub ca: PathBuf,
+    pub client: Option<TlsFiles>,
+}
+
+/// `[cluster] user` and `password_file`. The password cannot be an alias:
+/// aliases live in the store it opens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreAuth {
+    pub user: String,
+    pub password_file: PathBuf,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

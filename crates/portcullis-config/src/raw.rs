@@ -64,6 +64,28 @@ pub struct FileCluster {
     pub store: Option<String>,
     pub role: Option<Role>,
     pub heartbeat: Option<FileDuration>,
+    /// A directory, or `false` for no cache.
+    pub cache: Option<FileCache>,
+    pub tls: Option<FileStoreTls>,
+    pub user: Option<String>,
+    pub password_file: Option<String>,
+}
+
+/// `[cluster] cache`: a path, or `false`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum FileCache {
+    Path(String),
+    Enabled(bool),
+}
+
+/// `[cluster] tls`: how a member reaches an `etcd+tls://` store.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileStoreTls {
+    pub ca: String,
+    pub cert: Option<String>,
+    pub key: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -47,7 +47,7 @@ impl<'a> Validator<'a> {
         }
     }
 
-    fn duration(
+    pub(crate) fn duration(
         &mut self,
         path: &str,
         raw: Option<&FileDuration>,
@@ -153,7 +153,7 @@ const MS: Duration = Duration::from_millis(1);
 
 /// One URL path segment that survives path normalisation: "." and ".." would be
 /// collapsed by clients and proxies in front of us.
-fn is_segment(s: &str) -> bool {
+pub(crate) fn is_segment(s: &str) -> bool {
     !matches!(s, "" | "." | "..")
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"._-~".contains(&b))
@@ -186,7 +186,7 @@ pub(crate) fn node_config(
         });
         Some(AdminSection { listen, tls })
     });
-    let cluster = cluster_section(v, raw.cluster, base_dir);
+    let cluster = crate::cluster::cluster_section(v, raw.cluster, base_dir);
     let secrets = raw
         .secrets
         .and_then(|s| secrets_section(v, &s.master, base_dir));
@@ -356,61 +356,6 @@ fn public_url(
             None
         }
     }
-}
-
-fn cluster_section(
-    v: &mut Validator<'_>,
-    raw: FileCluster,
-    base_dir: &Path,
-) -> Option<ClusterSection> {
-    let name = raw.name.unwrap_or_else(|| "default".to_string());
-    if !is_segment(&name) {
-        v.error(
-            "cluster.name",
-            format!("expected letters, digits, '.', '_', '-' or '~', found {name:?}"),
-        );
-    }
-    let store_text = raw.store.unwrap_or_else(|| "dir:./store".to_string());
-    let store = store_location(v, &store_text, base_dir);
-    let heartbeat = v.duration(
-        "cluster.heartbeat",
-        raw.heartbeat.as_ref(),
-        Duration::from_secs(1),
-        Duration::from_millis(100),
-        Duration::from_secs(60),
-    );
-    Some(ClusterSection {
-        name,
-        store: store?,
-        role: raw.role.unwrap_or(Role::Manager),
-        heartbeat,
-    })
-}
-
-fn store_location(v: &mut Validator<'_>, text: &str, base_dir: &Path) -> Option<StoreLocation> {
-    if let Some(dir) = text.strip_prefix("dir:").filter(|d| !d.is_empty()) {
-        return Some(StoreLocation::Dir(base_dir.join(dir)));
-    }
-    let Some(list) = text.strip_prefix("etcd://") else {
-        v.error(
-            "cluster.store",
-            format!("expected \"dir:PATH\" or \"etcd://HOST:PORT[,HOST:PORT...]\", found {text:?}"),
-        );
-        return None;
-    };
-    let endpoints: Vec<String> = list.split(',').map(|e| e.trim().to_string()).collect();
-    let bad_endpoint = endpoints.iter().any(|e| {
-        e.rsplit_once(':')
-            .is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err())
-    });
-    if bad_endpoint {
-        v.error(
-            "cluster.store",
-            format!("expected \"etcd://HOST:PORT[,HOST:PORT...]\", found {text:?}"),
-        );
-        return None;
-    }
-    Some(StoreLocation::Etcd(endpoints))
 }
 
 fn secrets_section(v: &mut Validator<'_>, master: &str, base_dir: &Path) -> Option<SecretsSection> {

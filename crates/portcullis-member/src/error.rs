@@ -21,6 +21,8 @@ pub enum MemberError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Cache(#[from] crate::cache::CacheError),
     #[error("cannot create or read alias {alias}")]
     Alias {
         alias: &'static str,

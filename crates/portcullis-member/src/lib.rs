@@ -8,6 +8,7 @@ pub mod admin;
 mod applied;
 mod apply;
 pub mod balancer;
+pub mod cache;
 mod error;
 mod heartbeat;
 pub mod inherit;

@@ -24,6 +24,7 @@ use zeroize::Zeroizing;
 
 use crate::applied::AppliedConfig;
 use crate::apply::{apply_change, TopologyChange};
+use crate::cache::{Cache, CacheWriter, CachedState};
 use crate::heartbeat::{advertised_url, heartbeat, member_record, Advertised};
 use crate::inherit::{keep_for_handover, Inherited, ListeningSocket};
 use crate::secrets::AdminToken;
@@ -31,6 +32,10 @@ use crate::MemberError;
 
 /// How long a starting member waits for its store before giving up.
 const STARTUP_STORE_WAIT: Duration = Duration::from_secs(30);
+
+/// How long a starting member with a cache waits for its store before it
+/// serves from the cache instead (and keeps trying the store).
+const STARTUP_STORE_WAIT_WITH_CACHE: Duration = Duration::from_secs(3);
 
 /// How long `stop` waits for the store to forget this member, and for the
 /// admin listener to finish.
@@ -82,6 +87,17 @@ struct StoreState {
     sealed_aliases: BTreeMap<String, String>,
 }
 
+/// What a starting member serves first: read from the store, or from its
+/// cache when the store cannot be read.
+struct Loaded {
+    state: StoreState,
+    secrets: Secrets,
+    /// Set when the state came from the cache: what the store's first read
+    /// is compared with.
+    from_cache: Option<portcullis_cluster::Snapshot>,
+    cache: Option<Cache>,
+}
+
 /// The member's secrets, as read (or first created) in the store.
 struct Secrets {
     sealer: Option<AliasSealer>,
@@ -118,15 +134,13 @@ impl Member {
         config: NodeConfig,
         mut inherited: Inherited,
     ) -> Result<Member, MemberError> {
-        let store = ClusterStore::open(&config.cluster.store, &config.cluster.name);
-        let sealer = crate::secrets::sealer(&config)?;
-        let state = initial_read(&store)
-            .await
-            .map_err(|source| MemberError::StoreUnreadable {
-                store: store.describe(),
-                source,
-            })?;
-        let secrets = read_secrets(&store, sealer).await?;
+        let store = ClusterStore::from_config(&config.cluster)?;
+        let Loaded {
+            state,
+            secrets,
+            from_cache,
+            cache,
+        } = load_state(&config, &store).await?;
         // Bound before any config is applied or task started: a port in use
         // fails the start with nothing left running.
         let listeners = Listeners::bind(&config, &mut inherited).await?;
@@ -136,6 +150,7 @@ impl Member {
         applied.admin_states(&state.admin_states);
         applied.aliases(&state.sealed_aliases);
         // Applied before serving so the first request already sees the config.
+        let mut served = BTreeMap::new();
         for (name, text) in state.topologies {
             let change = TopologyChange::Upsert {
                 name: name.clone(),
@@ -143,9 +158,22 @@ impl Member {
             };
             if apply_change(&gateway, change).await {
                 applied.topology_applied(&name, &text);
+                served.insert(name, text);
             }
         }
-        let watcher = store.watch();
+        let cache = cache.map(|cache| {
+            let cached = CachedState {
+                topologies: served,
+                sealed_aliases: state.sealed_aliases,
+                admin_states: state.admin_states,
+                cookie_key: Zeroizing::new(secrets.cookie_key),
+                admin_token: Zeroizing::new(secrets.admin_token.load().as_str().to_string()),
+                revision: None,
+            };
+            CacheWriter::new(cache, store.describe(), cached)
+        });
+        let store_connected = from_cache.is_none();
+        let watcher = store.watch_from(from_cache);
         let advertised = Advertised {
             public_url: advertised_url(&config, listeners.gateway_addr),
             admin_url: listeners.admin.as_ref().map(|(_, a)| {
@@ -158,20 +186,22 @@ impl Member {
             }),
         };
         // The first record is written before serving, so balancers and
-        // `cluster status` know the member as soon as it answers.
-        if let Err(err) = store
-            .put_member(&member_record(&config, &gateway, &advertised, &applied))
-            .await
-        {
-            tracing::error!(error = %err, "cannot write this member's record; retrying every heartbeat");
+        // `cluster status` know the member as soon as it answers (a member
+        // serving from its cache writes it when the store returns).
+        if store_connected {
+            let record = member_record(&config, &gateway, &advertised, &applied);
+            if let Err(err) = store.put_member(&record).await {
+                tracing::error!(error = %err, "cannot write this member's record; retrying every heartbeat");
+            }
         }
         let running = Running {
             config,
             store,
             gateway,
             secrets,
-            store_connected: Arc::new(AtomicBool::new(true)),
+            store_connected: Arc::new(AtomicBool::new(store_connected)),
             applied,
+            cache,
         };
         Ok(running.spawn(listeners, watcher, advertised).await)
     }
@@ -284,6 +314,8 @@ struct Running {
     store_connected: Arc<AtomicBool>,
     /// What is served, hashed for the member record.
     applied: Arc<AppliedConfig>,
+    /// Keeps `[cluster] cache` current, when the member keeps one.
+    cache: Option<Arc<CacheWriter>>,
 }
 
 impl Running {
@@ -295,9 +327,14 @@ impl Running {
         advertised: Advertised,
     ) -> Member {
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let members = Arc::new(ArcSwap::from_pointee(
-            self.store.members().await.unwrap_or_default(),
-        ));
+        // A member serving from its cache does not wait on a store that
+        // is known to be down; the heartbeat reads the members later.
+        let known_members = if self.store_connected.load(Ordering::Relaxed) {
+            self.store.members().await.unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let members = Arc::new(ArcSwap::from_pointee(known_members));
         let mut background = JoinSet::new();
         background.spawn(sync_from_store(
             watcher,
@@ -306,6 +343,7 @@ impl Running {
             self.store_connected.clone(),
             self.applied.clone(),
             self.secrets.admin_token.clone(),
+            self.cache.clone(),
         ));
         let heartbeat = AbortOnDropHandle::new(tokio::spawn(heartbeat(
             self.store.clone(),
@@ -541,7 +579,8 @@ fn bind_std(listen: SocketAddr) -> std::io::Result<std::net::TcpListener> {
 
 /// The store sync loop: follows the store's events for the member's life, one
 /// at a time and in order (a topology change is applied, off the async
-/// threads, before the next event is looked at).
+/// threads, before the next event is looked at). What is applied is also
+/// handed to the cache, whose writer runs as long as this loop.
 async fn sync_from_store(
     mut watcher: StoreWatcher,
     gateway: Arc<Gateway>,
@@ -549,7 +588,16 @@ async fn sync_from_store(
     store_connected: Arc<AtomicBool>,
     applied: Arc<AppliedConfig>,
     admin_token: AdminToken,
+    cache: Option<Arc<CacheWriter>>,
 ) {
+    let _cache_writer = cache
+        .clone()
+        .map(|writer| AbortOnDropHandle::new(tokio::spawn(writer.run())));
+    let remember = |change: &dyn Fn(&mut CachedState)| {
+        if let Some(cache) = &cache {
+            cache.update(change);
+        }
+    };
     while let Some(event) = watcher.recv().await {
         match event {
             StoreEvent::Changed { name, text } if applied.serves(&name, &text) => {}
@@ -560,32 +608,106 @@ async fn sync_from_store(
                 };
                 if apply_change(&gateway, change).await {
                     applied.topology_applied(&name, &text);
+                    remember(&|c| {
+                        c.topologies.insert(name.clone(), text.clone());
+                    });
                 }
             }
             StoreEvent::AdminStates(states) => {
                 applied.admin_states(&states);
+                remember(&|c| c.admin_states = states.clone());
                 gateway.set_admin_states(states.into_iter().collect())
             }
             StoreEvent::Aliases(sealed) => {
                 applied.aliases(&sealed);
                 let opened = crate::secrets::open_all(sealer.as_ref(), &sealed);
                 crate::secrets::follow_admin_token(&admin_token, &opened);
+                remember(&|c| {
+                    c.sealed_aliases = sealed.clone();
+                    c.admin_token = Zeroizing::new(admin_token.load().as_str().to_string());
+                });
                 gateway.set_credentials(opened)
             }
             StoreEvent::Connection(up) => store_connected.store(up, Ordering::Relaxed),
+            StoreEvent::Revision(revision) => remember(&|c| c.revision = Some(revision)),
             StoreEvent::Removed { name } => {
                 if apply_change(&gateway, TopologyChange::Remove { name: name.clone() }).await {
                     applied.topology_removed(&name);
+                    remember(&|c| {
+                        c.topologies.remove(&name);
+                    });
                 }
             }
         }
     }
 }
 
+/// Reads the member's state and secrets from the store or, when the store
+/// cannot be read within a few seconds and a cache exists, from the cache.
+/// Without either the start fails, naming the store.
+async fn load_state(config: &NodeConfig, store: &ClusterStore) -> Result<Loaded, MemberError> {
+    let master = crate::secrets::load_master(config)?;
+    let sealer = master
+        .as_ref()
+        .map(|m| AliasSealer::new(m, &config.cluster.name));
+    let cache = Cache::for_config(config, master.as_ref());
+    drop(master);
+    let fallback = cache.as_ref().filter(|cache| cache.exists());
+    let wait = match fallback {
+        Some(_) => STARTUP_STORE_WAIT_WITH_CACHE,
+        None => STARTUP_STORE_WAIT,
+    };
+    let source = match initial_read(store, wait).await {
+        Ok(state) => {
+            let secrets = read_secrets(store, sealer).await?;
+            return Ok(Loaded {
+                state,
+                secrets,
+                from_cache: None,
+                cache,
+            });
+        }
+        Err(source) => source,
+    };
+    // A store that refuses this member will refuse it after the cache too:
+    // serving stale state without a word would hide the mistake.
+    let fallback = fallback.filter(|_| !matches!(source, StoreError::Refused { .. }));
+    let Some(fallback) = fallback else {
+        return Err(MemberError::StoreUnreadable {
+            store: store.describe(),
+            source,
+        });
+    };
+    let cached = fallback.load(&config.base_dir)?;
+    tracing::warn!(
+        store = %store.describe(),
+        cache = %fallback.path().display(),
+        error = %source,
+        "store unreachable; serving the cached state until it returns"
+    );
+    let from_cache = Some(cached.snapshot());
+    let secrets = Secrets {
+        sealer,
+        cookie_key: *cached.cookie_key,
+        admin_token: Arc::new(ArcSwap::from_pointee(cached.admin_token)),
+    };
+    let state = StoreState {
+        admin_states: cached.admin_states,
+        topologies: cached.topologies,
+        sealed_aliases: cached.sealed_aliases,
+    };
+    Ok(Loaded {
+        state,
+        secrets,
+        from_cache,
+        cache,
+    })
+}
+
 /// Reads what a member needs before it listens, retrying with backoff while the
-/// store is unreachable (up to `STARTUP_STORE_WAIT`).
-async fn initial_read(store: &ClusterStore) -> Result<StoreState, StoreError> {
-    let deadline = tokio::time::Instant::now() + STARTUP_STORE_WAIT;
+/// store is unreachable, for up to `wait`.
+async fn initial_read(store: &ClusterStore, wait: Duration) -> Result<StoreState, StoreError> {
+    let deadline = tokio::time::Instant::now() + wait;
     let mut backoff = Duration::from_millis(100);
     loop {
         let attempt = async {
@@ -596,8 +718,19 @@ async fn initial_read(store: &ClusterStore) -> Result<StoreState, StoreError> {
                 sealed_aliases: store.aliases().await?,
             })
         };
-        match attempt.await {
+        // A store that hangs rather than refuses must not hold the start
+        // past the deadline either.
+        let result = match tokio::time::timeout_at(deadline, attempt).await {
+            Ok(result) => result,
+            Err(_) => Err(StoreError::Io {
+                location: store.describe(),
+                action: "read".to_string(),
+                source: std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer"),
+            }),
+        };
+        match result {
             Ok(state) => return Ok(state),
+            Err(err @ StoreError::Refused { .. }) => return Err(err),
             Err(err) if tokio::time::Instant::now() + backoff < deadline => {
                 tracing::warn!(error = %err, "store not ready; retrying");
                 tokio::time::sleep(backoff).await;

@@ -1,6 +1,7 @@
 //! `portcullis cert create`: a private CA and a server certificate signed by it,
 //! in PEM, ready for `[gateway] tls` (it replaces the openssl steps operators
-//! follow today).
+//! follow today), and client certificates for links that ask for one (etcd's
+//! `--client-cert-auth`).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -18,6 +19,8 @@ pub struct CreatedCerts {
     /// The server certificate followed by the CA certificate.
     pub server_cert: PathBuf,
     pub server_key: PathBuf,
+    /// `client-NAME.crt` and `client-NAME.key` for each `--client NAME`.
+    pub clients: Vec<(PathBuf, PathBuf)>,
 }
 
 /// 825 days is the longest validity Apple platforms accept for a TLS server
@@ -31,27 +34,56 @@ const BACKDATE: time::Duration = time::Duration::hours(1);
 /// chain) and `gateway.key` into `out_dir`, creating it if needed. Refuses to
 /// overwrite any existing file.
 pub fn create_certs(hosts: &[String], out_dir: &Path) -> anyhow::Result<CreatedCerts> {
+    create_certs_with_clients(hosts, &[], out_dir)
+}
+
+/// [`create_certs`], plus a client certificate (TLS client authentication,
+/// e.g. a member logging in to etcd) for each name in `clients`, signed by
+/// the same CA: `client-NAME.crt` (certificate then CA) and `client-NAME.key`.
+pub fn create_certs_with_clients(
+    hosts: &[String],
+    clients: &[String],
+    out_dir: &Path,
+) -> anyhow::Result<CreatedCerts> {
     if hosts.is_empty() {
         bail!("give at least one --host");
+    }
+    for client in clients {
+        if client.is_empty()
+            || !client
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        {
+            bail!("--client {client:?}: use letters, digits, '.', '_' or '-'");
+        }
     }
     let created = CreatedCerts {
         ca_cert: out_dir.join("ca.crt"),
         ca_key: out_dir.join("ca.key"),
         server_cert: out_dir.join("gateway.crt"),
         server_key: out_dir.join("gateway.key"),
+        clients: clients
+            .iter()
+            .map(|c| {
+                (
+                    out_dir.join(format!("client-{c}.crt")),
+                    out_dir.join(format!("client-{c}.key")),
+                )
+            })
+            .collect(),
     };
-    for file in [
+    let mut paths = vec![
         &created.ca_cert,
         &created.ca_key,
         &created.server_cert,
         &created.server_key,
-    ] {
-        if file.exists() {
-            bail!(
-                "{} already exists; remove it or choose another --out",
-                file.display()
-            );
-        }
+    ];
+    paths.extend(created.clients.iter().flat_map(|(c, k)| [c, k]));
+    if let Some(file) = paths.iter().find(|f| f.exists()) {
+        bail!(
+            "{} already exists; remove it or choose another --out",
+            file.display()
+        );
     }
     std::fs::create_dir_all(out_dir)
         .with_context(|| format!("cannot create {}", out_dir.display()))?;
@@ -67,41 +99,77 @@ pub fn create_certs(hosts: &[String], out_dir: &Path) -> anyhow::Result<CreatedC
     let ca_cert = ca_params
         .self_signed(&ca_key)
         .context("cannot sign the CA certificate")?;
+    let issuer = Issuer::new(ca_params, &ca_key);
+    let validity = (not_before, not_after);
+    let (server_cert, server_key) = leaf(&issuer, &hosts[0], sans, Leaf::Server, validity)?;
 
-    let server_key = KeyPair::generate().context("cannot generate the server key")?;
+    let mut files = vec![
+        (created.ca_cert.clone(), ca_cert.pem(), 0o644),
+        (created.ca_key.clone(), ca_key.serialize_pem(), 0o600),
+        (
+            created.server_cert.clone(),
+            format!("{server_cert}{}", ca_cert.pem()),
+            0o644,
+        ),
+        (created.server_key.clone(), server_key, 0o600),
+    ];
+    for (name, (cert_path, key_path)) in clients.iter().zip(&created.clients) {
+        let (cert, key) = leaf(&issuer, name, Vec::new(), Leaf::Client, validity)?;
+        files.push((cert_path.clone(), format!("{cert}{}", ca_cert.pem()), 0o644));
+        files.push((key_path.clone(), key, 0o600));
+    }
+    write_all_or_none(&files)?;
+    Ok(created)
+}
+
+/// What a leaf certificate is for.
+#[derive(Clone, Copy)]
+enum Leaf {
+    Server,
+    Client,
+}
+
+/// A fresh key and a certificate for it signed by `issuer`, both PEM.
+fn leaf(
+    issuer: &Issuer<'_, &KeyPair>,
+    common_name: &str,
+    sans: Vec<SanType>,
+    purpose: Leaf,
+    (not_before, not_after): (time::OffsetDateTime, time::OffsetDateTime),
+) -> anyhow::Result<(String, String)> {
+    let key = KeyPair::generate().context("cannot generate a key")?;
     let mut params = CertificateParams::default();
-    params.distinguished_name = name(&hosts[0]);
+    params.distinguished_name = name(common_name);
     params.subject_alt_names = sans;
     // The keys are ECDSA, which only signs: KeyEncipherment would be wrong here.
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    params.extended_key_usages = vec![match purpose {
+        Leaf::Server => ExtendedKeyUsagePurpose::ServerAuth,
+        Leaf::Client => ExtendedKeyUsagePurpose::ClientAuth,
+    }];
     // Lets OpenSSL-based clients (curl, Python) pick the issuer by key id.
     params.use_authority_key_identifier_extension = true;
     params.not_before = not_before;
     params.not_after = not_after;
-    let issuer = Issuer::new(ca_params, &ca_key);
-    let server_cert = params
-        .signed_by(&server_key, &issuer)
-        .context("cannot sign the server certificate")?;
+    let cert = params
+        .signed_by(&key, issuer)
+        .with_context(|| format!("cannot sign the certificate for {common_name}"))?;
+    Ok((cert.pem(), key.serialize_pem()))
+}
 
-    let chain = format!("{}{}", server_cert.pem(), ca_cert.pem());
-    let files = [
-        (&created.ca_cert, ca_cert.pem(), 0o644),
-        (&created.ca_key, ca_key.serialize_pem(), 0o600),
-        (&created.server_cert, chain, 0o644),
-        (&created.server_key, server_key.serialize_pem(), 0o600),
-    ];
+/// Writes every file, or, if one fails, removes those already written: a
+/// retry would otherwise stop at "already exists" on files from the failed
+/// attempt.
+fn write_all_or_none(files: &[(PathBuf, String, u32)]) -> anyhow::Result<()> {
     for (done, (path, pem, mode)) in files.iter().enumerate() {
         if let Err(e) = write_file(path, pem.as_bytes(), *mode) {
-            // Leave nothing half-made behind: a retry would otherwise stop at
-            // "already exists" on files from the failed attempt.
             for (path, _, _) in &files[..done] {
                 let _ = std::fs::remove_file(path);
             }
             return Err(e);
         }
     }
-    Ok(created)
+    Ok(())
 }
 
 /// The private CA's certificate parameters.
@@ -273,5 +341,48 @@ mod tests {
             assert_eq!(mode(&certs.ca_key), 0o600);
             assert_eq!(mode(&certs.server_key), 0o600);
         }
+    }
+
+    #[test]
+    fn client_certificates_are_signed_by_the_same_ca_for_client_auth() {
+        let dir = tempfile::tempdir().unwrap();
+        let certs =
+            create_certs_with_clients(&["127.0.0.1".into()], &["portcullis".into()], dir.path())
+                .unwrap();
+        let (cert, key) = &certs.clients[0];
+        assert!(cert.ends_with("client-portcullis.crt"), "{cert:?}");
+        assert!(PrivateKeyDer::from_pem_file(key).is_ok());
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_file(&certs.ca_cert).unwrap())
+            .unwrap();
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            Arc::new(rustls::crypto::ring::default_provider()),
+        )
+        .build()
+        .unwrap();
+        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let now = rustls::pki_types::UnixTime::now();
+        verifier
+            .verify_client_cert(&chain[0], &chain[1..], now)
+            .expect("the CA vouches for the client");
+        let server_chain: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_file_iter(&certs.server_cert)
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+        assert!(
+            verifier
+                .verify_client_cert(&server_chain[0], &server_chain[1..], now)
+                .is_err(),
+            "a server certificate is not for client auth"
+        );
+        let err =
+            create_certs_with_clients(&["h".into()], &["a b".into()], dir.path()).unwrap_err();
+        assert!(err.to_string().contains("--client"), "{err}");
     }
 }

@@ -16,8 +16,9 @@ pub fn load_config(path: &Path) -> anyhow::Result<NodeConfig> {
         .map_err(|errors| anyhow::anyhow!("invalid configuration:\n{errors}"))
 }
 
-pub fn open_store(config: &NodeConfig) -> ClusterStore {
-    ClusterStore::open(&config.cluster.store, &config.cluster.name)
+/// The config's store, its TLS files and etcd password read.
+pub fn open_store(config: &NodeConfig) -> anyhow::Result<ClusterStore> {
+    Ok(ClusterStore::from_config(&config.cluster)?)
 }
 
 /// `topology put FILE [--name N]`: validated, then stored; the name defaults
@@ -37,7 +38,7 @@ pub async fn topology_put(
     };
     let text =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let store = open_store(config);
+    let store = open_store(config)?;
     store.prepare().await?;
     Writer::new(&store, config.cluster.role)
         .put_topology(&name, &text, &config.base_dir)
@@ -46,7 +47,7 @@ pub async fn topology_put(
 }
 
 pub async fn topology_list(config: &NodeConfig) -> anyhow::Result<Vec<String>> {
-    Ok(open_store(config)
+    Ok(open_store(config)?
         .list_topologies()
         .await?
         .into_keys()
@@ -54,11 +55,11 @@ pub async fn topology_list(config: &NodeConfig) -> anyhow::Result<Vec<String>> {
 }
 
 pub async fn topology_get(config: &NodeConfig, name: &str) -> anyhow::Result<String> {
-    Ok(open_store(config).get_topology(name).await?)
+    Ok(open_store(config)?.get_topology(name).await?)
 }
 
 pub async fn topology_delete(config: &NodeConfig, name: &str) -> anyhow::Result<()> {
-    let store = open_store(config);
+    let store = open_store(config)?;
     Ok(Writer::new(&store, config.cluster.role)
         .delete_topology(name)
         .await?)
@@ -66,7 +67,7 @@ pub async fn topology_delete(config: &NodeConfig, name: &str) -> anyhow::Result<
 
 /// `cluster status`: a table of the members in the store.
 pub async fn cluster_status(config: &NodeConfig) -> anyhow::Result<String> {
-    let store = open_store(config);
+    let store = open_store(config)?;
     let members = store.members().await?;
     let states = store.member_states().await?;
     Ok(render_members(&members, &states, now_ms()))
@@ -79,7 +80,7 @@ pub async fn set_member_state(
     id: &str,
     state: MemberState,
 ) -> anyhow::Result<()> {
-    let store = open_store(config);
+    let store = open_store(config)?;
     let members = store.members().await?;
     if !members.iter().any(|m| m.id == id) {
         let known: Vec<&str> = members.iter().map(|m| m.id.as_str()).collect();
@@ -185,7 +186,7 @@ fn require_sealer(config: &NodeConfig) -> anyhow::Result<portcullis_secrets::Ali
 pub async fn alias_create(config: &NodeConfig, name: &str, value: &[u8]) -> anyhow::Result<()> {
     portcullis_secrets::validate_alias_name(name)?;
     let sealer = require_sealer(config)?;
-    let store = open_store(config);
+    let store = open_store(config)?;
     store.prepare().await?;
     Writer::new(&store, config.cluster.role)
         .put_alias(name, &sealer.seal(name, value))
@@ -194,13 +195,13 @@ pub async fn alias_create(config: &NodeConfig, name: &str, value: &[u8]) -> anyh
 }
 
 pub async fn alias_list(config: &NodeConfig) -> anyhow::Result<Vec<String>> {
-    Ok(open_store(config).aliases().await?.into_keys().collect())
+    Ok(open_store(config)?.aliases().await?.into_keys().collect())
 }
 
 /// `alias show NAME`: for the operator who holds the master secret.
 pub async fn alias_show(config: &NodeConfig, name: &str) -> anyhow::Result<Vec<u8>> {
     let sealer = require_sealer(config)?;
-    let sealed = open_store(config)
+    let sealed = open_store(config)?
         .aliases()
         .await?
         .remove(name)
@@ -209,7 +210,7 @@ pub async fn alias_show(config: &NodeConfig, name: &str) -> anyhow::Result<Vec<u
 }
 
 pub async fn alias_delete(config: &NodeConfig, name: &str) -> anyhow::Result<()> {
-    let store = open_store(config);
+    let store = open_store(config)?;
     Ok(Writer::new(&store, config.cluster.role)
         .delete_alias(name)
         .await?)
@@ -220,7 +221,7 @@ pub async fn rotate_admin_token(config: &NodeConfig) -> anyhow::Result<zeroize::
     let sealer = portcullis_member::secrets::sealer(config)?.context(
         "rotating the admin token needs the cluster master secret: without [secrets] master the token is derived from the cookie key",
     )?;
-    let store = open_store(config);
+    let store = open_store(config)?;
     store.prepare().await?;
     let writer = Writer::new(&store, config.cluster.role);
     Ok(portcullis_member::secrets::rotate_admin_token(&writer, &sealer).await?)
@@ -228,7 +229,7 @@ pub async fn rotate_admin_token(config: &NodeConfig) -> anyhow::Result<zeroize::
 
 /// `admin token`: the token every member's admin API expects.
 pub async fn admin_token(config: &NodeConfig) -> anyhow::Result<zeroize::Zeroizing<String>> {
-    let store = open_store(config);
+    let store = open_store(config)?;
     store.prepare().await?;
     let sealer = portcullis_member::secrets::sealer(config)?;
     let cookie_key = portcullis_member::secrets::cookie_key(&store, sealer.as_ref()).await?;

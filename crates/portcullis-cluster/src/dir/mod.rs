@@ -476,14 +476,16 @@ impl DirStore {
             topologies: self.topology_files()?,
             admin_states: self.backend_states()?,
             aliases: self.aliases()?,
+            // Files have no store-wide revision.
+            revision: None,
         })
     }
 
     /// Starts a task that reads the store every `poll` and reports what
     /// changed. The first events describe everything present at start.
-    pub fn watch(&self, poll: Duration) -> StoreWatcher {
+    pub fn watch(&self, poll: Duration, known: Option<Snapshot>) -> StoreWatcher {
         let store = self.clone();
-        StoreWatcher::spawn(move |reporter| store.poll_loop(poll, reporter))
+        StoreWatcher::spawn(known, move |reporter| store.poll_loop(poll, reporter))
     }
 
     async fn poll_loop(self, poll: Duration, mut reporter: Reporter) {
@@ -544,7 +546,7 @@ mod tests {
         store.ensure_layout().unwrap();
         store.put_topology("sales", "a = 1").unwrap();
         assert_eq!(store.get_topology("sales").unwrap(), "a = 1");
-        let mut watcher = store.watch(Duration::from_millis(20));
+        let mut watcher = store.watch(Duration::from_millis(20), None);
         assert_eq!(next(&mut watcher).await, StoreEvent::Connection(true));
         assert_eq!(
             next(&mut watcher).await,
@@ -580,7 +582,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = DirStore::new(dir.path());
         store.ensure_layout().unwrap();
-        let mut watcher = store.watch(Duration::from_millis(20));
+        let mut watcher = store.watch(Duration::from_millis(20), None);
         assert_eq!(next(&mut watcher).await, StoreEvent::Connection(true));
         assert_eq!(
             next(&mut watcher).await,
@@ -679,7 +681,7 @@ mod tests {
         let store = DirStore::new(&root);
         store.ensure_layout().unwrap();
         store.put_topology("t", "x").unwrap();
-        let mut watcher = store.watch(Duration::from_millis(20));
+        let mut watcher = store.watch(Duration::from_millis(20), None);
         assert_eq!(next(&mut watcher).await, StoreEvent::Connection(true));
         assert!(matches!(
             next(&mut watcher).await,
@@ -715,7 +717,7 @@ mod tests {
         store.ensure_layout().unwrap();
         store.put_topology("t", "x").unwrap();
         store.put_alias("a", "sealed").unwrap();
-        let mut watcher = store.watch(Duration::from_millis(20));
+        let mut watcher = store.watch(Duration::from_millis(20), None);
         assert_eq!(next(&mut watcher).await, StoreEvent::Connection(true));
         assert!(matches!(
             next(&mut watcher).await,
@@ -760,7 +762,7 @@ mod tests {
         store.put_topology("good", "a = 1").unwrap();
         let bad = dir.path().join("topologies/bad.toml");
         std::fs::write(&bad, [0xff, 0xfe]).unwrap();
-        let mut watcher = store.watch(Duration::from_millis(20));
+        let mut watcher = store.watch(Duration::from_millis(20), None);
         assert_eq!(next(&mut watcher).await, StoreEvent::Connection(true));
         assert!(matches!(
             next(&mut watcher).await,
@@ -787,7 +789,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = DirStore::new(dir.path());
         store.ensure_layout().unwrap();
-        let mut watcher = store.watch(Duration::from_millis(20));
+        let mut watcher = store.watch(Duration::from_millis(20), None);
         let mut events = Vec::new();
         for _ in 0..3 {
             events.push(watcher.recv().await.expect("watcher alive"));

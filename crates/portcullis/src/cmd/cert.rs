@@ -14,14 +14,22 @@ enum CertCommand {
     Create {
         #[arg(long = "host", required = true)]
         hosts: Vec<String>,
+        /// Also write a client certificate `client-NAME.crt`/`.key` (e.g.
+        /// for a member connecting to etcd with client-cert-auth).
+        #[arg(long = "client")]
+        clients: Vec<String>,
         #[arg(long, default_value = "tls")]
         out: PathBuf,
     },
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let CertCommand::Create { hosts, out } = args.command;
-    let created = portcullis::cert::create_certs(&hosts, &out)?;
+    let CertCommand::Create {
+        hosts,
+        clients,
+        out,
+    } = args.command;
+    let created = portcullis::cert::create_certs_with_clients(&hosts, &clients, &out)?;
     println!("CA certificate:     {}", created.ca_cert.display());
     println!("CA key:             {}", created.ca_key.display());
     println!("server certificate: {}", created.server_cert.display());
@@ -31,5 +39,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         created.server_cert.display(),
         created.server_key.display()
     );
+    for (cert, key) in &created.clients {
+        println!("client certificate: {}", cert.display());
+        println!("client key:         {}", key.display());
+    }
     Ok(())
 }

@@ -11,7 +11,7 @@ use http::{Request, StatusCode};
 use portcullis_demo::DemoBackend;
 use portcullis_testkit::*;
 
-use super::cluster_etcd::Etcd;
+use super::etcd::Etcd;
 
 const HEARTBEAT_MS: u64 = 300;
 

@@ -2,81 +2,13 @@
 //! ports with its data in a temp dir): propagation, an etcd outage under load,
 //! member leases, first-start agreement on the cookie key, and a hot restart.
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use http::StatusCode;
 use portcullis_demo::DemoBackend;
 use portcullis_testkit::*;
 
-pub(crate) struct Etcd {
-    child: Option<Child>,
-    dir: tempfile::TempDir,
-    client_port: u16,
-    peer_port: u16,
-}
-
-impl Etcd {
-    pub(crate) fn start() -> Etcd {
-        let etcd = Etcd {
-            child: None,
-            dir: tempfile::tempdir().unwrap(),
-            client_port: free_port(),
-            peer_port: free_port(),
-        };
-        etcd.spawn()
-    }
-
-    fn spawn(mut self) -> Etcd {
-        let client = format!("http://127.0.0.1:{}", self.client_port);
-        let peer = format!("http://127.0.0.1:{}", self.peer_port);
-        let child = Command::new("etcd")
-            .args(["--name", "test", "--data-dir"])
-            .arg(self.dir.path().join("data"))
-            .args([
-                "--listen-client-urls",
-                &client,
-                "--advertise-client-urls",
-                &client,
-            ])
-            .args([
-                "--listen-peer-urls",
-                &peer,
-                "--initial-advertise-peer-urls",
-                &peer,
-            ])
-            .args(["--initial-cluster", &format!("test={peer}")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("etcd is installed (scripts/setup.sh installs etcd-server)");
-        self.child = Some(child);
-        wait_port(self.client_port, "etcd");
-        self
-    }
-
-    pub(crate) fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    pub(crate) fn restart(mut self) -> Etcd {
-        self.stop();
-        self.spawn()
-    }
-
-    pub(crate) fn store(&self) -> String {
-        format!("etcd://127.0.0.1:{}", self.client_port)
-    }
-}
-
-impl Drop for Etcd {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
+use crate::etcd::Etcd;
 
 /// Writes a member config on the etcd store and returns it with its port.
 fn member_config(dir: &std::path::Path, store: &str, id: &str) -> (std::path::PathBuf, u16) {

@@ -151,7 +151,7 @@ async fn a_drained_member_keeps_its_affinity_clients_and_gets_no_new_ones() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn member_states_on_etcd_are_their_own_keys_and_survive_heartbeats() {
     init();
-    let etcd = super::cluster_etcd::Etcd::start();
+    let etcd = super::etcd::Etcd::start();
     let endpoint = etcd.store().trim_start_matches("etcd://").to_string();
     let store = portcullis_cluster::ClusterStore::Etcd(portcullis_cluster::EtcdStore::new(
         vec![endpoint],

@@ -10,6 +10,8 @@ mod balancer_proxy;
 mod balancer_tls;
 mod cluster_dir;
 mod cluster_etcd;
+mod cluster_etcd_secure;
 mod control_plane;
 mod drain;
+mod etcd;
 mod partition;
