@@ -20,6 +20,9 @@ pub struct NodeConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeSection {
     pub id: String,
+    /// `[node] log_level`: the log filter when neither `--log-level` nor
+    /// `RUST_LOG` sets one; a reload applies a new value.
+    pub log_level: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -26,6 +26,7 @@ pub struct FileNodeConfig {
 #[serde(deny_unknown_fields)]
 pub struct FileNode {
     pub id: Option<String>,
+    pub log_level: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -242,6 +242,7 @@ fn syntax_errors_have_a_line() {
 
 const FULL_NODE: &str = r#"[node]
 id = "member-1"
+log_level = "info,portcullis::access=off"
 
 [gateway]
 listen = "0.0.0.0:8443"
@@ -274,9 +275,25 @@ tls = { cert = "tls/balancer.crt", key = "tls/balancer.key" }
 "#;
 
 #[test]
+fn a_log_level_that_is_not_a_filter_names_its_key() {
+    for bad in ["", "loud", "info,portcullis=verbose", "[span]=debug"] {
+        let text = format!(
+            "[node]\nid = \"m\"\nlog_level = {bad:?}\n[gateway]\nlisten = \"127.0.0.1:1\"\n[cluster]\nstore = \"dir:s\"\n"
+        );
+        let errors = parse_node_config(&text, Path::new("p.toml")).unwrap_err();
+        assert_eq!(errors.0[0].path, "node.log_level", "{bad:?}");
+        assert_eq!(errors.0[0].line, Some(3), "{bad:?}");
+    }
+}
+
+#[test]
 fn every_node_key_is_parsed() {
     let c = parse_node_config(FULL_NODE, Path::new("/etc/portcullis/portcullis.toml")).unwrap();
     assert_eq!(c.node.id, "member-1");
+    assert_eq!(
+        c.node.log_level.as_deref(),
+        Some("info,portcullis::access=off")
+    );
     assert_eq!(c.gateway.listen, "0.0.0.0:8443".parse().unwrap());
     assert_eq!(c.gateway.path, "gw");
     assert_eq!(

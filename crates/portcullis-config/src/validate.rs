@@ -177,6 +177,7 @@ pub(crate) fn node_config(
     base_dir: &Path,
 ) -> Option<NodeConfig> {
     let id = node_id(v, raw.node.id);
+    let log_level = raw.node.log_level.filter(|level| log_filter_ok(v, level));
     let gateway = gateway_section(v, raw.gateway, base_dir);
     let admin = raw.admin.and_then(|a| {
         let listen = v.addr("admin.listen", &a.listen)?;
@@ -192,7 +193,7 @@ pub(crate) fn node_config(
         .and_then(|s| secrets_section(v, &s.master, base_dir));
     let balancer = raw.balancer.and_then(|b| balancer_section(v, b, base_dir));
     Some(NodeConfig {
-        node: NodeSection { id },
+        node: NodeSection { id, log_level },
         gateway: gateway?,
         admin,
         cluster: cluster?,
@@ -245,6 +246,30 @@ fn balancer_section(
         tls,
         members_ca,
     })
+}
+
+/// `[node] log_level`: comma-separated `level` or `target=level` directives
+/// (the filters of `RUST_LOG` without span or field selectors).
+fn log_filter_ok(v: &mut Validator<'_>, filter: &str) -> bool {
+    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+    let directive_ok = |directive: &str| {
+        let (target, level) = match directive.split_once('=') {
+            Some((target, level)) => (target, level),
+            None => ("", directive),
+        };
+        let target_ok = target
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b':' || b == b'-');
+        target_ok && LEVELS.iter().any(|l| l.eq_ignore_ascii_case(level.trim()))
+    };
+    let ok = !filter.trim().is_empty() && filter.split(',').all(|d| directive_ok(d.trim()));
+    if !ok {
+        v.error(
+            "node.log_level",
+            "expected a level (trace, debug, info, warn, error, off) or directives such as \"info,portcullis::access=off\"",
+        );
+    }
+    ok
 }
 
 fn node_id(v: &mut Validator<'_>, raw: Option<String>) -> String {

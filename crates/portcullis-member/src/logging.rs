@@ -16,6 +16,9 @@ struct LogControl {
     handle: reload::Handle<EnvFilter, Registry>,
     /// The directive string of the filter in force.
     current: Mutex<String>,
+    /// `--log-level` or `RUST_LOG` chose the filter: `[node] log_level`
+    /// does not override them.
+    explicit: bool,
 }
 
 static CONTROL: OnceLock<LogControl> = OnceLock::new();
@@ -23,10 +26,11 @@ static CONTROL: OnceLock<LogControl> = OnceLock::new();
 /// Installs the subscriber: `level` (the `--log-level` flag) wins over
 /// `RUST_LOG`, and `info` is the default.
 pub fn init(level: Option<&str>) {
-    let directives = match level {
-        Some(level) => level.to_string(),
-        None => std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_string()),
-    };
+    let chosen = level
+        .map(str::to_string)
+        .or_else(|| std::env::var("RUST_LOG").ok());
+    let explicit = chosen.is_some();
+    let directives = chosen.unwrap_or_else(|| "info".to_string());
     let (filter, directives) = match EnvFilter::try_new(&directives) {
         Ok(filter) => (filter, directives),
         Err(err) => {
@@ -42,6 +46,7 @@ pub fn init(level: Option<&str>) {
         let _ = CONTROL.set(LogControl {
             handle,
             current: Mutex::new(directives),
+            explicit,
         });
     }
 }
@@ -301,6 +306,27 @@ pub fn current() -> Option<String> {
     CONTROL
         .get()
         .map(|c| c.current.lock().unwrap_or_else(|p| p.into_inner()).clone())
+}
+
+/// Applies `[node] log_level` (`info` when unset), at start and when a
+/// reload changes it, unless `--log-level` or `RUST_LOG` chose the filter.
+pub fn set_from_config(level: Option<&str>) -> Result<(), LogLevelError> {
+    let Some(control) = CONTROL.get() else {
+        return Ok(());
+    };
+    if control.explicit {
+        if level.is_some() {
+            tracing::warn!(
+                "[node] log_level is ignored: --log-level or RUST_LOG sets the log filter"
+            );
+        }
+        return Ok(());
+    }
+    let wanted = level.unwrap_or("info");
+    if current().as_deref() == Some(wanted) {
+        return Ok(());
+    }
+    set(wanted)
 }
 
 /// Replaces the filter; on error the old one stays.

@@ -44,6 +44,14 @@ impl LiveConfig {
             tracing::warn!(key, "changed; needs a restart (SIGUSR2), not applied");
         }
         let changed = changed_live(&self.applied, &config);
+        if self.applied.node.log_level != config.node.log_level {
+            // Validated with the file: applying it cannot fail.
+            if let Err(err) =
+                portcullis_member::logging::set_from_config(config.node.log_level.as_deref())
+            {
+                tracing::error!(error = %err, "node.log_level not applied");
+            }
+        }
         match member.reload(&config) {
             Ok(()) => {
                 tracing::info!(changed = ?changed, "reloaded");
@@ -125,6 +133,10 @@ fn changed_live(applied: &NodeConfig, new: &NodeConfig) -> Vec<&'static str> {
         ("gateway.public_url", old.public_url != now.public_url),
         ("gateway.tls", old.tls != now.tls),
         ("admin.tls", admin_tls(applied) != admin_tls(new)),
+        (
+            "node.log_level",
+            applied.node.log_level != new.node.log_level,
+        ),
     ];
     let balancer = |c: &NodeConfig| {
         c.balancer.as_ref().map(|b| {

@@ -22,6 +22,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let (inherited, successor) = crate::hot_restart::receive();
     let config = portcullis_config::load_node_config(&args.config)
         .map_err(|errors| anyhow::anyhow!("invalid configuration:\n{errors}"))?;
+    portcullis_member::logging::set_from_config(config.node.log_level.as_deref())?;
     without_huge_pages();
     // The gateway listener on one current-thread runtime per worker
     // (docs/benchmarks.md: more requests per second and more 1 MiB

@@ -552,3 +552,55 @@ async fn a_reload_renews_the_certificate_without_failing_a_request() {
     assert!(log.contains("gateway.header_read_timeout"), "{log}");
     assert!(log.contains("listener settings changed"), "{log}");
 }
+
+/// `[node] log_level` sets the filter when neither `--log-level` nor
+/// `RUST_LOG` does, and a reload applies a new value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_level_comes_from_the_file_and_a_reload_changes_it() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("store/topologies")).unwrap();
+    let (port, config) = (free_port(), dir.path().join("portcullis.toml"));
+    let write = |level: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "[node]\nid = \"lv\"\nlog_level = \"{level}\"\n[gateway]\nlisten = \"127.0.0.1:{port}\"\n[cluster]\nstore = \"dir:{}\"\n",
+                dir.path().join("store").display()
+            ),
+        )
+        .unwrap()
+    };
+    write("warn");
+    let log = dir.path().join("serve.log");
+    let child = Command::new(binary())
+        .args(["serve", "-c"])
+        .arg(&config)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let process = ServeProcess {
+        child,
+        port,
+        config: config.clone(),
+    };
+    wait_port(port, "member");
+    write("info");
+    process.signal("HUP");
+    let read = || std::fs::read_to_string(&log).unwrap_or_default();
+    wait_for("the reload in the log", Duration::from_secs(20), || {
+        let done = read().contains("reloaded");
+        async move { done }
+    })
+    .await;
+    let text = read();
+    let (before, after) = text.split_at(text.find("log filter changed").expect(&text));
+    assert!(
+        !before.contains("gateway listening"),
+        "info lines were logged under log_level = \"warn\":\n{text}"
+    );
+    assert!(after.contains("reloaded"), "{text}");
+}
