@@ -12,6 +12,7 @@ pub mod cache;
 mod error;
 mod heartbeat;
 pub mod inherit;
+mod listeners;
 pub mod logging;
 mod member;
 mod per_core;
