@@ -9,7 +9,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::model::{ClusterSection, Role, StoreAuth, StoreLocation, StoreTls, TlsFiles};
 use crate::raw::{FileCache, FileCluster, FileStoreTls};
-use crate::validate::{is_segment, Validator};
+use crate::validator::{is_segment, Validator};
 
 /// Where the cache goes when `[cluster] cache` is not set, relative to the
 /// config file's directory.

@@ -90,7 +90,7 @@ fn check_errors(errors: &ConfigErrors, text: &str, file: &str) {
     );
 }
 
-/// Characters of one URL path segment, as `validate::is_segment`.
+/// Characters of one URL path segment, as `validator::is_segment`.
 fn is_segment(s: &str) -> bool {
     !matches!(s, "" | "." | "..")
         && s.bytes()

@@ -15,6 +15,7 @@ pub mod model;
 mod raw;
 mod tls;
 mod validate;
+mod validator;
 mod warnings;
 
 use std::path::Path;
@@ -31,7 +32,7 @@ pub use warnings::topology_warnings;
 pub const MAX_BACKENDS: usize = 64;
 
 use crate::lines::line_col;
-use crate::validate::Validator;
+use crate::validator::Validator;
 
 /// Parses a member config. Relative paths resolve against `file`'s directory.
 pub fn parse_node_config(src: &str, file: &Path) -> Result<NodeConfig, ConfigErrors> {
