@@ -58,7 +58,7 @@ impl EtcdSecurity {
             std::fs::read(path).map_err(|source| StoreError::Io {
                 location: store.to_string(),
                 action: format!("reading {key} {}", path.display()),
-                source,
+                cause: source,
             })
         };
         let tls = match tls {
@@ -81,7 +81,7 @@ impl EtcdSecurity {
                     StoreError::Io {
                         location: store.to_string(),
                         action: "reading cluster.password_file".to_string(),
-                        source: std::io::Error::other(reason),
+                        cause: std::io::Error::other(reason),
                     }
                 })?;
                 let bytes = Zeroizing::new(read("cluster.password_file", &auth.password_file)?);
@@ -137,7 +137,7 @@ impl EtcdStore {
         StoreError::Io {
             location: self.location(),
             action: action.to_string(),
-            source: std::io::Error::other(error.to_string()),
+            cause: std::io::Error::other(error.to_string()),
         }
     }
 

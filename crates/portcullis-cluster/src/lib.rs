@@ -25,12 +25,13 @@ pub use watch::{StoreEvent, StoreWatcher};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("store {location}: {action} failed: {source}")]
+    // The cause is part of the message and not also given as `source()`:
+    // error chains (`{:#}`, the CLI's output) would print it twice.
+    #[error("store {location}: {action} failed: {cause}")]
     Io {
         location: String,
         action: String,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("invalid topology name {name:?}: {reason}")]
     BadName { name: String, reason: String },

@@ -76,7 +76,7 @@ impl<'a> Writer<'a> {
         .map_err(|e| StoreError::Io {
             location: "validation".to_string(),
             action: "validate topology".to_string(),
-            source: std::io::Error::other(e),
+            cause: std::io::Error::other(e),
         })?
         .map_err(WriteError::Topology)?;
         Ok(self.store.put_topology(name, text).await?)

@@ -31,7 +31,7 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| StoreError::Io {
             location: "dir".to_string(),
             action: "blocking task".to_string(),
-            source: std::io::Error::other(e),
+            cause: std::io::Error::other(e),
         })?
 }
 

@@ -609,7 +609,7 @@ async fn initial_read(store: &ClusterStore, wait: Duration) -> Result<StoreState
             Err(_) => Err(StoreError::Io {
                 location: store.describe(),
                 action: "read".to_string(),
-                source: std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer"),
+                cause: std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer"),
             }),
         };
         match result {

@@ -44,7 +44,7 @@ impl DirStore {
         StoreError::Io {
             location: self.root.display().to_string(),
             action: action.into(),
-            source,
+            cause: source,
         }
     }
 
