@@ -214,7 +214,12 @@ where
             let prepared =
                 Forwarding::new(gateway, client, &service, request, rest_start, ctx.started);
             let outcome = match prepared {
-                Ok(mut forwarding) => forward(&mut forwarding, connector, &mut ctx).await,
+                Ok(mut forwarding) => {
+                    let outcome = forward(&mut forwarding, connector, &mut ctx).await;
+                    // The next head on this thread is parsed into this map.
+                    crate::spare::give_back_map(std::mem::take(&mut forwarding.head.headers));
+                    outcome
+                }
                 Err(err) => Err(err),
             };
             finish::answer(outcome, &service, client, asked_upgrade, &mut ctx)
