@@ -306,6 +306,12 @@ async fn exchange_head_only(
     if let Err(err) = wrote {
         return Err(failed(ReadError::Io(err), false));
     }
+    // The answer is awaited before a read buffer is taken: the first read
+    // would otherwise find nothing, and lend a block only to give it back.
+    if conn.buf.is_empty() {
+        let ready = poll_fn(|cx| conn.stream.poll_read_ready(cx)).await;
+        ready.map_err(|err| failed(ReadError::Io(err), false))?;
+    }
     match read_head(&mut conn.stream, &mut conn.buf, reading, &mut got_bytes).await {
         Ok(response) => Ok((response, Wire::Whole(conn), true)),
         Err(kind) => Err(failed(kind, got_bytes)),
