@@ -224,7 +224,7 @@ pub(crate) fn read_more<R: AsyncRead + Unpin>(
     if lent {
         *buf = crate::spare::take_read();
     }
-    if buf.capacity() - buf.len() < 1024 {
+    if buf.capacity() - buf.len() < crate::spare::READ_ROOM {
         buf.reserve(room.max(buf.len()));
     }
     let polled = tokio_util::io::poll_read_buf(Pin::new(io), cx, buf);
