@@ -12,8 +12,10 @@ use http::HeaderMap;
 /// The block a head is read into (the engine's `HEAD_READ` is this).
 pub(crate) const HEAD_READ: usize = 4 * 1024;
 
-/// Read buffers kept per thread.
-const KEEP_READ: usize = 8;
+/// Read buffers kept per thread (4 KiB each, unless one grew): with 8, a
+/// fifth of the requests under ten busy connections found none free and
+/// read into a new block.
+const KEEP_READ: usize = 16;
 /// Buffers that grew past this are dropped, not kept.
 const KEEP_UP_TO: usize = 64 * 1024;
 
