@@ -76,10 +76,10 @@ impl Pool {
             return;
         }
         // An idle connection keeps no buffer: its block goes to the thread's
-        // spares when it is free, and is dropped while the last response's
-        // head still shares it. (Keeping that one in the connection saved
-        // about 600 instructions per request but raised the idle memory per
-        // client connection by about 400 B in `bench/perf/idle.sh`.)
+        // spares, where the next head read takes it once the last body
+        // frame cut from it is written. (Keeping it in the connection saved
+        // as much but raised the idle memory per client connection by about
+        // 400 B in `bench/perf/idle.sh`; the spares are a few per thread.)
         drop(crate::spare::give_back_read(std::mem::take(&mut conn.buf)));
         let me = owner();
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());

@@ -207,7 +207,9 @@ async fn send_own(
     conn.used += 1;
     let method = request.head.method.clone();
     let client_head = request.head;
-    let mut head = Vec::with_capacity(384);
+    // The thread's write buffer, given back once the head is written (the
+    // response's head takes it later): no allocation per request.
+    let mut head = crate::spare::take_write();
     let chunked = write_request_head(&mut head, &request);
     let body = request.body;
     let reading = HeadReading {
@@ -215,9 +217,9 @@ async fn send_own(
         interim: connector.interim,
     };
     let exchanged = if body.is_end_stream() {
-        exchange_head_only(conn, &head, &reading).await
+        exchange_head_only(conn, head, &reading).await
     } else {
-        exchange_with_body(conn, &head, body, chunked, &reading).await
+        exchange_with_body(conn, head, body, chunked, &reading).await
     };
     let (response_head, wire, body_sent) = exchanged.map_err(|err| err.into_engine(reused))?;
     let switched = response_head.status() == http::StatusCode::SWITCHING_PROTOCOLS;
@@ -294,13 +296,21 @@ type Exchanged = Result<(ResponseHead, Wire, bool), Failed>;
 /// A request without a body: write the head, read the response head.
 async fn exchange_head_only(
     mut conn: BackendConn,
-    head: &[u8],
+    head: Vec<u8>,
     reading: &HeadReading<'_>,
 ) -> Exchanged {
     let mut got_bytes = false;
     let failed = |kind, got_bytes| Failed { kind, got_bytes };
-    if let Err(err) = conn.stream.write_all(head).await {
+    let wrote = conn.stream.write_all(&head).await;
+    crate::spare::give_back_write(head);
+    if let Err(err) = wrote {
         return Err(failed(ReadError::Io(err), false));
+    }
+    // The answer is awaited before a read buffer is taken: the first read
+    // would otherwise find nothing, and lend a block only to give it back.
+    if conn.buf.is_empty() {
+        let ready = poll_fn(|cx| conn.stream.poll_read_ready(cx)).await;
+        ready.map_err(|err| failed(ReadError::Io(err), false))?;
     }
     match read_head(&mut conn.stream, &mut conn.buf, reading, &mut got_bytes).await {
         Ok(response) => Ok((response, Wire::Whole(conn), true)),
@@ -313,7 +323,7 @@ async fn exchange_head_only(
 /// body still goes up (`Wire::Split`); the connection is then not reused.
 async fn exchange_with_body(
     conn: BackendConn,
-    head: &[u8],
+    head: Vec<u8>,
     body: ProxyBody,
     chunked: bool,
     reading: &HeadReading<'_>,
@@ -326,7 +336,9 @@ async fn exchange_with_body(
     let (mut read, mut write) = stream.into_split();
     let mut got_bytes = false;
     let failed = |kind, got_bytes| Failed { kind, got_bytes };
-    if let Err(err) = write.write_all(head).await {
+    let wrote = write.write_all(&head).await;
+    crate::spare::give_back_write(head);
+    if let Err(err) = wrote {
         return Err(failed(ReadError::Io(err), false));
     }
     let mut upload: Upload = Box::pin(async move {

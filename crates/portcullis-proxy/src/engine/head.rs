@@ -205,7 +205,7 @@ fn named_ranges(
 /// bytes, with `room` for fields to be added.
 fn shared_map(head: &Bytes, room: usize) -> Result<HeaderMap, RequestHeadError> {
     NAMED.with_borrow_mut(|named| {
-        let mut headers = HeaderMap::with_capacity(named.len() + room);
+        let mut headers = crate::spare::take_map(named.len() + room);
         for (name, (start, end)) in named.drain(..) {
             let value = HeaderValue::from_maybe_shared(head.slice(start..end))
                 .map_err(|_| RequestHeadError::Violation(Violation::InvalidFieldValue))?;

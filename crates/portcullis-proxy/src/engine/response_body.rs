@@ -220,13 +220,23 @@ pub(crate) fn read_more<R: AsyncRead + Unpin>(
 ) -> Poll<io::Result<bool>> {
     // A head's read starts from the thread's spare block (`crate::spare`);
     // a body's reads size their own.
-    if buf.capacity() == 0 && room <= HEAD_READ {
+    let lent = buf.capacity() == 0 && room <= HEAD_READ;
+    if lent {
         *buf = crate::spare::take_read();
     }
-    if buf.capacity() - buf.len() < 1024 {
+    if buf.capacity() - buf.len() < crate::spare::READ_ROOM {
         buf.reserve(room.max(buf.len()));
     }
-    let n = ready!(tokio_util::io::poll_read_buf(Pin::new(io), cx, buf))?;
+    let polled = tokio_util::io::poll_read_buf(Pin::new(io), cx, buf);
+    if lent && polled.is_pending() {
+        // Nothing came: the block goes back until bytes do. Held while
+        // waiting, every request awaiting its backend kept one, more than
+        // the thread keeps, so most heads were read into a new block.
+        if let Some(kept) = crate::spare::give_back_read(std::mem::take(buf)) {
+            *buf = kept;
+        }
+    }
+    let n = ready!(polled)?;
     Poll::Ready(Ok(n > 0))
 }
 

@@ -776,4 +776,36 @@ mod size_tests {
         eprintln!("request future: {size} bytes");
         assert!(size <= 2560, "{size} bytes");
     }
+
+    /// The pipeline's future, boxed apart inside the request's: 1,976 bytes
+    /// when measured, over the 1 KiB of the allocator's fast path
+    /// (`docs/benchmarks.md`, fourth session). It must not grow further.
+    #[test]
+    fn the_pipeline_future_is_bounded() {
+        let gateway = Arc::new(Gateway::new(
+            "m1",
+            "gateway",
+            ".".into(),
+            CookieKey::random(),
+        ));
+        let setup = EngineSetup::new(gateway, Duration::from_secs(10), 80, false);
+        let mut raw = BytesMut::from(&b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"[..]);
+        let Ok(Some(head)) = parse_request(&mut raw) else {
+            panic!("a valid head");
+        };
+        let (body, _pump) = request_body(head.framing.body, false);
+        let request = ClientRequest {
+            head: head.parts,
+            body,
+            upgrade: None::<EngineUpgrade>,
+            may_upgrade: false,
+        };
+        let client = setup.client_context(IpAddr::from([127, 0, 0, 1]));
+        let interim = InterimHeads::default();
+        let connector = OwnConnector::relaying(Some(&interim));
+        let serving = pipeline::serve_raw(&setup.gateway, &client, request, &connector);
+        let size = std::mem::size_of_val(&serving);
+        eprintln!("pipeline future: {size} bytes");
+        assert!(size <= 2048, "{size} bytes");
+    }
 }
