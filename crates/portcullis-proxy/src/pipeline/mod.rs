@@ -17,6 +17,7 @@
 
 mod access_log;
 mod attempt;
+mod auth;
 mod connector;
 mod finish;
 mod prepare;
@@ -79,6 +80,8 @@ pub struct RequestContext {
     topology: String,
     service: String,
     tries: Tries,
+    /// Who `[service.auth]` found the caller to be (never the credential).
+    principal: Option<String>,
 }
 
 /// The tries of one request, in order. Nearly every request makes one: it is
@@ -123,6 +126,7 @@ impl RequestContext {
             topology: String::new(),
             service: String::new(),
             tries: Tries::default(),
+            principal: None,
         }
     }
 
@@ -207,12 +211,22 @@ where
             if ctx.logging {
                 ctx.routed = Some(service.clone());
             }
+            let mut request = request;
+            let authenticated = match &service.auth {
+                None => Ok(()),
+                // Boxed: the phase's future then adds nothing to this one
+                // for services without auth.
+                Some(auth) => Box::pin(auth::authenticate(auth, &service, &mut request.head))
+                    .await
+                    .map(|principal| ctx.principal = Some(principal)),
+            };
             let asked_upgrade =
                 h1 && request.may_upgrade && headers::is_upgrade_request(&request.head.headers);
             // The prepared request stays here and `forward` borrows it: moved
             // into `forward`'s future, it was copied with that future.
-            let prepared =
-                Forwarding::new(gateway, client, &service, request, rest_start, ctx.started);
+            let prepared = authenticated.and_then(|()| {
+                Forwarding::new(gateway, client, &service, request, rest_start, ctx.started)
+            });
             let outcome = match prepared {
                 Ok(mut forwarding) => forward(&mut forwarding, connector, &mut ctx).await,
                 Err(err) => Err(err),
