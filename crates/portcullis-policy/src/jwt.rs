@@ -102,7 +102,7 @@ impl JwtVerifier {
 
     /// Keys in the set now (0 until a URL set is first fetched).
     pub fn keys(&self) -> usize {
-        self.keys.current().len()
+        self.keys.current().key_count()
     }
 
     /// Verifies `token` against the key set as it is now.

@@ -63,12 +63,8 @@ impl KeySet {
             .filter(move |k| k.algorithm == alg && (kid.is_none() || k.kid.as_deref() == kid))
     }
 
-    pub fn len(&self) -> usize {
+    pub fn key_count(&self) -> usize {
         self.keys.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
     }
 }
 
@@ -113,7 +109,7 @@ impl KeyStore {
                 true
             }
             Err(err) => {
-                let kept = self.current.load().len();
+                let kept = self.current.load().key_count();
                 tracing::warn!(jwks = %source.describe(), error = %err, kept, "JWT key set fetch failed; the last good set stays");
                 false
             }
