@@ -29,7 +29,10 @@ const RESERVED_HEADERS: &[&str] = &[
 pub(crate) fn auth(v: &mut Validator<'_>, at: &str, raw: FileAuth) -> AuthPolicy {
     let at = format!("{at}.auth");
     let methods = methods(v, &at, &raw.methods);
-    for (table, given) in [("api_key", raw.api_key.is_some()), ("basic", raw.basic.is_some())] {
+    for (table, given) in [
+        ("api_key", raw.api_key.is_some()),
+        ("basic", raw.basic.is_some()),
+    ] {
         if given {
             v.error(
                 &format!("{at}.{table}"),
@@ -101,7 +104,10 @@ fn methods(v: &mut Validator<'_>, at: &str, raw: &[FileAuthMethod]) -> Vec<AuthM
 fn jwt_policy(v: &mut Validator<'_>, at: &str, raw: FileJwt) -> JwtPolicy {
     let jwks = jwks_source(v, &format!("{at}.jwks"), &raw.jwks);
     if raw.issuer.is_empty() {
-        v.error(&format!("{at}.issuer"), "expected the issuer tokens carry in \"iss\"");
+        v.error(
+            &format!("{at}.issuer"),
+            "expected the issuer tokens carry in \"iss\"",
+        );
     }
     if raw.audiences.is_empty() {
         v.error(
@@ -111,7 +117,10 @@ fn jwt_policy(v: &mut Validator<'_>, at: &str, raw: FileJwt) -> JwtPolicy {
     }
     for (j, audience) in raw.audiences.iter().enumerate() {
         if audience.is_empty() {
-            v.error(&format!("{at}.audiences[{j}]"), "expected a non-empty audience");
+            v.error(
+                &format!("{at}.audiences[{j}]"),
+                "expected a non-empty audience",
+            );
         }
     }
     let leeway = v.duration(
@@ -122,7 +131,10 @@ fn jwt_policy(v: &mut Validator<'_>, at: &str, raw: FileJwt) -> JwtPolicy {
         Duration::from_secs(600),
     );
     if leeway.subsec_nanos() != 0 {
-        v.error(&format!("{at}.leeway"), "expected whole seconds, such as \"30s\"");
+        v.error(
+            &format!("{at}.leeway"),
+            "expected whole seconds, such as \"30s\"",
+        );
     }
     JwtPolicy {
         jwks: jwks.unwrap_or(JwksSource::File(String::new())),
@@ -176,7 +188,10 @@ fn identity_header(v: &mut Validator<'_>, at: &str, raw: Option<String>) -> Stri
     let path = format!("{at}.identity_header");
     match http::HeaderName::from_bytes(name.as_bytes()) {
         Err(_) => {
-            v.error(&path, format!("expected an HTTP header name, found {name:?}"));
+            v.error(
+                &path,
+                format!("expected an HTTP header name, found {name:?}"),
+            );
             AuthPolicy::DEFAULT_IDENTITY_HEADER.to_string()
         }
         Ok(header) if RESERVED_HEADERS.contains(&header.as_str()) => {

@@ -19,7 +19,8 @@ fn policy(auth: &str) -> AuthPolicy {
     topo(auth).unwrap().services.remove(0).auth.expect("auth")
 }
 
-const JWT: &str = r#"jwt = { jwks = "file:jwks.json", issuer = "https://idp.example", audiences = ["orders"] }"#;
+const JWT: &str =
+    r#"jwt = { jwks = "file:jwks.json", issuer = "https://idp.example", audiences = ["orders"] }"#;
 
 #[test]
 fn a_jwt_policy_is_parsed_with_its_defaults() {
@@ -51,16 +52,33 @@ fn every_key_is_parsed() {
 
 #[test]
 fn methods_not_built_yet_are_refused_by_name_never_ignored() {
-    let errs = errors(&format!("methods = [\"jwt\", \"api_key\", \"basic\"]\n{JWT}\n"));
+    let errs = errors(&format!(
+        "methods = [\"jwt\", \"api_key\", \"basic\"]\n{JWT}\n"
+    ));
     let paths: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
-    assert_eq!(paths, ["service[0].auth.methods[1]", "service[0].auth.methods[2]"]);
-    assert!(errs[0].message.contains("\"api_key\" method is not supported yet"), "{}", errs[0]);
+    assert_eq!(
+        paths,
+        ["service[0].auth.methods[1]", "service[0].auth.methods[2]"]
+    );
+    assert!(
+        errs[0]
+            .message
+            .contains("\"api_key\" method is not supported yet"),
+        "{}",
+        errs[0]
+    );
     assert_eq!(errs[0].line, Some(5), "{}", errs[0]);
-    let table = errors(&format!("methods = [\"jwt\"]\n{JWT}\napi_key = {{ header = \"X-API-Key\" }}\n"));
+    let table = errors(&format!(
+        "methods = [\"jwt\"]\n{JWT}\napi_key = {{ header = \"X-API-Key\" }}\n"
+    ));
     assert_eq!(table[0].path, "service[0].auth.api_key");
     assert!(table[0].message.contains("not supported yet"));
     let unknown = errors("methods = [\"kerberos\"]\n");
-    assert!(unknown[0].to_string().contains("service[0].auth.methods"), "{}", unknown[0]);
+    assert!(
+        unknown[0].to_string().contains("service[0].auth.methods"),
+        "{}",
+        unknown[0]
+    );
 }
 
 #[test]
@@ -76,15 +94,39 @@ fn methods_and_tables_must_agree() {
 #[test]
 fn jwt_values_are_checked_with_their_key_paths() {
     let cases = [
-        (r#"jwks = "ftp://x/jwks""#, "service[0].auth.jwt.jwks", "scheme"),
+        (
+            r#"jwks = "ftp://x/jwks""#,
+            "service[0].auth.jwt.jwks",
+            "scheme",
+        ),
         (r#"jwks = "file:""#, "service[0].auth.jwt.jwks", "path"),
-        (r#"jwks = "http://idp.example/jwks""#, "service[0].auth.jwt.jwks", "loopback"),
-        (r#"jwks = "https://u:p@idp.example/jwks""#, "service[0].auth.jwt.jwks", "credentials"),
+        (
+            r#"jwks = "http://idp.example/jwks""#,
+            "service[0].auth.jwt.jwks",
+            "loopback",
+        ),
+        (
+            r#"jwks = "https://u:p@idp.example/jwks""#,
+            "service[0].auth.jwt.jwks",
+            "credentials",
+        ),
         (r#"issuer = """#, "service[0].auth.jwt.issuer", "issuer"),
-        (r#"audiences = []"#, "service[0].auth.jwt.audiences", "at least one"),
-        (r#"audiences = ["a", ""]"#, "service[0].auth.jwt.audiences[1]", "non-empty"),
+        (
+            r#"audiences = []"#,
+            "service[0].auth.jwt.audiences",
+            "at least one",
+        ),
+        (
+            r#"audiences = ["a", ""]"#,
+            "service[0].auth.jwt.audiences[1]",
+            "non-empty",
+        ),
         (r#"leeway = "11m""#, "service[0].auth.jwt.leeway", "between"),
-        (r#"leeway = "1500ms""#, "service[0].auth.jwt.leeway", "whole seconds"),
+        (
+            r#"leeway = "1500ms""#,
+            "service[0].auth.jwt.leeway",
+            "whole seconds",
+        ),
     ];
     for (line, path, says) in cases {
         let mut table = vec![
@@ -108,7 +150,12 @@ fn jwt_values_are_checked_with_their_key_paths() {
 
 #[test]
 fn http_is_allowed_for_loopback_hosts_only() {
-    for url in ["http://127.0.0.1:8080/jwks", "http://[::1]/jwks", "http://localhost/jwks", "http://127.9.9.9/k"] {
+    for url in [
+        "http://127.0.0.1:8080/jwks",
+        "http://[::1]/jwks",
+        "http://localhost/jwks",
+        "http://127.9.9.9/k",
+    ] {
         let p = policy(&format!(
             "methods = [\"jwt\"]\njwt = {{ jwks = \"{url}\", issuer = \"i\", audiences = [\"a\"] }}\n"
         ));
@@ -118,8 +165,14 @@ fn http_is_allowed_for_loopback_hosts_only() {
 
 #[test]
 fn identity_headers_must_be_names_the_gateway_does_not_own() {
-    for (name, says) in [("X Bad", "header name"), ("Authorization", "sets or removes"), ("host", "sets or removes")] {
-        let errs = errors(&format!("methods = [\"jwt\"]\n{JWT}\nidentity_header = \"{name}\"\n"));
+    for (name, says) in [
+        ("X Bad", "header name"),
+        ("Authorization", "sets or removes"),
+        ("host", "sets or removes"),
+    ] {
+        let errs = errors(&format!(
+            "methods = [\"jwt\"]\n{JWT}\nidentity_header = \"{name}\"\n"
+        ));
         assert_eq!(errs[0].path, "service[0].auth.identity_header", "{name}");
         assert!(errs[0].message.contains(says), "{name}: {}", errs[0]);
     }
@@ -132,7 +185,11 @@ fn a_file_key_set_is_checked_when_the_topology_is_loaded() {
     let missing = load_topology("t", "t.toml", &text, dir.path()).expect_err("no file");
     assert_eq!(missing.0[0].path, "service[0].auth.jwt.jwks");
     assert!(missing.0[0].message.contains("cannot read"), "{missing}");
-    std::fs::write(dir.path().join("jwks.json"), r#"{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}"#).unwrap();
+    std::fs::write(
+        dir.path().join("jwks.json"),
+        r#"{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}"#,
+    )
+    .unwrap();
     let useless = load_topology("t", "t.toml", &text, dir.path()).expect_err("no usable key");
     assert!(useless.0[0].message.contains("no usable"), "{useless}");
     std::fs::write(

@@ -134,12 +134,18 @@ mod tests {
         let only_hmac = br#"{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}"#;
         assert!(matches!(parse_jwks(only_hmac), Err(JwksError::NoUsableKey)));
         assert!(matches!(parse_jwks(b"[]"), Err(JwksError::Parse(_))));
-        assert!(matches!(parse_jwks(b"{\"keys\":[]}"), Err(JwksError::NoUsableKey)));
+        assert!(matches!(
+            parse_jwks(b"{\"keys\":[]}"),
+            Err(JwksError::NoUsableKey)
+        ));
     }
 
     #[test]
     fn a_missing_file_names_its_path() {
         let err = read_jwks_file("nope.json", Path::new("/nonexistent-dir")).unwrap_err();
-        assert!(err.to_string().contains("/nonexistent-dir/nope.json"), "{err}");
+        assert!(
+            err.to_string().contains("/nonexistent-dir/nope.json"),
+            "{err}"
+        );
     }
 }

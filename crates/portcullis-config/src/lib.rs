@@ -24,8 +24,8 @@ use std::path::Path;
 use std::time::Duration;
 
 pub use cluster::check_password_file;
-pub use jwks::{parse_jwks, read_jwks_file, JwksError, JwtKey};
 pub use error::{ConfigError, ConfigErrors};
+pub use jwks::{parse_jwks, read_jwks_file, JwksError, JwtKey};
 pub use model::*;
 pub use tls::{load_tls_ca, read_tls_ca, tls_ca_roots, TlsCaError};
 pub use warnings::topology_warnings;

@@ -33,7 +33,10 @@ mod tests {
         assert_eq!(with_doas(None, "alice"), "doAs=alice");
         assert_eq!(with_doas(Some(""), "alice"), "doAs=alice");
         assert_eq!(
-            with_doas(Some("op=LISTSTATUS&doAs=root&DOAS=hdfs&d%6fAs=x&user.name=x"), "alice"),
+            with_doas(
+                Some("op=LISTSTATUS&doAs=root&DOAS=hdfs&d%6fAs=x&user.name=x"),
+                "alice"
+            ),
             "op=LISTSTATUS&user.name=x&doAs=alice"
         );
     }

@@ -61,7 +61,11 @@ impl JwtVerifier {
             JwksSource::File(path) => {
                 let bytes = portcullis_config::read_jwks_file(path, base_dir)?;
                 let keys = portcullis_config::parse_jwks(&bytes)?;
-                Ok(Self::with_store(policy, Arc::new(KeyStore::fixed(keys)), None))
+                Ok(Self::with_store(
+                    policy,
+                    Arc::new(KeyStore::fixed(keys)),
+                    None,
+                ))
             }
             JwksSource::Url(url) => {
                 let source = crate::fetch::UrlSource::new(url).map_err(PolicyError::Client)?;
@@ -117,8 +121,7 @@ impl JwtVerifier {
         let keys = self.keys.current();
         let mut outcome = Err(JwtFailure::UnknownKey);
         for key in keys.candidates(header.kid.as_deref(), header.alg) {
-            let decoded =
-                jsonwebtoken::decode::<Claims>(token, &key.key, &self.validations[index]);
+            let decoded = jsonwebtoken::decode::<Claims>(token, &key.key, &self.validations[index]);
             outcome = match decoded {
                 Ok(data) => return principal(data.claims),
                 // The signature verified before the time was checked.
@@ -143,7 +146,10 @@ impl JwtVerifier {
 }
 
 fn is_time(kind: &ErrorKind) -> bool {
-    matches!(kind, ErrorKind::ExpiredSignature | ErrorKind::ImmatureSignature)
+    matches!(
+        kind,
+        ErrorKind::ExpiredSignature | ErrorKind::ImmatureSignature
+    )
 }
 
 fn principal(claims: Claims) -> Result<Principal, JwtFailure> {

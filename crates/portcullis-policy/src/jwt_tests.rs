@@ -39,7 +39,10 @@ fn alg_none_and_hs256_with_the_public_key_are_refused() {
     let key = TestKey::ed25519("e");
     let verifier = verifier(&[&key]);
     let good = claims("alice", ISS, "orders");
-    assert_eq!(verifier.verify(&unsigned("e", &good)), Err(JwtFailure::Invalid));
+    assert_eq!(
+        verifier.verify(&unsigned("e", &good)),
+        Err(JwtFailure::Invalid)
+    );
     let forged = hs256(&key.public_bytes(), "e", &good);
     assert_eq!(verifier.verify(&forged), Err(JwtFailure::Invalid));
     // The HMAC secret as an `oct` key in the set changes nothing: such keys
@@ -63,7 +66,10 @@ fn a_token_signed_by_another_key_under_a_known_kid_is_invalid() {
     let other = TestKey::p256("other").with_kid("k1");
     let verifier = verifier(&[&real]);
     let good = claims("alice", ISS, "orders");
-    assert_eq!(verifier.verify(&other.sign(&good)), Err(JwtFailure::Invalid));
+    assert_eq!(
+        verifier.verify(&other.sign(&good)),
+        Err(JwtFailure::Invalid)
+    );
     assert!(verifier.verify(&real.sign(&good)).is_ok());
 }
 
@@ -73,7 +79,10 @@ fn an_unknown_kid_or_a_kid_of_another_algorithm_is_an_unknown_key() {
     let verifier = verifier(&[&key]);
     let good = claims("alice", ISS, "orders");
     let stranger = TestKey::ed25519("new");
-    assert_eq!(verifier.verify(&stranger.sign(&good)), Err(JwtFailure::UnknownKey));
+    assert_eq!(
+        verifier.verify(&stranger.sign(&good)),
+        Err(JwtFailure::UnknownKey)
+    );
     let p = TestKey::p256("e");
     assert_eq!(verifier.verify(&p.sign(&good)), Err(JwtFailure::UnknownKey));
 }
@@ -83,8 +92,14 @@ fn issuer_audience_and_subject_are_checked() {
     let key = TestKey::ed25519("e");
     let verifier = verifier(&[&key]);
     let check = |claims: serde_json::Value| verifier.verify(&key.sign(&claims));
-    assert_eq!(check(claims("alice", "https://evil.example", "orders")), Err(JwtFailure::Invalid));
-    assert_eq!(check(claims("alice", ISS, "payroll")), Err(JwtFailure::Invalid));
+    assert_eq!(
+        check(claims("alice", "https://evil.example", "orders")),
+        Err(JwtFailure::Invalid)
+    );
+    assert_eq!(
+        check(claims("alice", ISS, "payroll")),
+        Err(JwtFailure::Invalid)
+    );
     let mut several = claims("alice", ISS, "x");
     several["aud"] = json!(["payroll", "orders"]);
     assert!(check(several).is_ok(), "one audience of the list suffices");
@@ -119,6 +134,10 @@ fn exp_and_nbf_hold_within_the_leeway_only() {
 fn malformed_tokens_are_invalid() {
     let verifier = verifier(&[&TestKey::ed25519("e")]);
     for token in ["", "a.b.c", "not-a-token", "a.b"] {
-        assert_eq!(verifier.verify(token), Err(JwtFailure::Invalid), "{token:?}");
+        assert_eq!(
+            verifier.verify(token),
+            Err(JwtFailure::Invalid),
+            "{token:?}"
+        );
     }
 }

@@ -31,7 +31,8 @@ pub enum FetchError {
     Jwks(#[from] portcullis_config::JwksError),
 }
 
-pub type FetchFuture<'a> = Pin<Box<dyn Future<Output = Result<Vec<JwtKey>, FetchError>> + Send + 'a>>;
+pub type FetchFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Vec<JwtKey>, FetchError>> + Send + 'a>>;
 
 /// Where a refreshed key set comes from: the URL fetcher, or a test's.
 pub trait KeySource: Send + Sync + 'static {
@@ -192,15 +193,24 @@ mod tests {
         *source.serve.lock().unwrap() = Some(TestKey::jwks(&[&a]));
         let store = KeyStore::fetched(Box::new(source.clone()));
         let has_b = |set: &KeySet| set.candidates(Some("b"), Algorithm::EdDSA).next().is_some();
-        assert!(!store.refresh_for_unknown(has_b).await, "b is not served yet");
+        assert!(
+            !store.refresh_for_unknown(has_b).await,
+            "b is not served yet"
+        );
         assert_eq!(source.fetches.load(Ordering::SeqCst), 1);
         assert_eq!(kids(&store), ["a"]);
         *source.serve.lock().unwrap() = Some(TestKey::jwks(&[&a, &b]));
         tokio::time::advance(Duration::from_secs(9)).await;
-        assert!(!store.refresh_for_unknown(has_b).await, "within 10 s: no fetch");
+        assert!(
+            !store.refresh_for_unknown(has_b).await,
+            "within 10 s: no fetch"
+        );
         assert_eq!(source.fetches.load(Ordering::SeqCst), 1);
         tokio::time::advance(Duration::from_secs(1)).await;
-        assert!(store.refresh_for_unknown(has_b).await, "10 s later: fetched");
+        assert!(
+            store.refresh_for_unknown(has_b).await,
+            "10 s later: fetched"
+        );
         assert_eq!(source.fetches.load(Ordering::SeqCst), 2);
         // Known now: no fetch however soon.
         assert!(store.refresh_for_unknown(has_b).await);

@@ -104,7 +104,13 @@ impl AuthCounts {
     pub fn snapshot(&self) -> Vec<(&'static str, AuthResult, u64)> {
         AuthResult::ALL
             .iter()
-            .map(|&r| (AuthMethod::Jwt.as_str(), r, self.0[r as usize].load(Ordering::Relaxed)))
+            .map(|&r| {
+                (
+                    AuthMethod::Jwt.as_str(),
+                    r,
+                    self.0[r as usize].load(Ordering::Relaxed),
+                )
+            })
             .filter(|(_, _, n)| *n > 0)
             .collect()
     }
@@ -213,8 +219,14 @@ mod tests {
         assert_eq!(bearer_token(&headers(&["Bearer abc"])), Ok("abc"));
         assert_eq!(bearer_token(&headers(&["bearer  abc "])), Ok("abc"));
         assert_eq!(bearer_token(&headers(&[])), Err(AuthResult::Missing));
-        assert_eq!(bearer_token(&headers(&["Basic YTpi"])), Err(AuthResult::Missing));
-        assert_eq!(bearer_token(&headers(&["Bearer"])), Err(AuthResult::Invalid));
+        assert_eq!(
+            bearer_token(&headers(&["Basic YTpi"])),
+            Err(AuthResult::Missing)
+        );
+        assert_eq!(
+            bearer_token(&headers(&["Bearer"])),
+            Err(AuthResult::Invalid)
+        );
         assert_eq!(
             bearer_token(&headers(&["Bearer a", "Bearer b"])),
             Err(AuthResult::Invalid)
@@ -223,8 +235,13 @@ mod tests {
 
     #[test]
     fn challenges_follow_rfc_6750() {
-        assert_eq!(AuthResult::Missing.challenge(), "Bearer realm=\"portcullis\"");
-        assert!(AuthResult::Expired.challenge().ends_with("error=\"invalid_token\""));
+        assert_eq!(
+            AuthResult::Missing.challenge(),
+            "Bearer realm=\"portcullis\""
+        );
+        assert!(AuthResult::Expired
+            .challenge()
+            .ends_with("error=\"invalid_token\""));
     }
 
     #[test]

@@ -30,8 +30,7 @@ impl TestKey {
     }
 
     pub fn p256(kid: &str) -> TestKey {
-        let pair =
-            rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("P-256 key");
+        let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("P-256 key");
         // 0x04, then x and y.
         let point = pair.public_key_raw();
         let jwk = json!({

@@ -379,7 +379,10 @@ mod tests {
         let mut with = fields("/gateway/shop/echo/", 200, 1, &[]);
         with.principal = Some("bob \"the\" admin");
         let line = formatted(&with, &[]);
-        assert!(line.ends_with(r#"outcomes="" principal="bob \"the\" admin""#), "{line}");
+        assert!(
+            line.ends_with(r#"outcomes="" principal="bob \"the\" admin""#),
+            "{line}"
+        );
         let without = formatted(&fields("/gateway/shop/echo/", 200, 1, &[]), &[]);
         assert!(!without.contains("principal"), "{without}");
     }

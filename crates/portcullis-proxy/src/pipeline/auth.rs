@@ -25,8 +25,8 @@ pub(super) async fn authenticate(
         Err(result) => return Err(refuse(service, result)),
     };
     // A name that cannot travel in a header is not one to assert.
-    let value = HeaderValue::from_str(&principal.name)
-        .map_err(|_| refuse(service, AuthResult::Invalid))?;
+    let value =
+        HeaderValue::from_str(&principal.name).map_err(|_| refuse(service, AuthResult::Invalid))?;
     if auth.knox_doas() {
         head.uri = with_doas(&head.uri, &principal.name)
             .ok_or_else(|| refuse(service, AuthResult::Invalid))?;
@@ -72,6 +72,9 @@ mod tests {
             "https://gw.example/gateway/t/webhdfs/v1/x?op=OPEN&doAs=alice"
         );
         let bare: Uri = "/gateway/t/s".parse().unwrap();
-        assert_eq!(with_doas(&bare, "a b").unwrap().to_string(), "/gateway/t/s?doAs=a+b");
+        assert_eq!(
+            with_doas(&bare, "a b").unwrap().to_string(),
+            "/gateway/t/s?doAs=a+b"
+        );
     }
 }

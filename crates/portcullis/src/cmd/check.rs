@@ -151,7 +151,11 @@ fn auth_summary(topology: &portcullis_config::Topology) -> String {
     for service in &topology.services {
         let Some(auth) = &service.auth else { continue };
         let methods: Vec<&str> = auth.methods.iter().map(|m| m.as_str()).collect();
-        out.push_str(&format!("\n  service {}: auth {}", service.name, methods.join(", ")));
+        out.push_str(&format!(
+            "\n  service {}: auth {}",
+            service.name,
+            methods.join(", ")
+        ));
         if let Some(jwt) = &auth.jwt {
             out.push_str(&format!(
                 " (jwks {}, issuer {}, audiences {}, leeway {}s)",

@@ -109,18 +109,36 @@ async fn call(member: &TestMember, path: &str, headers: &[(&str, &str)]) -> Repl
 }
 
 async fn with_token(member: &TestMember, token: &str) -> Reply {
-    call(member, "who", &[("authorization", &format!("Bearer {token}"))]).await
+    call(
+        member,
+        "who",
+        &[("authorization", &format!("Bearer {token}"))],
+    )
+    .await
 }
 
 fn assert_refused(reply: &Reply, challenge: &str, what: &str) {
-    assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{what}: {}", reply.text());
     assert_eq!(
-        reply.headers.get("www-authenticate").and_then(|v| v.to_str().ok()),
+        reply.status,
+        StatusCode::UNAUTHORIZED,
+        "{what}: {}",
+        reply.text()
+    );
+    assert_eq!(
+        reply
+            .headers
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok()),
         Some(challenge),
         "{what}"
     );
     assert_eq!(reply.json()["error"], "unauthorized", "{what}: no detail");
-    assert_eq!(reply.text().matches(':').count(), 3, "{what}: error, topology, service only: {}", reply.text());
+    assert_eq!(
+        reply.text().matches(':').count(),
+        3,
+        "{what}: error, topology, service only: {}",
+        reply.text()
+    );
 }
 
 const BARE: &str = "Bearer realm=\"portcullis\"";
@@ -128,7 +146,13 @@ const INVALID: &str = "Bearer realm=\"portcullis\", error=\"invalid_token\"";
 
 fn auth_counts(member: &TestMember) -> Vec<(AuthResult, u64)> {
     let service = member.service("t", "svc");
-    service.stats.auth.snapshot().into_iter().map(|(_, r, n)| (r, n)).collect()
+    service
+        .stats
+        .auth
+        .snapshot()
+        .into_iter()
+        .map(|(_, r, n)| (r, n))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -151,10 +175,23 @@ async fn good_tokens_pass_with_the_principal_and_bad_ones_get_401() {
             ],
         )
         .await;
-        assert_eq!(reply.status, StatusCode::OK, "{:?}: {}", key.algorithm, reply.text());
+        assert_eq!(
+            reply.status,
+            StatusCode::OK,
+            "{:?}: {}",
+            key.algorithm,
+            reply.text()
+        );
         let headers = &reply.json()["headers"];
-        assert_eq!(headers["x-forwarded-user"], "alice", "client copies replaced: {headers}");
-        assert_eq!(headers.get("authorization"), None, "the token never reaches the backend");
+        assert_eq!(
+            headers["x-forwarded-user"], "alice",
+            "client copies replaced: {headers}"
+        );
+        assert_eq!(
+            headers.get("authorization"),
+            None,
+            "the token never reaches the backend"
+        );
     }
 
     let missing = call(&member, "who", &[]).await;
@@ -164,20 +201,48 @@ async fn good_tokens_pass_with_the_principal_and_bad_ones_get_401() {
 
     let mut expired = claims("alice", ISS, "orders");
     expired["exp"] = (now() - 60).into();
-    assert_refused(&with_token(&member, &ed.sign(&expired)).await, INVALID, "expired beyond the leeway");
+    assert_refused(
+        &with_token(&member, &ed.sign(&expired)).await,
+        INVALID,
+        "expired beyond the leeway",
+    );
     let mut within = claims("alice", ISS, "orders");
     within["exp"] = (now() - 2).into();
-    assert_eq!(with_token(&member, &ed.sign(&within)).await.status, StatusCode::OK, "within the leeway");
+    assert_eq!(
+        with_token(&member, &ed.sign(&within)).await.status,
+        StatusCode::OK,
+        "within the leeway"
+    );
 
-    assert_refused(&with_token(&member, &unsigned("e1", &good)).await, INVALID, "alg none");
+    assert_refused(
+        &with_token(&member, &unsigned("e1", &good)).await,
+        INVALID,
+        "alg none",
+    );
     let forged = hs256(&rsa.public_bytes(), "r1", &good);
-    assert_refused(&with_token(&member, &forged).await, INVALID, "HS256 with the public key");
+    assert_refused(
+        &with_token(&member, &forged).await,
+        INVALID,
+        "HS256 with the public key",
+    );
     let impostor = TestKey::ed25519("x").with_kid("e1");
-    assert_refused(&with_token(&member, &impostor.sign(&good)).await, INVALID, "another key");
+    assert_refused(
+        &with_token(&member, &impostor.sign(&good)).await,
+        INVALID,
+        "another key",
+    );
     let elsewhere = claims("alice", ISS, "payroll");
-    assert_refused(&with_token(&member, &ec.sign(&elsewhere)).await, INVALID, "another audience");
+    assert_refused(
+        &with_token(&member, &ec.sign(&elsewhere)).await,
+        INVALID,
+        "another audience",
+    );
     let other_issuer = claims("alice", "https://evil.test", "orders");
-    assert_refused(&with_token(&member, &ec.sign(&other_issuer)).await, INVALID, "another issuer");
+    assert_refused(
+        &with_token(&member, &ec.sign(&other_issuer)).await,
+        INVALID,
+        "another issuer",
+    );
 
     assert_eq!(
         auth_counts(&member),
@@ -196,12 +261,19 @@ async fn good_tokens_pass_with_the_principal_and_bad_ones_get_401() {
 async fn knox_doas_carries_the_principal_in_the_query_and_a_chosen_header() {
     let key = TestKey::ed25519("e1");
     let server = JwksServer::start(TestKey::jwks(&[&key])).await;
-    let (_backend, member) = start(&server, "identity_header = \"X-Remote-User\"\nknox_doas = true").await;
+    let (_backend, member) = start(
+        &server,
+        "identity_header = \"X-Remote-User\"\nknox_doas = true",
+    )
+    .await;
     let token = key.sign(&claims("bob smith", ISS, "billing"));
     let reply = call(
         &member,
         "v1/x?op=LISTSTATUS&doAs=root&DOAS=hdfs",
-        &[("authorization", &format!("Bearer {token}")), ("x-remote-user", "root")],
+        &[
+            ("authorization", &format!("Bearer {token}")),
+            ("x-remote-user", "root"),
+        ],
     )
     .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
@@ -220,7 +292,10 @@ async fn a_rotated_key_passes_at_once_and_a_vanished_key_set_server_keeps_the_la
     let server = JwksServer::start(TestKey::jwks(&[&old])).await;
     let (_backend, member) = start(&server, "").await;
     let good = claims("carol", ISS, "orders");
-    assert_eq!(with_token(&member, &old.sign(&good)).await.status, StatusCode::OK);
+    assert_eq!(
+        with_token(&member, &old.sign(&good)).await.status,
+        StatusCode::OK
+    );
 
     // The identity provider publishes a new key and signs with it: the
     // unknown kid makes the member fetch the set again, now, not in 5 min.
@@ -234,17 +309,31 @@ async fn a_rotated_key_passes_at_once_and_a_vanished_key_set_server_keeps_the_la
     let third = TestKey::rsa("k3");
     server.serve(TestKey::jwks(&[&old, &new, &third]));
     let reply = with_token(&member, &third.sign(&good)).await;
-    assert_refused(&reply, INVALID, "unknown kid within 10 s of the last refresh");
+    assert_refused(
+        &reply,
+        INVALID,
+        "unknown kid within 10 s of the last refresh",
+    );
 
     // The server goes away; once 10 s have passed, an unknown kid makes the
     // member try (and fail) to fetch: the last good set stays in use.
     server.stop().await;
     tokio::time::sleep(Duration::from_secs(10)).await;
     let stranger = TestKey::ed25519("k4");
-    assert_refused(&with_token(&member, &stranger.sign(&good)).await, INVALID, "unknown kid, no server");
+    assert_refused(
+        &with_token(&member, &stranger.sign(&good)).await,
+        INVALID,
+        "unknown kid, no server",
+    );
     for key in [&old, &new] {
         let reply = with_token(&member, &key.sign(&good)).await;
-        assert_eq!(reply.status, StatusCode::OK, "{}: {}", key.kid, reply.text());
+        assert_eq!(
+            reply.status,
+            StatusCode::OK,
+            "{}: {}",
+            key.kid,
+            reply.text()
+        );
     }
     member.stop().await;
 }
