@@ -337,3 +337,45 @@ async fn a_rotated_key_passes_at_once_and_a_vanished_key_set_server_keeps_the_la
     }
     member.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn results_are_scraped_as_portcullis_auth_total() {
+    let key = TestKey::ed25519("e1");
+    let server = JwksServer::start(TestKey::jwks(&[&key])).await;
+    let backend = DemoBackend::spawn("b", "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(root.path().join("store/topologies")).unwrap();
+    write_topology(root.path(), "t", &auth_topology(&backend.url(), &server.url(), ""));
+    let member =
+        TestMember::start_admin(&root.path().join("store"), "gw-1", "manager", None).await;
+    wait_until("the key set is fetched", Duration::from_secs(10), || {
+        matches!(member.gateway().service("t", "svc"), portcullis_proxy::routing::Lookup::Found(s)
+            if s.auth.as_ref().is_some_and(|a| a.jwt().keys() > 0))
+    })
+    .await;
+    let token = key.sign(&claims("dave", ISS, "orders"));
+    assert_eq!(with_token(&member, &token).await.status, StatusCode::OK);
+    assert_eq!(with_token(&member, &token).await.status, StatusCode::OK);
+    assert_eq!(call(&member, "who", &[]).await.status, StatusCode::UNAUTHORIZED);
+    let metrics = get(&member.admin_url("/metrics")).await.text();
+    let series = |result: &str| {
+        metrics
+            .lines()
+            .find(|l| {
+                l.starts_with("portcullis_auth_total{")
+                    && l.contains("topology=\"t\"")
+                    && l.contains("service=\"svc\"")
+                    && l.contains("method=\"jwt\"")
+                    && l.contains(&format!("result=\"{result}\""))
+            })
+            .and_then(|l| l.rsplit(' ').next())
+            .map(str::to_string)
+    };
+    assert_eq!(series("ok").as_deref(), Some("2"), "{metrics}");
+    assert_eq!(series("missing").as_deref(), Some("1"), "{metrics}");
+    assert_eq!(series("invalid"), None, "results not seen are left out");
+    member.stop().await;
+    server.stop().await;
+}
