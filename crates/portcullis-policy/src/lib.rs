@@ -233,6 +233,49 @@ mod tests {
         );
     }
 
+    fn file_policy(jwks: &str) -> AuthPolicy {
+        AuthPolicy {
+            methods: vec![AuthMethod::Jwt],
+            jwt: Some(portcullis_config::JwtPolicy {
+                jwks: portcullis_config::JwksSource::File(jwks.into()),
+                issuer: "iss".into(),
+                audiences: vec!["aud".into()],
+                leeway: std::time::Duration::ZERO,
+            }),
+            identity_header: "x-user".into(),
+            knox_doas: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_authenticator_from_a_key_set_file_verifies_and_refuses() {
+        use crate::test_keys::{claims, TestKey};
+        let dir = tempfile::tempdir().unwrap();
+        let key = TestKey::p256("k");
+        std::fs::write(dir.path().join("jwks.json"), TestKey::jwks(&[&key])).unwrap();
+        let auth = Authenticator::build(&file_policy("jwks.json"), dir.path()).unwrap();
+        assert_eq!(auth.identity_header().as_str(), "x-user");
+        assert_eq!(auth.jwt().keys(), 1);
+        let bearer = |token: String| headers(&[&format!("Bearer {token}")]);
+        let principal = auth
+            .authenticate(&bearer(key.sign(&claims("ann", "iss", "aud"))))
+            .await
+            .unwrap();
+        assert_eq!(principal.name, "ann");
+        // A file set is never refetched: an unknown kid is simply invalid.
+        let stranger = TestKey::p256("other");
+        let refused = auth
+            .authenticate(&bearer(stranger.sign(&claims("ann", "iss", "aud"))))
+            .await;
+        assert_eq!(refused, Err(AuthResult::Invalid));
+        assert_eq!(
+            auth.authenticate(&headers(&[])).await,
+            Err(AuthResult::Missing)
+        );
+        let missing = Authenticator::build(&file_policy("gone.json"), dir.path());
+        assert!(matches!(missing, Err(PolicyError::Jwks(_))));
+    }
+
     #[test]
     fn challenges_follow_rfc_6750() {
         assert_eq!(

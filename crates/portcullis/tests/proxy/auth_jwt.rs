@@ -347,9 +347,12 @@ async fn results_are_scraped_as_portcullis_auth_total() {
         .unwrap();
     let root = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(root.path().join("store/topologies")).unwrap();
-    write_topology(root.path(), "t", &auth_topology(&backend.url(), &server.url(), ""));
-    let member =
-        TestMember::start_admin(&root.path().join("store"), "gw-1", "manager", None).await;
+    write_topology(
+        root.path(),
+        "t",
+        &auth_topology(&backend.url(), &server.url(), ""),
+    );
+    let member = TestMember::start_admin(&root.path().join("store"), "gw-1", "manager", None).await;
     wait_until("the key set is fetched", Duration::from_secs(10), || {
         matches!(member.gateway().service("t", "svc"), portcullis_proxy::routing::Lookup::Found(s)
             if s.auth.as_ref().is_some_and(|a| a.jwt().keys() > 0))
@@ -358,7 +361,10 @@ async fn results_are_scraped_as_portcullis_auth_total() {
     let token = key.sign(&claims("dave", ISS, "orders"));
     assert_eq!(with_token(&member, &token).await.status, StatusCode::OK);
     assert_eq!(with_token(&member, &token).await.status, StatusCode::OK);
-    assert_eq!(call(&member, "who", &[]).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        call(&member, "who", &[]).await.status,
+        StatusCode::UNAUTHORIZED
+    );
     let metrics = get(&member.admin_url("/metrics")).await.text();
     let series = |result: &str| {
         metrics
