@@ -24,9 +24,10 @@ pub(super) async fn authenticate(
         Ok(principal) => principal,
         Err(result) => return Err(refuse(service, result)),
     };
-    // A name that cannot travel in a header is not one to assert.
-    let value =
-        HeaderValue::from_str(&principal.name).map_err(|_| refuse(service, AuthResult::Invalid))?;
+    // A name that cannot travel in a header (control characters) is not
+    // one to assert; UTF-8 goes as its bytes.
+    let value = HeaderValue::from_bytes(principal.name.as_bytes())
+        .map_err(|_| refuse(service, AuthResult::Invalid))?;
     if auth.knox_doas() {
         head.uri = with_doas(&head.uri, &principal.name)
             .ok_or_else(|| refuse(service, AuthResult::Invalid))?;

@@ -281,6 +281,18 @@ async fn knox_doas_carries_the_principal_in_the_query_and_a_chosen_header() {
     assert_eq!(json["query"], "op=LISTSTATUS&doAs=bob+smith", "{json}");
     assert_eq!(json["headers"]["x-remote-user"], "bob smith");
     assert_eq!(json["headers"].get("x-forwarded-user"), None);
+
+    let utf8 = key.sign(&claims("zoë", ISS, "orders"));
+    let reply = with_token(&member, &utf8).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    assert_eq!(reply.json()["headers"]["x-remote-user"], "zoë");
+    assert_eq!(reply.json()["query"], "doAs=zo%C3%AB");
+    let control = key.sign(&claims("eve\r\nx-admin: 1", ISS, "orders"));
+    assert_refused(
+        &with_token(&member, &control).await,
+        INVALID,
+        "a sub that is no header value",
+    );
     member.stop().await;
     server.stop().await;
 }
