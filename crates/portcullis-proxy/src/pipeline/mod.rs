@@ -187,7 +187,7 @@ where
 pub async fn serve_raw<B, C, U>(
     gateway: &Gateway,
     client: &ClientContext,
-    request: ClientRequest<B, U>,
+    mut request: ClientRequest<B, U>,
     connector: &C,
 ) -> ProxyResponse
 where
@@ -211,7 +211,6 @@ where
             if ctx.logging {
                 ctx.routed = Some(service.clone());
             }
-            let mut request = request;
             let authenticated = match &service.auth {
                 None => Ok(()),
                 // Boxed: the phase's future then adds nothing to this one
