@@ -5,10 +5,12 @@
 //! key path and line), and model types (`model`, what the rest of the system uses).
 #![forbid(unsafe_code)]
 
+mod auth;
 mod cluster;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+mod jwks;
 mod lines;
 mod locate;
 pub mod model;
@@ -23,6 +25,7 @@ use std::time::Duration;
 
 pub use cluster::check_password_file;
 pub use error::{ConfigError, ConfigErrors};
+pub use jwks::{parse_jwks, read_jwks_file, JwksError, JwtKey};
 pub use model::*;
 pub use tls::{load_tls_ca, read_tls_ca, tls_ca_roots, TlsCaError};
 pub use warnings::topology_warnings;

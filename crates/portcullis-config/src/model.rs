@@ -166,6 +166,8 @@ pub struct Service {
     pub health: Option<HealthCheck>,
     pub timeouts: Timeouts,
     pub backend_auth: Option<BackendAuth>,
+    /// `[service.auth]`: who may call the service; `None` lets everyone.
+    pub auth: Option<AuthPolicy>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
@@ -286,6 +288,70 @@ impl Default for Timeouts {
 pub struct BackendAuth {
     pub user: String,
     pub password_alias: String,
+}
+
+/// `[service.auth]` (PRODUCT.md §11, docs/policies.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthPolicy {
+    /// Tried in this order. Only [`AuthMethod::Jwt`] exists so far.
+    pub methods: Vec<AuthMethod>,
+    /// Set exactly when `methods` lists [`AuthMethod::Jwt`].
+    pub jwt: Option<JwtPolicy>,
+    /// The header the principal goes to the backends in; client-supplied
+    /// copies are removed. Lower case, a valid field name.
+    pub identity_header: String,
+    /// Also add `?doAs=<principal>`, as Knox's identity assertion does.
+    pub knox_doas: bool,
+}
+
+impl AuthPolicy {
+    pub const DEFAULT_IDENTITY_HEADER: &'static str = "x-forwarded-user";
+    pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    /// A bearer JWT in `Authorization`.
+    Jwt,
+}
+
+impl AuthMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::Jwt => "jwt",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwtPolicy {
+    pub jwks: JwksSource,
+    /// The `iss` every token must carry.
+    pub issuer: String,
+    /// A token's `aud` must hold at least one of these.
+    pub audiences: Vec<String>,
+    /// Slack for `exp` and `nbf`, whole seconds.
+    pub leeway: Duration,
+}
+
+/// Where a JWT key set comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JwksSource {
+    /// `file:PATH`: read when the topology is applied; PATH relative to the
+    /// member's config directory, as `tls_ca`.
+    File(String),
+    /// `https://...` (or `http://` to a loopback host): fetched in the
+    /// background and refreshed.
+    Url(url::Url),
+}
+
+impl std::fmt::Display for JwksSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            JwksSource::File(path) => write!(f, "file:{path}"),
+            JwksSource::Url(url) => write!(f, "{url}"),
+        }
+    }
 }
 
 /// Operator-set state of one backend, shared by every member through the store.

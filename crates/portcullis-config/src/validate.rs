@@ -373,6 +373,7 @@ fn service(v: &mut Validator<'_>, at: &str, raw: FileService) -> Service {
         health,
         timeouts,
         backend_auth,
+        auth: raw.auth.map(|a| crate::auth::auth(v, at, a)),
     }
 }
 
@@ -401,6 +402,9 @@ fn backend_count(v: &mut Validator<'_>, at: &str, urls: usize, backups: usize) {
 /// member applying it will, relative to `base_dir`.
 pub(crate) fn topology_files(v: &mut Validator<'_>, topology: &Topology, base_dir: &Path) {
     for (i, service) in topology.services.iter().enumerate() {
+        if let Some(auth) = &service.auth {
+            crate::auth::auth_files(v, i, auth, base_dir);
+        }
         // With tls_verify = false the data plane never reads the CA either.
         let Some(ca) = service.tls_ca.as_deref().filter(|_| service.tls_verify) else {
             continue;

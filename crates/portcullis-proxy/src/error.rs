@@ -57,6 +57,14 @@ pub enum ProxyError {
         service: String,
         reason: &'static str,
     },
+    /// `[service.auth]` refused the request: no or bad credentials. The
+    /// challenge is the `WWW-Authenticate` value (RFC 6750).
+    #[error("unauthorized")]
+    Unauthorized {
+        topology: String,
+        service: String,
+        challenge: &'static str,
+    },
     /// The client's request body broke off or was too slow.
     #[error("request body: {reason}")]
     ClientBody { reason: &'static str },
@@ -78,6 +86,7 @@ impl ProxyError {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             ProxyError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ProxyError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             ProxyError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ProxyError::ClientBody { .. } => StatusCode::REQUEST_TIMEOUT,
         }
@@ -107,6 +116,8 @@ impl ProxyError {
             ProxyError::Timeout { .. } => "backend timeout",
             ProxyError::NoBackend { .. } => "no backend available",
             ProxyError::MissingCredentials { .. } => "backend credentials unavailable",
+            // Nothing on why: no help for someone trying tokens.
+            ProxyError::Unauthorized { .. } => "unauthorized",
             ProxyError::BadRequest { reason }
             | ProxyError::MethodNotAllowed { reason }
             | ProxyError::ClientBody { reason } => reason,
@@ -135,6 +146,9 @@ impl ProxyError {
                 topology, service, ..
             }
             | ProxyError::NoBackend { topology, service }
+            | ProxyError::Unauthorized {
+                topology, service, ..
+            }
             | ProxyError::MissingCredentials { topology, service } => {
                 (Some(topology), Some(service))
             }
@@ -152,7 +166,14 @@ impl ProxyError {
         if let Some(service) = service {
             json["service"] = service.into();
         }
-        json_response(self.status(), &json)
+        let mut response = json_response(self.status(), &json);
+        if let ProxyError::Unauthorized { challenge, .. } = self {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static(challenge),
+            );
+        }
+        response
     }
 }
 

@@ -127,6 +127,8 @@ pub struct ServiceStats {
     /// Request bodies that outgrew `replay_buffer_bytes`, so no later try
     /// could have sent them again.
     replay_overflows: AtomicU64,
+    /// `[service.auth]` results, for `portcullis_auth_total`.
+    pub auth: portcullis_policy::AuthCounts,
 }
 
 impl ServiceStats {

@@ -174,6 +174,7 @@ impl Collector for Snapshot {
         encode_in_flight(&mut encoder, &backends)?;
         encode_tries(&mut encoder, &backends, now)?;
         service_counters(&mut encoder, &services)?;
+        encode_auth(&mut encoder, &services)?;
 
         gauge(
             &mut encoder,
@@ -198,6 +199,32 @@ impl Collector for Snapshot {
         )?;
         Ok(())
     }
+}
+
+/// `portcullis_auth_total{topology,service,method,result}`: results of
+/// `[service.auth]`, for the results seen so far.
+fn encode_auth(
+    encoder: &mut DescriptorEncoder,
+    services: &[(&str, &ServiceRuntime)],
+) -> Result<(), std::fmt::Error> {
+    let mut family = encoder.encode_descriptor(
+        "portcullis_auth",
+        "Authentications of [service.auth], by method and result (ok, missing, invalid, expired).",
+        None,
+        MetricType::Counter,
+    )?;
+    for (topology, service) in services {
+        for (method, result, count) in service.stats.auth.snapshot() {
+            let labels = [
+                ("topology", *topology),
+                ("service", service.config.name.as_str()),
+                ("method", method),
+                ("result", result.as_str()),
+            ];
+            ConstCounter::new(count).encode(family.encode_family(&labels)?)?;
+        }
+    }
+    Ok(())
 }
 
 fn encode_requests(

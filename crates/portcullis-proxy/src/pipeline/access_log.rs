@@ -101,6 +101,7 @@ impl RequestContext {
             status,
             micros: micros(self.took()),
             tries: self.tries.len(),
+            principal: self.principal.as_deref(),
         };
         let tries = self
             .tries
@@ -164,6 +165,8 @@ pub(super) struct AccessFields<'a> {
     pub status: StatusCode,
     pub micros: u64,
     pub tries: usize,
+    /// The authenticated caller, for services with `[service.auth]`.
+    pub principal: Option<&'a str>,
 }
 
 impl AccessFields<'_> {
@@ -206,6 +209,11 @@ impl AccessFields<'_> {
             push_outcome(line, outcome, &mut numbers);
         }
         line.push(b'"');
+        if let Some(principal) = self.principal {
+            line.extend_from_slice(b" principal=\"");
+            push_escaped(line, principal);
+            line.push(b'"');
+        }
     }
 }
 
@@ -362,7 +370,21 @@ mod tests {
             status: StatusCode::from_u16(status).unwrap(),
             micros,
             tries: tries.len(),
+            principal: None,
         }
+    }
+
+    #[test]
+    fn the_principal_ends_the_line_escaped_and_only_when_there_is_one() {
+        let mut with = fields("/gateway/shop/echo/", 200, 1, &[]);
+        with.principal = Some("bob \"the\" admin");
+        let line = formatted(&with, &[]);
+        assert!(
+            line.ends_with(r#"outcomes="" principal="bob \"the\" admin""#),
+            "{line}"
+        );
+        let without = formatted(&fields("/gateway/shop/echo/", 200, 1, &[]), &[]);
+        assert!(!without.contains("principal"), "{without}");
     }
 
     #[test]

@@ -17,6 +17,7 @@
 
 mod access_log;
 mod attempt;
+mod auth;
 mod connector;
 mod finish;
 mod prepare;
@@ -79,6 +80,8 @@ pub struct RequestContext {
     topology: String,
     service: String,
     tries: Tries,
+    /// Who `[service.auth]` found the caller to be (never the credential).
+    principal: Option<String>,
 }
 
 /// The tries of one request, in order. Nearly every request makes one: it is
@@ -123,6 +126,7 @@ impl RequestContext {
             topology: String::new(),
             service: String::new(),
             tries: Tries::default(),
+            principal: None,
         }
     }
 
@@ -183,7 +187,7 @@ where
 pub async fn serve_raw<B, C, U>(
     gateway: &Gateway,
     client: &ClientContext,
-    request: ClientRequest<B, U>,
+    mut request: ClientRequest<B, U>,
     connector: &C,
 ) -> ProxyResponse
 where
@@ -207,14 +211,23 @@ where
             if ctx.logging {
                 ctx.routed = Some(service.clone());
             }
+            let authenticated = match &service.auth {
+                None => Ok(()),
+                // Boxed: the phase's future then adds nothing to this one
+                // for services without auth.
+                Some(auth) => Box::pin(auth::authenticate(auth, &service, &mut request.head))
+                    .await
+                    .map(|principal| ctx.principal = Some(principal)),
+            };
             let asked_upgrade =
                 h1 && request.may_upgrade && headers::is_upgrade_request(&request.head.headers);
             // The prepared request stays here and `forward` borrows it: moved
             // into `forward`'s future, it was copied with that future.
             // Matched by reference: a binding by value copied the whole
             // prepared request once more (callgrind: a memcpy per request).
-            let mut prepared =
-                Forwarding::new(gateway, client, &service, request, rest_start, ctx.started);
+            let mut prepared = authenticated.and_then(|()| {
+                Forwarding::new(gateway, client, &service, request, rest_start, ctx.started)
+            });
             let outcome = match prepared {
                 Ok(ref mut forwarding) => {
                     let outcome = forward(forwarding, connector, &mut ctx).await;

@@ -89,6 +89,8 @@ pub struct ServiceRuntime {
     pub stats: Arc<ServiceStats>,
     /// Name of the sticky cookie, `<sticky_session_cookie_name>-<service>`.
     pub sticky_cookie: String,
+    /// `[service.auth]`, built with the client; `None`: no authentication.
+    pub auth: Option<portcullis_policy::Authenticator>,
 }
 
 /// Everything a service runtime holds but its client, decided by the pure
@@ -105,7 +107,11 @@ pub(crate) struct ServiceDraft {
 }
 
 impl ServiceRuntime {
-    pub(crate) fn new(draft: ServiceDraft, client: BackendClient) -> ServiceRuntime {
+    pub(crate) fn new(
+        draft: ServiceDraft,
+        client: BackendClient,
+        auth: Option<portcullis_policy::Authenticator>,
+    ) -> ServiceRuntime {
         ServiceRuntime {
             selector: Selector::new(&draft.config.ha, draft.backends.len(), draft.active),
             topology: draft.topology,
@@ -118,6 +124,7 @@ impl ServiceRuntime {
             budget: RetryBudget::counting_into(draft.stats.retry_budget_exhausted.clone()),
             stats: draft.stats,
             sticky_cookie: draft.sticky_cookie,
+            auth,
         }
     }
 

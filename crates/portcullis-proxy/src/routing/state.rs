@@ -39,6 +39,12 @@ pub enum ApplyError {
     Client(#[from] ClientBuildError),
     #[error("topology {topology}, service {service}: more than {MAX_BACKENDS} backends")]
     TooManyBackends { topology: String, service: String },
+    #[error("topology {topology}, service {service}: {source}")]
+    Auth {
+        topology: String,
+        service: String,
+        source: portcullis_policy::PolicyError,
+    },
     #[error("topology {topology}, service {service}: url {url} has no usable host")]
     BadUrl {
         topology: String,
@@ -212,7 +218,8 @@ pub(super) fn assemble(next: NextTable, base_dir: &Path) -> Result<RoutingTable,
                 NextService::Kept(runtime) => runtime,
                 NextService::Build(draft) => {
                     let client = build_client(&draft.config, base_dir)?;
-                    Arc::new(ServiceRuntime::new(*draft, client))
+                    let auth = build_auth(&draft, base_dir)?;
+                    Arc::new(ServiceRuntime::new(*draft, client, auth))
                 }
             };
             services.insert(name, runtime);
@@ -230,6 +237,23 @@ pub(super) fn assemble(next: NextTable, base_dir: &Path) -> Result<RoutingTable,
         admin_states: next.admin_states,
         credentials: next.credentials,
     })
+}
+
+/// The service's `[service.auth]`, its `file:` key set read now.
+fn build_auth(
+    draft: &super::ServiceDraft,
+    base_dir: &Path,
+) -> Result<Option<portcullis_policy::Authenticator>, ApplyError> {
+    let Some(policy) = &draft.config.auth else {
+        return Ok(None);
+    };
+    portcullis_policy::Authenticator::build(policy, base_dir)
+        .map(Some)
+        .map_err(|source| ApplyError::Auth {
+            topology: draft.topology.clone(),
+            service: draft.config.name.clone(),
+            source,
+        })
 }
 
 /// Runs one effect of an applied change against the table now served.

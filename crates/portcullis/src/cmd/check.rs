@@ -134,18 +134,58 @@ fn check_topology(file: &Path, base_dir: &Path) -> Outcome {
     match std::fs::read_to_string(file) {
         Err(err) => Outcome::Errors(vec![format!("{label}: cannot read: {err}")]),
         Ok(text) => match portcullis_config::load_topology(&name, &label, &text, base_dir) {
-            Ok(_) => {
+            Ok(topology) => {
                 let warnings = portcullis_config::topology_warnings(&label, &text);
-                Outcome::Ok(label, warnings.iter().map(ToString::to_string).collect())
+                let shown = format!("{label}{}", auth_summary(&topology));
+                Outcome::Ok(shown, warnings.iter().map(ToString::to_string).collect())
             }
             Err(errors) => Outcome::Errors(errors.0.iter().map(|e| e.to_string()).collect()),
         },
     }
 }
 
+/// One indented line per service with `[service.auth]`, after the `ok:`
+/// line: what the gateway will demand of its clients.
+fn auth_summary(topology: &portcullis_config::Topology) -> String {
+    let mut out = String::new();
+    for service in &topology.services {
+        let Some(auth) = &service.auth else { continue };
+        let methods: Vec<&str> = auth.methods.iter().map(|m| m.as_str()).collect();
+        out.push_str(&format!(
+            "\n  service {}: auth {}",
+            service.name,
+            methods.join(", ")
+        ));
+        if let Some(jwt) = &auth.jwt {
+            out.push_str(&format!(
+                " (jwks {}, issuer {}, audiences {}, leeway {}s)",
+                jwt.jwks,
+                jwt.issuer,
+                jwt.audiences.join(", "),
+                jwt.leeway.as_secs()
+            ));
+        }
+        out.push_str(&format!("; principal in {}", auth.identity_header));
+        if auth.knox_doas {
+            out.push_str(" and ?doAs=");
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn services_with_auth_are_shown_after_ok() {
+        let text = "[[service]]\nname = \"a\"\nurls = [\"http://127.0.0.1:1\"]\n[[service]]\nname = \"b\"\nurls = [\"http://127.0.0.1:1\"]\n[service.auth]\nmethods = [\"jwt\"]\nknox_doas = true\njwt = { jwks = \"https://idp/jwks\", issuer = \"i\", audiences = [\"x\", \"y\"] }\n";
+        let topology = portcullis_config::parse_topology("t", "t.toml", text).unwrap();
+        assert_eq!(
+            auth_summary(&topology),
+            "\n  service b: auth jwt (jwks https://idp/jwks, issuer i, audiences x, y, leeway 30s); principal in x-forwarded-user and ?doAs="
+        );
+    }
 
     #[test]
     fn paths_lose_their_dot_components() {

@@ -3,6 +3,8 @@
 //!
 //! - `proxy_http`, `proxy_tls`: forwarding, headers, bodies, TLS and HTTP/2;
 //! - `ha`: failover, health, stickiness, with backends killed and frozen;
+//! - `auth_jwt`: `[service.auth]` with JWT against a key set served over
+//!   HTTP on loopback (rotation, a key set server that goes away);
 //! - `balancing`: each load-balancing policy, slow start and the failover
 //!   settings (`failover_sleep`, `max_failover_attempts`, `enabled`, the retry
 //!   budget);
@@ -13,6 +15,7 @@
 //!
 //! Fixtures come from the `portcullis-testkit` crate.
 
+mod auth_jwt;
 mod balancing;
 mod differential;
 mod edges;

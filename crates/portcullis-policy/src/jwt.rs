@@ -1,0 +1,178 @@
+//! JWT bearer tokens: RS256, ES256 and EdDSA signatures only, whatever the
+//! key set holds (`alg: none` and the HS* family, which would let a public
+//! key be used as an HMAC secret, never verify); then `iss`, `aud` (any of
+//! the configured audiences), `exp` and `nbf` with the leeway. The
+//! principal is `sub`.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, Validation};
+use portcullis_config::{JwksSource, JwtPolicy};
+use tokio_util::task::AbortOnDropHandle;
+
+use crate::keys::{KeySet, KeySource, KeyStore};
+use crate::{AuthResult, PolicyError, Principal};
+
+/// The algorithms a token may be signed with, each with its validation.
+const ALGORITHMS: [Algorithm; 3] = [Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA];
+
+/// Why a token did not verify.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JwtFailure {
+    /// No key in the set for the token's `kid` and algorithm.
+    UnknownKey,
+    Expired,
+    Invalid,
+}
+
+impl JwtFailure {
+    pub fn result(self) -> AuthResult {
+        match self {
+            JwtFailure::Expired => AuthResult::Expired,
+            JwtFailure::Invalid | JwtFailure::UnknownKey => AuthResult::Invalid,
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct Claims {
+    sub: String,
+    #[serde(default)]
+    groups: Option<serde_json::Value>,
+}
+
+pub struct JwtVerifier {
+    keys: Arc<KeyStore>,
+    /// One per entry of [`ALGORITHMS`]: jsonwebtoken checks every listed
+    /// algorithm against the key's family, so each key family gets its own.
+    validations: [Validation; 3],
+    /// The background refresher of a URL key set; dropping the verifier
+    /// (a reload that replaces the service) stops it.
+    _refresher: Option<AbortOnDropHandle<()>>,
+}
+
+impl JwtVerifier {
+    /// A `file:` set is read now; a URL set starts empty and is fetched at
+    /// once in the background, on the current runtime.
+    pub fn build(policy: &JwtPolicy, base_dir: &Path) -> Result<JwtVerifier, PolicyError> {
+        match &policy.jwks {
+            JwksSource::File(path) => {
+                let bytes = portcullis_config::read_jwks_file(path, base_dir)?;
+                let keys = portcullis_config::parse_jwks(&bytes)?;
+                Ok(Self::with_store(
+                    policy,
+                    Arc::new(KeyStore::fixed(keys)),
+                    None,
+                ))
+            }
+            JwksSource::Url(url) => {
+                let source = crate::fetch::UrlSource::new(url).map_err(PolicyError::Client)?;
+                Self::fetching(policy, Box::new(source))
+            }
+        }
+    }
+
+    /// A verifier whose key set comes from `source`, refreshed in the
+    /// background on the current runtime.
+    pub fn fetching(policy: &JwtPolicy, source: Box<dyn KeySource>) -> Result<Self, PolicyError> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| PolicyError::NoRuntime)?;
+        let store = Arc::new(KeyStore::fetched(source));
+        let task = AbortOnDropHandle::new(runtime.spawn(store.clone().run_refresher()));
+        Ok(Self::with_store(policy, store, Some(task)))
+    }
+
+    fn with_store(
+        policy: &JwtPolicy,
+        keys: Arc<KeyStore>,
+        refresher: Option<AbortOnDropHandle<()>>,
+    ) -> JwtVerifier {
+        let validation = |alg: Algorithm| {
+            let mut v = Validation::new(alg);
+            v.set_issuer(&[&policy.issuer]);
+            v.set_audience(&policy.audiences);
+            v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+            v.validate_nbf = true;
+            v.leeway = policy.leeway.as_secs();
+            v
+        };
+        JwtVerifier {
+            keys,
+            validations: ALGORITHMS.map(validation),
+            _refresher: refresher,
+        }
+    }
+
+    /// Keys in the set now (0 until a URL set is first fetched).
+    pub fn keys(&self) -> usize {
+        self.keys.current().key_count()
+    }
+
+    /// Verifies `token` against the key set as it is now.
+    pub fn verify(&self, token: &str) -> Result<Principal, JwtFailure> {
+        // An unparsable header, `alg: none` included (jsonwebtoken knows no
+        // such algorithm), is invalid.
+        let header = jsonwebtoken::decode_header(token).map_err(|_| JwtFailure::Invalid)?;
+        let index = ALGORITHMS
+            .iter()
+            .position(|&a| a == header.alg)
+            .ok_or(JwtFailure::Invalid)?;
+        let keys = self.keys.current();
+        let mut outcome = Err(JwtFailure::UnknownKey);
+        for key in keys.candidates(header.kid.as_deref(), header.alg) {
+            let decoded = jsonwebtoken::decode::<Claims>(token, &key.key, &self.validations[index]);
+            outcome = match decoded {
+                Ok(data) => return principal(data.claims),
+                // The signature verified before the time was checked.
+                Err(e) if is_time(e.kind()) => return Err(JwtFailure::Expired),
+                Err(e) if *e.kind() == ErrorKind::InvalidSignature => Err(JwtFailure::Invalid),
+                Err(_) => return Err(JwtFailure::Invalid),
+            };
+        }
+        outcome
+    }
+
+    /// See [`KeyStore::refresh_for_unknown`]: true when the set now has a
+    /// key the token may be verified with.
+    pub async fn refresh_for_unknown_key(&self, token: &str) -> bool {
+        let Ok(header) = jsonwebtoken::decode_header(token) else {
+            return false;
+        };
+        let kid = header.kid.as_deref();
+        let has_key = |set: &KeySet| set.candidates(kid, header.alg).next().is_some();
+        self.keys.refresh_for_unknown(has_key).await
+    }
+}
+
+fn is_time(kind: &ErrorKind) -> bool {
+    matches!(
+        kind,
+        ErrorKind::ExpiredSignature | ErrorKind::ImmatureSignature
+    )
+}
+
+fn principal(claims: Claims) -> Result<Principal, JwtFailure> {
+    if claims.sub.is_empty() {
+        return Err(JwtFailure::Invalid);
+    }
+    let groups = match claims.groups {
+        Some(serde_json::Value::Array(items)) => items
+            .into_iter()
+            .filter_map(|v| match v {
+                serde_json::Value::String(s) => Some(s),
+                _ => None,
+            })
+            .collect(),
+        Some(serde_json::Value::String(one)) => vec![one],
+        _ => Vec::new(),
+    };
+    Ok(Principal {
+        name: claims.sub,
+        groups,
+    })
+}
+
+#[cfg(test)]
+#[path = "jwt_tests.rs"]
+mod tests;

@@ -1,0 +1,143 @@
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::*;
+use crate::test_keys::{claims, hs256, now, unsigned, TestKey};
+
+const ISS: &str = "https://idp.example";
+
+fn policy() -> JwtPolicy {
+    JwtPolicy {
+        jwks: JwksSource::File("unused".into()),
+        issuer: ISS.into(),
+        audiences: vec!["orders".into(), "billing".into()],
+        leeway: Duration::from_secs(30),
+    }
+}
+
+fn verifier(keys: &[&TestKey]) -> JwtVerifier {
+    let set = portcullis_config::parse_jwks(TestKey::jwks(keys).as_bytes()).unwrap();
+    JwtVerifier::with_store(&policy(), Arc::new(KeyStore::fixed(set)), None)
+}
+
+#[test]
+fn rs256_es256_and_eddsa_tokens_verify_and_give_sub_and_groups() {
+    let keys = [TestKey::rsa("r"), TestKey::p256("p"), TestKey::ed25519("e")];
+    let verifier = verifier(&keys.iter().collect::<Vec<_>>());
+    for key in &keys {
+        let mut claims = claims("alice", ISS, "billing");
+        claims["groups"] = json!(["analysts", 3, "ops"]);
+        let principal = verifier.verify(&key.sign(&claims)).unwrap();
+        assert_eq!(principal.name, "alice", "{:?}", key.algorithm);
+        assert_eq!(principal.groups, ["analysts", "ops"]);
+    }
+}
+
+#[test]
+fn alg_none_and_hs256_with_the_public_key_are_refused() {
+    let key = TestKey::ed25519("e");
+    let verifier = verifier(&[&key]);
+    let good = claims("alice", ISS, "orders");
+    assert_eq!(
+        verifier.verify(&unsigned("e", &good)),
+        Err(JwtFailure::Invalid)
+    );
+    let forged = hs256(&key.public_bytes(), "e", &good);
+    assert_eq!(verifier.verify(&forged), Err(JwtFailure::Invalid));
+    // The HMAC secret as an `oct` key in the set changes nothing: such keys
+    // are never loaded.
+    let set = format!(
+        r#"{{"keys":[{},{{"kty":"oct","kid":"h","k":"c2VjcmV0"}}]}}"#,
+        key.jwk()
+    );
+    let keys = portcullis_config::parse_jwks(set.as_bytes()).unwrap();
+    let with_oct = JwtVerifier::with_store(&policy(), Arc::new(KeyStore::fixed(keys)), None);
+    assert_eq!(
+        with_oct.verify(&hs256(b"secret", "h", &good)),
+        Err(JwtFailure::Invalid)
+    );
+    assert!(with_oct.verify(&key.sign(&good)).is_ok());
+}
+
+#[test]
+fn a_token_signed_by_another_key_under_a_known_kid_is_invalid() {
+    let real = TestKey::p256("k1");
+    let other = TestKey::p256("other").with_kid("k1");
+    let verifier = verifier(&[&real]);
+    let good = claims("alice", ISS, "orders");
+    assert_eq!(
+        verifier.verify(&other.sign(&good)),
+        Err(JwtFailure::Invalid)
+    );
+    assert!(verifier.verify(&real.sign(&good)).is_ok());
+}
+
+#[test]
+fn an_unknown_kid_or_a_kid_of_another_algorithm_is_an_unknown_key() {
+    let key = TestKey::ed25519("e");
+    let verifier = verifier(&[&key]);
+    let good = claims("alice", ISS, "orders");
+    let stranger = TestKey::ed25519("new");
+    assert_eq!(
+        verifier.verify(&stranger.sign(&good)),
+        Err(JwtFailure::UnknownKey)
+    );
+    let p = TestKey::p256("e");
+    assert_eq!(verifier.verify(&p.sign(&good)), Err(JwtFailure::UnknownKey));
+}
+
+#[test]
+fn issuer_audience_and_subject_are_checked() {
+    let key = TestKey::ed25519("e");
+    let verifier = verifier(&[&key]);
+    let check = |claims: serde_json::Value| verifier.verify(&key.sign(&claims));
+    assert_eq!(
+        check(claims("alice", "https://evil.example", "orders")),
+        Err(JwtFailure::Invalid)
+    );
+    assert_eq!(
+        check(claims("alice", ISS, "payroll")),
+        Err(JwtFailure::Invalid)
+    );
+    let mut several = claims("alice", ISS, "x");
+    several["aud"] = json!(["payroll", "orders"]);
+    assert!(check(several).is_ok(), "one audience of the list suffices");
+    assert_eq!(check(claims("", ISS, "orders")), Err(JwtFailure::Invalid));
+    let mut no_sub = claims("alice", ISS, "orders");
+    no_sub.as_object_mut().unwrap().remove("sub");
+    assert_eq!(check(no_sub), Err(JwtFailure::Invalid));
+    let mut no_exp = claims("alice", ISS, "orders");
+    no_exp.as_object_mut().unwrap().remove("exp");
+    assert_eq!(check(no_exp), Err(JwtFailure::Invalid));
+}
+
+#[test]
+fn exp_and_nbf_hold_within_the_leeway_only() {
+    let key = TestKey::rsa("r");
+    let verifier = verifier(&[&key]);
+    let at = |exp: i64, nbf: i64| {
+        let mut c = claims("alice", ISS, "orders");
+        c["exp"] = exp.into();
+        c["nbf"] = nbf.into();
+        verifier.verify(&key.sign(&c))
+    };
+    let t = now();
+    assert!(at(t - 20, t - 100).is_ok(), "expired 20 s ago, leeway 30 s");
+    assert_eq!(at(t - 40, t - 100), Err(JwtFailure::Expired));
+    assert!(at(t + 100, t + 20).is_ok(), "valid in 20 s, leeway 30 s");
+    assert_eq!(at(t + 100, t + 40), Err(JwtFailure::Expired));
+    assert_eq!(JwtFailure::Expired.result(), AuthResult::Expired);
+}
+
+#[test]
+fn malformed_tokens_are_invalid() {
+    let verifier = verifier(&[&TestKey::ed25519("e")]);
+    for token in ["", "a.b.c", "not-a-token", "a.b"] {
+        assert_eq!(
+            verifier.verify(token),
+            Err(JwtFailure::Invalid),
+            "{token:?}"
+        );
+    }
+}

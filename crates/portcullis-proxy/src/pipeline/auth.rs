@@ -1,0 +1,81 @@
+//! The auth phase (PRODUCT.md §11, docs/policies.md): after routing and
+//! before forwarding, for a service with `[service.auth]` only. Refuses
+//! with 401 and a `WWW-Authenticate` challenge, or edits the request for
+//! the backends: the client's `Authorization` out, the principal in the
+//! identity header (every client copy replaced) and, for Knox backends, in
+//! `?doAs=`.
+
+use http::header::{HeaderValue, AUTHORIZATION};
+use http::uri::PathAndQuery;
+use http::{request, Uri};
+use portcullis_policy::{AuthResult, Authenticator};
+
+use crate::error::ProxyError;
+use crate::routing::ServiceRuntime;
+
+/// Authenticates the request and asserts its identity; the principal's name
+/// comes back for the access log.
+pub(super) async fn authenticate(
+    auth: &Authenticator,
+    service: &ServiceRuntime,
+    head: &mut request::Parts,
+) -> Result<String, ProxyError> {
+    let principal = match auth.authenticate(&head.headers).await {
+        Ok(principal) => principal,
+        Err(result) => return Err(refuse(service, result)),
+    };
+    // A name that cannot travel in a header (control characters) is not
+    // one to assert; UTF-8 goes as its bytes.
+    let value = HeaderValue::from_bytes(principal.name.as_bytes())
+        .map_err(|_| refuse(service, AuthResult::Invalid))?;
+    if auth.knox_doas() {
+        head.uri = with_doas(&head.uri, &principal.name)
+            .ok_or_else(|| refuse(service, AuthResult::Invalid))?;
+    }
+    head.headers.remove(AUTHORIZATION);
+    // `insert` replaces every copy the client sent.
+    head.headers.insert(auth.identity_header().clone(), value);
+    service.stats.auth.count(AuthResult::Ok);
+    Ok(principal.name)
+}
+
+fn refuse(service: &ServiceRuntime, result: AuthResult) -> ProxyError {
+    service.stats.auth.count(result);
+    ProxyError::Unauthorized {
+        topology: service.topology.clone(),
+        service: service.config.name.clone(),
+        challenge: result.challenge(),
+    }
+}
+
+/// `uri` with its query's `doAs` replaced by the principal; the path and
+/// authority stay.
+fn with_doas(uri: &Uri, principal: &str) -> Option<Uri> {
+    let query = portcullis_policy::with_doas(uri.query(), principal);
+    let path_and_query = PathAndQuery::try_from(format!("{}?{query}", uri.path())).ok()?;
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query = Some(path_and_query);
+    Uri::from_parts(parts).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn doas_keeps_the_path_and_authority() {
+        let uri: Uri = "https://gw.example/gateway/t/webhdfs/v1/x?op=OPEN&doas=root"
+            .parse()
+            .unwrap();
+        let edited = with_doas(&uri, "alice").unwrap();
+        assert_eq!(
+            edited.to_string(),
+            "https://gw.example/gateway/t/webhdfs/v1/x?op=OPEN&doAs=alice"
+        );
+        let bare: Uri = "/gateway/t/s".parse().unwrap();
+        assert_eq!(
+            with_doas(&bare, "a b").unwrap().to_string(),
+            "/gateway/t/s?doAs=a+b"
+        );
+    }
+}
