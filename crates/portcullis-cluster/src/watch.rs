@@ -116,6 +116,22 @@ mod tests {
 
     use super::*;
 
+    /// Every event sent until the reporter was dropped.
+    async fn all_events(rx: &mut mpsc::Receiver<StoreEvent>) -> Vec<StoreEvent> {
+        let mut seen = Vec::new();
+        while let Some(event) = rx.recv().await {
+            seen.push(event);
+        }
+        seen
+    }
+
+    fn changed(text: &str) -> StoreEvent {
+        StoreEvent::Changed {
+            name: "t".into(),
+            text: text.into(),
+        }
+    }
+
     fn with_topology(text: &str) -> Snapshot {
         Snapshot {
             topologies: BTreeMap::from([("t".to_string(), text.as_bytes().to_vec())]),
@@ -133,10 +149,7 @@ mod tests {
         assert!(!reporter.connection(false).await.unwrap());
         assert!(reporter.connection(true).await.unwrap());
         drop(reporter);
-        let mut seen = Vec::new();
-        while let Some(event) = rx.recv().await {
-            seen.push(event);
-        }
+        let seen = all_events(&mut rx).await;
         assert_eq!(
             seen,
             vec![
@@ -155,14 +168,7 @@ mod tests {
         reporter.snapshot(with_topology("1"), "test").await.unwrap();
         reporter.snapshot(with_topology("2"), "test").await.unwrap();
         drop(reporter);
-        let mut seen = Vec::new();
-        while let Some(event) = rx.recv().await {
-            seen.push(event);
-        }
-        let changed = |text: &str| StoreEvent::Changed {
-            name: "t".into(),
-            text: text.into(),
-        };
+        let seen = all_events(&mut rx).await;
         assert_eq!(
             seen,
             vec![
@@ -214,14 +220,7 @@ mod tests {
         reporter.snapshot(at("2", Some(9)), "test").await.unwrap();
         reporter.snapshot(at("3", None), "test").await.unwrap();
         drop(reporter);
-        let mut seen = Vec::new();
-        while let Some(event) = rx.recv().await {
-            seen.push(event);
-        }
-        let changed = |text: &str| StoreEvent::Changed {
-            name: "t".into(),
-            text: text.into(),
-        };
+        let seen = all_events(&mut rx).await;
         assert_eq!(
             seen,
             vec![

@@ -57,13 +57,6 @@ impl AppliedConfig {
             .insert(name.to_string(), sha256(text.as_bytes()));
     }
 
-    /// Topology `name` already serves from exactly `text`: the watcher's
-    /// first listing and every resync repeat what is served, and applying it
-    /// again would only bump the generation and repeat its warnings.
-    pub(crate) fn serves(&self, name: &str, text: &str) -> bool {
-        self.parts().topologies.get(name) == Some(&sha256(text.as_bytes()))
-    }
-
     pub(crate) fn topology_removed(&self, name: &str) {
         self.parts().topologies.remove(name);
     }
@@ -128,18 +121,6 @@ mod tests {
         assert_ne!(base, config(&[("a", "x")], &[("b1", AdminState::Disabled)]));
         // name and text boundaries are not confused
         assert_ne!(config(&[("ab", "c")], &[]), config(&[("a", "bc")], &[]));
-    }
-
-    #[test]
-    fn a_topology_serves_only_the_text_last_applied() {
-        let applied = AppliedConfig::default();
-        assert!(!applied.serves("a", "x"));
-        applied.topology_applied("a", "x");
-        assert!(applied.serves("a", "x"));
-        assert!(!applied.serves("a", "x2"));
-        assert!(!applied.serves("b", "x"));
-        applied.topology_removed("a");
-        assert!(!applied.serves("a", "x"));
     }
 
     #[test]

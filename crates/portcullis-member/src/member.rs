@@ -88,14 +88,33 @@ struct StoreState {
     sealed_aliases: BTreeMap<String, String>,
 }
 
+impl StoreState {
+    /// As the store watcher compares reads.
+    fn snapshot(&self) -> portcullis_cluster::Snapshot {
+        portcullis_cluster::Snapshot {
+            topologies: self
+                .topologies
+                .iter()
+                .map(|(name, text)| (name.clone(), text.as_bytes().to_vec()))
+                .collect(),
+            admin_states: self.admin_states.clone(),
+            aliases: self.sealed_aliases.clone(),
+            revision: None,
+        }
+    }
+}
+
 /// What a starting member serves first: read from the store, or from its
 /// cache when the store cannot be read.
 struct Loaded {
     state: StoreState,
     secrets: Secrets,
-    /// Set when the state came from the cache: what the store's first read
-    /// is compared with.
-    from_cache: Option<portcullis_cluster::Snapshot>,
+    /// What the member serves from the start, as read: the store watcher's
+    /// first read reports only what differs from it (removals included),
+    /// so nothing is applied twice and no warning is logged twice.
+    known: portcullis_cluster::Snapshot,
+    /// The state came from the cache, not the store.
+    from_cache: bool,
     cache: Option<Cache>,
 }
 
@@ -124,6 +143,7 @@ impl Member {
         let Loaded {
             state,
             secrets,
+            known,
             from_cache,
             cache,
         } = load_state(&config, &store).await?;
@@ -158,8 +178,8 @@ impl Member {
             };
             CacheWriter::new(cache, store.describe(), cached)
         });
-        let store_connected = from_cache.is_none();
-        let watcher = store.watch_from(from_cache);
+        let store_connected = !from_cache;
+        let watcher = store.watch_from(Some(known));
         let advertised = Advertised {
             public_url: advertised_url(&config, listeners.gateway_addr),
             admin_url: listeners.admin.as_ref().map(|(_, a)| {
@@ -484,7 +504,6 @@ async fn sync_from_store(
     };
     while let Some(event) = watcher.recv().await {
         match event {
-            StoreEvent::Changed { name, text } if applied.serves(&name, &text) => {}
             StoreEvent::Changed { name, text } => {
                 let change = TopologyChange::Upsert {
                     name: name.clone(),
@@ -545,9 +564,10 @@ async fn load_state(config: &NodeConfig, store: &ClusterStore) -> Result<Loaded,
         Ok(state) => {
             let secrets = read_secrets(store, sealer).await?;
             return Ok(Loaded {
+                known: state.snapshot(),
                 state,
                 secrets,
-                from_cache: None,
+                from_cache: false,
                 cache,
             });
         }
@@ -569,7 +589,7 @@ async fn load_state(config: &NodeConfig, store: &ClusterStore) -> Result<Loaded,
         error = %source,
         "store unreachable; serving the cached state until it returns"
     );
-    let from_cache = Some(cached.snapshot());
+    let known = cached.snapshot();
     let secrets = Secrets {
         sealer,
         cookie_key: *cached.cookie_key,
@@ -583,7 +603,8 @@ async fn load_state(config: &NodeConfig, store: &ClusterStore) -> Result<Loaded,
     Ok(Loaded {
         state,
         secrets,
-        from_cache,
+        known,
+        from_cache: true,
         cache,
     })
 }
@@ -693,6 +714,11 @@ mod tests {
     }
 
     /// Long enough for several heartbeats.
+    async fn member_ids(store: &ClusterStore) -> Vec<String> {
+        let members = store.members().await.unwrap();
+        members.into_iter().map(|m| m.id).collect()
+    }
+
     async fn a_few_heartbeats() {
         tokio::time::sleep(Duration::from_millis(HEARTBEAT_MS * 6)).await;
     }
@@ -732,13 +758,7 @@ mod tests {
             let member = Member::start(config).await.unwrap();
             assert_eq!(member.listening_sockets().len(), 1, "the gateway's");
             member.stop_handed_over(successor).await;
-            let ids: Vec<String> = store
-                .members()
-                .await
-                .unwrap()
-                .into_iter()
-                .map(|m| m.id)
-                .collect();
+            let ids = member_ids(&store).await;
             assert_eq!(
                 ids.contains(&"same".to_string()),
                 kept,
@@ -753,13 +773,7 @@ mod tests {
         let config = config(dir.path(), "dropped", "");
         let store = store_of(&config);
         let member = Member::start(config).await.unwrap();
-        let ids: Vec<String> = store
-            .members()
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|m| m.id)
-            .collect();
+        let ids = member_ids(&store).await;
         assert_eq!(ids, ["dropped"], "the first record is written at start");
         let addr = member.gateway_addr;
         drop(member);
