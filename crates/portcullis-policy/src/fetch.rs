@@ -90,3 +90,48 @@ impl KeySource for UrlSource {
         self.url.to_string()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A loopback server answering every request with `body`.
+    async fn serving(body: Vec<u8>) -> url::Url {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let body = body.clone();
+                tokio::spawn(async move {
+                    let mut head = [0u8; 2048];
+                    let _ = socket.read(&mut head).await;
+                    let start = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                        body.len()
+                    );
+                    let _ = socket.write_all(start.as_bytes()).await;
+                    let _ = socket.write_all(&body).await;
+                });
+            }
+        });
+        url::Url::parse(&format!("http://{addr}/jwks.json")).unwrap()
+    }
+
+    /// Key sets are small: an answer over `MAX_BYTES` is refused before it
+    /// is parsed; one under it is read and parsed (an empty set is then
+    /// refused as holding no usable key).
+    #[tokio::test]
+    async fn a_key_set_over_the_size_limit_is_refused() {
+        let small = serving(br#"{"keys": []}"#.to_vec()).await;
+        let parsed = UrlSource::new(&small).unwrap().fetch().await;
+        assert!(matches!(parsed, Err(FetchError::Jwks(_))), "{parsed:?}");
+        // Valid JSON, padded with spaces past the limit.
+        let mut large = br#"{"keys": []"#.to_vec();
+        large.resize(MAX_BYTES + 1, b' ');
+        large.push(b'}');
+        let large = serving(large).await;
+        let refused = UrlSource::new(&large).unwrap().fetch().await;
+        assert!(matches!(refused, Err(FetchError::Http(_))), "{refused:?}");
+    }
+}
