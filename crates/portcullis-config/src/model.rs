@@ -316,6 +316,9 @@ pub enum AuthMethod {
 }
 
 impl AuthMethod {
+    /// Every method, in the order of their discriminants (metric slots).
+    pub const ALL: [AuthMethod; 1] = [AuthMethod::Jwt];
+
     pub fn as_str(self) -> &'static str {
         match self {
             AuthMethod::Jwt => "jwt",

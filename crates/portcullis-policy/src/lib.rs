@@ -17,7 +17,7 @@ pub mod test_keys;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use http::header::{HeaderMap, HeaderName, AUTHORIZATION};
+use http::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
 use portcullis_config::{AuthMethod, AuthPolicy};
 
 pub use doas::with_doas;
@@ -90,35 +90,127 @@ impl AuthResult {
     }
 }
 
-/// Authentication results of one service, by result; kept across reloads by
-/// the data plane's service stats. Only JWT exists, so no method index yet.
+/// Authentication results of one service, by method and result; kept
+/// across reloads by the data plane's service stats. "No method found
+/// credentials" is counted under the method label `none`.
 #[derive(Debug, Default)]
-pub struct AuthCounts([AtomicU64; 4]);
+pub struct AuthCounts([[AtomicU64; AuthResult::ALL.len()]; METHOD_SLOTS]);
+
+/// Slot 0 is "no method", then one per [`AuthMethod`].
+const METHOD_SLOTS: usize = 1 + AuthMethod::ALL.len();
+
+fn method_slot(method: Option<AuthMethod>) -> usize {
+    method.map_or(0, |m| 1 + m as usize)
+}
 
 impl AuthCounts {
-    pub fn count(&self, result: AuthResult) {
-        self.0[result as usize].fetch_add(1, Ordering::Relaxed);
+    pub fn count(&self, method: Option<AuthMethod>, result: AuthResult) {
+        self.0[method_slot(method)][result as usize].fetch_add(1, Ordering::Relaxed);
     }
 
-    /// `(method, result, count)` for every result counted at least once.
+    /// `(method, result, count)` for every pair counted at least once.
     pub fn snapshot(&self) -> Vec<(&'static str, AuthResult, u64)> {
-        AuthResult::ALL
-            .iter()
-            .map(|&r| {
-                (
-                    AuthMethod::Jwt.as_str(),
-                    r,
-                    self.0[r as usize].load(Ordering::Relaxed),
-                )
-            })
-            .filter(|(_, _, n)| *n > 0)
-            .collect()
+        let methods = std::iter::once(None).chain(AuthMethod::ALL.into_iter().map(Some));
+        let mut out = Vec::new();
+        for method in methods {
+            for result in AuthResult::ALL {
+                let n = self.0[method_slot(method)][result as usize].load(Ordering::Relaxed);
+                if n > 0 {
+                    out.push((method.map_or("none", AuthMethod::as_str), result, n));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Why a request was refused, for the 401 and the count.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The method whose credentials were refused; `None` when no method
+    /// found credentials of its kind.
+    pub method: Option<AuthMethod>,
+    pub result: AuthResult,
+    /// The `WWW-Authenticate` value: the refusing method's challenge, or
+    /// every configured method's when none found credentials.
+    pub challenge: HeaderValue,
+}
+
+/// A signed-in caller and the method that signed them in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authenticated {
+    pub method: AuthMethod,
+    pub principal: Principal,
+}
+
+/// What one method made of a request.
+enum Attempt {
+    /// No credentials of this method's kind: the next method is tried.
+    NotMine,
+    /// Credentials of this kind were found and judged; no other method is
+    /// tried (a bad token is not retried as something else).
+    Decided(Result<Principal, AuthResult>),
+}
+
+/// One configured method, ready for requests. Each method's slice adds its
+/// variant here.
+enum Method {
+    Jwt(JwtVerifier),
+}
+
+impl Method {
+    fn kind(&self) -> AuthMethod {
+        match self {
+            Method::Jwt(_) => AuthMethod::Jwt,
+        }
+    }
+
+    fn as_jwt(&self) -> Option<&JwtVerifier> {
+        match self {
+            Method::Jwt(jwt) => Some(jwt),
+        }
+    }
+
+    async fn attempt(&self, headers: &HeaderMap) -> Attempt {
+        match self {
+            Method::Jwt(jwt) => match bearer_token(headers) {
+                Err(AuthResult::Missing) => Attempt::NotMine,
+                Err(result) => Attempt::Decided(Err(result)),
+                Ok(token) => Attempt::Decided(verify_bearer(jwt, token).await),
+            },
+        }
+    }
+
+    /// The challenge (RFC 9110 §11.6.1) this method answers with.
+    fn challenge(&self, result: AuthResult) -> &'static str {
+        match self {
+            Method::Jwt(_) => result.challenge(),
+        }
+    }
+}
+
+/// A token whose key is not in the set may wait for one refresh of a URL
+/// key set.
+async fn verify_bearer(jwt: &JwtVerifier, token: &str) -> Result<Principal, AuthResult> {
+    match jwt.verify(token) {
+        Ok(principal) => Ok(principal),
+        Err(JwtFailure::UnknownKey) => {
+            if jwt.refresh_for_unknown_key(token).await {
+                jwt.verify(token).map_err(JwtFailure::result)
+            } else {
+                Err(AuthResult::Invalid)
+            }
+        }
+        Err(failure) => Err(failure.result()),
     }
 }
 
 /// A service's `[service.auth]`, ready for requests.
 pub struct Authenticator {
-    jwt: JwtVerifier,
+    /// In the configured order.
+    methods: Vec<Method>,
+    /// Every method's bare challenge, for a request with no credentials.
+    bare_challenge: HeaderValue,
     identity_header: HeaderName,
     knox_doas: bool,
 }
@@ -129,20 +221,42 @@ impl Authenticator {
     pub fn build(policy: &AuthPolicy, base_dir: &Path) -> Result<Authenticator, PolicyError> {
         let identity_header = HeaderName::from_bytes(policy.identity_header.as_bytes())
             .map_err(|_| PolicyError::IdentityHeader(policy.identity_header.clone()))?;
-        // Validation guarantees the table for the one method there is.
-        let Some(jwt) = &policy.jwt else {
-            return Err(PolicyError::Client("no jwt table".into()));
-        };
-        Ok(Authenticator {
-            jwt: JwtVerifier::build(jwt, base_dir)?,
+        let mut methods = Vec::with_capacity(policy.methods.len());
+        for method in &policy.methods {
+            methods.push(match method {
+                // Validation guarantees the table of every listed method.
+                AuthMethod::Jwt => {
+                    let Some(jwt) = &policy.jwt else {
+                        return Err(PolicyError::Client("no jwt table".into()));
+                    };
+                    Method::Jwt(JwtVerifier::build(jwt, base_dir)?)
+                }
+            });
+        }
+        Ok(Self::with_methods(
+            methods,
             identity_header,
-            knox_doas: policy.knox_doas,
-        })
+            policy.knox_doas,
+        ))
     }
 
+    /// An authenticator with the JWT method only, for tests that bring
+    /// their own key source.
     pub fn from_parts(jwt: JwtVerifier, identity_header: HeaderName, knox_doas: bool) -> Self {
+        Self::with_methods(vec![Method::Jwt(jwt)], identity_header, knox_doas)
+    }
+
+    fn with_methods(methods: Vec<Method>, identity_header: HeaderName, knox_doas: bool) -> Self {
+        let bare: Vec<&str> = methods
+            .iter()
+            .map(|m| m.challenge(AuthResult::Missing))
+            .collect();
+        // Static realm strings only, so always a valid field value.
+        let bare_challenge = HeaderValue::from_str(&bare.join(", "))
+            .unwrap_or_else(|_| HeaderValue::from_static("Bearer realm=\"portcullis\""));
         Authenticator {
-            jwt,
+            methods,
+            bare_challenge,
             identity_header,
             knox_doas,
         }
@@ -152,30 +266,41 @@ impl Authenticator {
         &self.identity_header
     }
 
-    /// The JWT verifier, for its key count.
-    pub fn jwt(&self) -> &JwtVerifier {
-        &self.jwt
+    /// The JWT verifier, if the service has the method.
+    pub fn jwt(&self) -> Option<&JwtVerifier> {
+        self.methods.iter().find_map(Method::as_jwt)
     }
 
     pub fn knox_doas(&self) -> bool {
         self.knox_doas
     }
 
-    /// Authenticates a request by its headers. A token whose key is not in
-    /// the set may wait for one refresh of a URL key set.
-    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, AuthResult> {
-        let token = bearer_token(headers)?;
-        match self.jwt.verify(token) {
-            Ok(principal) => Ok(principal),
-            Err(JwtFailure::UnknownKey) => {
-                if self.jwt.refresh_for_unknown_key(token).await {
-                    self.jwt.verify(token).map_err(JwtFailure::result)
-                } else {
-                    Err(AuthResult::Invalid)
+    /// Tries the methods in order; the first that finds credentials of its
+    /// kind decides.
+    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Authenticated, Refusal> {
+        for method in &self.methods {
+            match method.attempt(headers).await {
+                Attempt::NotMine => continue,
+                Attempt::Decided(Ok(principal)) => {
+                    return Ok(Authenticated {
+                        method: method.kind(),
+                        principal,
+                    })
+                }
+                Attempt::Decided(Err(result)) => {
+                    return Err(Refusal {
+                        method: Some(method.kind()),
+                        result,
+                        challenge: HeaderValue::from_static(method.challenge(result)),
+                    })
                 }
             }
-            Err(failure) => Err(failure.result()),
         }
+        Err(Refusal {
+            method: None,
+            result: AuthResult::Missing,
+            challenge: self.bare_challenge.clone(),
+        })
     }
 }
 
@@ -204,7 +329,6 @@ fn bearer_token(headers: &HeaderMap) -> Result<&str, AuthResult> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::HeaderValue;
 
     fn headers(values: &[&str]) -> HeaderMap {
         let mut map = HeaderMap::new();
@@ -255,23 +379,38 @@ mod tests {
         std::fs::write(dir.path().join("jwks.json"), TestKey::jwks(&[&key])).unwrap();
         let auth = Authenticator::build(&file_policy("jwks.json"), dir.path()).unwrap();
         assert_eq!(auth.identity_header().as_str(), "x-user");
-        assert_eq!(auth.jwt().keys(), 1);
+        assert_eq!(auth.jwt().map(JwtVerifier::keys), Some(1));
         let bearer = |token: String| headers(&[&format!("Bearer {token}")]);
         let principal = auth
             .authenticate(&bearer(key.sign(&claims("ann", "iss", "aud"))))
             .await
             .unwrap();
-        assert_eq!(principal.name, "ann");
+        assert_eq!(principal.method, AuthMethod::Jwt);
+        assert_eq!(principal.principal.name, "ann");
         // A file set is never refetched: an unknown kid is simply invalid.
         let stranger = TestKey::p256("other");
         let refused = auth
             .authenticate(&bearer(stranger.sign(&claims("ann", "iss", "aud"))))
             .await;
-        assert_eq!(refused, Err(AuthResult::Invalid));
+        let refused = refused.unwrap_err();
         assert_eq!(
-            auth.authenticate(&headers(&[])).await,
-            Err(AuthResult::Missing)
+            (refused.method, refused.result),
+            (Some(AuthMethod::Jwt), AuthResult::Invalid)
         );
+        assert!(refused
+            .challenge
+            .to_str()
+            .unwrap()
+            .contains("invalid_token"));
+        let missing = auth
+            .authenticate(&headers(&["Basic YTpi"]))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (missing.method, missing.result),
+            (None, AuthResult::Missing)
+        );
+        assert_eq!(missing.challenge, "Bearer realm=\"portcullis\"");
         let missing = Authenticator::build(&file_policy("gone.json"), dir.path());
         assert!(matches!(missing, Err(PolicyError::Jwks(_))));
     }
@@ -290,12 +429,18 @@ mod tests {
     #[test]
     fn counts_are_kept_per_result() {
         let counts = AuthCounts::default();
-        counts.count(AuthResult::Ok);
-        counts.count(AuthResult::Ok);
-        counts.count(AuthResult::Expired);
+        let jwt = Some(AuthMethod::Jwt);
+        counts.count(jwt, AuthResult::Ok);
+        counts.count(jwt, AuthResult::Ok);
+        counts.count(jwt, AuthResult::Expired);
+        counts.count(None, AuthResult::Missing);
         assert_eq!(
             counts.snapshot(),
-            vec![("jwt", AuthResult::Ok, 2), ("jwt", AuthResult::Expired, 1)]
+            vec![
+                ("none", AuthResult::Missing, 1),
+                ("jwt", AuthResult::Ok, 2),
+                ("jwt", AuthResult::Expired, 1)
+            ]
         );
     }
 }

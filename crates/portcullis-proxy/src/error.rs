@@ -63,7 +63,7 @@ pub enum ProxyError {
     Unauthorized {
         topology: String,
         service: String,
-        challenge: &'static str,
+        challenge: header::HeaderValue,
     },
     /// The client's request body broke off or was too slow.
     #[error("request body: {reason}")]
@@ -168,10 +168,9 @@ impl ProxyError {
         }
         let mut response = json_response(self.status(), &json);
         if let ProxyError::Unauthorized { challenge, .. } = self {
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static(challenge),
-            );
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, challenge.clone());
         }
         response
     }

@@ -209,7 +209,7 @@ fn encode_auth(
 ) -> Result<(), std::fmt::Error> {
     let mut family = encoder.encode_descriptor(
         "portcullis_auth",
-        "Authentications of [service.auth], by method and result (ok, missing, invalid, expired).",
+        "Authentications of [service.auth], by method (none: no method found credentials) and result (ok, missing, invalid, expired).",
         None,
         MetricType::Counter,
     )?;

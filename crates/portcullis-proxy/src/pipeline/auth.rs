@@ -8,7 +8,7 @@
 use http::header::{HeaderValue, AUTHORIZATION};
 use http::uri::PathAndQuery;
 use http::{request, Uri};
-use portcullis_policy::{AuthResult, Authenticator};
+use portcullis_policy::{AuthResult, Authenticator, Refusal};
 
 use crate::error::ProxyError;
 use crate::routing::ServiceRuntime;
@@ -20,31 +20,39 @@ pub(super) async fn authenticate(
     service: &ServiceRuntime,
     head: &mut request::Parts,
 ) -> Result<String, ProxyError> {
-    let principal = match auth.authenticate(&head.headers).await {
-        Ok(principal) => principal,
-        Err(result) => return Err(refuse(service, result)),
+    let (method, principal) = match auth.authenticate(&head.headers).await {
+        Ok(signed_in) => (signed_in.method, signed_in.principal),
+        Err(refusal) => return Err(refuse(service, refusal)),
+    };
+    let invalid = |service| {
+        refuse(
+            service,
+            Refusal {
+                method: Some(method),
+                result: AuthResult::Invalid,
+                challenge: HeaderValue::from_static(AuthResult::Invalid.challenge()),
+            },
+        )
     };
     // A name that cannot travel in a header (control characters) is not
     // one to assert; UTF-8 goes as its bytes.
-    let value = HeaderValue::from_bytes(principal.name.as_bytes())
-        .map_err(|_| refuse(service, AuthResult::Invalid))?;
+    let value = HeaderValue::from_bytes(principal.name.as_bytes()).map_err(|_| invalid(service))?;
     if auth.knox_doas() {
-        head.uri = with_doas(&head.uri, &principal.name)
-            .ok_or_else(|| refuse(service, AuthResult::Invalid))?;
+        head.uri = with_doas(&head.uri, &principal.name).ok_or_else(|| invalid(service))?;
     }
     head.headers.remove(AUTHORIZATION);
     // `insert` replaces every copy the client sent.
     head.headers.insert(auth.identity_header().clone(), value);
-    service.stats.auth.count(AuthResult::Ok);
+    service.stats.auth.count(Some(method), AuthResult::Ok);
     Ok(principal.name)
 }
 
-fn refuse(service: &ServiceRuntime, result: AuthResult) -> ProxyError {
-    service.stats.auth.count(result);
+fn refuse(service: &ServiceRuntime, refusal: Refusal) -> ProxyError {
+    service.stats.auth.count(refusal.method, refusal.result);
     ProxyError::Unauthorized {
         topology: service.topology.clone(),
         service: service.config.name.clone(),
-        challenge: result.challenge(),
+        challenge: refusal.challenge,
     }
 }
 

@@ -93,7 +93,7 @@ async fn start(jwks: &JwksServer, extra: &str) -> (DemoBackend, TestMember) {
             .service("t", "svc")
             .auth
             .as_ref()
-            .is_some_and(|a| a.jwt().keys() > 0)
+            .is_some_and(|a| a.jwt().is_some_and(|j| j.keys() > 0))
     })
     .await;
     (backend, member)
@@ -247,8 +247,9 @@ async fn good_tokens_pass_with_the_principal_and_bad_ones_get_401() {
     assert_eq!(
         auth_counts(&member),
         [
-            (AuthResult::Ok, 4),
+            // "none found credentials" comes first, then jwt's results.
             (AuthResult::Missing, 2),
+            (AuthResult::Ok, 4),
             (AuthResult::Invalid, 5),
             (AuthResult::Expired, 1)
         ]
@@ -367,7 +368,7 @@ async fn results_are_scraped_as_portcullis_auth_total() {
     let member = TestMember::start_admin(&root.path().join("store"), "gw-1", "manager", None).await;
     wait_until("the key set is fetched", Duration::from_secs(10), || {
         matches!(member.gateway().service("t", "svc"), portcullis_proxy::routing::Lookup::Found(s)
-            if s.auth.as_ref().is_some_and(|a| a.jwt().keys() > 0))
+            if s.auth.as_ref().is_some_and(|a| a.jwt().is_some_and(|j| j.keys() > 0)))
     })
     .await;
     let token = key.sign(&claims("dave", ISS, "orders"));
@@ -378,22 +379,27 @@ async fn results_are_scraped_as_portcullis_auth_total() {
         StatusCode::UNAUTHORIZED
     );
     let metrics = get(&member.admin_url("/metrics")).await.text();
-    let series = |result: &str| {
+    let series = |method: &str, result: &str| {
         metrics
             .lines()
             .find(|l| {
                 l.starts_with("portcullis_auth_total{")
                     && l.contains("topology=\"t\"")
                     && l.contains("service=\"svc\"")
-                    && l.contains("method=\"jwt\"")
+                    && l.contains(&format!("method=\"{method}\""))
                     && l.contains(&format!("result=\"{result}\""))
             })
             .and_then(|l| l.rsplit(' ').next())
             .map(str::to_string)
     };
-    assert_eq!(series("ok").as_deref(), Some("2"), "{metrics}");
-    assert_eq!(series("missing").as_deref(), Some("1"), "{metrics}");
-    assert_eq!(series("invalid"), None, "results not seen are left out");
+    assert_eq!(series("jwt", "ok").as_deref(), Some("2"), "{metrics}");
+    // No method found credentials: counted under "none".
+    assert_eq!(series("none", "missing").as_deref(), Some("1"), "{metrics}");
+    assert_eq!(
+        series("jwt", "invalid"),
+        None,
+        "results not seen are left out"
+    );
     member.stop().await;
     server.stop().await;
 }
