@@ -15,6 +15,7 @@ need ip iproute2                # the network-partition test
 need chromium chromium          # the dashboard's browser test
 need chromedriver chromium-driver
 need python3 python3            # bench/'s unit tests
+need openssl openssl            # bench/'s steady-jwt token test
 
 if [ ${#packages[@]} -gt 0 ]; then
   sudo=""

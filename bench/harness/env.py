@@ -18,6 +18,7 @@ class Env:
         self.apache = which("apache2")
         self.wrk = which("wrk")
         self.h2load = which("h2load")
+        self.openssl = which("openssl")
         self.www = work / "www"
         self.www.mkdir()
         (self.www / "1m").write_bytes(os.urandom(1 << 20))

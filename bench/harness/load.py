@@ -61,7 +61,8 @@ class Wrk:
     """wrk -t1 in the background, its output in a file of work; wait() parses it.
     timeout=None leaves out --timeout; latency=False leaves out --latency."""
 
-    def __init__(self, binary, work, url, duration, conns=50, timeout=CLIENT_TIMEOUT, latency=True):
+    def __init__(self, binary, work, url, duration, conns=50, timeout=CLIENT_TIMEOUT, latency=True,
+                 headers=()):
         if not binary:
             raise StartError("wrk is not installed")
         self.out = work / f"wrk-{time.monotonic_ns()}.txt"
@@ -71,6 +72,8 @@ class Wrk:
             cmd += ["--timeout", f"{timeout}s"]
         if latency:
             cmd.append("--latency")
+        for h in headers:
+            cmd += ["-H", h]
         self.proc = PROCS.spawn(cmd + [url], self.out)
         self.started = time.monotonic()
 
@@ -82,8 +85,8 @@ class Wrk:
         return parse_wrk(self.out.read_text(errors="replace"))
 
 
-def wrk(env, url, duration, conns=50):
-    return Wrk(env.wrk, env.work, url, duration, conns).wait()
+def wrk(env, url, duration, conns=50, headers=()):
+    return Wrk(env.wrk, env.work, url, duration, conns, headers=headers).wait()
 
 
 def h2load(env, url, n, limit):

@@ -199,20 +199,23 @@ _OPENER = urllib.request.build_opener(
     urllib.request.HTTPSHandler(context=ssl._create_unverified_context()))
 
 
-def http_get(url, timeout=2.0):
-    with _OPENER.open(url, timeout=timeout) as r:
+def http_get(url, timeout=2.0, headers=()):
+    """GET url with "Name: value" header lines."""
+    request = urllib.request.Request(url, headers=dict(h.split(": ", 1) for h in headers))
+    with _OPENER.open(request, timeout=timeout) as r:
         return r.status, r.read()
 
 
-def wait_ready(url, proc, what, timeout=20.0):
-    """Polls url until it answers 200; StartError when proc exits or time runs out."""
+def wait_ready(url, proc, what, timeout=20.0, headers=()):
+    """Polls url (with the header lines given) until it answers 200; StartError
+    when proc exits or time runs out."""
     deadline = time.monotonic() + timeout
     last = "no answer"
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise StartError(f"{what} exited with status {proc.returncode}: {log_tail(proc.log_path)}")
         try:
-            status, _ = http_get(url, timeout=1.0)
+            status, _ = http_get(url, timeout=1.0, headers=headers)
             if status == 200:
                 return
             last = f"status {status}"

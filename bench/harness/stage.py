@@ -6,6 +6,9 @@ from .procs import LOOPBACK, PROCS, free_port, wait_ready
 
 STARTERS = {"portcullis": portcullis.start, "nginx": nginx.start, "haproxy": haproxy.start,
             "apache": apache.start}
+# Peers that can check a JWT (steady-jwt): nginx's auth_jwt is NGINX Plus only,
+# Apache has no JWT module in Debian.
+JWT_PEERS = {"portcullis", "haproxy"}
 PEERS = list(STARTERS)
 
 
@@ -22,8 +25,8 @@ class Proxy:
 class Stage:
     """Backends and one peer ("direct": backends only) for one scenario."""
 
-    def __init__(self, env, peer, tls=False):
-        self.env, self.peer, self.tls = env, peer, tls
+    def __init__(self, env, peer, tls=False, jwt=None):
+        self.env, self.peer, self.tls, self.jwt = env, peer, tls, jwt
         self.backends, self.proxy = [], None
 
     def __enter__(self):
@@ -34,9 +37,10 @@ class Stage:
                 return self
             d = self.env.dir(self.peer)
             port = free_port()
-            proc, small, big = STARTERS[self.peer](self.env, d, port, self.backends, self.tls)
+            extra = {"jwt": self.jwt} if self.jwt else {}
+            proc, small, big = STARTERS[self.peer](self.env, d, port, self.backends, self.tls, **extra)
             self.proxy = Proxy(self.peer, proc, port, self.tls, small, big)
-            wait_ready(self.proxy.small, proc, self.peer)
+            wait_ready(self.proxy.small, proc, self.peer, headers=[self.jwt.header] if self.jwt else [])
         except BaseException:
             self.__exit__(None, None, None)
             raise

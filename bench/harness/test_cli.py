@@ -28,7 +28,7 @@ class Flags(unittest.TestCase):
     def test_defaults_are_the_full_run(self):
         cfg = parse()
         self.assertEqual(cfg.peers, ["portcullis", "nginx", "haproxy", "apache"])
-        self.assertEqual(cfg.scenarios, ["steady", "tls", "1m", "kill", "freeze", "idle"])
+        self.assertEqual(cfg.scenarios, ["steady", "tls", "1m", "kill", "freeze", "idle", "steady-jwt"])
         self.assertEqual((cfg.duration, cfg.idle, cfg.idle_hold), (8, 10000, 5.0))
         self.assertEqual((cfg.kill_duration, cfg.freeze_duration), (8, 9))
         self.assertFalse(cfg.no_build or cfg.no_install or cfg.keep or cfg.smoke)

@@ -33,6 +33,8 @@ def missing_packages(peers, scenarios):
         wanted.append(("apache2", "apache2"))
     if "tls" in scenarios:
         wanted.append(("h2load", "nghttp2-client"))
+    if "steady-jwt" in scenarios:
+        wanted.append(("openssl", "openssl"))
     return [pkg for binary, pkg in wanted if not which(binary)]
 
 

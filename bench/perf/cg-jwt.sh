@@ -4,6 +4,9 @@
 # set from a file) and every request carrying one valid token: the Ir per
 # request of authentication, to compare with cg.sh's figure in the same
 # sitting. Needs bench/perf/setup.sh's backends and Python's `cryptography`.
+# NOAUTH=1: the same requests (token included) to the service without
+# `[service.auth]`, so the difference is authentication alone, not the longer
+# request head.
 set -e
 BIN=$(realpath "$1"); LABEL=$2; N=${3:-15}; C=${4:-10}
 PB=${PB:-/tmp/pb}; HERE=$(cd "$(dirname "$0")" && pwd)
@@ -12,8 +15,10 @@ python3 $HERE/jwt_setup.py $J
 touch $J/gw/store/.portcullis-store
 sed "s#^store = .*#store = \"dir:$J/gw/store\"#" $PB/gw/portcullis.toml > $J/gw/portcullis.toml
 { cat $PB/gw/store/topologies/bench.toml
-  printf '\n[service.auth]\nmethods = ["jwt"]\n'
-  printf 'jwt = { jwks = "file:%s/jwks.json", issuer = "https://idp.bench", audiences = ["bench"] }\n' $J
+  if [ -z "$NOAUTH" ]; then
+    printf '\n[service.auth]\nmethods = ["jwt"]\n'
+    printf 'jwt = { jwks = "file:%s/jwks.json", issuer = "https://idp.bench", audiences = ["bench"] }\n' $J
+  fi
 } > $J/gw/store/topologies/bench.toml
 T=$(cat $J/token)
 # cg.sh's steps with the token on every request

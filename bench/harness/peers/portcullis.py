@@ -10,7 +10,7 @@ build since the first accepts.
 import os
 
 from ..procs import LOOPBACK, PROCS, StartError
-from . import write
+from . import render, write
 
 SMALL_PATH = "/gateway/bench/small/"
 # No peer has an equivalent: a try is abandoned once its backend has answered
@@ -22,12 +22,17 @@ def _urls(backend_ports):
     return ", ".join(f'"http://{LOOPBACK}:{p}"' for p in backend_ports)
 
 
-def write_config(env, d, port, backends, tls):
-    """portcullis.toml in d and the `bench` topology in d/store; the config's path."""
+def write_config(env, d, port, backends, tls, jwt=None):
+    """portcullis.toml in d and the `bench` topology in d/store (with a JWT,
+    the service behind `[service.auth]`); the config's path."""
     store = d / "store"
     (store / "topologies").mkdir(parents=True)
-    write(store / "topologies" / "bench.toml", "portcullis-topology.toml",
-          urls=_urls(b.port for b in backends), stall_timeout=STALL_TIMEOUT)
+    topology = write(store / "topologies" / "bench.toml", "portcullis-topology.toml",
+                     urls=_urls(b.port for b in backends), stall_timeout=STALL_TIMEOUT)
+    if jwt:
+        with topology.open("a") as f:
+            f.write(render("portcullis-jwt.toml", jwks=jwt.jwks, issuer=jwt.ISSUER_TEXT,
+                           audience=jwt.AUDIENCE_TEXT))
     tls_line = f'tls = {{ cert = "{env.cert}", key = "{env.key}" }}\n' if tls else ""
     return write(d / "portcullis.toml", "portcullis.toml", listen=f"{LOOPBACK}:{port}", tls=tls_line, store=store)
 
@@ -41,10 +46,10 @@ def write_minimal_config(work, name, backend_ports, port):
                  store=store)
 
 
-def start(env, d, port, backends, tls):
+def start(env, d, port, backends, tls, jwt=None):
     if env.portcullis is None:
         raise StartError(env.portcullis_error or "no portcullis binary")
-    config = write_config(env, d, port, backends, tls)
+    config = write_config(env, d, port, backends, tls, jwt)
     envv = dict(os.environ, PORTCULLIS_WORKERS="2", RUST_LOG="warn")
     proc = PROCS.spawn([str(env.portcullis), "serve", "-c", str(config)], d / "stdout.log", env=envv, cwd=d)
     return proc, SMALL_PATH, SMALL_PATH + "1m"

@@ -6,13 +6,16 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, Validation};
 use portcullis_config::{JwksSource, JwtPolicy};
+use tokio::time::Instant;
 use tokio_util::task::AbortOnDropHandle;
 
 use crate::keys::{KeySet, KeySource, KeyStore};
+use crate::token_cache::TokenCache;
 use crate::{AuthResult, PolicyError, Principal};
 
 /// The algorithms a token may be signed with, each with its validation.
@@ -39,6 +42,9 @@ impl JwtFailure {
 #[derive(serde::Deserialize)]
 struct Claims {
     sub: String,
+    /// Required and checked by jsonwebtoken; read here for the cache.
+    #[serde(default)]
+    exp: Option<f64>,
     #[serde(default)]
     groups: Option<serde_json::Value>,
 }
@@ -48,6 +54,9 @@ pub struct JwtVerifier {
     /// One per entry of [`ALGORITHMS`]: jsonwebtoken checks every listed
     /// algorithm against the key's family, so each key family gets its own.
     validations: [Validation; 3],
+    leeway: Duration,
+    /// Tokens that verified, so a repeated one skips its signature check.
+    cache: TokenCache,
     /// The background refresher of a URL key set; dropping the verifier
     /// (a reload that replaces the service) stops it.
     _refresher: Option<AbortOnDropHandle<()>>,
@@ -100,6 +109,8 @@ impl JwtVerifier {
         JwtVerifier {
             keys,
             validations: ALGORITHMS.map(validation),
+            leeway: policy.leeway,
+            cache: TokenCache::default(),
             _refresher: refresher,
         }
     }
@@ -109,8 +120,31 @@ impl JwtVerifier {
         self.keys.current().key_count()
     }
 
-    /// Verifies `token` against the key set as it is now.
+    /// Verifies `token` against the key set as it is now: from the cache
+    /// when it verified with this very set before and has not expired.
     pub fn verify(&self, token: &str) -> Result<Principal, JwtFailure> {
+        let keys = self.keys.current();
+        let now = Instant::now();
+        if let Some(principal) = self.cache.get(token, &keys, now) {
+            return Ok(principal);
+        }
+        let (principal, exp) = self.verify_signature(token, &keys)?;
+        let ttl = exp.map_or(Duration::ZERO, |exp| time_left(exp, self.leeway));
+        self.cache.insert(token, &principal, &keys, now, ttl);
+        Ok(principal)
+    }
+
+    /// Tokens that verified and are remembered (for tests).
+    pub fn cached_tokens(&self) -> usize {
+        self.cache.len()
+    }
+
+    /// The full check, with the `exp` claim of a token that passed it.
+    fn verify_signature(
+        &self,
+        token: &str,
+        keys: &KeySet,
+    ) -> Result<(Principal, Option<f64>), JwtFailure> {
         // An unparsable header, `alg: none` included (jsonwebtoken knows no
         // such algorithm), is invalid.
         let header = jsonwebtoken::decode_header(token).map_err(|_| JwtFailure::Invalid)?;
@@ -118,12 +152,14 @@ impl JwtVerifier {
             .iter()
             .position(|&a| a == header.alg)
             .ok_or(JwtFailure::Invalid)?;
-        let keys = self.keys.current();
         let mut outcome = Err(JwtFailure::UnknownKey);
         for key in keys.candidates(header.kid.as_deref(), header.alg) {
             let decoded = jsonwebtoken::decode::<Claims>(token, &key.key, &self.validations[index]);
             outcome = match decoded {
-                Ok(data) => return principal(data.claims),
+                Ok(data) => {
+                    let exp = data.claims.exp;
+                    return principal(data.claims).map(|p| (p, exp));
+                }
                 // The signature verified before the time was checked.
                 Err(e) if is_time(e.kind()) => return Err(JwtFailure::Expired),
                 Err(e) if *e.kind() == ErrorKind::InvalidSignature => Err(JwtFailure::Invalid),
@@ -143,6 +179,15 @@ impl JwtVerifier {
         let has_key = |set: &KeySet| set.candidates(kid, header.alg).next().is_some();
         self.keys.refresh_for_unknown(has_key).await
     }
+}
+
+/// How long a token with `exp` stays acceptable from now, with the leeway.
+fn time_left(exp: f64, leeway: Duration) -> Duration {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let until = Duration::try_from_secs_f64(exp.max(0.0)).unwrap_or_default() + leeway;
+    until.saturating_sub(now)
 }
 
 fn is_time(kind: &ErrorKind) -> bool {

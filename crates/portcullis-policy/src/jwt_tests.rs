@@ -141,3 +141,58 @@ fn malformed_tokens_are_invalid() {
         );
     }
 }
+
+/// A key source that serves whatever set the test last put in it.
+struct Served(Arc<std::sync::Mutex<String>>);
+
+impl KeySource for Served {
+    fn fetch(&self) -> crate::keys::FetchFuture<'_> {
+        let json = self.0.lock().unwrap().clone();
+        Box::pin(async move { Ok(portcullis_config::parse_jwks(json.as_bytes())?) })
+    }
+    fn describe(&self) -> String {
+        "served".into()
+    }
+}
+
+#[tokio::test]
+async fn a_verified_token_is_remembered_until_its_key_leaves_the_set() {
+    let (a, b) = (TestKey::ed25519("a"), TestKey::ed25519("b"));
+    let served = Arc::new(std::sync::Mutex::new(TestKey::jwks(&[&a, &b])));
+    let store = Arc::new(KeyStore::fetched(Box::new(Served(served.clone()))));
+    assert!(store.refresh().await);
+    let verifier = JwtVerifier::with_store(&policy(), store.clone(), None);
+    let token = a.sign(&claims("alice", ISS, "orders"));
+    for _ in 0..3 {
+        assert_eq!(verifier.verify(&token).unwrap().name, "alice");
+    }
+    assert_eq!(
+        verifier.cached_tokens(),
+        1,
+        "verified once, then remembered"
+    );
+    assert!(verifier
+        .verify(&b.sign(&claims("bob", ISS, "orders")))
+        .is_ok());
+    assert_eq!(verifier.cached_tokens(), 2);
+    // Refused tokens are never remembered.
+    let forged = hs256(&a.public_bytes(), "a", &claims("eve", ISS, "orders"));
+    assert_eq!(verifier.verify(&forged), Err(JwtFailure::Invalid));
+    assert_eq!(verifier.cached_tokens(), 2);
+    // Key `a` rotated out: its remembered token no longer passes.
+    *served.lock().unwrap() = TestKey::jwks(&[&b]);
+    assert!(store.refresh().await);
+    assert_eq!(verifier.verify(&token), Err(JwtFailure::UnknownKey));
+}
+
+#[test]
+fn a_token_is_remembered_until_exp_plus_the_leeway() {
+    let t = now() as f64;
+    let leeway = Duration::from_secs(30);
+    let left = time_left(t + 100.0, leeway).as_secs();
+    assert!((128..=130).contains(&left), "{left}");
+    let left = time_left(t - 20.0, leeway).as_secs();
+    assert!((8..=10).contains(&left), "{left}");
+    assert_eq!(time_left(t - 40.0, leeway), Duration::ZERO);
+    assert_eq!(time_left(-5.0, leeway), Duration::ZERO);
+}

@@ -13,6 +13,7 @@ mod jwt;
 mod keys;
 #[cfg(any(test, feature = "test-keys"))]
 pub mod test_keys;
+mod token_cache;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -314,7 +315,10 @@ fn bearer_token(headers: &HeaderMap) -> Result<&str, AuthResult> {
     if fields.next().is_some() {
         return Err(AuthResult::Invalid);
     }
-    let value = value.to_str().map_err(|_| AuthResult::Invalid)?;
+    // UTF-8 rather than `to_str`'s visible-ASCII walk: the field's bytes
+    // were checked at the edge, and a token with anything but base64url and
+    // dots fails to decode anyway. (`from_utf8` runs a word at a time.)
+    let value = std::str::from_utf8(value.as_bytes()).map_err(|_| AuthResult::Invalid)?;
     let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(AuthResult::Missing);

@@ -1,7 +1,7 @@
 //! Checks of one complete request head or trailer section, and the framing
 //! decision of RFC 9112 §6.3 for requests.
 
-use super::scan::{find_cr_or_lf, is_target, is_token, is_value};
+use super::scan::{all_values, find_cr_or_lf, is_target, is_token};
 use super::{Body, Framing, Switch, Violation};
 
 /// Largest request head (leading empty lines and final CRLF included), and
@@ -132,7 +132,7 @@ fn field_line(line: &[u8]) -> Result<(&[u8], &[u8]), Violation> {
         _ => return Err(Violation::InvalidFieldName),
     }
     let value = &line[name_len + 1..];
-    if !value.iter().all(|&b| is_value(b)) {
+    if !all_values(value) {
         return Err(Violation::InvalidFieldValue);
     }
     Ok((&line[..name_len], trim_ows(value)))
