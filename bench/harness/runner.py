@@ -77,6 +77,9 @@ def run_scenarios(env, cfg, results):
     the direct reference when steady is among them."""
     for peer in cfg.peers:
         for scen in cfg.scenarios:
+            only = getattr(SCENARIOS[scen], "PEERS", None)
+            if only is not None and peer not in only:
+                continue  # no equivalent in this peer; the table says so
             log(f"{peer}: {scen}")
             try:
                 res = SCENARIOS[scen].run(env, peer, cfg)

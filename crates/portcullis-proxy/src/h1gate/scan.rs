@@ -236,7 +236,11 @@ mod tests {
             let kept = line[position];
             for b in 0..=255u8 {
                 line[position] = b;
-                assert_eq!(all_values(&line), bytewise(&line), "byte {b:#04x} at {position}");
+                assert_eq!(
+                    all_values(&line),
+                    bytewise(&line),
+                    "byte {b:#04x} at {position}"
+                );
             }
             line[position] = kept;
         }
