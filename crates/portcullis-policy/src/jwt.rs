@@ -92,7 +92,7 @@ impl JwtVerifier {
         Ok(Self::with_store(policy, store, Some(task)))
     }
 
-    fn with_store(
+    pub(crate) fn with_store(
         policy: &JwtPolicy,
         keys: Arc<KeyStore>,
         refresher: Option<AbortOnDropHandle<()>>,

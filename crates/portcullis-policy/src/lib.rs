@@ -9,6 +9,8 @@
 
 mod doas;
 mod fetch;
+#[doc(hidden)]
+pub mod fuzzing;
 mod jwt;
 mod keys;
 #[cfg(any(test, feature = "test-keys"))]
