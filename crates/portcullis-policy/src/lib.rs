@@ -11,6 +11,7 @@ mod doas;
 mod fetch;
 mod jwt;
 mod keys;
+pub mod rate_limit;
 #[cfg(any(test, feature = "test-keys"))]
 pub mod test_keys;
 
