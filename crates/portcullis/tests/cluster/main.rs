@@ -15,3 +15,4 @@ mod control_plane;
 mod drain;
 mod etcd;
 mod partition;
+mod rate_limit;
