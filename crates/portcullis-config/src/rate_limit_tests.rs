@@ -31,8 +31,14 @@ fn a_limit_is_parsed_with_its_defaults() {
 
 #[test]
 fn every_key_kind_is_parsed() {
-    let p = policy(AUTH, "requests = 5\nper = \"1m\"\nburst = 20\nkey = \"principal\"\n");
-    assert_eq!((p.requests, p.per, p.burst), (5, Duration::from_secs(60), 20));
+    let p = policy(
+        AUTH,
+        "requests = 5\nper = \"1m\"\nburst = 20\nkey = \"principal\"\n",
+    );
+    assert_eq!(
+        (p.requests, p.per, p.burst),
+        (5, Duration::from_secs(60), 20)
+    );
     assert_eq!(p.key, RateLimitKey::Principal);
     let p = policy(AUTH, "requests = 5\nkey = \"api_key\"\n");
     assert_eq!(p.key, RateLimitKey::ApiKey);
@@ -75,6 +81,7 @@ fn caller_keys_need_authentication() {
 
 #[test]
 fn unknown_fields_are_refused() {
-    let text = format!("{SERVICE}[service.rate_limit]\nrequests = 1\nkey = \"client_ip\"\nrate = 3\n");
+    let text =
+        format!("{SERVICE}[service.rate_limit]\nrequests = 1\nkey = \"client_ip\"\nrate = 3\n");
     assert!(parse_topology("t", "t.toml", &text).is_err());
 }

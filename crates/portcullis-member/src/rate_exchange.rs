@@ -171,7 +171,7 @@ fn busiest(mut service: ServiceDemand) -> ServiceDemand {
     if service.demand.len() > MAX_REPORTED_KEYS {
         service
             .demand
-            .sort_unstable_by(|a, b| b.1.cmp(&a.1));
+            .sort_unstable_by_key(|(_, count)| std::cmp::Reverse(*count));
         service.demand.truncate(MAX_REPORTED_KEYS);
     }
     service
@@ -215,7 +215,9 @@ fn send(
                 Ok(Ok(response)) => {
                     tracing::debug!(peer = %id, status = %response.status(), "rate-limit exchange refused")
                 }
-                Ok(Err(err)) => tracing::debug!(peer = %id, error = %err, "rate-limit exchange failed"),
+                Ok(Err(err)) => {
+                    tracing::debug!(peer = %id, error = %err, "rate-limit exchange failed")
+                }
                 Err(_) => tracing::debug!(peer = %id, "rate-limit exchange timed out"),
             }
         });

@@ -26,7 +26,9 @@ pub enum Decision {
     Admitted,
     /// Over the limit; a token is expected back after this many whole
     /// seconds (at least one).
-    Limited { retry_after_secs: u64 },
+    Limited {
+        retry_after_secs: u64,
+    },
 }
 
 /// The cluster as the exchange last saw it.

@@ -159,4 +159,3 @@ async fn idle_full_buckets_are_dropped_and_keys_past_the_cap_share_one() {
     assert!(limiter.take_demand().is_empty());
     assert_eq!(limiter.tracked_keys(), 0, "idle and refilled: dropped");
 }
-

@@ -194,9 +194,9 @@ pub fn router(context: Arc<AdminContext>) -> Router {
             post(receive_rate_counts),
         )
         .route_layer(middleware::from_fn_with_state(
-        context.clone(),
-        require_token,
-    ));
+            context.clone(),
+            require_token,
+        ));
     Router::new()
         .route("/api/v1/health", get(api::health))
         .merge(protected)

@@ -77,8 +77,14 @@ fn check_refusal(reply: &Reply) {
     let field = |name: &str| reply.headers[name].to_str().unwrap().to_string();
     let retry_after: u64 = field("retry-after").parse().unwrap();
     assert!(retry_after >= 1);
-    assert_eq!(field("ratelimit-policy"), format!("\"default\";q={LIMIT};w=1"));
-    assert_eq!(field("ratelimit"), format!("\"default\";r=0;t={retry_after}"));
+    assert_eq!(
+        field("ratelimit-policy"),
+        format!("\"default\";q={LIMIT};w=1")
+    );
+    assert_eq!(
+        field("ratelimit"),
+        format!("\"default\";r=0;t={retry_after}")
+    );
     let json = reply.json();
     assert_eq!(json["error"], "too many requests");
     assert_eq!(json["service"], "svc");
@@ -102,7 +108,8 @@ async fn two_members_together_admit_the_limit_at_three_times_the_rate() {
     }
 
     let seconds = 10;
-    let (admitted, refused) = offer(&[&a, &b], 3 * LIMIT as u32, Duration::from_secs(seconds)).await;
+    let (admitted, refused) =
+        offer(&[&a, &b], 3 * LIMIT as u32, Duration::from_secs(seconds)).await;
     let expected = LIMIT * seconds + BURST;
     let (on_a, on_b) = (
         a.service("rl", "svc").stats.rate_limited(),
@@ -118,7 +125,11 @@ async fn two_members_together_admit_the_limit_at_three_times_the_rate() {
         admitted.abs_diff(expected) <= tolerance,
         "admitted {admitted}, expected {expected} ± {tolerance}"
     );
-    assert_eq!(on_a + on_b, refused, "portcullis_rate_limited_total counts every 429");
+    assert_eq!(
+        on_a + on_b,
+        refused,
+        "portcullis_rate_limited_total counts every 429"
+    );
     assert!(on_a > 0 && on_b > 0, "both members enforce their share");
     let metrics = a.admin("GET", "/metrics", "").await.text();
     assert!(
