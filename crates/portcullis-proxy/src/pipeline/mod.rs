@@ -226,13 +226,11 @@ where
             // into `forward`'s future, it was copied with that future.
             // Matched by reference: a binding by value copied the whole
             // prepared request once more (callgrind: a memcpy per request).
-            let admitted = authenticated.and_then(|()| match &service.rate_limit {
-                None => Ok(()),
-                Some(limiter) => rate_limit::admit(limiter, &service, client, &request.head, &ctx),
-            });
-            let mut prepared = admitted.and_then(|()| {
-                Forwarding::new(gateway, client, &service, request, rest_start, ctx.started)
-            });
+            let mut prepared = authenticated
+                .and_then(|()| rate_limit::admit(&service, client, &request.head, &ctx))
+                .and_then(|()| {
+                    Forwarding::new(gateway, client, &service, request, rest_start, ctx.started)
+                });
             let outcome = match prepared {
                 Ok(ref mut forwarding) => {
                     let outcome = forward(forwarding, connector, &mut ctx).await;

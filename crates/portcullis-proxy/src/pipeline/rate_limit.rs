@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use std::sync::atomic::Ordering;
 
 use http::request;
-use portcullis_config::RateLimitKey;
+use portcullis_config::{RateLimitKey, RateLimitPolicy};
 use portcullis_policy::rate_limit::{Decision, RateLimiter};
 
 use super::RequestContext;
@@ -16,16 +16,27 @@ use crate::error::ProxyError;
 use crate::http::ClientContext;
 use crate::routing::ServiceRuntime;
 
+/// Services without a limit pay the one branch here.
 pub(super) fn admit(
-    limiter: &RateLimiter,
     service: &ServiceRuntime,
     client: &ClientContext,
     head: &request::Parts,
     ctx: &RequestContext,
 ) -> Result<(), ProxyError> {
-    let Some(policy) = &service.config.rate_limit else {
+    let (Some(limiter), Some(policy)) = (&service.rate_limit, &service.config.rate_limit) else {
         return Ok(());
     };
+    take_token(limiter, policy, service, client, head, ctx)
+}
+
+fn take_token(
+    limiter: &RateLimiter,
+    policy: &RateLimitPolicy,
+    service: &ServiceRuntime,
+    client: &ClientContext,
+    head: &request::Parts,
+    ctx: &RequestContext,
+) -> Result<(), ProxyError> {
     let key = key_value(&policy.key, client, head, ctx.principal.as_deref());
     match limiter.check(&key) {
         Decision::Admitted => Ok(()),

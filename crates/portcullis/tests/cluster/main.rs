@@ -16,3 +16,4 @@ mod drain;
 mod etcd;
 mod partition;
 mod rate_limit;
+mod rate_limit_partition;
