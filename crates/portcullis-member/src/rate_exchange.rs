@@ -98,10 +98,18 @@ impl PeerReports {
 }
 
 /// The live peers (id and admin URL) and the live member count, this
-/// member included, from the member list of the last heartbeat.
+/// member included, from the member list of the last heartbeat. Liveness
+/// is judged as of the newest record in the list, not the clock: when the
+/// store cannot be read the list stops changing, and the member keeps the
+/// count it last knew instead of seeing every peer age out and taking the
+/// whole limit for itself.
 fn live_peers(members: &[MemberRecord], own_id: &str) -> (Vec<(String, String)>, usize) {
-    let now_ms = portcullis_cluster::members::now_ms();
-    let alive: Vec<&MemberRecord> = members.iter().filter(|m| m.is_alive(now_ms)).collect();
+    let as_of_ms = members
+        .iter()
+        .map(|m| m.updated_at_ms)
+        .max()
+        .unwrap_or_else(portcullis_cluster::members::now_ms);
+    let alive: Vec<&MemberRecord> = members.iter().filter(|m| m.is_alive(as_of_ms)).collect();
     let live = alive.iter().filter(|m| m.id != own_id).count() + 1;
     let peers = alive
         .into_iter()
@@ -255,6 +263,42 @@ mod tests {
         let (reachable, summed) = reports.fresh(&peers);
         assert_eq!(reachable, 1, "c is silent for two intervals");
         assert_eq!(summed[&("t".into(), "s".into())]["k"], 5);
+    }
+
+    fn record(id: &str, admin_url: Option<&str>, updated_at_ms: u64) -> MemberRecord {
+        MemberRecord {
+            id: id.into(),
+            role: portcullis_cluster::RoleName::Manager,
+            public_url: "http://127.0.0.1:1".into(),
+            admin_url: admin_url.map(str::to_string),
+            version: "test".into(),
+            generation: 0,
+            config_hash: String::new(),
+            in_flight: 0,
+            requests: 0,
+            errors: 0,
+            heartbeat_ms: 200,
+            updated_at_ms,
+        }
+    }
+
+    #[test]
+    fn live_members_are_counted_as_of_the_newest_record() {
+        // A list read long ago (the store away since): still three live.
+        let members = [
+            record("a", Some("http://10.0.0.1:9443"), 1_000),
+            record("b", Some("http://10.0.0.2:9443"), 1_100),
+            record("c", None, 1_200),
+            record("dead", Some("http://10.0.0.4:9443"), 100),
+        ];
+        let (peers, live) = live_peers(&members, "a");
+        assert_eq!(live, 3, "a, b and c; dead missed three heartbeats");
+        assert_eq!(
+            peers,
+            [("b".to_string(), "http://10.0.0.2:9443".to_string())]
+        );
+        let (_, alone) = live_peers(&[], "a");
+        assert_eq!(alone, 1);
     }
 
     #[test]
