@@ -14,6 +14,7 @@ mod jwks;
 mod lines;
 mod locate;
 pub mod model;
+mod rate_limit;
 mod raw;
 mod tls;
 mod validate;

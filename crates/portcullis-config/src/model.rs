@@ -168,6 +168,8 @@ pub struct Service {
     pub backend_auth: Option<BackendAuth>,
     /// `[service.auth]`: who may call the service; `None` lets everyone.
     pub auth: Option<AuthPolicy>,
+    /// `[service.rate_limit]`: cluster-wide request limit; `None`: unlimited.
+    pub rate_limit: Option<RateLimitPolicy>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
@@ -307,6 +309,38 @@ pub struct AuthPolicy {
 impl AuthPolicy {
     pub const DEFAULT_IDENTITY_HEADER: &'static str = "x-forwarded-user";
     pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
+}
+
+/// `[service.rate_limit]` (PRODUCT.md §11, docs/policies.md): `requests`
+/// per `per` across the cluster, for each value of `key`, plus `burst`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimitPolicy {
+    pub requests: u64,
+    /// Whole seconds, at least one.
+    pub per: Duration,
+    pub key: RateLimitKey,
+    /// Requests admitted at once above the steady rate.
+    pub burst: u64,
+}
+
+impl RateLimitPolicy {
+    pub const DEFAULT_WINDOW: Duration = Duration::from_secs(1);
+}
+
+/// What a rate limit counts requests per.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RateLimitKey {
+    /// The principal `[service.auth]` signed in.
+    Principal,
+    /// The connection's peer address.
+    ClientIp,
+    /// The API key a caller signed in with; keyed by the principal the
+    /// sign-in gave (an API key's name), so that made-up key values cannot
+    /// open fresh buckets.
+    ApiKey,
+    /// The value of this request header (lower case); requests without it
+    /// share one bucket.
+    Header(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -132,6 +132,7 @@ pub struct FileService {
     pub timeouts: FileTimeouts,
     pub backend_auth: Option<FileBackendAuth>,
     pub auth: Option<FileAuth>,
+    pub rate_limit: Option<FileRateLimit>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -193,6 +194,17 @@ pub struct FileAuth {
     pub basic: Option<toml::Value>,
     pub identity_header: Option<String>,
     pub knox_doas: Option<bool>,
+}
+
+/// `[service.rate_limit]` as written; `key` is parsed in validation, where
+/// `header:NAME` can be checked and named.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileRateLimit {
+    pub requests: i64,
+    pub per: Option<FileDuration>,
+    pub key: String,
+    pub burst: Option<i64>,
 }
 
 /// Every method §11 names; validation refuses the ones not built yet.

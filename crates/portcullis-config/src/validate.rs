@@ -361,6 +361,10 @@ fn service(v: &mut Validator<'_>, at: &str, raw: FileService) -> Service {
             password_alias: a.password_alias,
         }
     });
+    let auth = raw.auth.map(|a| crate::auth::auth(v, at, a));
+    let rate_limit = raw
+        .rate_limit
+        .map(|r| crate::rate_limit::rate_limit(v, at, r, auth.as_ref()));
     Service {
         name: raw.name,
         urls,
@@ -373,7 +377,8 @@ fn service(v: &mut Validator<'_>, at: &str, raw: FileService) -> Service {
         health,
         timeouts,
         backend_auth,
-        auth: raw.auth.map(|a| crate::auth::auth(v, at, a)),
+        auth,
+        rate_limit,
     }
 }
 

@@ -16,6 +16,7 @@ mod listeners;
 pub mod logging;
 mod member;
 mod per_core;
+pub mod rate_exchange;
 pub mod secrets;
 
 pub use apply::{apply_change, TopologyChange};

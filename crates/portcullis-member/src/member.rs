@@ -359,9 +359,18 @@ impl Running {
             members.clone(),
             self.applied.clone(),
         )));
+        let rate_reports = Arc::new(crate::rate_exchange::PeerReports::default());
+        background.spawn(crate::rate_exchange::exchange(
+            self.gateway.clone(),
+            members.clone(),
+            self.config.node.id.clone(),
+            self.secrets.admin_token.clone(),
+            rate_reports.clone(),
+        ));
         let admin_addr = listeners.admin.as_ref().map(|(_, addr)| *addr);
         let admin = listeners.admin.map(|(listener, _)| {
-            self.spawn_admin(listener, listeners.admin_tls, members, &shutdown_rx)
+            let shared = (members, rate_reports);
+            self.spawn_admin(listener, listeners.admin_tls, shared, &shutdown_rx)
         });
         let balancer_addr = listeners.balancer.as_ref().map(|(_, addr, _)| *addr);
         let balancer_options = match listeners.balancer {
@@ -421,7 +430,10 @@ impl Running {
         &self,
         listener: TcpListener,
         tls: Option<Arc<rustls::ServerConfig>>,
-        members: Arc<ArcSwap<Vec<portcullis_cluster::MemberRecord>>>,
+        (members, rate_reports): (
+            Arc<ArcSwap<Vec<portcullis_cluster::MemberRecord>>>,
+            Arc<crate::rate_exchange::PeerReports>,
+        ),
         shutdown: &watch::Receiver<bool>,
     ) -> AbortOnDropHandle<()> {
         let context = Arc::new(crate::admin::AdminContext {
@@ -433,6 +445,7 @@ impl Running {
             token: self.secrets.admin_token.clone(),
             store_connected: self.store_connected.clone(),
             members,
+            rate_reports,
         });
         if let Ok(addr) = listener.local_addr() {
             tracing::info!(listen = %addr, tls = tls.is_some(), "admin API, /metrics and dashboard listening");

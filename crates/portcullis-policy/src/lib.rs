@@ -13,6 +13,7 @@ mod fetch;
 pub mod fuzzing;
 mod jwt;
 mod keys;
+pub mod rate_limit;
 #[cfg(any(test, feature = "test-keys"))]
 pub mod test_keys;
 mod token_cache;

@@ -65,6 +65,16 @@ pub enum ProxyError {
         service: String,
         challenge: header::HeaderValue,
     },
+    /// `[service.rate_limit]` refused the request: over the limit for its
+    /// key. The quota and window go into the draft `RateLimit-*` fields.
+    #[error("rate limited")]
+    RateLimited {
+        topology: String,
+        service: String,
+        retry_after_secs: u64,
+        quota: u64,
+        window_secs: u64,
+    },
     /// The client's request body broke off or was too slow.
     #[error("request body: {reason}")]
     ClientBody { reason: &'static str },
@@ -87,6 +97,7 @@ impl ProxyError {
             }
             ProxyError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ProxyError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            ProxyError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ProxyError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ProxyError::ClientBody { .. } => StatusCode::REQUEST_TIMEOUT,
         }
@@ -118,6 +129,7 @@ impl ProxyError {
             ProxyError::MissingCredentials { .. } => "backend credentials unavailable",
             // Nothing on why: no help for someone trying tokens.
             ProxyError::Unauthorized { .. } => "unauthorized",
+            ProxyError::RateLimited { .. } => "too many requests",
             ProxyError::BadRequest { reason }
             | ProxyError::MethodNotAllowed { reason }
             | ProxyError::ClientBody { reason } => reason,
@@ -149,6 +161,9 @@ impl ProxyError {
             | ProxyError::Unauthorized {
                 topology, service, ..
             }
+            | ProxyError::RateLimited {
+                topology, service, ..
+            }
             | ProxyError::MissingCredentials { topology, service } => {
                 (Some(topology), Some(service))
             }
@@ -167,12 +182,49 @@ impl ProxyError {
             json["service"] = service.into();
         }
         let mut response = json_response(self.status(), &json);
-        if let ProxyError::Unauthorized { challenge, .. } = self {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, challenge.clone());
+        match self {
+            ProxyError::Unauthorized { challenge, .. } => {
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, challenge.clone());
+            }
+            ProxyError::RateLimited {
+                retry_after_secs,
+                quota,
+                window_secs,
+                ..
+            } => rate_limit_fields(&mut response, *retry_after_secs, *quota, *window_secs),
+            _ => {}
         }
         response
+    }
+}
+
+/// `Retry-After` and the fields of draft-ietf-httpapi-ratelimit-headers
+/// (checked against -10): the policy's quota and window, and none left
+/// for `t` seconds.
+fn rate_limit_fields(
+    response: &mut Response<ProxyBody>,
+    retry_after_secs: u64,
+    quota: u64,
+    window_secs: u64,
+) {
+    let fields = [
+        (header::RETRY_AFTER, retry_after_secs.to_string()),
+        (
+            header::HeaderName::from_static("ratelimit-policy"),
+            format!("\"default\";q={quota};w={window_secs}"),
+        ),
+        (
+            header::HeaderName::from_static("ratelimit"),
+            format!("\"default\";r=0;t={retry_after_secs}"),
+        ),
+    ];
+    for (name, value) in fields {
+        // Digits, quotes and semicolons only: always a valid value.
+        if let Ok(value) = header::HeaderValue::try_from(value) {
+            response.headers_mut().insert(name, value);
+        }
     }
 }
 
@@ -218,5 +270,23 @@ mod tests {
         let json: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(json["service"], "s");
         assert_eq!(json["topology"], "t");
+    }
+
+    #[test]
+    fn a_rate_limited_answer_carries_retry_after_and_the_draft_fields() {
+        let err = ProxyError::RateLimited {
+            topology: "t".into(),
+            service: "s".into(),
+            retry_after_secs: 3,
+            quota: 100,
+            window_secs: 60,
+        };
+        let response = err.into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        let field = |name: &str| response.headers()[name].to_str().unwrap().to_string();
+        assert_eq!(field("retry-after"), "3");
+        assert_eq!(field("ratelimit-policy"), "\"default\";q=100;w=60");
+        assert_eq!(field("ratelimit"), "\"default\";r=0;t=3");
+        assert_eq!(field("content-type"), "application/json");
     }
 }

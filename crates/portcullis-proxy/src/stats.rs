@@ -129,6 +129,9 @@ pub struct ServiceStats {
     replay_overflows: AtomicU64,
     /// `[service.auth]` results, for `portcullis_auth_total`.
     pub auth: portcullis_policy::AuthCounts,
+    /// Requests `[service.rate_limit]` answered with 429, for
+    /// `portcullis_rate_limited_total`.
+    pub(crate) rate_limited: AtomicU64,
 }
 
 impl ServiceStats {
@@ -139,6 +142,11 @@ impl ServiceStats {
 
     pub fn latency(&self) -> HistogramSnapshot {
         self.latency.snapshot()
+    }
+
+    /// Requests refused with 429 by the service's rate limit.
+    pub fn rate_limited(&self) -> u64 {
+        self.rate_limited.load(Ordering::Relaxed)
     }
 
     /// Tries after the first, over the service's life.

@@ -158,6 +158,15 @@ fn service_counters(
         services,
         ServiceStats::replay_overflows,
     )?;
+    service_counter(
+        encoder,
+        (
+            "portcullis_rate_limited",
+            "Requests [service.rate_limit] answered with 429.",
+        ),
+        services,
+        ServiceStats::rate_limited,
+    )?;
     Ok(())
 }
 

@@ -14,7 +14,7 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use portcullis_cluster::{ClusterStore, MemberRecord, StoreError, WriteError};
 use portcullis_config::Role;
@@ -39,6 +39,8 @@ pub struct AdminContext {
     /// The member records as of the last heartbeat, for metrics and for
     /// answering while the store is away.
     pub members: Arc<ArcSwap<Vec<MemberRecord>>>,
+    /// Rate-limit counts the peers posted, read by the exchange task.
+    pub rate_reports: Arc<crate::rate_exchange::PeerReports>,
 }
 
 impl AdminContext {
@@ -152,6 +154,16 @@ async fn require_token(
     }
 }
 
+/// A peer's rate-limit counts (`rate_exchange`): members post here with
+/// the cluster's admin token.
+async fn receive_rate_counts(
+    State(context): State<Arc<AdminContext>>,
+    Json(report): Json<crate::rate_exchange::DemandReport>,
+) -> StatusCode {
+    context.rate_reports.store(report);
+    StatusCode::NO_CONTENT
+}
+
 const INDEX_HTML: &str = include_str!("dashboard/index.html");
 const APP_JS: &str = include_str!("dashboard/app.js");
 const DOM_JS: &str = include_str!("dashboard/dom.js");
@@ -176,10 +188,15 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
 }
 
 pub fn router(context: Arc<AdminContext>) -> Router {
-    let protected = api::routes().route_layer(middleware::from_fn_with_state(
-        context.clone(),
-        require_token,
-    ));
+    let protected = api::routes()
+        .route(
+            crate::rate_exchange::EXCHANGE_PATH,
+            post(receive_rate_counts),
+        )
+        .route_layer(middleware::from_fn_with_state(
+            context.clone(),
+            require_token,
+        ));
     Router::new()
         .route("/api/v1/health", get(api::health))
         .merge(protected)

@@ -21,6 +21,7 @@ mod auth;
 mod connector;
 mod finish;
 mod prepare;
+mod rate_limit;
 
 use std::sync::Arc;
 
@@ -225,9 +226,11 @@ where
             // into `forward`'s future, it was copied with that future.
             // Matched by reference: a binding by value copied the whole
             // prepared request once more (callgrind: a memcpy per request).
-            let mut prepared = authenticated.and_then(|()| {
-                Forwarding::new(gateway, client, &service, request, rest_start, ctx.started)
-            });
+            let mut prepared = authenticated
+                .and_then(|()| rate_limit::admit(&service, client, &request.head, &ctx))
+                .and_then(|()| {
+                    Forwarding::new(gateway, client, &service, request, rest_start, ctx.started)
+                });
             let outcome = match prepared {
                 Ok(ref mut forwarding) => {
                     let outcome = forward(forwarding, connector, &mut ctx).await;

@@ -91,6 +91,9 @@ pub struct ServiceRuntime {
     pub sticky_cookie: String,
     /// `[service.auth]`, built with the client; `None`: no authentication.
     pub auth: Option<portcullis_policy::Authenticator>,
+    /// `[service.rate_limit]`'s buckets; the member's peer exchange sets
+    /// their shares. `None`: unlimited.
+    pub rate_limit: Option<portcullis_policy::rate_limit::RateLimiter>,
 }
 
 /// Everything a service runtime holds but its client, decided by the pure
@@ -112,6 +115,11 @@ impl ServiceRuntime {
         client: BackendClient,
         auth: Option<portcullis_policy::Authenticator>,
     ) -> ServiceRuntime {
+        let rate_limit = draft
+            .config
+            .rate_limit
+            .as_ref()
+            .map(portcullis_policy::rate_limit::RateLimiter::new);
         ServiceRuntime {
             selector: Selector::new(&draft.config.ha, draft.backends.len(), draft.active),
             topology: draft.topology,
@@ -125,6 +133,7 @@ impl ServiceRuntime {
             stats: draft.stats,
             sticky_cookie: draft.sticky_cookie,
             auth,
+            rate_limit,
         }
     }
 

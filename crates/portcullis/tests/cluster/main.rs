@@ -15,3 +15,5 @@ mod control_plane;
 mod drain;
 mod etcd;
 mod partition;
+mod rate_limit;
+mod rate_limit_partition;

@@ -106,7 +106,7 @@ impl Drop for Namespaces {
     }
 }
 
-fn ip(args: &[&str]) -> Result<(), String> {
+pub(crate) fn ip(args: &[&str]) -> Result<(), String> {
     let out = Command::new("ip")
         .args(args)
         .output()
@@ -122,7 +122,7 @@ fn ip(args: &[&str]) -> Result<(), String> {
     }
 }
 
-struct Killed(Child);
+pub(crate) struct Killed(Child);
 
 impl Drop for Killed {
     fn drop(&mut self) {
@@ -131,7 +131,7 @@ impl Drop for Killed {
     }
 }
 
-fn spawn(mut command: Command) -> Killed {
+pub(crate) fn spawn(mut command: Command) -> Killed {
     Killed(
         command
             .stdout(Stdio::null())
@@ -152,7 +152,7 @@ fn backend_seen(ns: &Namespaces, url: &str) -> Option<String> {
     json["backend"].as_str().map(str::to_string)
 }
 
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()
