@@ -215,7 +215,10 @@ fn identity_header(v: &mut Validator<'_>, at: &str, raw: Option<String>) -> Stri
 fn header_name(v: &mut Validator<'_>, path: &str, name: &str, example: &str) -> Option<String> {
     match http::HeaderName::from_bytes(name.as_bytes()) {
         Err(_) => {
-            v.error(path, format!("expected an HTTP header name, found {name:?}"));
+            v.error(
+                path,
+                format!("expected an HTTP header name, found {name:?}"),
+            );
             None
         }
         Ok(header) if RESERVED_HEADERS.contains(&header.as_str()) => {

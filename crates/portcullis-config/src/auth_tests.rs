@@ -111,7 +111,11 @@ fn an_api_key_header_must_be_a_free_header_name() {
         "methods = [\"jwt\"]\n{JWT}\napi_key = {{ header = \"X-API-Key\" }}\n"
     ));
     assert_eq!(unlisted[0].path, "service[0].auth.api_key");
-    assert!(unlisted[0].message.contains("does not list"), "{}", unlisted[0]);
+    assert!(
+        unlisted[0].message.contains("does not list"),
+        "{}",
+        unlisted[0]
+    );
     let unknown = errors("methods = [\"api_key\"]\napi_key = { name = \"x\" }\n");
     assert!(unknown[0].to_string().contains("api_key"), "{}", unknown[0]);
 }

@@ -98,7 +98,10 @@ pub struct KeyListing {
 
 /// The store's key records as listings; unreadable records are left out
 /// and logged. `table` supplies this member's last-use times.
-pub fn listings(records: &BTreeMap<String, String>, table: Option<&ApiKeyTable>) -> Vec<KeyListing> {
+pub fn listings(
+    records: &BTreeMap<String, String>,
+    table: Option<&ApiKeyTable>,
+) -> Vec<KeyListing> {
     records
         .iter()
         .filter_map(|(name, text)| {
@@ -124,7 +127,10 @@ fn parse_logged(name: &str, text: &str) -> Option<ApiKeyRecord> {
     match ApiKeyRecord::parse(text) {
         Ok(record) => Some(record),
         Err(reason) => {
-            tracing::error!(key = name, "unreadable API key record ({reason}); the key is refused");
+            tracing::error!(
+                key = name,
+                "unreadable API key record ({reason}); the key is refused"
+            );
             None
         }
     }

@@ -271,7 +271,10 @@ mod tests {
         ]);
         let orders = verifier(keys, "orders");
         assert_eq!(judged(&orders, &["pcl_all"], NOW), Ok("key:ci".into()));
-        assert_eq!(judged(&orders, &["pcl_one"], NOW), Ok("key:orders-only".into()));
+        assert_eq!(
+            judged(&orders, &["pcl_one"], NOW),
+            Ok("key:orders-only".into())
+        );
     }
 
     #[test]
@@ -284,21 +287,42 @@ mod tests {
             ])
         };
         let orders = verifier(keys(), "orders");
-        for key in ["pcl_unknown", "pcl_other_topology", "pcl_other_service", "pcl_expired"] {
-            assert_eq!(judged(&orders, &[key], NOW), Err(AuthResult::Invalid), "{key}");
+        for key in [
+            "pcl_unknown",
+            "pcl_other_topology",
+            "pcl_other_service",
+            "pcl_expired",
+        ] {
+            assert_eq!(
+                judged(&orders, &[key], NOW),
+                Err(AuthResult::Invalid),
+                "{key}"
+            );
         }
         // The expiry is exclusive and follows the clock given.
-        assert_eq!(judged(&orders, &["pcl_expired"], NOW - 1), Ok("key:c".into()));
+        assert_eq!(
+            judged(&orders, &["pcl_expired"], NOW - 1),
+            Ok("key:c".into())
+        );
         let billing = verifier(keys(), "billing");
-        assert_eq!(judged(&billing, &["pcl_other_service"], NOW), Ok("key:b".into()));
+        assert_eq!(
+            judged(&billing, &["pcl_other_service"], NOW),
+            Ok("key:b".into())
+        );
     }
 
     #[test]
     fn no_header_is_not_mine_and_odd_headers_are_invalid() {
         let v = verifier(table(&[("pcl_k", "k", "t", None, None)]), "s");
-        assert!(matches!(v.attempt_at(&HeaderMap::new(), NOW), KeyAttempt::Absent));
+        assert!(matches!(
+            v.attempt_at(&HeaderMap::new(), NOW),
+            KeyAttempt::Absent
+        ));
         assert_eq!(judged(&v, &[""], NOW), Err(AuthResult::Invalid));
-        assert_eq!(judged(&v, &["pcl_k", "pcl_k"], NOW), Err(AuthResult::Invalid));
+        assert_eq!(
+            judged(&v, &["pcl_k", "pcl_k"], NOW),
+            Err(AuthResult::Invalid)
+        );
         // The empty table a member starts with refuses everything.
         let empty = verifier(ApiKeyTable::default(), "s");
         assert_eq!(judged(&empty, &["pcl_k"], NOW), Err(AuthResult::Invalid));
@@ -310,11 +334,17 @@ mod tests {
 
     #[test]
     fn last_use_is_recorded_and_survives_a_new_table() {
-        let first = table(&[("pcl_k", "k", "t", None, None), ("pcl_j", "j", "t", None, None)]);
+        let first = table(&[
+            ("pcl_k", "k", "t", None, None),
+            ("pcl_j", "j", "t", None, None),
+        ]);
         let v = verifier(first, "s");
         assert_eq!(judged(&v, &["pcl_k"], NOW), Ok("key:k".into()));
         let used = |table: &ApiKeyTable, name: &str| {
-            table.entries().find(|e| e.name == name).and_then(ApiKeyEntry::last_used_ms)
+            table
+                .entries()
+                .find(|e| e.name == name)
+                .and_then(ApiKeyEntry::last_used_ms)
         };
         assert_eq!(used(&v.keys.load(), "k"), Some(NOW));
         assert_eq!(used(&v.keys.load(), "j"), None);

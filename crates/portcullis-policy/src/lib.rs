@@ -21,7 +21,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use http::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
 use portcullis_config::{AuthMethod, AuthPolicy};
 
-pub use api_key::{ApiKeyEntry, ApiKeyTable, ApiKeys, PRINCIPAL_PREFIX as API_KEY_PRINCIPAL_PREFIX};
+pub use api_key::{
+    ApiKeyEntry, ApiKeyTable, ApiKeys, PRINCIPAL_PREFIX as API_KEY_PRINCIPAL_PREFIX,
+};
 pub use doas::with_doas;
 pub use jwt::{JwtFailure, JwtVerifier};
 pub use keys::{FetchError, KeySource};
@@ -343,10 +345,12 @@ fn api_key_method(
     policy: &AuthPolicy,
     scope: &ServiceScope<'_>,
 ) -> Result<api_key::ApiKeyVerifier, PolicyError> {
-    let header = policy.api_key.as_ref().map_or(
-        portcullis_config::ApiKeyPolicy::DEFAULT_HEADER,
-        |p| p.header.as_str(),
-    );
+    let header = policy
+        .api_key
+        .as_ref()
+        .map_or(portcullis_config::ApiKeyPolicy::DEFAULT_HEADER, |p| {
+            p.header.as_str()
+        });
     let header = HeaderName::from_bytes(header.as_bytes())
         .map_err(|_| PolicyError::ApiKeyHeader(header.to_string()))?;
     Ok(api_key::ApiKeyVerifier::new(

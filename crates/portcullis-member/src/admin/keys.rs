@@ -43,7 +43,10 @@ struct CreateKey {
     expires: Option<String>,
 }
 
-async fn create_key(State(context): Ctx, body: Bytes) -> Result<(StatusCode, Json<Value>), ApiError> {
+async fn create_key(
+    State(context): Ctx,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     let request: CreateKey = super::api::json_body(
         &body,
         r#"{"name": "...", "topology": "...", "service": "..." (optional), "expires": "90d" (optional)}"#,

@@ -180,10 +180,13 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
 }
 
 pub fn router(context: Arc<AdminContext>) -> Router {
-    let protected = api::routes().merge(keys::routes()).route_layer(middleware::from_fn_with_state(
-        context.clone(),
-        require_token,
-    ));
+    let protected =
+        api::routes()
+            .merge(keys::routes())
+            .route_layer(middleware::from_fn_with_state(
+                context.clone(),
+                require_token,
+            ));
     Router::new()
         .route("/api/v1/health", get(api::health))
         .merge(protected)
