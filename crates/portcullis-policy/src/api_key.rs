@@ -227,7 +227,10 @@ mod tests {
         ApiKeyHasher::from_cookie_key(&[9; 32], "test")
     }
 
-    fn table(keys: &[(&str, &str, &str, Option<&str>, Option<u64>)]) -> ApiKeyTable {
+    /// (key, name, topology, service, expires at).
+    type KeySpec<'a> = (&'a str, &'a str, &'a str, Option<&'a str>, Option<u64>);
+
+    fn table(keys: &[KeySpec<'_>]) -> ApiKeyTable {
         let hasher = hasher();
         let entries = keys.iter().map(|(key, name, topology, service, expires)| {
             (

@@ -161,7 +161,8 @@ enum Attempt {
 /// One configured method, ready for requests. Each method's slice adds its
 /// variant here.
 enum Method {
-    Jwt(JwtVerifier),
+    /// Boxed: a verifier is several times larger than the other methods.
+    Jwt(Box<JwtVerifier>),
     ApiKey(api_key::ApiKeyVerifier),
 }
 
@@ -175,7 +176,7 @@ impl Method {
 
     fn as_jwt(&self) -> Option<&JwtVerifier> {
         match self {
-            Method::Jwt(jwt) => Some(jwt),
+            Method::Jwt(jwt) => Some(jwt.as_ref()),
             Method::ApiKey(_) => None,
         }
     }
@@ -255,7 +256,7 @@ impl Authenticator {
                     let Some(jwt) = &policy.jwt else {
                         return Err(PolicyError::Client("no jwt table".into()));
                     };
-                    Method::Jwt(JwtVerifier::build(jwt, base_dir)?)
+                    Method::Jwt(Box::new(JwtVerifier::build(jwt, base_dir)?))
                 }
                 AuthMethod::ApiKey => Method::ApiKey(api_key_method(policy, scope)?),
             });
@@ -270,7 +271,7 @@ impl Authenticator {
     /// An authenticator with the JWT method only, for tests that bring
     /// their own key source.
     pub fn from_parts(jwt: JwtVerifier, identity_header: HeaderName, knox_doas: bool) -> Self {
-        Self::with_methods(vec![Method::Jwt(jwt)], identity_header, knox_doas)
+        Self::with_methods(vec![Method::Jwt(Box::new(jwt))], identity_header, knox_doas)
     }
 
     fn with_methods(methods: Vec<Method>, identity_header: HeaderName, knox_doas: bool) -> Self {
@@ -481,6 +482,67 @@ mod tests {
         assert_eq!(missing.challenge, "Bearer realm=\"portcullis\"");
         let missing = build(&file_policy("gone.json"), dir.path());
         assert!(matches!(missing, Err(PolicyError::Jwks(_))));
+    }
+
+    #[tokio::test]
+    async fn api_keys_are_tried_in_their_place_and_named_in_the_bare_challenge() {
+        use crate::test_keys::{claims, TestKey};
+        let dir = tempfile::tempdir().unwrap();
+        let jwt_key = TestKey::p256("k");
+        std::fs::write(dir.path().join("jwks.json"), TestKey::jwks(&[&jwt_key])).unwrap();
+        let mut policy = file_policy("jwks.json");
+        policy.methods.push(AuthMethod::ApiKey);
+        policy.api_key = Some(portcullis_config::ApiKeyPolicy {
+            header: "x-key".into(),
+        });
+        let hasher = portcullis_secrets::ApiKeyHasher::from_cookie_key(&[1; 32], "c");
+        let entry = ApiKeyEntry::new("ci".into(), "t".into(), None, None);
+        let table = ApiKeyTable::new(
+            hasher.clone(),
+            [(hasher.hash(b"pcl_k"), entry)],
+            &ApiKeyTable::default(),
+        );
+        let api_keys: ApiKeys = std::sync::Arc::new(arc_swap::ArcSwap::from_pointee(table));
+        let scope = ServiceScope {
+            topology: "t",
+            service: "s",
+            api_keys: &api_keys,
+        };
+        let auth = Authenticator::build(&policy, dir.path(), &scope).unwrap();
+        assert_eq!(auth.api_key_header().map(HeaderName::as_str), Some("x-key"));
+        let mut with_key = headers(&["Basic YTpi"]);
+        with_key.insert("x-key", HeaderValue::from_static("pcl_k"));
+        let signed_in = auth.authenticate(&with_key).await.unwrap();
+        assert_eq!(signed_in.method, AuthMethod::ApiKey);
+        assert_eq!(signed_in.principal.name, "key:ci");
+        // A bearer token decides first: a bad one is not retried as a key.
+        let mut both = headers(&["Bearer not.a.token"]);
+        both.insert("x-key", HeaderValue::from_static("pcl_k"));
+        let refused = auth.authenticate(&both).await.unwrap_err();
+        assert_eq!(refused.method, Some(AuthMethod::Jwt));
+        let token = jwt_key.sign(&claims("ann", "iss", "aud"));
+        let mut good_jwt = headers(&[&format!("Bearer {token}")]);
+        good_jwt.insert("x-key", HeaderValue::from_static("pcl_wrong"));
+        assert_eq!(
+            auth.authenticate(&good_jwt).await.unwrap().method,
+            AuthMethod::Jwt
+        );
+        let mut wrong = HeaderMap::new();
+        wrong.insert("x-key", HeaderValue::from_static("pcl_wrong"));
+        let refused = auth.authenticate(&wrong).await.unwrap_err();
+        assert_eq!(
+            (refused.method, refused.result),
+            (Some(AuthMethod::ApiKey), AuthResult::Invalid)
+        );
+        assert_eq!(
+            refused.challenge,
+            "ApiKey realm=\"portcullis\", header=\"x-key\""
+        );
+        let none = auth.authenticate(&HeaderMap::new()).await.unwrap_err();
+        assert_eq!(
+            none.challenge,
+            "Bearer realm=\"portcullis\", ApiKey realm=\"portcullis\", header=\"x-key\""
+        );
     }
 
     #[test]
