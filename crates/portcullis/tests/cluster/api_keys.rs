@@ -127,6 +127,7 @@ async fn keys_reach_every_member_on_etcd_within_1s_and_the_store_holds_no_key() 
     )
     .await;
     let took = created.elapsed();
+    eprintln!("member b accepted a new key after {took:?}");
     assert!(
         took < Duration::from_secs(1),
         "b accepted the key after {took:?}"
@@ -187,6 +188,7 @@ async fn keys_reach_every_member_on_etcd_within_1s_and_the_store_holds_no_key() 
         .await;
     }
     let took = revoked.elapsed();
+    eprintln!("both members refused a revoked key after {took:?}");
     assert!(
         took < Duration::from_secs(1),
         "refused on both after {took:?}"
