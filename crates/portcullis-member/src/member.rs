@@ -490,16 +490,16 @@ impl Running {
     }
 }
 
-/// The store sync loop: follows the store's events for the member's life, one
-/// at a time and in order (a topology change is applied, off the async
-/// threads, before the next event is looked at). What is applied is also
-/// handed to the cache, whose writer runs as long as this loop.
 /// What the sync loop opens or hashes with.
 struct SyncSecrets {
     sealer: Option<AliasSealer>,
     api_key_hasher: portcullis_secrets::ApiKeyHasher,
 }
 
+/// The store sync loop: follows the store's events for the member's life, one
+/// at a time and in order (a topology change is applied, off the async
+/// threads, before the next event is looked at). What is applied is also
+/// handed to the cache, whose writer runs as long as this loop.
 async fn sync_from_store(
     mut watcher: StoreWatcher,
     gateway: Arc<Gateway>,
@@ -573,8 +573,16 @@ async fn load_state(config: &NodeConfig, store: &ClusterStore) -> Result<Loaded,
         .map(|m| AliasSealer::new(m, &config.cluster.name));
     let cache = Cache::for_config(config, master.as_ref());
     let cluster = config.cluster.name.as_str();
-    let api_key_hasher =
-        |cookie_key: &[u8; 32]| crate::api_keys::hasher(master.as_ref(), cookie_key, cluster);
+    // Derived now, so the master secret is dropped as soon as before.
+    let from_master = master
+        .as_ref()
+        .map(|m| portcullis_secrets::ApiKeyHasher::from_master(m, cluster));
+    drop(master);
+    let api_key_hasher = |cookie_key: &[u8; 32]| {
+        from_master
+            .clone()
+            .unwrap_or_else(|| crate::api_keys::hasher(None, cookie_key, cluster))
+    };
     let fallback = cache.as_ref().filter(|cache| cache.exists());
     let wait = match fallback {
         Some(_) => STARTUP_STORE_WAIT_WITH_CACHE,
