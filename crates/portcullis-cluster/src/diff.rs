@@ -24,6 +24,9 @@ pub enum StoreEvent {
     Connection(bool),
     /// Every sealed alias value by name, whenever any changed.
     Aliases(BTreeMap<String, String>),
+    /// Every API key record's text by name, whenever any changed (not in
+    /// the first report when there are none: a member starts with none).
+    ApiKeys(BTreeMap<String, String>),
     /// The store revision the member has now read up to (etcd only), after
     /// the events of that read.
     Revision(i64),
@@ -39,6 +42,8 @@ pub struct Snapshot {
     pub admin_states: BTreeMap<String, AdminState>,
     /// Alias name -> sealed value.
     pub aliases: BTreeMap<String, String>,
+    /// API key name -> record text (a keyed hash, never a key).
+    pub api_keys: BTreeMap<String, String>,
     /// The store revision this was read at: etcd's, `None` for a `dir:`
     /// store. Not compared by [`diff`]; the watcher reports it on its own.
     pub revision: Option<i64>,
@@ -51,6 +56,8 @@ pub struct Snapshot {
 /// 1. `Aliases`, then `AdminStates`, each only when it changed (always in the
 ///    first report, empty or not), so a topology of the same snapshot is
 ///    applied with the credentials and backend states stored beside it;
+///    then `ApiKeys` when the key records changed (a first report with no
+///    keys leaves it out: a member starts with an empty key table);
 /// 2. `Changed` for each new or changed topology, by name;
 /// 3. `Removed` for each topology that is gone, by name.
 ///
@@ -64,6 +71,10 @@ pub fn diff(previous: Option<&Snapshot>, next: &Snapshot) -> Vec<StoreEvent> {
     }
     if previous.map(|p| &p.admin_states) != Some(&next.admin_states) {
         events.push(StoreEvent::AdminStates(next.admin_states.clone()));
+    }
+    let known_keys = previous.map(|p| &p.api_keys);
+    if known_keys.map_or(!next.api_keys.is_empty(), |k| k != &next.api_keys) {
+        events.push(StoreEvent::ApiKeys(next.api_keys.clone()));
     }
     for (name, bytes) in new_versions(previous, next) {
         if let Ok(text) = std::str::from_utf8(bytes) {
@@ -160,6 +171,28 @@ mod tests {
                 changed("hr", "a"),
                 changed("sales", "b"),
             ]
+        );
+    }
+
+    #[test]
+    fn key_records_are_reported_when_they_change_and_first_only_when_present() {
+        let with_key = Snapshot {
+            api_keys: sealed(&[("ci", "{\"hash\":\"h\"}")]),
+            ..Snapshot::default()
+        };
+        let first = diff(None, &with_key);
+        assert_eq!(first[2], StoreEvent::ApiKeys(with_key.api_keys.clone()));
+        assert_eq!(diff(Some(&with_key), &with_key.clone()), vec![]);
+        // Revoking the last key reports the empty set.
+        assert_eq!(
+            diff(Some(&with_key), &Snapshot::default()),
+            vec![StoreEvent::ApiKeys(BTreeMap::new())]
+        );
+        // A member that started from its cache (no keys known) learns them.
+        let cached = Snapshot::default();
+        assert_eq!(
+            diff(Some(&cached), &with_key),
+            vec![StoreEvent::ApiKeys(with_key.api_keys.clone())]
         );
     }
 

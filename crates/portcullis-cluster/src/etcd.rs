@@ -22,6 +22,9 @@ use crate::members::{MemberRecord, MemberState};
 use crate::watch::{ReceiverGone, Reporter, StoreWatcher};
 use crate::StoreError;
 
+#[path = "etcd_api_keys.rs"]
+mod api_keys;
+
 /// How long one etcd call may take before the store counts as unreachable.
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
@@ -640,6 +643,12 @@ fn snapshot_of(keys: &BTreeMap<String, Vec<u8>>) -> Snapshot {
                 snapshot
                     .aliases
                     .insert(name.to_string(), sealed.to_string());
+            }
+        } else if let Some(name) = key.strip_prefix("keys/") {
+            if let Ok(record) = std::str::from_utf8(value) {
+                snapshot
+                    .api_keys
+                    .insert(name.to_string(), record.to_string());
             }
         }
     }

@@ -1,5 +1,5 @@
 //! Where cluster state lives: topologies, backend admin states, sealed
-//! aliases, member records and the cookie key. Two stores behave the same
+//! aliases, API key records (hashes only), member records and the cookie key. Two stores behave the same
 //! way behind [`ClusterStore`]: the `dir:` store (files under a directory,
 //! e.g. `<store>/topologies/NAME.toml`, polled) and the `etcd://` store
 //! (keys under `/portcullis/<cluster>/`, watched). Each turns what it reads
@@ -7,6 +7,7 @@
 //! member sharing a store converges without a restart.
 #![forbid(unsafe_code)]
 
+pub mod api_keys;
 mod diff;
 mod dir;
 mod etcd;
@@ -15,6 +16,7 @@ pub mod roles;
 mod store;
 mod watch;
 
+pub use api_keys::ApiKeyRecord;
 pub use diff::{diff, Snapshot};
 pub use dir::DirStore;
 pub use etcd::{EtcdSecurity, EtcdStore};
@@ -37,6 +39,8 @@ pub enum StoreError {
     BadName { name: String, reason: String },
     #[error("{0} does not exist")]
     NotFound(String),
+    #[error("{0} exists already")]
+    Exists(String),
     /// The store answered and refused this member (a wrong etcd user or
     /// password): trying again will not help.
     #[error("store {location}: refused: {reason}")]

@@ -98,6 +98,18 @@ impl<'a> Writer<'a> {
         Ok(self.store.delete_alias(name).await?)
     }
 
+    /// Stores a new API key record (a keyed hash, never the key).
+    pub async fn create_api_key(&self, name: &str, record: &str) -> Result<(), WriteError> {
+        self.check().await?;
+        Ok(self.store.create_api_key(name, record).await?)
+    }
+
+    /// Revokes a key: every member refuses it once it reads the change.
+    pub async fn delete_api_key(&self, name: &str) -> Result<(), WriteError> {
+        self.check().await?;
+        Ok(self.store.delete_api_key(name).await?)
+    }
+
     pub async fn set_backend_state(
         &self,
         backend_id: &str,

@@ -191,6 +191,31 @@ impl ClusterStore {
         }
     }
 
+    /// Every API key record's text by name.
+    pub async fn api_keys(&self) -> Result<BTreeMap<String, String>, StoreError> {
+        match self {
+            ClusterStore::Dir(d) => blocking(d, |d| d.api_keys()).await,
+            ClusterStore::Etcd(e) => e.api_keys().await,
+        }
+    }
+
+    /// Stores a new key record; [`StoreError::Exists`] when the name is in use.
+    pub async fn create_api_key(&self, name: &str, record: &str) -> Result<(), StoreError> {
+        let (name, record) = (name.to_string(), record.to_string());
+        match self {
+            ClusterStore::Dir(d) => blocking(d, move |d| d.create_api_key(&name, &record)).await,
+            ClusterStore::Etcd(e) => e.create_api_key(&name, &record).await,
+        }
+    }
+
+    pub async fn delete_api_key(&self, name: &str) -> Result<(), StoreError> {
+        let name = name.to_string();
+        match self {
+            ClusterStore::Dir(d) => blocking(d, move |d| d.delete_api_key(&name)).await,
+            ClusterStore::Etcd(e) => e.delete_api_key(&name).await,
+        }
+    }
+
     pub async fn put_member(&self, record: &MemberRecord) -> Result<(), StoreError> {
         match self {
             ClusterStore::Dir(d) => {

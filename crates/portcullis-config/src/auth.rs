@@ -1,12 +1,12 @@
 //! Validation of `[service.auth]` (PRODUCT.md §11): the methods built so far
-//! (JWT), the key set's location, and identity assertion.
+//! (JWT, API keys), the key set's location, and identity assertion.
 
 use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::model::{AuthMethod, AuthPolicy, JwksSource, JwtPolicy};
-use crate::raw::{FileAuth, FileAuthMethod, FileJwt};
+use crate::model::{ApiKeyPolicy, AuthMethod, AuthPolicy, JwksSource, JwtPolicy};
+use crate::raw::{FileApiKey, FileAuth, FileAuthMethod, FileJwt};
 use crate::validator::Validator;
 
 /// Fields a client must never set for the backend through the identity
@@ -29,16 +29,11 @@ const RESERVED_HEADERS: &[&str] = &[
 pub(crate) fn auth(v: &mut Validator<'_>, at: &str, raw: FileAuth) -> AuthPolicy {
     let at = format!("{at}.auth");
     let methods = methods(v, &at, &raw.methods);
-    for (table, given) in [
-        ("api_key", raw.api_key.is_some()),
-        ("basic", raw.basic.is_some()),
-    ] {
-        if given {
-            v.error(
-                &format!("{at}.{table}"),
-                format!("the {table:?} method is not supported yet; only \"jwt\" is built"),
-            );
-        }
+    if raw.basic.is_some() {
+        v.error(
+            &format!("{at}.basic"),
+            "the \"basic\" method is not supported yet; \"jwt\" and \"api_key\" are built",
+        );
     }
     let wants_jwt = methods.contains(&AuthMethod::Jwt);
     let jwt = match (raw.jwt, wants_jwt) {
@@ -59,10 +54,12 @@ pub(crate) fn auth(v: &mut Validator<'_>, at: &str, raw: FileAuth) -> AuthPolicy
         }
         (None, false) => None,
     };
+    let api_key = api_key_policy(v, &at, raw.api_key, methods.contains(&AuthMethod::ApiKey));
     let identity_header = identity_header(v, &at, raw.identity_header);
     AuthPolicy {
         methods,
         jwt,
+        api_key,
         identity_header,
         knox_doas: raw.knox_doas.unwrap_or(false),
     }
@@ -80,14 +77,11 @@ fn methods(v: &mut Validator<'_>, at: &str, raw: &[FileAuthMethod]) -> Vec<AuthM
         let path = format!("{at}.methods[{j}]");
         let method = match method {
             FileAuthMethod::Jwt => AuthMethod::Jwt,
-            FileAuthMethod::ApiKey | FileAuthMethod::Basic => {
-                let name = match method {
-                    FileAuthMethod::ApiKey => "api_key",
-                    _ => "basic",
-                };
+            FileAuthMethod::ApiKey => AuthMethod::ApiKey,
+            FileAuthMethod::Basic => {
                 v.error(
                     &path,
-                    format!("the {name:?} method is not supported yet; only \"jwt\" is built"),
+                    "the \"basic\" method is not supported yet; \"jwt\" and \"api_key\" are built",
                 );
                 continue;
             }
@@ -99,6 +93,32 @@ fn methods(v: &mut Validator<'_>, at: &str, raw: &[FileAuthMethod]) -> Vec<AuthM
         methods.push(method);
     }
     methods
+}
+
+/// `api_key` may be left out when `methods` lists it (the default header
+/// is used); given without being listed, it is a mistake worth naming.
+fn api_key_policy(
+    v: &mut Validator<'_>,
+    at: &str,
+    raw: Option<FileApiKey>,
+    listed: bool,
+) -> Option<ApiKeyPolicy> {
+    let path = format!("{at}.api_key");
+    if !listed {
+        if raw.is_some() {
+            v.error(
+                &path,
+                "an api_key table is given but methods does not list \"api_key\"; add it or remove the table",
+            );
+        }
+        return None;
+    }
+    let header = match raw.and_then(|raw| raw.header) {
+        None => ApiKeyPolicy::DEFAULT_HEADER.to_string(),
+        Some(name) => header_name(v, &format!("{path}.header"), &name, "\"X-API-Key\"")
+            .unwrap_or_else(|| ApiKeyPolicy::DEFAULT_HEADER.to_string()),
+    };
+    Some(ApiKeyPolicy { header })
 }
 
 fn jwt_policy(v: &mut Validator<'_>, at: &str, raw: FileJwt) -> JwtPolicy {
@@ -186,22 +206,29 @@ fn identity_header(v: &mut Validator<'_>, at: &str, raw: Option<String>) -> Stri
         return AuthPolicy::DEFAULT_IDENTITY_HEADER.to_string();
     };
     let path = format!("{at}.identity_header");
+    header_name(v, &path, &name, "\"X-Forwarded-User\"")
+        .unwrap_or_else(|| AuthPolicy::DEFAULT_IDENTITY_HEADER.to_string())
+}
+
+/// A header name the gateway may give a meaning of its own: valid, and not
+/// one it sets or removes itself. Lower case.
+fn header_name(v: &mut Validator<'_>, path: &str, name: &str, example: &str) -> Option<String> {
     match http::HeaderName::from_bytes(name.as_bytes()) {
         Err(_) => {
             v.error(
-                &path,
+                path,
                 format!("expected an HTTP header name, found {name:?}"),
             );
-            AuthPolicy::DEFAULT_IDENTITY_HEADER.to_string()
+            None
         }
         Ok(header) if RESERVED_HEADERS.contains(&header.as_str()) => {
             v.error(
-                &path,
-                format!("{name:?} is a header the gateway sets or removes itself; choose another, such as \"X-Forwarded-User\""),
+                path,
+                format!("{name:?} is a header the gateway sets or removes itself; choose another, such as {example}"),
             );
-            AuthPolicy::DEFAULT_IDENTITY_HEADER.to_string()
+            None
         }
-        Ok(header) => header.as_str().to_string(),
+        Ok(header) => Some(header.as_str().to_string()),
     }
 }
 

@@ -56,22 +56,19 @@ fn methods_not_built_yet_are_refused_by_name_never_ignored() {
         "methods = [\"jwt\", \"api_key\", \"basic\"]\n{JWT}\n"
     ));
     let paths: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
-    assert_eq!(
-        paths,
-        ["service[0].auth.methods[1]", "service[0].auth.methods[2]"]
-    );
+    assert_eq!(paths, ["service[0].auth.methods[2]"]);
     assert!(
         errs[0]
             .message
-            .contains("\"api_key\" method is not supported yet"),
+            .contains("\"basic\" method is not supported yet"),
         "{}",
         errs[0]
     );
     assert_eq!(errs[0].line, Some(5), "{}", errs[0]);
     let table = errors(&format!(
-        "methods = [\"jwt\"]\n{JWT}\napi_key = {{ header = \"X-API-Key\" }}\n"
+        "methods = [\"jwt\"]\n{JWT}\nbasic = {{ htpasswd = \"file:x\" }}\n"
     ));
-    assert_eq!(table[0].path, "service[0].auth.api_key");
+    assert_eq!(table[0].path, "service[0].auth.basic");
     assert!(table[0].message.contains("not supported yet"));
     let unknown = errors("methods = [\"kerberos\"]\n");
     assert!(
@@ -79,6 +76,48 @@ fn methods_not_built_yet_are_refused_by_name_never_ignored() {
         "{}",
         unknown[0]
     );
+}
+
+#[test]
+fn an_api_key_policy_takes_the_default_header_or_the_one_given() {
+    let p = policy("methods = [\"api_key\"]\n");
+    assert_eq!(p.methods, [AuthMethod::ApiKey]);
+    assert_eq!(p.api_key.unwrap().header, "x-api-key");
+    assert_eq!(p.jwt, None);
+    let p = policy(&format!(
+        "methods = [\"jwt\", \"api_key\"]\n{JWT}\napi_key = {{ header = \"X-Gateway-Key\" }}\n"
+    ));
+    assert_eq!(p.methods, [AuthMethod::Jwt, AuthMethod::ApiKey]);
+    assert_eq!(p.api_key.unwrap().header, "x-gateway-key");
+    assert!(p.jwt.is_some());
+}
+
+#[test]
+fn an_api_key_header_must_be_a_free_header_name() {
+    for (header, expected) in [
+        ("Authorization", "sets or removes itself"),
+        ("Cookie", "sets or removes itself"),
+        ("Host", "sets or removes itself"),
+        ("bad header", "expected an HTTP header name"),
+    ] {
+        let errs = errors(&format!(
+            "methods = [\"api_key\"]\napi_key = {{ header = \"{header}\" }}\n"
+        ));
+        assert_eq!(errs[0].path, "service[0].auth.api_key.header", "{header}");
+        assert!(errs[0].message.contains(expected), "{}", errs[0]);
+        assert_eq!(errs[0].line, Some(6), "{}", errs[0]);
+    }
+    let unlisted = errors(&format!(
+        "methods = [\"jwt\"]\n{JWT}\napi_key = {{ header = \"X-API-Key\" }}\n"
+    ));
+    assert_eq!(unlisted[0].path, "service[0].auth.api_key");
+    assert!(
+        unlisted[0].message.contains("does not list"),
+        "{}",
+        unlisted[0]
+    );
+    let unknown = errors("methods = [\"api_key\"]\napi_key = { name = \"x\" }\n");
+    assert!(unknown[0].to_string().contains("api_key"), "{}", unknown[0]);
 }
 
 #[test]

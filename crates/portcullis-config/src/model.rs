@@ -295,10 +295,12 @@ pub struct BackendAuth {
 /// `[service.auth]` (PRODUCT.md §11, docs/policies.md).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthPolicy {
-    /// Tried in this order. Only [`AuthMethod::Jwt`] exists so far.
+    /// Tried in this order.
     pub methods: Vec<AuthMethod>,
     /// Set exactly when `methods` lists [`AuthMethod::Jwt`].
     pub jwt: Option<JwtPolicy>,
+    /// Set exactly when `methods` lists [`AuthMethod::ApiKey`].
+    pub api_key: Option<ApiKeyPolicy>,
     /// The header the principal goes to the backends in; client-supplied
     /// copies are removed. Lower case, a valid field name.
     pub identity_header: String,
@@ -343,19 +345,34 @@ pub enum RateLimitKey {
     Header(String),
 }
 
+/// `[service.auth] api_key`: keys created with `portcullis key create`, sent
+/// in one header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyPolicy {
+    /// Lower case, a valid field name, not one the gateway sets itself.
+    pub header: String,
+}
+
+impl ApiKeyPolicy {
+    pub const DEFAULT_HEADER: &'static str = "x-api-key";
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthMethod {
     /// A bearer JWT in `Authorization`.
     Jwt,
+    /// A key from `portcullis key create` in the configured header.
+    ApiKey,
 }
 
 impl AuthMethod {
     /// Every method, in the order of their discriminants (metric slots).
-    pub const ALL: [AuthMethod; 1] = [AuthMethod::Jwt];
+    pub const ALL: [AuthMethod; 2] = [AuthMethod::Jwt, AuthMethod::ApiKey];
 
     pub fn as_str(self) -> &'static str {
         match self {
             AuthMethod::Jwt => "jwt",
+            AuthMethod::ApiKey => "api_key",
         }
     }
 }

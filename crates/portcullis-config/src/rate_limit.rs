@@ -81,6 +81,13 @@ fn key(v: &mut Validator<'_>, path: &str, raw: &str, auth: Option<&AuthPolicy>) 
             path,
             format!("key = {raw:?} counts per signed-in caller, but the service has no [service.auth]; add one or use \"client_ip\""),
         );
+    } else if key == RateLimitKey::ApiKey
+        && auth.is_some_and(|a| !a.methods.contains(&crate::AuthMethod::ApiKey))
+    {
+        v.error(
+            path,
+            "key = \"api_key\" counts per API key, but [service.auth] methods does not list \"api_key\"; add it or use \"principal\"",
+        );
     }
     key
 }

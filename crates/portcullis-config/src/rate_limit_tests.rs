@@ -5,6 +5,8 @@ use crate::{parse_topology, ConfigError, RateLimitKey, RateLimitPolicy};
 const SERVICE: &str = "[[service]]\nname = \"a\"\nurls = [\"http://127.0.0.1:1\"]\n";
 const AUTH: &str = "[service.auth]\nmethods = [\"jwt\"]\njwt = { jwks = \"https://idp.example/jwks\", issuer = \"i\", audiences = [\"a\"] }\n";
 
+const KEYS: &str = "[service.auth]\nmethods = [\"api_key\"]\n";
+
 fn policy(extra: &str, table: &str) -> RateLimitPolicy {
     let text = format!("{SERVICE}{extra}[service.rate_limit]\n{table}");
     let topology = parse_topology("t", "t.toml", &text).unwrap();
@@ -40,8 +42,14 @@ fn every_key_kind_is_parsed() {
         (5, Duration::from_secs(60), 20)
     );
     assert_eq!(p.key, RateLimitKey::Principal);
-    let p = policy(AUTH, "requests = 5\nkey = \"api_key\"\n");
+    let p = policy(KEYS, "requests = 5\nkey = \"api_key\"\n");
     assert_eq!(p.key, RateLimitKey::ApiKey);
+    // Per API key needs the api_key method, not just some [service.auth].
+    let refused = errors(AUTH, "requests = 5\nkey = \"api_key\"\n");
+    assert!(
+        refused[0].message.contains("does not list \"api_key\""),
+        "{refused:?}"
+    );
     let p = policy("", "requests = 5\nkey = \"header:X-Tenant\"\n");
     assert_eq!(p.key, RateLimitKey::Header("x-tenant".into()));
 }

@@ -188,9 +188,9 @@ pub struct FileBackendAuth {
 pub struct FileAuth {
     pub methods: Vec<FileAuthMethod>,
     pub jwt: Option<FileJwt>,
+    pub api_key: Option<FileApiKey>,
     /// Tables of methods not built yet: kept so that validation can say so
     /// by name instead of "unknown field".
-    pub api_key: Option<toml::Value>,
     pub basic: Option<toml::Value>,
     pub identity_header: Option<String>,
     pub knox_doas: Option<bool>,
@@ -214,6 +214,13 @@ pub enum FileAuthMethod {
     Jwt,
     ApiKey,
     Basic,
+}
+
+/// `api_key = { header = "X-API-Key" }`; `{}` takes the default header.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileApiKey {
+    pub header: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

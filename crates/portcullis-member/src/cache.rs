@@ -69,6 +69,8 @@ impl CachedState {
                 .collect(),
             admin_states: self.admin_states.clone(),
             aliases: self.sealed_aliases.clone(),
+            // Not cached: the store's first read reports them.
+            api_keys: Default::default(),
             revision: self.revision,
         }
     }

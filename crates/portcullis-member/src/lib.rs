@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod api_keys;
 mod applied;
 mod apply;
 pub mod balancer;

@@ -99,6 +99,9 @@ impl StoreState {
                 .collect(),
             admin_states: self.admin_states.clone(),
             aliases: self.sealed_aliases.clone(),
+            // Not read before listening: the watcher's first read reports
+            // them, within one poll or at once on etcd.
+            api_keys: Default::default(),
             revision: None,
         }
     }
@@ -125,6 +128,8 @@ struct Secrets {
     /// The admin API's token; replaced when `admin token --rotate` writes a
     /// new `admin.token` alias.
     admin_token: AdminToken,
+    /// Computes the stored form of API keys.
+    api_key_hasher: portcullis_secrets::ApiKeyHasher,
 }
 
 impl Member {
@@ -345,7 +350,10 @@ impl Running {
         background.spawn(sync_from_store(
             watcher,
             self.gateway.clone(),
-            self.secrets.sealer.clone(),
+            SyncSecrets {
+                sealer: self.secrets.sealer.clone(),
+                api_key_hasher: self.secrets.api_key_hasher.clone(),
+            },
             self.store_connected.clone(),
             self.applied.clone(),
             self.secrets.admin_token.clone(),
@@ -442,6 +450,7 @@ impl Running {
             cluster_name: self.config.cluster.name.clone(),
             role: self.config.cluster.role,
             sealer: self.secrets.sealer.clone(),
+            api_key_hasher: self.secrets.api_key_hasher.clone(),
             token: self.secrets.admin_token.clone(),
             store_connected: self.store_connected.clone(),
             members,
@@ -494,6 +503,12 @@ impl Running {
     }
 }
 
+/// What the sync loop opens or hashes with.
+struct SyncSecrets {
+    sealer: Option<AliasSealer>,
+    api_key_hasher: portcullis_secrets::ApiKeyHasher,
+}
+
 /// The store sync loop: follows the store's events for the member's life, one
 /// at a time and in order (a topology change is applied, off the async
 /// threads, before the next event is looked at). What is applied is also
@@ -501,7 +516,7 @@ impl Running {
 async fn sync_from_store(
     mut watcher: StoreWatcher,
     gateway: Arc<Gateway>,
-    sealer: Option<AliasSealer>,
+    secrets: SyncSecrets,
     store_connected: Arc<AtomicBool>,
     applied: Arc<AppliedConfig>,
     admin_token: AdminToken,
@@ -536,13 +551,16 @@ async fn sync_from_store(
             }
             StoreEvent::Aliases(sealed) => {
                 applied.aliases(&sealed);
-                let opened = crate::secrets::open_all(sealer.as_ref(), &sealed);
+                let opened = crate::secrets::open_all(secrets.sealer.as_ref(), &sealed);
                 crate::secrets::follow_admin_token(&admin_token, &opened);
                 remember(&|c| {
                     c.sealed_aliases = sealed.clone();
                     c.admin_token = Zeroizing::new(admin_token.load().as_str().to_string());
                 });
                 gateway.set_credentials(opened)
+            }
+            StoreEvent::ApiKeys(records) => {
+                crate::api_keys::follow(&gateway, &secrets.api_key_hasher, &records)
             }
             StoreEvent::Connection(up) => store_connected.store(up, Ordering::Relaxed),
             StoreEvent::Revision(revision) => remember(&|c| c.revision = Some(revision)),
@@ -567,7 +585,17 @@ async fn load_state(config: &NodeConfig, store: &ClusterStore) -> Result<Loaded,
         .as_ref()
         .map(|m| AliasSealer::new(m, &config.cluster.name));
     let cache = Cache::for_config(config, master.as_ref());
+    let cluster = config.cluster.name.as_str();
+    // Derived now, so the master secret is dropped as soon as before.
+    let from_master = master
+        .as_ref()
+        .map(|m| portcullis_secrets::ApiKeyHasher::from_master(m, cluster));
     drop(master);
+    let api_key_hasher = |cookie_key: &[u8; 32]| {
+        from_master
+            .clone()
+            .unwrap_or_else(|| crate::api_keys::hasher(None, cookie_key, cluster))
+    };
     let fallback = cache.as_ref().filter(|cache| cache.exists());
     let wait = match fallback {
         Some(_) => STARTUP_STORE_WAIT_WITH_CACHE,
@@ -575,7 +603,7 @@ async fn load_state(config: &NodeConfig, store: &ClusterStore) -> Result<Loaded,
     };
     let source = match initial_read(store, wait).await {
         Ok(state) => {
-            let secrets = read_secrets(store, sealer).await?;
+            let secrets = read_secrets(store, sealer, &api_key_hasher).await?;
             return Ok(Loaded {
                 known: state.snapshot(),
                 state,
@@ -606,6 +634,7 @@ async fn load_state(config: &NodeConfig, store: &ClusterStore) -> Result<Loaded,
     let secrets = Secrets {
         sealer,
         cookie_key: *cached.cookie_key,
+        api_key_hasher: api_key_hasher(&cached.cookie_key),
         admin_token: Arc::new(ArcSwap::from_pointee(cached.admin_token)),
     };
     let state = StoreState {
@@ -662,11 +691,13 @@ async fn initial_read(store: &ClusterStore, wait: Duration) -> Result<StoreState
 async fn read_secrets(
     store: &ClusterStore,
     sealer: Option<AliasSealer>,
+    api_key_hasher: &dyn Fn(&[u8; 32]) -> portcullis_secrets::ApiKeyHasher,
 ) -> Result<Secrets, MemberError> {
     let cookie_key = crate::secrets::cookie_key(store, sealer.as_ref()).await?;
     let admin_token = crate::secrets::admin_token(store, sealer.as_ref(), &cookie_key).await?;
     Ok(Secrets {
         sealer,
+        api_key_hasher: api_key_hasher(&cookie_key),
         cookie_key,
         admin_token: Arc::new(ArcSwap::from_pointee(admin_token)),
     })

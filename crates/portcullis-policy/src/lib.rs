@@ -7,6 +7,7 @@
 //! gives a [`Principal`] or an [`AuthResult`] to answer with.
 #![forbid(unsafe_code)]
 
+mod api_key;
 mod doas;
 mod fetch;
 #[doc(hidden)]
@@ -24,6 +25,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use http::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
 use portcullis_config::{AuthMethod, AuthPolicy};
 
+pub use api_key::{
+    ApiKeyEntry, ApiKeyTable, ApiKeys, PRINCIPAL_PREFIX as API_KEY_PRINCIPAL_PREFIX,
+};
 pub use doas::with_doas;
 pub use jwt::{JwtFailure, JwtVerifier};
 pub use keys::{FetchError, KeySource};
@@ -39,6 +43,8 @@ pub enum PolicyError {
     NoRuntime,
     #[error("auth.identity_header: {0:?} is not a header name")]
     IdentityHeader(String),
+    #[error("auth.api_key.header: {0:?} is not a header name")]
+    ApiKeyHeader(String),
 }
 
 /// The authenticated caller.
@@ -159,19 +165,23 @@ enum Attempt {
 /// One configured method, ready for requests. Each method's slice adds its
 /// variant here.
 enum Method {
-    Jwt(JwtVerifier),
+    /// Boxed: a verifier is several times larger than the other methods.
+    Jwt(Box<JwtVerifier>),
+    ApiKey(api_key::ApiKeyVerifier),
 }
 
 impl Method {
     fn kind(&self) -> AuthMethod {
         match self {
             Method::Jwt(_) => AuthMethod::Jwt,
+            Method::ApiKey(_) => AuthMethod::ApiKey,
         }
     }
 
     fn as_jwt(&self) -> Option<&JwtVerifier> {
         match self {
-            Method::Jwt(jwt) => Some(jwt),
+            Method::Jwt(jwt) => Some(jwt.as_ref()),
+            Method::ApiKey(_) => None,
         }
     }
 
@@ -182,13 +192,18 @@ impl Method {
                 Err(result) => Attempt::Decided(Err(result)),
                 Ok(token) => Attempt::Decided(verify_bearer(jwt, token).await),
             },
+            Method::ApiKey(keys) => match keys.attempt(headers) {
+                api_key::KeyAttempt::Absent => Attempt::NotMine,
+                api_key::KeyAttempt::Judged(result) => Attempt::Decided(result),
+            },
         }
     }
 
     /// The challenge (RFC 9110 §11.6.1) this method answers with.
-    fn challenge(&self, result: AuthResult) -> &'static str {
+    fn challenge(&self, result: AuthResult) -> HeaderValue {
         match self {
-            Method::Jwt(_) => result.challenge(),
+            Method::Jwt(_) => HeaderValue::from_static(result.challenge()),
+            Method::ApiKey(keys) => keys.challenge().clone(),
         }
     }
 }
@@ -209,6 +224,14 @@ async fn verify_bearer(jwt: &JwtVerifier, token: &str) -> Result<Principal, Auth
     }
 }
 
+/// Which service an authenticator is built for, and the member's API key
+/// table (keys are scoped to a topology and maybe a service).
+pub struct ServiceScope<'a> {
+    pub topology: &'a str,
+    pub service: &'a str,
+    pub api_keys: &'a ApiKeys,
+}
+
 /// A service's `[service.auth]`, ready for requests.
 pub struct Authenticator {
     /// In the configured order.
@@ -222,7 +245,11 @@ pub struct Authenticator {
 impl Authenticator {
     /// Reads a `file:` key set now; a URL key set is fetched in the
     /// background on the current tokio runtime until this is dropped.
-    pub fn build(policy: &AuthPolicy, base_dir: &Path) -> Result<Authenticator, PolicyError> {
+    pub fn build(
+        policy: &AuthPolicy,
+        base_dir: &Path,
+        scope: &ServiceScope<'_>,
+    ) -> Result<Authenticator, PolicyError> {
         let identity_header = HeaderName::from_bytes(policy.identity_header.as_bytes())
             .map_err(|_| PolicyError::IdentityHeader(policy.identity_header.clone()))?;
         let mut methods = Vec::with_capacity(policy.methods.len());
@@ -233,8 +260,9 @@ impl Authenticator {
                     let Some(jwt) = &policy.jwt else {
                         return Err(PolicyError::Client("no jwt table".into()));
                     };
-                    Method::Jwt(JwtVerifier::build(jwt, base_dir)?)
+                    Method::Jwt(Box::new(JwtVerifier::build(jwt, base_dir)?))
                 }
+                AuthMethod::ApiKey => Method::ApiKey(api_key_method(policy, scope)?),
             });
         }
         Ok(Self::with_methods(
@@ -247,15 +275,16 @@ impl Authenticator {
     /// An authenticator with the JWT method only, for tests that bring
     /// their own key source.
     pub fn from_parts(jwt: JwtVerifier, identity_header: HeaderName, knox_doas: bool) -> Self {
-        Self::with_methods(vec![Method::Jwt(jwt)], identity_header, knox_doas)
+        Self::with_methods(vec![Method::Jwt(Box::new(jwt))], identity_header, knox_doas)
     }
 
     fn with_methods(methods: Vec<Method>, identity_header: HeaderName, knox_doas: bool) -> Self {
-        let bare: Vec<&str> = methods
+        let bare: Vec<HeaderValue> = methods
             .iter()
             .map(|m| m.challenge(AuthResult::Missing))
             .collect();
-        // Static realm strings only, so always a valid field value.
+        let bare: Vec<&str> = bare.iter().filter_map(|v| v.to_str().ok()).collect();
+        // Realm strings and header names only, so always a valid field value.
         let bare_challenge = HeaderValue::from_str(&bare.join(", "))
             .unwrap_or_else(|_| HeaderValue::from_static("Bearer realm=\"portcullis\""));
         Authenticator {
@@ -273,6 +302,15 @@ impl Authenticator {
     /// The JWT verifier, if the service has the method.
     pub fn jwt(&self) -> Option<&JwtVerifier> {
         self.methods.iter().find_map(Method::as_jwt)
+    }
+
+    /// The API key header, if the service has the method: removed from
+    /// the request before it is forwarded.
+    pub fn api_key_header(&self) -> Option<&HeaderName> {
+        self.methods.iter().find_map(|m| match m {
+            Method::ApiKey(keys) => Some(keys.header()),
+            Method::Jwt(_) => None,
+        })
     }
 
     pub fn knox_doas(&self) -> bool {
@@ -295,7 +333,7 @@ impl Authenticator {
                     return Err(Refusal {
                         method: Some(method.kind()),
                         result,
-                        challenge: HeaderValue::from_static(method.challenge(result)),
+                        challenge: method.challenge(result),
                     })
                 }
             }
@@ -306,6 +344,26 @@ impl Authenticator {
             challenge: self.bare_challenge.clone(),
         })
     }
+}
+
+fn api_key_method(
+    policy: &AuthPolicy,
+    scope: &ServiceScope<'_>,
+) -> Result<api_key::ApiKeyVerifier, PolicyError> {
+    let header = policy
+        .api_key
+        .as_ref()
+        .map_or(portcullis_config::ApiKeyPolicy::DEFAULT_HEADER, |p| {
+            p.header.as_str()
+        });
+    let header = HeaderName::from_bytes(header.as_bytes())
+        .map_err(|_| PolicyError::ApiKeyHeader(header.to_string()))?;
+    Ok(api_key::ApiKeyVerifier::new(
+        header,
+        scope.topology,
+        scope.service,
+        scope.api_keys.clone(),
+    ))
 }
 
 /// The token of the one `Authorization: Bearer` field. Another scheme
@@ -392,9 +450,20 @@ mod tests {
                 audiences: vec!["aud".into()],
                 leeway: std::time::Duration::ZERO,
             }),
+            api_key: None,
             identity_header: "x-user".into(),
             knox_doas: false,
         }
+    }
+
+    fn build(policy: &AuthPolicy, dir: &Path) -> Result<Authenticator, PolicyError> {
+        let api_keys = ApiKeys::default();
+        let scope = ServiceScope {
+            topology: "t",
+            service: "s",
+            api_keys: &api_keys,
+        };
+        Authenticator::build(policy, dir, &scope)
     }
 
     #[tokio::test]
@@ -403,7 +472,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let key = TestKey::p256("k");
         std::fs::write(dir.path().join("jwks.json"), TestKey::jwks(&[&key])).unwrap();
-        let auth = Authenticator::build(&file_policy("jwks.json"), dir.path()).unwrap();
+        let auth = build(&file_policy("jwks.json"), dir.path()).unwrap();
         assert_eq!(auth.identity_header().as_str(), "x-user");
         assert_eq!(auth.jwt().map(JwtVerifier::keys), Some(1));
         let bearer = |token: String| headers(&[&format!("Bearer {token}")]);
@@ -437,8 +506,69 @@ mod tests {
             (None, AuthResult::Missing)
         );
         assert_eq!(missing.challenge, "Bearer realm=\"portcullis\"");
-        let missing = Authenticator::build(&file_policy("gone.json"), dir.path());
+        let missing = build(&file_policy("gone.json"), dir.path());
         assert!(matches!(missing, Err(PolicyError::Jwks(_))));
+    }
+
+    #[tokio::test]
+    async fn api_keys_are_tried_in_their_place_and_named_in_the_bare_challenge() {
+        use crate::test_keys::{claims, TestKey};
+        let dir = tempfile::tempdir().unwrap();
+        let jwt_key = TestKey::p256("k");
+        std::fs::write(dir.path().join("jwks.json"), TestKey::jwks(&[&jwt_key])).unwrap();
+        let mut policy = file_policy("jwks.json");
+        policy.methods.push(AuthMethod::ApiKey);
+        policy.api_key = Some(portcullis_config::ApiKeyPolicy {
+            header: "x-key".into(),
+        });
+        let hasher = portcullis_secrets::ApiKeyHasher::from_cookie_key(&[1; 32], "c");
+        let entry = ApiKeyEntry::new("ci".into(), "t".into(), None, None);
+        let table = ApiKeyTable::new(
+            hasher.clone(),
+            [(hasher.hash(b"pcl_k"), entry)],
+            &ApiKeyTable::default(),
+        );
+        let api_keys: ApiKeys = std::sync::Arc::new(arc_swap::ArcSwap::from_pointee(table));
+        let scope = ServiceScope {
+            topology: "t",
+            service: "s",
+            api_keys: &api_keys,
+        };
+        let auth = Authenticator::build(&policy, dir.path(), &scope).unwrap();
+        assert_eq!(auth.api_key_header().map(HeaderName::as_str), Some("x-key"));
+        let mut with_key = headers(&["Basic YTpi"]);
+        with_key.insert("x-key", HeaderValue::from_static("pcl_k"));
+        let signed_in = auth.authenticate(&with_key).await.unwrap();
+        assert_eq!(signed_in.method, AuthMethod::ApiKey);
+        assert_eq!(signed_in.principal.name, "key:ci");
+        // A bearer token decides first: a bad one is not retried as a key.
+        let mut both = headers(&["Bearer not.a.token"]);
+        both.insert("x-key", HeaderValue::from_static("pcl_k"));
+        let refused = auth.authenticate(&both).await.unwrap_err();
+        assert_eq!(refused.method, Some(AuthMethod::Jwt));
+        let token = jwt_key.sign(&claims("ann", "iss", "aud"));
+        let mut good_jwt = headers(&[&format!("Bearer {token}")]);
+        good_jwt.insert("x-key", HeaderValue::from_static("pcl_wrong"));
+        assert_eq!(
+            auth.authenticate(&good_jwt).await.unwrap().method,
+            AuthMethod::Jwt
+        );
+        let mut wrong = HeaderMap::new();
+        wrong.insert("x-key", HeaderValue::from_static("pcl_wrong"));
+        let refused = auth.authenticate(&wrong).await.unwrap_err();
+        assert_eq!(
+            (refused.method, refused.result),
+            (Some(AuthMethod::ApiKey), AuthResult::Invalid)
+        );
+        assert_eq!(
+            refused.challenge,
+            "ApiKey realm=\"portcullis\", header=\"x-key\""
+        );
+        let none = auth.authenticate(&HeaderMap::new()).await.unwrap_err();
+        assert_eq!(
+            none.challenge,
+            "Bearer realm=\"portcullis\", ApiKey realm=\"portcullis\", header=\"x-key\""
+        );
     }
 
     #[test]

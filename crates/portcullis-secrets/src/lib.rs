@@ -17,11 +17,13 @@
 // fallible step returns a `SecretError` instead.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+mod api_key;
 mod error;
 mod master;
 mod name;
 mod sealer;
 
+pub use api_key::{generate_api_key, ApiKeyHasher};
 pub use error::SecretError;
 pub use master::MasterSecret;
 pub use name::validate_alias_name;

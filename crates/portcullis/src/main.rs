@@ -51,6 +51,8 @@ enum Command {
     Master(cmd::secrets::MasterArgs),
     /// Named secrets, sealed with the master secret, shared by every member.
     Alias(cmd::secrets::AliasArgs),
+    /// API keys for services with `methods = ["api_key"]`.
+    Key(cmd::keys::Args),
     /// The admin API.
     Admin(cmd::cluster::AdminArgs),
     /// Certificate helpers.
@@ -81,6 +83,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Cluster(args) => cmd::cluster::run(args),
         Command::Master(args) => cmd::secrets::run_master(args),
         Command::Alias(args) => cmd::secrets::run_alias(args),
+        Command::Key(args) => cmd::keys::run(args),
         Command::Admin(args) => cmd::cluster::run_admin(args),
         Command::Cert(args) => cmd::cert::run(args),
     }

@@ -12,6 +12,7 @@ use crate::members::MemberRecord;
 use crate::watch::{ReceiverGone, Reporter, StoreWatcher};
 use crate::StoreError;
 
+mod api_keys;
 mod member_states;
 
 /// The file that marks a directory as a Portcullis store. When an NFS share
@@ -476,6 +477,7 @@ impl DirStore {
             topologies: self.topology_files()?,
             admin_states: self.backend_states()?,
             aliases: self.aliases()?,
+            api_keys: self.api_keys()?,
             // Files have no store-wide revision.
             revision: None,
         })

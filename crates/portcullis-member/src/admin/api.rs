@@ -51,7 +51,7 @@ pub fn routes() -> Router<Arc<AdminContext>> {
 
 /// Parses a JSON body ourselves so that a bad one gets our JSON error naming
 /// what was expected, not the extractor's plain text.
-fn json_body<T: DeserializeOwned>(body: &Bytes, expected: &str) -> Result<T, ApiError> {
+pub(super) fn json_body<T: DeserializeOwned>(body: &Bytes, expected: &str) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|err| {
         ApiError::bad_request(format!(
             "body is not valid JSON for this call ({err}); expected {expected}"

@@ -2,6 +2,7 @@
 //! dashboard. Every error leaves here as JSON through [`ApiError`].
 
 mod api;
+mod keys;
 mod metrics;
 mod tls;
 pub(crate) mod views;
@@ -33,6 +34,8 @@ pub struct AdminContext {
     pub role: Role,
     /// Seals alias values written through the API; none without `[secrets]`.
     pub sealer: Option<AliasSealer>,
+    /// Hashes the API keys created through the API.
+    pub api_key_hasher: portcullis_secrets::ApiKeyHasher,
     /// The current admin token (rotations replace it).
     pub token: crate::secrets::AdminToken,
     pub store_connected: Arc<AtomicBool>,
@@ -96,6 +99,7 @@ impl From<StoreError> for ApiError {
         match err {
             StoreError::NotFound(what) => ApiError::not_found(format!("{what} does not exist")),
             StoreError::BadName { .. } => ApiError::bad_request(err),
+            StoreError::Exists(_) => ApiError::new(StatusCode::CONFLICT, err),
             other => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!("{other}; nothing was changed"),
@@ -189,6 +193,7 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
 
 pub fn router(context: Arc<AdminContext>) -> Router {
     let protected = api::routes()
+        .merge(keys::routes())
         .route(
             crate::rate_exchange::EXCHANGE_PATH,
             post(receive_rate_counts),

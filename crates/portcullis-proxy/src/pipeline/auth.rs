@@ -41,6 +41,11 @@ pub(super) async fn authenticate(
         head.uri = with_doas(&head.uri, &principal.name).ok_or_else(|| invalid(service))?;
     }
     head.headers.remove(AUTHORIZATION);
+    // The key is the client's credential, as Authorization is: the
+    // backend never sees it.
+    if let Some(header) = auth.api_key_header() {
+        head.headers.remove(header);
+    }
     // `insert` replaces every copy the client sent.
     head.headers.insert(auth.identity_header().clone(), value);
     service.stats.auth.count(Some(method), AuthResult::Ok);

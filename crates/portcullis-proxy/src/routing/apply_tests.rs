@@ -44,7 +44,9 @@ fn step(table: &RoutingTable, change: ConfigChange) -> (Option<RoutingTable>, Ve
         table: next,
         effects,
     } = apply(table, change, &settings).unwrap();
-    let next = next.map(|next| assemble(next, Path::new(".")).unwrap());
+    let next = next.map(|next| {
+        assemble(next, Path::new("."), &portcullis_policy::ApiKeys::default()).unwrap()
+    });
     if let Some(next) = &next {
         super::apply::check_invariants(next, None);
     }

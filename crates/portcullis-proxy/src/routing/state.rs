@@ -73,6 +73,9 @@ pub struct Gateway {
     pub(super) edge: ArcSwap<super::EdgeSettings>,
     /// The applied alias values, shared with the health checkers.
     health_credentials: crate::backend_auth::Credentials,
+    /// The cluster's API keys, read by every service with the `api_key`
+    /// method; the member replaces the table when the store's keys change.
+    api_keys: portcullis_policy::ApiKeys,
 }
 
 /// The running health checkers, by service; dropping one stops it.
@@ -98,7 +101,13 @@ impl Gateway {
             parked_connections: AtomicU64::new(0),
             edge: ArcSwap::from_pointee(super::EdgeSettings::default()),
             health_credentials: Arc::default(),
+            api_keys: portcullis_policy::ApiKeys::default(),
         }
+    }
+
+    /// The API key table every service of this member reads.
+    pub fn api_keys(&self) -> &portcullis_policy::ApiKeys {
+        &self.api_keys
     }
 
     /// Replaces the alias values services may use as backend credentials.
@@ -176,7 +185,7 @@ impl Gateway {
         let table = match outcome.table {
             Some(next) => {
                 let built = next.built.as_ref().map(|b| b.name.clone());
-                let table = Arc::new(assemble(next, &self.base_dir)?);
+                let table = Arc::new(assemble(next, &self.base_dir, &self.api_keys)?);
                 if cfg!(debug_assertions) {
                     if let Some(name) = &built {
                         apply::check_invariants(&table, Some(name));
@@ -209,7 +218,11 @@ impl Gateway {
 /// Runs the effects that must precede the swap: builds the clients of the
 /// services the change built (reading their `tls_ca`), and assembles the
 /// table. Fails, with nothing changed, when a client cannot be built.
-pub(super) fn assemble(next: NextTable, base_dir: &Path) -> Result<RoutingTable, ApplyError> {
+pub(super) fn assemble(
+    next: NextTable,
+    base_dir: &Path,
+    api_keys: &portcullis_policy::ApiKeys,
+) -> Result<RoutingTable, ApplyError> {
     let mut topologies = next.kept;
     if let Some(built) = next.built {
         let mut services = NameMap::default();
@@ -218,7 +231,7 @@ pub(super) fn assemble(next: NextTable, base_dir: &Path) -> Result<RoutingTable,
                 NextService::Kept(runtime) => runtime,
                 NextService::Build(draft) => {
                     let client = build_client(&draft.config, base_dir)?;
-                    let auth = build_auth(&draft, base_dir)?;
+                    let auth = build_auth(&draft, base_dir, api_keys)?;
                     Arc::new(ServiceRuntime::new(*draft, client, auth))
                 }
             };
@@ -243,11 +256,17 @@ pub(super) fn assemble(next: NextTable, base_dir: &Path) -> Result<RoutingTable,
 fn build_auth(
     draft: &super::ServiceDraft,
     base_dir: &Path,
+    api_keys: &portcullis_policy::ApiKeys,
 ) -> Result<Option<portcullis_policy::Authenticator>, ApplyError> {
     let Some(policy) = &draft.config.auth else {
         return Ok(None);
     };
-    portcullis_policy::Authenticator::build(policy, base_dir)
+    let scope = portcullis_policy::ServiceScope {
+        topology: &draft.topology,
+        service: &draft.config.name,
+        api_keys,
+    };
+    portcullis_policy::Authenticator::build(policy, base_dir, &scope)
         .map(Some)
         .map_err(|source| ApplyError::Auth {
             topology: draft.topology.clone(),

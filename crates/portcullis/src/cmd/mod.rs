@@ -4,6 +4,7 @@ pub mod cert;
 pub mod check;
 pub mod cluster;
 pub mod demo;
+pub mod keys;
 pub mod secrets;
 pub mod serve;
 pub mod topology;

@@ -4,6 +4,7 @@
 //!
 //! Fixtures come from the `portcullis-testkit` crate.
 
+mod api_keys;
 mod balancer;
 mod balancer_etcd;
 mod balancer_proxy;
