@@ -29,14 +29,11 @@ const RESERVED_HEADERS: &[&str] = &[
 pub(crate) fn auth(v: &mut Validator<'_>, at: &str, raw: FileAuth) -> AuthPolicy {
     let at = format!("{at}.auth");
     let methods = methods(v, &at, &raw.methods);
-    for (table, given) in [
-        ("api_key", raw.api_key.is_some()),
-        ("basic", raw.basic.is_some()),
-    ] {
+    for (table, given) in [("api_key", raw.api_key.is_some())] {
         if given {
             v.error(
                 &format!("{at}.{table}"),
-                format!("the {table:?} method is not supported yet; only \"jwt\" is built"),
+                format!("the {table:?} method is not supported yet; only \"jwt\" and \"basic\" are built"),
             );
         }
     }
@@ -59,10 +56,29 @@ pub(crate) fn auth(v: &mut Validator<'_>, at: &str, raw: FileAuth) -> AuthPolicy
         }
         (None, false) => None,
     };
+    let basic = match (raw.basic, methods.contains(&AuthMethod::Basic)) {
+        (Some(basic), true) => crate::basic::basic_policy(v, &format!("{at}.basic"), basic),
+        (Some(_), false) => {
+            v.error(
+                &format!("{at}.basic"),
+                "a basic table is given but methods does not list \"basic\"; add it or remove the table",
+            );
+            None
+        }
+        (None, true) => {
+            v.error(
+                &format!("{at}.methods"),
+                "methods lists \"basic\" but [service.auth] has no basic = { ldap = ... } or { htpasswd = ... }",
+            );
+            None
+        }
+        (None, false) => None,
+    };
     let identity_header = identity_header(v, &at, raw.identity_header);
     AuthPolicy {
         methods,
         jwt,
+        basic,
         identity_header,
         knox_doas: raw.knox_doas.unwrap_or(false),
     }
@@ -80,14 +96,11 @@ fn methods(v: &mut Validator<'_>, at: &str, raw: &[FileAuthMethod]) -> Vec<AuthM
         let path = format!("{at}.methods[{j}]");
         let method = match method {
             FileAuthMethod::Jwt => AuthMethod::Jwt,
-            FileAuthMethod::ApiKey | FileAuthMethod::Basic => {
-                let name = match method {
-                    FileAuthMethod::ApiKey => "api_key",
-                    _ => "basic",
-                };
+            FileAuthMethod::Basic => AuthMethod::Basic,
+            FileAuthMethod::ApiKey => {
                 v.error(
                     &path,
-                    format!("the {name:?} method is not supported yet; only \"jwt\" is built"),
+                    "the \"api_key\" method is not supported yet; only \"jwt\" and \"basic\" are built",
                 );
                 continue;
             }
@@ -208,6 +221,9 @@ fn identity_header(v: &mut Validator<'_>, at: &str, raw: Option<String>) -> Stri
 /// The `file:` key sets a topology names must be readable and hold a usable
 /// key, relative to `base_dir`, as the member applying it reads them.
 pub(crate) fn auth_files(v: &mut Validator<'_>, i: usize, auth: &AuthPolicy, base_dir: &Path) {
+    if let Some(basic) = &auth.basic {
+        crate::basic::basic_files(v, &format!("service[{i}].auth.basic"), basic, base_dir);
+    }
     let Some(JwtPolicy {
         jwks: JwksSource::File(file),
         ..

@@ -297,6 +297,8 @@ pub struct AuthPolicy {
     pub methods: Vec<AuthMethod>,
     /// Set exactly when `methods` lists [`AuthMethod::Jwt`].
     pub jwt: Option<JwtPolicy>,
+    /// Set exactly when `methods` lists [`AuthMethod::Basic`].
+    pub basic: Option<BasicPolicy>,
     /// The header the principal goes to the backends in; client-supplied
     /// copies are removed. Lower case, a valid field name.
     pub identity_header: String,
@@ -313,15 +315,18 @@ impl AuthPolicy {
 pub enum AuthMethod {
     /// A bearer JWT in `Authorization`.
     Jwt,
+    /// `Authorization: Basic`, checked against LDAP or an htpasswd file.
+    Basic,
 }
 
 impl AuthMethod {
     /// Every method, in the order of their discriminants (metric slots).
-    pub const ALL: [AuthMethod; 1] = [AuthMethod::Jwt];
+    pub const ALL: [AuthMethod; 2] = [AuthMethod::Jwt, AuthMethod::Basic];
 
     pub fn as_str(self) -> &'static str {
         match self {
             AuthMethod::Jwt => "jwt",
+            AuthMethod::Basic => "basic",
         }
     }
 }
@@ -335,6 +340,31 @@ pub struct JwtPolicy {
     pub audiences: Vec<String>,
     /// Slack for `exp` and `nbf`, whole seconds.
     pub leeway: Duration,
+}
+
+/// Where Basic credentials are checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BasicPolicy {
+    Ldap(LdapPolicy),
+    /// `file:PATH` of an htpasswd file (bcrypt and argon2 lines only), read
+    /// when the topology is applied; PATH relative to the member's config
+    /// directory, as a `file:` key set.
+    Htpasswd(String),
+}
+
+/// `basic = { ldap = ..., bind_dn = ..., ... }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LdapPolicy {
+    /// `ldaps://` or `ldap://` (StartTLS, or a loopback host).
+    pub url: url::Url,
+    /// The DN a user binds as; `{user}` stands for the escaped user name.
+    pub bind_dn: String,
+    /// Where groups naming the user are searched; no groups when absent.
+    pub group_base: Option<String>,
+    pub starttls: bool,
+    /// `file:PATH` of the PEM CA(s) the directory's certificate must chain
+    /// to; the system roots when absent.
+    pub tls_ca: Option<String>,
 }
 
 /// Where a JWT key set comes from.
