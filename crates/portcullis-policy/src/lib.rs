@@ -1,16 +1,21 @@
 //! Gateway policies (PRODUCT.md §11, docs/policies.md): who may call a
 //! service and who the backend is told the caller is. Built from a
 //! service's `[service.auth]`, used by the data plane after routing and
-//! before forwarding. This slice has one method, JWT bearer tokens.
+//! before forwarding. Methods: JWT bearer tokens and Basic (LDAP or an
+//! htpasswd file).
 //!
 //! Nothing here knows the data plane's types: it takes request headers and
 //! gives a [`Principal`] or an [`AuthResult`] to answer with.
 #![forbid(unsafe_code)]
 
+mod basic;
+mod basic_cache;
 mod doas;
 mod fetch;
+mod htpasswd;
 mod jwt;
 mod keys;
+mod ldap;
 #[cfg(any(test, feature = "test-keys"))]
 pub mod test_keys;
 
@@ -20,6 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use http::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
 use portcullis_config::{AuthMethod, AuthPolicy};
 
+pub use basic::{basic_credentials, BasicVerifier, BASIC_CHALLENGE};
 pub use doas::with_doas;
 pub use jwt::{JwtFailure, JwtVerifier};
 pub use keys::{FetchError, KeySource};
@@ -33,6 +39,8 @@ pub enum PolicyError {
     Client(String),
     #[error("auth: no tokio runtime to refresh the key set in")]
     NoRuntime,
+    #[error("auth.basic: {0}")]
+    Basic(String),
     #[error("auth.identity_header: {0:?} is not a header name")]
     IdentityHeader(String),
 }
@@ -59,14 +67,18 @@ pub enum AuthResult {
     Invalid,
     /// A good signature, but past `exp` (or before `nbf`) beyond the leeway.
     Expired,
+    /// The credentials could not be checked: the LDAP directory is down or
+    /// failing. Answered with 503, not 401: the client did nothing wrong.
+    Unavailable,
 }
 
 impl AuthResult {
-    pub const ALL: [AuthResult; 4] = [
+    pub const ALL: [AuthResult; 5] = [
         AuthResult::Ok,
         AuthResult::Missing,
         AuthResult::Invalid,
         AuthResult::Expired,
+        AuthResult::Unavailable,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -75,6 +87,7 @@ impl AuthResult {
             AuthResult::Missing => "missing",
             AuthResult::Invalid => "invalid",
             AuthResult::Expired => "expired",
+            AuthResult::Unavailable => "unavailable",
         }
     }
 
@@ -82,7 +95,9 @@ impl AuthResult {
     /// an error code only when credentials were sent.
     pub fn challenge(self) -> &'static str {
         match self {
-            AuthResult::Missing | AuthResult::Ok => "Bearer realm=\"portcullis\"",
+            AuthResult::Missing | AuthResult::Ok | AuthResult::Unavailable => {
+                "Bearer realm=\"portcullis\""
+            }
             AuthResult::Invalid | AuthResult::Expired => {
                 "Bearer realm=\"portcullis\", error=\"invalid_token\""
             }
@@ -156,18 +171,21 @@ enum Attempt {
 /// variant here.
 enum Method {
     Jwt(JwtVerifier),
+    Basic(BasicVerifier),
 }
 
 impl Method {
     fn kind(&self) -> AuthMethod {
         match self {
             Method::Jwt(_) => AuthMethod::Jwt,
+            Method::Basic(_) => AuthMethod::Basic,
         }
     }
 
     fn as_jwt(&self) -> Option<&JwtVerifier> {
         match self {
             Method::Jwt(jwt) => Some(jwt),
+            Method::Basic(_) => None,
         }
     }
 
@@ -178,6 +196,11 @@ impl Method {
                 Err(result) => Attempt::Decided(Err(result)),
                 Ok(token) => Attempt::Decided(verify_bearer(jwt, token).await),
             },
+            Method::Basic(basic) => match basic_credentials(headers) {
+                Err(AuthResult::Missing) => Attempt::NotMine,
+                Err(result) => Attempt::Decided(Err(result)),
+                Ok((user, password)) => Attempt::Decided(basic.verify(&user, &password).await),
+            },
         }
     }
 
@@ -185,6 +208,7 @@ impl Method {
     fn challenge(&self, result: AuthResult) -> &'static str {
         match self {
             Method::Jwt(_) => result.challenge(),
+            Method::Basic(_) => BASIC_CHALLENGE,
         }
     }
 }
@@ -230,6 +254,12 @@ impl Authenticator {
                         return Err(PolicyError::Client("no jwt table".into()));
                     };
                     Method::Jwt(JwtVerifier::build(jwt, base_dir)?)
+                }
+                AuthMethod::Basic => {
+                    let Some(basic) = &policy.basic else {
+                        return Err(PolicyError::Basic("no basic table".into()));
+                    };
+                    Method::Basic(BasicVerifier::build(basic, base_dir)?)
                 }
             });
         }
@@ -366,6 +396,7 @@ mod tests {
                 audiences: vec!["aud".into()],
                 leeway: std::time::Duration::ZERO,
             }),
+            basic: None,
             identity_header: "x-user".into(),
             knox_doas: false,
         }

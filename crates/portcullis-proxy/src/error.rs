@@ -65,6 +65,10 @@ pub enum ProxyError {
         service: String,
         challenge: header::HeaderValue,
     },
+    /// `[service.auth]` could not check the credentials: the LDAP
+    /// directory is down. 503, not 401: the client did nothing wrong.
+    #[error("authentication unavailable")]
+    AuthUnavailable { topology: String, service: String },
     /// The client's request body broke off or was too slow.
     #[error("request body: {reason}")]
     ClientBody { reason: &'static str },
@@ -82,9 +86,9 @@ impl ProxyError {
             | ProxyError::Backend { .. }
             | ProxyError::BadResponse { .. } => StatusCode::BAD_GATEWAY,
             ProxyError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
-            ProxyError::NoBackend { .. } | ProxyError::MissingCredentials { .. } => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ProxyError::NoBackend { .. }
+            | ProxyError::MissingCredentials { .. }
+            | ProxyError::AuthUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ProxyError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             ProxyError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
@@ -118,6 +122,7 @@ impl ProxyError {
             ProxyError::MissingCredentials { .. } => "backend credentials unavailable",
             // Nothing on why: no help for someone trying tokens.
             ProxyError::Unauthorized { .. } => "unauthorized",
+            ProxyError::AuthUnavailable { .. } => "authentication unavailable",
             ProxyError::BadRequest { reason }
             | ProxyError::MethodNotAllowed { reason }
             | ProxyError::ClientBody { reason } => reason,
@@ -149,9 +154,8 @@ impl ProxyError {
             | ProxyError::Unauthorized {
                 topology, service, ..
             }
-            | ProxyError::MissingCredentials { topology, service } => {
-                (Some(topology), Some(service))
-            }
+            | ProxyError::MissingCredentials { topology, service }
+            | ProxyError::AuthUnavailable { topology, service } => (Some(topology), Some(service)),
         }
     }
 
