@@ -23,7 +23,7 @@ pub enum HtpasswdError {
     Malformed { line: usize },
     #[error("line {line}: user {user:?} is listed twice")]
     Duplicate { line: usize, user: String },
-    #[error("line {line}: user {user:?} has a {kind} hash; only bcrypt ($2y$, from `htpasswd -B`) and argon2id hashes are accepted")]
+    #[error("line {line}: user {user:?}: {kind} hashes are refused; only bcrypt ($2y$, from `htpasswd -B`) and argon2id hashes are accepted")]
     WeakHash {
         line: usize,
         user: String,
