@@ -15,7 +15,7 @@ need ip iproute2                # the network-partition test
 need chromium chromium          # the dashboard's browser test
 need chromedriver chromium-driver
 need python3 python3            # bench/'s unit tests
-need /usr/sbin/slapd slapd              # Basic authentication against a real OpenLDAP
+need /usr/sbin/slapd slapd     # Basic authentication against a real OpenLDAP
 need ldapsearch ldap-utils      # (tests/proxy/auth_basic.rs, testkit ldap.rs)
 
 if [ ${#packages[@]} -gt 0 ]; then

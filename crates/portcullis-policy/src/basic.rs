@@ -44,16 +44,13 @@ impl BasicVerifier {
     /// directory is down, a login seen good within the last minute still
     /// passes and any other gets [`AuthResult::Unavailable`].
     pub async fn verify(&self, user: &str, password: &str) -> Result<Principal, AuthResult> {
-        let key = cache_key(user, password);
-        if let Some(outcome) = self.cache.get(&key) {
-            return outcome;
-        }
-        let outcome = match &self.checker {
-            Checker::Ldap(directory) => directory.verify(user, password).await,
-            Checker::Htpasswd(file) => file.verify(user, password).await,
+        let check = async {
+            match &self.checker {
+                Checker::Ldap(directory) => directory.verify(user, password).await,
+                Checker::Htpasswd(file) => file.verify(user, password).await,
+            }
         };
-        self.cache.put(key, &outcome);
-        outcome
+        self.cache.outcome(cache_key(user, password), check).await
     }
 }
 

@@ -7,10 +7,12 @@
 //! table of precomputed hashes.
 
 use std::collections::HashMap;
-use std::sync::{LazyLock, Mutex};
+use std::future::Future;
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
+use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
 use crate::{AuthResult, Principal};
@@ -44,12 +46,72 @@ struct Entry {
     outcome: Result<Principal, AuthResult>,
 }
 
+type Outcome = Result<Principal, AuthResult>;
+
 #[derive(Default)]
 pub struct CredentialCache {
     entries: Mutex<HashMap<CacheKey, Entry>>,
+    /// Checks under way: requests with the same credentials that arrive
+    /// while one is being checked (a browser opening a page) wait for that
+    /// check instead of starting their own.
+    in_flight: Mutex<HashMap<CacheKey, Arc<OnceCell<Outcome>>>>,
+}
+
+/// A check under way, in [`CredentialCache::in_flight`] while it lives.
+struct InFlight<'a> {
+    cache: &'a CredentialCache,
+    key: CacheKey,
+    cell: &'a Arc<OnceCell<Outcome>>,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let mut in_flight = self
+            .cache
+            .in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if in_flight
+            .get(&self.key)
+            .is_some_and(|c| Arc::ptr_eq(c, self.cell))
+        {
+            in_flight.remove(&self.key);
+        }
+    }
 }
 
 impl CredentialCache {
+    /// The remembered outcome for `key`, or the outcome of `check`, run
+    /// once for all the callers with this key that arrive while it runs.
+    /// If the caller running it goes away (its client hung up), a caller
+    /// still waiting runs its own check.
+    pub async fn outcome<F: Future<Output = Outcome>>(&self, key: CacheKey, check: F) -> Outcome {
+        if let Some(outcome) = self.get(&key) {
+            return outcome;
+        }
+        let cell = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(key)
+            .or_default()
+            .clone();
+        cell.get_or_init(|| async {
+            // Dropped when the check ends or is abandoned, so that no
+            // finished or orphaned check stays in the map.
+            let _guard = InFlight {
+                cache: self,
+                key,
+                cell: &cell,
+            };
+            let outcome = check.await;
+            self.put(key, &outcome);
+            outcome
+        })
+        .await
+        .clone()
+    }
+
     /// The remembered outcome, if still fresh.
     pub fn get(&self, key: &CacheKey) -> Option<Result<Principal, AuthResult>> {
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
@@ -134,6 +196,59 @@ mod tests {
         assert_eq!(cache.get(&good), Some(ann()));
         tokio::time::advance(POSITIVE_TTL - NEGATIVE_TTL).await;
         assert_eq!(cache.get(&good), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn concurrent_logins_with_the_same_credentials_share_one_check() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let cache = Arc::new(CredentialCache::default());
+        let checks = Arc::new(AtomicUsize::new(0));
+        let logins = (0..8).map(|_| {
+            let (cache, checks) = (cache.clone(), checks.clone());
+            tokio::spawn(async move {
+                cache
+                    .outcome(cache_key("ann", "pw"), async {
+                        checks.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        ann()
+                    })
+                    .await
+            })
+        });
+        for login in logins.collect::<Vec<_>>() {
+            assert_eq!(login.await.unwrap(), ann());
+        }
+        assert_eq!(checks.load(Ordering::SeqCst), 1);
+        assert!(cache.in_flight.lock().unwrap().is_empty());
+        // An outage is shared by the waiting callers but not remembered.
+        let down = cache
+            .outcome(cache_key("bob", "pw"), async {
+                Err(AuthResult::Unavailable)
+            })
+            .await;
+        assert_eq!(down, Err(AuthResult::Unavailable));
+        let again = cache
+            .outcome(cache_key("bob", "pw"), async { Err(AuthResult::Invalid) })
+            .await;
+        assert_eq!(again, Err(AuthResult::Invalid), "checked again");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_abandoned_check_leaves_nothing_behind() {
+        let cache = Arc::new(CredentialCache::default());
+        let running = cache.clone();
+        let login = tokio::spawn(async move {
+            running
+                .outcome(cache_key("ann", "pw"), std::future::pending())
+                .await
+        });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(cache.in_flight.lock().unwrap().len(), 1);
+        login.abort();
+        let _ = login.await;
+        assert!(cache.in_flight.lock().unwrap().is_empty());
+        let next = cache.outcome(cache_key("ann", "pw"), async { ann() }).await;
+        assert_eq!(next, ann());
     }
 
     #[tokio::test(start_paused = true)]
