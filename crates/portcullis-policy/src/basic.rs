@@ -40,17 +40,24 @@ impl BasicVerifier {
         })
     }
 
+    /// The remembered outcome for these credentials, if fresh: the common
+    /// case, answered without a future (see `Method::attempt`).
+    pub fn cached(&self, user: &str, password: &str) -> Option<Result<Principal, AuthResult>> {
+        self.cache.get(&cache_key(user, password))
+    }
+
     /// A principal, or why not. Only a verdict is remembered: while the
     /// directory is down, a login seen good within the last minute still
     /// passes and any other gets [`AuthResult::Unavailable`].
     pub async fn verify(&self, user: &str, password: &str) -> Result<Principal, AuthResult> {
+        let key = cache_key(user, password);
         let check = async {
             match &self.checker {
                 Checker::Ldap(directory) => directory.verify(user, password).await,
                 Checker::Htpasswd(file) => file.verify(user, password).await,
             }
         };
-        self.cache.outcome(cache_key(user, password), check).await
+        self.cache.outcome(key, check).await
     }
 }
 

@@ -201,7 +201,13 @@ impl Method {
             Method::Basic(basic) => match basic_credentials(headers) {
                 Err(AuthResult::Missing) => Attempt::NotMine,
                 Err(result) => Attempt::Decided(Err(result)),
-                Ok((user, password)) => Attempt::Decided(basic.verify(&user, &password).await),
+                // A cache miss's future (a directory round trip) is large:
+                // boxed, so that it does not grow every request's future
+                // (`the_pipeline_future_is_bounded` in the proxy).
+                Ok((user, password)) => Attempt::Decided(match basic.cached(&user, &password) {
+                    Some(outcome) => outcome,
+                    None => Box::pin(basic.verify(&user, &password)).await,
+                }),
             },
         }
     }
