@@ -242,6 +242,54 @@ async fn htpasswd_bcrypt_and_argon2_users_pass_and_others_get_401() {
     member.stop().await;
 }
 
+/// Basic beside JWT: each request is judged by the method whose kind of
+/// credentials it carries; with none, the challenge names both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn basic_and_jwt_together_each_judge_their_own_credentials() {
+    use portcullis_policy::test_keys::{claims, TestKey};
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("users.htpasswd");
+    std::fs::write(&users, htpasswd_text()).unwrap();
+    let key = TestKey::ed25519("e1");
+    let jwks = dir.path().join("jwks.json");
+    std::fs::write(&jwks, TestKey::jwks(&[&key])).unwrap();
+    let backend = DemoBackend::spawn("b", "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let text = topology(
+        "svc",
+        &[backend.url()],
+        &format!(
+            "[service.auth]\nmethods = [\"basic\", \"jwt\"]\nbasic = {{ htpasswd = \"file:{}\" }}\njwt = {{ jwks = \"file:{}\", issuer = \"iss\", audiences = [\"aud\"] }}\n",
+            users.display(),
+            jwks.display()
+        ),
+    );
+    let member = TestMember::start(&[("t", &text)]).await;
+    assert_passed(&login(&member, "ann", "ann-pw").await, "ann", "basic");
+    let bearer = format!("Bearer {}", key.sign(&claims("zed", "iss", "aud")));
+    let request = Request::get(member.url("/gateway/t/svc/who"))
+        .header("authorization", bearer)
+        .body(empty())
+        .unwrap();
+    assert_passed(&send(&client(), request).await, "zed", "jwt");
+    let none = send(
+        &client(),
+        Request::get(member.url("/gateway/t/svc/who"))
+            .body(empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(none.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        none.headers
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok()),
+        Some("Basic realm=\"portcullis\", charset=\"UTF-8\", Bearer realm=\"portcullis\"")
+    );
+    member.stop().await;
+}
+
 #[test]
 fn check_refuses_an_htpasswd_file_with_an_md5_line() {
     let dir = tempfile::tempdir().unwrap();
