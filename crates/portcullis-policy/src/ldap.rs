@@ -93,14 +93,35 @@ impl LdapDirectory {
                 return Err(AuthResult::Unavailable);
             }
         }
+        let name = self.stored_name(ldap, &dn, user).await;
         let groups = match &self.group_base {
-            Some(base) => self.groups(ldap, base, &dn, user).await?,
+            Some(base) => self.groups(ldap, base, &dn, &name).await?,
             None => Vec::new(),
         };
-        Ok(Principal {
-            name: user.to_string(),
-            groups,
-        })
+        Ok(Principal { name, groups })
+    }
+
+    /// The user name as the directory spells it: attribute values in DNs
+    /// usually compare without case, so `ANN` binds as `ann`, and the
+    /// backends and authorization should see one name for one account. The
+    /// name as typed when the entry cannot be read or does not match.
+    async fn stored_name(&self, ldap: &mut Ldap, dn: &str, user: &str) -> String {
+        let Some(attr) = naming_attribute(&self.bind_dn) else {
+            return user.to_string();
+        };
+        let found = ldap
+            .search(dn, Scope::Base, "(objectClass=*)", vec![attr])
+            .await
+            .and_then(|found| found.success());
+        let Ok((entries, _)) = found else {
+            return user.to_string();
+        };
+        entries
+            .into_iter()
+            .map(SearchEntry::construct)
+            .flat_map(|entry| entry.attrs.into_values().flatten())
+            .find(|value| value.to_lowercase() == user.to_lowercase())
+            .unwrap_or_else(|| user.to_string())
     }
 
     /// The `cn` of every group naming the user, by DN (groupOfNames,
@@ -134,6 +155,15 @@ impl LdapDirectory {
     }
 }
 
+/// `uid` for `uid={user},ou=people,...`: the attribute the user name is
+/// the value of, when `{user}` is a whole RDN value.
+fn naming_attribute(bind_dn: &str) -> Option<&str> {
+    let before = bind_dn.split("={user}").next()?;
+    let attr = before.rsplit([',', '+']).next()?.trim();
+    let whole_value = bind_dn.contains("={user},") || bind_dn.ends_with("={user}");
+    (whole_value && !attr.is_empty()).then_some(attr)
+}
+
 /// Both values filter-escaped (RFC 4515), so a user name cannot widen the
 /// search.
 fn group_filter(dn: &str, user: &str) -> String {
@@ -159,5 +189,8 @@ mod tests {
         );
         // RFC 4514 §2.4 hex pairs: the DN cannot gain a component.
         assert_eq!(dn_escape("a,b+c"), "a\\2cb\\2bc");
+        assert_eq!(naming_attribute("uid={user},ou=people,dc=x"), Some("uid"));
+        assert_eq!(naming_attribute("ou=x, cn={user}"), Some("cn"));
+        assert_eq!(naming_attribute("cn=pre-{user},dc=x"), None);
     }
 }

@@ -166,6 +166,9 @@ async fn an_ldap_login_brings_the_users_groups() {
     assert_eq!(ann.groups, ["admins", "ops", "staff"]);
     let bob = verifier.verify("bob", "bob pw ü").await.unwrap();
     assert_eq!(bob.groups, ["staff"]);
+    // The directory's spelling of the name, whatever case was typed.
+    let shouted = verifier.verify("ANN", "ann-pw").await.unwrap();
+    assert_eq!((shouted.name.as_str(), shouted.groups.len()), ("ann", 3));
     let cid = verifier.verify("cid", "cid-pw").await.unwrap();
     assert!(cid.groups.is_empty(), "{:?}", cid.groups);
     // A user name is one RDN value, never more DN or filter.
