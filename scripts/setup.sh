@@ -16,6 +16,8 @@ need chromium chromium          # the dashboard's browser test
 need chromedriver chromium-driver
 need python3 python3            # bench/'s unit tests
 need openssl openssl            # bench/'s steady-jwt token test
+need /usr/sbin/slapd slapd     # Basic authentication against a real OpenLDAP
+need ldapsearch ldap-utils      # (tests/proxy/auth_basic.rs, testkit ldap.rs)
 
 if [ ${#packages[@]} -gt 0 ]; then
   sudo=""

@@ -29,12 +29,6 @@ const RESERVED_HEADERS: &[&str] = &[
 pub(crate) fn auth(v: &mut Validator<'_>, at: &str, raw: FileAuth) -> AuthPolicy {
     let at = format!("{at}.auth");
     let methods = methods(v, &at, &raw.methods);
-    if raw.basic.is_some() {
-        v.error(
-            &format!("{at}.basic"),
-            "the \"basic\" method is not supported yet; \"jwt\" and \"api_key\" are built",
-        );
-    }
     let wants_jwt = methods.contains(&AuthMethod::Jwt);
     let jwt = match (raw.jwt, wants_jwt) {
         (Some(jwt), true) => Some(jwt_policy(v, &format!("{at}.jwt"), jwt)),
@@ -55,11 +49,30 @@ pub(crate) fn auth(v: &mut Validator<'_>, at: &str, raw: FileAuth) -> AuthPolicy
         (None, false) => None,
     };
     let api_key = api_key_policy(v, &at, raw.api_key, methods.contains(&AuthMethod::ApiKey));
+    let basic = match (raw.basic, methods.contains(&AuthMethod::Basic)) {
+        (Some(basic), true) => crate::basic::basic_policy(v, &format!("{at}.basic"), basic),
+        (Some(_), false) => {
+            v.error(
+                &format!("{at}.basic"),
+                "a basic table is given but methods does not list \"basic\"; add it or remove the table",
+            );
+            None
+        }
+        (None, true) => {
+            v.error(
+                &format!("{at}.methods"),
+                "methods lists \"basic\" but [service.auth] has no basic = { ldap = ... } or { htpasswd = ... }",
+            );
+            None
+        }
+        (None, false) => None,
+    };
     let identity_header = identity_header(v, &at, raw.identity_header);
     AuthPolicy {
         methods,
         jwt,
         api_key,
+        basic,
         identity_header,
         knox_doas: raw.knox_doas.unwrap_or(false),
     }
@@ -78,13 +91,7 @@ fn methods(v: &mut Validator<'_>, at: &str, raw: &[FileAuthMethod]) -> Vec<AuthM
         let method = match method {
             FileAuthMethod::Jwt => AuthMethod::Jwt,
             FileAuthMethod::ApiKey => AuthMethod::ApiKey,
-            FileAuthMethod::Basic => {
-                v.error(
-                    &path,
-                    "the \"basic\" method is not supported yet; \"jwt\" and \"api_key\" are built",
-                );
-                continue;
-            }
+            FileAuthMethod::Basic => AuthMethod::Basic,
         };
         if methods.contains(&method) {
             v.error(&path, format!("{:?} is listed twice", method.as_str()));
@@ -235,6 +242,9 @@ fn header_name(v: &mut Validator<'_>, path: &str, name: &str, example: &str) -> 
 /// The `file:` key sets a topology names must be readable and hold a usable
 /// key, relative to `base_dir`, as the member applying it reads them.
 pub(crate) fn auth_files(v: &mut Validator<'_>, i: usize, auth: &AuthPolicy, base_dir: &Path) {
+    if let Some(basic) = &auth.basic {
+        crate::basic::basic_files(v, &format!("service[{i}].auth.basic"), basic, base_dir);
+    }
     let Some(JwtPolicy {
         jwks: JwksSource::File(file),
         ..

@@ -51,25 +51,21 @@ fn every_key_is_parsed() {
 }
 
 #[test]
-fn methods_not_built_yet_are_refused_by_name_never_ignored() {
-    let errs = errors(&format!(
-        "methods = [\"jwt\", \"api_key\", \"basic\"]\n{JWT}\n"
+fn every_method_is_accepted_and_a_table_without_its_method_refused() {
+    let p = policy(&format!(
+        "methods = [\"basic\", \"jwt\", \"api_key\"]\n{JWT}\nbasic = {{ htpasswd = \"file:x\" }}\n"
     ));
-    let paths: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
-    assert_eq!(paths, ["service[0].auth.methods[2]"]);
-    assert!(
-        errs[0]
-            .message
-            .contains("\"basic\" method is not supported yet"),
-        "{}",
-        errs[0]
+    assert_eq!(
+        p.methods,
+        [AuthMethod::Basic, AuthMethod::Jwt, AuthMethod::ApiKey]
     );
-    assert_eq!(errs[0].line, Some(5), "{}", errs[0]);
     let table = errors(&format!(
         "methods = [\"jwt\"]\n{JWT}\nbasic = {{ htpasswd = \"file:x\" }}\n"
     ));
     assert_eq!(table[0].path, "service[0].auth.basic");
-    assert!(table[0].message.contains("not supported yet"));
+    assert!(table[0].message.contains("does not list"), "{}", table[0]);
+    let twice = errors(&format!("methods = [\"jwt\", \"jwt\"]\n{JWT}\n"));
+    assert_eq!(twice[0].path, "service[0].auth.methods[1]");
     let unknown = errors("methods = [\"kerberos\"]\n");
     assert!(
         unknown[0].to_string().contains("service[0].auth.methods"),

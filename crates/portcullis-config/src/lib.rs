@@ -6,10 +6,12 @@
 #![forbid(unsafe_code)]
 
 mod auth;
+mod basic;
 mod cluster;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+mod htpasswd;
 mod jwks;
 mod lines;
 mod locate;
@@ -26,6 +28,9 @@ use std::time::Duration;
 
 pub use cluster::check_password_file;
 pub use error::{ConfigError, ConfigErrors};
+pub use htpasswd::{
+    parse_htpasswd, read_htpasswd_file, HtpasswdEntry, HtpasswdError, HtpasswdHash,
+};
 pub use jwks::{parse_jwks, read_jwks_file, JwksError, JwtKey};
 pub use model::*;
 pub use tls::{load_tls_ca, read_tls_ca, tls_ca_roots, TlsCaError};

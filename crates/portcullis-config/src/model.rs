@@ -301,6 +301,8 @@ pub struct AuthPolicy {
     pub jwt: Option<JwtPolicy>,
     /// Set exactly when `methods` lists [`AuthMethod::ApiKey`].
     pub api_key: Option<ApiKeyPolicy>,
+    /// Set exactly when `methods` lists [`AuthMethod::Basic`].
+    pub basic: Option<BasicPolicy>,
     /// The header the principal goes to the backends in; client-supplied
     /// copies are removed. Lower case, a valid field name.
     pub identity_header: String,
@@ -363,16 +365,19 @@ pub enum AuthMethod {
     Jwt,
     /// A key from `portcullis key create` in the configured header.
     ApiKey,
+    /// `Authorization: Basic`, checked against LDAP or an htpasswd file.
+    Basic,
 }
 
 impl AuthMethod {
     /// Every method, in the order of their discriminants (metric slots).
-    pub const ALL: [AuthMethod; 2] = [AuthMethod::Jwt, AuthMethod::ApiKey];
+    pub const ALL: [AuthMethod; 3] = [AuthMethod::Jwt, AuthMethod::ApiKey, AuthMethod::Basic];
 
     pub fn as_str(self) -> &'static str {
         match self {
             AuthMethod::Jwt => "jwt",
             AuthMethod::ApiKey => "api_key",
+            AuthMethod::Basic => "basic",
         }
     }
 }
@@ -386,6 +391,31 @@ pub struct JwtPolicy {
     pub audiences: Vec<String>,
     /// Slack for `exp` and `nbf`, whole seconds.
     pub leeway: Duration,
+}
+
+/// Where Basic credentials are checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BasicPolicy {
+    Ldap(LdapPolicy),
+    /// `file:PATH` of an htpasswd file (bcrypt and argon2 lines only), read
+    /// when the topology is applied; PATH relative to the member's config
+    /// directory, as a `file:` key set.
+    Htpasswd(String),
+}
+
+/// `basic = { ldap = ..., bind_dn = ..., ... }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LdapPolicy {
+    /// `ldaps://` or `ldap://` (StartTLS, or a loopback host).
+    pub url: url::Url,
+    /// The DN a user binds as; `{user}` stands for the escaped user name.
+    pub bind_dn: String,
+    /// Where groups naming the user are searched; no groups when absent.
+    pub group_base: Option<String>,
+    pub starttls: bool,
+    /// `file:PATH` of the PEM CA(s) the directory's certificate must chain
+    /// to; the system roots when absent.
+    pub tls_ca: Option<String>,
 }
 
 /// Where a JWT key set comes from.

@@ -189,9 +189,7 @@ pub struct FileAuth {
     pub methods: Vec<FileAuthMethod>,
     pub jwt: Option<FileJwt>,
     pub api_key: Option<FileApiKey>,
-    /// Tables of methods not built yet: kept so that validation can say so
-    /// by name instead of "unknown field".
-    pub basic: Option<toml::Value>,
+    pub basic: Option<FileBasic>,
     pub identity_header: Option<String>,
     pub knox_doas: Option<bool>,
 }
@@ -230,6 +228,19 @@ pub struct FileJwt {
     pub issuer: String,
     pub audiences: Vec<String>,
     pub leeway: Option<FileDuration>,
+}
+
+/// `basic = { ... }`: exactly one of `ldap` and `htpasswd`, checked by
+/// validation so that the message can say which keys go together.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileBasic {
+    pub ldap: Option<String>,
+    pub bind_dn: Option<String>,
+    pub group_base: Option<String>,
+    pub starttls: Option<bool>,
+    pub tls_ca: Option<String>,
+    pub htpasswd: Option<String>,
 }
 
 /// A duration as written. It stays text so that validation, which reports every

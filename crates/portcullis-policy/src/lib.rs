@@ -1,19 +1,24 @@
 //! Gateway policies (PRODUCT.md §11, docs/policies.md): who may call a
 //! service and who the backend is told the caller is. Built from a
 //! service's `[service.auth]`, used by the data plane after routing and
-//! before forwarding. This slice has one method, JWT bearer tokens.
+//! before forwarding. Methods: JWT bearer tokens and Basic (LDAP or an
+//! htpasswd file).
 //!
 //! Nothing here knows the data plane's types: it takes request headers and
 //! gives a [`Principal`] or an [`AuthResult`] to answer with.
 #![forbid(unsafe_code)]
 
 mod api_key;
+mod basic;
+mod basic_cache;
 mod doas;
 mod fetch;
 #[doc(hidden)]
 pub mod fuzzing;
+mod htpasswd;
 mod jwt;
 mod keys;
+mod ldap;
 pub mod rate_limit;
 #[cfg(any(test, feature = "test-keys"))]
 pub mod test_keys;
@@ -28,6 +33,7 @@ use portcullis_config::{AuthMethod, AuthPolicy};
 pub use api_key::{
     ApiKeyEntry, ApiKeyTable, ApiKeys, PRINCIPAL_PREFIX as API_KEY_PRINCIPAL_PREFIX,
 };
+pub use basic::{basic_credentials, BasicVerifier, BASIC_CHALLENGE};
 pub use doas::with_doas;
 pub use jwt::{JwtFailure, JwtVerifier};
 pub use keys::{FetchError, KeySource};
@@ -41,6 +47,8 @@ pub enum PolicyError {
     Client(String),
     #[error("auth: no tokio runtime to refresh the key set in")]
     NoRuntime,
+    #[error("auth.basic: {0}")]
+    Basic(String),
     #[error("auth.identity_header: {0:?} is not a header name")]
     IdentityHeader(String),
     #[error("auth.api_key.header: {0:?} is not a header name")]
@@ -69,14 +77,18 @@ pub enum AuthResult {
     Invalid,
     /// A good signature, but past `exp` (or before `nbf`) beyond the leeway.
     Expired,
+    /// The credentials could not be checked: the LDAP directory is down or
+    /// failing. Answered with 503, not 401: the client did nothing wrong.
+    Unavailable,
 }
 
 impl AuthResult {
-    pub const ALL: [AuthResult; 4] = [
+    pub const ALL: [AuthResult; 5] = [
         AuthResult::Ok,
         AuthResult::Missing,
         AuthResult::Invalid,
         AuthResult::Expired,
+        AuthResult::Unavailable,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -85,6 +97,7 @@ impl AuthResult {
             AuthResult::Missing => "missing",
             AuthResult::Invalid => "invalid",
             AuthResult::Expired => "expired",
+            AuthResult::Unavailable => "unavailable",
         }
     }
 
@@ -92,7 +105,9 @@ impl AuthResult {
     /// an error code only when credentials were sent.
     pub fn challenge(self) -> &'static str {
         match self {
-            AuthResult::Missing | AuthResult::Ok => "Bearer realm=\"portcullis\"",
+            AuthResult::Missing | AuthResult::Ok | AuthResult::Unavailable => {
+                "Bearer realm=\"portcullis\""
+            }
             AuthResult::Invalid | AuthResult::Expired => {
                 "Bearer realm=\"portcullis\", error=\"invalid_token\""
             }
@@ -163,11 +178,14 @@ enum Attempt {
 }
 
 /// One configured method, ready for requests. Each method's slice adds its
-/// variant here.
+/// variant here. A handful per service, built once per apply: their sizes
+/// do not matter.
+#[allow(clippy::large_enum_variant)]
 enum Method {
     /// Boxed: a verifier is several times larger than the other methods.
     Jwt(Box<JwtVerifier>),
     ApiKey(api_key::ApiKeyVerifier),
+    Basic(BasicVerifier),
 }
 
 impl Method {
@@ -175,13 +193,14 @@ impl Method {
         match self {
             Method::Jwt(_) => AuthMethod::Jwt,
             Method::ApiKey(_) => AuthMethod::ApiKey,
+            Method::Basic(_) => AuthMethod::Basic,
         }
     }
 
     fn as_jwt(&self) -> Option<&JwtVerifier> {
         match self {
             Method::Jwt(jwt) => Some(jwt.as_ref()),
-            Method::ApiKey(_) => None,
+            Method::ApiKey(_) | Method::Basic(_) => None,
         }
     }
 
@@ -196,6 +215,17 @@ impl Method {
                 api_key::KeyAttempt::Absent => Attempt::NotMine,
                 api_key::KeyAttempt::Judged(result) => Attempt::Decided(result),
             },
+            Method::Basic(basic) => match basic_credentials(headers) {
+                Err(AuthResult::Missing) => Attempt::NotMine,
+                Err(result) => Attempt::Decided(Err(result)),
+                // A cache miss's future (a directory round trip) is large:
+                // boxed, so that it does not grow every request's future
+                // (`the_pipeline_future_is_bounded` in the proxy).
+                Ok((user, password)) => Attempt::Decided(match basic.cached(&user, &password) {
+                    Some(outcome) => outcome,
+                    None => Box::pin(basic.verify(&user, &password)).await,
+                }),
+            },
         }
     }
 
@@ -204,6 +234,7 @@ impl Method {
         match self {
             Method::Jwt(_) => HeaderValue::from_static(result.challenge()),
             Method::ApiKey(keys) => keys.challenge().clone(),
+            Method::Basic(_) => HeaderValue::from_static(BASIC_CHALLENGE),
         }
     }
 }
@@ -263,6 +294,12 @@ impl Authenticator {
                     Method::Jwt(Box::new(JwtVerifier::build(jwt, base_dir)?))
                 }
                 AuthMethod::ApiKey => Method::ApiKey(api_key_method(policy, scope)?),
+                AuthMethod::Basic => {
+                    let Some(basic) = &policy.basic else {
+                        return Err(PolicyError::Basic("no basic table".into()));
+                    };
+                    Method::Basic(BasicVerifier::build(basic, base_dir)?)
+                }
             });
         }
         Ok(Self::with_methods(
@@ -309,7 +346,7 @@ impl Authenticator {
     pub fn api_key_header(&self) -> Option<&HeaderName> {
         self.methods.iter().find_map(|m| match m {
             Method::ApiKey(keys) => Some(keys.header()),
-            Method::Jwt(_) => None,
+            Method::Jwt(_) | Method::Basic(_) => None,
         })
     }
 
@@ -451,6 +488,7 @@ mod tests {
                 leeway: std::time::Duration::ZERO,
             }),
             api_key: None,
+            basic: None,
             identity_header: "x-user".into(),
             knox_doas: false,
         }

@@ -75,6 +75,10 @@ pub enum ProxyError {
         quota: u64,
         window_secs: u64,
     },
+    /// `[service.auth]` could not check the credentials: the LDAP
+    /// directory is down. 503, not 401: the client did nothing wrong.
+    #[error("authentication unavailable")]
+    AuthUnavailable { topology: String, service: String },
     /// The client's request body broke off or was too slow.
     #[error("request body: {reason}")]
     ClientBody { reason: &'static str },
@@ -92,9 +96,9 @@ impl ProxyError {
             | ProxyError::Backend { .. }
             | ProxyError::BadResponse { .. } => StatusCode::BAD_GATEWAY,
             ProxyError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
-            ProxyError::NoBackend { .. } | ProxyError::MissingCredentials { .. } => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ProxyError::NoBackend { .. }
+            | ProxyError::MissingCredentials { .. }
+            | ProxyError::AuthUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ProxyError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             ProxyError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -130,6 +134,7 @@ impl ProxyError {
             // Nothing on why: no help for someone trying tokens.
             ProxyError::Unauthorized { .. } => "unauthorized",
             ProxyError::RateLimited { .. } => "too many requests",
+            ProxyError::AuthUnavailable { .. } => "authentication unavailable",
             ProxyError::BadRequest { reason }
             | ProxyError::MethodNotAllowed { reason }
             | ProxyError::ClientBody { reason } => reason,
@@ -164,9 +169,8 @@ impl ProxyError {
             | ProxyError::RateLimited {
                 topology, service, ..
             }
-            | ProxyError::MissingCredentials { topology, service } => {
-                (Some(topology), Some(service))
-            }
+            | ProxyError::MissingCredentials { topology, service }
+            | ProxyError::AuthUnavailable { topology, service } => (Some(topology), Some(service)),
         }
     }
 

@@ -6,11 +6,13 @@
 //! - [`process`]: the built `portcullis` binary as child processes (demo
 //!   backends that can be killed or frozen, `serve`, the CLI);
 //! - [`requests`]: plain hyper clients, bodies and replies;
+//! - [`ldap`]: a real OpenLDAP `slapd` seeded with users and groups;
 //! - [`load`]: the one load generator;
 //! - [`raw_backend`]: a scripted raw HTTP/1.1 backend that records exact bytes;
 //! - [`wait`]: waits on a condition with a deadline, instead of fixed sleeps.
 #![forbid(unsafe_code)]
 
+pub mod ldap;
 pub mod load;
 pub mod member;
 pub mod process;
@@ -19,6 +21,7 @@ pub mod requests;
 pub mod tls;
 pub mod wait;
 
+pub use crate::ldap::{LdapSeed, Slapd, LDAP_GROUPS, LDAP_PEOPLE, LDAP_SUFFIX};
 pub use crate::load::{Load, LoadResult};
 pub use crate::member::*;
 pub use crate::process::*;

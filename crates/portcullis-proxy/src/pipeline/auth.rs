@@ -1,6 +1,7 @@
 //! The auth phase (PRODUCT.md §11, docs/policies.md): after routing and
 //! before forwarding, for a service with `[service.auth]` only. Refuses
-//! with 401 and a `WWW-Authenticate` challenge, or edits the request for
+//! with 401 and a `WWW-Authenticate` challenge (503 when the credentials
+//! cannot be checked: the directory is down), or edits the request for
 //! the backends: the client's `Authorization` out, the principal in the
 //! identity header (every client copy replaced) and, for Knox backends, in
 //! `?doAs=`.
@@ -54,6 +55,12 @@ pub(super) async fn authenticate(
 
 fn refuse(service: &ServiceRuntime, refusal: Refusal) -> ProxyError {
     service.stats.auth.count(refusal.method, refusal.result);
+    if refusal.result == AuthResult::Unavailable {
+        return ProxyError::AuthUnavailable {
+            topology: service.topology.clone(),
+            service: service.config.name.clone(),
+        };
+    }
     ProxyError::Unauthorized {
         topology: service.topology.clone(),
         service: service.config.name.clone(),

@@ -165,6 +165,18 @@ fn auth_summary(topology: &portcullis_config::Topology) -> String {
                 jwt.leeway.as_secs()
             ));
         }
+        match &auth.basic {
+            Some(portcullis_config::BasicPolicy::Ldap(ldap)) => out.push_str(&format!(
+                " (basic: ldap {}{}, bind_dn {})",
+                ldap.url,
+                if ldap.starttls { " with StartTLS" } else { "" },
+                ldap.bind_dn
+            )),
+            Some(portcullis_config::BasicPolicy::Htpasswd(file)) => {
+                out.push_str(&format!(" (basic: htpasswd file:{file})"));
+            }
+            None => {}
+        }
         out.push_str(&format!("; principal in {}", auth.identity_header));
         if auth.knox_doas {
             out.push_str(" and ?doAs=");

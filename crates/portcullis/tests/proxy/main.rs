@@ -3,6 +3,8 @@
 //!
 //! - `proxy_http`, `proxy_tls`: forwarding, headers, bodies, TLS and HTTP/2;
 //! - `ha`: failover, health, stickiness, with backends killed and frozen;
+//! - `auth_basic`: `[service.auth]` with Basic against a real slapd and
+//!   htpasswd files (bcrypt, argon2id);
 //! - `auth_jwt`: `[service.auth]` with JWT against a key set served over
 //!   HTTP on loopback (rotation, a key set server that goes away);
 //! - `balancing`: each load-balancing policy, slow start and the failover
@@ -15,6 +17,7 @@
 //!
 //! Fixtures come from the `portcullis-testkit` crate.
 
+mod auth_basic;
 mod auth_jwt;
 mod balancing;
 mod differential;
