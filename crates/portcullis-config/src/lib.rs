@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 mod auth;
+mod authorize;
 mod cluster;
 mod error;
 #[doc(hidden)]

@@ -168,6 +168,9 @@ pub struct Service {
     pub backend_auth: Option<BackendAuth>,
     /// `[service.auth]`: who may call the service; `None` lets everyone.
     pub auth: Option<AuthPolicy>,
+    /// `[service.authorize]`: which callers may pass; `None` lets every
+    /// authenticated caller (or everyone, without `auth`).
+    pub authorize: Option<AuthorizePolicy>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
@@ -307,6 +310,30 @@ pub struct AuthPolicy {
 impl AuthPolicy {
     pub const DEFAULT_IDENTITY_HEADER: &'static str = "x-forwarded-user";
     pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
+}
+
+/// `[service.authorize]` (PRODUCT.md §11, docs/policies.md). Within a kind
+/// one entry is enough (OR); across the kinds that are given, every kind
+/// must match in mode `All` (Knox AclsAuthz's default), one in mode `Any`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizePolicy {
+    /// Principal names; `None`: not checked.
+    pub users: Option<Vec<String>>,
+    /// Any of the principal's groups (LDAP groups or the JWT `groups` claim).
+    pub groups: Option<Vec<String>>,
+    /// Claim name and the value it must hold; every listed claim is checked.
+    pub claims: Option<Vec<(String, String)>>,
+    /// The client's address (the connection's peer).
+    pub cidrs: Option<Vec<ipnet::IpNet>>,
+    pub mode: AuthorizeMode,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthorizeMode {
+    /// Every kind given must match (the default).
+    All,
+    /// One kind matching is enough (Knox `acl.mode = OR`).
+    Any,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

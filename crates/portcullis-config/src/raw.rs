@@ -132,6 +132,7 @@ pub struct FileService {
     pub timeouts: FileTimeouts,
     pub backend_auth: Option<FileBackendAuth>,
     pub auth: Option<FileAuth>,
+    pub authorize: Option<FileAuthorize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -193,6 +194,24 @@ pub struct FileAuth {
     pub basic: Option<toml::Value>,
     pub identity_header: Option<String>,
     pub knox_doas: Option<bool>,
+}
+
+/// `[service.authorize]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileAuthorize {
+    pub users: Option<Vec<String>>,
+    pub groups: Option<Vec<String>>,
+    pub claims: Option<std::collections::BTreeMap<String, String>>,
+    pub cidrs: Option<Vec<String>>,
+    pub mode: Option<FileAuthorizeMode>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileAuthorizeMode {
+    All,
+    Any,
 }
 
 /// Every method §11 names; validation refuses the ones not built yet.

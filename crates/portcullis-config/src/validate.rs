@@ -373,6 +373,9 @@ fn service(v: &mut Validator<'_>, at: &str, raw: FileService) -> Service {
         health,
         timeouts,
         backend_auth,
+        authorize: raw
+            .authorize
+            .map(|a| crate::authorize::authorize(v, at, a, raw.auth.is_some())),
         auth: raw.auth.map(|a| crate::auth::auth(v, at, a)),
     }
 }
