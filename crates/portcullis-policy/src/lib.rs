@@ -7,6 +7,7 @@
 //! gives a [`Principal`] or an [`AuthResult`] to answer with.
 #![forbid(unsafe_code)]
 
+mod authorize;
 mod doas;
 mod fetch;
 mod jwt;
@@ -20,6 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use http::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
 use portcullis_config::{AuthMethod, AuthPolicy};
 
+pub use authorize::admits;
 pub use doas::with_doas;
 pub use jwt::{JwtFailure, JwtVerifier};
 pub use keys::{FetchError, KeySource};
@@ -42,9 +44,24 @@ pub enum PolicyError {
 pub struct Principal {
     /// For JWT, the token's `sub`.
     pub name: String,
-    /// The token's `groups` claim (strings only), for authorization (next
-    /// slice); empty when absent.
+    /// For `[service.authorize] groups`: the JWT `groups` claim (strings
+    /// only), or the directory's groups; empty when there are none.
     pub groups: Vec<String>,
+    /// For `[service.authorize] claims`: a token's top-level claims that are
+    /// strings (one value) or arrays of strings, bounded in number and
+    /// size; empty for methods without claims.
+    pub claims: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+impl Principal {
+    /// A principal with a name only (no groups, no claims).
+    pub fn named(name: impl Into<String>) -> Principal {
+        Principal {
+            name: name.into(),
+            groups: Vec::new(),
+            claims: std::collections::BTreeMap::new(),
+        }
+    }
 }
 
 /// How one authentication ended, as counted in
@@ -59,14 +76,18 @@ pub enum AuthResult {
     Invalid,
     /// A good signature, but past `exp` (or before `nbf`) beyond the leeway.
     Expired,
+    /// Authenticated (or not needed) but refused by `[service.authorize]`:
+    /// a 403. Counted instead of `Ok`, so each request is counted once.
+    Denied,
 }
 
 impl AuthResult {
-    pub const ALL: [AuthResult; 4] = [
+    pub const ALL: [AuthResult; 5] = [
         AuthResult::Ok,
         AuthResult::Missing,
         AuthResult::Invalid,
         AuthResult::Expired,
+        AuthResult::Denied,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -75,6 +96,7 @@ impl AuthResult {
             AuthResult::Missing => "missing",
             AuthResult::Invalid => "invalid",
             AuthResult::Expired => "expired",
+            AuthResult::Denied => "denied",
         }
     }
 
@@ -82,7 +104,9 @@ impl AuthResult {
     /// an error code only when credentials were sent.
     pub fn challenge(self) -> &'static str {
         match self {
-            AuthResult::Missing | AuthResult::Ok => "Bearer realm=\"portcullis\"",
+            AuthResult::Missing | AuthResult::Ok | AuthResult::Denied => {
+                "Bearer realm=\"portcullis\""
+            }
             AuthResult::Invalid | AuthResult::Expired => {
                 "Bearer realm=\"portcullis\", error=\"invalid_token\""
             }
