@@ -65,6 +65,10 @@ pub enum ProxyError {
         service: String,
         challenge: header::HeaderValue,
     },
+    /// `[service.authorize]` refused the caller: a 403, with no word on
+    /// which rule failed.
+    #[error("forbidden")]
+    Forbidden { topology: String, service: String },
     /// The client's request body broke off or was too slow.
     #[error("request body: {reason}")]
     ClientBody { reason: &'static str },
@@ -87,6 +91,7 @@ impl ProxyError {
             }
             ProxyError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ProxyError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            ProxyError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ProxyError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ProxyError::ClientBody { .. } => StatusCode::REQUEST_TIMEOUT,
         }
@@ -118,6 +123,7 @@ impl ProxyError {
             ProxyError::MissingCredentials { .. } => "backend credentials unavailable",
             // Nothing on why: no help for someone trying tokens.
             ProxyError::Unauthorized { .. } => "unauthorized",
+            ProxyError::Forbidden { .. } => "forbidden",
             ProxyError::BadRequest { reason }
             | ProxyError::MethodNotAllowed { reason }
             | ProxyError::ClientBody { reason } => reason,
@@ -146,6 +152,7 @@ impl ProxyError {
                 topology, service, ..
             }
             | ProxyError::NoBackend { topology, service }
+            | ProxyError::Forbidden { topology, service }
             | ProxyError::Unauthorized {
                 topology, service, ..
             }
