@@ -14,8 +14,7 @@ pub(crate) fn authorize(
     has_auth: bool,
 ) -> AuthorizePolicy {
     let at = format!("{at}.authorize");
-    if raw.users.is_none() && raw.groups.is_none() && raw.claims.is_none() && raw.cidrs.is_none()
-    {
+    if raw.users.is_none() && raw.groups.is_none() && raw.claims.is_none() && raw.cidrs.is_none() {
         v.error(
             &at,
             "expected at least one of users, groups, claims, cidrs; omit [service.authorize] to admit every caller",
@@ -75,7 +74,10 @@ fn names(
     }
     for (j, name) in list.iter().enumerate() {
         if name.is_empty() {
-            v.error(&format!("{path}[{j}]"), format!("expected a non-empty {what}"));
+            v.error(
+                &format!("{path}[{j}]"),
+                format!("expected a non-empty {what}"),
+            );
         }
     }
     Some(list)
@@ -155,7 +157,10 @@ mod tests {
         let cidrs: Vec<String> = p.cidrs.unwrap().iter().map(|n| n.to_string()).collect();
         assert_eq!(cidrs, ["10.0.0.0/8", "::1/128", "192.168.1.7/32"]);
         assert_eq!(p.mode, AuthorizeMode::All);
-        assert_eq!(policy("users = [\"a\"]\nmode = \"any\"\n").mode, AuthorizeMode::Any);
+        assert_eq!(
+            policy("users = [\"a\"]\nmode = \"any\"\n").mode,
+            AuthorizeMode::Any
+        );
         assert_eq!(policy("users = [\"a\"]\n").groups, None);
     }
 

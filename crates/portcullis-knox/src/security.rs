@@ -170,7 +170,9 @@ impl Security {
             );
         }
         if self.doas {
-            out.push_str("identity_header = \"X-Forwarded-User\"  # Knox Default identity assertion\n");
+            out.push_str(
+                "identity_header = \"X-Forwarded-User\"  # Knox Default identity assertion\n",
+            );
             out.push_str("knox_doas = true  # Knox Default identity assertion: ?doAs=<user>\n");
         }
         out
@@ -217,7 +219,12 @@ impl Acl {
 /// `users;groups;ips`, each a comma list or `*`. In Knox's OR mode a `*`
 /// counts as no match (so that OR never admits everyone by mistake); an
 /// omitted kind in mode "any" does the same.
-fn parse_acl(role: &str, value: &str, mode: Option<&str>, warnings: &mut Vec<String>) -> Option<Acl> {
+fn parse_acl(
+    role: &str,
+    value: &str,
+    mode: Option<&str>,
+    warnings: &mut Vec<String>,
+) -> Option<Acl> {
     let parts: Vec<&str> = value.split(';').collect();
     if parts.len() != 3 {
         warnings.push(format!(
@@ -268,7 +275,10 @@ fn parse_acl(role: &str, value: &str, mode: Option<&str>, warnings: &mut Vec<Str
         }
     }
     let cidrs = list(parts[2]).and_then(|ips| {
-        let nets: Vec<String> = ips.iter().filter_map(|ip| cidr(role, ip, warnings)).collect();
+        let nets: Vec<String> = ips
+            .iter()
+            .filter_map(|ip| cidr(role, ip, warnings))
+            .collect();
         (!nets.is_empty()).then_some(nets)
     });
     if users.is_none() && groups.is_none() && cidrs.is_none() {
@@ -291,7 +301,9 @@ fn parse_acl(role: &str, value: &str, mode: Option<&str>, warnings: &mut Vec<Str
 /// A Knox address pattern as a network: an address, a CIDR, or trailing
 /// `*` octets (`10.1.*` is 10.1.0.0/16).
 fn cidr(role: &str, ip: &str, warnings: &mut Vec<String>) -> Option<String> {
-    if ip.parse::<ipnet::IpNet>().is_ok_and(|n| n.trunc() == n) || ip.parse::<std::net::IpAddr>().is_ok() {
+    if ip.parse::<ipnet::IpNet>().is_ok_and(|n| n.trunc() == n)
+        || ip.parse::<std::net::IpAddr>().is_ok()
+    {
         return Some(ip.to_string());
     }
     let octets: Vec<&str> = ip.split('.').collect();
@@ -334,7 +346,8 @@ fn read_shiro(params: &[(String, String)], warnings: &mut Vec<String>) -> Option
     let not_carried = |why: &str| {
         format!("provider authentication/ShiroProvider is not carried over: {why}; the services are imported WITHOUT authentication")
     };
-    let ldap_realm = realm.is_some_and(|r| r.ends_with(".KnoxLdapRealm") || r.ends_with(".JndiLdapRealm"));
+    let ldap_realm =
+        realm.is_some_and(|r| r.ends_with(".KnoxLdapRealm") || r.ends_with(".JndiLdapRealm"));
     if !ldap_realm {
         warnings.push(not_carried(&format!(
             "main.ldapRealm is {realm:?}, not an LDAP realm (KnoxLdapRealm or JndiLdapRealm)"
@@ -464,7 +477,9 @@ fn jwt_reason(key: &str) -> &'static str {
             "Portcullis reads the token from `Authorization: Bearer` only"
         }
         "sso.authentication.provider.url" => "Portcullis sends no browser to sign in",
-        "knox.token.exp.server-managed" => "Portcullis keeps no token state: a token is valid until its exp",
+        "knox.token.exp.server-managed" => {
+            "Portcullis keeps no token state: a token is valid until its exp"
+        }
         _ => "it is not a setting Portcullis has",
     }
 }

@@ -251,7 +251,10 @@ fn the_samples_convert_and_validate() {
     convert(include_str!("../samples/webhdfs-lb.xml"));
     let (t, w, _) = convert(include_str!("../samples/jwt-federation.xml"));
     assert!(w.is_empty(), "{w:#?}");
-    assert!(t.services.iter().all(|s| s.auth.is_some() && s.authorize.is_some()));
+    assert!(t
+        .services
+        .iter()
+        .all(|s| s.auth.is_some() && s.authorize.is_some()));
     let (_, w, toml) = convert(include_str!("../samples/ldap-acls.xml"));
     assert_eq!(toml.matches("methods = [\"basic\"]").count(), 2, "{toml}");
     assert_eq!(w.len(), 1, "sessionTimeout only: {w:#?}");

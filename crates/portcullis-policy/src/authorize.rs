@@ -22,15 +22,12 @@ pub fn admits(policy: &AuthorizePolicy, principal: Option<&Principal>, client: I
             .users
             .as_ref()
             .map(|users| principal.is_some_and(|p| users.contains(&p.name))),
-        policy.groups.as_ref().map(|groups| {
-            principal.is_some_and(|p| p.groups.iter().any(|g| groups.contains(g)))
-        }),
+        policy
+            .groups
+            .as_ref()
+            .map(|groups| principal.is_some_and(|p| p.groups.iter().any(|g| groups.contains(g)))),
         policy.claims.as_ref().map(|claims| {
-            principal.is_some_and(|p| {
-                claims
-                    .iter()
-                    .all(|(name, value)| has_claim(p, name, value))
-            })
+            principal.is_some_and(|p| claims.iter().all(|(name, value)| has_claim(p, name, value)))
         }),
         policy.cidrs.as_ref().map(|nets| {
             // An IPv4 client on a dual-stack socket shows as ::ffff:a.b.c.d.
@@ -75,7 +72,8 @@ mod tests {
         p.groups = vec!["analysts".into(), "ops".into()];
         p.claims
             .insert("scope".into(), vec!["orders:read orders:write".into()]);
-        p.claims.insert("roles".into(), vec!["a".into(), "b".into()]);
+        p.claims
+            .insert("roles".into(), vec!["a".into(), "b".into()]);
         p.claims.insert("tenant".into(), vec!["acme".into()]);
         p.claims.insert("note".into(), vec!["x orders:read".into()]);
         p
@@ -103,7 +101,10 @@ mod tests {
         assert!(admits("claims = { tenant = \"acme\" }"));
         assert!(admits("claims = { roles = \"b\" }"));
         assert!(admits("claims = { scope = \"orders:write\" }"));
-        assert!(!admits("claims = { scope = \"orders\" }"), "whole words only");
+        assert!(
+            !admits("claims = { scope = \"orders\" }"),
+            "whole words only"
+        );
         assert!(
             !admits("claims = { note = \"orders:read\" }"),
             "only scope claims are word lists"
@@ -117,7 +118,11 @@ mod tests {
         let p = alice();
         let both = "users = [\"alice\"]\ncidrs = [\"10.0.0.0/8\"]\n";
         assert!(!admits(&policy(both), Some(&p), HOME));
-        assert!(admits(&policy(&format!("{both}mode = \"any\"")), Some(&p), HOME));
+        assert!(admits(
+            &policy(&format!("{both}mode = \"any\"")),
+            Some(&p),
+            HOME
+        ));
         let ten: IpAddr = "10.1.2.3".parse().unwrap();
         assert!(admits(&policy(both), Some(&p), ten));
     }

@@ -51,7 +51,10 @@ fn string_and_string_array_claims_are_kept_within_bounds() {
     assert_eq!(principal.claims["many"].len(), 64);
     assert!(!principal.claims.contains_key("nested"));
     assert!(!principal.claims.contains_key("huge"));
-    assert!(!principal.claims.contains_key("exp"), "numbers are not kept");
+    assert!(
+        !principal.claims.contains_key("exp"),
+        "numbers are not kept"
+    );
     assert!(principal.groups.is_empty());
     for i in 0..40 {
         claims[format!("c{i:02}")] = json!("v");

@@ -104,7 +104,12 @@ fn auth_view(service: &ServiceRuntime) -> Value {
         .flat_map(|a| a.methods.iter().map(|m| m.as_str()))
         .collect();
     let answers = service.stats.gateway_answers().snapshot();
-    let count = |code: u16| answers.iter().find(|(c, _)| *c == code).map_or(0, |(_, n)| *n);
+    let count = |code: u16| {
+        answers
+            .iter()
+            .find(|(c, _)| *c == code)
+            .map_or(0, |(_, n)| *n)
+    };
     json!({
         "methods": methods,
         "authorize": service.config.authorize.is_some(),

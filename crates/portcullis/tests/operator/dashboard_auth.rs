@@ -77,9 +77,11 @@ async fn the_dashboard_shows_auth_methods_and_refusal_rates_per_service() {
             m1.process.port
         )
     };
-    wait_for("the topology is served", Duration::from_secs(10), || async {
-        get(&gateway("walled")).await.status == http::StatusCode::FORBIDDEN
-    })
+    wait_for(
+        "the topology is served",
+        Duration::from_secs(10),
+        || async { get(&gateway("walled")).await.status == http::StatusCode::FORBIDDEN },
+    )
     .await;
     assert_eq!(
         get(&gateway("guarded")).await.status,
@@ -107,7 +109,10 @@ async fn the_dashboard_shows_auth_methods_and_refusal_rates_per_service() {
     };
     let browser = start_browser(driver_port, &user_data_dir, &[]).await;
     let steps = std::panic::AssertUnwindSafe(async {
-        browser.goto(&m1.admin("/")).await.expect("open the dashboard");
+        browser
+            .goto(&m1.admin("/"))
+            .await
+            .expect("open the dashboard");
         sign_in(&browser, &token).await;
         let cards = wait_js(
             &browser,
@@ -122,7 +127,11 @@ async fn the_dashboard_shows_auth_methods_and_refusal_rates_per_service() {
         assert_eq!(rate(&cards["guarded"], "r403"), 0.0, "{cards}");
         assert_eq!(rate(&cards["walled"], "r401"), 0.0, "{cards}");
         assert_eq!(rate(&cards["guarded"], "r429"), 0.0, "{cards}");
-        assert_eq!(cards["open"]["tag"], Value::Null, "no policy, no tag: {cards}");
+        assert_eq!(
+            cards["open"]["tag"],
+            Value::Null,
+            "no policy, no tag: {cards}"
+        );
         assert_eq!(cards["open"]["policies"], false, "{cards}");
     });
     let outcome = steps.catch_unwind().await;

@@ -57,10 +57,19 @@ async fn users_groups_and_claims_admit_or_forbid_jwt_callers() {
     assert_admitted(&reply, "bob", "the scope as one word among several");
 
     let denied = [
-        (token("carol", &["analysts"], "orders:read"), "a user not listed"),
-        (token("alice", &["ops"], "orders:read"), "a group not listed"),
+        (
+            token("carol", &["analysts"], "orders:read"),
+            "a user not listed",
+        ),
+        (
+            token("alice", &["ops"], "orders:read"),
+            "a group not listed",
+        ),
         (token("alice", &[], "orders:read"), "no groups"),
-        (token("alice", &["analysts"], "orders:write"), "another scope"),
+        (
+            token("alice", &["analysts"], "orders:write"),
+            "another scope",
+        ),
         (
             token("alice", &["analysts"], "orders:readonly"),
             "a scope word that only starts alike",
