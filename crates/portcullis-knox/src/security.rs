@@ -8,7 +8,9 @@
 //! service gets the same `[service.auth]`; AclsAuthz names its services.
 //! Whatever cannot be carried over is a warning naming it. Where something
 //! must be supplied by the operator (a key set, an audience), the output
-//! refuses every token until it is: never open where Knox was closed.
+//! refuses every token until it is; an authentication provider that cannot
+//! be carried over at all says that the services are imported WITHOUT
+//! authentication.
 
 use std::fmt::Write as _;
 
