@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 mod auth;
+mod authorize;
 mod basic;
 mod cluster;
 mod error;

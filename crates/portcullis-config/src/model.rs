@@ -170,6 +170,9 @@ pub struct Service {
     pub auth: Option<AuthPolicy>,
     /// `[service.rate_limit]`: cluster-wide request limit; `None`: unlimited.
     pub rate_limit: Option<RateLimitPolicy>,
+    /// `[service.authorize]`: which callers may pass; `None` lets every
+    /// authenticated caller (or everyone, without `auth`).
+    pub authorize: Option<AuthorizePolicy>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
@@ -357,6 +360,30 @@ pub struct ApiKeyPolicy {
 
 impl ApiKeyPolicy {
     pub const DEFAULT_HEADER: &'static str = "x-api-key";
+}
+
+/// `[service.authorize]` (PRODUCT.md §11, docs/policies.md). Within a kind
+/// one entry is enough (OR); across the kinds that are given, every kind
+/// must match in mode `All` (Knox AclsAuthz's default), one in mode `Any`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizePolicy {
+    /// Principal names; `None`: not checked.
+    pub users: Option<Vec<String>>,
+    /// Any of the principal's groups (LDAP groups or the JWT `groups` claim).
+    pub groups: Option<Vec<String>>,
+    /// Claim name and the value it must hold; every listed claim is checked.
+    pub claims: Option<Vec<(String, String)>>,
+    /// The client's address (the connection's peer).
+    pub cidrs: Option<Vec<ipnet::IpNet>>,
+    pub mode: AuthorizeMode,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthorizeMode {
+    /// Every kind given must match (the default).
+    All,
+    /// One kind matching is enough (Knox `acl.mode = OR`).
+    Any,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -133,6 +133,7 @@ pub struct FileService {
     pub backend_auth: Option<FileBackendAuth>,
     pub auth: Option<FileAuth>,
     pub rate_limit: Option<FileRateLimit>,
+    pub authorize: Option<FileAuthorize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -203,6 +204,24 @@ pub struct FileRateLimit {
     pub per: Option<FileDuration>,
     pub key: String,
     pub burst: Option<i64>,
+}
+
+/// `[service.authorize]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileAuthorize {
+    pub users: Option<Vec<String>>,
+    pub groups: Option<Vec<String>>,
+    pub claims: Option<std::collections::BTreeMap<String, String>>,
+    pub cidrs: Option<Vec<String>>,
+    pub mode: Option<FileAuthorizeMode>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileAuthorizeMode {
+    All,
+    Any,
 }
 
 /// Every method §11 names; validation refuses the ones not built yet.

@@ -377,6 +377,9 @@ fn service(v: &mut Validator<'_>, at: &str, raw: FileService) -> Service {
         health,
         timeouts,
         backend_auth,
+        authorize: raw
+            .authorize
+            .map(|a| crate::authorize::authorize(v, at, a, auth.is_some())),
         auth,
         rate_limit,
     }

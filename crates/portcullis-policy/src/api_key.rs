@@ -200,10 +200,10 @@ impl ApiKeyVerifier {
         let judged = match table.check(value.as_bytes(), &self.topology, &self.service, now_ms) {
             Some(entry) => {
                 entry.used_at(now_ms);
-                Ok(Principal {
-                    name: format!("{PRINCIPAL_PREFIX}{}", entry.name),
-                    groups: Vec::new(),
-                })
+                Ok(Principal::named(format!(
+                    "{PRINCIPAL_PREFIX}{}",
+                    entry.name
+                )))
             }
             None => Err(AuthResult::Invalid),
         };

@@ -77,10 +77,7 @@ impl HtpasswdFile {
             .await
             .map_err(|_| AuthResult::Unavailable)?;
         if matches && known {
-            Ok(Principal {
-                name: user.to_string(),
-                groups: Vec::new(),
-            })
+            Ok(Principal::named(user))
         } else {
             Err(AuthResult::Invalid)
         }

@@ -45,9 +45,17 @@ struct Claims {
     /// Required and checked by jsonwebtoken; read here for the cache.
     #[serde(default)]
     exp: Option<f64>,
-    #[serde(default)]
-    groups: Option<serde_json::Value>,
+    /// Every other top-level claim; the ones authorization can use (strings
+    /// and arrays of strings) are kept on the principal.
+    #[serde(flatten)]
+    others: serde_json::Map<String, serde_json::Value>,
 }
+
+/// Bounds on what a token's claims may make the principal hold. Dropping
+/// what is beyond them can only make a `claims` rule fail, never pass.
+const MAX_CLAIMS: usize = 32;
+const MAX_CLAIM_VALUES: usize = 64;
+const MAX_CLAIM_BYTES: usize = 1024;
 
 pub struct JwtVerifier {
     keys: Arc<KeyStore>,
@@ -201,21 +209,41 @@ fn principal(claims: Claims) -> Result<Principal, JwtFailure> {
     if claims.sub.is_empty() {
         return Err(JwtFailure::Invalid);
     }
-    let groups = match claims.groups {
-        Some(serde_json::Value::Array(items)) => items
-            .into_iter()
-            .filter_map(|v| match v {
-                serde_json::Value::String(s) => Some(s),
-                _ => None,
-            })
-            .collect(),
-        Some(serde_json::Value::String(one)) => vec![one],
-        _ => Vec::new(),
-    };
+    let mut kept = std::collections::BTreeMap::new();
+    for (name, value) in claims.others {
+        if kept.len() == MAX_CLAIMS {
+            break;
+        }
+        if let Some(values) = claim_strings(value) {
+            kept.insert(name, values);
+        }
+    }
+    let groups = kept.get("groups").cloned().unwrap_or_default();
     Ok(Principal {
         name: claims.sub,
         groups,
+        claims: kept,
     })
+}
+
+/// A string claim as one value, an array as its string items; `None` for
+/// other kinds (numbers, objects), which authorization does not compare.
+fn claim_strings(value: serde_json::Value) -> Option<Vec<String>> {
+    let fits = |s: &String| s.len() <= MAX_CLAIM_BYTES;
+    match value {
+        serde_json::Value::String(one) => fits(&one).then(|| vec![one]),
+        serde_json::Value::Array(items) => Some(
+            items
+                .into_iter()
+                .filter_map(|v| match v {
+                    serde_json::Value::String(s) if fits(&s) => Some(s),
+                    _ => None,
+                })
+                .take(MAX_CLAIM_VALUES)
+                .collect(),
+        ),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

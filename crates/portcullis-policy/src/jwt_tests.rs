@@ -35,6 +35,35 @@ fn rs256_es256_and_eddsa_tokens_verify_and_give_sub_and_groups() {
 }
 
 #[test]
+fn string_and_string_array_claims_are_kept_within_bounds() {
+    let key = TestKey::ed25519("e");
+    let verifier = verifier(&[&key]);
+    let mut claims = claims("alice", ISS, "orders");
+    claims["scope"] = json!("orders:read orders:write");
+    claims["roles"] = json!(["a", 1, "b"]);
+    claims["nested"] = json!({ "x": "y" });
+    claims["huge"] = json!("x".repeat(2000));
+    claims["many"] = json!((0..100).map(|i| i.to_string()).collect::<Vec<_>>());
+    let principal = verifier.verify(&key.sign(&claims)).unwrap();
+    assert_eq!(principal.claims["scope"], ["orders:read orders:write"]);
+    assert_eq!(principal.claims["roles"], ["a", "b"]);
+    assert_eq!(principal.claims["iss"], [ISS]);
+    assert_eq!(principal.claims["many"].len(), 64);
+    assert!(!principal.claims.contains_key("nested"));
+    assert!(!principal.claims.contains_key("huge"));
+    assert!(
+        !principal.claims.contains_key("exp"),
+        "numbers are not kept"
+    );
+    assert!(principal.groups.is_empty());
+    for i in 0..40 {
+        claims[format!("c{i:02}")] = json!("v");
+    }
+    let principal = verifier.verify(&key.sign(&claims)).unwrap();
+    assert_eq!(principal.claims.len(), 32);
+}
+
+#[test]
 fn alg_none_and_hs256_with_the_public_key_are_refused() {
     let key = TestKey::ed25519("e");
     let verifier = verifier(&[&key]);

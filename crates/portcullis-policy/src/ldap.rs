@@ -98,7 +98,10 @@ impl LdapDirectory {
             Some(base) => self.groups(ldap, base, &dn, &name).await?,
             None => Vec::new(),
         };
-        Ok(Principal { name, groups })
+        Ok(Principal {
+            groups,
+            ..Principal::named(name)
+        })
     }
 
     /// The user name as the directory spells it: attribute values in DNs

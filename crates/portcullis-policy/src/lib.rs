@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 mod api_key;
+mod authorize;
 mod basic;
 mod basic_cache;
 mod doas;
@@ -33,6 +34,7 @@ use portcullis_config::{AuthMethod, AuthPolicy};
 pub use api_key::{
     ApiKeyEntry, ApiKeyTable, ApiKeys, PRINCIPAL_PREFIX as API_KEY_PRINCIPAL_PREFIX,
 };
+pub use authorize::admits;
 pub use basic::{basic_credentials, BasicVerifier, BASIC_CHALLENGE};
 pub use doas::with_doas;
 pub use jwt::{JwtFailure, JwtVerifier};
@@ -60,9 +62,24 @@ pub enum PolicyError {
 pub struct Principal {
     /// For JWT, the token's `sub`.
     pub name: String,
-    /// The token's `groups` claim (strings only), for authorization (next
-    /// slice); empty when absent.
+    /// For `[service.authorize] groups`: the JWT `groups` claim (strings
+    /// only), or the directory's groups; empty when there are none.
     pub groups: Vec<String>,
+    /// For `[service.authorize] claims`: a token's top-level claims that are
+    /// strings (one value) or arrays of strings, bounded in number and
+    /// size; empty for methods without claims.
+    pub claims: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+impl Principal {
+    /// A principal with a name only (no groups, no claims).
+    pub fn named(name: impl Into<String>) -> Principal {
+        Principal {
+            name: name.into(),
+            groups: Vec::new(),
+            claims: std::collections::BTreeMap::new(),
+        }
+    }
 }
 
 /// How one authentication ended, as counted in
@@ -80,15 +97,19 @@ pub enum AuthResult {
     /// The credentials could not be checked: the LDAP directory is down or
     /// failing. Answered with 503, not 401: the client did nothing wrong.
     Unavailable,
+    /// Authenticated (or not needed) but refused by `[service.authorize]`:
+    /// a 403. Counted instead of `Ok`, so each request is counted once.
+    Denied,
 }
 
 impl AuthResult {
-    pub const ALL: [AuthResult; 5] = [
+    pub const ALL: [AuthResult; 6] = [
         AuthResult::Ok,
         AuthResult::Missing,
         AuthResult::Invalid,
         AuthResult::Expired,
         AuthResult::Unavailable,
+        AuthResult::Denied,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -98,6 +119,7 @@ impl AuthResult {
             AuthResult::Invalid => "invalid",
             AuthResult::Expired => "expired",
             AuthResult::Unavailable => "unavailable",
+            AuthResult::Denied => "denied",
         }
     }
 
@@ -105,7 +127,7 @@ impl AuthResult {
     /// an error code only when credentials were sent.
     pub fn challenge(self) -> &'static str {
         match self {
-            AuthResult::Missing | AuthResult::Ok | AuthResult::Unavailable => {
+            AuthResult::Missing | AuthResult::Ok | AuthResult::Unavailable | AuthResult::Denied => {
                 "Bearer realm=\"portcullis\""
             }
             AuthResult::Invalid | AuthResult::Expired => {

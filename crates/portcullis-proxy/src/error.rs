@@ -79,6 +79,10 @@ pub enum ProxyError {
     /// directory is down. 503, not 401: the client did nothing wrong.
     #[error("authentication unavailable")]
     AuthUnavailable { topology: String, service: String },
+    /// `[service.authorize]` refused the caller: a 403, with no word on
+    /// which rule failed.
+    #[error("forbidden")]
+    Forbidden { topology: String, service: String },
     /// The client's request body broke off or was too slow.
     #[error("request body: {reason}")]
     ClientBody { reason: &'static str },
@@ -102,6 +106,7 @@ impl ProxyError {
             ProxyError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ProxyError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             ProxyError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ProxyError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ProxyError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ProxyError::ClientBody { .. } => StatusCode::REQUEST_TIMEOUT,
         }
@@ -135,6 +140,7 @@ impl ProxyError {
             ProxyError::Unauthorized { .. } => "unauthorized",
             ProxyError::RateLimited { .. } => "too many requests",
             ProxyError::AuthUnavailable { .. } => "authentication unavailable",
+            ProxyError::Forbidden { .. } => "forbidden",
             ProxyError::BadRequest { reason }
             | ProxyError::MethodNotAllowed { reason }
             | ProxyError::ClientBody { reason } => reason,
@@ -163,6 +169,7 @@ impl ProxyError {
                 topology, service, ..
             }
             | ProxyError::NoBackend { topology, service }
+            | ProxyError::Forbidden { topology, service }
             | ProxyError::Unauthorized {
                 topology, service, ..
             }

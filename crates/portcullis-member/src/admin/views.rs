@@ -88,6 +88,34 @@ fn service_stats(service: &ServiceRuntime, now: Instant) -> Value {
             "sum_seconds": latency.sum_seconds,
         },
         "backends": service.backends.iter().map(|b| backend_summary(b, now)).collect::<Vec<_>>(),
+        "auth": auth_view(service),
+    })
+}
+
+/// The service's gateway policies and the refusals they made so far (the
+/// dashboard turns the counts into rates): 401 from `[service.auth]`, 403
+/// from `[service.authorize]`, 429 from `[service.rate_limit]` once that
+/// answers (its answers are counted with the gateway's own).
+fn auth_view(service: &ServiceRuntime) -> Value {
+    let methods: Vec<&str> = service
+        .config
+        .auth
+        .iter()
+        .flat_map(|a| a.methods.iter().map(|m| m.as_str()))
+        .collect();
+    let answers = service.stats.gateway_answers().snapshot();
+    let count = |code: u16| {
+        answers
+            .iter()
+            .find(|(c, _)| *c == code)
+            .map_or(0, |(_, n)| *n)
+    };
+    json!({
+        "methods": methods,
+        "authorize": service.config.authorize.is_some(),
+        "unauthorized": count(401),
+        "forbidden": count(403),
+        "rate_limited": count(429),
     })
 }
 

@@ -1,26 +1,58 @@
 //! The auth phase (PRODUCT.md §11, docs/policies.md): after routing and
-//! before forwarding, for a service with `[service.auth]` only. Refuses
-//! with 401 and a `WWW-Authenticate` challenge (503 when the credentials
-//! cannot be checked: the directory is down), or edits the request for
-//! the backends: the client's `Authorization` out, the principal in the
-//! identity header (every client copy replaced) and, for Knox backends, in
-//! `?doAs=`.
+//! before forwarding, for a service with `[service.auth]` or
+//! `[service.authorize]` only. Authentication refuses with 401 and a
+//! `WWW-Authenticate` challenge (503 when the credentials cannot be checked:
+//! the directory is down), or edits the request for the backends: the
+//! client's `Authorization` out, the principal in the identity header (every
+//! client copy replaced) and, for Knox backends, in `?doAs=`. Authorization
+//! then refuses with 403 a caller its rules do not admit.
 
 use http::header::{HeaderValue, AUTHORIZATION};
 use http::uri::PathAndQuery;
 use http::{request, Uri};
-use portcullis_policy::{AuthResult, Authenticator, Refusal};
+use portcullis_config::AuthMethod;
+use portcullis_policy::{AuthResult, Authenticator, Principal, Refusal};
 
 use crate::error::ProxyError;
+use crate::http::ClientContext;
 use crate::routing::ServiceRuntime;
 
-/// Authenticates the request and asserts its identity; the principal's name
-/// comes back for the access log.
-pub(super) async fn authenticate(
+/// Authenticates (with `[service.auth]`) and authorizes (with
+/// `[service.authorize]`) the request. Each request is counted once: `ok`
+/// only once it is admitted, `denied` when authorization refuses it. The
+/// principal's name comes back for the access log.
+pub(super) async fn admit(
+    service: &ServiceRuntime,
+    client: &ClientContext,
+    head: &mut request::Parts,
+) -> Result<Option<String>, ProxyError> {
+    let signed_in = match &service.auth {
+        Some(auth) => Some(authenticate(auth, service, head).await?),
+        None => None,
+    };
+    let method = signed_in.as_ref().map(|(method, _)| *method);
+    if let Some(policy) = &service.config.authorize {
+        let principal = signed_in.as_ref().map(|(_, principal)| principal);
+        if !portcullis_policy::admits(policy, principal, client.peer_ip) {
+            service.stats.auth.count(method, AuthResult::Denied);
+            return Err(ProxyError::Forbidden {
+                topology: service.topology.clone(),
+                service: service.config.name.clone(),
+            });
+        }
+    }
+    if method.is_some() {
+        service.stats.auth.count(method, AuthResult::Ok);
+    }
+    Ok(signed_in.map(|(_, principal)| principal.name))
+}
+
+/// Authenticates the request and asserts its identity.
+async fn authenticate(
     auth: &Authenticator,
     service: &ServiceRuntime,
     head: &mut request::Parts,
-) -> Result<String, ProxyError> {
+) -> Result<(AuthMethod, Principal), ProxyError> {
     let (method, principal) = match auth.authenticate(&head.headers).await {
         Ok(signed_in) => (signed_in.method, signed_in.principal),
         Err(refusal) => return Err(refuse(service, refusal)),
@@ -49,8 +81,7 @@ pub(super) async fn authenticate(
     }
     // `insert` replaces every copy the client sent.
     head.headers.insert(auth.identity_header().clone(), value);
-    service.stats.auth.count(Some(method), AuthResult::Ok);
-    Ok(principal.name)
+    Ok((method, principal))
 }
 
 fn refuse(service: &ServiceRuntime, refusal: Refusal) -> ProxyError {

@@ -212,13 +212,14 @@ where
             if ctx.logging {
                 ctx.routed = Some(service.clone());
             }
-            let authenticated = match &service.auth {
-                None => Ok(()),
+            let authenticated = if service.auth.is_none() && service.config.authorize.is_none() {
+                Ok(())
+            } else {
                 // Boxed: the phase's future then adds nothing to this one
                 // for services without auth.
-                Some(auth) => Box::pin(auth::authenticate(auth, &service, &mut request.head))
+                Box::pin(auth::admit(&service, client, &mut request.head))
                     .await
-                    .map(|principal| ctx.principal = Some(principal)),
+                    .map(|principal| ctx.principal = principal)
             };
             let asked_upgrade =
                 h1 && request.may_upgrade && headers::is_upgrade_request(&request.head.headers);

@@ -23,6 +23,12 @@ fn import(file: &Path) -> Output {
 
 /// Runs the import, checks it succeeded, and loads stdout as a member would.
 fn import_ok(name: &str) -> (Topology, Vec<String>) {
+    let (topology, warnings, _) = import_text(name);
+    (topology, warnings)
+}
+
+/// `import_ok` with stdout as text too.
+fn import_text(name: &str) -> (Topology, Vec<String>, String) {
     let out = import(&sample(name));
     let stdout = String::from_utf8(out.stdout).expect("stdout is UTF-8");
     let stderr = String::from_utf8(out.stderr).expect("stderr is UTF-8");
@@ -34,7 +40,7 @@ fn import_ok(name: &str) -> (Topology, Vec<String>) {
         .filter_map(|l| l.strip_prefix("warning: "))
         .map(str::to_string)
         .collect();
-    (topology, warnings)
+    (topology, warnings, stdout)
 }
 
 fn assert_warned(warnings: &[String], needles: &[&str]) {
@@ -92,13 +98,12 @@ fn typical_hadoop_ha_topology() {
         (5, 2000)
     );
 
-    assert_warned(
-        &warnings,
-        &["provider authentication/ShiroProvider is not carried over"],
-    );
-    assert_warned(
-        &warnings,
-        &["provider identity-assertion/Default is not carried over"],
+    // The ShiroProvider's LDAP realm and the Default identity assertion
+    // are carried over (see ldap_basic_acls_and_identity_assertion).
+    assert_warned(&warnings, &["ShiroProvider param sessionTimeout"]);
+    assert!(
+        !warnings.iter().any(|w| w.contains("identity-assertion")),
+        "{warnings:#?}"
     );
     assert_warned(&warnings, &["provider hostmap/static is not carried over"]);
     assert_warned(
@@ -132,10 +137,9 @@ fn disabled_ha_provider_turns_ha_off_everywhere() {
         &warnings,
         &["HaProvider param OOZIE", "no service with role OOZIE"],
     );
-    assert_warned(
-        &warnings,
-        &["provider federation/SSOCookieProvider is not carried over"],
-    );
+    // The SSOCookieProvider is carried over as jwt; what it cannot keep
+    // (the cookie, the key) is named.
+    assert_warned(&warnings, &["SSOCookieProvider", "hadoop-jwt cookie"]);
 }
 
 #[test]
@@ -165,6 +169,66 @@ fn load_balanced_services_and_ignored_keys() {
         &warnings,
         &["provider webappsec/WebAppSec is not carried over"],
     );
+}
+
+#[test]
+fn ldap_basic_acls_and_identity_assertion() {
+    let (t, warnings, stdout) = import_text("ldap-acls.xml");
+    assert_eq!(t.services.len(), 2);
+    let basic = "basic = { ldap = \"ldaps://ldap.example.com:636\", bind_dn = \"uid={user},ou=people,dc=hadoop,dc=apache,dc=org\", group_base = \"ou=groups,dc=hadoop,dc=apache,dc=org\" }";
+    assert_eq!(stdout.matches(basic).count(), 2, "{stdout}");
+    assert_eq!(stdout.matches("knox_doas = true").count(), 2, "{stdout}");
+    assert!(
+        stdout.contains("users = [\"guest\", \"hdfs\"]\ncidrs = [\"10.20.0.0/16\"]\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("users = [\"admin\"]\ngroups = [\"analysts\"]\nmode = \"any\""),
+        "{stdout}"
+    );
+    assert_eq!(warnings.len(), 1, "sessionTimeout only: {warnings:#?}");
+}
+
+/// The JWT sample imports without a warning and passes `portcullis check`
+/// as a topology file.
+#[test]
+fn jwt_federation_imports_cleanly_and_passes_check() {
+    let (t, warnings, stdout) = import_text("jwt-federation.xml");
+    assert!(warnings.is_empty(), "{warnings:#?}");
+    let webhdfs = service(&t, "webhdfs");
+    let auth = webhdfs.auth.as_ref().expect("auth");
+    assert!(auth.knox_doas);
+    let jwt = auth.jwt.as_ref().expect("jwt");
+    assert_eq!(jwt.issuer, "https://idp.example.com/oauth2");
+    assert_eq!(jwt.audiences, ["hadoop-apis"]);
+    let groups = webhdfs.authorize.as_ref().and_then(|a| a.groups.clone());
+    assert_eq!(groups.unwrap_or_default(), ["analysts", "etl"]);
+    let yarn = service(&t, "yarn").authorize.as_ref().expect("yarn acl");
+    assert_eq!(yarn.cidrs.as_ref().map(Vec::len), Some(1));
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("imported.toml");
+    std::fs::write(&file, &stdout).expect("write");
+    let check = Command::new(portcullis_testkit::binary())
+        .arg("check")
+        .arg(&file)
+        .output()
+        .expect("runs the portcullis binary");
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+}
+
+#[test]
+fn sso_cookie_ui_names_what_the_operator_must_supply() {
+    let (t, warnings) = import_ok("sso-ui.xml");
+    assert!(t.services.iter().all(|s| s.auth.is_some()));
+    assert_warned(&warnings, &["hadoop-jwt cookie"]);
+    assert_warned(&warnings, &["jwks.json", "every token is refused"]);
+    assert_warned(&warnings, &["checked no audience"]);
+    assert_warned(&warnings, &["sso.authentication.provider.url"]);
 }
 
 #[test]

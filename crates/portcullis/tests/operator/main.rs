@@ -8,6 +8,7 @@ mod admin_api;
 mod admin_operations;
 mod cli;
 mod dashboard;
+mod dashboard_auth;
 mod dashboard_ops;
 mod import_knox;
 mod restart;

@@ -19,17 +19,17 @@ use portcullis_policy::AuthResult;
 use portcullis_testkit::*;
 use tokio::net::TcpListener;
 
-const ISS: &str = "https://idp.test";
+pub(super) const ISS: &str = "https://idp.test";
 
 /// A key set server: serves what `jwks` holds; stops when dropped.
-struct JwksServer {
+pub(super) struct JwksServer {
     addr: SocketAddr,
     jwks: Arc<Mutex<String>>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl JwksServer {
-    async fn start(jwks: String) -> JwksServer {
+    pub(super) async fn start(jwks: String) -> JwksServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let jwks = Arc::new(Mutex::new(jwks));
@@ -64,13 +64,13 @@ impl JwksServer {
     }
 
     /// Stops listening and drops every open connection.
-    async fn stop(self) {
+    pub(super) async fn stop(self) {
         self.task.abort();
         let _ = self.task.await;
     }
 }
 
-fn auth_topology(backend: &str, jwks: &str, extra: &str) -> String {
+pub(super) fn auth_topology(backend: &str, jwks: &str, extra: &str) -> String {
     topology(
         "svc",
         &[backend.to_string()],
@@ -80,7 +80,7 @@ fn auth_topology(backend: &str, jwks: &str, extra: &str) -> String {
     )
 }
 
-async fn start(jwks: &JwksServer, extra: &str) -> (DemoBackend, TestMember) {
+pub(super) async fn start(jwks: &JwksServer, extra: &str) -> (DemoBackend, TestMember) {
     let backend = DemoBackend::spawn("b", "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
@@ -100,7 +100,7 @@ async fn start(jwks: &JwksServer, extra: &str) -> (DemoBackend, TestMember) {
 }
 
 /// `GET /gateway/t/svc/<path>` with `headers`.
-async fn call(member: &TestMember, path: &str, headers: &[(&str, &str)]) -> Reply {
+pub(super) async fn call(member: &TestMember, path: &str, headers: &[(&str, &str)]) -> Reply {
     let mut request = Request::get(member.url(&format!("/gateway/t/svc/{path}")));
     for (name, value) in headers {
         request = request.header(*name, *value);
@@ -108,7 +108,7 @@ async fn call(member: &TestMember, path: &str, headers: &[(&str, &str)]) -> Repl
     send(&client(), request.body(empty()).unwrap()).await
 }
 
-async fn with_token(member: &TestMember, token: &str) -> Reply {
+pub(super) async fn with_token(member: &TestMember, token: &str) -> Reply {
     call(
         member,
         "who",
@@ -144,7 +144,7 @@ fn assert_refused(reply: &Reply, challenge: &str, what: &str) {
 const BARE: &str = "Bearer realm=\"portcullis\"";
 const INVALID: &str = "Bearer realm=\"portcullis\", error=\"invalid_token\"";
 
-fn auth_counts(member: &TestMember) -> Vec<(AuthResult, u64)> {
+pub(super) fn auth_counts(member: &TestMember) -> Vec<(AuthResult, u64)> {
     let service = member.service("t", "svc");
     service
         .stats

@@ -7,6 +7,8 @@
 //!   htpasswd files (bcrypt, argon2id);
 //! - `auth_jwt`: `[service.auth]` with JWT against a key set served over
 //!   HTTP on loopback (rotation, a key set server that goes away);
+//! - `auth_authorize`: `[service.authorize]` (users, groups, claims, client
+//!   networks) with JWT callers, 403s and their count;
 //! - `balancing`: each load-balancing policy, slow start and the failover
 //!   settings (`failover_sleep`, `max_failover_attempts`, `enabled`, the retry
 //!   budget);
@@ -17,6 +19,7 @@
 //!
 //! Fixtures come from the `portcullis-testkit` crate.
 
+mod auth_authorize;
 mod auth_basic;
 mod auth_jwt;
 mod balancing;

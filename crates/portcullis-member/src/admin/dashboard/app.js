@@ -202,10 +202,12 @@
 
   function derive(key, service, at) {
     const latency = service.latency || {};
+    const auth = service.auth || {};
     const now = {
       at: at,
       requests: Number(service.requests) || 0,
       errors: Number(service.errors) || 0,
+      refusals: REFUSALS.map((r) => Number(auth[r.field]) || 0),
       bounds: Array.isArray(latency.bounds) ? latency.bounds.map(Number) : [],
       counts: Array.isArray(latency.counts) ? latency.counts.map(Number) : [],
     };
@@ -229,6 +231,7 @@
     }
     const result = {
       rate: requests / seconds,
+      refusalRates: now.refusals.map((n, i) => Math.max(0, n - (before.refusals[i] || 0)) / seconds),
       errorPct: requests > 0 ? (100 * errors) / requests : null,
       p99: latencyDelta ? p99(now.bounds, latencyDelta) : null,
     };
@@ -446,6 +449,14 @@
       (n, s) => updateService(n, t.name, s));
   }
 
+  // The refusals of the gateway policies (docs/policies.md), as rates:
+  // the API's count field, the label, the test id.
+  const REFUSALS = [
+    { field: "unauthorized", label: "401/s", testid: "service-401" },
+    { field: "forbidden", label: "403/s", testid: "service-403" },
+    { field: "rate_limited", label: "429/s", testid: "service-429" },
+  ];
+
   function metric(label, testid) {
     const value = el("span", { className: "value", testid: testid });
     const node = el("div", { className: "metric" }, value, el("span", { className: "label", text: label }));
@@ -463,6 +474,9 @@
     const latency = metric("p99", "service-p99");
     const failovers = metric("failovers", "service-failovers");
     const requests = metric("requests", "service-requests");
+    const authTag = el("span", { className: "tag", testid: "service-auth" });
+    const refusals = REFUSALS.map((r) => metric(r.label, r.testid));
+    const policies = el("div", { className: "metrics policies", testid: "service-policies" }, ...refusals);
     const chartBox = el("div", { className: "chart" });
     const chart = svg("svg", { viewBox: "0 0 200 40", width: 200, height: 40, preserveAspectRatio: "none", "data-testid": "service-chart", role: "img" });
     const chartTitle = svg("title");
@@ -474,8 +488,9 @@
     chartBox.append(chart, el("div", { className: "chart-legend" }, el("span", { className: "muted", text: "req/s, 60 s" }), chartMax));
 
     const head = el("header", { className: "service-head" },
-      el("div", { className: "ident" }, name, lb, health),
+      el("div", { className: "ident" }, name, lb, authTag, health),
       el("div", { className: "metrics" }, rate, errors, latency, failovers, requests),
+      policies,
       chartBox);
 
     const tbody = el("tbody", { testid: "backends" });
@@ -486,7 +501,7 @@
         el("th", { className: "num", text: "Failures" }), el("th", { className: "actions", text: "Admin state" }))),
       tbody);
     card.append(head, table);
-    card.parts_ = { name, lb, health, rate, errors, latency, failovers, requests, chart, chartTitle, area, line, dot, chartMax, tbody };
+    card.parts_ = { name, lb, authTag, policies, refusals, health, rate, errors, latency, failovers, requests, chart, chartTitle, area, line, dot, chartMax, tbody };
     return card;
   }
 
@@ -524,11 +539,30 @@
     setText(p.latency.value_, d ? fmtP99(d.p99) : "–");
     setText(p.failovers.value_, fmtInt(Number(s.failovers)));
     setText(p.requests.value_, fmtInt(Number(s.requests)));
+    updatePolicies(p, s.auth || {}, d);
     drawChart(p, history.get(key) || []);
 
     sync(p.tbody, backends, (b) => String(b.id),
       (b) => createBackendRow(topology, s.name, b),
       (row, b) => updateBackendRow(row, b));
+  }
+
+  // The service's auth methods ("auth: jwt, basic"; "cidrs only" for an
+  // authorize table alone) and its 401/403/429 rates; hidden for a service
+  // with no policy that has refused nothing.
+  function updatePolicies(p, auth, d) {
+    const methods = Array.isArray(auth.methods) ? auth.methods : [];
+    const counted = REFUSALS.some((r) => Number(auth[r.field]) > 0);
+    const shown = methods.length > 0 || !!auth.authorize || counted;
+    let word = methods.length > 0 ? "auth: " + methods.join(", ") : "no auth";
+    if (auth.authorize) word += methods.length > 0 ? " + authorize" : ", authorize";
+    setText(p.authTag, word);
+    p.authTag.hidden = !shown;
+    p.policies.hidden = !shown;
+    REFUSALS.forEach((r, i) => {
+      setFigure(p.refusals[i].value_, d && d.refusalRates ? d.refusalRates[i] : null, fmtRate);
+      setAttr(p.refusals[i], "title", fmtInt(Number(auth[r.field]) || 0) + " so far");
+    });
   }
 
   function drawChart(p, points) {
