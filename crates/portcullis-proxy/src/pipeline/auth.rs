@@ -95,7 +95,7 @@ fn refuse(service: &ServiceRuntime, refusal: Refusal) -> ProxyError {
     ProxyError::Unauthorized {
         topology: service.topology.clone(),
         service: service.config.name.clone(),
-        challenge: refusal.challenge,
+        challenge: Box::new(refusal.challenge),
     }
 }
 
