@@ -163,8 +163,8 @@ mod tests {
 
     fn ann() -> Result<Principal, AuthResult> {
         Ok(Principal {
-            name: "ann".into(),
             groups: vec!["staff".into()],
+            ..Principal::named("ann")
         })
     }
 

@@ -82,7 +82,8 @@ fn fixture() -> &'static (Ed25519KeyPair, JwtVerifier) {
 /// header, `iss` the issuer, a non-empty string `sub` equal to the
 /// principal, an `aud` holding one of the audiences, a numeric `exp` not
 /// past the leeway and no `nbf` beyond it, and the principal's groups are
-/// the string members of `groups`. Verifying again (from the cache) gives
+/// the string members of `groups` (within the caps jwt.rs keeps claims
+/// to), every kept claim within them too. Verifying again (from the cache) gives
 /// the same answer.
 pub fn jwt_claims(data: &[u8]) {
     let (_, verifier) = fixture();
@@ -126,12 +127,32 @@ pub fn jwt_claims(data: &[u8]) {
             "not yet valid {nbf}"
         );
     }
+    // Groups and claims are kept within the caps (jwt.rs): string items of
+    // up to MAX_CLAIM_BYTES, at most MAX_CLAIM_VALUES of them.
+    use crate::jwt::{MAX_CLAIMS, MAX_CLAIM_BYTES, MAX_CLAIM_VALUES};
+    let fits = |s: &&str| s.len() <= MAX_CLAIM_BYTES;
     let groups: Vec<&str> = match &claims["groups"] {
-        Value::Array(items) => items.iter().filter_map(Value::as_str).collect(),
-        Value::String(one) => vec![one.as_str()],
+        Value::Array(items) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .filter(fits)
+            .take(MAX_CLAIM_VALUES)
+            .collect(),
+        Value::String(one) if fits(&one.as_str()) => vec![one.as_str()],
         _ => Vec::new(),
     };
-    assert_eq!(principal.groups, groups);
+    let claim_count = claims.as_object().map_or(0, |o| o.len());
+    assert!(
+        principal.groups == groups || (principal.groups.is_empty() && claim_count > MAX_CLAIMS),
+        "groups {:?} from {:?}",
+        principal.groups,
+        claims["groups"]
+    );
+    assert!(principal.claims.len() <= MAX_CLAIMS);
+    for (name, values) in &principal.claims {
+        assert!(values.len() <= MAX_CLAIM_VALUES, "{name}");
+        assert!(values.iter().all(|v| v.len() <= MAX_CLAIM_BYTES), "{name}");
+    }
 }
 
 /// The token [`jwt_claims`] checks for an input.

@@ -53,9 +53,9 @@ struct Claims {
 
 /// Bounds on what a token's claims may make the principal hold. Dropping
 /// what is beyond them can only make a `claims` rule fail, never pass.
-const MAX_CLAIMS: usize = 32;
-const MAX_CLAIM_VALUES: usize = 64;
-const MAX_CLAIM_BYTES: usize = 1024;
+pub(crate) const MAX_CLAIMS: usize = 32;
+pub(crate) const MAX_CLAIM_VALUES: usize = 64;
+pub(crate) const MAX_CLAIM_BYTES: usize = 1024;
 
 pub struct JwtVerifier {
     keys: Arc<KeyStore>,

@@ -137,8 +137,8 @@ mod tests {
 
     fn principal(name: &str) -> Principal {
         Principal {
-            name: name.into(),
             groups: vec!["g".into()],
+            ..Principal::named(name)
         }
     }
 
