@@ -329,6 +329,27 @@ struct Running {
     cache: Option<Arc<CacheWriter>>,
 }
 
+/// The gateway listener's serving: one runtime per core when
+/// `PORTCULLIS_WORKERS` asks for them (per_core.rs), else on this runtime.
+fn serve_gateway(
+    listener: TcpListener,
+    gateway: Arc<Gateway>,
+    options: watch::Receiver<ListenerOptions>,
+    shutdown: watch::Receiver<bool>,
+) -> AbortOnDropHandle<()> {
+    match crate::per_core::cores() {
+        0 => AbortOnDropHandle::new(tokio::spawn(portcullis_proxy::listener::serve_reloadable(
+            listener,
+            gateway,
+            options,
+            shutdown,
+            None,
+            |options| options,
+        ))),
+        cores => crate::per_core::spawn(cores, listener, gateway, options, shutdown),
+    }
+}
+
 impl Running {
     /// Starts every task on listeners already bound; nothing here can fail.
     async fn spawn(
@@ -389,25 +410,12 @@ impl Running {
             None => None,
         };
         let (listener_options, options_rx) = watch::channel(listeners.options);
-        let serve = match crate::per_core::cores() {
-            0 => {
-                AbortOnDropHandle::new(tokio::spawn(portcullis_proxy::listener::serve_reloadable(
-                    listeners.gateway,
-                    self.gateway.clone(),
-                    options_rx,
-                    shutdown_rx,
-                    None,
-                    |options| options,
-                )))
-            }
-            cores => crate::per_core::spawn(
-                cores,
-                listeners.gateway,
-                self.gateway.clone(),
-                options_rx,
-                shutdown_rx,
-            ),
-        };
+        let serve = serve_gateway(
+            listeners.gateway,
+            self.gateway.clone(),
+            options_rx,
+            shutdown_rx,
+        );
         tracing::info!(member = %self.config.node.id, listen = %listeners.gateway_addr, "gateway listening");
         let (handover, gateway_cert) = (listeners.handover, listeners.gateway_cert);
         let admin_cert = listeners.admin_cert;
