@@ -192,7 +192,7 @@ mod tests {
         let claims = r#"{"iss":"https://idp.fuzz","sub":"alice","aud":"orders","exp":4102444800,"groups":["a",1]}"#;
         let principal = verifier.verify(&token_for(format!("\n{claims}").as_bytes()));
         assert_eq!(
-            principal.map(|p| (p.name, p.groups)),
+            principal.map(|p| (p.name.clone(), p.groups.clone())),
             Ok(("alice".into(), vec!["a".into()]))
         );
         let other_kid = format!("{{\"alg\":\"EdDSA\",\"kid\":\"x\"}}\n{claims}");

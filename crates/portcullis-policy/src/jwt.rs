@@ -130,16 +130,22 @@ impl JwtVerifier {
 
     /// Verifies `token` against the key set as it is now: from the cache
     /// when it verified with this very set before and has not expired.
-    pub fn verify(&self, token: &str) -> Result<Principal, JwtFailure> {
+    pub fn verify(&self, token: &str) -> Result<Arc<Principal>, JwtFailure> {
         let keys = self.keys.current();
         let now = Instant::now();
         if let Some(principal) = self.cache.get(token, &keys, now) {
             return Ok(principal);
         }
         let (principal, exp) = self.verify_signature(token, &keys)?;
+        let principal = Arc::new(principal);
         let ttl = exp.map_or(Duration::ZERO, |exp| time_left(exp, self.leeway));
         self.cache.insert(token, &principal, &keys, now, ttl);
         Ok(principal)
+    }
+
+    /// Whether an unknown key may appear after a refresh (a URL key set).
+    pub fn refreshes(&self) -> bool {
+        self.keys.refreshes()
     }
 
     /// Tokens that verified and are remembered (for tests).

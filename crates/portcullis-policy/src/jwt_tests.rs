@@ -225,3 +225,26 @@ fn a_token_is_remembered_until_exp_plus_the_leeway() {
     assert_eq!(time_left(t - 40.0, leeway), Duration::ZERO);
     assert_eq!(time_left(-5.0, leeway), Duration::ZERO);
 }
+
+#[tokio::test]
+async fn a_token_whose_key_a_url_set_may_gain_is_judged_only_after_waiting() {
+    let (a, b) = (TestKey::ed25519("a"), TestKey::ed25519("b"));
+    let served = Arc::new(std::sync::Mutex::new(TestKey::jwks(&[&a])));
+    let verifier = JwtVerifier::fetching(&policy(), Box::new(Served(served.clone()))).unwrap();
+    let auth =
+        crate::Authenticator::from_parts(verifier, http::HeaderName::from_static("x-user"), false);
+    let bearer = |token: String| {
+        let mut map = http::HeaderMap::new();
+        let value = http::HeaderValue::from_str(&format!("Bearer {token}")).unwrap();
+        map.insert(http::header::AUTHORIZATION, value);
+        map
+    };
+    let with_b = bearer(b.sign(&claims("bob", ISS, "orders")));
+    // b is not in the set yet, but a refresh may bring it: no answer now.
+    assert!(auth.authenticate_now(&with_b).is_none());
+    *served.lock().unwrap() = TestKey::jwks(&[&a, &b]);
+    let signed_in = auth.authenticate(&with_b).await.unwrap();
+    assert_eq!(signed_in.principal.name, "bob");
+    // Remembered now: judged at once.
+    assert!(matches!(auth.authenticate_now(&with_b), Some(Ok(_))));
+}

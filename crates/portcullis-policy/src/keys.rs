@@ -94,6 +94,11 @@ impl KeyStore {
         }
     }
 
+    /// A set fetched from a URL can gain keys; a file set cannot.
+    pub fn refreshes(&self) -> bool {
+        self.source.is_some()
+    }
+
     pub fn current(&self) -> arc_swap::Guard<Arc<KeySet>> {
         self.current.load()
     }

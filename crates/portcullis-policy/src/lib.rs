@@ -27,6 +27,7 @@ mod token_cache;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use http::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
 use portcullis_config::{AuthMethod, AuthPolicy};
@@ -187,7 +188,9 @@ pub struct Refusal {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Authenticated {
     pub method: AuthMethod,
-    pub principal: Principal,
+    /// Shared: a JWT's principal comes from the verified-token cache, and a
+    /// clone of its claims per request would cost more than the lookup.
+    pub principal: Arc<Principal>,
 }
 
 /// What one method made of a request.
@@ -196,7 +199,7 @@ enum Attempt {
     NotMine,
     /// Credentials of this kind were found and judged; no other method is
     /// tried (a bad token is not retried as something else).
-    Decided(Result<Principal, AuthResult>),
+    Decided(Result<Arc<Principal>, AuthResult>),
 }
 
 /// One configured method, ready for requests. Each method's slice adds its
@@ -226,27 +229,52 @@ impl Method {
         }
     }
 
-    async fn attempt(&self, headers: &HeaderMap) -> Attempt {
-        match self {
+    /// What this method makes of the request without waiting: `None` when
+    /// it must wait (a JWT whose key needs a key set refresh, Basic
+    /// credentials not in the cache). Most requests end here, and the
+    /// caller then needs no future for them at all.
+    fn attempt_now(&self, headers: &HeaderMap) -> Option<Attempt> {
+        Some(match self {
             Method::Jwt(jwt) => match bearer_token(headers) {
                 Err(AuthResult::Missing) => Attempt::NotMine,
                 Err(result) => Attempt::Decided(Err(result)),
-                Ok(token) => Attempt::Decided(verify_bearer(jwt, token).await),
+                Ok(token) => match jwt.verify(token) {
+                    Err(JwtFailure::UnknownKey) if jwt.refreshes() => return None,
+                    judged => Attempt::Decided(judged.map_err(JwtFailure::result)),
+                },
             },
             Method::ApiKey(keys) => match keys.attempt(headers) {
                 api_key::KeyAttempt::Absent => Attempt::NotMine,
-                api_key::KeyAttempt::Judged(result) => Attempt::Decided(result),
+                api_key::KeyAttempt::Judged(result) => Attempt::Decided(result.map(Arc::new)),
             },
             Method::Basic(basic) => match basic_credentials(headers) {
                 Err(AuthResult::Missing) => Attempt::NotMine,
                 Err(result) => Attempt::Decided(Err(result)),
+                Ok((user, password)) => {
+                    Attempt::Decided(basic.cached(&user, &password)?.map(Arc::new))
+                }
+            },
+        })
+    }
+
+    async fn attempt(&self, headers: &HeaderMap) -> Attempt {
+        if let Some(now) = self.attempt_now(headers) {
+            return now;
+        }
+        match self {
+            Method::Jwt(jwt) => match bearer_token(headers) {
+                Err(result) => Attempt::Decided(Err(result)),
+                Ok(token) => Attempt::Decided(verify_bearer(jwt, token).await),
+            },
+            Method::ApiKey(_) => Attempt::NotMine,
+            Method::Basic(basic) => match basic_credentials(headers) {
+                Err(result) => Attempt::Decided(Err(result)),
                 // A cache miss's future (a directory round trip) is large:
                 // boxed, so that it does not grow every request's future
                 // (`the_pipeline_future_is_bounded` in the proxy).
-                Ok((user, password)) => Attempt::Decided(match basic.cached(&user, &password) {
-                    Some(outcome) => outcome,
-                    None => Box::pin(basic.verify(&user, &password)).await,
-                }),
+                Ok((user, password)) => {
+                    Attempt::Decided(Box::pin(basic.verify(&user, &password)).await.map(Arc::new))
+                }
             },
         }
     }
@@ -263,7 +291,7 @@ impl Method {
 
 /// A token whose key is not in the set may wait for one refresh of a URL
 /// key set.
-async fn verify_bearer(jwt: &JwtVerifier, token: &str) -> Result<Principal, AuthResult> {
+async fn verify_bearer(jwt: &JwtVerifier, token: &str) -> Result<Arc<Principal>, AuthResult> {
     match jwt.verify(token) {
         Ok(principal) => Ok(principal),
         Err(JwtFailure::UnknownKey) => {
@@ -382,26 +410,45 @@ impl Authenticator {
         for method in &self.methods {
             match method.attempt(headers).await {
                 Attempt::NotMine => continue,
-                Attempt::Decided(Ok(principal)) => {
-                    return Ok(Authenticated {
-                        method: method.kind(),
-                        principal,
-                    })
-                }
-                Attempt::Decided(Err(result)) => {
-                    return Err(Refusal {
-                        method: Some(method.kind()),
-                        result,
-                        challenge: method.challenge(result),
-                    })
-                }
+                decided => return self.decided(method, decided),
             }
         }
-        Err(Refusal {
+        Err(self.nothing_found())
+    }
+
+    /// [`Authenticator::authenticate`] without waiting: `None` when a method
+    /// must wait (then call `authenticate`, which judges again).
+    pub fn authenticate_now(&self, headers: &HeaderMap) -> Option<Result<Authenticated, Refusal>> {
+        for method in &self.methods {
+            match method.attempt_now(headers)? {
+                Attempt::NotMine => continue,
+                decided => return Some(self.decided(method, decided)),
+            }
+        }
+        Some(Err(self.nothing_found()))
+    }
+
+    fn decided(&self, method: &Method, attempt: Attempt) -> Result<Authenticated, Refusal> {
+        match attempt {
+            Attempt::Decided(Ok(principal)) => Ok(Authenticated {
+                method: method.kind(),
+                principal,
+            }),
+            Attempt::Decided(Err(result)) => Err(Refusal {
+                method: Some(method.kind()),
+                result,
+                challenge: method.challenge(result),
+            }),
+            Attempt::NotMine => Err(self.nothing_found()),
+        }
+    }
+
+    fn nothing_found(&self) -> Refusal {
+        Refusal {
             method: None,
             result: AuthResult::Missing,
             challenge: self.bare_challenge.clone(),
-        })
+        }
     }
 }
 
@@ -542,8 +589,18 @@ mod tests {
             .unwrap();
         assert_eq!(principal.method, AuthMethod::Jwt);
         assert_eq!(principal.principal.name, "ann");
+        // Without waiting, the same answer: a file set never needs a fetch.
+        let now = auth
+            .authenticate_now(&bearer(key.sign(&claims("ann", "iss", "aud"))))
+            .expect("judged at once");
+        assert_eq!(now.unwrap().principal.name, "ann");
         // A file set is never refetched: an unknown kid is simply invalid.
         let stranger = TestKey::p256("other");
+        let at_once = auth.authenticate_now(&bearer(stranger.sign(&claims("ann", "iss", "aud"))));
+        assert_eq!(
+            at_once.map(|r| r.map_err(|e| e.result).is_err()),
+            Some(true)
+        );
         let refused = auth
             .authenticate(&bearer(stranger.sign(&claims("ann", "iss", "aud"))))
             .await;

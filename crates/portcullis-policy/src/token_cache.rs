@@ -42,7 +42,7 @@ const HASHED_TAIL: usize = 32;
 
 struct Entry {
     token: Box<str>,
-    principal: Principal,
+    principal: Arc<Principal>,
     /// The set the signature verified with, compared by address; held, so
     /// the address cannot be reused by a later set while the entry lives.
     key_set: Arc<KeySet>,
@@ -78,7 +78,7 @@ impl TokenCache {
 
     /// The principal of `token` if it verified with `key_set` and has not
     /// expired.
-    pub fn get(&self, token: &str, key_set: &Arc<KeySet>, now: Instant) -> Option<Principal> {
+    pub fn get(&self, token: &str, key_set: &Arc<KeySet>, now: Instant) -> Option<Arc<Principal>> {
         let hash = self.hash(token);
         // A poisoned lock only means another request panicked mid-insert;
         // the table itself is still consistent.
@@ -93,7 +93,7 @@ impl TokenCache {
     pub fn insert(
         &self,
         token: &str,
-        principal: &Principal,
+        principal: &Arc<Principal>,
         key_set: &Arc<KeySet>,
         now: Instant,
         ttl: Duration,
@@ -135,11 +135,11 @@ impl TokenCache {
 mod tests {
     use super::*;
 
-    fn principal(name: &str) -> Principal {
-        Principal {
+    fn principal(name: &str) -> Arc<Principal> {
+        Arc::new(Principal {
             groups: vec!["g".into()],
             ..Principal::named(name)
-        }
+        })
     }
 
     fn set() -> Arc<KeySet> {

@@ -101,7 +101,7 @@ impl RequestContext {
             status,
             micros: micros(self.took()),
             tries: self.tries.len(),
-            principal: self.principal.as_deref(),
+            principal: self.principal.as_ref().map(|p| p.name.as_str()),
         };
         let tries = self
             .tries

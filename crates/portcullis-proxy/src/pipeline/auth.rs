@@ -10,8 +10,9 @@
 use http::header::{HeaderValue, AUTHORIZATION};
 use http::uri::PathAndQuery;
 use http::{request, Uri};
-use portcullis_config::AuthMethod;
-use portcullis_policy::{AuthResult, Authenticator, Principal, Refusal};
+use std::sync::Arc;
+
+use portcullis_policy::{AuthResult, Authenticated, Authenticator, Principal, Refusal};
 
 use crate::error::ProxyError;
 use crate::http::ClientContext;
@@ -20,19 +21,49 @@ use crate::routing::ServiceRuntime;
 /// Authenticates (with `[service.auth]`) and authorizes (with
 /// `[service.authorize]`) the request. Each request is counted once: `ok`
 /// only once it is admitted, `denied` when authorization refuses it. The
-/// principal's name comes back for the access log.
+/// principal comes back for the access log and the rate limit.
 pub(super) async fn admit(
     service: &ServiceRuntime,
     client: &ClientContext,
     head: &mut request::Parts,
-) -> Result<Option<String>, ProxyError> {
+) -> Admission {
     let signed_in = match &service.auth {
-        Some(auth) => Some(authenticate(auth, service, head).await?),
+        Some(auth) => Some((auth, auth.authenticate(&head.headers).await)),
         None => None,
     };
-    let method = signed_in.as_ref().map(|(method, _)| *method);
+    judge(service, client, head, signed_in)
+}
+
+/// [`admit`] without waiting, which is how nearly every request goes (a
+/// remembered token, a key, a cached login): `None` when a method must wait
+/// (a key set refresh, a directory), and then `admit` judges the request.
+pub(super) fn admit_now(
+    service: &ServiceRuntime,
+    client: &ClientContext,
+    head: &mut request::Parts,
+) -> Option<Admission> {
+    let signed_in = match &service.auth {
+        Some(auth) => Some((auth, auth.authenticate_now(&head.headers)?)),
+        None => None,
+    };
+    Some(judge(service, client, head, signed_in))
+}
+
+pub(super) type Admission = Result<Option<Arc<Principal>>, ProxyError>;
+
+fn judge(
+    service: &ServiceRuntime,
+    client: &ClientContext,
+    head: &mut request::Parts,
+    signed_in: Option<(&Authenticator, Result<Authenticated, Refusal>)>,
+) -> Admission {
+    let signed_in = match signed_in {
+        Some((auth, outcome)) => Some(assert_identity(auth, service, head, outcome)?),
+        None => None,
+    };
+    let method = signed_in.as_ref().map(|s| s.method);
     if let Some(policy) = &service.config.authorize {
-        let principal = signed_in.as_ref().map(|(_, principal)| principal);
+        let principal = signed_in.as_ref().map(|s| &*s.principal);
         if !portcullis_policy::admits(policy, principal, client.peer_ip) {
             service.stats.auth.count(method, AuthResult::Denied);
             return Err(ProxyError::Forbidden {
@@ -44,34 +75,34 @@ pub(super) async fn admit(
     if method.is_some() {
         service.stats.auth.count(method, AuthResult::Ok);
     }
-    Ok(signed_in.map(|(_, principal)| principal.name))
+    Ok(signed_in.map(|s| s.principal))
 }
 
-/// Authenticates the request and asserts its identity.
-async fn authenticate(
+/// Asserts the signed-in caller's identity to the backends, or turns the
+/// refusal into the answer.
+fn assert_identity(
     auth: &Authenticator,
     service: &ServiceRuntime,
     head: &mut request::Parts,
-) -> Result<(AuthMethod, Principal), ProxyError> {
-    let (method, principal) = match auth.authenticate(&head.headers).await {
-        Ok(signed_in) => (signed_in.method, signed_in.principal),
-        Err(refusal) => return Err(refuse(service, refusal)),
-    };
+    outcome: Result<Authenticated, Refusal>,
+) -> Result<Authenticated, ProxyError> {
+    let signed_in = outcome.map_err(|refusal| refuse(service, refusal))?;
     let invalid = |service| {
         refuse(
             service,
             Refusal {
-                method: Some(method),
+                method: Some(signed_in.method),
                 result: AuthResult::Invalid,
                 challenge: HeaderValue::from_static(AuthResult::Invalid.challenge()),
             },
         )
     };
+    let name = &signed_in.principal.name;
     // A name that cannot travel in a header (control characters) is not
     // one to assert; UTF-8 goes as its bytes.
-    let value = HeaderValue::from_bytes(principal.name.as_bytes()).map_err(|_| invalid(service))?;
+    let value = HeaderValue::from_bytes(name.as_bytes()).map_err(|_| invalid(service))?;
     if auth.knox_doas() {
-        head.uri = with_doas(&head.uri, &principal.name).ok_or_else(|| invalid(service))?;
+        head.uri = with_doas(&head.uri, name).ok_or_else(|| invalid(service))?;
     }
     head.headers.remove(AUTHORIZATION);
     // The key is the client's credential, as Authorization is: the
@@ -81,7 +112,7 @@ async fn authenticate(
     }
     // `insert` replaces every copy the client sent.
     head.headers.insert(auth.identity_header().clone(), value);
-    Ok((method, principal))
+    Ok(signed_in)
 }
 
 fn refuse(service: &ServiceRuntime, refusal: Refusal) -> ProxyError {

@@ -82,7 +82,7 @@ pub struct RequestContext {
     service: String,
     tries: Tries,
     /// Who `[service.auth]` found the caller to be (never the credential).
-    principal: Option<String>,
+    principal: Option<std::sync::Arc<portcullis_policy::Principal>>,
 }
 
 /// The tries of one request, in order. Nearly every request makes one: it is
@@ -217,9 +217,11 @@ where
             } else {
                 // Boxed: the phase's future then adds nothing to this one
                 // for services without auth.
-                Box::pin(auth::admit(&service, client, &mut request.head))
-                    .await
-                    .map(|principal| ctx.principal = principal)
+                let admission = match auth::admit_now(&service, client, &mut request.head) {
+                    Some(admission) => admission,
+                    None => Box::pin(auth::admit(&service, client, &mut request.head)).await,
+                };
+                admission.map(|principal| ctx.principal = principal)
             };
             let asked_upgrade =
                 h1 && request.may_upgrade && headers::is_upgrade_request(&request.head.headers);

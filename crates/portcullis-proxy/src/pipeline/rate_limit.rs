@@ -37,7 +37,12 @@ fn take_token(
     head: &request::Parts,
     ctx: &RequestContext,
 ) -> Result<(), ProxyError> {
-    let key = key_value(&policy.key, client, head, ctx.principal.as_deref());
+    let key = key_value(
+        &policy.key,
+        client,
+        head,
+        ctx.principal.as_ref().map(|p| p.name.as_str()),
+    );
     match limiter.check(&key) {
         Decision::Admitted => Ok(()),
         Decision::Limited { retry_after_secs } => {
