@@ -202,6 +202,8 @@ async fn send_hyper(
 /// A plain HTTP/1.1 backend on the own engine. An `async` block rather than
 /// an `async fn`, which would hold the request twice (its argument and its
 /// local), 128 bytes of the try's box.
+// Not an `async fn`, on purpose (above).
+#[allow(clippy::manual_async_fn)]
 fn send_own<'a>(
     service: &'a ServiceRuntime,
     request: TryRequest<'a>,

@@ -191,6 +191,8 @@ where
 /// room twice and was copied once more per request. The own engine boxes
 /// this future per request; it is kept within the allocator's small-object
 /// fast path (1 KiB, `docs/benchmarks.md`, fifth session).
+// Not an `async fn`, on purpose (above).
+#[allow(clippy::manual_async_fn)]
 pub fn serve_raw<'a, B, C, U>(
     gateway: &'a Gateway,
     client: &'a ClientContext,
