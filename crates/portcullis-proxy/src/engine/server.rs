@@ -777,9 +777,11 @@ mod size_tests {
         assert!(size <= 2560, "{size} bytes");
     }
 
-    /// The pipeline's future, boxed apart inside the request's: 1,976 bytes
-    /// when measured, over the 1 KiB of the allocator's fast path
-    /// (`docs/benchmarks.md`, fourth session). It must not grow further.
+    /// The pipeline's future, boxed apart inside the request's: within the
+    /// 1 KiB of the allocator's small-object fast path (over it, mimalloc's
+    /// generic path costs about 200 instructions more per request:
+    /// `docs/benchmarks.md`, fifth session). 1,976 bytes before the prepared
+    /// request was boxed and the request held once.
     #[test]
     fn the_pipeline_future_is_bounded() {
         let gateway = Arc::new(Gateway::new(
@@ -806,6 +808,6 @@ mod size_tests {
         let serving = pipeline::serve_raw(&setup.gateway, &client, request, &connector);
         let size = std::mem::size_of_val(&serving);
         eprintln!("pipeline future: {size} bytes");
-        assert!(size <= 2048, "{size} bytes");
+        assert!(size <= 1024, "{size} bytes");
     }
 }

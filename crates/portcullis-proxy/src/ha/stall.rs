@@ -29,15 +29,17 @@ pub enum Waited<T> {
     Stalled,
 }
 
-/// Awaits `send` for at most `request_timeout`, giving up early when
-/// `backend` answers nothing for a whole `stall_timeout` (zero: never).
+/// Awaits `send` for at most `request_timeout` from `start`, giving up
+/// early when `backend` answers nothing for a whole `stall_timeout` (zero:
+/// never). `start` is the caller's: a request's first try starts when the
+/// request arrived, microseconds earlier, and saves a clock read.
 pub async fn wait_for_head<F: Future>(
     send: F,
+    start: Instant,
     backend: &BackendState,
     request_timeout: Duration,
     stall_timeout: Duration,
 ) -> Waited<F::Output> {
-    let start = Instant::now();
     let deadline = start + request_timeout;
     let watch_stall = !stall_timeout.is_zero() && stall_timeout < request_timeout;
     let (mut check_at, mut answers_seen) = match watch_stall {
@@ -90,7 +92,7 @@ mod tests {
             7
         };
         assert_eq!(
-            wait_for_head(send, &backend, REQUEST, STALL).await,
+            wait_for_head(send, Instant::now(), &backend, REQUEST, STALL).await,
             Waited::Done(7)
         );
     }
@@ -99,7 +101,7 @@ mod tests {
     async fn a_silent_backend_is_left_after_the_stall_timeout() {
         let backend = BackendState::new();
         let start = Instant::now();
-        let waited = wait_for_head(never(), &backend, REQUEST, STALL).await;
+        let waited = wait_for_head(never(), Instant::now(), &backend, REQUEST, STALL).await;
         assert_eq!(waited, Waited::Stalled);
         assert_eq!(start.elapsed(), STALL);
     }
@@ -115,7 +117,7 @@ mod tests {
             }
         });
         let start = Instant::now();
-        let waited = wait_for_head(never(), &backend, REQUEST, STALL).await;
+        let waited = wait_for_head(never(), Instant::now(), &backend, REQUEST, STALL).await;
         others.abort();
         assert_eq!(waited, Waited::TimedOut);
         assert_eq!(start.elapsed(), REQUEST);
@@ -133,7 +135,7 @@ mod tests {
             }
         });
         let start = Instant::now();
-        let waited = wait_for_head(never(), &backend, REQUEST, STALL).await;
+        let waited = wait_for_head(never(), Instant::now(), &backend, REQUEST, STALL).await;
         others.abort();
         assert_eq!(waited, Waited::Stalled);
         // Checks fall every 200 ms; the last answer came at 0.9 s, so the
@@ -146,7 +148,7 @@ mod tests {
         let backend = BackendState::new();
         for stall in [Duration::ZERO, REQUEST, REQUEST * 2] {
             let start = Instant::now();
-            let waited = wait_for_head(never(), &backend, REQUEST, stall).await;
+            let waited = wait_for_head(never(), Instant::now(), &backend, REQUEST, stall).await;
             assert_eq!(waited, Waited::TimedOut);
             assert_eq!(start.elapsed(), REQUEST);
         }

@@ -23,6 +23,7 @@ mod finish;
 mod prepare;
 mod rate_limit;
 
+use std::future::Future;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -185,67 +186,94 @@ where
 /// `serve`, with the response head left raw when the connector kept it so
 /// (`BackendConnector::take_raw_head`): for an engine that writes HTTP/1
 /// heads itself.
-pub async fn serve_raw<B, C, U>(
-    gateway: &Gateway,
-    client: &ClientContext,
+///
+/// An `async` block rather than an `async fn`: an `async fn` moves its
+/// arguments into locals of its own, so the request (280 bytes) took its
+/// room twice and was copied once more per request. The own engine boxes
+/// this future per request; it is kept within the allocator's small-object
+/// fast path (1 KiB, `docs/benchmarks.md`, fifth session).
+// Not an `async fn`, on purpose (above).
+#[allow(clippy::manual_async_fn)]
+pub fn serve_raw<'a, B, C, U>(
+    gateway: &'a Gateway,
+    client: &'a ClientContext,
     mut request: ClientRequest<B, U>,
-    connector: &C,
-) -> ProxyResponse
+    connector: &'a C,
+) -> impl Future<Output = ProxyResponse> + use<'a, B, C, U>
 where
     B: Body<Data = Bytes> + Send + Sync + 'static,
     B::Error: Into<BoxError>,
     C: BackendConnector,
     U: ClientUpgrade,
 {
-    let _counted = gateway.request_started();
-    let mut ctx = RequestContext::new(&request.head);
-    let h1 = is_h1(request.head.version);
-    let routed = prepare::refuse(&request.head).and_then(|()| prepare::route(gateway, &ctx.uri));
-    let response = match routed {
-        Err(err) => {
-            if ctx.logging {
-                ctx.name_from_error(&err);
-            }
-            ProxyResponse::from(error_response(&err, h1))
-        }
-        Ok((service, rest_start)) => {
-            if ctx.logging {
-                ctx.routed = Some(service.clone());
-            }
-            let authenticated = if service.auth.is_none() && service.config.authorize.is_none() {
-                Ok(())
-            } else {
-                // Boxed: the phase's future then adds nothing to this one
-                // for services without auth.
-                let admission = match auth::admit_now(&service, client, &mut request.head) {
-                    Some(admission) => admission,
-                    None => Box::pin(auth::admit(&service, client, &mut request.head)).await,
-                };
-                admission.map(|principal| ctx.principal = principal)
-            };
-            let asked_upgrade =
-                h1 && request.may_upgrade && headers::is_upgrade_request(&request.head.headers);
-            // The prepared request stays here and `forward` borrows it: moved
-            // into `forward`'s future, it was copied with that future.
-            // Matched by reference: a binding by value copied the whole
-            // prepared request once more (callgrind: a memcpy per request).
-            let mut prepared = authenticated
-                .and_then(|()| rate_limit::admit(&service, client, &request.head, &ctx))
-                .and_then(|()| {
-                    Forwarding::new(gateway, client, &service, request, rest_start, ctx.started)
-                });
-            let outcome = match prepared {
-                Ok(ref mut forwarding) => {
-                    let outcome = forward(forwarding, connector, &mut ctx).await;
-                    // The next head on this thread is parsed into this map.
-                    crate::spare::give_back_map(std::mem::take(&mut forwarding.head.headers));
-                    outcome
+    async move {
+        let _counted = gateway.request_started();
+        let mut ctx = RequestContext::new(&request.head);
+        let h1 = is_h1(request.head.version);
+        // Destructured within this statement, so nothing of the result
+        // keeps room in this future across the awaits below.
+        let (service, rest_start) =
+            match prepare::refuse(&request.head).and_then(|()| prepare::route(gateway, &ctx.uri)) {
+                Ok(routed) => routed,
+                Err(err) => {
+                    if ctx.logging {
+                        ctx.name_from_error(&err);
+                    }
+                    let response = ProxyResponse::from(error_response(&err, h1));
+                    if ctx.logging {
+                        ctx.access_log(gateway, response.status());
+                    }
+                    return response;
                 }
-                Err(err) => Err(err),
             };
-            finish::answer(outcome, &service, client, asked_upgrade, &mut ctx)
+        if ctx.logging {
+            ctx.routed = Some(service.clone());
         }
-    };
+        let authenticated = if service.auth.is_none() && service.config.authorize.is_none() {
+            Ok(())
+        } else {
+            // Judged at once for nearly every request; boxed when a method
+            // must wait, so that future adds nothing to this one.
+            let admission = match auth::admit_now(&service, client, &mut request.head) {
+                Some(admission) => admission,
+                None => Box::pin(auth::admit(&service, client, &mut request.head)).await,
+            };
+            admission.map(|principal| ctx.principal = principal)
+        };
+        let asked_upgrade =
+            h1 && request.may_upgrade && headers::is_upgrade_request(&request.head.headers);
+        // The prepared request is boxed (`Forwarding::new` says why) and
+        // `forward` borrows it: moved into `forward`'s future, it was copied
+        // with that future. Matched within the statement, so the `Result`
+        // (88 bytes) keeps no room across the await.
+        let mut forwarding = match authenticated
+            .and_then(|()| rate_limit::admit(&service, client, &request.head, &ctx))
+            .and_then(|()| {
+                Forwarding::new(gateway, client, &service, request, rest_start, ctx.started)
+            }) {
+            Ok(forwarding) => forwarding,
+            Err(err) => {
+                return finish_request(Err(err), gateway, &service, client, asked_upgrade, &mut ctx)
+            }
+        };
+        let outcome = forward(&mut forwarding, connector, &mut ctx).await;
+        // The next head on this thread is parsed into this map.
+        crate::spare::give_back_map(std::mem::take(&mut forwarding.head.headers));
+        drop(forwarding);
+        finish_request(outcome, gateway, &service, client, asked_upgrade, &mut ctx)
+    }
+}
+
+/// Phase 4 and the access line: the client's response from the outcome.
+fn finish_request(
+    outcome: Result<ProxyResponse, ProxyError>,
+    gateway: &Gateway,
+    service: &ServiceRuntime,
+    client: &ClientContext,
+    asked_upgrade: bool,
+    ctx: &mut RequestContext,
+) -> ProxyResponse {
+    let response = finish::answer(outcome, service, client, asked_upgrade, ctx);
     if ctx.logging {
         ctx.access_log(gateway, response.status());
     }
