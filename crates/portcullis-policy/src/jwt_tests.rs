@@ -171,6 +171,15 @@ fn malformed_tokens_are_invalid() {
     }
 }
 
+#[test]
+fn bytes_that_are_not_text_are_refused_not_read_lossily() {
+    let good = TestKey::ed25519("e");
+    let checked = verifier(&[&good]);
+    let mut token = good.sign(&claims("alice", ISS, "orders")).into_bytes();
+    token.push(0xff);
+    assert_eq!(checked.verify_bytes(&token), Err(JwtFailure::Invalid));
+}
+
 /// A key source that serves whatever set the test last put in it.
 struct Served(Arc<std::sync::Mutex<String>>);
 

@@ -7,6 +7,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -71,6 +72,12 @@ impl KeySet {
 
 pub struct KeyStore {
     current: ArcSwap<KeySet>,
+    /// Counts the sets stored: the token cache binds an entry to the
+    /// generation it verified under, which is cheaper to compare on every
+    /// request than the set itself. Raised after each store (Release); read
+    /// before loading the set (Acquire), so an entry is never bound to a
+    /// newer generation than the set it verified with.
+    generation: AtomicU64,
     source: Option<Box<dyn KeySource>>,
     /// When a token with an unknown key last caused a fetch.
     last_unknown_refresh: tokio::sync::Mutex<Option<Instant>>,
@@ -80,6 +87,7 @@ impl KeyStore {
     pub fn fixed(keys: Vec<JwtKey>) -> KeyStore {
         KeyStore {
             current: ArcSwap::from_pointee(KeySet::new(keys)),
+            generation: AtomicU64::new(0),
             source: None,
             last_unknown_refresh: tokio::sync::Mutex::new(None),
         }
@@ -89,6 +97,7 @@ impl KeyStore {
     pub fn fetched(source: Box<dyn KeySource>) -> KeyStore {
         KeyStore {
             current: ArcSwap::from_pointee(KeySet::default()),
+            generation: AtomicU64::new(0),
             source: Some(source),
             last_unknown_refresh: tokio::sync::Mutex::new(None),
         }
@@ -103,6 +112,11 @@ impl KeyStore {
         self.current.load()
     }
 
+    /// Which set is current, as a number that changes with every store.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
     /// Fetches the set once; on failure the last good set stays.
     pub async fn refresh(&self) -> bool {
         let Some(source) = &self.source else {
@@ -112,6 +126,7 @@ impl KeyStore {
             Ok(keys) => {
                 tracing::debug!(jwks = %source.describe(), keys = keys.len(), "JWT key set fetched");
                 self.current.store(Arc::new(KeySet::new(keys)));
+                self.generation.fetch_add(1, Ordering::Release);
                 true
             }
             Err(err) => {

@@ -70,6 +70,9 @@ pub struct Principal {
     /// strings (one value) or arrays of strings, bounded in number and
     /// size; empty for methods without claims.
     pub claims: std::collections::BTreeMap<String, Vec<String>>,
+    /// `name` as a header value, made once: a remembered principal is
+    /// asserted on every request, and a clone of this is a reference count.
+    header_value: std::sync::OnceLock<Option<HeaderValue>>,
 }
 
 impl Principal {
@@ -79,7 +82,16 @@ impl Principal {
             name: name.into(),
             groups: Vec::new(),
             claims: std::collections::BTreeMap::new(),
+            header_value: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The name as a header value for the identity header; `None` when it
+    /// cannot be one (control characters).
+    pub fn header_value(&self) -> Option<HeaderValue> {
+        self.header_value
+            .get_or_init(|| HeaderValue::from_bytes(self.name.as_bytes()).ok())
+            .clone()
     }
 }
 
@@ -238,7 +250,7 @@ impl Method {
             Method::Jwt(jwt) => match bearer_token(headers) {
                 Err(AuthResult::Missing) => Attempt::NotMine,
                 Err(result) => Attempt::Decided(Err(result)),
-                Ok(token) => match jwt.verify(token) {
+                Ok(token) => match jwt.verify_bytes(token) {
                     Err(JwtFailure::UnknownKey) if jwt.refreshes() => return None,
                     judged => Attempt::Decided(judged.map_err(JwtFailure::result)),
                 },
@@ -291,7 +303,10 @@ impl Method {
 
 /// A token whose key is not in the set may wait for one refresh of a URL
 /// key set.
-async fn verify_bearer(jwt: &JwtVerifier, token: &str) -> Result<Arc<Principal>, AuthResult> {
+async fn verify_bearer(jwt: &JwtVerifier, token: &[u8]) -> Result<Arc<Principal>, AuthResult> {
+    let Ok(token) = std::str::from_utf8(token) else {
+        return Err(AuthResult::Invalid);
+    };
     match jwt.verify(token) {
         Ok(principal) => Ok(principal),
         Err(JwtFailure::UnknownKey) => {
@@ -474,7 +489,7 @@ fn api_key_method(
 
 /// The token of the one `Authorization: Bearer` field. Another scheme
 /// counts as no bearer credentials; two Authorization fields as invalid.
-fn bearer_token(headers: &HeaderMap) -> Result<&str, AuthResult> {
+fn bearer_token(headers: &HeaderMap) -> Result<&[u8], AuthResult> {
     let mut fields = headers.get_all(AUTHORIZATION).iter();
     let Some(value) = fields.next() else {
         return Err(AuthResult::Missing);
@@ -497,9 +512,9 @@ fn bearer_token(headers: &HeaderMap) -> Result<&str, AuthResult> {
     if token.is_empty() {
         return Err(AuthResult::Invalid);
     }
-    // A token is base64url and dots; anything else fails to decode later,
-    // but it must at least be text to be looked at.
-    std::str::from_utf8(token).map_err(|_| AuthResult::Invalid)
+    // Bytes: a remembered token is found as bytes, and one that is not
+    // text fails verification (`JwtVerifier::verify_bytes`).
+    Ok(token)
 }
 
 #[cfg(test)]
@@ -516,8 +531,8 @@ mod tests {
 
     #[test]
     fn the_bearer_token_is_found_or_the_reason_why_not() {
-        assert_eq!(bearer_token(&headers(&["Bearer abc"])), Ok("abc"));
-        assert_eq!(bearer_token(&headers(&["bearer  abc "])), Ok("abc"));
+        assert_eq!(bearer_token(&headers(&["Bearer abc"])), Ok(&b"abc"[..]));
+        assert_eq!(bearer_token(&headers(&["bearer  abc "])), Ok(&b"abc"[..]));
         assert_eq!(bearer_token(&headers(&[])), Err(AuthResult::Missing));
         assert_eq!(
             bearer_token(&headers(&["Basic YTpi"])),
@@ -540,7 +555,8 @@ mod tests {
             AUTHORIZATION,
             HeaderValue::from_bytes(b"Bearer a\xffb").unwrap(),
         );
-        assert_eq!(bearer_token(&binary), Err(AuthResult::Invalid));
+        // Found as bytes; verification then refuses what is not text.
+        assert_eq!(bearer_token(&binary), Ok(&b"a\xffb"[..]));
         assert_eq!(
             bearer_token(&headers(&["Bearer a", "Bearer b"])),
             Err(AuthResult::Invalid)

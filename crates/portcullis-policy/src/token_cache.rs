@@ -26,7 +26,6 @@ use std::time::Duration;
 use hashbrown::HashTable;
 use tokio::time::Instant;
 
-use crate::keys::KeySet;
 use crate::Principal;
 
 /// The longest a verified token is trusted without a new signature check.
@@ -41,11 +40,11 @@ pub const MAX_CACHED_TOKEN: usize = 4096;
 const HASHED_TAIL: usize = 32;
 
 struct Entry {
-    token: Box<str>,
+    token: Box<[u8]>,
     principal: Arc<Principal>,
-    /// The set the signature verified with, compared by address; held, so
-    /// the address cannot be reused by a later set while the entry lives.
-    key_set: Arc<KeySet>,
+    /// The key set generation the signature verified under
+    /// (`KeyStore::generation`).
+    generation: u64,
     valid_until: Instant,
 }
 
@@ -66,8 +65,8 @@ impl Default for TokenCache {
 }
 
 impl TokenCache {
-    fn hash(&self, token: &str) -> u64 {
-        let tail = &token.as_bytes()[token.len().saturating_sub(HASHED_TAIL)..];
+    fn hash(&self, token: &[u8]) -> u64 {
+        let tail = &token[token.len().saturating_sub(HASHED_TAIL)..];
         self.hasher.hash_one(tail)
     }
 
@@ -76,25 +75,25 @@ impl TokenCache {
         &self.shards[(hash >> 60) as usize % SHARDS]
     }
 
-    /// The principal of `token` if it verified with `key_set` and has not
-    /// expired.
-    pub fn get(&self, token: &str, key_set: &Arc<KeySet>, now: Instant) -> Option<Arc<Principal>> {
+    /// The principal of `token` if it verified under key set `generation`
+    /// and has not expired.
+    pub fn get(&self, token: &[u8], generation: u64, now: Instant) -> Option<Arc<Principal>> {
         let hash = self.hash(token);
         // A poisoned lock only means another request panicked mid-insert;
         // the table itself is still consistent.
         let table = self.shard(hash).lock().unwrap_or_else(|e| e.into_inner());
         let entry = table.find(hash, |e| *e.token == *token)?;
-        let fresh = entry.valid_until > now && Arc::ptr_eq(&entry.key_set, key_set);
+        let fresh = entry.valid_until > now && entry.generation == generation;
         fresh.then(|| entry.principal.clone())
     }
 
-    /// Remembers a token that verified with `key_set`, for `ttl` (capped at
+    /// Remembers a token that verified under `generation`, for `ttl` (capped at
     /// [`MAX_TTL`]).
     pub fn insert(
         &self,
-        token: &str,
+        token: &[u8],
         principal: &Arc<Principal>,
-        key_set: &Arc<KeySet>,
+        generation: u64,
         now: Instant,
         ttl: Duration,
     ) {
@@ -105,7 +104,7 @@ impl TokenCache {
         let entry = Entry {
             token: token.into(),
             principal: principal.clone(),
-            key_set: key_set.clone(),
+            generation,
             valid_until: now + ttl,
         };
         let hash = self.hash(token);
@@ -142,82 +141,90 @@ mod tests {
         })
     }
 
-    fn set() -> Arc<KeySet> {
-        Arc::new(KeySet::default())
-    }
-
     #[tokio::test(start_paused = true)]
     async fn a_token_is_served_until_it_expires_and_only_for_its_key_set() {
         let cache = TokenCache::default();
-        let keys = set();
+        let keys = 7;
         let now = Instant::now();
         cache.insert(
-            "a.b.sig1",
+            b"a.b.sig1",
             &principal("ann"),
-            &keys,
+            keys,
             now,
             Duration::from_secs(60),
         );
-        assert_eq!(cache.get("a.b.sig1", &keys, now), Some(principal("ann")));
+        assert_eq!(cache.get(b"a.b.sig1", keys, now), Some(principal("ann")));
         // Another token, even one differing only before the tail, misses.
-        assert_eq!(cache.get("x.b.sig1", &keys, now), None);
-        assert_eq!(cache.get("a.b.sig2", &keys, now), None);
+        assert_eq!(cache.get(b"x.b.sig1", keys, now), None);
+        assert_eq!(cache.get(b"a.b.sig2", keys, now), None);
         // A replaced key set makes the entry stale.
-        assert_eq!(cache.get("a.b.sig1", &set(), now), None);
+        assert_eq!(cache.get(b"a.b.sig1", 8, now), None);
         tokio::time::advance(Duration::from_secs(59)).await;
-        assert!(cache.get("a.b.sig1", &keys, Instant::now()).is_some());
+        assert!(cache.get(b"a.b.sig1", keys, Instant::now()).is_some());
         tokio::time::advance(Duration::from_secs(1)).await;
-        assert_eq!(cache.get("a.b.sig1", &keys, Instant::now()), None);
+        assert_eq!(cache.get(b"a.b.sig1", keys, Instant::now()), None);
     }
 
     #[tokio::test(start_paused = true)]
     async fn the_lifetime_is_capped_and_a_zero_one_is_not_kept() {
         let cache = TokenCache::default();
-        let keys = set();
+        let keys = 7;
         let now = Instant::now();
         cache.insert(
-            "t1",
+            b"t1",
             &principal("a"),
-            &keys,
+            keys,
             now,
             Duration::from_secs(86_400),
         );
-        cache.insert("t2", &principal("b"), &keys, now, Duration::ZERO);
+        cache.insert(b"t2", &principal("b"), keys, now, Duration::ZERO);
         let huge = "x".repeat(MAX_CACHED_TOKEN + 1);
-        cache.insert(&huge, &principal("c"), &keys, now, Duration::from_secs(60));
+        cache.insert(
+            huge.as_bytes(),
+            &principal("c"),
+            keys,
+            now,
+            Duration::from_secs(60),
+        );
         assert_eq!(cache.len(), 1);
         assert!(cache
-            .get("t1", &keys, now + MAX_TTL - Duration::from_millis(1))
+            .get(b"t1", keys, now + MAX_TTL - Duration::from_millis(1))
             .is_some());
-        assert!(cache.get("t1", &keys, now + MAX_TTL).is_none());
+        assert!(cache.get(b"t1", keys, now + MAX_TTL).is_none());
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_token_inserted_twice_is_held_once() {
         let cache = TokenCache::default();
-        let keys = set();
+        let keys = 7;
         let now = Instant::now();
-        cache.insert("tok", &principal("a"), &keys, now, Duration::from_secs(10));
-        cache.insert("tok", &principal("a"), &keys, now, Duration::from_secs(20));
+        cache.insert(b"tok", &principal("a"), keys, now, Duration::from_secs(10));
+        cache.insert(b"tok", &principal("a"), keys, now, Duration::from_secs(20));
         assert_eq!(cache.len(), 1);
         assert!(cache
-            .get("tok", &keys, now + Duration::from_secs(15))
+            .get(b"tok", keys, now + Duration::from_secs(15))
             .is_some());
     }
 
     #[tokio::test(start_paused = true)]
     async fn the_cache_never_holds_more_than_its_bound() {
         let cache = TokenCache::default();
-        let keys = set();
+        let keys = 7;
         let now = Instant::now();
         let total = SHARDS * SHARD_CAPACITY * 3;
         for i in 0..total {
             let token = format!("header.claims.signature-{i:08}");
-            cache.insert(&token, &principal("a"), &keys, now, Duration::from_secs(60));
+            cache.insert(
+                token.as_bytes(),
+                &principal("a"),
+                keys,
+                now,
+                Duration::from_secs(60),
+            );
         }
         assert!(cache.len() <= SHARDS * SHARD_CAPACITY, "{}", cache.len());
         // The most recent token is always there.
         let last = format!("header.claims.signature-{:08}", total - 1);
-        assert!(cache.get(&last, &keys, now).is_some());
+        assert!(cache.get(last.as_bytes(), keys, now).is_some());
     }
 }

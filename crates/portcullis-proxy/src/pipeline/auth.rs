@@ -97,12 +97,15 @@ fn assert_identity(
             },
         )
     };
-    let name = &signed_in.principal.name;
     // A name that cannot travel in a header (control characters) is not
     // one to assert; UTF-8 goes as its bytes.
-    let value = HeaderValue::from_bytes(name.as_bytes()).map_err(|_| invalid(service))?;
+    let value = signed_in
+        .principal
+        .header_value()
+        .ok_or_else(|| invalid(service))?;
     if auth.knox_doas() {
-        head.uri = with_doas(&head.uri, name).ok_or_else(|| invalid(service))?;
+        head.uri =
+            with_doas(&head.uri, &signed_in.principal.name).ok_or_else(|| invalid(service))?;
     }
     head.headers.remove(AUTHORIZATION);
     // The key is the client's credential, as Authorization is: the
