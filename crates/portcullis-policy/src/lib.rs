@@ -245,12 +245,12 @@ impl Method {
     /// it must wait (a JWT whose key needs a key set refresh, Basic
     /// credentials not in the cache). Most requests end here, and the
     /// caller then needs no future for them at all.
-    fn attempt_now(&self, headers: &HeaderMap) -> Option<Attempt> {
+    fn attempt_now(&self, headers: &HeaderMap, now: tokio::time::Instant) -> Option<Attempt> {
         Some(match self {
             Method::Jwt(jwt) => match bearer_token(headers) {
                 Err(AuthResult::Missing) => Attempt::NotMine,
                 Err(result) => Attempt::Decided(Err(result)),
-                Ok(token) => match jwt.verify_bytes(token) {
+                Ok(token) => match jwt.verify_at(token, now) {
                     Err(JwtFailure::UnknownKey) if jwt.refreshes() => return None,
                     judged => Attempt::Decided(judged.map_err(JwtFailure::result)),
                 },
@@ -270,8 +270,8 @@ impl Method {
     }
 
     async fn attempt(&self, headers: &HeaderMap) -> Attempt {
-        if let Some(now) = self.attempt_now(headers) {
-            return now;
+        if let Some(judged) = self.attempt_now(headers, tokio::time::Instant::now()) {
+            return judged;
         }
         match self {
             Method::Jwt(jwt) => match bearer_token(headers) {
@@ -433,9 +433,14 @@ impl Authenticator {
 
     /// [`Authenticator::authenticate`] without waiting: `None` when a method
     /// must wait (then call `authenticate`, which judges again).
-    pub fn authenticate_now(&self, headers: &HeaderMap) -> Option<Result<Authenticated, Refusal>> {
+    /// `now` is the request's start: remembered tokens expire by it.
+    pub fn authenticate_now(
+        &self,
+        headers: &HeaderMap,
+        now: tokio::time::Instant,
+    ) -> Option<Result<Authenticated, Refusal>> {
         for method in &self.methods {
-            match method.attempt_now(headers)? {
+            match method.attempt_now(headers, now)? {
                 Attempt::NotMine => continue,
                 decided => return Some(self.decided(method, decided)),
             }
@@ -607,12 +612,18 @@ mod tests {
         assert_eq!(principal.principal.name, "ann");
         // Without waiting, the same answer: a file set never needs a fetch.
         let now = auth
-            .authenticate_now(&bearer(key.sign(&claims("ann", "iss", "aud"))))
+            .authenticate_now(
+                &bearer(key.sign(&claims("ann", "iss", "aud"))),
+                tokio::time::Instant::now(),
+            )
             .expect("judged at once");
         assert_eq!(now.unwrap().principal.name, "ann");
         // A file set is never refetched: an unknown kid is simply invalid.
         let stranger = TestKey::p256("other");
-        let at_once = auth.authenticate_now(&bearer(stranger.sign(&claims("ann", "iss", "aud"))));
+        let at_once = auth.authenticate_now(
+            &bearer(stranger.sign(&claims("ann", "iss", "aud"))),
+            tokio::time::Instant::now(),
+        );
         assert_eq!(
             at_once.map(|r| r.map_err(|e| e.result).is_err()),
             Some(true)

@@ -41,9 +41,10 @@ pub(super) fn admit_now(
     service: &ServiceRuntime,
     client: &ClientContext,
     head: &mut request::Parts,
+    started: tokio::time::Instant,
 ) -> Option<Admission> {
     let signed_in = match &service.auth {
-        Some(auth) => Some((auth, auth.authenticate_now(&head.headers)?)),
+        Some(auth) => Some((auth, auth.authenticate_now(&head.headers, started)?)),
         None => None,
     };
     Some(judge(service, client, head, signed_in))

@@ -234,7 +234,8 @@ where
         } else {
             // Judged at once for nearly every request; boxed when a method
             // must wait, so that future adds nothing to this one.
-            let admission = match auth::admit_now(&service, client, &mut request.head) {
+            let admission = match auth::admit_now(&service, client, &mut request.head, ctx.started)
+            {
                 Some(admission) => admission,
                 None => Box::pin(auth::admit(&service, client, &mut request.head)).await,
             };
