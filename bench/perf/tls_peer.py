@@ -64,7 +64,7 @@ def haproxy(d, port, cert, key, backends):
         pem.write_text(Path(cert).read_text() + Path(key).read_text())
         pem.chmod(0o600)
         bind += f" ssl crt {pem} alpn h2,http/1.1"
-    text = render("haproxy.cfg", nofile=NOFILE, bind=bind, servers=servers)
+    text = render("haproxy.cfg", nofile=NOFILE, bind=bind, servers=servers, rules="")
     text = one_worker(text, "nbthread 2", "nbthread 1")
     conf = d / "haproxy.cfg"
     conf.write_text(text)
