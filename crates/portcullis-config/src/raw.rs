@@ -224,7 +224,7 @@ pub enum FileAuthorizeMode {
     Any,
 }
 
-/// Every method §11 names; validation refuses the ones not built yet.
+/// Every method §11 names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FileAuthMethod {
