@@ -23,6 +23,16 @@ if [ ${#packages[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -ne 0 ] && sudo="sudo"
   echo "installing: ${packages[*]}"
+  # Keep package scripts from starting system services: slapd would listen on
+  # every address (port 389), etcd on 2379. The tests start their own, on
+  # loopback. The usual policy-rc.d guard, only when the machine has none,
+  # removed afterwards.
+  guard=/usr/sbin/policy-rc.d
+  if [ ! -e "$guard" ]; then
+    printf '#!/bin/sh\nexit 101\n' | $sudo tee "$guard" >/dev/null
+    $sudo chmod 755 "$guard"
+    trap '$sudo rm -f "$guard"' EXIT
+  fi
   $sudo apt-get update -q
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "${packages[@]}"
 fi
