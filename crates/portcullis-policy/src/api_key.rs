@@ -36,6 +36,8 @@ pub struct ApiKeyEntry {
     /// Unix epoch; 0 never. Kept in the member, never written to the store
     /// per request; the admin API reports it.
     last_used_ms: AtomicU64,
+    /// `key:NAME`, made once: a request signed in by the key shares it.
+    principal: Arc<Principal>,
 }
 
 impl ApiKeyEntry {
@@ -45,8 +47,10 @@ impl ApiKeyEntry {
         service: Option<String>,
         expires_at_ms: Option<u64>,
     ) -> Self {
+        let principal = Arc::new(Principal::named(format!("{PRINCIPAL_PREFIX}{name}")));
         ApiKeyEntry {
             name,
+            principal,
             topology,
             service,
             expires_at_ms,
@@ -153,7 +157,7 @@ pub(crate) struct ApiKeyVerifier {
 pub(crate) enum KeyAttempt {
     /// The header is absent.
     Absent,
-    Judged(Result<Principal, AuthResult>),
+    Judged(Result<Arc<Principal>, AuthResult>),
 }
 
 impl ApiKeyVerifier {
@@ -200,10 +204,7 @@ impl ApiKeyVerifier {
         let judged = match table.check(value.as_bytes(), &self.topology, &self.service, now_ms) {
             Some(entry) => {
                 entry.used_at(now_ms);
-                Ok(Principal::named(format!(
-                    "{PRINCIPAL_PREFIX}{}",
-                    entry.name
-                )))
+                Ok(entry.principal.clone())
             }
             None => Err(AuthResult::Invalid),
         };
@@ -262,7 +263,7 @@ mod tests {
     fn judged(verifier: &ApiKeyVerifier, values: &[&str], now: u64) -> Result<String, AuthResult> {
         match verifier.attempt_at(&with_key(values), now) {
             KeyAttempt::Absent => panic!("the header was sent"),
-            KeyAttempt::Judged(result) => result.map(|p| p.name),
+            KeyAttempt::Judged(result) => result.map(|p| p.name.clone()),
         }
     }
 

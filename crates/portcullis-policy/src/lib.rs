@@ -257,7 +257,7 @@ impl Method {
             },
             Method::ApiKey(keys) => match keys.attempt(headers) {
                 api_key::KeyAttempt::Absent => Attempt::NotMine,
-                api_key::KeyAttempt::Judged(result) => Attempt::Decided(result.map(Arc::new)),
+                api_key::KeyAttempt::Judged(result) => Attempt::Decided(result),
             },
             Method::Basic(basic) => match basic_credentials(headers) {
                 Err(AuthResult::Missing) => Attempt::NotMine,
@@ -278,6 +278,7 @@ impl Method {
                 Err(result) => Attempt::Decided(Err(result)),
                 Ok(token) => Attempt::Decided(verify_bearer(jwt, token).await),
             },
+            // Never reached: an API key is always judged at once.
             Method::ApiKey(_) => Attempt::NotMine,
             Method::Basic(basic) => match basic_credentials(headers) {
                 Err(result) => Attempt::Decided(Err(result)),

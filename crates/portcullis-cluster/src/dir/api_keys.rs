@@ -19,29 +19,7 @@ impl DirStore {
 
     /// Every key record's text by name.
     pub fn api_keys(&self) -> Result<BTreeMap<String, String>, StoreError> {
-        let entries = match std::fs::read_dir(self.keys_dir()) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && self.root.is_dir() => {
-                return Ok(BTreeMap::new())
-            }
-            Err(e) => return Err(self.io("list keys", e)),
-        };
-        let mut out = BTreeMap::new();
-        for entry in entries {
-            let entry = entry.map_err(|e| self.io("list keys", e))?;
-            let name = entry.file_name().to_string_lossy().to_string();
-            if name.starts_with('.') {
-                continue;
-            }
-            match std::fs::read_to_string(entry.path()) {
-                Ok(text) => {
-                    out.insert(name, text.trim().to_string());
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(self.io("read key", e)),
-            }
-        }
-        Ok(out)
+        self.read_records(&self.keys_dir(), "keys", "key")
     }
 
     /// Stores a new key record; a name in use is refused, never replaced

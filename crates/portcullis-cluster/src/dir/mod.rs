@@ -308,16 +308,28 @@ impl DirStore {
 
     /// Sealed alias values by name (the store never sees plaintext).
     pub fn aliases(&self) -> Result<BTreeMap<String, String>, StoreError> {
-        let entries = match std::fs::read_dir(self.aliases_dir()) {
+        self.read_records(&self.aliases_dir(), "aliases", "alias")
+    }
+
+    /// Every record file of `dir` (one value per file, named by its file;
+    /// dot files are in-flight writes) by name, trimmed. A missing `dir`
+    /// in an existing store holds none.
+    pub(super) fn read_records(
+        &self,
+        dir: &std::path::Path,
+        plural: &str,
+        singular: &str,
+    ) -> Result<BTreeMap<String, String>, StoreError> {
+        let entries = match std::fs::read_dir(dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && self.root.is_dir() => {
                 return Ok(BTreeMap::new())
             }
-            Err(e) => return Err(self.io("list aliases", e)),
+            Err(e) => return Err(self.io(format!("list {plural}"), e)),
         };
         let mut out = BTreeMap::new();
         for entry in entries {
-            let entry = entry.map_err(|e| self.io("list aliases", e))?;
+            let entry = entry.map_err(|e| self.io(format!("list {plural}"), e))?;
             let name = entry.file_name().to_string_lossy().to_string();
             if name.starts_with('.') {
                 continue;
@@ -327,7 +339,7 @@ impl DirStore {
                     out.insert(name, text.trim().to_string());
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(self.io("read alias", e)),
+                Err(e) => return Err(self.io(format!("read {singular}"), e)),
             }
         }
         Ok(out)
