@@ -5,13 +5,12 @@
 use std::path::Path;
 
 use base64::Engine;
-use http::header::{HeaderMap, AUTHORIZATION};
 use portcullis_config::BasicPolicy;
 
 use crate::basic_cache::{cache_key, CredentialCache};
 use crate::htpasswd::HtpasswdFile;
 use crate::ldap::LdapDirectory;
-use crate::{AuthResult, PolicyError, Principal};
+use crate::{AuthResult, Authorization, PolicyError, Principal};
 
 /// The challenge of every Basic refusal (RFC 7617 §2.1: UTF-8 user names
 /// and passwords).
@@ -65,18 +64,12 @@ impl BasicVerifier {
 /// scheme counts as no Basic credentials ([`AuthResult::Missing`]); two
 /// fields, bad base64, no colon, an empty user or non-UTF-8 text as
 /// [`AuthResult::Invalid`].
-pub fn basic_credentials(headers: &HeaderMap) -> Result<(String, String), AuthResult> {
-    let mut fields = headers.get_all(AUTHORIZATION).iter();
-    let Some(value) = fields.next() else {
-        return Err(AuthResult::Missing);
-    };
+pub fn basic_credentials(authorization: &Authorization) -> Result<(String, String), AuthResult> {
+    let value = authorization.field()?;
     let value = value.to_str().map_err(|_| AuthResult::Invalid)?;
     let (scheme, encoded) = value.split_once(' ').unwrap_or((value, ""));
     if !scheme.eq_ignore_ascii_case("basic") {
         return Err(AuthResult::Missing);
-    }
-    if fields.next().is_some() {
-        return Err(AuthResult::Invalid);
     }
     let decoded = base64::engine::general_purpose::STANDARD
         .decode(encoded.trim())
@@ -92,14 +85,14 @@ pub fn basic_credentials(headers: &HeaderMap) -> Result<(String, String), AuthRe
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::HeaderValue;
+    use http::header::{HeaderMap, HeaderValue, AUTHORIZATION};
 
-    fn headers(values: &[&str]) -> HeaderMap {
+    fn headers(values: &[&str]) -> Authorization {
         let mut map = HeaderMap::new();
         for v in values {
             map.append(AUTHORIZATION, HeaderValue::from_str(v).unwrap());
         }
-        map
+        Authorization::take(&mut map)
     }
 
     fn basic(text: &str) -> String {

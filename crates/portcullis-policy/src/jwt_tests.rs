@@ -251,14 +251,14 @@ async fn a_token_whose_key_a_url_set_may_gain_is_judged_only_after_waiting() {
     let with_b = bearer(b.sign(&claims("bob", ISS, "orders")));
     // b is not in the set yet, but a refresh may bring it: no answer now.
     assert!(auth
-        .authenticate_now(&with_b, tokio::time::Instant::now())
+        .authenticate_headers_now(&with_b, tokio::time::Instant::now())
         .is_none());
     *served.lock().unwrap() = TestKey::jwks(&[&a, &b]);
-    let signed_in = auth.authenticate(&with_b).await.unwrap();
+    let signed_in = auth.authenticate_headers(&with_b).await.unwrap();
     assert_eq!(signed_in.principal.name, "bob");
     // Remembered now: judged at once.
     assert!(matches!(
-        auth.authenticate_now(&with_b, tokio::time::Instant::now()),
+        auth.authenticate_headers_now(&with_b, tokio::time::Instant::now()),
         Some(Ok(_))
     ));
 }

@@ -392,6 +392,7 @@ fn forwarded_headers_checked(data: &[u8], strict: bool) {
         host: original_host.as_ref(),
         member_id: &member,
         context: &context,
+        identity: None,
     };
     fields.insert_into(&mut headers);
     check_written_fields(&fields, original_host.is_some());

@@ -238,6 +238,11 @@ pub struct ForwardedFields<'a> {
     pub host: Option<&'a HeaderValue>,
     pub member_id: &'a HeaderValue,
     pub context: &'a HeaderValue,
+    /// The signed-in principal in the service's identity header (§11),
+    /// whose client copies the auth phase removed. Written here, not
+    /// inserted into the map: an insert with a configured name hashes it,
+    /// and a hop-by-hop strip could not remove it.
+    pub identity: Option<(&'a HeaderName, &'a HeaderValue)>,
 }
 
 impl ForwardedFields<'_> {
@@ -263,7 +268,11 @@ impl ForwardedFields<'_> {
         let prior = self.prior_for.map_or(&[][..], |p| p.as_bytes());
         let host = self.host.map_or(&[][..], |h| h.as_bytes());
         let (member, context) = (self.member_id.as_bytes(), self.context.as_bytes());
-        out.reserve(192 + 2 * peer.len() + prior.len() + host.len() + member.len() + context.len());
+        let identity = self
+            .identity
+            .map_or(0, |(name, value)| name.as_str().len() + value.len() + 4);
+        let variable = prior.len() + host.len() + member.len() + context.len() + identity;
+        out.reserve(192 + 2 * peer.len() + variable);
         out.extend_from_slice(b"x-real-ip: ");
         out.extend_from_slice(peer);
         out.extend_from_slice(b"\r\nx-forwarded-for: ");
@@ -290,6 +299,12 @@ impl ForwardedFields<'_> {
         out.extend_from_slice(b"\r\nx-forwarded-context: ");
         out.extend_from_slice(context);
         out.extend_from_slice(b"\r\n");
+        if let Some((name, value)) = self.identity {
+            out.extend_from_slice(name.as_str().as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
     }
 
     /// Inserts the fields into a header map, for engines that take one.
@@ -315,6 +330,9 @@ impl ForwardedFields<'_> {
         }
         headers.insert(X_FORWARDED_SERVER, self.member_id.clone());
         headers.insert(X_FORWARDED_CONTEXT, self.context.clone());
+        if let Some((name, value)) = self.identity {
+            headers.insert(name.clone(), value.clone());
+        }
     }
 }
 
@@ -453,6 +471,10 @@ mod tests {
             host: host.as_ref(),
             member_id: &HeaderValue::from_static("m1"),
             context: &HeaderValue::from_static("/gateway/sales"),
+            identity: Some((
+                &HeaderName::from_static("x-user"),
+                &HeaderValue::from_static("alice"),
+            )),
         };
         let mut written = Vec::new();
         fields.write_h1(&mut written);
@@ -493,6 +515,7 @@ mod tests {
         assert_eq!(added["x-forwarded-port"], "9443");
         assert_eq!(added["x-forwarded-server"], "m1");
         assert_eq!(added["x-forwarded-context"], "/gateway/sales");
+        assert_eq!(added["x-user"], "alice");
     }
 
     #[test]

@@ -236,8 +236,16 @@ where
             // must wait, so that future adds nothing to this one.
             let admission = match auth::admit_now(&service, client, &mut request.head, ctx.started)
             {
-                Some(admission) => admission,
-                None => Box::pin(auth::admit(&service, client, &mut request.head)).await,
+                auth::AdmitNow::Judged(admission) => admission,
+                auth::AdmitNow::MustWait(authorization) => {
+                    Box::pin(auth::admit(
+                        &service,
+                        client,
+                        &mut request.head,
+                        authorization,
+                    ))
+                    .await
+                }
             };
             admission.map(|principal| ctx.principal = principal)
         };
@@ -250,7 +258,16 @@ where
         let mut forwarding = match authenticated
             .and_then(|()| rate_limit::admit(&service, client, &request.head, &ctx))
             .and_then(|()| {
-                Forwarding::new(gateway, client, &service, request, rest_start, ctx.started)
+                let principal = ctx.principal.clone();
+                Forwarding::new(
+                    gateway,
+                    client,
+                    &service,
+                    request,
+                    rest_start,
+                    ctx.started,
+                    principal,
+                )
             }) {
             Ok(forwarding) => forwarding,
             Err(err) => {

@@ -6,11 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{self, HeaderMap, HeaderValue};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{request, Uri, Version};
 use http_body::Body;
 use http_body_util::BodyExt;
 use portcullis_config::{BackendProtocol, LoadBalancing};
+use portcullis_policy::Principal;
 use tokio::time::Instant;
 
 use super::ClientRequest;
@@ -119,6 +120,8 @@ pub(super) struct Forwarding<'r, U> {
     pub(super) original_host: Option<HeaderValue>,
     /// The client's own X-Forwarded-For, which the gateway's extends.
     pub(super) prior_for: Option<HeaderValue>,
+    /// Who signed in (`[service.auth]`), asserted in the identity header.
+    pub(super) principal: Option<Arc<Principal>>,
     pub(super) backend_version: Version,
     pub(super) replay: Option<ReplayBody>,
     /// The client's side of a WebSocket upgrade, until a backend accepts it.
@@ -155,6 +158,7 @@ impl<'r, U> Forwarding<'r, U> {
         request: ClientRequest<B, U>,
         rest_start: usize,
         now: Instant,
+        principal: Option<Arc<Principal>>,
     ) -> Result<Box<Self>, ProxyError>
     where
         B: Body<Data = Bytes> + Send + Sync + 'static,
@@ -201,6 +205,7 @@ impl<'r, U> Forwarding<'r, U> {
                 rest_start,
                 original_host,
                 prior_for,
+                principal,
                 backend_version: match service.config.protocol {
                     BackendProtocol::Http1 => Version::HTTP_11,
                     BackendProtocol::H2 => Version::HTTP_2,
@@ -232,7 +237,15 @@ impl<'r, U> Forwarding<'r, U> {
             host: self.original_host.as_ref(),
             member_id: &self.gateway.member_id_header,
             context: &self.service.context,
+            identity: self.identity(),
         }
+    }
+
+    /// The identity header and the principal's value (the auth phase
+    /// refused a principal whose name cannot be a field value).
+    fn identity(&self) -> Option<(&HeaderName, &HeaderValue)> {
+        let header = self.service.auth.as_ref()?.identity_header();
+        Some((header, self.principal.as_ref()?.header_value()?))
     }
 
     /// The backend of the first try: the cookie's, else the policy's choice.
