@@ -39,15 +39,24 @@ EV=raw_syscalls:sys_enter,syscalls:sys_enter_read,syscalls:sys_enter_write,sysca
 perf stat -x, -e "$EV" -p "$PIDS" -o "$D/perf.csv" -- sleep $((N + 1)) &
 PERF=$!
 sleep 0.5
+# user and system CPU time (clock ticks, /proc/PID/stat fields 14 and 15) of
+# the proxy's processes around the measured run: where the time goes when
+# hardware counters are not available
+ticks() { for p in ${PIDS//,/ }; do awk '{print $14, $15}' /proc/$p/stat 2>/dev/null; done | awk '{u+=$1; s+=$2} END {print u+0, s+0}'; }
+T0=$(ticks)
 wrk -t1 -c"$C" -d"${N}s" --latency "$URL" > "$D/wrk.txt"
+T1=$(ticks)
+echo "$T0 $T1 $(getconf CLK_TCK)" > "$D/ticks.txt"
 wait $PERF
 kill -TERM $P; wait $P 2>/dev/null
 [ -n "${CFG:-}" ] && rm -f "$CFG"
 REQS=$(grep -oP '^\s*\K\d+(?= requests in)' "$D/wrk.txt")
-python3 - "$D/perf.csv" "$REQS" "$LABEL" "$D/wrk.txt" <<'PY'
+python3 - "$D/perf.csv" "$REQS" "$LABEL" "$D/wrk.txt" "$D/ticks.txt" <<'PY'
 import sys
-path, reqs, label, wrk = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+path, reqs, label, wrk, ticks = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
 out = []
+u0, s0, u1, s1, hz = (int(x) for x in open(ticks).read().split())
+out.append(f"user_us/req={(u1 - u0) * 1e6 / hz / reqs:.2f} sys_us/req={(s1 - s0) * 1e6 / hz / reqs:.2f}")
 for line in open(path):
     f = line.strip().split(",")
     if len(f) < 3 or not f[0] or f[0].startswith("#"):

@@ -8,12 +8,12 @@
 //! (PRODUCT.md §9).
 
 use std::io;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::BytesMut;
-use fnv::FnvHashMap;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
@@ -37,11 +37,14 @@ pub(crate) struct BackendConn {
 #[derive(Debug)]
 struct Idle {
     conn: BackendConn,
-    since: Instant,
+    /// When the connection has been idle too long to be reused.
+    expires: Instant,
 }
 
-/// One thread's idle connections, by backend authority (`host:port`).
-type ByAuthority = FnvHashMap<Box<str>, Vec<Idle>>;
+/// One thread's idle connections, by backend authority (`host:port`). A
+/// service has a handful of backends: a walk comparing a few bytes costs
+/// less than hashing the authority twice per request (callgrind).
+type ByAuthority = Vec<(Box<str>, Vec<Idle>)>;
 
 /// Idle connections of one service, by backend authority, and by thread
 /// when each thread runs its own runtime ([`keep_per_thread`]): a
@@ -49,18 +52,18 @@ type ByAuthority = FnvHashMap<Box<str>, Vec<Idle>>;
 /// there a connection stays with the runtime that opened it.
 #[derive(Debug, Default)]
 pub struct Pool {
-    idle: Mutex<FnvHashMap<Option<std::thread::ThreadId>, ByAuthority>>,
+    /// By [`owner`]: slot 0 for the shared runtime, else the thread's slot.
+    idle: Mutex<Vec<ByAuthority>>,
 }
 
 impl Pool {
     /// The most recently used live connection to `authority`, if any.
     pub(crate) fn take(&self, authority: &str) -> Option<BackendConn> {
         let now = Instant::now();
-        let me = owner();
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        let list = idle.get_mut(&me)?.get_mut(authority)?;
+        let list = find(idle.get_mut(owner())?, authority)?;
         while let Some(entry) = list.pop() {
-            if now.saturating_duration_since(entry.since) < POOL_IDLE && is_quiet(&entry.conn) {
+            if now < entry.expires && is_quiet(&entry.conn) {
                 return Some(entry.conn);
             }
         }
@@ -81,17 +84,23 @@ impl Pool {
         // as much but raised the idle memory per client connection by about
         // 400 B in `bench/perf/idle.sh`; the spares are a few per thread.)
         drop(crate::spare::give_back_read(std::mem::take(&mut conn.buf)));
-        let me = owner();
+        let slot = owner();
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        let idle = idle.entry(me).or_default();
-        let list = match idle.get_mut(authority) {
-            Some(list) => list,
-            None => idle.entry(authority.into()).or_default(),
+        if idle.len() <= slot {
+            idle.resize_with(slot + 1, Vec::new);
+        }
+        let by_authority = &mut idle[slot];
+        let list = match by_authority.iter().position(|(a, _)| **a == *authority) {
+            Some(at) => &mut by_authority[at].1,
+            None => {
+                by_authority.push((authority.into(), Vec::new()));
+                &mut by_authority.last_mut().expect("just pushed").1
+            }
         };
         if list.len() < MAX_IDLE_PER_BACKEND {
             list.push(Idle {
                 conn,
-                since: Instant::now(),
+                expires: Instant::now() + POOL_IDLE,
             });
         }
     }
@@ -99,23 +108,41 @@ impl Pool {
     /// Idle connections held, for tests and the admin view.
     pub fn idle_count(&self) -> usize {
         let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        idle.values().flat_map(|m| m.values()).map(Vec::len).sum()
+        idle.iter().flatten().map(|(_, list)| list.len()).sum()
     }
 }
 
-static PER_THREAD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+fn find<'a>(by_authority: &'a mut ByAuthority, authority: &str) -> Option<&'a mut Vec<Idle>> {
+    by_authority
+        .iter_mut()
+        .find(|(a, _)| **a == *authority)
+        .map(|(_, list)| list)
+}
+
+static PER_THREAD: AtomicBool = AtomicBool::new(false);
 
 /// Keeps idle connections per thread from now on: for processes that run a
 /// current-thread runtime per core. With one shared runtime every worker may
 /// use every connection.
 pub fn keep_per_thread() {
-    PER_THREAD.store(true, std::sync::atomic::Ordering::Relaxed);
+    PER_THREAD.store(true, Ordering::Relaxed);
 }
 
-fn owner() -> Option<std::thread::ThreadId> {
-    PER_THREAD
-        .load(std::sync::atomic::Ordering::Relaxed)
-        .then(|| std::thread::current().id())
+static NEXT_SLOT: AtomicUsize = AtomicUsize::new(1);
+
+thread_local! {
+    /// This thread's slot in every pool, handed out at its first use.
+    static SLOT: usize = NEXT_SLOT.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The pool slot of the calling thread: a thread-local read, where hashing
+/// the thread's id took `thread::current()` (a reference count) and a hash.
+fn owner() -> usize {
+    if PER_THREAD.load(Ordering::Relaxed) {
+        SLOT.with(|slot| *slot)
+    } else {
+        0
+    }
 }
 
 /// True when the backend has neither closed the connection nor sent bytes
