@@ -340,22 +340,16 @@ impl ForwardedFields<'_> {
 /// only (RFC 3986 §3.2.3). On the value's bytes: no UTF-8 check and no
 /// `str::parse`, as this runs for every forwarded request.
 fn port_of_host(host: &[u8]) -> Option<u16> {
-    let after_bracket = match host.iter().rposition(|&b| b == b']') {
-        Some(i) => &host[i + 1..],
-        None => host,
-    };
-    let colon = after_bracket.iter().rposition(|&b| b == b':')?;
-    let digits = &after_bracket[colon + 1..];
-    if digits.is_empty() || digits.len() > 5 {
+    // From the end: a port is the run of digits after the last colon, and a
+    // colon before the run is the last one (no `]` can follow it). Two
+    // reverse searches over the whole host cost twice as much (callgrind).
+    let digits = host.iter().rev().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 || digits > 5 || host.len() == digits || host[host.len() - digits - 1] != b':' {
         return None;
     }
-    let mut port: u32 = 0;
-    for &b in digits {
-        if !b.is_ascii_digit() {
-            return None;
-        }
-        port = port * 10 + u32::from(b - b'0');
-    }
+    let port = host[host.len() - digits..]
+        .iter()
+        .fold(0u32, |port, &b| port * 10 + u32::from(b - b'0'));
     u16::try_from(port).ok()
 }
 
