@@ -749,7 +749,8 @@ mod tests {
     async fn tls_variant_serves_h2_and_http1_with_a_private_ca() {
         use rustls::pki_types::pem::PemObject;
         use rustls::pki_types::{CertificateDer, ServerName};
-        let (ca_pem, server_pem, key_pem) = private_ca_and_server_cert();
+        let (ca_pem, server_pem, key_pem) =
+            portcullis_testkit::tls::private_ca_and_localhost_cert();
         let b = DemoBackend::spawn_tls(
             "secure",
             "127.0.0.1:0".parse().unwrap(),
@@ -789,20 +790,5 @@ mod tests {
             assert_eq!(response.headers()["x-backend"], "secure");
             assert_eq!(json_of(&body)["version"], version);
         }
-    }
-
-    /// A CA certificate and a "localhost" server certificate it signed, with
-    /// the server key, all in PEM (what `portcullis cert create` writes).
-    fn private_ca_and_server_cert() -> (String, String, String) {
-        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
-        let ca_key = KeyPair::generate().unwrap();
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-        let issuer = Issuer::new(ca_params, ca_key);
-        let server_key = KeyPair::generate().unwrap();
-        let server_params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
-        let server_cert = server_params.signed_by(&server_key, &issuer).unwrap();
-        (ca_cert.pem(), server_cert.pem(), server_key.serialize_pem())
     }
 }

@@ -45,3 +45,22 @@ pub fn https_client(ca: &Path, h2: bool) -> HttpsTestClient {
     client.http2_only(h2);
     client.build(connector)
 }
+
+/// A private CA and a certificate it signed for `localhost`: the CA's
+/// certificate, the server's certificate and the server's key, all in PEM
+/// (what `portcullis cert create` writes), for test servers that speak TLS.
+pub fn private_ca_and_localhost_cert() -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().expect("a CA key");
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA parameters");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).expect("a CA certificate");
+    let issuer = Issuer::new(ca_params, ca_key);
+    let server_key = KeyPair::generate().expect("a server key");
+    let server_params =
+        CertificateParams::new(vec!["localhost".to_string()]).expect("server parameters");
+    let server_cert = server_params
+        .signed_by(&server_key, &issuer)
+        .expect("a server certificate");
+    (ca_cert.pem(), server_cert.pem(), server_key.serialize_pem())
+}

@@ -186,22 +186,13 @@ async fn an_ldap_login_brings_the_users_groups() {
 /// sent the password in clear.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn starttls_verifies_the_directory_against_tls_ca() {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca_params, ca_key);
-    let server_key = KeyPair::generate().unwrap();
-    let server_params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
-    let server_cert = server_params.signed_by(&server_key, &issuer).unwrap();
-    let (cert, key) = (server_cert.pem(), server_key.serialize_pem());
+    let (ca_pem, cert, key) = portcullis_testkit::tls::private_ca_and_localhost_cert();
     let slapd = Slapd::start(&LdapSeed {
         tls: Some((&cert, &key)),
         ..seed()
     });
     let ca = slapd.dir().join("ca.pem");
-    std::fs::write(&ca, ca_cert.pem()).unwrap();
+    std::fs::write(&ca, ca_pem).unwrap();
     let url = format!("ldap://localhost:{}", slapd.port());
 
     let trusted =
