@@ -210,6 +210,26 @@ pub(crate) async fn sign_in(browser: &Client, token: &str) {
         .unwrap();
 }
 
+/// Starts chromedriver, logging to `dir/chromedriver.log`; the guard
+/// kills it by pid.
+pub(crate) fn start_driver(dir: &Path) -> (Guard, u16) {
+    let driver_port = free_port();
+    let guard = Guard(
+        Command::new(CHROMEDRIVER)
+            .arg(format!("--port={driver_port}"))
+            .arg(format!(
+                "--log-path={}",
+                dir.join("chromedriver.log").display()
+            ))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver"),
+    );
+    wait_port(driver_port, "chromedriver");
+    (guard, driver_port)
+}
+
 pub(crate) async fn start_browser(
     driver_port: u16,
     user_data_dir: &Path,
@@ -324,18 +344,8 @@ async fn the_dashboard_shows_the_cluster_and_drains_a_backend_on_every_member() 
         Duration::from_millis(25),
     );
 
-    let driver_port = free_port();
     let driver_log = dir.path().join("chromedriver.log");
-    let _driver = Guard(
-        Command::new(CHROMEDRIVER)
-            .arg(format!("--port={driver_port}"))
-            .arg(format!("--log-path={}", driver_log.display()))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start chromedriver"),
-    );
-    wait_port(driver_port, "chromedriver");
+    let (_driver, driver_port) = start_driver(dir.path());
     let user_data_dir = dir.path().join("chromium-profile");
     std::fs::create_dir_all(&user_data_dir).unwrap();
     let _browser_guard = BrowserGuard {

@@ -4,7 +4,6 @@
 //! 403 from `[service.authorize] cidrs` the loopback client is not in).
 //! Fixtures are those of `dashboard.rs`.
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use futures_util::FutureExt;
@@ -13,7 +12,7 @@ use portcullis_testkit::*;
 use serde_json::Value;
 
 use super::dashboard::{
-    require_browser, sign_in, start_browser, wait_js, BrowserGuard, Guard, Node, CHROMEDRIVER,
+    require_browser, sign_in, start_browser, start_driver, wait_js, BrowserGuard, Node,
 };
 
 /// Each policy card's auth tag and its 401/403/429 figures (`data-value`).
@@ -92,16 +91,7 @@ async fn the_dashboard_shows_auth_methods_and_refusal_rates_per_service() {
     let unauthorized = Load::with_pause(gateway("guarded"), 1, Duration::from_millis(20));
     let forbidden = Load::with_pause(gateway("walled"), 1, Duration::from_millis(20));
 
-    let driver_port = free_port();
-    let _driver = Guard(
-        Command::new(CHROMEDRIVER)
-            .arg(format!("--port={driver_port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start chromedriver"),
-    );
-    wait_port(driver_port, "chromedriver");
+    let (_driver, driver_port) = start_driver(dir.path());
     let user_data_dir = dir.path().join("chromium-profile");
     std::fs::create_dir_all(&user_data_dir).unwrap();
     let _browser_guard = BrowserGuard {

@@ -3,7 +3,6 @@
 //! HTTPS with `[admin] tls`. Fixtures are those of `dashboard.rs`.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use fantoccini::{Client, Locator};
@@ -12,7 +11,7 @@ use portcullis_testkit::*;
 use serde_json::json;
 
 use super::dashboard::{
-    require_browser, sign_in, start_browser, wait_js, BrowserGuard, Guard, Node, CHROMEDRIVER,
+    require_browser, sign_in, start_browser, start_driver, wait_js, BrowserGuard, Node,
 };
 
 /// The live members' figures as the page shows them (exact `data-value`s)
@@ -128,25 +127,6 @@ pub(crate) async fn drift_is_flagged(browser: &Client, store: &Path) {
         |rows| *rows == json!([["m1", false], ["m2", false], ["m3", true]]),
     )
     .await;
-}
-
-/// Starts chromedriver; the guard kills it by pid.
-fn start_driver(dir: &Path) -> (Guard, u16) {
-    let driver_port = free_port();
-    let guard = Guard(
-        Command::new(CHROMEDRIVER)
-            .arg(format!("--port={driver_port}"))
-            .arg(format!(
-                "--log-path={}",
-                dir.join("chromedriver.log").display()
-            ))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start chromedriver"),
-    );
-    wait_port(driver_port, "chromedriver");
-    (guard, driver_port)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
