@@ -1,14 +1,14 @@
-//! Request and response heads: found with `httparse`, checked with the
-//! framing gate's strict rules (PRODUCT.md §9), and turned into `http` parts
-//! whose target and header values share the read buffer's bytes (no copy).
-
-use std::mem::MaybeUninit;
+//! Request and response heads: found and checked in one pass
+//! (`engine::scan`, with the framing gate's field rules, PRODUCT.md §9), and
+//! turned into `http` parts whose target and header values share the read
+//! buffer's bytes (no copy).
 
 use bytes::{Bytes, BytesMut};
 use http::header::{HeaderName, HeaderValue};
 use http::{request, response, HeaderMap, Method, StatusCode, Uri, Version};
 
-use crate::h1gate::{check_head, Body, Framing, Violation, MAX_HEAD};
+use super::scan::{self, Flaw};
+use crate::h1gate::{check_head, Body, Framing, HeadFields, Violation, MAX_HEAD};
 use crate::http::headers::is_tchar;
 use crate::http::response_head::{FieldKind, RawField, RawResponseHead};
 
@@ -85,45 +85,39 @@ impl SeenFields {
 /// needed. On success the head's bytes are split off `buf`; what follows it
 /// (a body, or the next pipelined request) stays.
 pub fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, RequestHeadError> {
-    // Uninitialised: filling 100 empty headers costs more than the parse.
-    let mut fields = [const { MaybeUninit::uninit() }; MAX_HEADERS];
-    let mut parsed = httparse::Request::new(&mut []);
-    let strict = httparse::ParserConfig::default();
-    let len = match strict.parse_request_with_uninit_headers(&mut parsed, buf, &mut fields) {
-        Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => {
-            return Err(RequestHeadError::TooLarge)
-        }
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(httparse::Error::TooManyHeaders) => return Err(RequestHeadError::TooManyFields),
-        // httparse stops at the first thing it cannot read; the gate's check
-        // names the rule (a bare LF, whitespace before a colon, ...).
-        Err(_) => return Err(head_violation(buf)),
+    // Never look further than a head may be long: a flood of head bytes is
+    // refused at 64 KiB, not after the whole read.
+    let window = buf.len().min(MAX_HEAD);
+    let found = match scan_request(&mut buf[..window]) {
+        Ok(Some(found)) => found,
+        Ok(None) if buf.len() > MAX_HEAD => return Err(RequestHeadError::TooLarge),
+        Ok(None) => return Ok(None),
+        Err(Refused::Violation(violation)) => return Err(RequestHeadError::Violation(violation)),
+        Err(Refused::Flaw(Flaw::TooManyFields)) => return Err(RequestHeadError::TooManyFields),
+        // The gate's check names the rule (a bare LF, whitespace before a
+        // colon, ...).
+        Err(Refused::Flaw(_)) => return Err(head_violation(buf)),
     };
-    if len > MAX_HEAD {
-        return Err(RequestHeadError::TooLarge);
-    }
-    let framing = check_head(&buf[..len]).map_err(RequestHeadError::Violation)?;
-    if matches!(framing.body, Body::Length(n) if n > MAX_CONTENT_LENGTH) {
+    if matches!(found.framing.body, Body::Length(n) if n > MAX_CONTENT_LENGTH) {
         return Err(RequestHeadError::Violation(Violation::InvalidContentLength));
     }
-    let base = buf.as_ptr() as usize;
-    let method =
-        Method::from_bytes(parsed.method.unwrap_or("").as_bytes()).map_err(|_| bad_line())?;
-    let target = range_of(base, parsed.path.unwrap_or("").as_bytes());
-    let version = if framing.http10 {
+    let (method_start, method_end) = found.line.method;
+    let method = Method::from_bytes(&buf[method_start as usize..method_end as usize])
+        .map_err(|_| bad_line())?;
+    let version = if found.framing.http10 {
         Version::HTTP_10
     } else {
         Version::HTTP_11
     };
-    let seen = named_ranges(base, parsed.headers)?;
-    let head = buf.split_to(len).freeze();
-    let uri = Uri::from_maybe_shared(head.slice(target.0..target.1)).map_err(|_| bad_line())?;
+    let head = buf.split_to(found.len).freeze();
+    let (target_start, target_end) = found.line.target;
+    let uri = Uri::from_maybe_shared(head.slice(target_start as usize..target_end as usize))
+        .map_err(|_| bad_line())?;
     // Room for the fields the pipeline adds, so the map is not regrown.
     let headers = shared_map(&head, crate::pipeline::ADDED_HEADERS)?;
     // Answered here (100 Continue when the body is wanted), as hyper's
     // server does; the field still goes to the backend, as with hyper.
-    let expects_continue = seen.expect
+    let expects_continue = found.seen.expect
         && headers
             .get_all(http::header::EXPECT)
             .iter()
@@ -135,13 +129,80 @@ pub fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, RequestH
     parts.headers = headers;
     Ok(Some(RequestHead {
         parts,
-        framing,
+        framing: found.framing,
         expects_continue,
+        seen: found.seen,
+    }))
+}
+
+/// Why the scan of a request head stopped: a line the scan refused (named
+/// again by the gate's check), or a field rule of the gate's.
+enum Refused {
+    Flaw(Flaw),
+    Violation(Violation),
+}
+
+impl From<Flaw> for Refused {
+    fn from(flaw: Flaw) -> Refused {
+        Refused::Flaw(flaw)
+    }
+}
+
+/// A request head the scan found whole.
+struct FoundRequest {
+    line: scan::RequestLine,
+    /// The head's length, blank line included.
+    len: usize,
+    framing: Framing,
+    seen: SeenFields,
+}
+
+/// One pass over the head: its lines checked (`engine::scan`), each field
+/// noted for the framing decision (`h1gate::HeadFields`, the gate's own
+/// rules), its name built and its value's place kept in the thread's list.
+fn scan_request(buf: &mut [u8]) -> Result<Option<FoundRequest>, Refused> {
+    let Some(line) = scan::request_line(buf)? else {
+        return Ok(None);
+    };
+    let (method_start, method_end) = line.method;
+    let mut framing = HeadFields::new(
+        &buf[method_start as usize..method_end as usize],
+        line.http10,
+    );
+    let mut seen = SeenFields::default();
+    let mut violation = None;
+    let len = NAMED.with_borrow_mut(|named| {
+        named.clear();
+        scan::fields(buf, line.end, |buf, field| {
+            let name = &buf[field.name.0 as usize..field.name.1 as usize];
+            let value = &buf[field.value.0 as usize..field.value.1 as usize];
+            if let Err(broken) = framing.note(name, value) {
+                violation = Some(broken);
+                return Err(Flaw::FieldValue);
+            }
+            let name = HeaderName::from_lowercase(name).map_err(|_| Flaw::FieldName)?;
+            seen.note(&name);
+            let (start, end) = field.value;
+            named.push((name, (start as usize, end as usize)));
+            Ok(())
+        })
+    });
+    if let Some(broken) = violation {
+        return Err(Refused::Violation(broken));
+    }
+    let Some(len) = len? else {
+        return Ok(None);
+    };
+    let framing = framing.framing().map_err(Refused::Violation)?;
+    Ok(Some(FoundRequest {
+        line,
+        len,
+        framing,
         seen,
     }))
 }
 
-/// The rule a head httparse could not read breaks, as the gate names it.
+/// The rule a head the scan refused breaks, as the gate names it.
 fn head_violation(buf: &[u8]) -> RequestHeadError {
     // The head ends at the first blank line if there is one; the gate checks
     // a complete head only, so a cut head is closed off for the check.
@@ -157,18 +218,21 @@ fn head_violation(buf: &[u8]) -> RequestHeadError {
     }
 }
 
+/// The end of the blank line that ends the head, past the empty lines
+/// that may come before the request line.
 fn find_blank_line(buf: &[u8]) -> Option<usize> {
-    buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4)
+    let mut leading = 0;
+    while buf[leading..].starts_with(b"\r\n") {
+        leading += 2;
+    }
+    buf[leading..]
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| leading + i + 4)
 }
 
 fn bad_line() -> RequestHeadError {
     RequestHeadError::Violation(Violation::InvalidRequestLine)
-}
-
-/// Where `part` lies in the buffer that starts at address `base`.
-fn range_of(base: usize, part: &[u8]) -> (usize, usize) {
-    let start = part.as_ptr() as usize - base;
-    (start, start + part.len())
 }
 
 type Named = Vec<(HeaderName, (usize, usize))>;
@@ -180,28 +244,7 @@ thread_local! {
     static NAMED: std::cell::RefCell<Named> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Header names (built now, while httparse's slices are alive) and where
-/// each value lies, into the thread's list; and which of the fields asked
-/// about later are there.
-fn named_ranges(
-    base: usize,
-    fields: &[httparse::Header<'_>],
-) -> Result<SeenFields, RequestHeadError> {
-    NAMED.with_borrow_mut(|named| {
-        named.clear();
-        named.reserve(fields.len());
-        let mut seen = SeenFields::default();
-        for field in fields {
-            let name = HeaderName::from_bytes(field.name.as_bytes())
-                .map_err(|_| RequestHeadError::Violation(Violation::InvalidFieldName))?;
-            seen.note(&name);
-            named.push((name, range_of(base, field.value)));
-        }
-        Ok(seen)
-    })
-}
-
-/// The fields `named_ranges` found, as a map whose values share `head`'s
+/// The fields `scan_request` found, as a map whose values share `head`'s
 /// bytes, with `room` for fields to be added.
 fn shared_map(head: &Bytes, room: usize) -> Result<HeaderMap, RequestHeadError> {
     NAMED.with_borrow_mut(|named| {
@@ -264,48 +307,31 @@ pub struct BadResponse(pub &'static str);
 
 /// Parses the response head at the start of `buf` for a request with
 /// `method`. `Ok(None)`: more bytes are needed. On success the head's bytes
-/// are split off `buf`. The fields stay where they are: httparse's name and
+/// are split off `buf`. The fields stay where they are: the scan's name and
 /// value sets are `http`'s (tchar; HTAB, SP, VCHAR, obs-text), so every
 /// field converts to a map entry where one is needed.
 pub fn parse_response(
     buf: &mut BytesMut,
     method: &Method,
 ) -> Result<Option<ResponseHead>, BadResponse> {
-    let mut fields = [const { MaybeUninit::uninit() }; MAX_HEADERS];
-    let mut parsed = httparse::Response::new(&mut []);
-    let strict = httparse::ParserConfig::default();
-    let len = match strict.parse_response_with_uninit_headers(&mut parsed, buf, &mut fields) {
-        Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => {
-            return Err(BadResponse("head over 64 KiB"))
-        }
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(_) => return Err(BadResponse("not an HTTP/1.1 response head")),
+    let window = buf.len().min(MAX_HEAD);
+    let (line, fields, len) = match scan_response(&mut buf[..window]) {
+        Ok(Some(found)) => found,
+        Ok(None) if buf.len() > MAX_HEAD => return Err(BadResponse("head over 64 KiB")),
+        Ok(None) => return Ok(None),
+        Err(flaw) => return Err(BadResponse(flaw.reason())),
     };
-    if len > MAX_HEAD {
-        return Err(BadResponse("head over 64 KiB"));
-    }
-    let code = parsed.code.unwrap_or(0);
-    let status = StatusCode::from_u16(code)
+    let status = StatusCode::from_u16(line.code)
         .ok()
         .filter(|s| (100..=599).contains(&s.as_u16()))
         .ok_or(BadResponse("status outside 100-599"))?;
-    let version = match parsed.version {
-        Some(0) => Version::HTTP_10,
-        _ => Version::HTTP_11,
+    let version = if line.http10 {
+        Version::HTTP_10
+    } else {
+        Version::HTTP_11
     };
-    let base = buf.as_ptr() as usize;
-    let mut raw_fields: Vec<RawField> = parsed
-        .headers
-        .iter()
-        .map(|field| RawField::at(base, field.name.as_bytes(), field.value))
-        .collect();
-    check_line_endings(&buf[..len], &raw_fields)?;
-    for field in &mut raw_fields {
-        field.classify(&mut buf[..len]);
-    }
     let bytes = buf.split_to(len).freeze();
-    let mut raw = RawResponseHead::new(status, version, bytes, raw_fields);
+    let mut raw = RawResponseHead::new(status, version, bytes, fields);
     let framing = response_framing(method, &mut raw)?;
     let closes = closes_after_raw(&raw) || framing == ResponseFraming::UntilClose;
     Ok(Some(ResponseHead {
@@ -315,17 +341,19 @@ pub fn parse_response(
     }))
 }
 
-/// Every line ends in CRLF: httparse also takes a bare LF, which another
-/// parser on the way back to the client might not. In a head httparse
-/// took (no obs-fold, no CR or LF in a name, value or the status line, only
-/// whitespace after a value), the LFs are the one before each field's name
-/// and the last two: only those are looked at, not every byte.
-fn check_line_endings(head: &[u8], fields: &[RawField]) -> Result<(), BadResponse> {
-    let crlf_before = |at: usize| at >= 2 && head[at - 2] == b'\r' && head[at - 1] == b'\n';
-    if !head.ends_with(b"\r\n\r\n") || !fields.iter().all(|f| crlf_before(f.name_start())) {
-        return Err(BadResponse("bare LF"));
-    }
-    Ok(())
+/// The status line and the fields, lowercased and classified, in one pass.
+fn scan_response(buf: &mut [u8]) -> scan::Scan<(scan::StatusLine, Vec<RawField>, usize)> {
+    let Some(line) = scan::status_line(buf)? else {
+        return Ok(None);
+    };
+    // Most responses have fewer fields: one allocation, no regrowth.
+    let mut fields = Vec::with_capacity(12);
+    let end = scan::fields(buf, line.end, |buf, field| {
+        let name = &buf[field.name.0 as usize..field.name.1 as usize];
+        fields.push(RawField::new(field.name, field.value, FieldKind::of(name)));
+        Ok(())
+    })?;
+    Ok(end.map(|len| (line, fields, len)))
 }
 
 /// RFC 9112 §6.3 for responses. Content-Length next to Transfer-Encoding is

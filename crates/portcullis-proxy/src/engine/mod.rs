@@ -1,10 +1,11 @@
 //! Portcullis's own HTTP/1.1 engine (`[gateway] engine = "portcullis"`).
 //!
 //! It drives the same request pipeline as hyper (`crate::pipeline`): heads are
-//! found with `httparse` and checked with the framing gate's strict rules
-//! (`crate::h1gate`), and their target and header values share the read
-//! buffer's bytes. hyper stays for HTTP/2 on both sides and as the reference
-//! the differential test compares this engine with.
+//! found and checked in one pass (`scan`, with the framing gate's strict
+//! rules, `crate::h1gate`), and their target and header values share the
+//! read buffer's bytes. hyper stays for HTTP/2 on both sides and as the
+//! reference the differential test compares this engine with; httparse's
+//! strict parser is the reference of the fuzz targets.
 //!
 //! - `server`: one client connection: heads, bodies, responses, keep-alive,
 //!   pipelining, `Expect: 100-continue`, upgrades. Between requests it holds
@@ -23,6 +24,7 @@ mod interim;
 mod request_body;
 mod respond;
 mod response_body;
+mod scan;
 mod server;
 
 pub use crate::backend_pool::Pool;

@@ -310,6 +310,13 @@ async fn write_body<W: AsyncWrite + Unpin>(
         if chunked {
             out.extend_from_slice(b"\r\n");
         }
+        // A body that knows it is done (a backend body whose last bytes
+        // were in this frame) is not polled once more for its end: that
+        // poll went through every layer of it for nothing, about 300
+        // instructions for a small response.
+        if body.is_end_stream() {
+            break;
+        }
     }
     if chunked {
         out.extend_from_slice(b"0\r\n\r\n");

@@ -62,6 +62,37 @@ pub(super) fn check_fields(section: &[u8]) -> Result<(), Violation> {
     }
 }
 
+/// The framing decision of [`check_head`] for a head whose lines the
+/// engine's own scan (`engine::scan`) has already checked: the same field
+/// rules and the same decision, without a second pass over the bytes.
+#[derive(Debug)]
+pub(crate) struct HeadFields {
+    request: RequestLine,
+    fields: Fields,
+}
+
+impl HeadFields {
+    /// For a request line with `method` (case-sensitive) in HTTP/1.0 or 1.1.
+    pub(crate) fn new(method: &[u8], http10: bool) -> HeadFields {
+        HeadFields {
+            request: RequestLine {
+                connect: method == b"CONNECT",
+                http10,
+            },
+            fields: Fields::default(),
+        }
+    }
+
+    /// One field line, its value without surrounding whitespace.
+    pub(crate) fn note(&mut self, name: &[u8], value: &[u8]) -> Result<(), Violation> {
+        self.fields.note(name, value)
+    }
+
+    pub(crate) fn framing(&self) -> Result<Framing, Violation> {
+        self.fields.framing(self.request)
+    }
+}
+
 /// Splits off one CRLF-terminated line.
 fn next_line(bytes: &[u8]) -> Result<(&[u8], &[u8]), Violation> {
     let Some(end) = find_cr_or_lf(bytes) else {

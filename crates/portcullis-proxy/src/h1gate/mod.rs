@@ -35,6 +35,7 @@ mod tests;
 
 pub(crate) use chunked::hex_digit;
 pub use decode::{ChunkedDecoder, Decoded};
+pub(crate) use head::HeadFields;
 pub use head::{check_head, MAX_HEAD};
 pub use io::{GateStatus, GatedIo};
 

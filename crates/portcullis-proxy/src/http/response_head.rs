@@ -116,6 +116,18 @@ impl RawField {
         }
     }
 
+    /// The field whose lowercase name and value lie at `name` and `value`
+    /// of the head's bytes, of `kind` (the engine's scan finds all three).
+    pub fn new(name: (u32, u32), value: (u32, u32), kind: FieldKind) -> RawField {
+        RawField {
+            name,
+            value,
+            kind,
+            dropped: false,
+            replaced: false,
+        }
+    }
+
     /// Lowercases the field's name in `head` (the buffer its offsets are
     /// in) and finds its kind: names are written and compared in lowercase
     /// from then on, as a map's are.
