@@ -114,6 +114,13 @@ fn first_non_value(bytes: &[u8]) -> Option<usize> {
         // by byte, so a stray flag or an HTAB costs only time.
         let suspect = ((word.wrapping_sub(SPS) & !word) | (del.wrapping_sub(ONES) & !del)) & HIGHS;
         if suspect != 0 {
+            // The lowest flag is always a real one (a false flag needs a
+            // borrow from a real one below it; little-endian puts byte 0
+            // lowest): nearly always the CR that ends the value.
+            let first = (suspect.trailing_zeros() / 8) as usize;
+            if eight[first] != b'\t' {
+                return Some(index * 8 + first);
+            }
             if let Some(k) = eight.iter().position(|&b| !is_value(b)) {
                 return Some(index * 8 + k);
             }
@@ -141,6 +148,11 @@ fn crlf(buf: &[u8], at: usize) -> Scan<usize> {
 /// when all eight bytes are there.
 fn version(bytes: &[u8]) -> Scan<bool> {
     const PREFIX: &[u8; 7] = b"HTTP/1.";
+    if let Some((prefix, [minor @ (b'0' | b'1'), ..])) = bytes.split_first_chunk::<7>() {
+        if prefix == PREFIX {
+            return Ok(Some(*minor == b'0'));
+        }
+    }
     for (i, &b) in bytes.iter().take(8).enumerate() {
         let fits = match PREFIX.get(i) {
             Some(&expected) => b == expected,
@@ -317,8 +329,11 @@ pub(crate) fn fields(
         let Some(next) = crlf(buf, value_end)? else {
             return Ok(None);
         };
-        while value_end > value_start && matches!(buf[value_end - 1], b' ' | b'\t') {
-            value_end -= 1;
+        // Whitespace after a value is rare: one look, then the loop.
+        if value_end > value_start && matches!(buf[value_end - 1], b' ' | b'\t') {
+            while value_end > value_start && matches!(buf[value_end - 1], b' ' | b'\t') {
+                value_end -= 1;
+            }
         }
         each(
             buf,
