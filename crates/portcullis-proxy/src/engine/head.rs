@@ -101,9 +101,8 @@ pub fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, RequestH
     if matches!(found.framing.body, Body::Length(n) if n > MAX_CONTENT_LENGTH) {
         return Err(RequestHeadError::Violation(Violation::InvalidContentLength));
     }
-    let (method_start, method_end) = found.line.method;
-    let method = Method::from_bytes(&buf[method_start as usize..method_end as usize])
-        .map_err(|_| bad_line())?;
+    let method =
+        Method::from_bytes(scan::in_buf(buf, found.line.method)).map_err(|_| bad_line())?;
     let version = if found.framing.http10 {
         Version::HTTP_10
     } else {
@@ -164,33 +163,23 @@ fn scan_request(buf: &mut [u8]) -> Result<Option<FoundRequest>, Refused> {
     let Some(line) = scan::request_line(buf)? else {
         return Ok(None);
     };
-    let (method_start, method_end) = line.method;
-    let mut framing = HeadFields::new(
-        &buf[method_start as usize..method_end as usize],
-        line.http10,
-    );
+    let mut framing = HeadFields::new(scan::in_buf(buf, line.method), line.http10);
     let mut seen = SeenFields::default();
-    let mut violation = None;
     let len = NAMED.with_borrow_mut(|named| {
         named.clear();
-        scan::fields(buf, line.end, |buf, field| {
-            let name = &buf[field.name.0 as usize..field.name.1 as usize];
-            let value = &buf[field.value.0 as usize..field.value.1 as usize];
-            if let Err(broken) = framing.note(name, value) {
-                violation = Some(broken);
-                return Err(Flaw::FieldValue);
-            }
+        scan::fields(buf, line.end, |buf, field| -> Result<(), Refused> {
+            let name = field.name_in(buf);
+            framing
+                .note(name, field.value_in(buf))
+                .map_err(Refused::Violation)?;
             let name = HeaderName::from_lowercase(name).map_err(|_| Flaw::FieldName)?;
             seen.note(&name);
             let (start, end) = field.value;
             named.push((name, (start as usize, end as usize)));
             Ok(())
         })
-    });
-    if let Some(broken) = violation {
-        return Err(Refused::Violation(broken));
-    }
-    let Some(len) = len? else {
+    })?;
+    let Some(len) = len else {
         return Ok(None);
     };
     let framing = framing.framing().map_err(Refused::Violation)?;
@@ -348,9 +337,9 @@ fn scan_response(buf: &mut [u8]) -> scan::Scan<(scan::StatusLine, Vec<RawField>,
     };
     // Most responses have fewer fields: one allocation, no regrowth.
     let mut fields = Vec::with_capacity(12);
-    let end = scan::fields(buf, line.end, |buf, field| {
-        let name = &buf[field.name.0 as usize..field.name.1 as usize];
-        fields.push(RawField::new(field.name, field.value, FieldKind::of(name)));
+    let end = scan::fields(buf, line.end, |buf, field| -> Result<(), Flaw> {
+        let kind = FieldKind::of(field.name_in(buf));
+        fields.push(RawField::new(field.name, field.value, kind));
         Ok(())
     })?;
     Ok(end.map(|len| (line, fields, len)))

@@ -16,6 +16,7 @@
 //! whole.
 
 use super::head::MAX_HEADERS;
+use crate::h1gate::{first_non_value, is_token, LOWER_TOKEN};
 
 /// Why a head is refused. Request heads are named again by the gate's own
 /// check (`h1gate::check_head`), which knows every §9 rule by name; a
@@ -54,83 +55,6 @@ pub(crate) type Span = (u32, u32);
 
 fn span(start: usize, end: usize) -> Span {
     (start as u32, end as u32)
-}
-
-/// Lowercase tchar (RFC 9110 §5.6.2) for every byte that is one, 0 for the
-/// others: one lookup checks a name's byte and lowercases it.
-static LOWER_TOKEN: [u8; 256] = {
-    let mut t = [0u8; 256];
-    let mut b = 0;
-    while b < 256 {
-        let c = b as u8;
-        let token = c.is_ascii_alphanumeric()
-            || matches!(
-                c,
-                b'!' | b'#'
-                    | b'$'
-                    | b'%'
-                    | b'&'
-                    | b'\''
-                    | b'*'
-                    | b'+'
-                    | b'-'
-                    | b'.'
-                    | b'^'
-                    | b'_'
-                    | b'`'
-                    | b'|'
-                    | b'~'
-            );
-        if token {
-            t[b] = c.to_ascii_lowercase();
-        }
-        b += 1;
-    }
-    t
-};
-
-fn is_token(b: u8) -> bool {
-    LOWER_TOKEN[b as usize] != 0
-}
-
-/// Field value (and reason phrase) bytes: HTAB, SP, VCHAR, obs-text.
-fn is_value(b: u8) -> bool {
-    b == b'\t' || (b >= b' ' && b != 0x7f)
-}
-
-/// Where the first byte that is not a value byte is, eight bytes per step:
-/// a value is usually tens of bytes and a token hundreds. `None`: all are.
-fn first_non_value(bytes: &[u8]) -> Option<usize> {
-    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
-    const SPS: u64 = u64::from_ne_bytes([b' '; 8]);
-    const DELS: u64 = u64::from_ne_bytes([0x7f; 8]);
-    let (words, _) = bytes.as_chunks::<8>();
-    for (index, eight) in words.iter().enumerate() {
-        let word = u64::from_ne_bytes(*eight);
-        let del = word ^ DELS;
-        // Nonzero when some byte is below SP (HTAB too) or is DEL; bytes
-        // of 0x80 and above flag neither. A flagged word is looked at byte
-        // by byte, so a stray flag or an HTAB costs only time.
-        let suspect = ((word.wrapping_sub(SPS) & !word) | (del.wrapping_sub(ONES) & !del)) & HIGHS;
-        if suspect != 0 {
-            // The lowest flag is always a real one (a false flag needs a
-            // borrow from a real one below it; little-endian puts byte 0
-            // lowest): nearly always the CR that ends the value.
-            let first = (suspect.trailing_zeros() / 8) as usize;
-            if eight[first] != b'\t' {
-                return Some(index * 8 + first);
-            }
-            if let Some(k) = eight.iter().position(|&b| !is_value(b)) {
-                return Some(index * 8 + k);
-            }
-        }
-    }
-    let done = words.len() * 8;
-    bytes[done..]
-        .iter()
-        .position(|&b| !is_value(b))
-        .map(|k| done + k)
 }
 
 /// The line end at `at`: `Ok(Some(at + 2))` after a CRLF.
@@ -291,21 +215,37 @@ pub(crate) struct FoundField {
     pub value: Span,
 }
 
+impl FoundField {
+    pub(crate) fn name_in(self, buf: &[u8]) -> &[u8] {
+        in_buf(buf, self.name)
+    }
+
+    pub(crate) fn value_in(self, buf: &[u8]) -> &[u8] {
+        in_buf(buf, self.value)
+    }
+}
+
+/// The bytes of `buf` at `span`.
+pub(crate) fn in_buf(buf: &[u8], (start, end): Span) -> &[u8] {
+    &buf[start as usize..end as usize]
+}
+
 /// Scans the field lines from `at` to the blank line, handing each field
 /// to `each` (with the buffer, names already lowercased); returns where the
-/// head ends, just after the blank line.
-pub(crate) fn fields(
+/// head ends, just after the blank line. `each` may refuse the field with
+/// an error of its own (a request's framing rules).
+pub(crate) fn fields<E: From<Flaw>>(
     buf: &mut [u8],
     mut at: usize,
-    mut each: impl FnMut(&[u8], FoundField) -> Result<(), Flaw>,
-) -> Scan<usize> {
+    mut each: impl FnMut(&[u8], FoundField) -> Result<(), E>,
+) -> Result<Option<usize>, E> {
     let mut count = 0;
     loop {
         match buf.get(at) {
             None => return Ok(None),
-            Some(b'\r' | b'\n') => return crlf(buf, at),
-            Some(b' ' | b'\t') => return Err(Flaw::ObsFold),
-            Some(_) if count == MAX_HEADERS => return Err(Flaw::TooManyFields),
+            Some(b'\r' | b'\n') => return Ok(crlf(buf, at)?),
+            Some(b' ' | b'\t') => return Err(Flaw::ObsFold.into()),
+            Some(_) if count == MAX_HEADERS => return Err(Flaw::TooManyFields.into()),
             Some(_) => {}
         }
         let name_start = at;
@@ -313,7 +253,7 @@ pub(crate) fn fields(
         match buf.get(at) {
             None => return Ok(None),
             Some(b':') if at > name_start => {}
-            Some(_) => return Err(Flaw::FieldName),
+            Some(_) => return Err(Flaw::FieldName.into()),
         }
         let name = span(name_start, at);
         at += 1;
@@ -329,11 +269,8 @@ pub(crate) fn fields(
         let Some(next) = crlf(buf, value_end)? else {
             return Ok(None);
         };
-        // Whitespace after a value is rare: one look, then the loop.
-        if value_end > value_start && matches!(buf[value_end - 1], b' ' | b'\t') {
-            while value_end > value_start && matches!(buf[value_end - 1], b' ' | b'\t') {
-                value_end -= 1;
-            }
+        while value_end > value_start && matches!(buf[value_end - 1], b' ' | b'\t') {
+            value_end -= 1;
         }
         each(
             buf,

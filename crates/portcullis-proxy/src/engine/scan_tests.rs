@@ -1,26 +1,5 @@
 use super::*;
 
-fn bytewise(bytes: &[u8]) -> Option<usize> {
-    bytes.iter().position(|&b| !is_value(b))
-}
-
-#[test]
-fn first_non_value_agrees_with_the_byte_check_for_every_byte_at_every_position() {
-    let mut line = *b"Bearer abcdefghijklmnopqrstuvwxyz0123";
-    for position in 0..line.len() {
-        let kept = line[position];
-        for b in 0..=255u8 {
-            line[position] = b;
-            assert_eq!(
-                first_non_value(&line),
-                bytewise(&line),
-                "{b:#04x} at {position}"
-            );
-        }
-        line[position] = kept;
-    }
-}
-
 /// Status code, fields as (name, value), head length.
 type Read = (u16, Vec<(String, String)>, usize);
 
@@ -31,8 +10,7 @@ fn whole_response(head: &[u8]) -> Scan<Read> {
     };
     let mut found = Vec::new();
     let end = fields(&mut buf, line.end, |buf, f| {
-        let text =
-            |(a, b): Span| String::from_utf8_lossy(&buf[a as usize..b as usize]).into_owned();
+        let text = |span: Span| String::from_utf8_lossy(in_buf(buf, span)).into_owned();
         found.push((text(f.name), text(f.value)));
         Ok(())
     })?;
@@ -66,7 +44,9 @@ fn every_prefix_of_a_valid_head_asks_for_more_and_every_bad_byte_is_refused() {
     for cut in 0..head.len() {
         assert_eq!(whole_response(&head[..cut]), Ok(None), "cut at {cut}");
     }
-    let cases: [(&[u8], Flaw); 8] = [
+    let cases: [(&[u8], Flaw); 9] = [
+        // httparse skips empty lines before a status line; this scan does not.
+        (b"\r\nHTTP/1.1 200 OK\r\n\r\n", Flaw::StartLine),
         (b"HTTP/1.1 200 OK\nA: b\r\n\r\n", Flaw::BareLf),
         (b"HTTP/1.1 200 OK\r\nA: b\n\r\n", Flaw::BareLf),
         (b"HTTP/1.1 200 OK\r\nA: b\r\n\n", Flaw::BareLf),

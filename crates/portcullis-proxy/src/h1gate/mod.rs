@@ -38,6 +38,7 @@ pub use decode::{ChunkedDecoder, Decoded};
 pub(crate) use head::HeadFields;
 pub use head::{check_head, MAX_HEAD};
 pub use io::{GateStatus, GatedIo};
+pub(crate) use scan::{first_non_value, is_token, LOWER_TOKEN};
 
 use chunked::{ChunkScan, ChunkStep};
 use scan::LineScan;

@@ -4,29 +4,38 @@
 use super::{Violation, MAX_HEAD};
 
 /// RFC 9110 §5.6.2 tchar, the same set httparse uses for names and methods.
-static TOKEN: [bool; 256] = {
-    let mut t = [false; 256];
+/// The one definition: the tables below, the engine's head scan and
+/// `http::headers::is_tchar` all read it.
+const fn tchar(c: u8) -> bool {
+    c.is_ascii_alphanumeric()
+        || matches!(
+            c,
+            b'!' | b'#'
+                | b'$'
+                | b'%'
+                | b'&'
+                | b'\''
+                | b'*'
+                | b'+'
+                | b'-'
+                | b'.'
+                | b'^'
+                | b'_'
+                | b'`'
+                | b'|'
+                | b'~'
+        )
+}
+
+/// Each byte lowercased if it is tchar, 0 if it is not: one lookup both
+/// checks a field name's byte and lowercases it (the engine's head scan).
+pub(crate) static LOWER_TOKEN: [u8; 256] = {
+    let mut t = [0u8; 256];
     let mut b = 0;
     while b < 256 {
-        let c = b as u8;
-        t[b] = c.is_ascii_alphanumeric()
-            || matches!(
-                c,
-                b'!' | b'#'
-                    | b'$'
-                    | b'%'
-                    | b'&'
-                    | b'\''
-                    | b'*'
-                    | b'+'
-                    | b'-'
-                    | b'.'
-                    | b'^'
-                    | b'_'
-                    | b'`'
-                    | b'|'
-                    | b'~'
-            );
+        if tchar(b as u8) {
+            t[b] = (b as u8).to_ascii_lowercase();
+        }
         b += 1;
     }
     t
@@ -44,8 +53,8 @@ static VALUE: [bool; 256] = {
 };
 
 #[inline]
-pub(super) fn is_token(b: u8) -> bool {
-    TOKEN[b as usize]
+pub(crate) fn is_token(b: u8) -> bool {
+    LOWER_TOKEN[b as usize] != 0
 }
 
 #[inline]
@@ -53,28 +62,49 @@ pub(super) fn is_value(b: u8) -> bool {
     VALUE[b as usize]
 }
 
-/// Whether every byte is a field value byte ([`is_value`]). Eight bytes per
-/// step, as [`find_cr_or_lf`] does: a bearer token is a few hundred bytes,
-/// and the byte-at-a-time check cost about 7 instructions a byte. A word
-/// with a byte below SP (HTAB included) or a DEL is looked at byte by byte.
+/// Whether every byte is a field value byte ([`is_value`]).
 #[inline]
 pub(super) fn all_values(bytes: &[u8]) -> bool {
+    first_non_value(bytes).is_none()
+}
+
+/// Where the first byte that is not a field value byte ([`is_value`]) is;
+/// `None`: all are. Eight bytes per step, as [`find_cr_or_lf`] does: a
+/// bearer token is a few hundred bytes, and the byte-at-a-time check cost
+/// about 7 instructions a byte. A word with a byte below SP (HTAB included)
+/// or a DEL is looked at more closely.
+#[inline]
+pub(crate) fn first_non_value(bytes: &[u8]) -> Option<usize> {
     const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
     const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
     const SPS: u64 = u64::from_ne_bytes([b' '; 8]);
     const DELS: u64 = u64::from_ne_bytes([0x7f; 8]);
-    let (words, tail) = bytes.as_chunks::<8>();
-    for eight in words {
-        let word = u64::from_ne_bytes(*eight);
+    let (words, _) = bytes.as_chunks::<8>();
+    for (index, eight) in words.iter().enumerate() {
+        let word = u64::from_le_bytes(*eight);
         let del = word ^ DELS;
-        // Nonzero exactly when some byte is below SP, or is DEL (a zero
-        // byte of `del`); bytes of 0x80 and above flag neither.
+        // Nonzero when some byte is below SP or is DEL (a zero byte of
+        // `del`); bytes of 0x80 and above flag neither.
         let suspect = ((word.wrapping_sub(SPS) & !word) | (del.wrapping_sub(ONES) & !del)) & HIGHS;
-        if suspect != 0 && !eight.iter().all(|&b| is_value(b)) {
-            return false;
+        if suspect != 0 {
+            // The lowest flag is always a real one (a false flag needs a
+            // borrow from a real one below it; little-endian puts byte 0
+            // lowest): nearly always the CR that ends a value. An HTAB
+            // there is a value byte: the word is then read byte by byte.
+            let first = (suspect.trailing_zeros() / 8) as usize;
+            if eight[first] != b'\t' {
+                return Some(index * 8 + first);
+            }
+            if let Some(k) = eight.iter().position(|&b| !is_value(b)) {
+                return Some(index * 8 + k);
+            }
         }
     }
-    tail.iter().all(|&b| is_value(b))
+    let done = words.len() * 8;
+    bytes[done..]
+        .iter()
+        .position(|&b| !is_value(b))
+        .map(|k| done + k)
 }
 
 /// Request-target bytes: visible ASCII only. httparse also takes obs-text here;
@@ -225,29 +255,40 @@ impl LineScan {
 mod tests {
     use super::*;
 
-    fn bytewise(bytes: &[u8]) -> bool {
-        bytes.iter().all(|&b| is_value(b))
+    #[test]
+    fn the_lowercase_token_table_is_tchar_lowercased() {
+        let listed = b"!#$%&'*+-.^_`|~";
+        for b in 0..=255u8 {
+            let is_tchar = b.is_ascii_alphanumeric() || listed.contains(&b);
+            let expected = if is_tchar { b.to_ascii_lowercase() } else { 0 };
+            assert_eq!(LOWER_TOKEN[b as usize], expected, "{b:#04x}");
+        }
+    }
+
+    fn bytewise(bytes: &[u8]) -> Option<usize> {
+        bytes.iter().position(|&b| !is_value(b))
     }
 
     #[test]
     fn all_values_agrees_with_the_byte_check_for_every_byte_at_every_position() {
-        let mut line = *b"Bearer abcdefghijklmnopqrstu";
+        let mut line = *b"Bearer abcdefghijklmnopqrstuvwxyz0123";
         for position in 0..line.len() {
             let kept = line[position];
             for b in 0..=255u8 {
                 line[position] = b;
                 assert_eq!(
-                    all_values(&line),
+                    first_non_value(&line),
                     bytewise(&line),
                     "byte {b:#04x} at {position}"
                 );
+                assert_eq!(all_values(&line), bytewise(&line).is_none());
             }
             line[position] = kept;
         }
     }
 
     #[test]
-    fn all_values_agrees_on_mixed_words() {
+    fn first_non_value_agrees_on_mixed_words() {
         // Pseudo-random lines over the interesting bytes, lengths 0..40.
         let alphabet = [0x00, 0x09, 0x0a, 0x1f, 0x20, 0x41, 0x7e, 0x7f, 0x80, 0xff];
         let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
@@ -259,7 +300,7 @@ mod tests {
             let line: Vec<u8> = (0..len)
                 .map(|i| alphabet[((seed >> (i % 60)) % 10) as usize])
                 .collect();
-            assert_eq!(all_values(&line), bytewise(&line), "{line:?}");
+            assert_eq!(first_non_value(&line), bytewise(&line), "{line:?}");
         }
     }
 }

@@ -43,9 +43,9 @@ pub(crate) fn connection_listed(
     })
 }
 
-/// RFC 9110 §5.6.2 tchar: what a field name is made of.
+/// RFC 9110 §5.6.2 tchar: what a field name is made of (the gate's table).
 pub(crate) fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+    crate::h1gate::is_token(b)
 }
 
 /// Removes hop-by-hop headers. With `keep_upgrade`, `Connection: upgrade` and

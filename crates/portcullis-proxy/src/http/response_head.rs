@@ -29,7 +29,7 @@ pub enum FieldKind {
 
 impl FieldKind {
     /// The kind of a field named `name`, in lowercase (a map's names, and a
-    /// raw head's once `lowercase_name` ran on them). The hop-by-hop rule
+    /// raw head's, lowercased by the engine's head scan). The hop-by-hop rule
     /// of both forms (`headers::is_hop_by_hop_name`): the fixed set of RFC
     /// 9110 §7.6.1 (Connection, TE, Trailer, Transfer-Encoding, Upgrade,
     /// Proxy-Authorization), Keep-Alive and `proxy-*`.
@@ -67,27 +67,8 @@ impl FieldKind {
     }
 }
 
-/// Lowercases a field name in place, eight bytes at a time: a name is
-/// tchar (ASCII), and only `A`-`Z` change.
-pub fn lowercase_name(name: &mut [u8]) {
-    const ONES: u64 = u64::from_ne_bytes([1; 8]);
-    let mut words = name.chunks_exact_mut(8);
-    for word in &mut words {
-        let mut bytes = [0u8; 8];
-        bytes.copy_from_slice(word);
-        let w = u64::from_ne_bytes(bytes);
-        // Per byte (all below 0x80): the high bit of `w + (0x80 - 'A')`
-        // says `>= 'A'`, that of `w + (0x7f - 'Z')` says `> 'Z'`.
-        let at_least_a = w.wrapping_add(ONES * u64::from(0x80 - b'A'));
-        let above_z = w.wrapping_add(ONES * u64::from(0x7f - b'Z'));
-        let upper = at_least_a & !above_z & (ONES * 0x80);
-        word.copy_from_slice(&(w | (upper >> 2)).to_ne_bytes());
-    }
-    words.into_remainder().make_ascii_lowercase();
-}
-
 /// One field line: where its name and value (without surrounding
-/// whitespace, as httparse gives it) lie in the head's bytes.
+/// whitespace) lie in the head's bytes.
 #[derive(Debug, Clone, Copy)]
 pub struct RawField {
     name: (u32, u32),
@@ -99,23 +80,6 @@ pub struct RawField {
 }
 
 impl RawField {
-    /// The field whose name and value are the slices `name` and `value` of
-    /// a buffer starting at address `base` (a head is at most 64 KiB and a
-    /// bit, so `u32` offsets hold it). Its kind is found by `classify`.
-    pub fn at(base: usize, name: &[u8], value: &[u8]) -> RawField {
-        let range = |part: &[u8]| {
-            let start = part.as_ptr() as usize - base;
-            (start as u32, (start + part.len()) as u32)
-        };
-        RawField {
-            name: range(name),
-            value: range(value),
-            kind: FieldKind::Other,
-            dropped: false,
-            replaced: false,
-        }
-    }
-
     /// The field whose lowercase name and value lie at `name` and `value`
     /// of the head's bytes, of `kind` (the engine's scan finds all three).
     pub fn new(name: (u32, u32), value: (u32, u32), kind: FieldKind) -> RawField {
@@ -126,15 +90,6 @@ impl RawField {
             dropped: false,
             replaced: false,
         }
-    }
-
-    /// Lowercases the field's name in `head` (the buffer its offsets are
-    /// in) and finds its kind: names are written and compared in lowercase
-    /// from then on, as a map's are.
-    pub fn classify(&mut self, head: &mut [u8]) {
-        let name = &mut head[self.name.0 as usize..self.name.1 as usize];
-        lowercase_name(name);
-        self.kind = FieldKind::of(name);
     }
 
     pub fn kind(&self) -> FieldKind {
