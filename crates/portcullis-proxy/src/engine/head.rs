@@ -11,6 +11,7 @@ use super::scan::{self, Flaw};
 use crate::h1gate::{check_head, Body, Framing, HeadFields, Violation, MAX_HEAD};
 use crate::http::headers::is_tchar;
 use crate::http::response_head::{FieldKind, RawField, RawResponseHead};
+use crate::http::strict::HostFields;
 
 /// Most header fields in a head; more gets 431 (hyper's limit too).
 pub const MAX_HEADERS: usize = 100;
@@ -60,6 +61,8 @@ pub struct RequestHead {
     /// `Expect: 100-continue` was sent.
     pub expects_continue: bool,
     pub seen: SeenFields,
+    /// The Host fields, noted as the map was built.
+    pub hosts: HostFields,
 }
 
 /// Which of the fields the engine asks about later a head carries, noted
@@ -113,7 +116,7 @@ pub fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, RequestH
     let uri = Uri::from_maybe_shared(head.slice(target_start as usize..target_end as usize))
         .map_err(|_| bad_line())?;
     // Room for the fields the pipeline adds, so the map is not regrown.
-    let headers = shared_map(&head, crate::pipeline::ADDED_HEADERS)?;
+    let (headers, hosts) = shared_map(&head, crate::pipeline::ADDED_HEADERS)?;
     // Answered here (100 Continue when the body is wanted), as hyper's
     // server does; the field still goes to the backend, as with hyper.
     let expects_continue = found.seen.expect
@@ -131,6 +134,7 @@ pub fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, RequestH
         framing: found.framing,
         expects_continue,
         seen: found.seen,
+        hosts,
     }))
 }
 
@@ -234,16 +238,20 @@ thread_local! {
 }
 
 /// The fields `scan_request` found, as a map whose values share `head`'s
-/// bytes, with `room` for fields to be added.
-fn shared_map(head: &Bytes, room: usize) -> Result<HeaderMap, RequestHeadError> {
+/// bytes, with `room` for fields to be added, and its Host fields.
+fn shared_map(head: &Bytes, room: usize) -> Result<(HeaderMap, HostFields), RequestHeadError> {
     NAMED.with_borrow_mut(|named| {
         let mut headers = crate::spare::take_map(named.len() + room);
+        let mut hosts = HostFields::Missing;
         for (name, (start, end)) in named.drain(..) {
             let value = HeaderValue::from_maybe_shared(head.slice(start..end))
                 .map_err(|_| RequestHeadError::Violation(Violation::InvalidFieldValue))?;
+            if name == http::header::HOST {
+                hosts.note(&value);
+            }
             headers.append(name, value);
         }
-        Ok(headers)
+        Ok((headers, hosts))
     })
 }
 

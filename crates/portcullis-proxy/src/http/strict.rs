@@ -42,18 +42,63 @@ pub fn check_request_head(
     version: Version,
     headers: &HeaderMap,
 ) -> Result<(), Refusal> {
+    check_request_start(method, version, &HostFields::of(headers))
+}
+
+/// [`check_request_head`] with the head's Host fields already found.
+pub fn check_request_start(
+    method: &Method,
+    version: Version,
+    hosts: &HostFields,
+) -> Result<(), Refusal> {
     if method == Method::CONNECT {
         return Err(Refusal::MethodNotAllowed("CONNECT is not allowed"));
     }
     if version == Version::HTTP_11 {
-        let mut hosts = headers.get_all(header::HOST).iter();
-        match (hosts.next(), hosts.next()) {
-            (Some(_), None) => {}
-            (None, _) => return Err(Refusal::BadRequest("missing Host header")),
-            (Some(_), Some(_)) => return Err(Refusal::BadRequest("more than one Host header")),
+        match hosts {
+            HostFields::One(_) => {}
+            HostFields::Missing => return Err(Refusal::BadRequest("missing Host header")),
+            HostFields::Several => return Err(Refusal::BadRequest("more than one Host header")),
         }
     }
     Ok(())
+}
+
+/// A request head's Host fields, as its edge found them. The own engine
+/// notes them while it builds the head's map, so the pipeline looks them up
+/// in no map (two lookups, about 200 instructions a request, callgrind).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum HostFields {
+    #[default]
+    Missing,
+    One(HeaderValue),
+    Several,
+}
+
+impl HostFields {
+    pub fn of(headers: &HeaderMap) -> HostFields {
+        let mut hosts = HostFields::Missing;
+        for value in headers.get_all(header::HOST).iter().take(2) {
+            hosts.note(value);
+        }
+        hosts
+    }
+
+    /// One more Host field, with this value.
+    pub fn note(&mut self, value: &HeaderValue) {
+        *self = match self {
+            HostFields::Missing => HostFields::One(value.clone()),
+            _ => HostFields::Several,
+        };
+    }
+
+    /// The Host, when there is exactly one.
+    pub fn value(&self) -> Option<&HeaderValue> {
+        match self {
+            HostFields::One(value) => Some(value),
+            _ => None,
+        }
+    }
 }
 
 /// The §9 path rule for the part of the path that is forwarded: no segment

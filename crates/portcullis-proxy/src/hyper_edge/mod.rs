@@ -15,7 +15,8 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::client::legacy::Error as ClientError;
 
 use crate::body::ProxyBody;
-use crate::http::{strict, ClientContext};
+use crate::http::strict::{self, HostFields};
+use crate::http::ClientContext;
 use crate::pipeline::{
     self, BackendConnector, ClientRequest, ClientUpgrade, ConnectionChoice, TryRequest,
 };
@@ -39,6 +40,7 @@ pub fn client_request(mut request: Request<Incoming>) -> ClientRequest<Incoming,
     let upgrade = is_upgrade.then(|| hyper::upgrade::on(&mut request));
     let (head, body) = request.into_parts();
     ClientRequest {
+        hosts: HostFields::of(&head.headers),
         head,
         body,
         upgrade,

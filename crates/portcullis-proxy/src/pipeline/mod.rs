@@ -40,6 +40,7 @@ use crate::body::ProxyBody;
 use crate::error::{BoxError, ProxyError, Side};
 use crate::ha::retry::FailureKind;
 use crate::ha::TryOutcome;
+use crate::http::strict::HostFields;
 use crate::http::{headers, ClientContext, ProxyResponse};
 use crate::routing::{Backend, Gateway, ServiceRuntime};
 use attempt::Verdict;
@@ -48,6 +49,9 @@ use prepare::Forwarding;
 /// A client request as an engine hands it to the pipeline.
 pub struct ClientRequest<B, U> {
     pub head: request::Parts,
+    /// The head's Host fields (`HostFields::of(&head.headers)`, or as the
+    /// engine noted them while it parsed the head).
+    pub hosts: HostFields,
     pub body: B,
     /// The client's side of a WebSocket upgrade, when the request asks for one.
     pub upgrade: Option<U>,
@@ -212,20 +216,21 @@ where
         let h1 = is_h1(request.head.version);
         // Destructured within this statement, so nothing of the result
         // keeps room in this future across the awaits below.
-        let (service, rest_start) =
-            match prepare::refuse(&request.head).and_then(|()| prepare::route(gateway, &ctx.uri)) {
-                Ok(routed) => routed,
-                Err(err) => {
-                    if ctx.logging {
-                        ctx.name_from_error(&err);
-                    }
-                    let response = ProxyResponse::from(error_response(&err, h1));
-                    if ctx.logging {
-                        ctx.access_log(gateway, response.status());
-                    }
-                    return response;
+        let (service, rest_start) = match prepare::refuse(&request.head, &request.hosts)
+            .and_then(|()| prepare::route(gateway, &ctx.uri))
+        {
+            Ok(routed) => routed,
+            Err(err) => {
+                if ctx.logging {
+                    ctx.name_from_error(&err);
                 }
-            };
+                let response = ProxyResponse::from(error_response(&err, h1));
+                if ctx.logging {
+                    ctx.access_log(gateway, response.status());
+                }
+                return response;
+            }
+        };
         if ctx.logging {
             ctx.routed = Some(service.clone());
         }

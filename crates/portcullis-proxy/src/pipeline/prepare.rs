@@ -26,13 +26,13 @@ use crate::routing::{match_path, Gateway, Lookup, ServiceRuntime};
 use crate::slow_body::MinRateBody;
 
 /// The §9 checks that come before routing: head rules and the path rule.
-pub(super) fn refuse(head: &request::Parts) -> Result<(), ProxyError> {
-    strict::check_request_head(&head.method, head.version, &head.headers).map_err(|refusal| {
-        match refusal {
+pub(super) fn refuse(head: &request::Parts, hosts: &strict::HostFields) -> Result<(), ProxyError> {
+    strict::check_request_start(&head.method, head.version, hosts).map_err(
+        |refusal| match refusal {
             strict::Refusal::MethodNotAllowed(reason) => ProxyError::MethodNotAllowed { reason },
             strict::Refusal::BadRequest(reason) => ProxyError::BadRequest { reason },
-        }
-    })?;
+        },
+    )?;
     strict::check_path(head.uri.path()).map_err(|reason| ProxyError::BadRequest { reason })
 }
 
@@ -166,6 +166,7 @@ impl<'r, U> Forwarding<'r, U> {
     {
         let ClientRequest {
             head: mut parts,
+            hosts,
             body,
             upgrade,
             ..
@@ -182,7 +183,7 @@ impl<'r, U> Forwarding<'r, U> {
             return Err(no_backend(service));
         }
         // A clone of the header value shares its bytes: no copy per request.
-        let original_host = parts.headers.get(header::HOST).cloned().or_else(|| {
+        let original_host = hosts.value().cloned().or_else(|| {
             let authority = parts.uri.authority()?;
             HeaderValue::from_str(authority.as_str()).ok()
         });

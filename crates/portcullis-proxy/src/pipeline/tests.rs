@@ -80,6 +80,7 @@ async fn get(gateway: &Gateway) -> Response<ProxyBody> {
         .into_parts();
     let client = ClientContext::new([127, 0, 0, 1].into(), 8080, false);
     let request = ClientRequest {
+        hosts: crate::http::strict::HostFields::of(&head.headers),
         head,
         body: Empty::<Bytes>::new(),
         upgrade: None::<Infallible>,
