@@ -485,10 +485,9 @@ impl<I: EngineIo> Conn<'_, I> {
     async fn wait_idle(
         &mut self,
         setup: &EngineSetup,
-        timer: Pin<&mut Sleep>,
+        mut timer: Pin<&mut Sleep>,
         quiet_limit: bool,
     ) -> Idle {
-        let mut timer = timer;
         if quiet_limit {
             if setup.stopping.ends_kept_alive() {
                 return Idle::End;

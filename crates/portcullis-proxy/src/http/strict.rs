@@ -58,7 +58,7 @@ pub fn check_request_start(
         match hosts {
             HostFields::One(_) => {}
             HostFields::Missing => return Err(Refusal::BadRequest("missing Host header")),
-            HostFields::Several => return Err(Refusal::BadRequest("more than one Host header")),
+            HostFields::Several(_) => return Err(Refusal::BadRequest("more than one Host header")),
         }
     }
     Ok(())
@@ -72,7 +72,9 @@ pub enum HostFields {
     #[default]
     Missing,
     One(HeaderValue),
-    Several,
+    /// More than one, with the first: HTTP/1.1 refuses them, other
+    /// versions go on with the first.
+    Several(HeaderValue),
 }
 
 impl HostFields {
@@ -86,17 +88,17 @@ impl HostFields {
 
     /// One more Host field, with this value.
     pub fn note(&mut self, value: &HeaderValue) {
-        *self = match self {
+        *self = match std::mem::take(self) {
             HostFields::Missing => HostFields::One(value.clone()),
-            _ => HostFields::Several,
+            HostFields::One(first) | HostFields::Several(first) => HostFields::Several(first),
         };
     }
 
-    /// The Host, when there is exactly one.
-    pub fn value(&self) -> Option<&HeaderValue> {
+    /// The first Host, as a map's `get` gives it.
+    pub fn into_first(self) -> Option<HeaderValue> {
         match self {
-            HostFields::One(value) => Some(value),
-            _ => None,
+            HostFields::Missing => None,
+            HostFields::One(first) | HostFields::Several(first) => Some(first),
         }
     }
 }
@@ -303,6 +305,21 @@ pub fn is_plain_authority(host: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_fields_keep_the_first_host_as_a_map_lookup_does() {
+        let mut h = HeaderMap::new();
+        assert_eq!(HostFields::of(&h), HostFields::Missing);
+        h.append(header::HOST, HeaderValue::from_static("a"));
+        assert_eq!(
+            HostFields::of(&h).into_first(),
+            h.get(header::HOST).cloned()
+        );
+        h.append(header::HOST, HeaderValue::from_static("b"));
+        let several = HostFields::of(&h);
+        assert_eq!(several, HostFields::Several(HeaderValue::from_static("a")));
+        assert_eq!(several.into_first(), h.get(header::HOST).cloned());
+    }
 
     #[test]
     fn path_rule_refuses_every_escape() {

@@ -424,6 +424,18 @@ mod tests {
     /// with it, long before the grace period.
     #[tokio::test]
     async fn shutdown_ends_idle_engine_connections_at_once() {
+        shutdown_ends_an_idle_engine_connection(Duration::from_millis(50)).await;
+    }
+
+    /// One still in its quiet time before parking, which watches the
+    /// shutdown flag only when that time ends, ends then.
+    #[tokio::test]
+    async fn shutdown_ends_a_connection_in_its_quiet_time_when_it_ends() {
+        shutdown_ends_an_idle_engine_connection(Duration::ZERO).await;
+    }
+
+    /// Shutdown `idle_for` after a connection's first response.
+    async fn shutdown_ends_an_idle_engine_connection(idle_for: Duration) {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -451,7 +463,7 @@ mod tests {
         let n = client.read(&mut reply).await.unwrap();
         assert!(reply[..n].starts_with(b"HTTP/1.1 "), "a response first");
         // Now idle, waiting for its next request.
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(idle_for).await;
         let started = std::time::Instant::now();
         stop.send(true).unwrap();
         let rest = tokio::time::timeout(Duration::from_secs(5), client.read(&mut reply)).await;

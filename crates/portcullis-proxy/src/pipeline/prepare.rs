@@ -182,8 +182,8 @@ impl<'r, U> Forwarding<'r, U> {
             // The client's backend is gone and the service forbids moving it.
             return Err(no_backend(service));
         }
-        // A clone of the header value shares its bytes: no copy per request.
-        let original_host = hosts.value().cloned().or_else(|| {
+        // The value shares the head's bytes: no copy per request.
+        let original_host = hosts.into_first().or_else(|| {
             let authority = parts.uri.authority()?;
             HeaderValue::from_str(authority.as_str()).ok()
         });
