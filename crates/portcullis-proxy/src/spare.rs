@@ -4,10 +4,8 @@
 //! split makes) and one per response buffer. Given back when a connection
 //! goes idle, a buffer waits here for the next request on the same thread.
 
-use std::cell::{Cell, RefCell};
-
 use bytes::BytesMut;
-use http::HeaderMap;
+use std::cell::{Cell, RefCell};
 
 /// The block a head is read into (the engine's `HEAD_READ` is this).
 pub(crate) const HEAD_READ: usize = 4 * 1024;
@@ -19,16 +17,9 @@ const KEEP_READ: usize = 16;
 /// Buffers that grew past this are dropped, not kept.
 const KEEP_UP_TO: usize = 64 * 1024;
 
-/// Request header maps kept per thread: one per request in flight, about
-/// 1.5 KiB each.
-const KEEP_MAPS: usize = 16;
-/// Maps with room for more fields than this are dropped, not kept.
-const KEEP_MAP_UP_TO: usize = 128;
-
 thread_local! {
     static READ: RefCell<Vec<BytesMut>> = const { RefCell::new(Vec::new()) };
     static WRITE: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
-    static MAPS: RefCell<Vec<HeaderMap>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Room a read wants before it makes more (the engine's `read_more`).
@@ -83,31 +74,6 @@ pub(crate) fn give_back_write(mut buffer: Vec<u8>) {
         buffer.clear();
         WRITE.set(buffer);
     }
-}
-
-/// An empty header map with room for `fields`: a kept one if there is one
-/// (a new map is two allocations, its index and its entries).
-pub(crate) fn take_map(fields: usize) -> HeaderMap {
-    match MAPS.with_borrow_mut(Vec::pop) {
-        Some(mut map) => {
-            map.reserve(fields);
-            map
-        }
-        None => HeaderMap::with_capacity(fields),
-    }
-}
-
-/// Keeps a request's header map, emptied, for the next head on this thread.
-pub(crate) fn give_back_map(mut map: HeaderMap) {
-    if map.capacity() > KEEP_MAP_UP_TO {
-        return;
-    }
-    map.clear();
-    MAPS.with_borrow_mut(|kept| {
-        if kept.len() < KEEP_MAPS {
-            kept.push(map);
-        }
-    });
 }
 
 #[cfg(test)]
@@ -177,22 +143,5 @@ mod tests {
         assert_eq!(take_read().capacity(), 0);
         drop(heads.remove(0));
         assert!(take_read().capacity() >= HEAD_READ);
-    }
-
-    #[test]
-    fn a_header_map_comes_back_empty_with_its_room() {
-        MAPS.with_borrow_mut(Vec::clear);
-        let mut map = take_map(8);
-        let room = map.capacity();
-        assert!(room >= 8);
-        map.insert(http::header::HOST, http::HeaderValue::from_static("a"));
-        give_back_map(map);
-        let again = take_map(4);
-        assert!(again.is_empty());
-        assert_eq!(again.capacity(), room);
-        // Lent out: the next taker gets a new one; a huge one is not kept.
-        assert_eq!(MAPS.with_borrow(Vec::len), 0);
-        give_back_map(HeaderMap::with_capacity(KEEP_MAP_UP_TO * 2));
-        assert_eq!(MAPS.with_borrow(Vec::len), 0);
     }
 }

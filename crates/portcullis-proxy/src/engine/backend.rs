@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes};
-use http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use http::{Method, Response, Version};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
@@ -245,7 +244,7 @@ fn send_own<'a>(
         let (response_head, wire, body_sent) = exchanged.map_err(|err| err.into_engine(reused))?;
         let switched = response_head.status() == http::StatusCode::SWITCHING_PROTOCOLS;
         // Looked up only for a 101: most responses are not one.
-        if switched && client_head.headers.contains_key(http::header::UPGRADE) {
+        if switched && client_head.headers.contains(&http::header::UPGRADE) {
             let mut response = Response::from_parts(response_head.to_parts(0)?, ());
             if let Wire::Whole(conn) = wire {
                 let slot = Arc::new(std::sync::Mutex::new(Some(conn)));
@@ -428,12 +427,12 @@ fn write_request_head(out: &mut Vec<u8>, request: &TryRequest<'_>) -> bool {
     }
     let client_host = request.host.keeps_client();
     let mut has_length = false;
-    for (name, value) in &parts.headers {
-        if name == TRANSFER_ENCODING || (name == HOST && !client_host) {
+    for (name, value) in parts.headers.iter() {
+        if name == b"transfer-encoding" || (name == b"host" && !client_host) {
             continue;
         }
-        has_length |= name == CONTENT_LENGTH;
-        super::respond::write_field(out, name.as_str(), value.as_bytes());
+        has_length |= name == b"content-length";
+        super::respond::write_field(out, name, value);
     }
     request.forwarded.write_h1(out);
     let mut chunked = false;

@@ -1,16 +1,18 @@
 //! Request and response heads: found and checked in one pass
 //! (`engine::scan`, with the framing gate's field rules, PRODUCT.md §9), and
-//! turned into `http` parts whose target and header values share the read
-//! buffer's bytes (no copy).
+//! turned into the pipeline's `ClientHead`: the target a `Uri` and the
+//! fields kept raw (`http::request_fields`), both sharing the read buffer's
+//! bytes (no copy, no header map).
 
 use bytes::{Bytes, BytesMut};
-use http::header::{HeaderName, HeaderValue};
-use http::{request, response, HeaderMap, Method, StatusCode, Uri, Version};
+use http::header::HeaderValue;
+use http::{response, HeaderMap, Method, StatusCode, Uri, Version};
 
 use super::scan::{self, Flaw};
 use crate::h1gate::{check_head, Body, Framing, HeadFields, Violation, MAX_HEAD};
 use crate::http::headers::is_tchar;
-use crate::http::response_head::{FieldKind, RawField, RawResponseHead};
+use crate::http::request_fields::{ClientHead, RawField, RawFields, RequestFields};
+use crate::http::response_head::{self, FieldKind, RawResponseHead};
 use crate::http::strict::HostFields;
 
 /// Most header fields in a head; more gets 431 (hyper's limit too).
@@ -56,18 +58,18 @@ impl RequestHeadError {
 /// A complete, valid request head.
 #[derive(Debug)]
 pub struct RequestHead {
-    pub parts: request::Parts,
+    pub parts: ClientHead,
     pub framing: Framing,
     /// `Expect: 100-continue` was sent.
     pub expects_continue: bool,
     pub seen: SeenFields,
-    /// The Host fields, noted as the map was built.
+    /// The Host fields, noted as the head was scanned.
     pub hosts: HostFields,
 }
 
 /// Which of the fields the engine asks about later a head carries, noted
-/// while its names are built: asking the map costs a hash and a probe each,
-/// and most requests carry none of these.
+/// while its names pass: most requests carry none of these, and a look for
+/// one costs a pass over the fields.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SeenFields {
     pub connection: bool,
@@ -76,11 +78,10 @@ pub struct SeenFields {
 }
 
 impl SeenFields {
-    fn note(&mut self, name: &HeaderName) {
-        use http::header::{CONNECTION, EXPECT, UPGRADE};
-        self.connection |= name == CONNECTION;
-        self.upgrade |= name == UPGRADE;
-        self.expect |= name == EXPECT;
+    fn note(&mut self, name: &[u8]) {
+        self.connection |= name == b"connection";
+        self.upgrade |= name == b"upgrade";
+        self.expect |= name == b"expect";
     }
 }
 
@@ -91,7 +92,8 @@ pub fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, RequestH
     // Never look further than a head may be long: a flood of head bytes is
     // refused at 64 KiB, not after the whole read.
     let window = buf.len().min(MAX_HEAD);
-    let found = match scan_request(&mut buf[..window]) {
+    let mut fields = crate::http::request_fields::take_fields();
+    let found = match scan_request(&mut buf[..window], &mut fields) {
         Ok(Some(found)) => found,
         Ok(None) if buf.len() > MAX_HEAD => return Err(RequestHeadError::TooLarge),
         Ok(None) => return Ok(None),
@@ -115,22 +117,22 @@ pub fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, RequestH
     let (target_start, target_end) = found.line.target;
     let uri = Uri::from_maybe_shared(head.slice(target_start as usize..target_end as usize))
         .map_err(|_| bad_line())?;
-    // Room for the fields the pipeline adds, so the map is not regrown.
-    let (headers, hosts) = shared_map(&head, crate::pipeline::ADDED_HEADERS)?;
+    let hosts = found.hosts.fields(&head)?;
+    let headers = RawFields::new(head, fields);
+    let headers = RequestFields::Raw(headers);
     // Answered here (100 Continue when the body is wanted), as hyper's
     // server does; the field still goes to the backend, as with hyper.
     let expects_continue = found.seen.expect
         && headers
-            .get_all(http::header::EXPECT)
-            .iter()
-            .any(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
-    let (mut parts, ()) = http::Request::new(()).into_parts();
-    parts.method = method;
-    parts.uri = uri;
-    parts.version = version;
-    parts.headers = headers;
+            .values(&http::header::EXPECT)
+            .any(|v| v.eq_ignore_ascii_case(b"100-continue"));
     Ok(Some(RequestHead {
-        parts,
+        parts: ClientHead {
+            method,
+            uri,
+            version,
+            headers,
+        },
         framing: found.framing,
         expects_continue,
         seen: found.seen,
@@ -158,30 +160,63 @@ struct FoundRequest {
     len: usize,
     framing: Framing,
     seen: SeenFields,
+    hosts: HostSpans,
+}
+
+/// Where the first Host value lies, and how many Host fields there are.
+#[derive(Default)]
+struct HostSpans {
+    first: Option<scan::Span>,
+    several: bool,
+}
+
+impl HostSpans {
+    fn note(&mut self, value: scan::Span) {
+        match self.first {
+            None => self.first = Some(value),
+            Some(_) => self.several = true,
+        }
+    }
+
+    /// The Host fields, the first one's value sharing `head`'s bytes.
+    fn fields(&self, head: &Bytes) -> Result<HostFields, RequestHeadError> {
+        let Some((start, end)) = self.first else {
+            return Ok(HostFields::Missing);
+        };
+        let value = HeaderValue::from_maybe_shared(head.slice(start as usize..end as usize))
+            .map_err(|_| RequestHeadError::Violation(Violation::InvalidFieldValue))?;
+        Ok(match self.several {
+            false => HostFields::One(value),
+            true => HostFields::Several(value),
+        })
+    }
 }
 
 /// One pass over the head: its lines checked (`engine::scan`), each field
 /// noted for the framing decision (`h1gate::HeadFields`, the gate's own
-/// rules), its name built and its value's place kept in the thread's list.
-fn scan_request(buf: &mut [u8]) -> Result<Option<FoundRequest>, Refused> {
+/// rules) and its place kept in `fields`.
+fn scan_request(
+    buf: &mut [u8],
+    fields: &mut Vec<RawField>,
+) -> Result<Option<FoundRequest>, Refused> {
     let Some(line) = scan::request_line(buf)? else {
         return Ok(None);
     };
     let mut framing = HeadFields::new(scan::in_buf(buf, line.method), line.http10);
     let mut seen = SeenFields::default();
-    let len = NAMED.with_borrow_mut(|named| {
-        named.clear();
-        scan::fields(buf, line.end, |buf, field| -> Result<(), Refused> {
-            let name = field.name_in(buf);
-            framing
-                .note(name, field.value_in(buf))
-                .map_err(Refused::Violation)?;
-            let name = HeaderName::from_lowercase(name).map_err(|_| Flaw::FieldName)?;
-            seen.note(&name);
-            let (start, end) = field.value;
-            named.push((name, (start as usize, end as usize)));
-            Ok(())
-        })
+    let mut hosts = HostSpans::default();
+    fields.clear();
+    let len = scan::fields(buf, line.end, |buf, field| -> Result<(), Refused> {
+        let name = field.name_in(buf);
+        framing
+            .note(name, field.value_in(buf))
+            .map_err(Refused::Violation)?;
+        seen.note(name);
+        if name == b"host" {
+            hosts.note(field.value);
+        }
+        fields.push(RawField::new(field.name, field.value));
+        Ok(())
     })?;
     let Some(len) = len else {
         return Ok(None);
@@ -192,6 +227,7 @@ fn scan_request(buf: &mut [u8]) -> Result<Option<FoundRequest>, Refused> {
         len,
         framing,
         seen,
+        hosts,
     }))
 }
 
@@ -226,33 +262,6 @@ fn find_blank_line(buf: &[u8]) -> Option<usize> {
 
 fn bad_line() -> RequestHeadError {
     RequestHeadError::Violation(Violation::InvalidRequestLine)
-}
-
-type Named = Vec<(HeaderName, (usize, usize))>;
-
-thread_local! {
-    /// The field list of the request head being parsed, one per thread and
-    /// reused: a fresh list cost an allocation per request head. It is empty
-    /// between heads (`shared_map` drains it).
-    static NAMED: std::cell::RefCell<Named> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// The fields `scan_request` found, as a map whose values share `head`'s
-/// bytes, with `room` for fields to be added, and its Host fields.
-fn shared_map(head: &Bytes, room: usize) -> Result<(HeaderMap, HostFields), RequestHeadError> {
-    NAMED.with_borrow_mut(|named| {
-        let mut headers = crate::spare::take_map(named.len() + room);
-        let mut hosts = HostFields::Missing;
-        for (name, (start, end)) in named.drain(..) {
-            let value = HeaderValue::from_maybe_shared(head.slice(start..end))
-                .map_err(|_| RequestHeadError::Violation(Violation::InvalidFieldValue))?;
-            if name == http::header::HOST {
-                hosts.note(&value);
-            }
-            headers.append(name, value);
-        }
-        Ok((headers, hosts))
-    })
 }
 
 /// How a backend's response body is framed (RFC 9112 §6.3).
@@ -339,7 +348,9 @@ pub fn parse_response(
 }
 
 /// The status line and the fields, lowercased and classified, in one pass.
-fn scan_response(buf: &mut [u8]) -> scan::Scan<(scan::StatusLine, Vec<RawField>, usize)> {
+fn scan_response(
+    buf: &mut [u8],
+) -> scan::Scan<(scan::StatusLine, Vec<response_head::RawField>, usize)> {
     let Some(line) = scan::status_line(buf)? else {
         return Ok(None);
     };
@@ -347,7 +358,7 @@ fn scan_response(buf: &mut [u8]) -> scan::Scan<(scan::StatusLine, Vec<RawField>,
     let mut fields = Vec::with_capacity(12);
     let end = scan::fields(buf, line.end, |buf, field| -> Result<(), Flaw> {
         let kind = FieldKind::of(field.name_in(buf));
-        fields.push(RawField::new(field.name, field.value, kind));
+        fields.push(response_head::RawField::new(field.name, field.value, kind));
         Ok(())
     })?;
     Ok(end.map(|len| (line, fields, len)))
@@ -446,11 +457,16 @@ pub fn parse_length(digits: &[u8]) -> Option<u64> {
 
 /// `closes_after` for a head known to have no Connection field when
 /// `has_connection` is false (no lookup then).
-pub fn closes_after_seen(version: Version, headers: &HeaderMap, has_connection: bool) -> bool {
-    match has_connection {
-        true => closes_after(version, headers),
-        false => version == Version::HTTP_10,
+pub fn closes_after_seen(version: Version, headers: &RequestFields, has_connection: bool) -> bool {
+    if !has_connection {
+        return version == Version::HTTP_10;
     }
+    let says = |token: &[u8]| {
+        headers
+            .values(&http::header::CONNECTION)
+            .any(|v| lists_token(v, token))
+    };
+    says(b"close") || (version == Version::HTTP_10 && !says(b"keep-alive"))
 }
 
 /// HTTP/1.0 without `Connection: keep-alive`, or any `Connection: close`.

@@ -561,8 +561,13 @@ impl<I: EngineIo> Conn<'_, I> {
         let http10 = framing.http10;
         let head_request = parts.method == Method::HEAD;
         let client_closes = closes_after_seen(parts.version, &parts.headers, seen.connection);
+        // A map only for a head with an Upgrade field, which is rare.
         let upgrade = (seen.upgrade
-            && strict::is_websocket_upgrade(&parts.method, parts.version, &parts.headers))
+            && strict::is_websocket_upgrade(
+                &parts.method,
+                parts.version,
+                &parts.headers.to_map(0),
+            ))
         .then(EngineUpgrade::default);
         let tunnel_slot = upgrade.as_ref().map(|u| u.slot.clone());
         let (body, mut pump) = request_body(framing.body, expects_continue && !http10);

@@ -87,7 +87,7 @@ fn request_seen(head: &crate::engine::head::RequestHead) -> RequestSeen {
         method: head.parts.method.clone(),
         uri: head.parts.uri.clone(),
         version: head.parts.version,
-        headers: head.parts.headers.clone(),
+        headers: head.parts.headers.to_map(0),
         framing: head.framing,
         expects_continue: head.expects_continue,
     }

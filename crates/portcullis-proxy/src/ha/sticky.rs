@@ -15,10 +15,16 @@ pub use crate::cookie_key::{backend_tag, CookieKey};
 /// the sticky one beside it. Only values that are ASCII are returned; a tag
 /// always is.
 pub fn request_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Vec<&'a str> {
-    headers
-        .get_all(COOKIE)
-        .iter()
-        .flat_map(|v| v.as_bytes().split(|&b| b == b';'))
+    cookies_named(
+        headers.get_all(COOKIE).iter().map(HeaderValue::as_bytes),
+        name,
+    )
+}
+
+/// [`request_cookie`] over the Cookie fields' values.
+pub fn cookies_named<'a>(values: impl Iterator<Item = &'a [u8]>, name: &str) -> Vec<&'a str> {
+    values
+        .flat_map(|v| v.split(|&b| b == b';'))
         .filter_map(|pair| {
             let at = pair.iter().position(|&b| b == b'=')?;
             let (key, value) = (pair[..at].trim_ascii(), &pair[at + 1..]);

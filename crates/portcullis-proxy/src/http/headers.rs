@@ -161,23 +161,28 @@ const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 /// itself (X-Real-IP and X-Forwarded-*, §3). One match on the name: the
 /// compiler dispatches on its length first.
 fn is_gateway_owned(name: &HeaderName) -> bool {
+    is_gateway_owned_name(name.as_str().as_bytes())
+}
+
+/// `is_gateway_owned` for a lowercase name's bytes (a raw head's).
+pub(crate) fn is_gateway_owned_name(name: &[u8]) -> bool {
     matches!(
-        name.as_str(),
-        "forwarded"
-            | "x-original-url"
-            | "x-rewrite-url"
-            | "x-forwarded-prefix"
-            | "true-client-ip"
-            | "x-client-ip"
-            | "x-cluster-client-ip"
-            | "http2-settings"
-            | "x-real-ip"
-            | "x-forwarded-for"
-            | "x-forwarded-proto"
-            | "x-forwarded-port"
-            | "x-forwarded-host"
-            | "x-forwarded-server"
-            | "x-forwarded-context"
+        name,
+        b"forwarded"
+            | b"x-original-url"
+            | b"x-rewrite-url"
+            | b"x-forwarded-prefix"
+            | b"true-client-ip"
+            | b"x-client-ip"
+            | b"x-cluster-client-ip"
+            | b"http2-settings"
+            | b"x-real-ip"
+            | b"x-forwarded-for"
+            | b"x-forwarded-proto"
+            | b"x-forwarded-port"
+            | b"x-forwarded-host"
+            | b"x-forwarded-server"
+            | b"x-forwarded-context"
     )
 }
 
@@ -191,7 +196,12 @@ pub fn remove_client_forwarding(headers: &mut HeaderMap) -> Option<HeaderValue> 
     if !headers.keys().any(is_gateway_owned) {
         return None;
     }
-    let prior_for = client_forwarded_for(headers);
+    let prior_for = client_forwarded_for(
+        headers
+            .get_all(X_FORWARDED_FOR)
+            .iter()
+            .map(HeaderValue::as_bytes),
+    );
     let mut doomed = Doomed::default();
     for name in headers.keys().filter(|name| is_gateway_owned(name)) {
         if !doomed.contains(name) {
@@ -206,10 +216,12 @@ pub fn remove_client_forwarding(headers: &mut HeaderMap) -> Option<HeaderValue> 
 
 /// The client's X-Forwarded-For fields joined with `, `, blank ones left out;
 /// `None` when none names anything or one is not visible ASCII.
-fn client_forwarded_for(headers: &HeaderMap) -> Option<HeaderValue> {
+pub(crate) fn client_forwarded_for<'a>(
+    values: impl Iterator<Item = &'a [u8]>,
+) -> Option<HeaderValue> {
     let mut joined: Option<String> = None;
-    for value in headers.get_all(X_FORWARDED_FOR) {
-        let value = value.to_str().ok()?.trim();
+    for value in values {
+        let value = super::request_fields::visible_str(value)?.trim();
         if value.is_empty() {
             continue;
         }

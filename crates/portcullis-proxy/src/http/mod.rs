@@ -4,8 +4,10 @@
 
 pub mod client_context;
 pub mod headers;
+pub mod request_fields;
 pub mod response_head;
 pub mod strict;
 
 pub use client_context::{ClientContext, PendingTunnel};
+pub use request_fields::{ClientHead, RequestFields};
 pub use response_head::{FieldKind, ProxyResponse, RawResponseHead};

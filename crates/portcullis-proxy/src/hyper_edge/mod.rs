@@ -16,7 +16,7 @@ use hyper_util::client::legacy::Error as ClientError;
 
 use crate::body::ProxyBody;
 use crate::http::strict::{self, HostFields};
-use crate::http::ClientContext;
+use crate::http::{ClientContext, ClientHead};
 use crate::pipeline::{
     self, BackendConnector, ClientRequest, ClientUpgrade, ConnectionChoice, TryRequest,
 };
@@ -41,7 +41,7 @@ pub fn client_request(mut request: Request<Incoming>) -> ClientRequest<Incoming,
     let (head, body) = request.into_parts();
     ClientRequest {
         hosts: HostFields::of(&head.headers),
-        head,
+        head: ClientHead::from_parts(head),
         body,
         upgrade,
         may_upgrade: true,

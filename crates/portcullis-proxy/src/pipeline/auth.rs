@@ -9,7 +9,7 @@
 
 use http::header::HeaderValue;
 use http::uri::PathAndQuery;
-use http::{request, Uri};
+use http::Uri;
 use std::sync::Arc;
 
 use portcullis_policy::{
@@ -17,7 +17,7 @@ use portcullis_policy::{
 };
 
 use crate::error::ProxyError;
-use crate::http::ClientContext;
+use crate::http::{ClientContext, ClientHead};
 use crate::routing::ServiceRuntime;
 
 /// Authenticates (with `[service.auth]`) and authorizes (with
@@ -28,14 +28,14 @@ use crate::routing::ServiceRuntime;
 pub(super) async fn admit(
     service: &ServiceRuntime,
     client: &ClientContext,
-    head: &mut request::Parts,
+    head: &mut ClientHead,
     authorization: Authorization,
 ) -> Admission {
     let signed_in = match &service.auth {
         Some(auth) => {
             let credentials = Credentials {
                 authorization: &authorization,
-                headers: &head.headers,
+                headers: head.headers.map_mut(super::ADDED_HEADERS),
             };
             Some((auth, auth.authenticate(&credentials).await))
         }
@@ -59,16 +59,19 @@ pub(super) enum AdmitNow {
 pub(super) fn admit_now(
     service: &ServiceRuntime,
     client: &ClientContext,
-    head: &mut request::Parts,
+    head: &mut ClientHead,
     started: tokio::time::Instant,
 ) -> AdmitNow {
     let Some(auth) = &service.auth else {
         return AdmitNow::Judged(judge(service, client, head, None));
     };
-    let authorization = Authorization::take(&mut head.headers);
+    // The methods read a map: raw fields become one here, for services
+    // with `[service.auth]` only.
+    let headers = head.headers.map_mut(super::ADDED_HEADERS);
+    let authorization = Authorization::take(headers);
     let credentials = Credentials {
         authorization: &authorization,
-        headers: &head.headers,
+        headers,
     };
     match auth.authenticate_now(&credentials, started) {
         Some(outcome) => AdmitNow::Judged(judge(service, client, head, Some((auth, outcome)))),
@@ -81,7 +84,7 @@ pub(super) type Admission = Result<Option<Arc<Principal>>, ProxyError>;
 fn judge(
     service: &ServiceRuntime,
     client: &ClientContext,
-    head: &mut request::Parts,
+    head: &mut ClientHead,
     signed_in: Option<(&Authenticator, Result<Authenticated, Refusal>)>,
 ) -> Admission {
     let signed_in = match signed_in {
@@ -110,7 +113,7 @@ fn judge(
 fn assert_identity(
     auth: &Authenticator,
     service: &ServiceRuntime,
-    head: &mut request::Parts,
+    head: &mut ClientHead,
     outcome: Result<Authenticated, Refusal>,
 ) -> Result<Authenticated, ProxyError> {
     let signed_in = outcome.map_err(|refusal| refuse(service, refusal))?;
@@ -143,7 +146,10 @@ fn assert_identity(
     // gateway's. Most requests carry none, and a pass over the names costs
     // less than a removal's hash of a configured name (callgrind).
     let identity = auth.identity_header();
-    if head.headers.keys().any(|name| name == identity) {
+    if head
+        .headers
+        .any_name(|name| name == identity.as_str().as_bytes())
+    {
         head.headers.remove(identity);
     }
     Ok(signed_in)

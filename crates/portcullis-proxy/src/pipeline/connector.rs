@@ -8,13 +8,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::header::{HeaderValue, HOST};
 use http::uri::{self, PathAndQuery, Scheme};
-use http::{request, Request, Response, Uri, Version};
+use http::{Request, Response, Uri, Version};
 use http_body::Body;
 
 use crate::body::ProxyBody;
 use crate::error::BoxError;
 use crate::http::headers::ForwardedFields;
-use crate::http::{ClientContext, RawResponseHead};
+use crate::http::{ClientContext, ClientHead, RawResponseHead};
 use crate::routing::{Backend, ServiceRuntime};
 
 /// One try as a connector sends it: the head every try of the request shares,
@@ -22,7 +22,7 @@ use crate::routing::{Backend, ServiceRuntime};
 pub struct TryRequest<'a> {
     /// The client's method and fields, edited for backends. Its uri is the
     /// client's: the try's is `uri`.
-    pub head: &'a request::Parts,
+    pub head: &'a ClientHead,
     /// Where this try goes.
     pub target: TryTarget<'a>,
     pub version: Version,
@@ -108,8 +108,7 @@ impl TryRequest<'_> {
     /// The try as one owned request with every field in its map, for
     /// engines that take one (hyper's client).
     pub fn into_request(self) -> Request<ProxyBody> {
-        let mut headers = self.head.headers.clone();
-        headers.reserve(9);
+        let mut headers = self.head.headers.to_map(9);
         match self.host {
             TryHost::Client => {}
             TryHost::Backend(host) => {

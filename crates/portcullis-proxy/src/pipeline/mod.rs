@@ -10,7 +10,9 @@
 //! 4. **finish** (`finish.rs`): counters, promotion of the active backend, the
 //!    sticky cookie, response header edits, then the access log (here).
 //!
-//! The phases know no HTTP engine: they take the request head (`http` types),
+//! The phases know no HTTP engine: they take the request head
+//! ([`ClientHead`]: the fields as hyper's map or as the own engine's raw
+//! fields, `http::request_fields`),
 //! a body source (any `http_body::Body`), a [`BackendConnector`] to send tries
 //! on and a [`ClientUpgrade`] for accepted upgrades. hyper is one engine
 //! (`crate::hyper_edge`); an own HTTP/1.1 engine drives the same pipeline.
@@ -28,7 +30,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
-use http::{request, Method, Response, StatusCode, Uri, Version};
+use http::{Method, Response, StatusCode, Uri, Version};
 use http_body::Body;
 
 pub use connector::{
@@ -41,15 +43,15 @@ use crate::error::{BoxError, ProxyError, Side};
 use crate::ha::retry::FailureKind;
 use crate::ha::TryOutcome;
 use crate::http::strict::HostFields;
-use crate::http::{headers, ClientContext, ProxyResponse};
+use crate::http::{ClientContext, ClientHead, ProxyResponse};
 use crate::routing::{Backend, Gateway, ServiceRuntime};
 use attempt::Verdict;
 use prepare::Forwarding;
 
 /// A client request as an engine hands it to the pipeline.
 pub struct ClientRequest<B, U> {
-    pub head: request::Parts,
-    /// The head's Host fields (`HostFields::of(&head.headers)`, or as the
+    pub head: ClientHead,
+    /// The head's Host fields (`HostFields::of(&map)`, or as the
     /// engine noted them while it parsed the head).
     pub hosts: HostFields,
     pub body: B,
@@ -121,7 +123,7 @@ impl Tries {
 }
 
 impl RequestContext {
-    fn new(head: &request::Parts) -> RequestContext {
+    fn new(head: &ClientHead) -> RequestContext {
         RequestContext {
             started: tokio::time::Instant::now(),
             took: None,
@@ -254,8 +256,7 @@ where
             };
             admission.map(|principal| ctx.principal = principal)
         };
-        let asked_upgrade =
-            h1 && request.may_upgrade && headers::is_upgrade_request(&request.head.headers);
+        let asked_upgrade = h1 && request.may_upgrade && request.head.headers.is_upgrade_request();
         // The prepared request is boxed (`Forwarding::new` says why) and
         // `forward` borrows it: moved into `forward`'s future, it was copied
         // with that future. Matched within the statement, so the `Result`
@@ -281,7 +282,7 @@ where
         };
         let outcome = forward(&mut forwarding, connector, &mut ctx).await;
         // The next head on this thread is parsed into this map.
-        crate::spare::give_back_map(std::mem::take(&mut forwarding.head.headers));
+        std::mem::take(&mut forwarding.head.headers).recycle();
         drop(forwarding);
         finish_request(outcome, gateway, &service, client, asked_upgrade, &mut ctx)
     }

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{request, Uri, Version};
+use http::header::{self, HeaderName, HeaderValue};
+use http::{Uri, Version};
 use http_body::Body;
 use http_body_util::BodyExt;
 use portcullis_config::{BackendProtocol, LoadBalancing};
@@ -20,13 +20,14 @@ use crate::body::{IdleTimeoutBody, ReplayBody};
 use crate::error::{BoxError, ProxyError};
 use crate::ha::retry::RetryPlan;
 use crate::ha::{sticky, Tried};
-use crate::http::headers::{self, ForwardedFields};
-use crate::http::{strict, ClientContext};
+use crate::http::headers::ForwardedFields;
+use crate::http::request_fields::visible_str;
+use crate::http::{strict, ClientContext, ClientHead, RequestFields};
 use crate::routing::{match_path, Gateway, Lookup, ServiceRuntime};
 use crate::slow_body::MinRateBody;
 
 /// The §9 checks that come before routing: head rules and the path rule.
-pub(super) fn refuse(head: &request::Parts, hosts: &strict::HostFields) -> Result<(), ProxyError> {
+pub(super) fn refuse(head: &ClientHead, hosts: &strict::HostFields) -> Result<(), ProxyError> {
     strict::check_request_start(&head.method, head.version, hosts).map_err(
         |refusal| match refusal {
             strict::Refusal::MethodNotAllowed(reason) => ProxyError::MethodNotAllowed { reason },
@@ -70,14 +71,14 @@ pub(super) struct Stickiness {
 /// balanced) and what its sticky cookie asks for.
 fn stickiness(
     service: &ServiceRuntime,
-    headers: &HeaderMap,
+    headers: &RequestFields,
     now: Instant,
 ) -> (Stickiness, LoadBalancing) {
     let ha = &service.config.ha;
     let excluded = !ha.disable_load_balancing_for_user_agents.is_empty()
         && headers
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
+            .get(&header::USER_AGENT)
+            .and_then(visible_str)
             .is_some_and(|ua| {
                 ha.disable_load_balancing_for_user_agents
                     .iter()
@@ -95,9 +96,10 @@ fn stickiness(
         honoured: None,
     };
     if active {
-        sticky.cookie_backend = sticky::request_cookie(headers, &service.sticky_cookie)
-            .into_iter()
-            .find_map(|tag| service.backend_for_tag(tag));
+        sticky.cookie_backend =
+            sticky::cookies_named(headers.values(&header::COOKIE), &service.sticky_cookie)
+                .into_iter()
+                .find_map(|tag| service.backend_for_tag(tag));
         sticky.honoured = sticky
             .cookie_backend
             .filter(|&i| service.backends[i].state.can_serve(now, Clients::Sticky));
@@ -113,7 +115,7 @@ pub(super) struct Forwarding<'r, U> {
     pub(super) service: &'r Arc<ServiceRuntime>,
     /// The client's head with the headers edited for backends; the uri and
     /// method are the client's.
-    pub(super) head: request::Parts,
+    pub(super) head: ClientHead,
     /// Where the backend-relative part of the path starts.
     pub(super) rest_start: usize,
     /// The client's Host (or authority), for `preserve_host` and Location.
@@ -294,18 +296,18 @@ impl HeaderEdits<'_> {
     /// the Host rule, and the backend credentials (fail closed when they
     /// cannot be read). Returns the client's X-Forwarded-For, which the
     /// forwarded fields extend.
-    fn apply(&self, parts: &mut request::Parts) -> Result<Option<HeaderValue>, ProxyError> {
+    fn apply(&self, parts: &mut ClientHead) -> Result<Option<HeaderValue>, ProxyError> {
         let config = &self.service.config;
         let headers = &mut parts.headers;
-        headers::strip_hop_by_hop(headers, self.keep_upgrade);
-        let prior_for = headers::remove_client_forwarding(headers);
+        headers.strip_hop_by_hop(self.keep_upgrade);
+        let prior_for = headers.remove_client_forwarding();
         if parts.version == Version::HTTP_2 {
-            strict::join_cookies(headers);
+            strict::join_cookies(headers.map_mut(ADDED_HEADERS));
         }
         // Without `preserve_host` each try replaces the Host (`TryHost`).
         if config.preserve_host {
             if let Some(host) = self.original_host {
-                if headers.get(header::HOST) != Some(host) {
+                if headers.get(&header::HOST) != Some(host.as_bytes()) {
                     headers.insert(header::HOST, host.clone());
                 }
             }
@@ -316,7 +318,7 @@ impl HeaderEdits<'_> {
 
     /// A backend must never get an anonymous request where the operator
     /// configured credentials.
-    fn add_backend_auth(&self, headers: &mut HeaderMap) -> Result<(), ProxyError> {
+    fn add_backend_auth(&self, headers: &mut RequestFields) -> Result<(), ProxyError> {
         let service = self.service;
         let Some(auth) = &service.config.backend_auth else {
             return Ok(());

@@ -7,20 +7,19 @@
 use std::borrow::Cow;
 use std::sync::atomic::Ordering;
 
-use http::request;
 use portcullis_config::{RateLimitKey, RateLimitPolicy};
 use portcullis_policy::rate_limit::{Decision, RateLimiter};
 
 use super::RequestContext;
 use crate::error::ProxyError;
-use crate::http::ClientContext;
+use crate::http::{ClientContext, ClientHead};
 use crate::routing::ServiceRuntime;
 
 /// Services without a limit pay the one branch here.
 pub(super) fn admit(
     service: &ServiceRuntime,
     client: &ClientContext,
-    head: &request::Parts,
+    head: &ClientHead,
     ctx: &RequestContext,
 ) -> Result<(), ProxyError> {
     let (Some(limiter), Some(policy)) = (&service.rate_limit, &service.config.rate_limit) else {
@@ -34,7 +33,7 @@ fn take_token(
     policy: &RateLimitPolicy,
     service: &ServiceRuntime,
     client: &ClientContext,
-    head: &request::Parts,
+    head: &ClientHead,
     ctx: &RequestContext,
 ) -> Result<(), ProxyError> {
     let key = key_value(
@@ -66,7 +65,7 @@ fn take_token(
 fn key_value<'a>(
     key: &RateLimitKey,
     client: &ClientContext,
-    head: &'a request::Parts,
+    head: &'a ClientHead,
     principal: Option<&'a str>,
 ) -> Cow<'a, str> {
     match key {
@@ -76,8 +75,8 @@ fn key_value<'a>(
         RateLimitKey::ClientIp => Cow::Owned(client.peer_ip.to_string()),
         RateLimitKey::Header(name) => head
             .headers
-            .get(name.as_str())
-            .map(|value| String::from_utf8_lossy(value.as_bytes()))
+            .get_any_case(name)
+            .map(String::from_utf8_lossy)
             .unwrap_or(Cow::Borrowed("")),
     }
 }
