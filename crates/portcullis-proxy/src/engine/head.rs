@@ -1,19 +1,20 @@
 //! Request and response heads: found and checked in one pass
 //! (`engine::scan`, with the framing gate's field rules, PRODUCT.md §9), and
-//! turned into the pipeline's `ClientHead`: the target a `Uri` and the
-//! fields kept raw (`http::request_fields`), both sharing the read buffer's
-//! bytes (no copy, no header map).
+//! turned into the pipeline's `ClientHead`: the target (`http::target`) and
+//! the fields (`http::request_fields`) kept raw, both sharing the read
+//! buffer's bytes (no copy, no header map, no `Uri`).
 
 use bytes::{Bytes, BytesMut};
 use http::header::HeaderValue;
-use http::{response, HeaderMap, Method, StatusCode, Uri, Version};
+use http::{response, HeaderMap, Method, StatusCode, Version};
 
 use super::scan::{self, Flaw};
 use crate::h1gate::{check_head, Body, Framing, HeadFields, Violation, MAX_HEAD};
-use crate::http::headers::is_tchar;
+use crate::http::headers::{is_in_any_case, is_tchar};
 use crate::http::request_fields::{ClientHead, RawField, RawFields, RequestFields};
 use crate::http::response_head::{self, FieldKind, RawResponseHead};
 use crate::http::strict::HostFields;
+use crate::http::RequestTarget;
 
 /// Most header fields in a head; more gets 431 (hyper's limit too).
 pub const MAX_HEADERS: usize = 100;
@@ -115,7 +116,7 @@ pub fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, RequestH
     };
     let head = buf.split_to(found.len).freeze();
     let (target_start, target_end) = found.line.target;
-    let uri = Uri::from_maybe_shared(head.slice(target_start as usize..target_end as usize))
+    let target = RequestTarget::parse(head.slice(target_start as usize..target_end as usize))
         .map_err(|_| bad_line())?;
     let hosts = found.hosts.fields(&head)?;
     let headers = RawFields::new(head, fields);
@@ -129,7 +130,7 @@ pub fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, RequestH
     Ok(Some(RequestHead {
         parts: ClientHead {
             method,
-            uri,
+            target,
             version,
             headers,
         },
@@ -489,8 +490,11 @@ fn closes_after_raw(raw: &RawResponseHead) -> bool {
 // few bytes (callgrind).
 #[allow(clippy::manual_contains)]
 fn lists_token(value: &[u8], token: &[u8]) -> bool {
-    // Nearly every value is one token (`keep-alive`, `close`), a few bytes:
-    // a plain loop, not `contains`'s call to memchr.
+    // Nearly every value is exactly one token (`keep-alive`, `close`).
+    if is_in_any_case(value, token) {
+        return true;
+    }
+    // Else a few bytes: a plain loop, not `contains`'s call to memchr.
     if !value.iter().any(|&b| b == b',') {
         return value.trim_ascii().eq_ignore_ascii_case(token);
     }

@@ -195,7 +195,7 @@ proptest! {
         };
         prop_assert_eq!(&buf[..], &after[..], "bytes after the head stay");
         prop_assert_eq!(head.parts.method.as_str(), request.method.as_str());
-        prop_assert_eq!(head.parts.uri.to_string(), request.target.clone());
+        prop_assert_eq!(head.parts.target.to_string(), request.target.clone());
         let version = if request.http10 { Version::HTTP_10 } else { Version::HTTP_11 };
         prop_assert_eq!(head.parts.version, version);
         prop_assert_eq!(&head.parts.headers.to_map(0), &request.expected_headers());

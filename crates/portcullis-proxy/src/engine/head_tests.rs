@@ -19,7 +19,7 @@ fn a_request_head_is_split_off_and_the_rest_stays() {
     let head = parse_request(&mut buf).unwrap().unwrap();
     assert_eq!(&buf[..], b"abcGET");
     assert_eq!(head.parts.method, Method::POST);
-    assert_eq!(head.parts.uri, "/a?b=1");
+    assert_eq!(head.parts.target.to_string(), "/a?b=1");
     assert_eq!(head.parts.version, Version::HTTP_11);
     assert_eq!(head.framing.body, Body::Length(3));
     let name = http::header::HeaderName::from_static("x-a");

@@ -643,18 +643,9 @@ impl<I: EngineIo> Conn<'_, I> {
         let mut out = spare::take_write();
         let written = match pump {
             None => write_response(&mut *self.io, &mut out, response, answering).await,
-            Some(mut pump) => {
-                let (mut reader, mut writer) = tokio::io::split(&mut *self.io);
-                let writing = write_response(&mut writer, &mut out, response, answering);
-                tokio::pin!(writing);
-                loop {
-                    tokio::select! {
-                        biased;
-                        written = &mut writing => break written,
-                        () = pump.step_beside_response(&mut reader, &mut self.buf), if !pump.done() => {}
-                    }
-                }
-            }
+            // Boxed: a body still arriving is rare, and this state was
+            // most of the request's box (1,472 of 2,264 bytes).
+            Some(pump) => Box::pin(self.write_beside(&mut out, response, answering, pump)).await,
         };
         spare::give_back_write(out);
         let Ok(written) = written else {
@@ -671,6 +662,26 @@ impl<I: EngineIo> Conn<'_, I> {
             After::Close
         } else {
             After::KeepAlive
+        }
+    }
+
+    /// `write_response` while the rest of the request body is pumped.
+    async fn write_beside(
+        &mut self,
+        out: &mut Vec<u8>,
+        response: crate::http::ProxyResponse,
+        answering: Answering,
+        mut pump: BodyPump,
+    ) -> io::Result<super::respond::Written> {
+        let (mut reader, mut writer) = tokio::io::split(&mut *self.io);
+        let writing = write_response(&mut writer, out, response, answering);
+        tokio::pin!(writing);
+        loop {
+            tokio::select! {
+                biased;
+                written = &mut writing => break written,
+                () = pump.step_beside_response(&mut reader, &mut self.buf), if !pump.done() => {}
+            }
         }
     }
 
@@ -818,7 +829,9 @@ mod size_tests {
         let client = setup.client_context(peer.ip());
         let size = std::mem::size_of_val(&conn.serve_request(head, &setup, &client));
         eprintln!("request future: {size} bytes");
-        assert!(size <= 2560, "{size} bytes");
+        // 1,864 bytes when measured (2,264 before a write beside a body
+        // still arriving was boxed apart).
+        assert!(size <= 1864, "{size} bytes");
     }
 
     /// The pipeline's future, boxed apart inside the request's: within the

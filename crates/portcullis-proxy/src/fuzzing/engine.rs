@@ -85,7 +85,7 @@ pub fn engine_request_head(data: &[u8]) {
 fn request_seen(head: &crate::engine::head::RequestHead) -> RequestSeen {
     RequestSeen {
         method: head.parts.method.clone(),
-        uri: head.parts.uri.clone(),
+        uri: head.parts.target.to_uri(),
         version: head.parts.version,
         headers: head.parts.headers.to_map(0),
         framing: head.framing,

@@ -7,7 +7,9 @@ pub mod headers;
 pub mod request_fields;
 pub mod response_head;
 pub mod strict;
+pub mod target;
 
 pub use client_context::{ClientContext, PendingTunnel};
 pub use request_fields::{ClientHead, RequestFields};
 pub use response_head::{FieldKind, ProxyResponse, RawResponseHead};
+pub use target::RequestTarget;

@@ -13,18 +13,19 @@
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{request, Method, Uri, Version};
+use http::{request, Method, Version};
 
 use super::headers::{
     client_forwarded_for, connection_listed, is_gateway_owned_name, is_hop_by_hop_name,
     names_no_field,
 };
+use super::target::RequestTarget;
 
 /// The request head the pipeline takes from an engine.
 #[derive(Debug)]
 pub struct ClientHead {
     pub method: Method,
-    pub uri: Uri,
+    pub target: RequestTarget,
     pub version: Version,
     pub headers: RequestFields,
 }
@@ -34,7 +35,7 @@ impl ClientHead {
     pub fn from_parts(parts: request::Parts) -> ClientHead {
         ClientHead {
             method: parts.method,
-            uri: parts.uri,
+            target: RequestTarget::from_uri(parts.uri),
             version: parts.version,
             headers: RequestFields::Map(parts.headers),
         }

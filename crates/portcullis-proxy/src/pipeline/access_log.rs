@@ -94,7 +94,7 @@ impl RequestContext {
         let fields = AccessFields {
             member: &gateway.member_id,
             method: self.method.as_str(),
-            path: self.uri.path(),
+            path: self.target.path(),
             topology,
             service,
             backend: self.last_backend().map(|b| b.id.as_str()),

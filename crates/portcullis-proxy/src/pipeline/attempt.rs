@@ -90,12 +90,19 @@ impl Attempt {
         let backend = &service.backends[self.index];
         let in_flight = InFlight::start(backend.clone());
         let version = forwarding.backend_version;
+        // The first try's clock starts with the request (read when it
+        // arrived, microseconds earlier): one clock read fewer per request.
+        let start = match self.first {
+            true => forwarding.prepared_at,
+            false => Instant::now(),
+        };
         let request = TryRequest {
             head: &forwarding.head,
+            sent_at: start,
             target: TryTarget {
                 backend,
-                rest: rest_of_path(&forwarding.head.uri, forwarding.rest_start),
-                query: forwarding.head.uri.query(),
+                rest: rest_of_path(&forwarding.head.target, forwarding.rest_start),
+                query: forwarding.head.target.query(),
             },
             version,
             host: match (service.config.preserve_host, version) {
@@ -105,12 +112,6 @@ impl Attempt {
             },
             forwarded: forwarding.forwarded_fields(),
             body: self.body,
-        };
-        // The first try's clock starts with the request (read when it
-        // arrived, microseconds earlier): one clock read fewer per request.
-        let start = match self.first {
-            true => forwarding.prepared_at,
-            false => Instant::now(),
         };
         let waiting = wait_for_head(
             connector.send(service, request, self.connection),

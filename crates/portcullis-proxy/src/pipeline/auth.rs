@@ -17,7 +17,7 @@ use portcullis_policy::{
 };
 
 use crate::error::ProxyError;
-use crate::http::{ClientContext, ClientHead};
+use crate::http::{ClientContext, ClientHead, RequestTarget};
 use crate::routing::ServiceRuntime;
 
 /// Authenticates (with `[service.auth]`) and authorizes (with
@@ -134,8 +134,9 @@ fn assert_identity(
         return Err(invalid(service));
     }
     if auth.knox_doas() {
-        head.uri =
-            with_doas(&head.uri, &signed_in.principal.name).ok_or_else(|| invalid(service))?;
+        let uri = with_doas(&head.target.to_uri(), &signed_in.principal.name)
+            .ok_or_else(|| invalid(service))?;
+        head.target = RequestTarget::from_uri(uri);
     }
     // The key is the client's credential, as Authorization is (taken out
     // before the methods looked): the backend never sees it.

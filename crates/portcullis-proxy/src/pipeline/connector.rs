@@ -23,6 +23,9 @@ pub struct TryRequest<'a> {
     /// The client's method and fields, edited for backends. Its uri is the
     /// client's: the try's is `uri`.
     pub head: &'a ClientHead,
+    /// When the try started (the request's arrival for the first): a clock
+    /// read a connector may use instead of its own.
+    pub sent_at: tokio::time::Instant,
     /// Where this try goes.
     pub target: TryTarget<'a>,
     pub version: Version,

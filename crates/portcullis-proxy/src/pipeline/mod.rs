@@ -30,7 +30,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
-use http::{Method, Response, StatusCode, Uri, Version};
+use http::{Method, Response, StatusCode, Version};
 use http_body::Body;
 
 pub use connector::{
@@ -43,7 +43,7 @@ use crate::error::{BoxError, ProxyError, Side};
 use crate::ha::retry::FailureKind;
 use crate::ha::TryOutcome;
 use crate::http::strict::HostFields;
-use crate::http::{ClientContext, ClientHead, ProxyResponse};
+use crate::http::{ClientContext, ClientHead, ProxyResponse, RequestTarget};
 use crate::routing::{Backend, Gateway, ServiceRuntime};
 use attempt::Verdict;
 use prepare::Forwarding;
@@ -80,7 +80,7 @@ pub struct RequestContext {
     logging: bool,
     method: Method,
     /// A clone shares the bytes: the path outlives the request head this way.
-    uri: Uri,
+    target: RequestTarget,
     /// The service the request was routed to, for its names in the access
     /// log: sharing it cost less than copying both names (callgrind).
     routed: Option<Arc<ServiceRuntime>>,
@@ -129,7 +129,7 @@ impl RequestContext {
             took: None,
             logging: crate::access_sink::wanted(),
             method: head.method.clone(),
-            uri: head.uri.clone(),
+            target: head.target.clone(),
             routed: None,
             topology: String::new(),
             service: String::new(),
@@ -219,7 +219,7 @@ where
         // Destructured within this statement, so nothing of the result
         // keeps room in this future across the awaits below.
         let (service, rest_start) = match prepare::refuse(&request.head, &request.hosts)
-            .and_then(|()| prepare::route(gateway, &ctx.uri))
+            .and_then(|()| prepare::route(gateway, &ctx.target))
         {
             Ok(routed) => routed,
             Err(err) => {
@@ -375,8 +375,8 @@ fn is_switching(status: StatusCode) -> bool {
 }
 
 /// The part of the path after the service, sent to the backend below its base.
-fn rest_of_path(uri: &Uri, rest_start: usize) -> &str {
-    uri.path().get(rest_start..).unwrap_or("")
+fn rest_of_path(target: &RequestTarget, rest_start: usize) -> &str {
+    target.path().get(rest_start..).unwrap_or("")
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
-use http::{Uri, Version};
+use http::Version;
 use http_body::Body;
 use http_body_util::BodyExt;
 use portcullis_config::{BackendProtocol, LoadBalancing};
@@ -22,7 +22,7 @@ use crate::ha::retry::RetryPlan;
 use crate::ha::{sticky, Tried};
 use crate::http::headers::ForwardedFields;
 use crate::http::request_fields::visible_str;
-use crate::http::{strict, ClientContext, ClientHead, RequestFields};
+use crate::http::{strict, ClientContext, ClientHead, RequestFields, RequestTarget};
 use crate::routing::{match_path, Gateway, Lookup, ServiceRuntime};
 use crate::slow_body::MinRateBody;
 
@@ -34,15 +34,15 @@ pub(super) fn refuse(head: &ClientHead, hosts: &strict::HostFields) -> Result<()
             strict::Refusal::BadRequest(reason) => ProxyError::BadRequest { reason },
         },
     )?;
-    strict::check_path(head.uri.path()).map_err(|reason| ProxyError::BadRequest { reason })
+    strict::check_path(head.target.path()).map_err(|reason| ProxyError::BadRequest { reason })
 }
 
 /// Finds the service and where the backend-relative part of the path starts.
 pub(super) fn route(
     gateway: &Gateway,
-    uri: &Uri,
+    target: &RequestTarget,
 ) -> Result<(Arc<ServiceRuntime>, usize), ProxyError> {
-    let path = uri.path();
+    let path = target.path();
     let matched = match_path(&gateway.path_prefix, path).ok_or(ProxyError::NoRoute)?;
     let rest_start = path.len() - matched.rest.len();
     match gateway.service(matched.topology, matched.service) {
@@ -186,7 +186,7 @@ impl<'r, U> Forwarding<'r, U> {
         }
         // The value shares the head's bytes: no copy per request.
         let original_host = hosts.into_first().or_else(|| {
-            let authority = parts.uri.authority()?;
+            let authority = parts.target.authority()?;
             HeaderValue::from_str(authority.as_str()).ok()
         });
         let edits = HeaderEdits {
