@@ -11,7 +11,7 @@ use http::{response, HeaderMap, Method, StatusCode, Version};
 use super::scan::{self, Flaw};
 use crate::h1gate::{check_head, Body, Framing, HeadFields, Violation, MAX_HEAD};
 use crate::http::headers::{is_in_any_case, is_tchar};
-use crate::http::request_fields::{ClientHead, RawField, RawFields, RequestFields};
+use crate::http::request_fields::{self, ClientHead, RawField, RawFields, RequestFields};
 use crate::http::response_head::{self, FieldKind, RawResponseHead};
 use crate::http::strict::HostFields;
 use crate::http::RequestTarget;
@@ -93,16 +93,15 @@ pub fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, RequestH
     // Never look further than a head may be long: a flood of head bytes is
     // refused at 64 KiB, not after the whole read.
     let window = buf.len().min(MAX_HEAD);
-    let mut fields = crate::http::request_fields::take_fields();
+    let mut fields = request_fields::take_fields();
     let found = match scan_request(&mut buf[..window], &mut fields) {
         Ok(Some(found)) => found,
-        Ok(None) if buf.len() > MAX_HEAD => return Err(RequestHeadError::TooLarge),
-        Ok(None) => return Ok(None),
-        Err(Refused::Violation(violation)) => return Err(RequestHeadError::Violation(violation)),
-        Err(Refused::Flaw(Flaw::TooManyFields)) => return Err(RequestHeadError::TooManyFields),
-        // The gate's check names the rule (a bare LF, whitespace before a
-        // colon, ...).
-        Err(Refused::Flaw(_)) => return Err(head_violation(buf)),
+        not_whole => {
+            // A head read in pieces is scanned again with each read: the
+            // list goes back for the next look.
+            request_fields::give_back_fields(fields);
+            return no_head(not_whole.map(|_| ()), buf);
+        }
     };
     if matches!(found.framing.body, Body::Length(n) if n > MAX_CONTENT_LENGTH) {
         return Err(RequestHeadError::Violation(Violation::InvalidContentLength));
@@ -139,6 +138,23 @@ pub fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, RequestH
         seen: found.seen,
         hosts,
     }))
+}
+
+/// What `parse_request` answers when the scan found no whole head: more
+/// bytes needed, or the refusal.
+fn no_head(
+    scanned: Result<(), Refused>,
+    buf: &[u8],
+) -> Result<Option<RequestHead>, RequestHeadError> {
+    match scanned {
+        Ok(()) if buf.len() > MAX_HEAD => Err(RequestHeadError::TooLarge),
+        Ok(()) => Ok(None),
+        Err(Refused::Violation(violation)) => Err(RequestHeadError::Violation(violation)),
+        Err(Refused::Flaw(Flaw::TooManyFields)) => Err(RequestHeadError::TooManyFields),
+        // The gate's check names the rule (a bare LF, whitespace before a
+        // colon, ...).
+        Err(Refused::Flaw(_)) => Err(head_violation(buf)),
+    }
 }
 
 /// Why the scan of a request head stopped: a line the scan refused (named

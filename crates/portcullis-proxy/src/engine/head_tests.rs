@@ -223,3 +223,22 @@ fn seen_fields_answer_as_the_lookups_would() {
         );
     }
 }
+
+/// A head read in pieces takes the thread's field list for each look and
+/// gives it back when the head is not whole yet; a whole head keeps it.
+#[test]
+fn a_partial_head_gives_its_field_list_back() {
+    use crate::http::request_fields::kept_field_lists;
+    let whole = b"GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n\r\n";
+    let kept = kept_field_lists();
+    for cut in 1..whole.len() {
+        let mut buf = BytesMut::from(&whole[..cut]);
+        assert!(matches!(parse_request(&mut buf), Ok(None)), "cut at {cut}");
+        assert_eq!(kept_field_lists(), kept.max(1), "cut at {cut}");
+    }
+    let mut buf = BytesMut::from(&whole[..]);
+    let head = parse_request(&mut buf).unwrap().unwrap();
+    assert_eq!(kept_field_lists(), kept.max(1) - 1);
+    head.parts.headers.recycle();
+    assert_eq!(kept_field_lists(), kept.max(1));
+}

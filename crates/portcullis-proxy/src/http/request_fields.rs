@@ -114,7 +114,7 @@ impl RawFields {
         for connection in self
             .fields
             .iter()
-            .filter(|f| self.name_of(f) == b"connection")
+            .filter(|f| !f.dropped && self.name_of(f) == b"connection")
         {
             for token in connection_listed(self.value_of(connection), keep_upgrade) {
                 for (index, field) in self.fields.iter().enumerate() {
@@ -271,7 +271,7 @@ impl RequestFields {
         if !raw
             .fields
             .iter()
-            .any(|f| is_gateway_owned_name(raw.name_of(f)))
+            .any(|f| !f.dropped && is_gateway_owned_name(raw.name_of(f)))
         {
             return None;
         }
@@ -412,6 +412,12 @@ pub fn give_back_fields(mut fields: Vec<RawField>) {
             kept.push(fields);
         }
     });
+}
+
+/// How many field lists this thread keeps (for tests).
+#[cfg(test)]
+pub fn kept_field_lists() -> usize {
+    FIELDS.with_borrow(Vec::len)
 }
 
 /// The value as text when it is what `HeaderValue::to_str` accepts
