@@ -338,7 +338,10 @@ impl RequestFields {
     /// one first: for the policies (`[service.auth]`), which read maps.
     pub fn map_mut(&mut self, room: usize) -> &mut HeaderMap {
         if let RequestFields::Raw(_) = self {
-            *self = RequestFields::Map(self.to_map(room));
+            let map = RequestFields::Map(self.to_map(room));
+            // The raw list goes back to the thread's spares, as `recycle`
+            // gives it back: an auth service's request allocates none.
+            std::mem::replace(self, map).recycle();
         }
         match self {
             RequestFields::Map(map) => map,

@@ -175,7 +175,10 @@ fn a_raw_head_becomes_a_map_with_its_edits() {
     let mut fields = raw(&["Host: a", "Authorization: Bearer t", "Keep-Alive: 1"]);
     fields.strip_hop_by_hop(false);
     fields.insert(header::HOST, HeaderValue::from_static("b"));
+    let kept = kept_field_lists();
     let map = fields.map_mut(0).clone();
+    // The raw list went back to the thread's spares.
+    assert_eq!(kept_field_lists(), kept + 1);
     assert!(matches!(fields, RequestFields::Map(_)));
     assert_eq!(map.len(), 2);
     assert_eq!(map.get(header::HOST), Some(&HeaderValue::from_static("b")));

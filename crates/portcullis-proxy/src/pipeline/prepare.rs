@@ -277,9 +277,10 @@ where
     ReplayBody::new(guarded, config.ha.replay_buffer_bytes)
 }
 
-/// Headers the pipeline may insert into a request's map: Host, Authorization
-/// and `Connection: upgrade`. X-Real-IP and X-Forwarded-* are not inserted:
-/// the connector writes them (`headers::ForwardedFields`).
+/// Fields the pipeline may insert into a request's fields: Host,
+/// Authorization and `Connection: upgrade` (the room a map made from raw
+/// fields gets, `RequestFields::map_mut`). X-Real-IP and X-Forwarded-* are
+/// not inserted: the connector writes them (`headers::ForwardedFields`).
 pub(crate) const ADDED_HEADERS: usize = 3;
 
 /// The header edits every try shares.
