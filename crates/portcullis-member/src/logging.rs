@@ -161,16 +161,96 @@ impl AccessLogSink for StderrAccessSink {
     }
 
     fn write_line(&self, line: &[u8]) {
+        let held = PENDING.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut pending) if pending.batching && line.len() <= ATOMIC_WRITE => {
+                if pending.bytes.len() + line.len() > ATOMIC_WRITE {
+                    self.write_now(&pending.bytes);
+                    pending.bytes.clear();
+                }
+                pending.bytes.extend_from_slice(line);
+                true
+            }
+            _ => false,
+        });
+        if !held {
+            self.write_now(line);
+        }
+    }
+}
+
+impl StderrAccessSink {
+    /// One `write` of whole lines, without std's lock when it is atomic.
+    fn write_now(&self, lines: &[u8]) {
         match &self.stderr {
-            Some(stderr) if line.len() <= ATOMIC_WRITE => {
+            Some(stderr) if lines.len() <= ATOMIC_WRITE => {
                 // `Write` is implemented for `&File`: no lock of ours.
                 let mut stderr: &std::fs::File = stderr;
-                let _ = stderr.write_all(line);
+                let _ = stderr.write_all(lines);
             }
             _ => {
-                let _ = std::io::stderr().lock().write_all(line);
+                let _ = std::io::stderr().lock().write_all(lines);
             }
         }
+    }
+}
+
+/// Access lines a runtime thread has formatted since it last went idle.
+struct PendingLines {
+    bytes: Vec<u8>,
+    /// Set once the thread's runtime has called [`flush_access_lines`]:
+    /// only such a thread holds lines back, since only it is sure to flush
+    /// them when it goes idle.
+    batching: bool,
+}
+
+impl Drop for PendingLines {
+    fn drop(&mut self) {
+        if let Some(sink) = STDERR_SINK.get() {
+            sink.write_pending(&mut self.bytes);
+        }
+    }
+}
+
+thread_local! {
+    /// A busy worker writes its access lines a batch at a time (at most
+    /// [`ATOMIC_WRITE`] bytes, so still whole in a pipe), not one `write`
+    /// per request: a `write` was one of the five system calls a proxied
+    /// request cost.
+    static PENDING: std::cell::RefCell<PendingLines> = const {
+        std::cell::RefCell::new(PendingLines {
+            bytes: Vec::new(),
+            batching: false,
+        })
+    };
+}
+
+impl StderrAccessSink {
+    fn write_pending(&self, bytes: &mut Vec<u8>) {
+        if !bytes.is_empty() {
+            self.write_now(bytes);
+            bytes.clear();
+        }
+    }
+
+    /// [`flush_access_lines`] for this sink.
+    fn flush_thread(&self) {
+        PENDING.with(|cell| {
+            if let Ok(mut pending) = cell.try_borrow_mut() {
+                pending.batching = true;
+                self.write_pending(&mut pending.bytes);
+            }
+        });
+    }
+}
+
+/// Writes the access lines this thread holds, and from now on lets it hold
+/// them while it is busy. For a runtime's `on_thread_park` (and its
+/// `on_thread_stop`): a worker that parks has no request running, so every
+/// line is out by the time the gateway is idle, and a line waits at most
+/// while its worker stays busy.
+pub fn flush_access_lines() {
+    if let Some(sink) = STDERR_SINK.get() {
+        sink.flush_thread();
     }
 }
 
@@ -388,6 +468,39 @@ mod tests {
                 String::from_utf8(expected).unwrap()
             );
         }
+    }
+
+    /// A thread whose runtime flushes it holds its lines until the next
+    /// flush, a batch at most `ATOMIC_WRITE` long; any other thread writes
+    /// each line at once.
+    #[test]
+    fn a_parking_thread_writes_its_lines_in_batches() {
+        let path = std::env::temp_dir().join(format!("portcullis-access-{}", std::process::id()));
+        let file = std::fs::File::create(&path).unwrap();
+        let sink = StderrAccessSink { stderr: Some(file) };
+        let written = || std::fs::read(&path).unwrap();
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                sink.write_line(b"first\n");
+                assert_eq!(written(), b"first\n", "no flush yet: written at once");
+                sink.flush_thread();
+                sink.write_line(b"second\n");
+                sink.write_line(b"third\n");
+                assert_eq!(written(), b"first\n", "held until the worker parks");
+                sink.flush_thread();
+                assert_eq!(written(), b"first\nsecond\nthird\n");
+                // A batch never passes the atomic size: a full one goes
+                // out before the line that would overflow it.
+                let line = vec![b'x'; ATOMIC_WRITE / 2];
+                for _ in 0..3 {
+                    sink.write_line(&line);
+                }
+                assert_eq!(written().len(), 19 + 2 * line.len());
+                sink.flush_thread();
+                assert_eq!(written().len(), 19 + 3 * line.len());
+            });
+        });
+        let _ = std::fs::remove_file(&path);
     }
 
     #[test]

@@ -116,6 +116,7 @@ fn serve_on_own_runtime(
 ) {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        .on_thread_park(crate::logging::flush_access_lines)
         .build()
     {
         Ok(runtime) => runtime,
@@ -138,6 +139,9 @@ fn serve_on_own_runtime(
             Err(err) => tracing::error!(error = %err, "cannot register a gateway listener"),
         }
     });
+    // The last requests' lines, before the member's exit can end this
+    // thread without its destructors.
+    crate::logging::flush_access_lines();
 }
 
 #[cfg(test)]

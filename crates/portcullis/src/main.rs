@@ -103,6 +103,8 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     }
     builder
         .enable_all()
+        .on_thread_park(portcullis_member::logging::flush_access_lines)
+        .on_thread_stop(portcullis_member::logging::flush_access_lines)
         .build()
         .context("cannot start the async runtime")
 }

@@ -261,7 +261,7 @@ fn send_own<'a>(
         // A `101` nobody asked for still goes on as a map: the pipeline's
         // upgrade handling reads maps.
         let (parts, raw) = if connector.raw_heads && !switched {
-            (bare_parts(&raw), Some(Box::new(raw)))
+            (bare_parts(&raw), Some(raw.boxed()))
         } else {
             let head = ResponseHead {
                 raw,

@@ -371,8 +371,8 @@ fn scan_response(
     let Some(line) = scan::status_line(buf)? else {
         return Ok(None);
     };
-    // Most responses have fewer fields: one allocation, no regrowth.
-    let mut fields = Vec::with_capacity(12);
+    // A kept list, or one with room for most responses' fields.
+    let mut fields = response_head::take_fields();
     let end = scan::fields(buf, line.end, |buf, field| -> Result<(), Flaw> {
         let kind = FieldKind::of(field.name_in(buf));
         fields.push(response_head::RawField::new(field.name, field.value, kind));

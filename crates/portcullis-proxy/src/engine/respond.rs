@@ -132,8 +132,9 @@ fn write_head(
         return (head, body);
     }
     let mut fields = FieldsWritten::default();
-    if let Some(raw) = &raw_head {
-        fields.write_raw(out, raw, answering.head_request);
+    if let Some(raw) = raw_head {
+        fields.write_raw(out, &raw, answering.head_request);
+        raw.recycle();
     }
     fields.write_map(out, &parts.headers, status, answering.head_request);
     let mut length = fields.length;
@@ -335,6 +336,12 @@ async fn flush<W: AsyncWrite + Unpin>(io: &mut W, out: &mut Vec<u8>) -> io::Resu
 
 /// An HTTP/1.0 client is answered in HTTP/1.0, as hyper answers it.
 fn write_status_line(out: &mut Vec<u8>, status: StatusCode, http10: bool) {
+    // Nearly every response: one copy, no reason lookup (about 80
+    // instructions less, callgrind).
+    if status == StatusCode::OK && !http10 {
+        out.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
+        return;
+    }
     out.extend_from_slice(if http10 { b"HTTP/1.0 " } else { b"HTTP/1.1 " });
     out.extend_from_slice(status.as_str().as_bytes());
     out.push(b' ');
@@ -516,6 +523,21 @@ mod tests {
         http10: false,
         close: false,
     };
+
+    #[test]
+    fn every_status_line_is_version_code_and_reason() {
+        for code in 100..=999u16 {
+            let status = StatusCode::from_u16(code).unwrap();
+            for http10 in [false, true] {
+                let mut out = Vec::new();
+                write_status_line(&mut out, status, http10);
+                let reason = status.canonical_reason().unwrap_or("");
+                let minor = if http10 { 0 } else { 1 };
+                let expected = format!("HTTP/1.{minor} {code} {reason}\r\n");
+                assert_eq!(String::from_utf8(out).unwrap(), expected);
+            }
+        }
+    }
 
     #[test]
     fn chunk_size_lines_are_lowercase_hex() {

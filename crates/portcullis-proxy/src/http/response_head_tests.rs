@@ -172,3 +172,27 @@ fn into_response_puts_the_added_fields_after_the_raw_ones() {
     assert_eq!(merged.headers()["connection"], "close");
     assert_eq!(merged.headers().len(), 5);
 }
+
+/// A written head's box and field list serve the next head on the thread:
+/// no allocation for either (the engine's `write_head` recycles every raw
+/// head it writes).
+#[test]
+fn a_recycled_head_lends_its_box_and_field_list_to_the_next() {
+    // Tests share threads' pools only within one test: start from empty.
+    while kept_heads() > 0 {
+        drop(take_fields());
+        drop(raw(&[]).boxed());
+    }
+    let first = raw(&[("Server", "x"), ("Content-Length", "1")]).boxed();
+    let first_at = &*first as *const RawResponseHead;
+    let capacity = first.fields.capacity();
+    first.recycle();
+    assert_eq!(kept_heads(), 1);
+    let fields = take_fields();
+    assert!(fields.is_empty());
+    assert_eq!(fields.capacity(), capacity);
+    let second = raw(&[("Date", "now")]).boxed();
+    assert_eq!(&*second as *const RawResponseHead, first_at);
+    assert_eq!(second.fields.len(), 1);
+    assert_eq!(kept_heads(), 0);
+}

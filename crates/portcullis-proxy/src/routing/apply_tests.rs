@@ -396,3 +396,45 @@ fn a_service_whose_client_cannot_be_built_changes_nothing() {
     assert_eq!(gateway.generation(), 1);
     assert_eq!(found(&gateway, "t", "s").backends[0].url.as_str(), A);
 }
+
+/// The thread's route cache never answers with what a change replaced or
+/// removed, nor with another gateway's service of the same names.
+#[test]
+fn a_lookup_after_a_change_finds_the_changed_table() {
+    let gateway = gateway();
+    gateway
+        .apply(ConfigChange::UpsertTopology(topology(
+            "t",
+            &[("s", &[A], "")],
+        )))
+        .unwrap();
+    let first = found(&gateway, "t", "s");
+    // Cached now: the same runtime again.
+    assert!(Arc::ptr_eq(&found(&gateway, "t", "s"), &first));
+    gateway
+        .apply(ConfigChange::UpsertTopology(topology(
+            "t",
+            &[("s", &[B], "")],
+        )))
+        .unwrap();
+    assert_eq!(found(&gateway, "t", "s").backends[0].url.as_str(), B);
+    let other = Gateway::new("m2", "/gateway/", ".".into(), key());
+    other
+        .apply(ConfigChange::UpsertTopology(topology(
+            "t",
+            &[("s", &[C], "")],
+        )))
+        .unwrap();
+    assert_eq!(found(&other, "t", "s").backends[0].url.as_str(), C);
+    assert_eq!(found(&gateway, "t", "s").backends[0].url.as_str(), B);
+    gateway
+        .apply(ConfigChange::RemoveTopology("t".into()))
+        .unwrap();
+    assert!(matches!(gateway.service("t", "s"), Lookup::NoTopology));
+    // An idle thread's entry does not keep a removed service alive.
+    let weak = Arc::downgrade(&found(&other, "t", "s"));
+    other
+        .apply(ConfigChange::RemoveTopology("t".into()))
+        .unwrap();
+    assert!(weak.upgrade().is_none());
+}

@@ -6,6 +6,7 @@ mod apply;
 #[cfg(test)]
 mod apply_tests;
 mod edge;
+mod route_cache;
 mod state;
 
 pub use edge::EdgeSettings;

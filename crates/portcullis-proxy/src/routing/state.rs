@@ -62,6 +62,11 @@ pub struct Gateway {
     /// Directory that relative paths in topologies (tls_ca) resolve against.
     pub base_dir: PathBuf,
     routes: ArcSwap<RoutingTable>,
+    /// This gateway's id in the threads' route caches (`route_cache`).
+    id: u64,
+    /// Bumped after every store of `routes`: a route cache entry filled
+    /// under an older count is stale.
+    changes: AtomicU64,
     /// Serialises writers so two changes never build from the same old
     /// snapshot, and holds the health checkers, which only writers touch.
     applying: Mutex<Checkers>,
@@ -95,6 +100,8 @@ impl Gateway {
             path_prefix: path_prefix.trim_matches('/').to_string(),
             base_dir,
             routes: ArcSwap::from_pointee(RoutingTable::default()),
+            id: super::route_cache::gateway_id(),
+            changes: AtomicU64::new(0),
             applying: Mutex::new(HashMap::new()),
             cookie_key,
             in_flight: AtomicU64::new(0),
@@ -158,12 +165,20 @@ impl Gateway {
 
     /// Cheap lookup for the request path: no clone of the whole table.
     pub fn service(&self, topology: &str, service: &str) -> Lookup {
+        // Read before the table: an entry is never newer than its count.
+        let changes = self.changes.load(Ordering::Acquire);
+        if let Some(found) = super::route_cache::get(self.id, changes, topology, service) {
+            return Lookup::Found(found);
+        }
         let table = self.routes.load();
         match table.topologies.get(topology) {
             None => Lookup::NoTopology,
             Some(t) => match t.services.get(service) {
                 None => Lookup::NoService,
-                Some(s) => Lookup::Found(s.clone()),
+                Some(s) => {
+                    super::route_cache::put(self.id, changes, topology, service, s);
+                    Lookup::Found(s.clone())
+                }
             },
         }
     }
@@ -192,6 +207,9 @@ impl Gateway {
                     }
                 }
                 self.routes.store(table.clone());
+                // After the store: a lookup that reads the new count finds
+                // the new table (release here, acquire in `service`).
+                self.changes.fetch_add(1, Ordering::Release);
                 // The checkers read credentials from here, so they follow
                 // every applied change, whichever way it came.
                 self.health_credentials.store(table.credentials.clone());
