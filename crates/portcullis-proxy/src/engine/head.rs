@@ -13,7 +13,7 @@ use crate::h1gate::{check_head, Body, Framing, HeadFields, Violation, MAX_HEAD};
 use crate::http::headers::{is_in_any_case, is_tchar};
 use crate::http::request_fields::{self, ClientHead, RawField, RawFields, RequestFields};
 use crate::http::response_head::{self, FieldKind, RawResponseHead};
-use crate::http::strict::HostFields;
+use crate::http::strict::{HostFields, HostValue};
 use crate::http::RequestTarget;
 
 /// Most header fields in a head; more gets 431 (hyper's limit too).
@@ -117,7 +117,7 @@ pub fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, RequestH
     let (target_start, target_end) = found.line.target;
     let target = RequestTarget::parse(head.slice(target_start as usize..target_end as usize))
         .map_err(|_| bad_line())?;
-    let hosts = found.hosts.fields(&head)?;
+    let hosts = found.hosts.fields(&head);
     let headers = RawFields::new(head, fields);
     let headers = RequestFields::Raw(headers);
     // Answered here (100 Continue when the body is wanted), as hyper's
@@ -195,17 +195,17 @@ impl HostSpans {
         }
     }
 
-    /// The Host fields, the first one's value sharing `head`'s bytes.
-    fn fields(&self, head: &Bytes) -> Result<HostFields, RequestHeadError> {
+    /// The Host fields, the first one's value sharing `head`'s bytes (the
+    /// scan checked them as field-value bytes).
+    fn fields(&self, head: &Bytes) -> HostFields {
         let Some((start, end)) = self.first else {
-            return Ok(HostFields::Missing);
+            return HostFields::Missing;
         };
-        let value = HeaderValue::from_maybe_shared(head.slice(start as usize..end as usize))
-            .map_err(|_| RequestHeadError::Violation(Violation::InvalidFieldValue))?;
-        Ok(match self.several {
+        let value = HostValue::scanned(head.slice(start as usize..end as usize));
+        match self.several {
             false => HostFields::One(value),
             true => HostFields::Several(value),
-        })
+        }
     }
 }
 

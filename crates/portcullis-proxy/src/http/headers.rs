@@ -264,7 +264,7 @@ pub struct ForwardedFields<'a> {
     /// The client's own X-Forwarded-For (`remove_client_forwarding`).
     pub prior_for: Option<&'a HeaderValue>,
     /// The client's Host (or authority); an HTTP/1.0 request may have none.
-    pub host: Option<&'a HeaderValue>,
+    pub host: Option<&'a super::strict::HostValue>,
     pub member_id: &'a HeaderValue,
     pub context: &'a HeaderValue,
     /// The signed-in principal in the service's identity header (§11),
@@ -365,8 +365,8 @@ impl ForwardedFields<'_> {
             None => self.client.local_port_header().clone(),
         };
         headers.insert(X_FORWARDED_PORT, port);
-        if let Some(host) = self.host {
-            headers.insert(X_FORWARDED_HOST, host.clone());
+        if let Some(host) = self.host.and_then(|host| host.to_header_value()) {
+            headers.insert(X_FORWARDED_HOST, host);
         }
         headers.insert(X_FORWARDED_SERVER, self.member_id.clone());
         headers.insert(X_FORWARDED_CONTEXT, self.context.clone());
@@ -524,7 +524,9 @@ mod tests {
 
     fn forwarded_map(client_headers: &mut HeaderMap, client: &ClientContext) -> HeaderMap {
         let prior = remove_client_forwarding(client_headers);
-        let host = client_headers.get(header::HOST).cloned();
+        let host = client_headers
+            .get(header::HOST)
+            .map(super::super::strict::HostValue::from);
         let fields = ForwardedFields {
             client,
             prior_for: prior.as_ref(),

@@ -18,7 +18,12 @@ const NO_QUERY: u32 = u32::MAX;
 pub enum RequestTarget {
     /// `text` up to `query` is the path, after it the query (`NO_QUERY`:
     /// none). A fragment, if one was sent, is cut off as `Uri` cuts it.
-    Origin { text: ByteString, query: u32 },
+    /// `ruled`: the path holds a byte the §9 path rule looks at.
+    Origin {
+        text: ByteString,
+        query: u32,
+        ruled: bool,
+    },
     /// Any other form (absolute, asterisk), or hyper's.
     Uri(Box<Uri>),
 }
@@ -38,6 +43,9 @@ const PATH_ONLY: u8 = 3;
 /// Valid in a query, not in a path.
 const QUERY_ONLY: u8 = 4;
 const INVALID: u8 = 5;
+/// Plain, and one of the bytes the §9 path rule (`strict::check_path`)
+/// looks for: `.`, `%`, `\`.
+const RULED: u8 = 6;
 
 const CLASSES: [u8; 256] = {
     let mut classes = [INVALID; 256];
@@ -49,6 +57,7 @@ const CLASSES: [u8; 256] = {
             b'"' => PATH_ONLY,
             b'`' => QUERY_ONLY,
             b'<' | b'>' => INVALID,
+            b'.' | b'%' | b'\\' => RULED,
             _ => PLAIN,
         };
         b += 1;
@@ -76,10 +85,11 @@ impl RequestTarget {
             .iter()
             .position(|&b| CLASSES[b as usize] != PLAIN)
             .unwrap_or(target.len());
-        let (mut query, mut end) = (NO_QUERY, target.len());
+        let (mut query, mut end, mut ruled) = (NO_QUERY, target.len(), false);
         for (at, &b) in target.iter().enumerate().skip(plain) {
             match CLASSES[b as usize] {
                 PLAIN => {}
+                RULED => ruled |= query == NO_QUERY,
                 QUERY if query == NO_QUERY => query = at as u32,
                 // A second `?` is part of the query.
                 QUERY => {}
@@ -95,12 +105,12 @@ impl RequestTarget {
         let mut target = target;
         target.truncate(end);
         let text = ByteString::try_from(target).map_err(|_| InvalidTarget)?;
-        Ok(RequestTarget::Origin { text, query })
+        Ok(RequestTarget::Origin { text, query, ruled })
     }
 
     pub fn path(&self) -> &str {
         match self {
-            RequestTarget::Origin { text, query } => match *query {
+            RequestTarget::Origin { text, query, .. } => match *query {
                 NO_QUERY => text,
                 at => &text[..at as usize],
             },
@@ -110,12 +120,19 @@ impl RequestTarget {
 
     pub fn query(&self) -> Option<&str> {
         match self {
-            RequestTarget::Origin { text, query } => match *query {
+            RequestTarget::Origin { text, query, .. } => match *query {
                 NO_QUERY => None,
                 at => Some(&text[at as usize + 1..]),
             },
             RequestTarget::Uri(uri) => uri.query(),
         }
+    }
+
+    /// The path holds none of the bytes the §9 path rule looks for, so
+    /// `strict::check_path` would pass it without a look (known for an
+    /// origin-form target from its parse; a `Uri`'s path is not known).
+    pub fn path_needs_no_rule(&self) -> bool {
+        matches!(self, RequestTarget::Origin { ruled: false, .. })
     }
 
     /// The authority of an absolute-form target (or an HTTP/2 request's).
@@ -184,6 +201,11 @@ mod tests {
                     assert_eq!(ours.query(), uri.query(), "{shown}");
                     assert_eq!(ours.authority(), uri.authority(), "{shown}");
                     assert_eq!(ours.to_uri(), uri, "{shown}");
+                    // Skipping the path rule is right exactly when the
+                    // rule's first look would find nothing.
+                    let ruled = uri.path().bytes().any(|b| matches!(b, b'.' | b'%' | b'\\'));
+                    let origin = matches!(ours, RequestTarget::Origin { .. });
+                    assert_eq!(ours.path_needs_no_rule(), origin && !ruled, "{shown}");
                 }
                 (Err(_), Err(_)) => refused += 1,
                 // Bytes the engine's scan never lets through (obs-text,

@@ -34,6 +34,10 @@ pub(super) fn refuse(head: &ClientHead, hosts: &strict::HostFields) -> Result<()
             strict::Refusal::BadRequest(reason) => ProxyError::BadRequest { reason },
         },
     )?;
+    // The target's parse already saw whether the rule has anything to do.
+    if head.target.path_needs_no_rule() {
+        return Ok(());
+    }
     strict::check_path(head.target.path()).map_err(|reason| ProxyError::BadRequest { reason })
 }
 
@@ -119,7 +123,7 @@ pub(super) struct Forwarding<'r, U> {
     /// Where the backend-relative part of the path starts.
     pub(super) rest_start: usize,
     /// The client's Host (or authority), for `preserve_host` and Location.
-    pub(super) original_host: Option<HeaderValue>,
+    pub(super) original_host: Option<strict::HostValue>,
     /// The client's own X-Forwarded-For, which the gateway's extends.
     pub(super) prior_for: Option<HeaderValue>,
     /// Who signed in (`[service.auth]`), asserted in the identity header.
@@ -187,7 +191,9 @@ impl<'r, U> Forwarding<'r, U> {
         // The value shares the head's bytes: no copy per request.
         let original_host = hosts.into_first().or_else(|| {
             let authority = parts.target.authority()?;
-            HeaderValue::from_str(authority.as_str()).ok()
+            HeaderValue::from_str(authority.as_str())
+                .ok()
+                .map(|value| strict::HostValue::from(&value))
         });
         let edits = HeaderEdits {
             gateway,
@@ -287,7 +293,7 @@ pub(crate) const ADDED_HEADERS: usize = 3;
 struct HeaderEdits<'a> {
     gateway: &'a Gateway,
     service: &'a ServiceRuntime,
-    original_host: Option<&'a HeaderValue>,
+    original_host: Option<&'a strict::HostValue>,
     /// The request is a WebSocket upgrade: Connection and Upgrade stay.
     keep_upgrade: bool,
 }
@@ -309,7 +315,9 @@ impl HeaderEdits<'_> {
         if config.preserve_host {
             if let Some(host) = self.original_host {
                 if headers.get(&header::HOST) != Some(host.as_bytes()) {
-                    headers.insert(header::HOST, host.clone());
+                    if let Some(value) = host.to_header_value() {
+                        headers.insert(header::HOST, value);
+                    }
                 }
             }
         }

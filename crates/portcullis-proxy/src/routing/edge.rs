@@ -3,8 +3,6 @@
 
 use std::sync::Arc;
 
-use http::HeaderValue;
-
 use super::Gateway;
 use crate::http::strict;
 
@@ -30,14 +28,15 @@ impl Gateway {
     /// The scheme and authority a rewritten `Location` starts with: the
     /// configured public URL, else the client's Host when it is a plain
     /// host and port (never a value that could carry a path or a header).
-    pub(crate) fn location_base(&self, host: Option<&HeaderValue>, tls: bool) -> Option<String> {
+    pub(crate) fn location_base(
+        &self,
+        host: Option<&strict::HostValue>,
+        tls: bool,
+    ) -> Option<String> {
         if let Some(base) = &self.edge.load().public_base {
             return Some(base.clone());
         }
-        let host = host?
-            .to_str()
-            .ok()
-            .filter(|h| strict::is_plain_authority(h))?;
+        let host = host?.to_str().filter(|h| strict::is_plain_authority(h))?;
         let scheme = if tls { "https" } else { "http" };
         Some(format!("{scheme}://{host}"))
     }
