@@ -397,44 +397,33 @@ fn a_service_whose_client_cannot_be_built_changes_nothing() {
     assert_eq!(found(&gateway, "t", "s").backends[0].url.as_str(), A);
 }
 
+/// Makes `gateway` serve topology `t` with one service `s` at `url`.
+fn serve_one(gateway: &Gateway, url: &str) {
+    let change = ConfigChange::UpsertTopology(topology("t", &[("s", &[url], "")]));
+    gateway.apply(change).unwrap();
+}
+
 /// The thread's route cache never answers with what a change replaced or
 /// removed, nor with another gateway's service of the same names.
 #[test]
 fn a_lookup_after_a_change_finds_the_changed_table() {
+    let url = |gateway: &Gateway| found(gateway, "t", "s").backends[0].url.to_string();
     let gateway = gateway();
-    gateway
-        .apply(ConfigChange::UpsertTopology(topology(
-            "t",
-            &[("s", &[A], "")],
-        )))
-        .unwrap();
+    serve_one(&gateway, A);
     let first = found(&gateway, "t", "s");
     // Cached now: the same runtime again.
     assert!(Arc::ptr_eq(&found(&gateway, "t", "s"), &first));
-    gateway
-        .apply(ConfigChange::UpsertTopology(topology(
-            "t",
-            &[("s", &[B], "")],
-        )))
-        .unwrap();
-    assert_eq!(found(&gateway, "t", "s").backends[0].url.as_str(), B);
+    serve_one(&gateway, B);
+    assert_eq!(url(&gateway), B);
     let other = Gateway::new("m2", "/gateway/", ".".into(), key());
-    other
-        .apply(ConfigChange::UpsertTopology(topology(
-            "t",
-            &[("s", &[C], "")],
-        )))
-        .unwrap();
-    assert_eq!(found(&other, "t", "s").backends[0].url.as_str(), C);
-    assert_eq!(found(&gateway, "t", "s").backends[0].url.as_str(), B);
-    gateway
-        .apply(ConfigChange::RemoveTopology("t".into()))
-        .unwrap();
+    serve_one(&other, C);
+    assert_eq!(url(&other), C);
+    assert_eq!(url(&gateway), B);
+    let remove = || ConfigChange::RemoveTopology("t".into());
+    gateway.apply(remove()).unwrap();
     assert!(matches!(gateway.service("t", "s"), Lookup::NoTopology));
     // An idle thread's entry does not keep a removed service alive.
     let weak = Arc::downgrade(&found(&other, "t", "s"));
-    other
-        .apply(ConfigChange::RemoveTopology("t".into()))
-        .unwrap();
+    other.apply(remove()).unwrap();
     assert!(weak.upgrade().is_none());
 }
