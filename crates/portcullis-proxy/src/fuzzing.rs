@@ -421,13 +421,14 @@ fn forwarded_headers_checked(data: &[u8], strict: bool) {
     match &original_host {
         Some(host) => {
             assert_eq!(one("x-forwarded-host").as_bytes(), host.as_bytes());
-            let host = host.to_str();
-            let host_port = host.and_then(|h| {
-                let after = h.rfind(']').map_or(h, |i| &h[i + 1..]);
-                after
-                    .rsplit_once(':')
-                    .and_then(|(_, p)| p.parse::<u16>().ok())
-            });
+            // The port is read from the bytes: a Host with obs-text before
+            // its port still names that port (the regression
+            // `obs-text-host-names-its-port`).
+            let host = String::from_utf8_lossy(host.as_bytes());
+            let after = host.rfind(']').map_or(&host[..], |i| &host[i + 1..]);
+            let host_port = after
+                .rsplit_once(':')
+                .and_then(|(_, p)| p.parse::<u16>().ok());
             assert_eq!(port, host_port.unwrap_or(client.local_port));
         }
         None => {

@@ -70,6 +70,21 @@ fn no_host_keeps_client_x_forwarded_host() {
     portcullis_proxy::fuzzing::forwarded_headers_strict(&data);
 }
 
+/// A Host with obs-text before its port (`[\xff…::1}:8080`): the check
+/// read such a Host as text, found none and expected the listener's port,
+/// while the gateway reads the digits after the last colon from the bytes
+/// and forwards `X-Forwarded-Port: 8080`. The check was wrong, not the
+/// gateway: it now reads the port from the bytes too.
+#[test]
+fn obs_text_host_names_its_port() {
+    let data = std::fs::read(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fuzz/regressions/forwarded_headers/obs-text-host-names-its-port"),
+    )
+    .expect("regression input");
+    portcullis_proxy::fuzzing::forwarded_headers_strict(&data);
+}
+
 /// `request_cookie` skips a Cookie header that is not visible ASCII, so a
 /// sticky tag in the same header as a UTF-8 cookie (`lang=français`, as
 /// browsers send it) is not seen: the client loses its backend on every
