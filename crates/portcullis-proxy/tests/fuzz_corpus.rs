@@ -5,6 +5,12 @@
 
 use std::path::PathBuf;
 
+/// The input under fuzz/regressions/ at `path` (`TARGET/NAME`).
+fn regression(path: &str) -> Vec<u8> {
+    let fuzz = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/regressions");
+    std::fs::read(fuzz.join(path)).expect("regression input")
+}
+
 fn run_corpus(target: &str, check: fn(&[u8])) {
     let fuzz = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
     portcullis_config::fuzzing::run_corpus(&fuzz, target, check);
@@ -62,11 +68,7 @@ fn engine_chunked_corpus() {
 /// backend, against §9 ("X-Forwarded-* are overwritten").
 #[test]
 fn no_host_keeps_client_x_forwarded_host() {
-    let data = std::fs::read(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../fuzz/regressions/forwarded_headers/no-host-keeps-client-x-forwarded-host"),
-    )
-    .expect("regression input");
+    let data = regression("forwarded_headers/no-host-keeps-client-x-forwarded-host");
     portcullis_proxy::fuzzing::forwarded_headers_strict(&data);
 }
 
@@ -77,11 +79,7 @@ fn no_host_keeps_client_x_forwarded_host() {
 /// gateway: it now reads the port from the bytes too.
 #[test]
 fn obs_text_host_names_its_port() {
-    let data = std::fs::read(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../fuzz/regressions/forwarded_headers/obs-text-host-names-its-port"),
-    )
-    .expect("regression input");
+    let data = regression("forwarded_headers/obs-text-host-names-its-port");
     portcullis_proxy::fuzzing::forwarded_headers_strict(&data);
 }
 
@@ -91,11 +89,7 @@ fn obs_text_host_names_its_port() {
 /// request (the balancer's affinity cookie likewise).
 #[test]
 fn sticky_tag_beside_non_ascii_cookie() {
-    let data = std::fs::read(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../fuzz/regressions/sticky_cookie/tag-beside-non-ascii-cookie"),
-    )
-    .expect("regression input");
+    let data = regression("sticky_cookie/tag-beside-non-ascii-cookie");
     portcullis_proxy::fuzzing::sticky_cookie_strict(&data);
 }
 
