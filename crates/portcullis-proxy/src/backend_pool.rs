@@ -10,7 +10,6 @@
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
-use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -157,18 +156,13 @@ fn owner() -> usize {
 /// True when the backend has neither closed the connection nor sent bytes
 /// nobody asked for.
 fn is_quiet(conn: &BackendConn) -> bool {
-    let mut cx = Context::from_waker(Waker::noop());
-    match conn.stream.poll_read_ready(&mut cx) {
-        // Nothing readable as far as the reactor knows.
-        Poll::Pending => true,
-        Poll::Ready(Err(_)) => false,
-        // Readable: end-of-file, an error or stray bytes, unless the
-        // readiness is stale; one non-blocking read tells.
-        Poll::Ready(Ok(())) => {
-            let mut probe = [0u8; 1];
-            matches!(conn.stream.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
-        }
-    }
+    // `try_read` answers "would block" without a system call when the
+    // reactor has seen nothing readable (the last response's short read
+    // cleared the readiness); otherwise it reads: end-of-file, an error or
+    // stray bytes, unless the readiness was stale. A readiness poll first
+    // cost about 100 instructions more (callgrind).
+    let mut probe = [0u8; 1];
+    matches!(conn.stream.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
 }
 
 #[cfg(test)]

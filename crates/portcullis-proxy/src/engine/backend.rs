@@ -322,7 +322,10 @@ async fn exchange_head_only(
 ) -> Exchanged {
     let mut got_bytes = false;
     let failed = |kind, got_bytes| Failed { kind, got_bytes };
-    let wrote = conn.stream.write_all(&head).await;
+    let wrote = match super::quick_io::write_now(&mut conn.stream, &head) {
+        Ok(at_once) if at_once < head.len() => conn.stream.write_all(&head[at_once..]).await,
+        done => done.map(drop),
+    };
     crate::spare::give_back_write(head);
     if let Err(err) = wrote {
         return Err(failed(ReadError::Io(err), false));
@@ -489,7 +492,7 @@ struct HeadReading<'a> {
 /// Reads until a final response head. Interim 1xx heads (other than 101)
 /// are checked like any head, counted against their bounds, and queued for
 /// the client when it takes them (`super::interim`).
-async fn read_head<R: tokio::io::AsyncRead + Unpin>(
+async fn read_head<R: super::quick_io::QuickRead>(
     reader: &mut R,
     buf: &mut bytes::BytesMut,
     reading: &HeadReading<'_>,

@@ -28,7 +28,9 @@ use std::sync::Mutex;
 use std::task::Poll;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+
+use super::quick_io::{QuickRead, QuickWrite};
 
 use http::{response, StatusCode};
 
@@ -87,7 +89,7 @@ impl InterimHeads {
     ) -> F::Output
     where
         F: Future + Unpin,
-        I: AsyncRead + AsyncWrite + Unpin,
+        I: QuickRead + QuickWrite,
     {
         let response = match pump {
             None => loop {

@@ -21,6 +21,7 @@
 pub mod backend;
 pub mod head;
 mod interim;
+mod quick_io;
 mod request_body;
 mod respond;
 mod response_body;

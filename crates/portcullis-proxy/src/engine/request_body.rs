@@ -9,7 +9,9 @@ use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
 use http_body::{Frame, SizeHint};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
+
+use super::quick_io::{QuickRead, QuickWrite};
 use tokio::sync::{mpsc, oneshot};
 
 use super::response_body::{read_more, BODY_READ};
@@ -145,7 +147,7 @@ impl BodyPump {
     /// without losing or duplicating a byte.
     pub(super) async fn step<I>(&mut self, io: &mut I, buf: &mut BytesMut)
     where
-        I: AsyncRead + AsyncWrite + Unpin,
+        I: QuickRead + QuickWrite,
     {
         if self.try_step(io, buf).await.is_err() {
             self.done = true;
@@ -158,7 +160,7 @@ impl BodyPump {
     /// wanted).
     async fn try_step<I>(&mut self, io: &mut I, buf: &mut BytesMut) -> Result<(), ()>
     where
-        I: AsyncRead + AsyncWrite + Unpin,
+        I: QuickRead + QuickWrite,
     {
         if let Some(wanted) = self.wanted.as_mut() {
             // A dropped sender means the body is never wanted: no 100.
@@ -179,7 +181,7 @@ impl BodyPump {
     /// still owed can no longer be sent: the body is then left unread.
     pub(super) async fn step_beside_response<R>(&mut self, io: &mut R, buf: &mut BytesMut)
     where
-        R: AsyncRead + Unpin,
+        R: QuickRead,
     {
         let owed = self.wanted.is_some() || self.continue_sent.is_some();
         if owed || self.pump_data(io, buf).await.is_err() {
@@ -190,7 +192,7 @@ impl BodyPump {
 
     async fn pump_data<R>(&mut self, io: &mut R, buf: &mut BytesMut) -> Result<(), ()>
     where
-        R: AsyncRead + Unpin,
+        R: QuickRead,
     {
         let Some(chunks) = self.chunks.as_ref() else {
             return Err(());

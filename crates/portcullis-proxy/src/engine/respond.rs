@@ -12,9 +12,10 @@ use http::header::{HeaderMap, CONNECTION, CONTENT_LENGTH, DATE, TRANSFER_ENCODIN
 use http::StatusCode;
 use http_body::Body;
 use http_body_util::BodyExt;
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 use super::head::{connection_says, parse_length};
+use super::quick_io::{self, QuickWrite};
 use crate::body::ProxyBody;
 use crate::http::{FieldKind, ProxyResponse, RawResponseHead};
 
@@ -42,7 +43,7 @@ pub(super) struct Written {
 /// Writes `response` to `io`; `out` is the connection's write buffer (left
 /// empty). A raw head's kept fields go out as received (names in lowercase,
 /// as a map would give them), then the map's.
-pub(super) async fn write_response<W: AsyncWrite + Unpin>(
+pub(super) async fn write_response<W: QuickWrite>(
     io: &mut W,
     out: &mut Vec<u8>,
     response: ProxyResponse,
@@ -265,7 +266,7 @@ fn length_dropped(status: StatusCode, head_request: bool) -> bool {
 /// Relays the body; `Ok(false)` when it failed or did not match its length
 /// (the client then sees the connection close, never a complete-looking
 /// response).
-async fn write_body<W: AsyncWrite + Unpin>(
+async fn write_body<W: QuickWrite>(
     io: &mut W,
     out: &mut Vec<u8>,
     mut body: ProxyBody,
@@ -326,9 +327,12 @@ async fn write_body<W: AsyncWrite + Unpin>(
     Ok(length.is_none_or(|l| sent == l))
 }
 
-async fn flush<W: AsyncWrite + Unpin>(io: &mut W, out: &mut Vec<u8>) -> io::Result<()> {
+async fn flush<W: QuickWrite>(io: &mut W, out: &mut Vec<u8>) -> io::Result<()> {
     if !out.is_empty() {
-        io.write_all(out).await?;
+        let at_once = quick_io::write_now(io, out)?;
+        if at_once < out.len() {
+            io.write_all(&out[at_once..]).await?;
+        }
         out.clear();
     }
     Ok(())

@@ -9,10 +9,10 @@ use std::task::{ready, Context, Poll};
 
 use bytes::{Bytes, BytesMut};
 use http_body::{Frame, SizeHint};
-use tokio::io::AsyncRead;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 use super::head::ResponseFraming;
+use super::quick_io::QuickRead;
 use crate::backend_pool::{BackendConn, Pool};
 use crate::error::BoxError;
 use crate::h1gate::ChunkedDecoder;
@@ -212,7 +212,7 @@ impl BackendBody {
 
 /// One read into `buf`, with at least `room` bytes free (or as much again
 /// as it holds); `Ok(false)` at end-of-file.
-pub(crate) fn read_more<R: AsyncRead + Unpin>(
+pub(crate) fn read_more<R: QuickRead + ?Sized>(
     io: &mut R,
     buf: &mut BytesMut,
     room: usize,
@@ -226,6 +226,11 @@ pub(crate) fn read_more<R: AsyncRead + Unpin>(
     }
     if buf.capacity() - buf.len() < crate::spare::READ_ROOM {
         buf.reserve(room.max(buf.len()));
+    }
+    // Tried at once first (`quick_io`): the reactor is asked only when the
+    // read would wait.
+    if let Some(tried) = io.try_read_now(buf) {
+        return Poll::Ready(tried.map(|n| n > 0));
     }
     let polled = tokio_util::io::poll_read_buf(Pin::new(io), cx, buf);
     if lent && polled.is_pending() {

@@ -18,7 +18,7 @@ use bytes::{Bytes, BytesMut};
 use http::header::HeaderValue;
 use http::{Method, Response, StatusCode};
 use std::pin::Pin;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
@@ -28,6 +28,7 @@ use super::backend::{OwnConnector, UpgradedBackend};
 use super::build_boxed;
 use super::head::{closes_after_seen, parse_request, RequestHead, RequestHeadError};
 use super::interim::InterimHeads;
+use super::quick_io::{QuickRead, QuickWrite};
 use super::request_body::{request_body, BodyPump};
 use super::respond::{write_response, Answering};
 use super::response_body::{read_more, HEAD_READ};
@@ -55,7 +56,7 @@ use crate::spare;
 pub const QUIET_BEFORE_PARKING: Duration = Duration::from_millis(50);
 
 /// A client stream the engine can serve.
-pub(crate) trait EngineIo: AsyncRead + AsyncWrite + Unpin + Send + 'static {
+pub(crate) trait EngineIo: QuickRead + QuickWrite + Send + 'static {
     /// Ready when a read would not wait, without reading: a connection
     /// between requests waits here with no buffer. Streams that cannot tell
     /// (TLS, whose records are decrypted ahead) say ready at once.
