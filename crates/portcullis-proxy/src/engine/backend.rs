@@ -333,7 +333,19 @@ async fn exchange_head_only(
     // The answer is awaited before a read buffer is taken: the first read
     // would otherwise find nothing, and lend a block only to give it back.
     if conn.buf.is_empty() {
-        let ready = poll_fn(|cx| conn.stream.poll_read_ready(cx)).await;
+        // The first poll registers for the answer; the wake-up after it is
+        // taken as the answer's arrival, since a second readiness poll cost
+        // about as much as the read (callgrind). A wake-up from elsewhere
+        // (the try's timer) finds nothing to read, and the read then waits
+        // for the reactor as this did.
+        let mut registered = false;
+        let ready = poll_fn(|cx| {
+            if std::mem::replace(&mut registered, true) {
+                return Poll::Ready(Ok(()));
+            }
+            conn.stream.poll_read_ready(cx)
+        })
+        .await;
         ready.map_err(|err| failed(ReadError::Io(err), false))?;
     }
     match read_head(&mut conn.stream, &mut conn.buf, reading, &mut got_bytes).await {
