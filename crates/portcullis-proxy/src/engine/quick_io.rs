@@ -10,9 +10,10 @@
 //! block, the polled path runs as before and registers for the wake-up.
 //!
 //! Only a `TcpStream` tries; TLS streams and split halves say `None` and
-//! take the polled path. A connection still meets the reactor once per
-//! request (its backend's answer is awaited), so skipping the budget check
-//! here cannot keep a busy connection from yielding.
+//! take the polled path. Tried calls skip tokio's cooperative budget; a
+//! connection still yields once per request, when it awaits its backend's
+//! answer (that socket's readiness was cleared by the last response's short
+//! read, and only the reactor sets it again).
 
 use std::io;
 
@@ -81,16 +82,6 @@ impl QuickRead for ReadAhead<TlsStream> {}
 impl QuickWrite for ReadAhead<TlsStream> {}
 impl<T: AsyncRead + Unpin> QuickRead for tokio::io::ReadHalf<T> {}
 impl<T: AsyncWrite + Unpin> QuickWrite for tokio::io::WriteHalf<T> {}
-impl<T: QuickRead + ?Sized> QuickRead for &mut T {
-    fn try_read_now(&mut self, buf: &mut BytesMut) -> Option<io::Result<usize>> {
-        (**self).try_read_now(buf)
-    }
-}
-impl<T: QuickWrite + ?Sized> QuickWrite for &mut T {
-    fn try_write_now(&mut self, bytes: &[u8]) -> Option<io::Result<usize>> {
-        (**self).try_write_now(bytes)
-    }
-}
 #[cfg(test)]
 impl QuickWrite for Vec<u8> {}
 #[cfg(test)]
@@ -99,7 +90,7 @@ impl QuickRead for &[u8] {}
 /// How many of `bytes` one write at once took (0 when it would wait); the
 /// caller writes the rest polled. Not an `async fn` of its own: awaited
 /// inside one, its state made a request's future 32 bytes bigger.
-pub(crate) fn write_now<W: QuickWrite + ?Sized>(io: &mut W, bytes: &[u8]) -> io::Result<usize> {
+pub(crate) fn write_now<W: QuickWrite>(io: &mut W, bytes: &[u8]) -> io::Result<usize> {
     io.try_write_now(bytes).unwrap_or(Ok(0))
 }
 

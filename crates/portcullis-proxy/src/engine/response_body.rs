@@ -212,7 +212,7 @@ impl BackendBody {
 
 /// One read into `buf`, with at least `room` bytes free (or as much again
 /// as it holds); `Ok(false)` at end-of-file.
-pub(crate) fn read_more<R: QuickRead + ?Sized>(
+pub(crate) fn read_more<R: QuickRead>(
     io: &mut R,
     buf: &mut BytesMut,
     room: usize,
