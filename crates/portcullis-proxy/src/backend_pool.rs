@@ -80,7 +80,12 @@ impl Pool {
     /// from the response's body instead of reading the clock made that
     /// body 16 bytes bigger, which moved its box to a slower allocator
     /// path: callgrind, issue 13, ninth session.)
-    fn put_idle_since(&self, authority: &str, mut conn: BackendConn, idle_since: Instant) {
+    pub(crate) fn put_idle_since(
+        &self,
+        authority: &str,
+        mut conn: BackendConn,
+        idle_since: Instant,
+    ) {
         if !conn.buf.is_empty() {
             // Bytes after a complete response: the backend is not speaking
             // HTTP/1.1 as we read it. Never reuse such a connection.

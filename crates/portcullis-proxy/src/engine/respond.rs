@@ -49,16 +49,41 @@ pub(super) async fn write_response<W: QuickWrite>(
     response: ProxyResponse,
     answering: Answering,
 ) -> io::Result<Written> {
-    // The head is written by a plain function: the response's parts and
-    // raw head are gone before the first await, so the future holds only
-    // the body.
+    let started = start_response(out, response, answering);
+    finish_response(io, out, started).await
+}
+
+/// A response whose head is in the write buffer, and its body.
+pub(super) struct Started {
+    head: HeadWritten,
+    body: ProxyBody,
+}
+
+/// Writes the response's head into `out`, by a plain function: the
+/// response's parts and raw head are gone before any future holds them, so
+/// they are neither kept in one nor copied into it (callgrind: memcpy).
+pub(super) fn start_response(
+    out: &mut Vec<u8>,
+    response: ProxyResponse,
+    answering: Answering,
+) -> Started {
     let (head, body) = write_head(out, response, answering);
+    Started { head, body }
+}
+
+/// Sends the head `start_response` wrote, then the body.
+pub(super) async fn finish_response<W: QuickWrite>(
+    io: &mut W,
+    out: &mut Vec<u8>,
+    started: Started,
+) -> io::Result<Written> {
+    let Started { head, body } = started;
     let written = Written {
         status: head.status,
         close: head.close,
     };
     match head.body {
-        BodyFraming::None => {
+        BodyFraming::None | BodyFraming::Written => {
             flush(io, out).await?;
             Ok(written)
         }
@@ -83,6 +108,8 @@ pub(super) async fn write_response<W: QuickWrite>(
 enum BodyFraming {
     /// None (HEAD, 1xx, 204, 304).
     None,
+    /// All of it, already in the buffer after the head.
+    Written,
     /// An accepted upgrade: the connection is a tunnel after the head.
     Tunnel,
     /// The body, with its length if one was written, else chunked or until
@@ -112,7 +139,7 @@ fn write_head(
         Some(_) if status == StatusCode::SWITCHING_PROTOCOLS => (response.into_response(), None),
         raw_head => (response.response, raw_head),
     };
-    let (parts, body) = response.into_parts();
+    let (parts, mut body) = response.into_parts();
     // One allocation for the head and small bodies, not one per growth.
     out.reserve(1024);
     // A raw head's map is usually empty: no lookups in it then.
@@ -133,8 +160,10 @@ fn write_head(
         return (head, body);
     }
     let mut fields = FieldsWritten::default();
-    if let Some(raw) = raw_head {
+    let mut whole_body = None;
+    if let Some(mut raw) = raw_head {
         fields.write_raw(out, &raw, answering.head_request);
+        whole_body = raw.take_whole_body();
         raw.recycle();
     }
     fields.write_map(out, &parts.headers, status, answering.head_request);
@@ -165,9 +194,21 @@ fn write_head(
         _ => {}
     }
     out.extend_from_slice(b"\r\n");
-    let body_framing = match no_body {
-        true => BodyFraming::None,
-        false => BodyFraming::Framed { length, chunked },
+    let body_framing = match (no_body, whole_body) {
+        (true, _) => BodyFraming::None,
+        // A small body that came whole with the head goes out with it.
+        (false, Some(whole))
+            if !chunked && whole.len() < COPY_LIMIT && length == Some(whole.len() as u64) =>
+        {
+            out.extend_from_slice(&whole);
+            BodyFraming::Written
+        }
+        (false, whole) => {
+            if let Some(whole) = whole {
+                body = crate::body::full(whole);
+            }
+            BodyFraming::Framed { length, chunked }
+        }
     };
     let head = HeadWritten {
         status,
@@ -521,6 +562,65 @@ mod tests {
             assert_eq!(sorted_lines(&from_raw), sorted_lines(&from_map.0), "{text}");
         }
     }
+
+    /// A body that came whole with its head (`engine::backend`) goes out
+    /// with the head, in the very bytes a body stream gives; where no body
+    /// may go (a HEAD request's answer, a 304) it is left out, and a body
+    /// its head's length does not describe goes out as a stream, framed as
+    /// the head says.
+    #[tokio::test]
+    async fn a_whole_body_goes_out_as_its_stream_would() {
+        use crate::engine::head::parse_response;
+        let date = "Date: Wed, 02 Dec 2026 04:00:00 GMT\r\n";
+        let cases = [
+            ("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n", "hello", PLAIN),
+            ("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n", "", PLAIN),
+            ("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n", "hello", HEAD),
+            (
+                "HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n",
+                "hello",
+                PLAIN,
+            ),
+            ("HTTP/1.1 200 OK\r\nContent-Length: 9\r\n", "hello", PLAIN),
+        ];
+        for (head, body_text, answering) in cases {
+            let parse = || {
+                let text = format!("{head}{date}\r\n");
+                let mut buf = bytes::BytesMut::from(text.as_str());
+                parse_response(&mut buf, &http::Method::GET)
+                    .unwrap()
+                    .unwrap()
+                    .raw
+            };
+            let bare = |body| {
+                let mut bare = Response::new(body);
+                *bare.status_mut() = parse().status;
+                bare
+            };
+            let streamed = ProxyResponse {
+                response: bare(body::full(body_text)),
+                raw_head: Some(Box::new(parse())),
+            };
+            let mut raw = parse();
+            raw.set_whole_body(bytes::Bytes::from_static(body_text.as_bytes()));
+            let whole = ProxyResponse {
+                response: bare(body::empty()),
+                raw_head: Some(Box::new(raw)),
+            };
+            let mut io = (Vec::new(), Vec::new());
+            let mut out = Vec::new();
+            let from_stream = write_response(&mut io.0, &mut out, streamed, answering).await;
+            let from_whole = write_response(&mut io.1, &mut out, whole, answering).await;
+            assert_eq!(from_whole.unwrap(), from_stream.unwrap(), "{head}");
+            assert_eq!(io.1, io.0, "{head}");
+        }
+    }
+
+    const HEAD: Answering = Answering {
+        head_request: true,
+        http10: false,
+        close: false,
+    };
 
     const PLAIN: Answering = Answering {
         head_request: false,

@@ -142,15 +142,6 @@ impl BackendBody {
         body
     }
 
-    /// No body (the `101` of an upgrade: the connection is the tunnel's).
-    pub(crate) fn empty() -> Self {
-        BackendBody {
-            conn: None,
-            remaining: Remaining::Done,
-            return_to: None,
-        }
-    }
-
     /// The body is complete: the connection goes back to the pool if it may.
     fn finish(&mut self) {
         self.remaining = Remaining::Done;

@@ -30,7 +30,7 @@ use super::head::{closes_after_seen, parse_request, RequestHead, RequestHeadErro
 use super::interim::InterimHeads;
 use super::quick_io::{QuickRead, QuickWrite};
 use super::request_body::{request_body, BodyPump};
-use super::respond::{write_response, Answering};
+use super::respond::{finish_response, start_response, write_response, Answering, Started};
 use super::response_body::{read_more, HEAD_READ};
 use crate::backend_pool::BackendConn;
 use crate::error::json_error;
@@ -412,7 +412,7 @@ enum After {
     Tunnel(BackendConn, Duration),
 }
 
-impl<I: EngineIo> Conn<'_, I> {
+impl<'c, I: EngineIo> Conn<'c, I> {
     /// Reads until a whole head is buffered. `holds`: what `timer` was set
     /// to (`KeptDeadline` for a resumed connection's first head). Passed in,
     /// not a field of `Conn`: a byte there costs every task a 128-byte step.
@@ -546,12 +546,15 @@ impl<I: EngineIo> Conn<'_, I> {
         .await
     }
 
-    async fn serve_request(
-        &mut self,
+    /// Serves one request. Its head is taken apart before the future
+    /// exists: held in it, the head kept its room there for the whole
+    /// request and was copied into it (callgrind: memcpy).
+    fn serve_request<'s>(
+        &'s mut self,
         head: RequestHead,
-        setup: &EngineSetup,
-        client: &ClientContext,
-    ) -> After {
+        setup: &'s EngineSetup,
+        client: &'s ClientContext,
+    ) -> impl std::future::Future<Output = After> + use<'s, 'c, I> {
         let RequestHead {
             parts,
             framing,
@@ -571,7 +574,7 @@ impl<I: EngineIo> Conn<'_, I> {
             ))
         .then(EngineUpgrade::default);
         let tunnel_slot = upgrade.as_ref().map(|u| u.slot.clone());
-        let (body, mut pump) = request_body(framing.body, expects_continue && !http10);
+        let (body, pump) = request_body(framing.body, expects_continue && !http10);
         let request = ClientRequest {
             head: parts,
             hosts,
@@ -579,31 +582,34 @@ impl<I: EngineIo> Conn<'_, I> {
             upgrade,
             may_upgrade: seen.upgrade,
         };
-        // 1xx heads of the tries, written before the final one (never to
-        // an HTTP/1.0 client).
-        let interim = InterimHeads::default();
-        let connector = OwnConnector::relaying((!http10).then_some(&interim));
-        let mut serving =
-            build_boxed(|| pipeline::serve_raw(&setup.gateway, client, request, &connector));
-        let response = interim
-            .serve_beside(&mut serving, pump.as_mut(), &mut *self.io, &mut self.buf)
-            .await;
-        drop(serving);
-        if let Some(violation) = pump.as_ref().and_then(|p| p.violation) {
-            // As the hyper path answers a body the gate refused: through the
-            // request path, so with a Date.
-            self.refuse(StatusCode::BAD_REQUEST, violation.reason())
+        async move {
+            let mut pump = pump;
+            // 1xx heads of the tries, written before the final one (never
+            // to an HTTP/1.0 client).
+            let interim = InterimHeads::default();
+            let connector = OwnConnector::relaying((!http10).then_some(&interim));
+            let mut serving =
+                build_boxed(|| pipeline::serve_raw(&setup.gateway, client, request, &connector));
+            let response = interim
+                .serve_beside(&mut serving, pump.as_mut(), &mut *self.io, &mut self.buf)
                 .await;
-            return After::Close;
+            drop(serving);
+            if let Some(violation) = pump.as_ref().and_then(|p| p.violation) {
+                // As the hyper path answers a body the gate refused: through
+                // the request path, so with a Date.
+                self.refuse(StatusCode::BAD_REQUEST, violation.reason())
+                    .await;
+                return After::Close;
+            }
+            let body_read = pump.as_ref().is_none_or(BodyPump::complete);
+            let answering = Answering {
+                head_request,
+                http10,
+                close: client_closes || !body_read || setup.stopping.has_begun(),
+            };
+            let pump = pump.filter(|p| !p.done());
+            self.answer(response, answering, tunnel_slot, pump).await
         }
-        let body_read = pump.as_ref().is_none_or(BodyPump::complete);
-        let answering = Answering {
-            head_request,
-            http10,
-            close: client_closes || !body_read || setup.stopping.has_begun(),
-        };
-        let pump = pump.filter(|p| !p.done());
-        self.answer(response, answering, tunnel_slot, pump).await
     }
 
     /// Answers a head the §9 rules refuse, in the very bytes the hyper
@@ -631,51 +637,55 @@ impl<I: EngineIo> Conn<'_, I> {
         let _ = write_response(&mut *self.io, &mut Vec::new(), response.into(), answering).await;
     }
 
-    /// Writes the response; a body still arriving is pumped beside it.
-    async fn answer(
-        &mut self,
+    /// Writes the response; a body still arriving is pumped beside it. The
+    /// head is written into the buffer before the future exists: the
+    /// response is not held in it (see `start_response`).
+    fn answer<'s>(
+        &'s mut self,
         response: crate::http::ProxyResponse,
         answering: Answering,
         tunnel_slot: Option<TunnelSlot>,
         pump: Option<BodyPump>,
-    ) -> After {
+    ) -> impl std::future::Future<Output = After> + use<'s, 'c, I> {
         // The response's bytes: a buffer of the thread's, so a connection
         // between requests holds none and a request allocates none.
         let mut out = spare::take_write();
-        let written = match pump {
-            None => write_response(&mut *self.io, &mut out, response, answering).await,
-            // Boxed: a body still arriving is rare, and this state was
-            // most of the request's box (1,472 of 2,264 bytes).
-            Some(pump) => Box::pin(self.write_beside(&mut out, response, answering, pump)).await,
-        };
-        spare::give_back_write(out);
-        let Ok(written) = written else {
-            return After::Close;
-        };
-        if written.status == http::StatusCode::SWITCHING_PROTOCOLS {
-            let pending = tunnel_slot.and_then(|slot| lock(&slot).take());
-            return match pending {
-                Some((backend, idle)) => After::Tunnel(backend, idle),
-                None => After::Close,
+        let started = start_response(&mut out, response, answering);
+        async move {
+            let written = match pump {
+                None => finish_response(&mut *self.io, &mut out, started).await,
+                // Boxed: a body still arriving is rare, and this state was
+                // most of the request's box (1,472 of 2,264 bytes).
+                Some(pump) => Box::pin(self.write_beside(&mut out, started, pump)).await,
             };
-        }
-        if written.close {
-            After::Close
-        } else {
-            After::KeepAlive
+            spare::give_back_write(out);
+            let Ok(written) = written else {
+                return After::Close;
+            };
+            if written.status == http::StatusCode::SWITCHING_PROTOCOLS {
+                let pending = tunnel_slot.and_then(|slot| lock(&slot).take());
+                return match pending {
+                    Some((backend, idle)) => After::Tunnel(backend, idle),
+                    None => After::Close,
+                };
+            }
+            if written.close {
+                After::Close
+            } else {
+                After::KeepAlive
+            }
         }
     }
 
-    /// `write_response` while the rest of the request body is pumped.
+    /// `finish_response` while the rest of the request body is pumped.
     async fn write_beside(
         &mut self,
         out: &mut Vec<u8>,
-        response: crate::http::ProxyResponse,
-        answering: Answering,
+        started: Started,
         mut pump: BodyPump,
     ) -> io::Result<super::respond::Written> {
         let (mut reader, mut writer) = tokio::io::split(&mut *self.io);
-        let writing = write_response(&mut writer, out, response, answering);
+        let writing = finish_response(&mut writer, out, started);
         tokio::pin!(writing);
         loop {
             tokio::select! {

@@ -136,6 +136,9 @@ pub struct RawResponseHead {
     /// Content-Length collapsed, a Location rewritten): empty, it costs no
     /// allocation.
     replaced: Vec<(usize, HeaderValue)>,
+    /// The whole body, when all of it came with the head (nearly every
+    /// small response): it is relayed from here, without a body stream.
+    whole_body: Option<Bytes>,
 }
 
 impl RawResponseHead {
@@ -154,7 +157,22 @@ impl RawResponseHead {
             fields,
             kinds,
             replaced: Vec::new(),
+            whole_body: None,
         }
+    }
+
+    /// Keeps `body` as the response's whole body: the response then needs
+    /// no body stream (`engine::backend` leaves its body empty).
+    pub fn set_whole_body(&mut self, body: Bytes) {
+        self.whole_body = Some(body);
+    }
+
+    pub fn has_whole_body(&self) -> bool {
+        self.whole_body.is_some()
+    }
+
+    pub fn take_whole_body(&mut self) -> Option<Bytes> {
+        self.whole_body.take()
     }
 
     fn name_of(&self, field: &RawField) -> &[u8] {
@@ -379,6 +397,7 @@ impl RawResponseHead {
             self.replaced = Vec::new();
         }
         self.bytes = Bytes::new();
+        self.whole_body = None;
         KEPT_HEADS.with_borrow_mut(|kept| {
             if kept.len() < KEEP_HEADS {
                 kept.push(self);
@@ -415,9 +434,12 @@ impl ProxyResponse {
             mut response,
             raw_head,
         } = self;
-        let Some(raw) = raw_head else {
+        let Some(mut raw) = raw_head else {
             return response;
         };
+        if let Some(body) = raw.take_whole_body() {
+            *response.body_mut() = crate::body::full(body);
+        }
         let added = std::mem::take(response.headers_mut());
         // A field the strict parse let through always converts; one that
         // did not would be left out rather than fail the response.

@@ -52,7 +52,10 @@ impl<U: ClientUpgrade> Forwarding<'_, U> {
         if let Some(cookie) = self.sticky_cookie(index) {
             parts.headers.append(header::SET_COOKIE, cookie);
         }
-        let body = if switching {
+        // A body that came whole with the head is in the raw head: nothing
+        // is in flight on the backend any more.
+        let whole = raw_head.as_ref().is_some_and(|raw| raw.has_whole_body());
+        let body = if switching || whole {
             body::empty()
         } else {
             let idle = service.config.timeouts.idle;

@@ -5,10 +5,14 @@
 //!   checked as strictly as any head and bounded; a backend's `100` is not
 //!   relayed, HTTP/1.0 clients get none;
 //! - `stale`: a GET on a pooled connection the backend closed is resent on
-//!   a new connection, once, however many dead connections the pool holds.
+//!   a new connection, once, however many dead connections the pool holds;
+//! - `whole`: a body that arrives whole with its head is relayed from the
+//!   head's read, and its connection reused; bytes after it are never
+//!   relayed and the connection is not reused.
 
 mod interim;
 mod stale;
+mod whole;
 
 use std::time::Duration;
 
