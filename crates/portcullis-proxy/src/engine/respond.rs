@@ -95,7 +95,11 @@ pub(super) async fn finish_response<W: QuickWrite>(
             })
         }
         BodyFraming::Framed { length, chunked } => {
-            let complete = write_body(io, out, body, length, chunked).await?;
+            // Boxed: a body that came whole with its head (nearly every
+            // small response) goes out with it, and this state was most of
+            // the request's box, which must stay within the allocator's
+            // small-object path (`engine::server`'s size test).
+            let complete = Box::pin(write_body(io, out, body, length, chunked)).await?;
             Ok(Written {
                 close: written.close || !complete,
                 ..written

@@ -41,7 +41,7 @@ pub fn client_request(mut request: Request<Incoming>) -> ClientRequest<Incoming,
     let (head, body) = request.into_parts();
     ClientRequest {
         hosts: HostFields::of(&head.headers),
-        head: ClientHead::from_parts(head),
+        head: Box::new(ClientHead::from_parts(head)),
         body,
         upgrade,
         may_upgrade: true,

@@ -50,7 +50,8 @@ use prepare::Forwarding;
 
 /// A client request as an engine hands it to the pipeline.
 pub struct ClientRequest<B, U> {
-    pub head: ClientHead,
+    /// Boxed, as the own engine parses it (`engine::head::RequestHead`).
+    pub head: Box<ClientHead>,
     /// The head's Host fields (`HostFields::of(&map)`, or as the
     /// engine noted them while it parsed the head).
     pub hosts: HostFields,

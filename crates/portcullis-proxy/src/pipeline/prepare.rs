@@ -119,7 +119,7 @@ pub(super) struct Forwarding<'r, U> {
     pub(super) service: &'r Arc<ServiceRuntime>,
     /// The client's head with the headers edited for backends; the uri and
     /// method are the client's.
-    pub(super) head: ClientHead,
+    pub(super) head: Box<ClientHead>,
     /// Where the backend-relative part of the path starts.
     pub(super) rest_start: usize,
     /// The client's Host (or authority), for `preserve_host` and Location.

@@ -81,7 +81,7 @@ async fn get(gateway: &Gateway) -> Response<ProxyBody> {
     let client = ClientContext::new([127, 0, 0, 1].into(), 8080, false);
     let request = ClientRequest {
         hosts: crate::http::strict::HostFields::of(&head.headers),
-        head: crate::http::ClientHead::from_parts(head),
+        head: Box::new(crate::http::ClientHead::from_parts(head)),
         body: Empty::<Bytes>::new(),
         upgrade: None::<Infallible>,
         may_upgrade: true,
