@@ -270,14 +270,17 @@ fn send_own<'a>(
         // A `101` nobody asked for still goes on as a map: the pipeline's
         // upgrade handling reads maps.
         let (parts, raw) = if connector.raw_heads && !switched {
-            (bare_parts(&raw), Some(raw.boxed()))
+            (bare_parts(&raw), Some(raw))
         } else {
             let head = ResponseHead {
                 raw,
                 framing,
                 closes,
             };
-            (head.to_parts(2)?, None)
+            let parts = head.to_parts(2);
+            // Its box goes back to the thread's kept heads.
+            head.raw.recycle();
+            (parts?, None)
         };
         // After a 101 the connection speaks another protocol, asked or not.
         let reusable = body_sent && !closes && !switched;

@@ -299,7 +299,9 @@ pub enum ResponseFraming {
 pub struct ResponseHead {
     /// The head as received, with the framing's edits (a repeated
     /// Content-Length collapsed, one beside chunked dropped).
-    pub raw: RawResponseHead,
+    /// In a kept box from the parse on (`RawResponseHead::boxed`): moved
+    /// from the read to the response, it was copied at each step.
+    pub raw: Box<RawResponseHead>,
     pub framing: ResponseFraming,
     /// The backend will close the connection after this response.
     pub closes: bool,
@@ -356,7 +358,7 @@ pub fn parse_response(
         Version::HTTP_11
     };
     let bytes = buf.split_to(len).freeze();
-    let mut raw = RawResponseHead::new(status, version, bytes, fields);
+    let mut raw = RawResponseHead::new(status, version, bytes, fields).boxed();
     let framing = response_framing(method, &mut raw)?;
     let closes = closes_after_raw(&raw) || framing == ResponseFraming::UntilClose;
     Ok(Some(ResponseHead {

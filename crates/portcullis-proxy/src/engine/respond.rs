@@ -554,7 +554,7 @@ mod tests {
             let from_map = written(Response::from_parts(parts, body::full("hello")), PLAIN).await;
             let mut bare = Response::new(body::full("hello"));
             *bare.status_mut() = raw.status;
-            let raw_head = Some(Box::new(raw));
+            let raw_head = Some(raw);
             let from_raw = written_proxy(
                 ProxyResponse {
                     response: bare,
@@ -603,13 +603,13 @@ mod tests {
             };
             let streamed = ProxyResponse {
                 response: bare(body::full(body_text)),
-                raw_head: Some(Box::new(parse())),
+                raw_head: Some(parse()),
             };
             let mut raw = parse();
             raw.set_whole_body(bytes::Bytes::from_static(body_text.as_bytes()));
             let whole = ProxyResponse {
                 response: bare(body::empty()),
-                raw_head: Some(Box::new(raw)),
+                raw_head: Some(raw),
             };
             let mut io = (Vec::new(), Vec::new());
             let mut out = Vec::new();

@@ -34,7 +34,7 @@ impl SmoothRoundRobin {
             let Some(current) = self.current.get(i) else {
                 continue;
             };
-            let weight = (pool.weight(i) * SCALE).round() as i64;
+            let weight = scaled(pool.weight(i));
             let now = current.fetch_add(weight, Ordering::Relaxed) + weight;
             total += weight;
             if now > best_weight {
@@ -49,6 +49,12 @@ impl SmoothRoundRobin {
     }
 }
 
+/// A weight in (0, 1] as an integer in 1..=100, rounded half up: the same
+/// as `f64::round` for positive numbers, without its call (two a pick).
+fn scaled(weight: f64) -> i64 {
+    (weight * SCALE + 0.5) as i64
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -58,6 +64,14 @@ mod tests {
 
     use super::*;
     use crate::ha::select::tests::{backends, counts, eject_then_recover, selector, SEC};
+
+    #[test]
+    fn scaled_weights_round_as_f64_round_does() {
+        for step in 0..=100_000 {
+            let weight = f64::from(step) / 100_000.0;
+            assert_eq!(scaled(weight), (weight * SCALE).round() as i64, "{weight}");
+        }
+    }
 
     #[tokio::test(start_paused = true)]
     async fn equal_weights_take_turns() {
