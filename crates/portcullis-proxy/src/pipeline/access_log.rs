@@ -198,15 +198,30 @@ impl AccessFields<'_> {
         let mut fraction = *b".000 tries=";
         fraction[1..4].copy_from_slice(&three_digits((self.micros % 1000) as u16));
         line.extend_from_slice(&fraction);
-        line.extend_from_slice(numbers.format(self.tries).as_bytes());
-        line.extend_from_slice(b" outcomes=\"");
+        // Nearly every request makes one try, answered with a three-digit
+        // status: those pieces are one copy each.
+        if self.tries == 1 {
+            line.extend_from_slice(b"1 outcomes=\"");
+        } else {
+            line.extend_from_slice(numbers.format(self.tries).as_bytes());
+            line.extend_from_slice(b" outcomes=\"");
+        }
         for (i, (backend, outcome)) in tries.enumerate() {
             if i > 0 {
                 line.push(b',');
             }
             line.extend_from_slice(backend.as_bytes());
-            line.push(b':');
-            push_outcome(line, outcome, &mut numbers);
+            match outcome {
+                TryOutcome::Answered(code @ 100..=999) => {
+                    let mut answered = *b":000";
+                    answered[1..].copy_from_slice(&three_digits(code));
+                    line.extend_from_slice(&answered);
+                }
+                _ => {
+                    line.push(b':');
+                    push_outcome(line, outcome, &mut numbers);
+                }
+            }
         }
         line.push(b'"');
         if let Some(principal) = self.principal {
