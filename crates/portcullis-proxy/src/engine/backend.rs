@@ -275,57 +275,81 @@ fn send_own<'a>(
             }
             return Ok(response.map(|()| EngineResponseBody::Done(None)));
         }
-        let ResponseHead {
+        response_after(
+            service,
+            authority,
+            request.sent_at,
+            connector.raw_heads,
+            response_head,
+            wire,
+            body_sent,
+        )
+    }
+}
+
+/// The response for the pipeline from a backend's head (not an accepted
+/// upgrade's): its head raw or as a map, and its body whole in the raw
+/// head, or to be read from `wire`.
+fn response_after(
+    service: &ServiceRuntime,
+    authority: &http::uri::Authority,
+    sent_at: tokio::time::Instant,
+    raw_heads: bool,
+    response_head: ResponseHead,
+    wire: Wire,
+    body_sent: bool,
+) -> Result<Response<EngineResponseBody>, EngineError> {
+    let switched = response_head.status() == http::StatusCode::SWITCHING_PROTOCOLS;
+    let ResponseHead {
+        raw,
+        framing,
+        closes,
+    } = response_head;
+    // A `101` nobody asked for still goes on as a map: the pipeline's
+    // upgrade handling reads maps.
+    let (parts, raw) = if raw_heads && !switched {
+        (bare_parts(&raw), Some(raw))
+    } else {
+        let head = ResponseHead {
             raw,
             framing,
             closes,
-        } = response_head;
-        // A `101` nobody asked for still goes on as a map: the pipeline's
-        // upgrade handling reads maps.
-        let (parts, raw) = if connector.raw_heads && !switched {
-            (bare_parts(&raw), Some(raw))
-        } else {
-            let head = ResponseHead {
-                raw,
-                framing,
-                closes,
-            };
-            let parts = head.to_parts(2);
-            // Its box goes back to the thread's kept heads.
-            head.raw.recycle();
-            (parts?, None)
         };
-        // After a 101 the connection speaks another protocol, asked or not.
-        let reusable = body_sent && !closes && !switched;
-        let (wire, raw) = match (wire, raw) {
-            (Wire::Whole(mut conn), Some(mut raw)) if is_whole(&conn, framing) => {
-                // All of the body came with the head: it travels in the raw
-                // head and the connection is done with now. A body stream
-                // cost about 500 instructions a response (callgrind).
-                raw.set_whole_body(conn.buf.split().freeze());
-                if reusable {
-                    service
-                        .pool
-                        .put_idle_since(authority.as_str(), conn, request.sent_at);
-                }
-                return Ok(Response::from_parts(
-                    parts,
-                    EngineResponseBody::Done(Some(raw)),
-                ));
+        let parts = head.to_parts(2);
+        // Its box goes back to the thread's kept heads.
+        head.raw.recycle();
+        (parts?, None)
+    };
+    // After a 101 the connection speaks another protocol, asked or not.
+    let reusable = body_sent && !closes && !switched;
+    let (wire, raw) = match (wire, raw) {
+        (Wire::Whole(mut conn), Some(mut raw)) if is_whole(&conn, framing) => {
+            // All of the body came with the head: it travels in the raw
+            // head and the connection is done with now. A body stream cost
+            // about 500 instructions a response (callgrind).
+            raw.set_whole_body(conn.buf.split().freeze());
+            if reusable {
+                service
+                    .pool
+                    .put_idle_since(authority.as_str(), conn, sent_at);
             }
-            kept => kept,
-        };
-        let return_to = ReturnTo {
-            pool: service.pool.clone(),
-            authority: authority.clone(),
-            reusable,
-        };
-        let body = BackendBody::new(wire, framing, return_to);
-        Ok(Response::from_parts(
-            parts,
-            EngineResponseBody::Own(Box::new(OwnBody { body, raw })),
-        ))
-    }
+            return Ok(Response::from_parts(
+                parts,
+                EngineResponseBody::Done(Some(raw)),
+            ));
+        }
+        kept => kept,
+    };
+    let return_to = ReturnTo {
+        pool: service.pool.clone(),
+        authority: authority.clone(),
+        reusable,
+    };
+    let body = BackendBody::new(wire, framing, return_to);
+    Ok(Response::from_parts(
+        parts,
+        EngineResponseBody::Own(Box::new(OwnBody { body, raw })),
+    ))
 }
 
 /// Whether the bytes read after the head are exactly the body its length
