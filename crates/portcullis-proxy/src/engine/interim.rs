@@ -102,7 +102,17 @@ impl InterimHeads {
             // of the request's box, which stays within the allocator's
             // small-object path (`engine::server`'s size test).
             Some(pump) => {
-                let response = Box::pin(self.serve_with_pump(serving, pump, io, buf)).await;
+                let pumping = async {
+                    loop {
+                        tokio::select! {
+                            biased;
+                            response = &mut *serving => break response,
+                            () = self.queued(), if !pump.writing_continue() => self.write_to(io).await,
+                            () = pump.step(io, buf), if !pump.done() => {}
+                        }
+                    }
+                };
+                let response = Box::pin(pumping).await;
                 if pump.writing_continue() {
                     return response;
                 }
@@ -115,28 +125,6 @@ impl InterimHeads {
             self.write_to(io).await;
         }
         response
-    }
-
-    /// `serve_beside` while the request's body is pumped.
-    async fn serve_with_pump<F, I>(
-        &self,
-        serving: &mut F,
-        pump: &mut BodyPump,
-        io: &mut I,
-        buf: &mut BytesMut,
-    ) -> F::Output
-    where
-        F: Future + Unpin,
-        I: QuickRead + QuickWrite,
-    {
-        loop {
-            tokio::select! {
-                biased;
-                response = &mut *serving => break response,
-                () = self.queued(), if !pump.writing_continue() => self.write_to(io).await,
-                () = pump.step(io, buf), if !pump.done() => {}
-            }
-        }
     }
 
     /// Polls `serving` until it is done (`Some`) or has queued heads

@@ -198,8 +198,8 @@ impl AccessFields<'_> {
         let mut fraction = *b".000 tries=";
         fraction[1..4].copy_from_slice(&three_digits((self.micros % 1000) as u16));
         line.extend_from_slice(&fraction);
-        // Nearly every request makes one try, answered with a three-digit
-        // status: those pieces are one copy each.
+        // Nearly every request makes one try: its count goes with the
+        // constant after it, in one copy.
         if self.tries == 1 {
             line.extend_from_slice(b"1 outcomes=\"");
         } else {
@@ -211,17 +211,8 @@ impl AccessFields<'_> {
                 line.push(b',');
             }
             line.extend_from_slice(backend.as_bytes());
-            match outcome {
-                TryOutcome::Answered(code @ 100..=999) => {
-                    let mut answered = *b":000";
-                    answered[1..].copy_from_slice(&three_digits(code));
-                    line.extend_from_slice(&answered);
-                }
-                _ => {
-                    line.push(b':');
-                    push_outcome(line, outcome, &mut numbers);
-                }
-            }
+            line.push(b':');
+            push_outcome(line, outcome, &mut numbers);
         }
         line.push(b'"');
         if let Some(principal) = self.principal {
@@ -243,9 +234,14 @@ fn three_digits(value: u16) -> [u8; 3] {
     ]
 }
 
-/// An outcome as [`TryOutcome`]'s `Display` writes it, without `fmt`.
+/// An outcome as [`TryOutcome`]'s `Display` writes it, without `fmt`. A
+/// status (nearly every outcome) is three digits, written as such.
 fn push_outcome(line: &mut Vec<u8>, outcome: TryOutcome, numbers: &mut itoa::Buffer) {
     let text = match outcome {
+        TryOutcome::Answered(code @ 100..=999) => {
+            line.extend_from_slice(&three_digits(code));
+            return;
+        }
         TryOutcome::Answered(code) => numbers.format(code),
         TryOutcome::ConnectFailed => "connect-failed",
         TryOutcome::Failed => "failed",
