@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .peers import portcullis
 from .procs import nofile
+from .rounds import listing
 from .scenarios import SCENARIOS
 from .tools import ROOT, cmd_version
 
@@ -21,8 +22,16 @@ SMOKE_MODE = "smoke (1 s runs: checks that the harness works, not for comparison
 
 
 def tables(results, cfg):
-    """The markdown table of every scenario in results, in the report's order."""
-    return [module.render_table(results[name], cfg) for name, module in SCENARIOS.items() if name in results]
+    """The markdown table of every scenario in results, in the report's order,
+    each followed by its rounds when it ran more than one."""
+    return [module.render_table(results[name], cfg)
+            + _rounds_text(results[name], getattr(module, "ROUND_KEYS", ()), getattr(module, "ROUND_FORMATS", None))
+            for name, module in SCENARIOS.items() if name in results]
+
+
+def _rounds_text(by_peer, keys, formats):
+    text = listing(by_peer, keys, formats) if keys else ""
+    return "\n" + text if text else ""
 
 
 def notes_after_marker(existing):

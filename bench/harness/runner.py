@@ -11,7 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import report
+from . import report, rounds
 from .env import Env
 from .procs import PROCS, StartError, log, settle_nofile
 from .scenarios import SCENARIOS, steady
@@ -30,6 +30,9 @@ def parse_args(argv, description):
     ap.add_argument("--scenarios", default=",".join(SCENARIO_NAMES),
                     help=f"scenarios, comma separated ({','.join(SCENARIO_NAMES)})")
     ap.add_argument("--duration", type=int, help="seconds per measurement (default 8, smoke 1)")
+    ap.add_argument("--rounds", type=int,
+                    help="rounds of the throughput scenarios, peers interleaved, medians reported "
+                         "(default 3, smoke 1)")
     ap.add_argument("--idle-connections", type=int, help="idle scenario size (default 10000, smoke 1000)")
     ap.add_argument("--out", help="report file (default docs/benchmarks.md, smoke: a temp file)")
     ap.add_argument("--no-install", action="store_true", help="do not apt-get install missing tools")
@@ -54,6 +57,9 @@ def _check(ap, cfg):
     cfg.duration = cfg.duration or (1 if cfg.smoke else 8)
     if not 1 <= cfg.duration <= 120:
         ap.error("--duration must be 1..120")
+    cfg.rounds = cfg.rounds or (1 if cfg.smoke else 3)
+    if not 1 <= cfg.rounds <= 9:
+        ap.error("--rounds must be 1..9")
     cfg.idle = cfg.idle_connections or (1000 if cfg.smoke else 10000)
     if not 1 <= cfg.idle <= 20000:
         ap.error("--idle-connections must be 1..20000")
@@ -72,29 +78,39 @@ def failure_text(e):
     return text.replace("|", "/").replace("\n", " ")
 
 
+def scenario_peers(scen, cfg):
+    """The peers that run scenario scen, in the command line's order; steady adds
+    the direct reference."""
+    only = getattr(SCENARIOS[scen], "PEERS", None)
+    peers = [p for p in cfg.peers if only is None or p in only]  # others: no equivalent, the table says so
+    return peers + [steady.DIRECT] if scen == "steady" else peers
+
+
+def run_one(env, cfg, scen, peer, label):
+    log(f"{peer}: {scen}{label}")
+    try:
+        return SCENARIOS[scen].run(env, peer, cfg)
+    except KeyboardInterrupt:
+        raise
+    except Exception as e:
+        res = failure_text(e)
+        log(res)
+        return res
+
+
 def run_scenarios(env, cfg, results):
-    """Every peer through every scenario (results filled in as they come), then
-    the direct reference when steady is among them."""
-    for peer in cfg.peers:
-        for scen in cfg.scenarios:
-            only = getattr(SCENARIOS[scen], "PEERS", None)
-            if only is not None and peer not in only:
-                continue  # no equivalent in this peer; the table says so
-            log(f"{peer}: {scen}")
-            try:
-                res = SCENARIOS[scen].run(env, peer, cfg)
-            except KeyboardInterrupt:
-                raise
-            except Exception as e:
-                res = failure_text(e)
-                log(res)
-            results.setdefault(scen, {})[peer] = res
-    if "steady" in cfg.scenarios:
-        log("direct to one backend: steady (reference)")
-        try:
-            results["steady"][steady.DIRECT] = steady.run(env, steady.DIRECT, cfg)
-        except Exception as e:
-            results["steady"][steady.DIRECT] = f"failed: {e}"
+    """Every scenario for its peers (results filled in round by round). The
+    throughput scenarios run cfg.rounds rounds with the peers interleaved."""
+    for scen in cfg.scenarios:
+        module = SCENARIOS[scen]
+        peers = scenario_peers(scen, cfg)
+        n = cfg.rounds if getattr(module, "ROUND_KEYS", None) else 1
+        runs = {p: [] for p in peers}
+        for r in range(n):
+            for peer in rounds.rotated(peers, r):
+                runs[peer].append(run_one(env, cfg, scen, peer, f" (round {r + 1} of {n})" if n > 1 else ""))
+            summed = getattr(module, "SUMMED_KEYS", ())
+            results[scen] = {p: rounds.combine(rs, summed) for p, rs in runs.items() if rs}
 
 
 def report_path(cfg):

@@ -83,3 +83,12 @@ def render(title, intro, columns, rows, reference=()):
 def peer_rows(by_peer, peers):
     """[(peer, result)] in the order of peers, for the peers that have a result."""
     return [(p, by_peer[p]) for p in peers if p in by_peer]
+
+
+def rounds_phrase(cfg):
+    """How a scenario run in rounds was measured, for its table's introduction."""
+    n = getattr(cfg, "rounds", 1)
+    if n <= 1:
+        return "one round"
+    return (f"{n} rounds with the peers interleaved (each round in an order rotated by one), "
+            "each figure the median of its rounds and errors the sum")

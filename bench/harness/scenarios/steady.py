@@ -4,7 +4,12 @@ without a peer ("direct" to one backend) as the reference row."""
 from ..load import wrk
 from ..procs import LOOPBACK, cpu_seconds_between, cpu_ticks
 from ..stage import Stage
-from ..table import Column, f_2, f_int, f_ms, peer_rows, render
+from ..table import Column, f_2, f_int, f_ms, peer_rows, render, rounds_phrase
+
+# The runner runs this scenario in rounds (see rounds.py) and lists these per round.
+ROUND_KEYS = ("rps", "p99")
+ROUND_FORMATS = {"p99": f_ms}
+SUMMED_KEYS = ("errors",)
 
 DIRECT = "direct"
 DIRECT_LABEL = "direct to one backend (reference)"
@@ -31,7 +36,8 @@ def render_table(by_peer, cfg):
     reference = [(DIRECT_LABEL, by_peer[DIRECT])] if DIRECT in by_peer else []
     return render(
         "1. Steady small GET",
-        f"`wrk -t1 -c50 -d{cfg.duration}s --latency` on the small body (19 bytes), after a 1 s warm-up. "
+        f"`wrk -t1 -c50 -d{cfg.duration}s --latency` on the small body (19 bytes), after a 1 s warm-up; "
+        f"{rounds_phrase(cfg)}. "
         "CPU: utime+stime of all the peer's processes over the run, per 100,000 requests.",
         [Column("rps", "req/s", f_int, "up"), Column("p50", "p50", f_ms, "down"),
          Column("p99", "p99", f_ms, "down"), Column("cpu100k", "CPU s / 100k req", f_2, "down"),

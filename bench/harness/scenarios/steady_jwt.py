@@ -7,11 +7,15 @@ from ..jwt import Jwt
 from ..load import wrk
 from ..procs import cpu_seconds_between, cpu_ticks
 from ..stage import JWT_PEERS, Stage
-from ..table import Column, f_2, f_int, f_ms, peer_rows, render
+from ..table import Column, f_2, f_int, f_ms, peer_rows, render, rounds_phrase
 
 
 # The runner runs this scenario for these peers only.
 PEERS = JWT_PEERS
+# The runner runs this scenario in rounds (see rounds.py) and lists these per round.
+ROUND_KEYS = ("rps", "p99")
+ROUND_FORMATS = {"p99": f_ms}
+SUMMED_KEYS = ("errors",)
 
 
 def run(env, peer, cfg):
@@ -29,8 +33,8 @@ def run(env, peer, cfg):
 def render_table(by_peer, cfg):
     return render(
         "7. Steady small GET with JWT authentication",
-        f"Table 1's load (`wrk -t1 -c50 -d{cfg.duration}s --latency`) with one ES256 bearer token on every "
-        "request: signature, issuer, audience and expiry checked, the subject sent as X-Forwarded-User. "
+        f"Table 1's load (`wrk -t1 -c50 -d{cfg.duration}s --latency`, {rounds_phrase(cfg)}) with one ES256 "
+        "bearer token on every request: signature, issuer, audience and expiry checked, the subject sent as X-Forwarded-User. "
         "Portcullis verifies a token's signature once and remembers it until it expires; HAProxy 2.6's "
         "jwt_verify checks it on every request. Not run for nginx (its auth_jwt is NGINX Plus "
         "only) nor Apache (no JWT module in Debian).",

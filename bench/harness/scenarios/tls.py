@@ -2,8 +2,12 @@
 
 from ..load import h2load, wrk
 from ..stage import Stage
-from ..table import Column, f_int, f_ms, peer_rows, render
+from ..table import Column, f_int, f_ms, peer_rows, render, rounds_phrase
 from .steady import warm_up
+
+# The runner runs this scenario in rounds (see rounds.py) and lists these per round.
+ROUND_KEYS = ("h1_rps", "h2_rps")
+SUMMED_KEYS = ("h1_errors", "h2_failed")
 
 
 def h2_requests(h1_rps, duration):
@@ -27,7 +31,8 @@ def render_table(by_peer, cfg):
         "2. TLS termination",
         f"HTTP/1.1: `wrk -t1 -c50 -d{cfg.duration}s` on https. HTTP/2: `h2load -n N -c 50 -m 10` on https, "
         "N = the HTTP/1.1 req/s × D rounded down to a thousand (so both take about D seconds). "
-        "Certificate from `portcullis cert create` (ECDSA P-256); the backends stay plain HTTP.",
+        "Certificate from `portcullis cert create` (ECDSA P-256); the backends stay plain HTTP. "
+        f"Both loads {rounds_phrase(cfg)}.",
         [Column("h1_rps", "HTTP/1.1 req/s", f_int, "up"), Column("h1_p99", "HTTP/1.1 p99", f_ms, "down"),
          Column("h2_rps", "HTTP/2 req/s", f_int, "up"),
          Column("h2_failed", "HTTP/2 failed or non-2xx", f_int, "down"),
