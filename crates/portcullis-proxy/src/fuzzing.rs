@@ -192,6 +192,37 @@ fn sticky_cookie_checked(data: &[u8]) {
 /// twice (an independent decoder) shows no dot segment, no backslash, no NUL
 /// that was not written literally, and no `/` that was encoded. It also
 /// refuses everything the rule before §9 refused.
+/// The Host rule (PRODUCT.md §9) against the `http` crate's authority
+/// parser: a value the gateway accepts must read the same to both, host and
+/// port alike, and hold only the bytes the rule names.
+pub fn host_value(data: &[u8]) {
+    if !crate::http::strict::is_valid_host(data) || data.is_empty() {
+        return;
+    }
+    let text = std::str::from_utf8(data).expect("an accepted Host is ASCII");
+    let authority: http::uri::Authority = text
+        .parse()
+        .unwrap_or_else(|e| panic!("accepted {text:?}, which http reads as no authority: {e}"));
+    assert_eq!(authority.as_str(), text);
+    let (host, port) = match text.strip_prefix('[') {
+        Some(rest) => {
+            let close = rest.find(']').expect("a bracketed literal closes");
+            (&text[..close + 2], rest[close + 1..].strip_prefix(':'))
+        }
+        None => match text.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (text, None),
+        },
+    };
+    assert_eq!(authority.host(), host, "host of {text:?}");
+    let port: Option<u16> = port.map(|p| p.parse().expect("an accepted port fits 16 bits"));
+    assert_eq!(authority.port_u16(), port, "port of {text:?}");
+    assert!(
+        !text.contains(['@', ',', ';', '%', '/', '\\', ' ']),
+        "accepted {text:?}"
+    );
+}
+
 pub fn path_rule(data: &[u8]) {
     let path = String::from_utf8_lossy(data);
     let verdict = check_path(&path);
@@ -484,8 +515,9 @@ fn forwarded_headers_checked(data: &[u8], strict: bool) {
 /// behind it); `check_head` accepting the input means the gate accepts it as
 /// one head. A head the gate accepts also has names, values and method the
 /// `http` crate takes, and `strict::check_request_head` on it (as parsed by
-/// httparse) does not panic and refuses nothing but CONNECT, since the gate
-/// already enforces the Host and Content-Length rules.
+/// httparse) does not panic and refuses nothing but CONNECT and a Host value
+/// that is no authority (the value rule is the pipeline's; the gate enforces
+/// the Host count and the Content-Length rules).
 pub fn request_head(data: &[u8]) {
     let whole = gate_verdict(data, &[]);
     let bytewise: Vec<usize> = (1..data.len()).collect();
@@ -603,8 +635,17 @@ fn check_accepted_head(head: &[u8]) {
         };
         headers.append(name, value);
     }
+    let host_is_valid = headers
+        .get(header::HOST)
+        .is_none_or(|host| crate::http::strict::is_valid_host(host.as_bytes()));
     match check_request_head(&method, version, &headers) {
-        Ok(()) => assert!(method != Method::CONNECT, "CONNECT passed"),
+        Ok(()) => {
+            assert!(method != Method::CONNECT, "CONNECT passed");
+            assert!(host_is_valid, "an invalid Host passed: {:?}", shown());
+        }
+        Err(refusal) if method != Method::CONNECT && !host_is_valid => {
+            assert_eq!(refusal.reason(), crate::http::strict::BAD_HOST);
+        }
         Err(refusal) => {
             assert_eq!(
                 (method, refusal.status().as_u16()),

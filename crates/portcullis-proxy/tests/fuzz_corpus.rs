@@ -27,6 +27,11 @@ fn path_rule_corpus() {
 }
 
 #[test]
+fn host_value_corpus() {
+    run_corpus("host_value", portcullis_proxy::fuzzing::host_value);
+}
+
+#[test]
 fn forwarded_headers_corpus() {
     run_corpus(
         "forwarded_headers",

@@ -207,7 +207,7 @@ impl Connection {
 
 /// The strict-edge rules the balancer applies itself (PRODUCT.md §9), around
 /// `handle`: the head rules of `strict::check_request_head` (CONNECT is
-/// 405); a request body the framing gate cut short is the client's 400, not
+/// 405) and the target authority's; a request body the framing gate cut short is the client's 400, not
 /// a member's 502; and after an upgrade request that did not switch
 /// protocols (`redirect` mode never forwards one) or a refusal the
 /// connection closes, since the gate no longer vouches for the bytes that
@@ -221,11 +221,15 @@ where
     F: FnOnce(Request<Incoming>) -> Fut,
     Fut: std::future::Future<Output = Response<ProxyBody>>,
 {
-    if let Err(refusal) = crate::http::strict::check_request_head(
+    let verdict = crate::http::strict::check_request_head(
         request.method(),
         request.version(),
         request.headers(),
-    ) {
+    )
+    .and_then(|()| {
+        crate::http::strict::check_target_authority(request.uri().authority().map(|a| a.as_str()))
+    });
+    if let Err(refusal) = verdict {
         let error = match refusal {
             crate::http::strict::Refusal::MethodNotAllowed(reason) => {
                 ProxyError::MethodNotAllowed { reason }

@@ -158,9 +158,13 @@ impl RawFields {
     }
 }
 
+/// No fields. Raw rather than an empty map: the engine takes each request's
+/// fields out to recycle them, and dropping the empty raw value left behind
+/// costs a few instructions where an empty `HeaderMap`'s drop costs about 60
+/// (callgrind).
 impl Default for RequestFields {
     fn default() -> RequestFields {
-        RequestFields::Map(HeaderMap::new())
+        RequestFields::Raw(RawFields::new(Bytes::new(), Vec::new()))
     }
 }
 

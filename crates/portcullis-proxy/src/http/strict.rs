@@ -32,9 +32,10 @@ impl Refusal {
     }
 }
 
-/// Checks of a parsed request head, for every protocol: CONNECT, and the
-/// Host rule of RFC 9112 §3.2 for HTTP/1.1 (the framing gate enforces it on
-/// the raw bytes first; this holds whatever engine parsed the head). Framing
+/// Checks of a parsed request head, for every protocol: CONNECT, the Host
+/// count rule of RFC 9112 §3.2 for HTTP/1.1 (the framing gate enforces it on
+/// the raw bytes first; this holds whatever engine parsed the head), and a
+/// Host value's shape ([`is_valid_host`]) in every version. Framing
 /// rules such as Content-Length beside Transfer-Encoding live in the gate
 /// only: hyper drops one of the two before a head gets here.
 pub fn check_request_head(
@@ -43,6 +44,24 @@ pub fn check_request_head(
     headers: &HeaderMap,
 ) -> Result<(), Refusal> {
     check_request_start(method, version, &HostFields::of(headers))
+}
+
+/// Why a Host value or a target's authority is refused.
+pub const BAD_HOST: &str = "Host is not a host name or address with an optional port";
+
+/// Why an absolute-form or HTTP/2 target's authority is refused.
+pub const BAD_AUTHORITY: &str =
+    "target authority is not a host name or address with an optional port";
+
+/// An absolute-form or HTTP/2 target's authority, when there is one, is held
+/// to the Host rule and may not be empty.
+pub fn check_target_authority(authority: Option<&str>) -> Result<(), Refusal> {
+    match authority {
+        Some(text) if text.is_empty() || !is_valid_host(text.as_bytes()) => {
+            Err(Refusal::BadRequest(BAD_AUTHORITY))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// [`check_request_head`] with the head's Host fields already found.
@@ -59,6 +78,11 @@ pub fn check_request_start(
             HostFields::One(_) => {}
             HostFields::Missing => return Err(Refusal::BadRequest("missing Host header")),
             HostFields::Several(_) => return Err(Refusal::BadRequest("more than one Host header")),
+        }
+    }
+    if let HostFields::One(host) | HostFields::Several(host) = hosts {
+        if !is_valid_host(host.as_bytes()) {
+            return Err(Refusal::BadRequest(BAD_HOST));
         }
     }
     Ok(())
@@ -334,34 +358,74 @@ pub fn join_cookies(headers: &mut HeaderMap) {
 }
 
 /// A Host value that may be written into a rewritten `Location`: a host name
-/// or IP literal with an optional port, nothing else.
+/// of letters, digits, `-` and `.`, or an IP literal, with an optional port,
+/// nothing else.
 pub fn is_plain_authority(host: &str) -> bool {
-    let port_ok = |port: Option<&str>| {
-        port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()))
-    };
-    if let Some(bracketed) = host.strip_prefix('[') {
-        let Some((inner, rest)) = bracketed.split_once(']') else {
-            return false;
-        };
-        let port = match rest {
-            "" => None,
-            _ => match rest.strip_prefix(':') {
-                Some(port) => Some(port),
-                None => return false,
-            },
-        };
-        return inner.parse::<std::net::Ipv6Addr>().is_ok() && port_ok(port);
+    authority_shape(host.as_bytes(), |b| {
+        b.is_ascii_alphanumeric() || b == b'-' || b == b'.'
+    })
+}
+
+/// The bytes of a host name in a Host value or a target's authority:
+/// RFC 3986's unreserved set. Its other reg-name bytes (sub-delims such as
+/// `,` `;` `=`, percent-encoding) and userinfo are valid URI syntax that
+/// backends, caches and `X-Forwarded-Host` readers split or decode in
+/// different ways, so the gateway refuses them (PRODUCT.md §9).
+const HOST_NAME_BYTE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~');
+        b += 1;
     }
-    let (name, port) = match host.split_once(':') {
-        Some((name, port)) => (name, Some(port)),
-        None => (host, None),
+    table
+};
+
+/// RFC 9112 §3.2's `Host = uri-host [ ":" port ]`, read strictly: a host
+/// name of [`HOST_NAME_BYTE`]s (an IPv4 address is one), or a bracketed IPv6
+/// literal, then optionally `:` and a port of 1 to 5 digits up to 65535. An
+/// empty value is valid: §3.2 has a client send one when the target has no
+/// authority.
+pub fn is_valid_host(value: &[u8]) -> bool {
+    value.is_empty() || authority_shape(value, |b| HOST_NAME_BYTE[b as usize])
+}
+
+/// `host [":" port]` where host is a bracketed IPv6 literal or a name of
+/// 1 to 253 bytes that `name_byte` accepts.
+fn authority_shape(value: &[u8], name_byte: impl Fn(u8) -> bool) -> bool {
+    let (host, port) = match value.strip_prefix(b"[") {
+        Some(bracketed) => {
+            let Some(close) = bracketed.iter().position(|&b| b == b']') else {
+                return false;
+            };
+            let literal = std::str::from_utf8(&bracketed[..close]);
+            if literal.map_or(true, |text| text.parse::<std::net::Ipv6Addr>().is_err()) {
+                return false;
+            }
+            match &bracketed[close + 1..] {
+                [] => (None, None),
+                [b':', port @ ..] => (None, Some(port)),
+                _ => return false,
+            }
+        }
+        None => match value.iter().position(|&b| b == b':') {
+            Some(colon) => (Some(&value[..colon]), Some(&value[colon + 1..])),
+            None => (Some(value), None),
+        },
     };
-    port_ok(port)
-        && !name.is_empty()
-        && name.len() <= 253
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+    let name_ok = host.is_none_or(|name| {
+        !name.is_empty() && name.len() <= 253 && name.iter().all(|&b| name_byte(b))
+    });
+    name_ok && port.is_none_or(is_port)
+}
+
+/// 1 to 5 digits, at most 65535: a parser that wraps a longer number and
+/// one that refuses it would reach different ports.
+fn is_port(port: &[u8]) -> bool {
+    (1..=5).contains(&port.len())
+        && port.iter().all(u8::is_ascii_digit)
+        && port.iter().fold(0u32, |n, &d| n * 10 + u32::from(d - b'0')) <= 65535
 }
 
 #[cfg(test)]
@@ -548,6 +612,75 @@ mod tests {
         join_cookies(&mut h);
         assert_eq!(h.get_all(header::COOKIE).iter().count(), 1);
         assert_eq!(h[header::COOKIE], "a=1; b=2");
+    }
+
+    #[test]
+    fn host_values_are_host_names_or_addresses_with_a_port() {
+        for good in [
+            "",
+            "gw.test",
+            "gw.test:8080",
+            "GW-1.example.COM",
+            "svc_a.internal",
+            "~user.example",
+            "127.0.0.1",
+            "127.0.0.1:65535",
+            "[::1]",
+            "[2001:db8::1]:443",
+            "1:0",
+        ] {
+            assert!(is_valid_host(good.as_bytes()), "{good}");
+        }
+        for bad in [
+            "a b",
+            "a,b",
+            "gw.test, evil.example",
+            "evil.example/path",
+            "evil.example\\x",
+            "x:1@y",
+            "user@gw.test",
+            "gw%2etest",
+            "a;b=c",
+            "h:",
+            ":80",
+            "gw.test:65536",
+            "gw.test:123456",
+            "gw.test:+80",
+            "gw.test:80:80",
+            "[::1",
+            "[::1]x",
+            "[v1.fe]",
+            "[gw.test]",
+            "::1",
+            "é.example",
+            "a\tb",
+        ] {
+            assert!(!is_valid_host(bad.as_bytes()), "{bad}");
+        }
+        assert!(!is_valid_host(&[b'a'; 254]));
+        assert!(is_valid_host(&[b'a'; 253]));
+    }
+
+    #[test]
+    fn an_invalid_host_is_refused_in_every_version_and_a_bad_authority_too() {
+        for version in [Version::HTTP_10, Version::HTTP_11, Version::HTTP_2] {
+            let mut h = HeaderMap::new();
+            h.insert(header::HOST, HeaderValue::from_static("a,b"));
+            assert_eq!(
+                check_request_head(&Method::GET, version, &h),
+                Err(Refusal::BadRequest(BAD_HOST)),
+                "{version:?}"
+            );
+        }
+        assert!(check_target_authority(None).is_ok());
+        assert!(check_target_authority(Some("gw.test:443")).is_ok());
+        for bad in ["", "user@gw.test", "a,b"] {
+            assert_eq!(
+                check_target_authority(Some(bad)),
+                Err(Refusal::BadRequest(BAD_AUTHORITY)),
+                "{bad}"
+            );
+        }
     }
 
     #[test]
