@@ -21,7 +21,8 @@ pub struct LdapSeed<'a> {
     pub groups: &'a [(&'a str, &'a [&'a str])],
     /// `(cn, member uids)`: posixGroup, members by name (memberUid).
     pub posix_groups: &'a [(&'a str, &'a [&'a str])],
-    /// `(certificate PEM, key PEM)`: StartTLS offered with this pair.
+    /// `(certificate PEM, key PEM)`: StartTLS offered with this pair, and
+    /// an `ldaps://` listener on a port of its own ([`Slapd::ldaps_port`]).
     pub tls: Option<(&'a str, &'a str)>,
 }
 
@@ -29,6 +30,7 @@ pub struct LdapSeed<'a> {
 pub struct Slapd {
     dir: tempfile::TempDir,
     port: u16,
+    ldaps_port: Option<u16>,
     child: Option<Child>,
 }
 
@@ -53,20 +55,34 @@ impl Slapd {
             String::from_utf8_lossy(&added.stderr)
         );
         let port = crate::process::free_port();
+        // Two free ports may come back equal: the first is not held.
+        let ldaps_port = seed.tls.map(|_| {
+            std::iter::repeat_with(crate::process::free_port)
+                .find(|&other| other != port)
+                .expect("an endless iterator")
+        });
+        let mut listeners = format!("ldap://127.0.0.1:{port}/");
+        if let Some(ldaps) = ldaps_port {
+            listeners.push_str(&format!(" ldaps://127.0.0.1:{ldaps}/"));
+        }
         let child = Command::new(sbin("slapd"))
             // -d keeps slapd in the foreground, so this Child is slapd itself.
             .args(["-d", "0", "-f"])
             .arg(&conf)
             .arg("-h")
-            .arg(format!("ldap://127.0.0.1:{port}/"))
+            .arg(listeners)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("start slapd");
         crate::process::wait_port(port, "slapd");
+        if let Some(ldaps) = ldaps_port {
+            crate::process::wait_port(ldaps, "slapd (ldaps)");
+        }
         Slapd {
             dir,
             port,
+            ldaps_port,
             child: Some(child),
         }
     }
@@ -78,6 +94,11 @@ impl Slapd {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The `ldaps://` listener's port, when the seed had a certificate.
+    pub fn ldaps_port(&self) -> Option<u16> {
+        self.ldaps_port
     }
 
     /// The directory files live in (config, database).

@@ -208,6 +208,43 @@ async fn starttls_verifies_the_directory_against_tls_ca() {
     );
 }
 
+/// `ldaps://` (TLS from the first byte) to slapd's TLS listener, with a
+/// certificate from a CA made here: verified against `tls_ca`; without it
+/// the directory is unavailable, never reached in clear; a plain `ldap://`
+/// port spoken to as `ldaps://` is unavailable too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ldaps_verifies_the_directory_against_tls_ca() {
+    let (ca_pem, cert, key) = portcullis_testkit::tls::private_ca_and_localhost_cert();
+    let slapd = Slapd::start(&LdapSeed {
+        tls: Some((&cert, &key)),
+        ..seed()
+    });
+    let ca = slapd.dir().join("ca.pem");
+    std::fs::write(&ca, ca_pem).unwrap();
+    let ldaps_port = slapd.ldaps_port().expect("an ldaps listener");
+    let url = format!("ldaps://localhost:{ldaps_port}");
+
+    let trusted =
+        BasicVerifier::build(&ldap_policy(&url, false, Some(&ca)), Path::new("/")).unwrap();
+    let ann = trusted.verify("ann", "ann-pw").await.unwrap();
+    assert_eq!(ann.groups, ["admins", "ops", "staff"]);
+    assert_eq!(trusted.verify("ann", "bad").await, Err(AuthResult::Invalid));
+
+    let untrusted = BasicVerifier::build(&ldap_policy(&url, false, None), Path::new("/")).unwrap();
+    assert_eq!(
+        untrusted.verify("ann", "ann-pw").await,
+        Err(AuthResult::Unavailable)
+    );
+
+    let plain_port = format!("ldaps://localhost:{}", slapd.port());
+    let wrong =
+        BasicVerifier::build(&ldap_policy(&plain_port, false, Some(&ca)), Path::new("/")).unwrap();
+    assert_eq!(
+        wrong.verify("ann", "ann-pw").await,
+        Err(AuthResult::Unavailable)
+    );
+}
+
 /// Hashes made here at the lowest costs, so the test stays fast.
 fn htpasswd_text() -> String {
     use argon2::password_hash::{PasswordHasher, SaltString};
