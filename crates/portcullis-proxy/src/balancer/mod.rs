@@ -207,8 +207,9 @@ impl Connection {
 
 /// The strict-edge rules the balancer applies itself (PRODUCT.md §9), around
 /// `handle`: the head rules of `strict::check_request_head` (CONNECT is
-/// 405) and the target authority's; a request body the framing gate cut short is the client's 400, not
-/// a member's 502; and after an upgrade request that did not switch
+/// 405) and `strict::check_target_authority`; a request body the framing
+/// gate cut short is the client's 400, not a member's 502; and after an
+/// upgrade request that did not switch
 /// protocols (`redirect` mode never forwards one) or a refusal the
 /// connection closes, since the gate no longer vouches for the bytes that
 /// follow.

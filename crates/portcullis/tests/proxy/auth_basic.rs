@@ -3,7 +3,7 @@
 //! real OpenLDAP `slapd` (started, seeded and killed here) or an htpasswd
 //! file of bcrypt and argon2id hashes.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use base64::Engine;
 use http::{Request, StatusCode};
@@ -181,11 +181,9 @@ async fn an_ldap_login_brings_the_users_groups() {
     }
 }
 
-/// StartTLS to slapd with a certificate from a CA made here; the same
-/// directory without the CA is refused as unavailable (TLS fails), never
-/// sent the password in clear.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn starttls_verifies_the_directory_against_tls_ca() {
+/// A slapd whose certificate comes from a CA made here (StartTLS on its
+/// plain port, and an `ldaps://` port), and that CA's file.
+fn tls_directory() -> (Slapd, PathBuf) {
     let (ca_pem, cert, key) = portcullis_testkit::tls::private_ca_and_localhost_cert();
     let slapd = Slapd::start(&LdapSeed {
         tls: Some((&cert, &key)),
@@ -193,48 +191,41 @@ async fn starttls_verifies_the_directory_against_tls_ca() {
     });
     let ca = slapd.dir().join("ca.pem");
     std::fs::write(&ca, ca_pem).unwrap();
-    let url = format!("ldap://localhost:{}", slapd.port());
+    (slapd, ca)
+}
 
+/// With `tls_ca` the directory at `url` signs ann in with her groups and
+/// refuses a bad password; without it the directory is unavailable (TLS
+/// fails), never sent the password in clear.
+async fn assert_verified_against_ca(url: &str, starttls: bool, ca: &Path) {
     let trusted =
-        BasicVerifier::build(&ldap_policy(&url, true, Some(&ca)), Path::new("/")).unwrap();
+        BasicVerifier::build(&ldap_policy(url, starttls, Some(ca)), Path::new("/")).unwrap();
     let ann = trusted.verify("ann", "ann-pw").await.unwrap();
-    assert_eq!(ann.groups, ["admins", "ops", "staff"]);
+    assert_eq!(ann.groups, ["admins", "ops", "staff"], "{url}");
     assert_eq!(trusted.verify("ann", "bad").await, Err(AuthResult::Invalid));
-
-    let untrusted = BasicVerifier::build(&ldap_policy(&url, true, None), Path::new("/")).unwrap();
+    let untrusted =
+        BasicVerifier::build(&ldap_policy(url, starttls, None), Path::new("/")).unwrap();
     assert_eq!(
         untrusted.verify("ann", "ann-pw").await,
-        Err(AuthResult::Unavailable)
+        Err(AuthResult::Unavailable),
+        "{url} without tls_ca"
     );
 }
 
-/// `ldaps://` (TLS from the first byte) to slapd's TLS listener, with a
-/// certificate from a CA made here: verified against `tls_ca`; without it
-/// the directory is unavailable, never reached in clear; a plain `ldap://`
-/// port spoken to as `ldaps://` is unavailable too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starttls_verifies_the_directory_against_tls_ca() {
+    let (slapd, ca) = tls_directory();
+    let url = format!("ldap://localhost:{}", slapd.port());
+    assert_verified_against_ca(&url, true, &ca).await;
+}
+
+/// `ldaps://`: TLS from the first byte, to slapd's TLS listener. A plain
+/// `ldap://` port spoken to as `ldaps://` is unavailable too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ldaps_verifies_the_directory_against_tls_ca() {
-    let (ca_pem, cert, key) = portcullis_testkit::tls::private_ca_and_localhost_cert();
-    let slapd = Slapd::start(&LdapSeed {
-        tls: Some((&cert, &key)),
-        ..seed()
-    });
-    let ca = slapd.dir().join("ca.pem");
-    std::fs::write(&ca, ca_pem).unwrap();
+    let (slapd, ca) = tls_directory();
     let ldaps_port = slapd.ldaps_port().expect("an ldaps listener");
-    let url = format!("ldaps://localhost:{ldaps_port}");
-
-    let trusted =
-        BasicVerifier::build(&ldap_policy(&url, false, Some(&ca)), Path::new("/")).unwrap();
-    let ann = trusted.verify("ann", "ann-pw").await.unwrap();
-    assert_eq!(ann.groups, ["admins", "ops", "staff"]);
-    assert_eq!(trusted.verify("ann", "bad").await, Err(AuthResult::Invalid));
-
-    let untrusted = BasicVerifier::build(&ldap_policy(&url, false, None), Path::new("/")).unwrap();
-    assert_eq!(
-        untrusted.verify("ann", "ann-pw").await,
-        Err(AuthResult::Unavailable)
-    );
+    assert_verified_against_ca(&format!("ldaps://localhost:{ldaps_port}"), false, &ca).await;
 
     let plain_port = format!("ldaps://localhost:{}", slapd.port());
     let wrong =
