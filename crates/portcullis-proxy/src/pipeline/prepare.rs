@@ -189,13 +189,16 @@ impl<'r, U> Forwarding<'r, U> {
             // The client's backend is gone and the service forbids moving it.
             return Err(no_backend(service));
         }
-        // The value shares the head's bytes: no copy per request.
-        let original_host = hosts.into_first().or_else(|| {
-            let authority = parts.target.authority()?;
-            HeaderValue::from_str(authority.as_str())
+        // An absolute-form (or HTTP/2) target's authority names the host,
+        // not a Host field beside it (RFC 9112 §3.2.2): forwarding the field
+        // would let the two name different hosts to different readers.
+        // Otherwise the Host value, sharing the head's bytes: no copy.
+        let original_host = match parts.target.authority() {
+            Some(authority) => HeaderValue::from_str(authority.as_str())
                 .ok()
-                .map(|value| strict::HostValue::from(&value))
-        });
+                .map(|value| strict::HostValue::from(&value)),
+            None => hosts.into_first(),
+        };
         let edits = HeaderEdits {
             gateway,
             service,

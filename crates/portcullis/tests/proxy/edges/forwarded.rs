@@ -199,3 +199,30 @@ async fn a_request_without_host_cannot_supply_its_own_forwarded_host() {
     }
     member.stop().await;
 }
+
+/// RFC 9112 §3.2.2: with an absolute-form target, its authority names the
+/// host and a Host field beside it is ignored: the backend's
+/// `X-Forwarded-Host` is the target's, never the field's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_absolute_form_target_names_the_forwarded_host() {
+    let backend = RecordingBackend::start().await;
+    let member = member_for(&backend.url(), "", "").await;
+    let reply = exchange(
+        member.addr,
+        b"GET http://gw.example:8080/gateway/t/svc/x HTTP/1.1\r\nHost: other.example\r\n\r\n",
+        QUIET,
+    )
+    .await;
+    assert_eq!(reply.status(), Some(200), "{}", reply.text());
+    let head = backend
+        .heads()
+        .pop()
+        .expect("forwarded")
+        .to_ascii_lowercase();
+    assert!(
+        head.contains("x-forwarded-host: gw.example:8080\r\n"),
+        "{head}"
+    );
+    assert!(!head.contains("other.example"), "{head}");
+    member.stop().await;
+}
