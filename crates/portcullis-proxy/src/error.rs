@@ -92,6 +92,18 @@ pub enum ProxyError {
 
 pub use crate::body::BoxError;
 
+/// A strict-edge refusal (PRODUCT.md §9) as the client's answer.
+impl From<crate::http::strict::Refusal> for ProxyError {
+    fn from(refusal: crate::http::strict::Refusal) -> ProxyError {
+        match refusal {
+            crate::http::strict::Refusal::BadRequest(reason) => ProxyError::BadRequest { reason },
+            crate::http::strict::Refusal::MethodNotAllowed(reason) => {
+                ProxyError::MethodNotAllowed { reason }
+            }
+        }
+    }
+}
+
 impl ProxyError {
     pub fn status(&self) -> StatusCode {
         match self {

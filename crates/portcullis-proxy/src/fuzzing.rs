@@ -186,12 +186,8 @@ fn sticky_cookie_checked(data: &[u8]) {
     }
 }
 
-// -------------------------------------------------------------------- path_rule
+// ------------------------------------------------------------------- host_value
 
-/// `check_path` never panics; when it accepts a path, decoding it once or
-/// twice (an independent decoder) shows no dot segment, no backslash, no NUL
-/// that was not written literally, and no `/` that was encoded. It also
-/// refuses everything the rule before §9 refused.
 /// The Host rule (PRODUCT.md §9) against the `http` crate's authority
 /// parser: a value the gateway accepts must read the same to both, host and
 /// port alike, and hold only the bytes the rule names.
@@ -223,6 +219,12 @@ pub fn host_value(data: &[u8]) {
     );
 }
 
+// -------------------------------------------------------------------- path_rule
+
+/// `check_path` never panics; when it accepts a path, decoding it once or
+/// twice (an independent decoder) shows no dot segment, no backslash, no NUL
+/// that was not written literally, and no `/` that was encoded. It also
+/// refuses everything the rule before §9 refused.
 pub fn path_rule(data: &[u8]) {
     let path = String::from_utf8_lossy(data);
     let verdict = check_path(&path);
@@ -638,7 +640,7 @@ fn check_accepted_head(head: &[u8]) {
     let host_is_valid = headers
         .get(header::HOST)
         .is_none_or(|host| crate::http::strict::is_valid_host(host.as_bytes()));
-    match check_request_head(&method, version, &headers) {
+    match check_request_head(&method, version, &headers, None) {
         Ok(()) => {
             assert!(method != Method::CONNECT, "CONNECT passed");
             assert!(host_is_valid, "an invalid Host passed: {:?}", shown());

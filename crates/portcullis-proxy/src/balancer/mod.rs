@@ -207,9 +207,8 @@ impl Connection {
 
 /// The strict-edge rules the balancer applies itself (PRODUCT.md §9), around
 /// `handle`: the head rules of `strict::check_request_head` (CONNECT is
-/// 405) and `strict::check_target_authority`; a request body the framing
-/// gate cut short is the client's 400, not a member's 502; and after an
-/// upgrade request that did not switch
+/// 405); a request body the framing gate cut short is the client's 400, not
+/// a member's 502; and after an upgrade request that did not switch
 /// protocols (`redirect` mode never forwards one) or a refusal the
 /// connection closes, since the gate no longer vouches for the bytes that
 /// follow.
@@ -222,21 +221,13 @@ where
     F: FnOnce(Request<Incoming>) -> Fut,
     Fut: std::future::Future<Output = Response<ProxyBody>>,
 {
-    let verdict = crate::http::strict::check_request_head(
+    if let Err(refusal) = crate::http::strict::check_request_head(
         request.method(),
         request.version(),
         request.headers(),
-    )
-    .and_then(|()| {
-        crate::http::strict::check_target_authority(request.uri().authority().map(|a| a.as_str()))
-    });
-    if let Err(refusal) = verdict {
-        let error = match refusal {
-            crate::http::strict::Refusal::MethodNotAllowed(reason) => {
-                ProxyError::MethodNotAllowed { reason }
-            }
-            crate::http::strict::Refusal::BadRequest(reason) => ProxyError::BadRequest { reason },
-        };
+        request.uri().authority().map(|a| a.as_str()),
+    ) {
+        let error = ProxyError::from(refusal);
         return closing(error.into_response());
     }
     let asked_upgrade = crate::http::headers::is_upgrade_request(request.headers());

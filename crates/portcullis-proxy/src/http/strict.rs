@@ -36,28 +36,30 @@ impl Refusal {
 
 /// Checks of a parsed request head, for every protocol: CONNECT, the Host
 /// count rule of RFC 9112 §3.2 for HTTP/1.1 (the framing gate enforces it on
-/// the raw bytes first; this holds whatever engine parsed the head), and a
-/// Host value's shape ([`is_valid_host`]) in every version. Framing
+/// the raw bytes first; this holds whatever engine parsed the head), and in
+/// every version the shape of a Host value and of the target's `authority`
+/// (absolute-form or HTTP/2), [`is_valid_host`]. Framing
 /// rules such as Content-Length beside Transfer-Encoding live in the gate
 /// only: hyper drops one of the two before a head gets here.
 pub fn check_request_head(
     method: &Method,
     version: Version,
     headers: &HeaderMap,
+    authority: Option<&str>,
 ) -> Result<(), Refusal> {
-    check_request_start(method, version, &HostFields::of(headers))
+    check_request_start(method, version, &HostFields::of(headers), authority)
 }
 
-/// Why a Host value or a target's authority is refused.
+/// Why a Host value is refused.
 pub const BAD_HOST: &str = "Host is not a host name or address with an optional port";
 
 /// Why an absolute-form or HTTP/2 target's authority is refused.
 pub const BAD_AUTHORITY: &str =
     "target authority is not a host name or address with an optional port";
 
-/// An absolute-form or HTTP/2 target's authority, when there is one, is held
-/// to the Host rule and may not be empty.
-pub fn check_target_authority(authority: Option<&str>) -> Result<(), Refusal> {
+/// A target's authority, when there is one, is held to the Host rule and
+/// may not be empty.
+fn check_target_authority(authority: Option<&str>) -> Result<(), Refusal> {
     match authority {
         Some(text) if text.is_empty() || !is_valid_host(text.as_bytes()) => {
             Err(Refusal::BadRequest(BAD_AUTHORITY))
@@ -71,6 +73,7 @@ pub fn check_request_start(
     method: &Method,
     version: Version,
     hosts: &HostFields,
+    authority: Option<&str>,
 ) -> Result<(), Refusal> {
     if method == Method::CONNECT {
         return Err(Refusal::MethodNotAllowed("CONNECT is not allowed"));
@@ -87,7 +90,7 @@ pub fn check_request_start(
             return Err(Refusal::BadRequest(BAD_HOST));
         }
     }
-    Ok(())
+    check_target_authority(authority)
 }
 
 /// A request head's Host fields, as its edge found them. The own engine
@@ -606,15 +609,15 @@ mod tests {
     #[test]
     fn host_rule_and_connect() {
         let mut h = HeaderMap::new();
-        assert!(check_request_head(&Method::GET, Version::HTTP_11, &h).is_err());
-        assert!(check_request_head(&Method::GET, Version::HTTP_10, &h).is_ok());
+        assert!(check_request_head(&Method::GET, Version::HTTP_11, &h, None).is_err());
+        assert!(check_request_head(&Method::GET, Version::HTTP_10, &h, None).is_ok());
         h.append(header::HOST, HeaderValue::from_static("a"));
-        assert!(check_request_head(&Method::GET, Version::HTTP_11, &h).is_ok());
+        assert!(check_request_head(&Method::GET, Version::HTTP_11, &h, None).is_ok());
         h.append(header::HOST, HeaderValue::from_static("a"));
-        assert!(check_request_head(&Method::GET, Version::HTTP_11, &h).is_err());
+        assert!(check_request_head(&Method::GET, Version::HTTP_11, &h, None).is_err());
         let one = HeaderMap::new();
         assert_eq!(
-            check_request_head(&Method::CONNECT, Version::HTTP_2, &one)
+            check_request_head(&Method::CONNECT, Version::HTTP_2, &one, None)
                 .unwrap_err()
                 .status(),
             StatusCode::METHOD_NOT_ALLOWED
@@ -764,16 +767,20 @@ mod tests {
             let mut h = HeaderMap::new();
             h.insert(header::HOST, HeaderValue::from_static("a,b"));
             assert_eq!(
-                check_request_head(&Method::GET, version, &h),
+                check_request_head(&Method::GET, version, &h, None),
                 Err(Refusal::BadRequest(BAD_HOST)),
                 "{version:?}"
             );
         }
-        assert!(check_target_authority(None).is_ok());
-        assert!(check_target_authority(Some("gw.test:443")).is_ok());
+        let mut valid_host = HeaderMap::new();
+        valid_host.insert(header::HOST, HeaderValue::from_static("gw.test"));
+        let check =
+            |authority| check_request_head(&Method::GET, Version::HTTP_11, &valid_host, authority);
+        assert!(check(None).is_ok());
+        assert!(check(Some("gw.test:443")).is_ok());
         for bad in ["", "user@gw.test", "a,b"] {
             assert_eq!(
-                check_target_authority(Some(bad)),
+                check(Some(bad)),
                 Err(Refusal::BadRequest(BAD_AUTHORITY)),
                 "{bad}"
             );

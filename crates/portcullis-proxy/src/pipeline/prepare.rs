@@ -28,13 +28,8 @@ use crate::slow_body::MinRateBody;
 
 /// The §9 checks that come before routing: head rules and the path rule.
 pub(super) fn refuse(head: &ClientHead, hosts: &strict::HostFields) -> Result<(), ProxyError> {
-    let as_error = |refusal| match refusal {
-        strict::Refusal::MethodNotAllowed(reason) => ProxyError::MethodNotAllowed { reason },
-        strict::Refusal::BadRequest(reason) => ProxyError::BadRequest { reason },
-    };
-    strict::check_request_start(&head.method, head.version, hosts).map_err(as_error)?;
-    strict::check_target_authority(head.target.authority().map(|a| a.as_str()))
-        .map_err(as_error)?;
+    let authority = head.target.authority().map(|a| a.as_str());
+    strict::check_request_start(&head.method, head.version, hosts, authority)?;
     // The target's parse already saw whether the rule has anything to do.
     if head.target.path_needs_no_rule() {
         return Ok(());
