@@ -15,8 +15,8 @@ from . import report, rounds
 from .env import Env
 from .procs import PROCS, StartError, log, settle_nofile
 from .scenarios import SCENARIOS, steady
-from .stage import PEERS
-from .tools import ROOT, build_portcullis, install_missing
+from .stage import OPTIONAL_PEERS, PEERS
+from .tools import ROOT, build_floor, build_portcullis, install_missing
 
 SCENARIO_NAMES = list(SCENARIOS)
 
@@ -26,7 +26,7 @@ def parse_args(argv, description):
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--smoke", action="store_true",
                     help="1 s runs and 1,000 idle connections; writes the report to a temp file")
-    ap.add_argument("--only", default=",".join(PEERS), help=f"peers, comma separated ({','.join(PEERS)})")
+    ap.add_argument("--only", default=",".join(PEERS), help=f"peers, comma separated ({','.join(PEERS)}; also {','.join(sorted(OPTIONAL_PEERS))})")
     ap.add_argument("--scenarios", default=",".join(SCENARIO_NAMES),
                     help=f"scenarios, comma separated ({','.join(SCENARIO_NAMES)})")
     ap.add_argument("--duration", type=int, help="seconds per measurement (default 8, smoke 1)")
@@ -49,8 +49,8 @@ def _check(ap, cfg):
     cfg.peers = [p.strip() for p in cfg.only.split(",") if p.strip()]
     cfg.scenarios = [s.strip() for s in cfg.scenarios.split(",") if s.strip()]
     for p in cfg.peers:
-        if p not in PEERS:
-            ap.error(f"unknown peer {p!r}; peers: {', '.join(PEERS)}")
+        if p not in PEERS and p not in OPTIONAL_PEERS:
+            ap.error(f"unknown peer {p!r}; peers: {', '.join(PEERS + sorted(OPTIONAL_PEERS))}")
     for s in cfg.scenarios:
         if s not in SCENARIOS:
             ap.error(f"unknown scenario {s!r}; scenarios: {', '.join(SCENARIO_NAMES)}")
@@ -145,6 +145,10 @@ def prepare(cfg):
     portcullis, perr = build_portcullis(cfg.no_build or "portcullis" not in cfg.peers)
     if perr:
         log(f"Portcullis unavailable: {perr}")
+    if "floor" in cfg.peers and not cfg.no_build:
+        ferr = build_floor()
+        if ferr:
+            log(f"the floor unavailable: {ferr}")
     return portcullis, perr
 
 

@@ -1,15 +1,17 @@
 """A stage: two fresh backends and one peer in front of them, for one scenario;
 everything it started is stopped by pid when it ends."""
 
-from .peers import apache, backend, haproxy, nginx, portcullis
+from .peers import apache, backend, floor, haproxy, nginx, portcullis
 from .procs import LOOPBACK, PROCS, free_port, wait_ready
 
 STARTERS = {"portcullis": portcullis.start, "nginx": nginx.start, "haproxy": haproxy.start,
-            "apache": apache.start}
+            "apache": apache.start, "floor": floor.start}
 # Peers that can check a JWT (steady-jwt): nginx's auth_jwt is NGINX Plus only,
 # Apache has no JWT module in Debian.
 JWT_PEERS = {"portcullis", "haproxy"}
-PEERS = list(STARTERS)
+# The floor is no peer to beat but a measuring stick: it runs only when --only names it.
+OPTIONAL_PEERS = {"floor"}
+PEERS = [p for p in STARTERS if p not in OPTIONAL_PEERS]
 
 
 class Proxy:

@@ -35,6 +35,11 @@ class Flags(unittest.TestCase):
         self.assertIsNone(cfg.out)
         self.assertEqual(cfg.command, "bench/run")
 
+    def test_the_floor_runs_only_when_named(self):
+        self.assertNotIn("floor", parse().peers)
+        self.assertEqual(parse("--only", "floor,nginx").peers, ["floor", "nginx"])
+        self.assertIn("unknown peer 'flor'", rejects("--only", "flor"))
+
     def test_smoke_shortens_everything(self):
         cfg = parse("--smoke")
         self.assertEqual((cfg.duration, cfg.idle, cfg.idle_hold), (1, 1000, 2.0))

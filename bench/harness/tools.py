@@ -82,6 +82,20 @@ def build_portcullis(skip):
     return binary, None
 
 
+def build_floor():
+    """Builds bench/floor (its own workspace); None, or why it failed."""
+    log("cargo build --release (bench/floor)")
+    try:
+        r = subprocess.run(["cargo", "build", "--release"], cwd=ROOT / "bench" / "floor",
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    except OSError as e:
+        return f"cargo build failed: {e}"
+    if r.returncode != 0:
+        sys.stderr.write(r.stdout[-4000:])
+        return f"cargo build failed: status {r.returncode}"
+    return None
+
+
 def make_certs(work, portcullis):
     """(certificate, key) for localhost under work/tls: `portcullis cert create`
     when there is a binary, openssl otherwise."""

@@ -1,8 +1,9 @@
 #!/bin/bash
-# usage: bench/perf/cg-peer.sh nginx|haproxy LABEL [SECONDS] [CONNS]
-# cg.sh for the peers: runs nginx or HAProxy under callgrind as a plain-HTTP
-# reverse proxy in front of setup.sh's two backends (the bench harness's
-# configuration with one worker, see tls_peer.py), warms up, zeroes, sends
+# usage: bench/perf/cg-peer.sh nginx|haproxy|floor LABEL [SECONDS] [CONNS]
+# cg.sh for the peers: runs nginx, HAProxy or the floor (bench/floor, built
+# with `cargo build --release` there) under callgrind as a plain-HTTP reverse
+# proxy in front of setup.sh's two backends (the bench harness's configuration
+# with one worker, see tls_peer.py), warms up, zeroes, sends
 # wrk -t1 -cCONNS for SECONDS, dumps, and prints Ir per request, so the
 # peers' counts come from the same session and method as Portcullis's.
 set -u
@@ -12,10 +13,17 @@ PB=${PB:-/tmp/pb}; HERE=$(cd "$(dirname "$0")" && pwd); . "$HERE/lib.sh"
 D=$PB/peer-$LABEL; rm -rf "$D"; mkdir -p "$D"
 case $PEER in
   nginx|haproxy) EXE=$(command -v "$PEER" || echo "/usr/sbin/$PEER") ;;
-  *) echo "PEER is nginx or haproxy (for Portcullis use cg.sh)" >&2; exit 2 ;;
+  floor) EXE=$HERE/../floor/target/release/floor
+    [ -x "$EXE" ] || { echo "build bench/floor first (cargo build --release there)" >&2; exit 1; } ;;
+  *) echo "PEER is nginx, haproxy or floor (for Portcullis use cg.sh)" >&2; exit 2 ;;
 esac
 PORT=$(free_ports 1); URL=http://127.0.0.1:$PORT/
-ARGS=$(python3 "$HERE/tls_peer.py" "$PEER" "$D" "$PORT" - - "$B1_PORT" "$B2_PORT") || exit 1
+if [ "$PEER" = floor ]; then
+  export FLOOR_WORKERS=1
+  ARGS="127.0.0.1:$PORT 127.0.0.1:$B1_PORT 127.0.0.1:$B2_PORT"
+else
+  ARGS=$(python3 "$HERE/tls_peer.py" "$PEER" "$D" "$PORT" - - "$B1_PORT" "$B2_PORT") || exit 1
+fi
 ulimit -n 20000
 # shellcheck disable=SC2086 # ARGS is a word list
 setsid valgrind --tool=callgrind --callgrind-out-file="$D/cg.%p" "$EXE" $ARGS > "$D/peer.log" 2>&1 &
