@@ -93,6 +93,19 @@ fn cidrs(v: &mut Validator<'_>, path: &str, raw: Vec<String>) -> Vec<ipnet::IpNe
             "expected at least one network, such as \"10.0.0.0/8\"; omit cidrs to admit every address",
         );
     }
+    networks(v, path, raw)
+        .into_iter()
+        .map(|(_, net)| net)
+        .collect()
+}
+
+/// Each entry of `raw` that is a network, as [`cidrs`] reads them, with its
+/// index; an error at `path[j]` for each entry that is none.
+pub(crate) fn networks(
+    v: &mut Validator<'_>,
+    path: &str,
+    raw: Vec<String>,
+) -> Vec<(usize, ipnet::IpNet)> {
     let mut nets = Vec::with_capacity(raw.len());
     for (j, text) in raw.iter().enumerate() {
         let parsed = text
@@ -106,7 +119,7 @@ fn cidrs(v: &mut Validator<'_>, path: &str, raw: Vec<String>) -> Vec<ipnet::IpNe
                     net.trunc().to_string()
                 ),
             ),
-            Ok(net) => nets.push(net),
+            Ok(net) => nets.push((j, net)),
             Err(_) => v.error(
                 &format!("{path}[{j}]"),
                 format!("expected an address or a network such as \"10.0.0.0/8\", found {text:?}"),

@@ -42,6 +42,10 @@ pub struct GatewaySection {
     pub min_body_rate: u64,
     /// What serves HTTP/1.1 clients and plain HTTP/1.1 backends.
     pub engine: Engine,
+    /// `[gateway] trusted_proxies`: peers in these networks, and the
+    /// X-Forwarded-For entries they vouch for, are proxies; the client is
+    /// the rightmost address that is not one. Empty: the peer is the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// The HTTP/1.1 engine (`[gateway] engine`). HTTP/2 is always hyper's.

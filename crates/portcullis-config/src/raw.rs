@@ -42,6 +42,8 @@ pub struct FileGateway {
     /// Bytes per second a request body must average over 10 s.
     pub min_body_rate: Option<i64>,
     pub engine: Option<Engine>,
+    /// Proxies whose X-Forwarded-For entries name the client.
+    pub trusted_proxies: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -445,6 +445,43 @@ fn bad_node_values_name_key_and_line() {
 }
 
 #[test]
+fn trusted_proxies_are_networks_and_never_every_address() {
+    let config = |list: &str| {
+        parse_node_config(
+            &format!("[gateway]\nlisten = \"127.0.0.1:1\"\ntrusted_proxies = {list}\n"),
+            Path::new("p.toml"),
+        )
+    };
+    let ok = config(r#"["10.0.0.0/8", "::1", "192.0.2.7"]"#).unwrap();
+    let nets: Vec<String> = ok
+        .gateway
+        .trusted_proxies
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    assert_eq!(nets, ["10.0.0.0/8", "::1/128", "192.0.2.7/32"]);
+    assert!(config("[]").unwrap().gateway.trusted_proxies.is_empty());
+    let errors = config(r#"["nope", "0.0.0.0/0", "10.0.0.1/8", "::/0"]"#)
+        .unwrap_err()
+        .0;
+    let at: Vec<(&str, Option<usize>)> = errors.iter().map(|e| (e.path.as_str(), e.line)).collect();
+    assert_eq!(
+        at,
+        [
+            ("gateway.trusted_proxies[0]", Some(3)),
+            ("gateway.trusted_proxies[2]", Some(3)),
+            ("gateway.trusted_proxies[1]", Some(3)),
+            ("gateway.trusted_proxies[3]", Some(3)),
+        ]
+    );
+    assert!(
+        errors[2].message.contains("trusts every address"),
+        "{}",
+        errors[2].message
+    );
+}
+
+#[test]
 fn durations() {
     assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
     assert_eq!(parse_duration("0ms"), Ok(Duration::ZERO));

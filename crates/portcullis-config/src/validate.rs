@@ -178,6 +178,7 @@ fn gateway_section(
         MS,
         Duration::from_secs(300),
     );
+    let trusted_proxies = trusted_proxies(v, raw.trusted_proxies);
     Some(GatewaySection {
         listen: listen?,
         path,
@@ -189,7 +190,27 @@ fn gateway_section(
         header_read_timeout,
         min_body_rate,
         engine: raw.engine.unwrap_or_default(),
+        trusted_proxies,
     })
+}
+
+/// `gateway.trusted_proxies`: networks or addresses, as `authorize.cidrs`
+/// takes them. A network of every address is refused: it would let any
+/// client choose the address that rate limits and `cidrs` see.
+fn trusted_proxies(v: &mut Validator<'_>, raw: Option<Vec<String>>) -> Vec<ipnet::IpNet> {
+    let path = "gateway.trusted_proxies";
+    let mut nets = Vec::new();
+    for (j, net) in crate::authorize::networks(v, path, raw.unwrap_or_default()) {
+        if net.prefix_len() == 0 {
+            v.error(
+                &format!("{path}[{j}]"),
+                format!("{:?} trusts every address, so any client could choose its own; list the networks of your proxies only", net.to_string()),
+            );
+        } else {
+            nets.push(net);
+        }
+    }
+    nets
 }
 
 /// `gateway.public_url`, or the URL derived from the listen address when it

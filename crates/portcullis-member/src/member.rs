@@ -239,7 +239,7 @@ impl Member {
     /// gateway's certificate, from the next TLS handshake on; its header
     /// timeout, connection cap and grace period, for the connections
     /// accepted from now on; and the `[gateway]` settings read per request
-    /// (`min_body_rate`, `public_url`). No connection is closed. On error
+    /// (`min_body_rate`, `public_url`, `trusted_proxies`). No connection is closed. On error
     /// nothing changed.
     pub fn reload(&self, config: &NodeConfig) -> Result<(), MemberError> {
         if let (Some(swap), Some(files)) = (&self.gateway_cert, &config.gateway.tls) {
@@ -741,6 +741,7 @@ fn edge_settings(config: &NodeConfig) -> portcullis_proxy::routing::EdgeSettings
                 .to_string()
         }),
         min_body_rate: config.gateway.min_body_rate,
+        trusted_proxies: config.gateway.trusted_proxies.clone(),
     }
 }
 

@@ -9,10 +9,12 @@
 use std::net::IpAddr;
 
 mod chunked;
+mod client_address;
 mod engine;
 mod hyper_peer;
 
 pub use chunked::{engine_chunked, engine_chunked_rfc_extensions};
+pub use client_address::client_address;
 pub use engine::{engine_request_head, engine_response_head};
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -21,7 +23,7 @@ use http::{Method, Version};
 use crate::h1gate::{self, Gate, Phase, Violation};
 use crate::ha::sticky::{backend_tag, request_cookie};
 use crate::ha::CookieKey;
-use crate::http::headers::{remove_client_forwarding, ForwardedFields};
+use crate::http::headers::{remove_client_forwarding, ClientChain, ForwardedFields};
 use crate::http::strict::{check_path, check_request_head, UNTRUSTED_CLIENT_HEADERS};
 use crate::http::ClientContext;
 
@@ -420,10 +422,13 @@ fn forwarded_headers_checked(data: &[u8], strict: bool) {
         .get(header::HOST)
         .map(crate::http::strict::HostValue::from);
 
-    let prior_for = remove_client_forwarding(&mut headers);
+    let chain = ClientChain {
+        prior_for: remove_client_forwarding(&mut headers),
+        real_ip: None,
+    };
     let fields = ForwardedFields {
         client: &client,
-        prior_for: prior_for.as_ref(),
+        chain: &chain,
         host: original_host.as_ref(),
         member_id: &member,
         context: &context,

@@ -32,6 +32,11 @@ fn host_value_corpus() {
 }
 
 #[test]
+fn client_address_corpus() {
+    run_corpus("client_address", portcullis_proxy::fuzzing::client_address);
+}
+
+#[test]
 fn forwarded_headers_corpus() {
     run_corpus(
         "forwarded_headers",

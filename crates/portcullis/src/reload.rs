@@ -131,6 +131,10 @@ fn changed_live(applied: &NodeConfig, new: &NodeConfig) -> Vec<&'static str> {
             old.min_body_rate != now.min_body_rate,
         ),
         ("gateway.public_url", old.public_url != now.public_url),
+        (
+            "gateway.trusted_proxies",
+            old.trusted_proxies != now.trusted_proxies,
+        ),
         ("gateway.tls", old.tls != now.tls),
         ("admin.tls", admin_tls(applied) != admin_tls(new)),
         (
@@ -187,6 +191,13 @@ mod tests {
         assert_eq!(
             changed_live(&running, &longer),
             ["gateway.header_read_timeout"]
+        );
+        let behind_proxy =
+            config("listen = \"127.0.0.1:8080\"\ntrusted_proxies = [\"10.0.0.0/8\"]");
+        assert!(needs_restart(&running, &behind_proxy).is_empty());
+        assert_eq!(
+            changed_live(&running, &behind_proxy),
+            ["gateway.trusted_proxies"]
         );
     }
 

@@ -6,7 +6,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use super::response_head::FieldKind;
 use super::ClientContext;
 
-const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub(crate) const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
@@ -253,16 +253,17 @@ pub(crate) fn client_forwarded_for<'a>(
     HeaderValue::from_str(&joined?).ok()
 }
 
-/// The fields the gateway adds to every request it forwards (§3): X-Real-IP,
-/// X-Forwarded-For (the client's list with the peer appended), -Proto,
+/// The fields the gateway adds to every request it forwards (§3): X-Real-IP
+/// (the client's address), X-Forwarded-For (the client's list with the
+/// peer appended), -Proto,
 /// -Port, -Host, -Server and -Context. They are not inserted into the
 /// client's header map: the connector writes them after the client's fields
 /// (the own engine straight into the head it sends), where seven map inserts
 /// cost about 2,400 instructions per request (callgrind).
 pub struct ForwardedFields<'a> {
     pub client: &'a ClientContext,
-    /// The client's own X-Forwarded-For (`remove_client_forwarding`).
-    pub prior_for: Option<&'a HeaderValue>,
+    /// What the client side says of the chain of proxies.
+    pub chain: &'a ClientChain,
     /// The client's Host (or authority); an HTTP/1.0 request may have none.
     pub host: Option<&'a super::strict::HostValue>,
     pub member_id: &'a HeaderValue,
@@ -272,6 +273,19 @@ pub struct ForwardedFields<'a> {
     /// inserted into the map: an insert with a configured name hashes it,
     /// and a hop-by-hop strip could not remove it.
     pub identity: Option<(&'a HeaderName, &'a HeaderValue)>,
+}
+
+/// The client side of the chain of proxies, kept by the prepared request
+/// for every try. One reference in `ForwardedFields`, not two: that struct
+/// lives in every try's future, which must stay within 1 KiB
+/// (`engine::backend`'s `the_try_future_is_bounded`).
+#[derive(Debug, Default)]
+pub struct ClientChain {
+    /// The client's own X-Forwarded-For (`remove_client_forwarding`).
+    pub prior_for: Option<HeaderValue>,
+    /// X-Real-IP when it is not the peer: the client's address behind
+    /// trusted proxies (`Gateway::client_ip`).
+    pub real_ip: Option<HeaderValue>,
 }
 
 impl ForwardedFields<'_> {
@@ -305,16 +319,25 @@ impl ForwardedFields<'_> {
     /// few, and the buffer grows at most once.
     pub fn write_h1(&self, out: &mut Vec<u8>) {
         let peer = self.client.peer_ip_header().as_bytes();
-        let prior = self.prior_for.map_or(&[][..], |p| p.as_bytes());
+        let prior = self
+            .chain
+            .prior_for
+            .as_ref()
+            .map_or(&[][..], |p| p.as_bytes());
         let host = self.host.map_or(&[][..], |h| h.as_bytes());
         let (member, context) = (self.member_id.as_bytes(), self.context.as_bytes());
         let identity = self
             .identity
             .map_or(0, |(name, value)| name.as_str().len() + value.len() + 4);
         let variable = prior.len() + host.len() + member.len() + context.len() + identity;
-        out.reserve(192 + 2 * peer.len() + variable);
+        let real_ip = self
+            .chain
+            .real_ip
+            .as_ref()
+            .map_or(peer, HeaderValue::as_bytes);
+        out.reserve(192 + peer.len() + real_ip.len() + variable);
         out.extend_from_slice(b"x-real-ip: ");
-        out.extend_from_slice(peer);
+        out.extend_from_slice(real_ip);
         out.extend_from_slice(b"\r\nx-forwarded-for: ");
         if !prior.is_empty() {
             out.extend_from_slice(prior);
@@ -350,8 +373,11 @@ impl ForwardedFields<'_> {
     /// Inserts the fields into a header map, for engines that take one.
     pub fn insert_into(&self, headers: &mut HeaderMap) {
         let peer = self.client.peer_ip_header();
-        headers.insert(X_REAL_IP, peer.clone());
-        let for_value = self.prior_for.and_then(|prior| {
+        headers.insert(
+            X_REAL_IP,
+            self.chain.real_ip.as_ref().unwrap_or(peer).clone(),
+        );
+        let for_value = self.chain.prior_for.as_ref().and_then(|prior| {
             let mut list = Vec::with_capacity(prior.len() + 2 + peer.len());
             list.extend_from_slice(prior.as_bytes());
             list.extend_from_slice(b", ");
@@ -523,13 +549,24 @@ mod tests {
     }
 
     fn forwarded_map(client_headers: &mut HeaderMap, client: &ClientContext) -> HeaderMap {
-        let prior = remove_client_forwarding(client_headers);
+        forwarded_map_with(client_headers, client, None)
+    }
+
+    fn forwarded_map_with(
+        client_headers: &mut HeaderMap,
+        client: &ClientContext,
+        real_ip: Option<HeaderValue>,
+    ) -> HeaderMap {
+        let chain = ClientChain {
+            prior_for: remove_client_forwarding(client_headers),
+            real_ip,
+        };
         let host = client_headers
             .get(header::HOST)
             .map(super::super::strict::HostValue::from);
         let fields = ForwardedFields {
             client,
-            prior_for: prior.as_ref(),
+            chain: &chain,
             host: host.as_ref(),
             member_id: &HeaderValue::from_static("m1"),
             context: &HeaderValue::from_static("/gateway/sales"),
@@ -578,6 +615,17 @@ mod tests {
         assert_eq!(added["x-forwarded-server"], "m1");
         assert_eq!(added["x-forwarded-context"], "/gateway/sales");
         assert_eq!(added["x-user"], "alice");
+    }
+
+    #[test]
+    fn behind_trusted_proxies_x_real_ip_is_the_client_and_the_list_still_ends_with_the_peer() {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", HeaderValue::from_static("198.51.100.4"));
+        let client = ClientContext::new("10.0.0.1".parse().unwrap(), 8080, false);
+        let real = HeaderValue::from_static("198.51.100.4");
+        let added = forwarded_map_with(&mut h, &client, Some(real));
+        assert_eq!(added["x-real-ip"], "198.51.100.4");
+        assert_eq!(added["x-forwarded-for"], "198.51.100.4, 10.0.0.1");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! rules and the strict §9 checks. Engine-neutral: hyper's edge
 //! (`crate::hyper_edge`) and the pipeline use them; they use neither.
 
+pub mod client_address;
 pub mod client_context;
 pub mod headers;
 pub mod request_fields;

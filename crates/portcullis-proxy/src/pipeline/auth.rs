@@ -10,6 +10,7 @@
 use http::header::HeaderValue;
 use http::uri::PathAndQuery;
 use http::Uri;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use portcullis_policy::{
@@ -17,7 +18,7 @@ use portcullis_policy::{
 };
 
 use crate::error::ProxyError;
-use crate::http::{ClientContext, ClientHead, RequestTarget};
+use crate::http::{ClientHead, RequestTarget};
 use crate::routing::ServiceRuntime;
 
 /// Authenticates (with `[service.auth]`) and authorizes (with
@@ -27,7 +28,7 @@ use crate::routing::ServiceRuntime;
 /// `authorization` is what [`admit_now`] took out of the head.
 pub(super) async fn admit(
     service: &ServiceRuntime,
-    client: &ClientContext,
+    client_ip: IpAddr,
     head: &mut ClientHead,
     authorization: Authorization,
 ) -> Admission {
@@ -41,7 +42,7 @@ pub(super) async fn admit(
         }
         None => None,
     };
-    judge(service, client, head, signed_in)
+    judge(service, client_ip, head, signed_in)
 }
 
 /// What [`admit_now`] made of a request.
@@ -58,12 +59,12 @@ pub(super) enum AdmitNow {
 /// a refused request is not forwarded, an admitted one must not carry it.
 pub(super) fn admit_now(
     service: &ServiceRuntime,
-    client: &ClientContext,
+    client_ip: IpAddr,
     head: &mut ClientHead,
     started: tokio::time::Instant,
 ) -> AdmitNow {
     let Some(auth) = &service.auth else {
-        return AdmitNow::Judged(judge(service, client, head, None));
+        return AdmitNow::Judged(judge(service, client_ip, head, None));
     };
     // The methods read a map: raw fields become one here, for services
     // with `[service.auth]` only.
@@ -74,16 +75,18 @@ pub(super) fn admit_now(
         headers,
     };
     match auth.authenticate_now(&credentials, started) {
-        Some(outcome) => AdmitNow::Judged(judge(service, client, head, Some((auth, outcome)))),
+        Some(outcome) => AdmitNow::Judged(judge(service, client_ip, head, Some((auth, outcome)))),
         None => AdmitNow::MustWait(authorization),
     }
 }
 
 pub(super) type Admission = Result<Option<Arc<Principal>>, ProxyError>;
 
+/// `client_ip` is the client's address (`Gateway::client_ip`), which
+/// `cidrs` must contain.
 fn judge(
     service: &ServiceRuntime,
-    client: &ClientContext,
+    client_ip: IpAddr,
     head: &mut ClientHead,
     signed_in: Option<(&Authenticator, Result<Authenticated, Refusal>)>,
 ) -> Admission {
@@ -94,7 +97,7 @@ fn judge(
     let method = signed_in.as_ref().map(|s| s.method);
     if let Some(policy) = &service.config.authorize {
         let principal = signed_in.as_ref().map(|s| &*s.principal);
-        if !portcullis_policy::admits(policy, principal, client.peer_ip) {
+        if !portcullis_policy::admits(policy, principal, client_ip) {
             service.stats.auth.count(method, AuthResult::Denied);
             return Err(ProxyError::Forbidden {
                 topology: service.topology.clone(),

@@ -237,24 +237,27 @@ where
         if ctx.logging {
             ctx.routed = Some(service.clone());
         }
+        // Behind trusted proxies, the address they vouch for (one atomic
+        // load otherwise).
+        let client_ip = gateway.client_ip(client.peer_ip, &request.head.headers);
         let authenticated = if service.auth.is_none() && service.config.authorize.is_none() {
             Ok(())
         } else {
             // Judged at once for nearly every request; boxed when a method
             // must wait, so that future adds nothing to this one.
-            let admission = match auth::admit_now(&service, client, &mut request.head, ctx.started)
-            {
-                auth::AdmitNow::Judged(admission) => admission,
-                auth::AdmitNow::MustWait(authorization) => {
-                    Box::pin(auth::admit(
-                        &service,
-                        client,
-                        &mut request.head,
-                        authorization,
-                    ))
-                    .await
-                }
-            };
+            let admission =
+                match auth::admit_now(&service, client_ip, &mut request.head, ctx.started) {
+                    auth::AdmitNow::Judged(admission) => admission,
+                    auth::AdmitNow::MustWait(authorization) => {
+                        Box::pin(auth::admit(
+                            &service,
+                            client_ip,
+                            &mut request.head,
+                            authorization,
+                        ))
+                        .await
+                    }
+                };
             admission.map(|principal| ctx.principal = principal)
         };
         let asked_upgrade = h1 && request.may_upgrade && request.head.headers.is_upgrade_request();
@@ -263,7 +266,7 @@ where
         // with that future. Matched within the statement, so the `Result`
         // (88 bytes) keeps no room across the await.
         let mut forwarding = match authenticated
-            .and_then(|()| rate_limit::admit(&service, client, &request.head, &ctx))
+            .and_then(|()| rate_limit::admit(&service, client_ip, &request.head, &ctx))
             .and_then(|()| {
                 let principal = ctx.principal.clone();
                 Forwarding::new(

@@ -20,7 +20,7 @@ use crate::body::{IdleTimeoutBody, ReplayBody};
 use crate::error::{BoxError, ProxyError};
 use crate::ha::retry::RetryPlan;
 use crate::ha::{sticky, Tried};
-use crate::http::headers::ForwardedFields;
+use crate::http::headers::{ClientChain, ForwardedFields};
 use crate::http::request_fields::visible_str;
 use crate::http::{strict, ClientContext, ClientHead, RequestFields, RequestTarget};
 use crate::routing::{match_path, Gateway, Lookup, ServiceRuntime};
@@ -120,8 +120,9 @@ pub(super) struct Forwarding<'r, U> {
     pub(super) rest_start: usize,
     /// The client's Host (or authority), for `preserve_host` and Location.
     pub(super) original_host: Option<strict::HostValue>,
-    /// The client's own X-Forwarded-For, which the gateway's extends.
-    pub(super) prior_for: Option<HeaderValue>,
+    /// The client's own X-Forwarded-For, which the gateway's extends, and
+    /// X-Real-IP when the client is not the peer (trusted proxies).
+    pub(super) chain: ClientChain,
     /// Who signed in (`[service.auth]`), asserted in the identity header.
     pub(super) principal: Option<Arc<Principal>>,
     pub(super) backend_version: Version,
@@ -201,6 +202,10 @@ impl<'r, U> Forwarding<'r, U> {
             keep_upgrade: upgrade.is_some(),
         };
         let prior_for = edits.apply(&mut parts)?;
+        let client_ip = gateway.client_ip_joined(client.peer_ip, prior_for.as_ref());
+        let real_ip = (client_ip != client.peer_ip)
+            .then(|| HeaderValue::from_str(&client_ip.to_string()).ok())
+            .flatten();
         let replay = (!body.is_end_stream()).then(|| replayable(gateway, service, body));
         Ok(Box::write(
             Box::new_uninit(),
@@ -212,7 +217,7 @@ impl<'r, U> Forwarding<'r, U> {
                 head: parts,
                 rest_start,
                 original_host,
-                prior_for,
+                chain: ClientChain { prior_for, real_ip },
                 principal,
                 backend_version: match service.config.protocol {
                     BackendProtocol::Http1 => Version::HTTP_11,
@@ -241,7 +246,7 @@ impl<'r, U> Forwarding<'r, U> {
     pub(super) fn forwarded_fields(&self) -> ForwardedFields<'_> {
         ForwardedFields {
             client: self.client,
-            prior_for: self.prior_for.as_ref(),
+            chain: &self.chain,
             host: self.original_host.as_ref(),
             member_id: &self.gateway.member_id_header,
             context: &self.service.context,

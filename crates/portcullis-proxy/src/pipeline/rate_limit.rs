@@ -5,6 +5,7 @@
 //! `RateLimit-Policy`/`RateLimit` fields.
 
 use std::borrow::Cow;
+use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 
 use portcullis_config::{RateLimitKey, RateLimitPolicy};
@@ -12,33 +13,33 @@ use portcullis_policy::rate_limit::{Decision, RateLimiter};
 
 use super::RequestContext;
 use crate::error::ProxyError;
-use crate::http::{ClientContext, ClientHead};
+use crate::http::ClientHead;
 use crate::routing::ServiceRuntime;
 
 /// Services without a limit pay the one branch here.
 pub(super) fn admit(
     service: &ServiceRuntime,
-    client: &ClientContext,
+    client_ip: IpAddr,
     head: &ClientHead,
     ctx: &RequestContext,
 ) -> Result<(), ProxyError> {
     let (Some(limiter), Some(policy)) = (&service.rate_limit, &service.config.rate_limit) else {
         return Ok(());
     };
-    take_token(limiter, policy, service, client, head, ctx)
+    take_token(limiter, policy, service, client_ip, head, ctx)
 }
 
 fn take_token(
     limiter: &RateLimiter,
     policy: &RateLimitPolicy,
     service: &ServiceRuntime,
-    client: &ClientContext,
+    client_ip: IpAddr,
     head: &ClientHead,
     ctx: &RequestContext,
 ) -> Result<(), ProxyError> {
     let key = key_value(
         &policy.key,
-        client,
+        client_ip,
         head,
         ctx.principal.as_ref().map(|p| p.name.as_str()),
     );
@@ -59,12 +60,13 @@ fn take_token(
 }
 
 /// The value the request is counted under. The client address is the
-/// connection's peer: the gateway has no list of trusted proxies, so an
-/// `X-Forwarded-For` a client sent proves nothing. Requests without the
-/// keyed header share the bucket of the empty value.
+/// connection's peer, or behind `[gateway] trusted_proxies` the address
+/// they vouch for (`Gateway::client_ip`): an `X-Forwarded-For` a client
+/// wrote itself proves nothing. Requests without the keyed header share
+/// the bucket of the empty value.
 fn key_value<'a>(
     key: &RateLimitKey,
-    client: &ClientContext,
+    client_ip: IpAddr,
     head: &'a ClientHead,
     principal: Option<&'a str>,
 ) -> Cow<'a, str> {
@@ -72,7 +74,7 @@ fn key_value<'a>(
         // Validation requires [service.auth] for these, so a request that
         // got here was signed in and has a principal.
         RateLimitKey::Principal | RateLimitKey::ApiKey => Cow::Borrowed(principal.unwrap_or("")),
-        RateLimitKey::ClientIp => Cow::Owned(client.peer_ip.to_string()),
+        RateLimitKey::ClientIp => Cow::Owned(client_ip.to_string()),
         RateLimitKey::Header(name) => head
             .headers
             .get_any_case(name)

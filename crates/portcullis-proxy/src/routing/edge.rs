@@ -1,10 +1,14 @@
 //! Member-wide settings of the client edge that the request path reads on
 //! every request and a reload may replace (PRODUCT.md §9, §10).
 
+use std::net::IpAddr;
+
+use http::HeaderValue;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::Gateway;
-use crate::http::strict;
+use crate::http::{client_address, headers, strict, RequestFields};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EdgeSettings {
@@ -14,11 +18,45 @@ pub struct EdgeSettings {
     pub public_base: Option<String>,
     /// Slowest request body accepted, bytes/s averaged over 10 s; 0 is off.
     pub min_body_rate: u64,
+    /// `[gateway] trusted_proxies` (`http::client_address`).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Gateway {
     pub fn set_edge(&self, settings: EdgeSettings) {
+        let trusts = !settings.trusted_proxies.is_empty();
         self.edge.store(Arc::new(settings));
+        self.trusts_proxies.store(trusts, Ordering::Release);
+    }
+
+    /// The client's address for the policies and X-Real-IP: the peer, or
+    /// behind trusted proxies what their X-Forwarded-For entries say
+    /// (`http::client_address`). Without trusted proxies this is one atomic
+    /// load: most gateways have none.
+    pub fn client_ip(&self, peer: IpAddr, fields: &RequestFields) -> IpAddr {
+        if !self.trusts_proxies.load(Ordering::Acquire) {
+            return peer;
+        }
+        let joined = headers::client_forwarded_for(fields.values(&headers::X_FORWARDED_FOR));
+        self.client_ip_joined(peer, joined.as_ref())
+    }
+
+    /// [`Gateway::client_ip`] from the client's X-Forwarded-For fields
+    /// already joined (`headers::remove_client_forwarding`).
+    pub(crate) fn client_ip_joined(
+        &self,
+        peer: IpAddr,
+        forwarded_for: Option<&HeaderValue>,
+    ) -> IpAddr {
+        if !self.trusts_proxies.load(Ordering::Acquire) {
+            return peer;
+        }
+        let edge = self.edge.load();
+        client_address::resolve(
+            peer,
+            forwarded_for.map(HeaderValue::as_bytes),
+            &edge.trusted_proxies,
+        )
     }
 
     pub fn min_body_rate(&self) -> u64 {

@@ -76,6 +76,9 @@ pub struct Gateway {
     /// Client connections whose hyper state was dropped while idle.
     parked_connections: AtomicU64,
     pub(super) edge: ArcSwap<super::EdgeSettings>,
+    /// `edge` lists trusted proxies: the per-request check reads this flag
+    /// only, unless it is set.
+    pub(super) trusts_proxies: std::sync::atomic::AtomicBool,
     /// The applied alias values, shared with the health checkers.
     health_credentials: crate::backend_auth::Credentials,
     /// The cluster's API keys, read by every service with the `api_key`
@@ -107,6 +110,7 @@ impl Gateway {
             in_flight: AtomicU64::new(0),
             parked_connections: AtomicU64::new(0),
             edge: ArcSwap::from_pointee(super::EdgeSettings::default()),
+            trusts_proxies: std::sync::atomic::AtomicBool::new(false),
             health_credentials: Arc::default(),
             api_keys: portcullis_policy::ApiKeys::default(),
         }

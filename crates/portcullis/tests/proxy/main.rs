@@ -31,3 +31,4 @@ mod own_engine;
 mod proxy_http;
 mod proxy_tls;
 mod reload;
+mod trusted_proxies;
