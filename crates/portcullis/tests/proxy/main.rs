@@ -31,4 +31,5 @@ mod own_engine;
 mod proxy_http;
 mod proxy_tls;
 mod reload;
+mod sticky;
 mod trusted_proxies;
