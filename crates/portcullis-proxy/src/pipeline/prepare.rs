@@ -202,10 +202,7 @@ impl<'r, U> Forwarding<'r, U> {
             keep_upgrade: upgrade.is_some(),
         };
         let prior_for = edits.apply(&mut parts)?;
-        let client_ip = gateway.client_ip_joined(client.peer_ip, prior_for.as_ref());
-        let real_ip = (client_ip != client.peer_ip)
-            .then(|| HeaderValue::from_str(&client_ip.to_string()).ok())
-            .flatten();
+        let real_ip = gateway.real_ip_header(client.peer_ip, prior_for.as_ref());
         let replay = (!body.is_end_stream()).then(|| replayable(gateway, service, body));
         Ok(Box::write(
             Box::new_uninit(),

@@ -31,26 +31,54 @@ impl Gateway {
 
     /// The client's address for the policies and X-Real-IP: the peer, or
     /// behind trusted proxies what their X-Forwarded-For entries say
-    /// (`http::client_address`). Without trusted proxies this is one atomic
-    /// load: most gateways have none.
+    /// (`http::client_address`). Without trusted proxies, which is most
+    /// gateways, this is one atomic load, inlined (callgrind: the call alone
+    /// cost about 20 instructions a request).
+    #[inline]
     pub fn client_ip(&self, peer: IpAddr, fields: &RequestFields) -> IpAddr {
-        if !self.trusts_proxies.load(Ordering::Acquire) {
-            return peer;
+        if self.trusts_proxies.load(Ordering::Acquire) {
+            self.client_ip_behind_proxies(peer, fields)
+        } else {
+            peer
         }
-        let joined = headers::client_forwarded_for(fields.values(&headers::X_FORWARDED_FOR));
-        self.client_ip_joined(peer, joined.as_ref())
     }
 
-    /// [`Gateway::client_ip`] from the client's X-Forwarded-For fields
-    /// already joined (`headers::remove_client_forwarding`).
-    pub(crate) fn client_ip_joined(
+    #[cold]
+    fn client_ip_behind_proxies(&self, peer: IpAddr, fields: &RequestFields) -> IpAddr {
+        let joined = headers::client_forwarded_for(fields.values(&headers::X_FORWARDED_FOR));
+        self.resolve_client(peer, joined.as_ref())
+    }
+
+    /// X-Real-IP when the client is not the peer, from the client's
+    /// X-Forwarded-For fields already joined
+    /// (`headers::remove_client_forwarding`); None without trusted proxies.
+    #[inline]
+    pub(crate) fn real_ip_header(
         &self,
         peer: IpAddr,
         forwarded_for: Option<&HeaderValue>,
-    ) -> IpAddr {
-        if !self.trusts_proxies.load(Ordering::Acquire) {
-            return peer;
+    ) -> Option<HeaderValue> {
+        if self.trusts_proxies.load(Ordering::Acquire) {
+            self.real_ip_behind_proxies(peer, forwarded_for)
+        } else {
+            None
         }
+    }
+
+    #[cold]
+    fn real_ip_behind_proxies(
+        &self,
+        peer: IpAddr,
+        forwarded_for: Option<&HeaderValue>,
+    ) -> Option<HeaderValue> {
+        let client = self.resolve_client(peer, forwarded_for);
+        if client == peer {
+            return None;
+        }
+        HeaderValue::from_str(&client.to_string()).ok()
+    }
+
+    fn resolve_client(&self, peer: IpAddr, forwarded_for: Option<&HeaderValue>) -> IpAddr {
         let edge = self.edge.load();
         client_address::resolve(
             peer,
