@@ -1,5 +1,5 @@
 #!/bin/bash
-# usage: bench/perf/sys.sh BINARY|nginx|haproxy LABEL [SECONDS=5] [CONNS=50]
+# usage: bench/perf/sys.sh BINARY|nginx|haproxy|floor LABEL [SECONDS=5] [CONNS=50]
 # System calls, context switches and CPU time per request, counted by
 # `perf stat` on the proxy process during a bounded wrk run (2 workers, as
 # bench/run's steady scenario). Counts, unlike req/s, hardly move when the
@@ -22,6 +22,12 @@ case $PEER in
     URL=http://127.0.0.1:$PORT/$SUFFIX
     # shellcheck disable=SC2086 # ARGS is a word list
     setsid "$EXE" $ARGS > "$D/peer.log" 2>&1 &
+    ;;
+  floor)
+    EXE=$HERE/../floor/target/release/floor
+    [ -x "$EXE" ] || { echo "build bench/floor first (cargo build --release there)" >&2; exit 1; }
+    URL=http://127.0.0.1:$PORT/$SUFFIX
+    FLOOR_WORKERS=2 setsid "$EXE" "127.0.0.1:$PORT" "127.0.0.1:$B1_PORT" "127.0.0.1:$B2_PORT" > "$D/floor.log" 2>&1 &
     ;;
   *)
     BIN=$(realpath "$PEER")
