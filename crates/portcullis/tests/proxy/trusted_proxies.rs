@@ -16,8 +16,10 @@ async fn get_via(member: &TestMember, path: &str, forwarded_for: &str) -> Reply 
     send(&client(), request).await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_trusted_proxy_names_the_client_and_a_forged_entry_does_not() {
+/// A member trusting `trusted` (a TOML list) in front of one echoing
+/// backend, with three services: `echo`, `net` (`cidrs`
+/// 198.51.100.0/24) and `limited` (one request an hour per client address).
+async fn start(trusted: &str) -> (DemoBackend, TestMember) {
     let backend = DemoBackend::spawn("b", "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
@@ -36,9 +38,15 @@ async fn a_trusted_proxy_names_the_client_and_a_forged_entry_does_not() {
     ];
     let member = TestMember::start_with(
         &[("t", &services.concat())],
-        "trusted_proxies = [\"127.0.0.1\", \"10.0.0.0/8\"]",
+        &format!("trusted_proxies = {trusted}"),
     )
     .await;
+    (backend, member)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trusted_proxy_names_the_client_and_a_forged_entry_does_not() {
+    let (_backend, member) = start(r#"["127.0.0.1", "10.0.0.0/8"]"#).await;
 
     // The edge proxy (10.1.1.1) appended the client it saw; 6.6.6.6 is
     // what that client wrote itself.
@@ -95,23 +103,8 @@ async fn a_trusted_proxy_names_the_client_and_a_forged_entry_does_not() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_trusted_proxies_the_peer_is_the_client() {
-    let backend = DemoBackend::spawn("b", "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let services = [
-        topology("echo", &[backend.url()], ""),
-        topology(
-            "limited",
-            &[backend.url()],
-            "[service.rate_limit]\nrequests = 1\nper = \"1h\"\nkey = \"client_ip\"",
-        ),
-    ];
     // Trusting another network only: the loopback peer is no proxy.
-    let member = TestMember::start_with(
-        &[("t", &services.concat())],
-        "trusted_proxies = [\"10.0.0.0/8\"]",
-    )
-    .await;
+    let (_backend, member) = start(r#"["10.0.0.0/8"]"#).await;
     let echo = get_via(&member, "/gateway/t/echo/x", "198.51.100.4").await;
     assert_eq!(echo.json()["headers"]["x-real-ip"], "127.0.0.1");
     let first = get_via(&member, "/gateway/t/limited/x", "198.51.100.4").await;
