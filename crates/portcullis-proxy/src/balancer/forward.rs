@@ -267,8 +267,18 @@ fn relay(response: Response<Incoming>, in_flight: InFlight) -> Response<ProxyBod
     Response::from_parts(parts, body.map_err(BoxError::from).boxed())
 }
 
+/// The client's X-Forwarded-For fields, all of them joined as the gateway
+/// joins them (`headers::client_forwarded_for`), with the peer appended: a
+/// member that trusts this balancer (`[gateway] trusted_proxies`) finds the
+/// client's address as the rightmost entry.
 fn append_forwarded_for(headers: &mut http::HeaderMap, peer: SocketAddr) {
-    let forwarded = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+    let prior = crate::http::headers::client_forwarded_for(
+        headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .map(HeaderValue::as_bytes),
+    );
+    let forwarded = match prior.as_ref().and_then(|p| p.to_str().ok()) {
         Some(existing) => format!("{existing}, {}", peer.ip()),
         None => peer.ip().to_string(),
     };
@@ -301,6 +311,21 @@ mod tests {
     use super::*;
     use std::sync::atomic::Ordering;
     use std::sync::Arc;
+
+    #[test]
+    fn every_forwarded_for_field_is_kept_and_the_peer_appended() {
+        let peer: SocketAddr = "192.0.2.1:5000".parse().unwrap();
+        let mut headers = http::HeaderMap::new();
+        append_forwarded_for(&mut headers, peer);
+        assert_eq!(headers["x-forwarded-for"], "192.0.2.1");
+        headers.append("x-forwarded-for", HeaderValue::from_static("203.0.113.5"));
+        append_forwarded_for(&mut headers, peer);
+        assert_eq!(
+            headers["x-forwarded-for"],
+            "192.0.2.1, 203.0.113.5, 192.0.2.1"
+        );
+        assert_eq!(headers.get_all("x-forwarded-for").iter().count(), 1);
+    }
 
     /// A client that goes away while its request waits at a member (which
     /// accepted the connection and never answers) gives its in-flight count
