@@ -46,7 +46,7 @@ use crate::http::strict::HostFields;
 use crate::http::{ClientContext, ClientHead, ProxyResponse, RequestTarget};
 use crate::routing::{Backend, Gateway, ServiceRuntime};
 use attempt::Verdict;
-use prepare::{Caller, Forwarding};
+use prepare::Forwarding;
 
 /// A client request as an engine hands it to the pipeline.
 pub struct ClientRequest<B, U> {
@@ -268,10 +268,7 @@ where
         let mut forwarding = match authenticated
             .and_then(|()| rate_limit::admit(&service, client_ip, &request.head, &ctx))
             .and_then(|()| {
-                let caller = Caller {
-                    principal: ctx.principal.clone(),
-                    client_ip,
-                };
+                let principal = ctx.principal.clone();
                 Forwarding::new(
                     gateway,
                     client,
@@ -279,7 +276,7 @@ where
                     request,
                     rest_start,
                     ctx.started,
-                    caller,
+                    principal,
                 )
             }) {
             Ok(forwarding) => forwarding,

@@ -107,13 +107,6 @@ fn stickiness(
     (sticky, policy)
 }
 
-/// Who the policies found the caller to be: the signed-in principal
-/// (`[service.auth]`) and the client's address (`Gateway::client_ip`).
-pub(super) struct Caller {
-    pub(super) principal: Option<Arc<Principal>>,
-    pub(super) client_ip: std::net::IpAddr,
-}
-
 /// A routed request on its way to the service's backends: what every try
 /// shares, and what the tries so far have left behind.
 pub(super) struct Forwarding<'r, U> {
@@ -168,7 +161,7 @@ impl<'r, U> Forwarding<'r, U> {
         request: ClientRequest<B, U>,
         rest_start: usize,
         now: Instant,
-        caller: Caller,
+        principal: Option<Arc<Principal>>,
     ) -> Result<Box<Self>, ProxyError>
     where
         B: Body<Data = Bytes> + Send + Sync + 'static,
@@ -209,11 +202,7 @@ impl<'r, U> Forwarding<'r, U> {
             keep_upgrade: upgrade.is_some(),
         };
         let prior_for = edits.apply(&mut parts)?;
-        // The client's address was found once, before the policies; it is
-        // X-Real-IP only when it is not the peer (trusted proxies).
-        let real_ip = (caller.client_ip != client.peer_ip)
-            .then(|| HeaderValue::from_str(&caller.client_ip.to_string()).ok())
-            .flatten();
+        let real_ip = gateway.real_ip_header(client.peer_ip, prior_for.as_ref());
         let replay = (!body.is_end_stream()).then(|| replayable(gateway, service, body));
         Ok(Box::write(
             Box::new_uninit(),
@@ -226,7 +215,7 @@ impl<'r, U> Forwarding<'r, U> {
                 rest_start,
                 original_host,
                 chain: ClientChain { prior_for, real_ip },
-                principal: caller.principal,
+                principal,
                 backend_version: match service.config.protocol {
                     BackendProtocol::Http1 => Version::HTTP_11,
                     BackendProtocol::H2 => Version::HTTP_2,

@@ -46,10 +46,43 @@ impl Gateway {
     #[cold]
     fn client_ip_behind_proxies(&self, peer: IpAddr, fields: &RequestFields) -> IpAddr {
         let joined = headers::client_forwarded_for(fields.values(&headers::X_FORWARDED_FOR));
+        self.resolve_client(peer, joined.as_ref())
+    }
+
+    /// X-Real-IP when the client is not the peer, from the client's
+    /// X-Forwarded-For fields already joined
+    /// (`headers::remove_client_forwarding`); None without trusted proxies.
+    #[inline]
+    pub(crate) fn real_ip_header(
+        &self,
+        peer: IpAddr,
+        forwarded_for: Option<&HeaderValue>,
+    ) -> Option<HeaderValue> {
+        if self.trusts_proxies.load(Ordering::Acquire) {
+            self.real_ip_behind_proxies(peer, forwarded_for)
+        } else {
+            None
+        }
+    }
+
+    #[cold]
+    fn real_ip_behind_proxies(
+        &self,
+        peer: IpAddr,
+        forwarded_for: Option<&HeaderValue>,
+    ) -> Option<HeaderValue> {
+        let client = self.resolve_client(peer, forwarded_for);
+        if client == peer {
+            return None;
+        }
+        HeaderValue::from_str(&client.to_string()).ok()
+    }
+
+    fn resolve_client(&self, peer: IpAddr, forwarded_for: Option<&HeaderValue>) -> IpAddr {
         let edge = self.edge.load();
         client_address::resolve(
             peer,
-            joined.as_ref().map(HeaderValue::as_bytes),
+            forwarded_for.map(HeaderValue::as_bytes),
             &edge.trusted_proxies,
         )
     }
